@@ -1,0 +1,110 @@
+//! The serde mirror of `gateway.toml`: what the file may say, nothing more.
+//!
+//! Every table denies unknown keys, and every value that needs checking beyond its TOML type
+//! keeps its span so that `validate` can point at it as `file:line:col`.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+type Text = Spanned<String>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub tls: TlsFile,
+    #[serde(default)]
+    pub cookies: CookiesFile,
+    #[serde(default)]
+    pub headers: HeadersFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub log: LogFile,
+    pub demo: Option<DemoFile>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<Text>,
+    pub redirect_listen: Option<Text>,
+    pub admin_listen: Option<Text>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Text>,
+    pub max_header_bytes: Option<Spanned<i64>>,
+    pub header_read_timeout: Option<Text>,
+    pub idle_timeout: Option<Text>,
+    pub shutdown_grace: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: Option<Text>,
+    pub key: Option<Text>,
+    pub self_signed_if_missing: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiesFile {
+    pub enabled: Option<bool>,
+    pub access_name: Option<Text>,
+    pub refresh_name: Option<Text>,
+    #[serde(default)]
+    pub allowed_origins: Vec<Text>,
+    pub transparent_refresh: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersFile {
+    pub subject: Option<Text>,
+    pub role: Option<Text>,
+    pub session: Option<Text>,
+    pub forward_authorization: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub login_per_ip: Option<Text>,
+    pub login_per_user: Option<Text>,
+    pub refresh_per_session: Option<Text>,
+    pub max_body_bytes: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub format: Option<Text>,
+    pub level: Option<Text>,
+}
+
+/// Not in the SPEC: a built-in echo upstream so a fresh clone has something to proxy to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoFile {
+    pub echo_listen: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: Text,
+    pub host: Option<Text>,
+    pub path: Text,
+    pub methods: Option<Vec<Text>>,
+    pub upstream: Text,
+    pub auth: Option<Text>,
+    #[serde(default)]
+    pub roles: Vec<Text>,
+    pub strip_prefix: Option<bool>,
+    pub timeout: Option<Text>,
+    pub websocket: Option<bool>,
+}

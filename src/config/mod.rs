@@ -1,0 +1,185 @@
+//! The gateway's configuration: typed, validated values built from `gateway.toml`.
+//!
+//! `file` mirrors the TOML, `validate` turns it into the types below and collects every
+//! error with its `file:line:col` before reporting, so one `portcullis check` shows them all.
+
+mod file;
+mod validate;
+pub mod values;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+
+pub use values::Rate;
+
+/// Everything the gateway needs to run, already checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from; relative paths inside it were resolved against its folder.
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub cookies: CookiesConfig,
+    pub headers: HeadersConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+    pub demo: Option<DemoConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub redirect_listen: Option<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub self_signed_if_missing: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CookiesConfig {
+    pub enabled: bool,
+    pub access_name: String,
+    pub refresh_name: String,
+    pub allowed_origins: Vec<String>,
+    pub transparent_refresh: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeadersConfig {
+    pub subject: HeaderName,
+    pub role: HeaderName,
+    pub session: HeaderName,
+    pub forward_authorization: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub login_per_ip: Rate,
+    pub login_per_user: Rate,
+    pub refresh_per_session: Rate,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `portcullis=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub echo_listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Lower-case host name, compared exactly.
+    Exact(String),
+    /// The suffix including its leading dot (`.example.com` for `*.example.com`).
+    Wildcard(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthPolicy {
+    Required,
+    Public,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub host: Option<HostPattern>,
+    /// A normalised path prefix.
+    pub path: String,
+    /// `None` means every method.
+    pub methods: Option<Vec<Method>>,
+    /// `host:port` of a plain-HTTP upstream.
+    pub upstream: http::uri::Authority,
+    pub auth: AuthPolicy,
+    pub roles: Vec<String>,
+    pub strip_prefix: bool,
+    pub timeout: Duration,
+    pub websocket: bool,
+}
+
+/// One problem in a config file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        write!(f, "{file}:{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Every problem found in one pass over a config file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    parse(path, &text)
+}
+
+/// Validates config `text` as if it had been read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    validate::validate(path, text)
+}
+
+/// The config path the CLI uses when none is given: `$PORTCULLIS_CONFIG`, then `./gateway.toml`.
+pub fn default_path() -> PathBuf {
+    std::env::var_os("PORTCULLIS_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("gateway.toml"))
+}

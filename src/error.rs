@@ -1,0 +1,161 @@
+//! Every way a request can fail, and the one table that turns each into an HTTP response.
+//!
+//! Handlers return `Result<_, GatewayError>`; only `gateway::handle` calls `to_response`, so
+//! status codes, error bodies and `WWW-Authenticate` are decided here and nowhere else.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+
+use crate::proxy::ResponseBody;
+use crate::routes::PathRejection;
+use crate::server::framing::FramingViolation;
+
+/// Where a failure came from, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Downstream,
+    Upstream,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("ambiguous request framing ({0:?})")]
+    AmbiguousFraming(FramingViolation),
+    #[error("{0}")]
+    BadPath(PathRejection),
+    #[error("the request target must be a path")]
+    BadRequestTarget,
+    #[error("missing, repeated or invalid Host")]
+    BadHost,
+    #[error("more than one Authorization header")]
+    DuplicateAuthorization,
+    #[error("request headers are too large")]
+    HeadersTooLarge,
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("authentication is required")]
+    AuthenticationRequired,
+    #[error("request body exceeds the size limit")]
+    BodyTooLarge,
+    #[error("the upstream refused the connection")]
+    UpstreamUnreachable,
+    #[error("the upstream failed to answer")]
+    UpstreamFailed,
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        use GatewayError::*;
+        match self {
+            AmbiguousFraming(_) | BadPath(_) | BadRequestTarget | BadHost | DuplicateAuthorization => {
+                StatusCode::BAD_REQUEST
+            }
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            NoRoute => StatusCode::NOT_FOUND,
+            AuthenticationRequired => StatusCode::UNAUTHORIZED,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UpstreamUnreachable | UpstreamFailed => StatusCode::BAD_GATEWAY,
+            UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The machine-readable `error` member of the JSON body.
+    pub fn code(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            AmbiguousFraming(_) | BadPath(_) | BadRequestTarget | BadHost | DuplicateAuthorization => {
+                "bad_request"
+            }
+            HeadersTooLarge => "headers_too_large",
+            NoRoute => "not_found",
+            AuthenticationRequired => "unauthorized",
+            BodyTooLarge => "body_too_large",
+            UpstreamUnreachable | UpstreamFailed => "bad_gateway",
+            UpstreamTimeout => "gateway_timeout",
+        }
+    }
+
+    pub fn side(&self) -> Side {
+        use GatewayError::*;
+        match self {
+            UpstreamUnreachable | UpstreamFailed | UpstreamTimeout => Side::Upstream,
+            _ => Side::Downstream,
+        }
+    }
+
+    /// After these the connection cannot be trusted to be in sync, so it is closed.
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::AmbiguousFraming(_) | GatewayError::BodyTooLarge
+        )
+    }
+
+    pub fn to_response(&self) -> Response<ResponseBody> {
+        let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if *self == GatewayError::AuthenticationRequired {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"portcullis\""),
+            );
+        }
+        if self.closes_connection() {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use GatewayError::*;
+
+    /// Pins the contract's status codes (SPEC 3, 6): changing one is a breaking change.
+    #[test]
+    fn every_error_maps_to_the_status_the_spec_names() {
+        let table = [
+            (AmbiguousFraming(FramingViolation::DuplicateContentLength), 400),
+            (BadPath(PathRejection::EncodedSlash), 400),
+            (BadRequestTarget, 400),
+            (BadHost, 400),
+            (DuplicateAuthorization, 400),
+            (HeadersTooLarge, 431),
+            (NoRoute, 404),
+            (AuthenticationRequired, 401),
+            (BodyTooLarge, 413),
+            (UpstreamUnreachable, 502),
+            (UpstreamFailed, 502),
+            (UpstreamTimeout, 504),
+        ];
+        for (error, status) in table {
+            let response = error.to_response();
+            assert_eq!(response.status().as_u16(), status, "{error:?}");
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        }
+    }
+
+    #[test]
+    fn a_missing_token_asks_for_bearer_credentials() {
+        let response = AuthenticationRequired.to_response();
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\""
+        );
+    }
+
+    #[test]
+    fn ambiguous_framing_closes_the_connection() {
+        let response = AmbiguousFraming(FramingViolation::ContentLengthWithTransferEncoding).to_response();
+        assert_eq!(response.headers()[CONNECTION], "close");
+    }
+}

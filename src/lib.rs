@@ -1,0 +1,138 @@
+//! Portcullis: a TLS-terminating reverse proxy that authenticates requests before they reach
+//! an existing backend. `start` is what the binary and the tests drive.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod endpoints;
+pub mod error;
+pub mod gateway;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::gateway::{Runtime, Shared};
+use crate::proxy::UpstreamClient;
+use crate::server::{ConnectionLimits, Lifecycle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A started gateway: its bound addresses and the handle that stops it.
+pub struct Running {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub redirect_addr: Option<SocketAddr>,
+    pub demo_addr: Option<SocketAddr>,
+    life: Lifecycle,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish within `shutdown_grace`, then closes
+    /// whatever is left. Returns whether everything finished within the grace.
+    pub async fn shutdown(self) -> bool {
+        self.life.shutdown.cancel();
+        self.life.tasks.close();
+        let drained = tokio::time::timeout(self.grace, self.life.tasks.wait())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!("shutdown grace elapsed; closing the remaining connections");
+            self.life.abort.cancel();
+            self.life.tasks.wait().await;
+        }
+        drained
+    }
+}
+
+/// Binds every listener and starts serving `config`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
+    let server = &config.server;
+    let public = bind(server.listen).await?;
+    let admin = bind(server.admin_listen).await?;
+    let redirect = match server.redirect_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let demo = match &config.demo {
+        Some(demo) => Some(bind(demo.echo_listen).await?),
+        None => None,
+    };
+    let limits = ConnectionLimits {
+        handshake_timeout: server.header_read_timeout,
+        header_read_timeout: server.header_read_timeout,
+        idle_timeout: server.idle_timeout,
+        max_header_bytes: server.max_header_bytes,
+    };
+    let life = Lifecycle::default();
+    let grace = server.shutdown_grace;
+    let running = Running {
+        public_addr: local_addr(&public)?,
+        admin_addr: local_addr(&admin)?,
+        redirect_addr: redirect.as_ref().map(local_addr).transpose()?,
+        demo_addr: demo.as_ref().map(local_addr).transpose()?,
+        life: life.clone(),
+        grace,
+    };
+    let shared = Arc::new(Shared {
+        runtime: ArcSwap::from_pointee(Runtime::new(config)),
+        client: UpstreamClient::new(),
+    });
+    let admin_shared = shared.clone();
+    let admin_handler = move |request| endpoints::admin::handle(admin_shared.clone(), request);
+    life.tasks
+        .spawn(server::serve_plain(admin, admin_handler, limits, life.clone()));
+    if let Some(redirect) = redirect {
+        let https_port = running.public_addr.port();
+        let handler = move |request| std::future::ready(endpoints::redirect::handle(https_port, &request));
+        life.tasks
+            .spawn(server::serve_plain(redirect, handler, limits, life.clone()));
+    }
+    if let Some(demo) = demo {
+        life.tasks
+            .spawn(server::serve_plain(demo, demo::echo, limits, life.clone()));
+    }
+    life.tasks.spawn(server::serve_public(
+        public,
+        acceptor,
+        shared,
+        limits,
+        life.clone(),
+    ));
+    Ok(running)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        addr: ([0, 0, 0, 0], 0).into(),
+        source,
+    })
+}

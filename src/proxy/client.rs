@@ -1,0 +1,79 @@
+//! The pooled keep-alive client that carries requests to upstreams.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::body::{BodyTooLarge, RequestBody};
+use crate::error::GatewayError;
+
+/// One pool shared by all routes; connections are keyed by upstream authority.
+///
+/// hyper drops a pooled connection on any protocol error, so an upstream that answered
+/// with a malformed response never gets another request on that connection.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpConnector, RequestBody>,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            // A retried request could reach the upstream twice; the client decides, not us.
+            .retry_canceled_requests(false)
+            .set_host(false)
+            .build(connector);
+        UpstreamClient { client }
+    }
+
+    /// Sends `request`, waiting at most `timeout` for the response head.
+    pub async fn send(
+        &self,
+        request: Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, GatewayError> {
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if caused_by_body_limit(&e) => Err(GatewayError::BodyTooLarge),
+            Ok(Err(e)) if e.is_connect() => {
+                tracing::debug!(error = %e, "upstream connect failed");
+                Err(GatewayError::UpstreamUnreachable)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, source = ?e.source(), "upstream request failed");
+                Err(GatewayError::UpstreamFailed)
+            }
+            Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
+        }
+    }
+}
+
+fn caused_by_body_limit(error: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.is::<BodyTooLarge>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}

@@ -1,0 +1,319 @@
+//! Header hygiene between client and upstream: hop-by-hop removal, strip-then-set of identity
+//! and forwarding headers, the gateway's own cookies, and the request id.
+//!
+//! Order matters: hop-by-hop and `Connection`-named headers go first, so a client cannot use
+//! `Connection: X-Auth-Sub` to make the gateway drop a header it set itself.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) plus the legacy ones proxies still meet.
+static HOP_BY_HOP: [HeaderName; 10] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("http2-settings"),
+];
+
+/// Headers that make some backends route or act on something other than what we checked.
+static REWRITE_HEADERS: [HeaderName; 5] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Removes hop-by-hop headers and every header the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Removes every client copy of the identity headers, also spelt with `_` for `-`.
+pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
+    for name in identity {
+        headers.remove(name);
+    }
+    // Some servers (CGI, WSGI, nginx's underscores_in_headers) read `X_Auth_Sub` as `X-Auth-Sub`.
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .filter(|k| {
+            identity
+                .iter()
+                .any(|id| same_with_underscores(k.as_str(), id.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+fn same_with_underscores(candidate: &str, identity: &str) -> bool {
+    candidate.len() == identity.len()
+        && candidate
+            .bytes()
+            .zip(identity.bytes())
+            .all(|(c, i)| c == i || (c == b'_' && i == b'-'))
+}
+
+/// Drops the gateway's own cookies from `Cookie`, leaving the others in one `Cookie` header.
+pub fn strip_own_cookies(headers: &mut HeaderMap, own: &[&str]) {
+    let values = headers.get_all(header::COOKIE);
+    let mut count = 0;
+    let mut needs_rewrite = false;
+    for value in values.iter() {
+        count += 1;
+        needs_rewrite |= cookie_pairs(value).any(|pair| is_own(pair, own));
+    }
+    if count <= 1 && !needs_rewrite {
+        return;
+    }
+    let kept: Vec<&str> = values
+        .iter()
+        .flat_map(cookie_pairs)
+        .filter(|pair| !is_own(pair, own))
+        .collect();
+    let joined = kept.join("; ");
+    match HeaderValue::from_str(&joined) {
+        Ok(value) if !joined.is_empty() => {
+            headers.insert(header::COOKIE, value);
+        }
+        _ => {
+            headers.remove(header::COOKIE);
+        }
+    }
+}
+
+fn cookie_pairs(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+}
+
+fn is_own(pair: &str, own: &[&str]) -> bool {
+    let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
+    own.contains(&name)
+}
+
+/// The address the request comes from: the peer, or for a trusted proxy the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer_ip = peer.ip().to_canonical();
+    if !is_trusted(&peer_ip) {
+        return peer_ip;
+    }
+    let mut chain = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .map(|entry| entry.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()));
+    let mut client = peer_ip;
+    for entry in chain.by_ref() {
+        match entry {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // A garbled hop ends what we can believe; the last trusted hop is the answer.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+/// What the upstream is told about the original request.
+pub struct Forwarding<'a> {
+    pub client_ip: IpAddr,
+    pub peer_ip: IpAddr,
+    pub peer_trusted: bool,
+    /// The `Host` the client asked for, port included.
+    pub host: &'a str,
+}
+
+/// Replaces the forwarding headers (appending to `X-Forwarded-For` only after a trusted proxy).
+pub fn set_forwarding(headers: &mut HeaderMap, forwarding: &Forwarding<'_>) {
+    for name in &REWRITE_HEADERS {
+        headers.remove(name);
+    }
+    let earlier_hops = match forwarding.peer_trusted {
+        true => joined(headers, &X_FORWARDED_FOR),
+        false => None,
+    };
+    let xff = match earlier_hops {
+        Some(hops) => format!("{hops}, {}", forwarding.peer_ip),
+        None => forwarding.peer_ip.to_string(),
+    };
+    let forwarded = match forwarding.client_ip {
+        IpAddr::V4(ip) => format!("for={ip};proto=https"),
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=https"),
+    };
+    insert(headers, X_FORWARDED_FOR, &xff);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    insert(headers, X_FORWARDED_HOST, forwarding.host);
+    insert(headers, header::FORWARDED, &forwarded);
+    insert(headers, header::HOST, forwarding.host);
+}
+
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(value) => {
+            headers.insert(name, value);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+/// The client's `X-Request-Id` when it is one short token, else a fresh one.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let mut sent = headers.get_all(&X_REQUEST_ID).iter();
+    match (sent.next(), sent.next()) {
+        (Some(id), None) if well_formed_request_id(id.as_bytes()) => id.clone(),
+        _ => new_request_id(),
+    }
+}
+
+fn well_formed_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+/// A process-unique id: a random per-process prefix and a counter; no syscall per request.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: LazyLock<u64> = LazyLock::new(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{:016x}-{n:08x}", *PREFIX);
+    HeaderValue::from_str(&id).expect("hex digits are a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn connection_named_headers_are_removed_with_the_hop_by_hop_ones() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn identity_headers_are_stripped_in_every_spelling() {
+        let identity = [HeaderName::from_static("x-auth-sub")];
+        let mut headers = map(&[
+            ("X-Auth-Sub", "a"),
+            ("x_auth_sub", "b"),
+            ("X_Auth-Sub", "c"),
+            ("x-auth-subx", "d"),
+        ]);
+        strip_identity(&mut headers, &identity);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-auth-subx"]);
+    }
+
+    #[test]
+    fn own_cookies_are_removed_and_the_rest_joined() {
+        let own = ["__Host-access", "__Secure-refresh"];
+        let mut headers = map(&[
+            ("cookie", "a=1; __Host-access=tok"),
+            ("cookie", "__Secure-refresh=r; b=2"),
+        ]);
+        strip_own_cookies(&mut headers, &own);
+        assert_eq!(headers.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(headers[header::COOKIE], "a=1; b=2");
+        let mut only_own = map(&[("cookie", "__Host-access=tok")]);
+        strip_own_cookies(&mut only_own, &own);
+        assert!(!only_own.contains_key(header::COOKIE));
+    }
+
+    #[test]
+    fn the_client_address_comes_from_forwarded_for_only_behind_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let headers = map(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7")]);
+        let untrusted_peer: SocketAddr = "9.9.9.9:1".parse().unwrap();
+        let trusted_peer: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(
+            client_ip(untrusted_peer, &headers, &trusted).to_string(),
+            "9.9.9.9"
+        );
+        assert_eq!(client_ip(trusted_peer, &headers, &trusted).to_string(), "1.2.3.4");
+    }
+
+    #[test]
+    fn a_well_formed_request_id_is_kept_and_a_bad_one_replaced() {
+        assert_eq!(request_id(&map(&[("x-request-id", "abc-123")])), "abc-123");
+        let replaced = request_id(&map(&[("x-request-id", "bad id!")]));
+        assert_ne!(replaced, "bad id!");
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,9 @@
+//! Everything between the gateway and an upstream: the pooled client, header hygiene and the
+//! streaming bodies.
+
+mod body;
+mod client;
+pub mod headers;
+
+pub use body::{BodyTooLarge, RequestBody, ResponseBody};
+pub use client::UpstreamClient;

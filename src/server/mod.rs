@@ -1,0 +1,222 @@
+//! Sockets only: accept loops, the TLS handshake deadline, HTTP/1.1 or HTTP/2 by ALPN,
+//! connection deadlines, and draining on shutdown.
+
+pub mod framing;
+mod idle;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::gateway::{self, ConnectionInfo, Shared};
+
+/// Shutdown signals and the set of tasks to wait for; cloned into every listener.
+#[derive(Clone, Default)]
+pub struct Lifecycle {
+    /// Stop accepting, and ask open connections to finish their requests and close.
+    pub shutdown: CancellationToken,
+    /// The grace is over: close whatever is still open.
+    pub abort: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+/// Per-connection limits from `[server]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+/// Accepts TLS connections for the gateway until shutdown.
+pub async fn serve_public(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    limits: ConnectionLimits,
+    life: Lifecycle,
+) {
+    while let Some((tcp, peer)) = accept(&listener, &life).await {
+        let connection = serve_tls(tcp, peer, acceptor.clone(), shared.clone(), limits, life.clone());
+        life.tasks.spawn(connection);
+    }
+}
+
+/// Accepts plain HTTP/1.1 connections (admin, redirect, demo upstream) until shutdown.
+pub async fn serve_plain<H, F>(listener: TcpListener, handler: H, limits: ConnectionLimits, life: Lifecycle)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    while let Some((tcp, _peer)) = accept(&listener, &life).await {
+        let handler = handler.clone();
+        let service = service_fn(move |request| {
+            let response = handler(request);
+            async move { Ok::<_, Infallible>(response.await) }
+        });
+        let connection = http1_builder(limits).serve_connection(TokioIo::new(tcp), service);
+        life.tasks.spawn(drive(connection, life.clone(), None));
+    }
+}
+
+/// The next connection, or `None` once shutdown has begun.
+async fn accept(listener: &TcpListener, life: &Lifecycle) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = life.shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return Some((tcp, peer));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_tls(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    limits: ConnectionLimits,
+    life: Lifecycle,
+) {
+    let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+    let tls = match handshake.await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+    };
+    let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    if is_h2 {
+        let (io, activity) = idle::track(tls);
+        let info = Arc::new(ConnectionInfo { peer, framing: None });
+        let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
+        let connection = http2_builder(limits).serve_connection(TokioIo::new(io), service);
+        drive(connection, life, Some((activity, limits.idle_timeout))).await;
+    } else {
+        let (io, verdicts) = framing::guard(tls, limits.header_read_timeout);
+        let info = Arc::new(ConnectionInfo {
+            peer,
+            framing: Some(verdicts),
+        });
+        let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
+        let connection = http1_builder(limits).serve_connection(TokioIo::new(io), service);
+        drive(connection.with_upgrades(), life, None).await;
+    }
+}
+
+fn http1_builder(limits: ConnectionLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // hyper starts this timer while waiting for the next request, so it is the idle
+        // keep-alive deadline; the framing guard enforces the shorter head deadline.
+        .header_read_timeout(limits.idle_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size((limits.max_header_bytes * 2).max(8192));
+    builder
+}
+
+fn http2_builder(limits: ConnectionLimits) -> http2::Builder<TokioExecutor> {
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(128);
+    builder
+}
+
+/// A hyper connection that can be asked to finish its requests and close.
+trait Drain: Future {
+    fn drain(self: Pin<&mut Self>);
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<I, S, B> Drain for http1::Connection<I, S>
+where
+    Self: Future,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Drain for http1::UpgradeableConnection<I, S>
+where
+    Self: Future,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Drain for http2::Connection<I, S, TokioExecutor>
+where
+    Self: Future,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<BoxError>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection until it ends, draining it on shutdown or when idle (HTTP/2 only; hyper
+/// closes idle HTTP/1.1 connections itself), and dropping it when the grace runs out.
+async fn drive<C: Drain>(connection: C, life: Lifecycle, idle: Option<(Arc<idle::Activity>, Duration)>) {
+    let mut connection = pin!(connection);
+    let idle_expired = async {
+        match idle {
+            Some((activity, timeout)) => activity.expired(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = life.shutdown.cancelled() => {}
+        _ = idle_expired => {}
+    }
+    connection.as_mut().drain();
+    tokio::select! {
+        _ = connection => {}
+        _ = life.abort.cancelled() => {}
+    }
+}

@@ -1,0 +1,105 @@
+//! Certificates to a rustls `ServerConfig`: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`,
+//! and a self-signed development certificate when the configured one is missing.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::crypto::aws_lc_rs;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::TlsConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: cannot read certificate chain: {reason}")]
+    Certificate { path: PathBuf, reason: String },
+    #[error("{path}: cannot read private key: {reason}")]
+    PrivateKey { path: PathBuf, reason: String },
+    #[error("cannot generate a development certificate in {path}: {reason}")]
+    SelfSigned { path: PathBuf, reason: String },
+    #[error("certificate and key do not form a usable TLS config: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Builds the server config, generating a dev certificate first when allowed and missing.
+pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    if tls.self_signed_if_missing && !tls.cert.exists() && !tls.key.exists() {
+        write_self_signed(&tls.cert, &tls.key)?;
+    }
+    let chain = load_chain(&tls.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| TlsError::PrivateKey {
+        path: tls.key.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let error = |reason: String| TlsError::Certificate {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(e.to_string()))?;
+    match chain.is_empty() {
+        true => Err(error("no PEM certificate in the file".into())),
+        false => Ok(chain),
+    }
+}
+
+/// Writes a self-signed certificate for localhost; the key file is created with mode 0600.
+fn write_self_signed(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
+    let error = |reason: String| TlsError::SelfSigned {
+        path: cert_path.to_path_buf(),
+        reason,
+    };
+    let names = [
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let generated = rcgen::generate_simple_self_signed(names).map_err(|e| error(e.to_string()))?;
+    write_new_file(key_path, generated.signing_key.serialize_pem().as_bytes(), 0o600)
+        .map_err(|e| error(e.to_string()))?;
+    write_new_file(cert_path, generated.cert.pem().as_bytes(), 0o644).map_err(|e| error(e.to_string()))?;
+    tracing::warn!(
+        cert = %cert_path.display(),
+        "GENERATED A SELF-SIGNED DEVELOPMENT CERTIFICATE for localhost: browsers will not trust it; \
+         configure a real certificate and self_signed_if_missing = false in production"
+    );
+    Ok(())
+}
+
+/// Writes to a temporary file beside `path`, then renames it: never a half-written file.
+pub(crate) fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let result = options.open(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    match result.and_then(|()| fs::rename(&temporary, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = fs::remove_file(&temporary);
+            Err(e)
+        }
+    }
+}
