@@ -286,15 +286,16 @@ impl Checker<'_> {
         let mut checked: Vec<RouteConfig> = Vec::with_capacity(routes.len());
         for spanned in routes {
             let span = spanned.span();
+            let errors_before = self.errors.len();
             let route = self.route(spanned.into_inner());
+            // A route with its own errors holds stand-in values that would collide spuriously.
+            let route_is_valid = self.errors.len() == errors_before;
             if let Some(other) = checked.iter().find(|o| o.name == route.name) {
                 let message = format!("route name {:?} is used twice", other.name);
                 self.error(span, message);
-            } else if let Some(other) = checked.iter().find(|o| same_match(o, &route)) {
-                let message = format!(
-                    "route {:?} matches exactly what route {:?} matches",
-                    route.name, other.name
-                );
+            } else if let Some(other) = checked.iter().find(|o| route_is_valid && same_match(o, &route)) {
+                let message =
+                    format!("route {:?} matches exactly what route {:?} matches", route.name, other.name);
                 self.error(span, message);
             }
             checked.push(route);
@@ -409,7 +410,8 @@ fn parse_origin(text: &str) -> Result<String, String> {
     };
     let uri = http::Uri::from_str(text).map_err(|_| invalid())?;
     let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
-    let bare = uri.path_and_query().is_none_or(|p| p.as_str().is_empty()) && !text.ends_with('/');
+    // `http::Uri` reports "/" for a bare authority, so the text itself must not end in '/'.
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !text.ends_with('/');
     match (scheme_ok, uri.authority(), bare) {
         (true, Some(authority), true) if !authority.as_str().contains('@') => Ok(text.to_ascii_lowercase()),
         _ => Err(invalid()),

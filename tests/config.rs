@@ -1,0 +1,155 @@
+//! `gateway.toml`: the shipped file is valid, and `portcullis check` reports every error with
+//! its position.
+
+use std::path::Path;
+use std::process::Command;
+
+use portcullis::config::{self, AuthPolicy};
+
+fn check(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[test]
+fn the_shipped_gateway_toml_is_valid() {
+    let config = config::load(Path::new("gateway.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.tls.self_signed_if_missing, "a fresh clone must serve without a certificate");
+    assert!(config.demo.is_some(), "a fresh clone needs the demo upstream");
+    let demo = config.routes.iter().find(|r| r.name == "demo").expect("demo route");
+    assert_eq!(demo.auth, AuthPolicy::Public);
+}
+
+#[test]
+fn check_reports_every_error_with_its_position_at_once() {
+    let text = r#"[server]
+listen = "not an address"
+idle_timeout = "forever"
+
+[limits]
+max_body_bytes = "lots"
+
+[[routes]]
+name = "api"
+path = "/api/../x"
+upstream = "ftp://127.0.0.1:9000"
+
+[[routes]]
+name = "login"
+path = "/auth/login"
+upstream = "http://127.0.0.1:9000"
+auth = "sometimes"
+
+[tls]
+self_signed_if_missing = true
+"#;
+    let (code, _, stderr) = check(text);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected = [
+        "FILE:2:10: \"not an address\" is not an address",
+        "FILE:3:16: invalid duration \"forever\"",
+        "FILE:6:18: invalid size \"lots\"",
+        "FILE:10:8: route path \"/api/../x\" is not normalised",
+        "FILE:11:12: upstream \"ftp://127.0.0.1:9000\" must be like",
+        "FILE:17:8: auth must be \"required\" or \"public\"",
+        "FILE:15:8: route path \"/auth/login\" is reserved",
+    ];
+    for prefix in expected {
+        assert!(lines.iter().any(|line| line.starts_with(prefix)), "missing {prefix:?} in:\n{stderr}");
+    }
+    assert_eq!(lines.len(), expected.len(), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_is_an_error_at_its_position() {
+    let (code, _, stderr) = check("[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"oops\"\n");
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("FILE:3:1: unknown field `lisen`"), "{stderr}");
+}
+
+#[test]
+fn a_syntax_error_is_reported_with_its_position() {
+    let (code, _, stderr) = check("[server\nlisten = 1\n");
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("FILE:1:"), "{stderr}");
+}
+
+#[test]
+fn a_missing_certificate_without_self_signing_is_an_error() {
+    let (code, _, stderr) = check("[tls]\ncert = \"nope.crt\"\nkey = \"nope.key\"\n");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("FILE:2:8:") && stderr.contains("nope.crt does not exist"), "{stderr}");
+    assert!(stderr.contains("FILE:3:7:") && stderr.contains("nope.key does not exist"), "{stderr}");
+}
+
+#[test]
+fn a_certificate_that_is_not_pem_is_reported_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.crt"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, "[tls]\ncert = \"bad.crt\"\nkey = \"bad.key\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["check", "--config"]).arg(&path).output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.crt") && stderr.contains("certificate"), "{stderr}");
+}
+
+#[test]
+fn route_conflicts_and_bad_values_are_all_reported() {
+    let text = r#"[server]
+trusted_proxies = ["10.0.0.0/8", "not-a-cidr"]
+
+[headers]
+subject = "Authorization"
+
+[cookies]
+allowed_origins = ["https://app.example.com", "https://app.example.com/path"]
+
+[[routes]]
+name = "a"
+host = "bad host!"
+path = "/"
+upstream = "http://127.0.0.1:9000"
+methods = ["GET", "get"]
+roles = ["admin"]
+auth = "public"
+
+[[routes]]
+name = "a"
+path = "/"
+upstream = "http://127.0.0.1:9000"
+"#;
+    let (code, _, stderr) = check(text);
+    assert_eq!(code, 1);
+    for needle in [
+        "FILE:2:34: \"not-a-cidr\" is not a CIDR",
+        "FILE:5:11: \"Authorization\" is a standard header",
+        "FILE:8:47: \"https://app.example.com/path\" is not an origin",
+        "FILE:12:8: host \"bad host!\"",
+        "FILE:15:19: method \"get\"",
+        "FILE:16:10: roles need auth = \"required\"",
+        "FILE:19:1: route name \"a\" is used twice",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_valid_config_passes_check() {
+    let (code, stdout, stderr) =
+        check("[tls]\nself_signed_if_missing = true\n[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\n");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok (1 routes)"), "{stdout}");
+}
