@@ -23,9 +23,16 @@ fn check(text: &str) -> (i32, String, String) {
 #[test]
 fn the_shipped_gateway_toml_is_valid() {
     let config = config::load(Path::new("gateway.toml")).unwrap_or_else(|e| panic!("{e}"));
-    assert!(config.tls.self_signed_if_missing, "a fresh clone must serve without a certificate");
+    assert!(
+        config.tls.self_signed_if_missing,
+        "a fresh clone must serve without a certificate"
+    );
     assert!(config.demo.is_some(), "a fresh clone needs the demo upstream");
-    let demo = config.routes.iter().find(|r| r.name == "demo").expect("demo route");
+    let demo = config
+        .routes
+        .iter()
+        .find(|r| r.name == "demo")
+        .expect("demo route");
     assert_eq!(demo.auth, AuthPolicy::Public);
 }
 
@@ -65,7 +72,10 @@ self_signed_if_missing = true
         "FILE:15:8: route path \"/auth/login\" is reserved",
     ];
     for prefix in expected {
-        assert!(lines.iter().any(|line| line.starts_with(prefix)), "missing {prefix:?} in:\n{stderr}");
+        assert!(
+            lines.iter().any(|line| line.starts_with(prefix)),
+            "missing {prefix:?} in:\n{stderr}"
+        );
     }
     assert_eq!(lines.len(), expected.len(), "{stderr}");
 }
@@ -88,8 +98,14 @@ fn a_syntax_error_is_reported_with_its_position() {
 fn a_missing_certificate_without_self_signing_is_an_error() {
     let (code, _, stderr) = check("[tls]\ncert = \"nope.crt\"\nkey = \"nope.key\"\n");
     assert_eq!(code, 1);
-    assert!(stderr.contains("FILE:2:8:") && stderr.contains("nope.crt does not exist"), "{stderr}");
-    assert!(stderr.contains("FILE:3:7:") && stderr.contains("nope.key does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("FILE:2:8:") && stderr.contains("nope.crt does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("FILE:3:7:") && stderr.contains("nope.key does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -99,11 +115,17 @@ fn a_certificate_that_is_not_pem_is_reported_by_check() {
     std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, "[tls]\ncert = \"bad.crt\"\nkey = \"bad.key\"\n").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_portcullis")).args(["check", "--config"]).arg(&path).output();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output();
     let output = output.unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.crt") && stderr.contains("certificate"), "{stderr}");
+    assert!(
+        stderr.contains("bad.crt") && stderr.contains("certificate"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -148,8 +170,9 @@ upstream = "http://127.0.0.1:9000"
 
 #[test]
 fn a_valid_config_passes_check() {
-    let (code, stdout, stderr) =
-        check("[tls]\nself_signed_if_missing = true\n[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\n");
+    let (code, stdout, stderr) = check(
+        "[tls]\nself_signed_if_missing = true\n[[routes]]\nname = \"r\"\npath = \"/\"\nupstream = \"http://127.0.0.1:1\"\n",
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ok (1 routes)"), "{stdout}");
 }

@@ -294,8 +294,10 @@ impl Checker<'_> {
                 let message = format!("route name {:?} is used twice", other.name);
                 self.error(span, message);
             } else if let Some(other) = checked.iter().find(|o| route_is_valid && same_match(o, &route)) {
-                let message =
-                    format!("route {:?} matches exactly what route {:?} matches", route.name, other.name);
+                let message = format!(
+                    "route {:?} matches exactly what route {:?} matches",
+                    route.name, other.name
+                );
                 self.error(span, message);
             }
             checked.push(route);
