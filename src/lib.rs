@@ -8,9 +8,11 @@ pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod sessions;
 pub mod telemetry;
 pub mod tls;
 

@@ -15,6 +15,9 @@ pub struct FileConfig {
     pub server: ServerFile,
     #[serde(default)]
     pub tls: TlsFile,
+    pub tokens: Option<TokensFile>,
+    #[serde(default)]
+    pub users: UsersFile,
     #[serde(default)]
     pub cookies: CookiesFile,
     #[serde(default)]
@@ -48,6 +51,40 @@ pub struct TlsFile {
     pub cert: Option<Text>,
     pub key: Option<Text>,
     pub self_signed_if_missing: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    pub issuer: Option<Text>,
+    pub audience: Option<Text>,
+    pub access_ttl: Option<Text>,
+    pub refresh_ttl: Option<Text>,
+    pub refresh_idle_ttl: Option<Text>,
+    pub refresh_grace: Option<Text>,
+    pub leeway: Option<Text>,
+    #[serde(default)]
+    pub keys: Vec<Spanned<KeyFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    pub kid: Text,
+    pub alg: Text,
+    pub private_key_file: Option<Text>,
+    pub public_key_file: Option<Text>,
+    pub secret_file: Option<Text>,
+    pub secret_env: Option<Text>,
+    /// Not in the SPEC: write a new key when the file is missing (development only).
+    pub generate_if_missing: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    pub file: Option<Text>,
+    pub check_url: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -24,6 +24,8 @@ pub struct Config {
     pub source: PathBuf,
     pub server: ServerConfig,
     pub tls: TlsConfig,
+    pub tokens: TokensConfig,
+    pub users: UsersConfig,
     pub cookies: CookiesConfig,
     pub headers: HeadersConfig,
     pub limits: LimitsConfig,
@@ -49,6 +51,65 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub self_signed_if_missing: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokensConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub refresh_idle_ttl: Duration,
+    pub refresh_grace: Duration,
+    pub leeway: Duration,
+    /// The first key signs; every key verifies.
+    pub keys: Vec<KeyConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    Es256,
+    EdDsa,
+    Rs256,
+    Hs256,
+}
+
+impl KeyAlgorithm {
+    /// The JOSE `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Es256 => "ES256",
+            KeyAlgorithm::EdDsa => "EdDSA",
+            KeyAlgorithm::Rs256 => "RS256",
+            KeyAlgorithm::Hs256 => "HS256",
+        }
+    }
+}
+
+/// Where a key's material comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    PrivateKeyFile(PathBuf),
+    /// Verify-only: for tokens signed by a key that is being rotated out.
+    PublicKeyFile(PathBuf),
+    SecretFile(PathBuf),
+    SecretEnv(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    pub kid: String,
+    pub alg: KeyAlgorithm,
+    pub source: KeySource,
+    pub generate_if_missing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersConfig {
+    /// A `users.toml` with `[[user]]` entries, reloaded when it changes.
+    File(PathBuf),
+    /// Delegate the password check to an existing backend.
+    CheckUrl(http::Uri),
 }
 
 #[derive(Debug, Clone)]

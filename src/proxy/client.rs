@@ -3,6 +3,10 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
@@ -12,6 +16,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::body::{BodyTooLarge, RequestBody};
 use crate::error::GatewayError;
 
+/// Answers to the gateway's own requests are small JSON documents.
+const MAX_OWN_RESPONSE: usize = 64 * 1024;
+
 /// One pool shared by all routes; connections are keyed by upstream authority.
 ///
 /// hyper drops a pooled connection on any protocol error, so an upstream that answered
@@ -19,6 +26,8 @@ use crate::error::GatewayError;
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, RequestBody>,
+    /// For requests the gateway writes itself (e.g. the `check_url` password check).
+    own_requests: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Default for UpstreamClient {
@@ -33,16 +42,42 @@ impl UpstreamClient {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             // A retried request could reach the upstream twice; the client decides, not us.
             .retry_canceled_requests(false)
-            .set_host(false)
-            .build(connector);
-        UpstreamClient { client }
+            .set_host(false);
+        UpstreamClient { client: builder.build(connector.clone()), own_requests: builder.build(connector) }
+    }
+
+    /// POSTs a JSON body the gateway wrote itself and reads the whole (bounded) answer.
+    pub async fn post_json(
+        &self,
+        uri: &Uri,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), GatewayError> {
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let request = Request::post(uri.clone())
+            .header(HOST, authority)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|_| GatewayError::UpstreamFailed)?;
+        let exchange = async {
+            let response = self.own_requests.request(request).await.map_err(|e| match e.is_connect() {
+                true => GatewayError::UpstreamUnreachable,
+                false => GatewayError::UpstreamFailed,
+            })?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_OWN_RESPONSE).collect().await;
+            let body = body.map_err(|_| GatewayError::UpstreamFailed)?.to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| GatewayError::UpstreamTimeout)?
     }
 
     /// Sends `request`, waiting at most `timeout` for the response head.
