@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use portcullis::config::KeyAlgorithm;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +22,32 @@ pub enum Command {
     Run(ConfigArg),
     /// Validate the whole config and the files it names; exit 1 with `file:line:col: message` lines.
     Check(ConfigArg),
+    /// Read a password from stdin (no echo on a terminal) and print its argon2id PHC string.
+    HashPassword,
+    /// Write a new signing key (mode 0600); never overwrites an existing file.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// ES256, EdDSA, RS256 or HS256.
+    #[arg(long, value_parser = parse_algorithm)]
+    pub alg: KeyAlgorithm,
+    /// Where to write the key (PKCS#8 PEM; for HS256 a base64url secret).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn parse_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
+    [
+        KeyAlgorithm::Es256,
+        KeyAlgorithm::EdDsa,
+        KeyAlgorithm::Rs256,
+        KeyAlgorithm::Hs256,
+    ]
+    .into_iter()
+    .find(|alg| alg.name() == text)
+    .ok_or_else(|| format!("{text:?}: use ES256, EdDSA, RS256 or HS256"))
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,10 +4,11 @@
 //! status codes, error bodies and `WWW-Authenticate` are decided here and nowhere else.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 
+use crate::auth::TokenError;
 use crate::proxy::ResponseBody;
 use crate::routes::PathRejection;
 use crate::server::framing::FramingViolation;
@@ -37,6 +38,26 @@ pub enum GatewayError {
     NoRoute,
     #[error("authentication is required")]
     AuthenticationRequired,
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    #[error("the caller's role is not allowed here")]
+    InsufficientScope,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("too many attempts; retry later")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the gateway is busy checking passwords; retry shortly")]
+    LoginOverloaded,
+    #[error("the password checker is unavailable")]
+    CheckerUnavailable,
+    #[error("{0}")]
+    BadLoginRequest(&'static str),
+    #[error("this endpoint does not take that method")]
+    MethodNotAllowed,
+    #[error("the body must be JSON")]
+    UnsupportedMediaType,
+    #[error("internal error")]
+    Internal,
     #[error("request body exceeds the size limit")]
     BodyTooLarge,
     #[error("the upstream refused the connection")]
@@ -51,12 +72,21 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
-            AmbiguousFraming(_) | BadPath(_) | BadRequestTarget | BadHost | DuplicateAuthorization => {
-                StatusCode::BAD_REQUEST
-            }
+            AmbiguousFraming(_)
+            | BadPath(_)
+            | BadRequestTarget
+            | BadHost
+            | DuplicateAuthorization
+            | BadLoginRequest(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             NoRoute => StatusCode::NOT_FOUND,
-            AuthenticationRequired => StatusCode::UNAUTHORIZED,
+            AuthenticationRequired | InvalidToken(_) | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            InsufficientScope => StatusCode::FORBIDDEN,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            LoginOverloaded | CheckerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UpstreamUnreachable | UpstreamFailed => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -67,12 +97,24 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         use GatewayError::*;
         match self {
-            AmbiguousFraming(_) | BadPath(_) | BadRequestTarget | BadHost | DuplicateAuthorization => {
-                "bad_request"
-            }
+            AmbiguousFraming(_)
+            | BadPath(_)
+            | BadRequestTarget
+            | BadHost
+            | DuplicateAuthorization
+            | BadLoginRequest(_) => "bad_request",
             HeadersTooLarge => "headers_too_large",
             NoRoute => "not_found",
             AuthenticationRequired => "unauthorized",
+            InvalidToken(_) => "invalid_token",
+            InsufficientScope => "insufficient_scope",
+            InvalidCredentials => "invalid_credentials",
+            RateLimited { .. } => "rate_limited",
+            LoginOverloaded => "overloaded",
+            CheckerUnavailable => "unavailable",
+            MethodNotAllowed => "method_not_allowed",
+            UnsupportedMediaType => "unsupported_media_type",
+            Internal => "internal",
             BodyTooLarge => "body_too_large",
             UpstreamUnreachable | UpstreamFailed => "bad_gateway",
             UpstreamTimeout => "gateway_timeout",
@@ -84,6 +126,26 @@ impl GatewayError {
         match self {
             UpstreamUnreachable | UpstreamFailed | UpstreamTimeout => Side::Upstream,
             _ => Side::Downstream,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 3) for token failures on protected routes.
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::AuthenticationRequired => Some("Bearer realm=\"portcullis\""),
+            GatewayError::InvalidToken(_) => Some("Bearer realm=\"portcullis\", error=\"invalid_token\""),
+            GatewayError::InsufficientScope => {
+                Some("Bearer realm=\"portcullis\", error=\"insufficient_scope\"")
+            }
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            GatewayError::LoginOverloaded | GatewayError::CheckerUnavailable => Some(1),
+            _ => None,
         }
     }
 
@@ -102,11 +164,11 @@ impl GatewayError {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if *self == GatewayError::AuthenticationRequired {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"portcullis\""),
-            );
+        if let Some(challenge) = self.challenge() {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.closes_connection() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -132,6 +194,16 @@ mod tests {
             (HeadersTooLarge, 431),
             (NoRoute, 404),
             (AuthenticationRequired, 401),
+            (InvalidToken(TokenError::Expired), 401),
+            (InsufficientScope, 403),
+            (InvalidCredentials, 401),
+            (RateLimited { retry_after_secs: 3 }, 429),
+            (LoginOverloaded, 503),
+            (CheckerUnavailable, 503),
+            (BadLoginRequest("x"), 400),
+            (MethodNotAllowed, 405),
+            (UnsupportedMediaType, 415),
+            (Internal, 500),
             (BodyTooLarge, 413),
             (UpstreamUnreachable, 502),
             (UpstreamFailed, 502),
@@ -150,6 +222,24 @@ mod tests {
         assert_eq!(
             response.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"portcullis\""
+        );
+    }
+
+    #[test]
+    fn token_failures_carry_the_rfc_6750_error_codes() {
+        let invalid = InvalidToken(TokenError::BadSignature).to_response();
+        assert_eq!(
+            invalid.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\", error=\"invalid_token\""
+        );
+        let scope = InsufficientScope.to_response();
+        assert_eq!(
+            scope.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"portcullis\", error=\"insufficient_scope\""
+        );
+        assert_eq!(
+            RateLimited { retry_after_secs: 7 }.to_response().headers()[RETRY_AFTER],
+            "7"
         );
     }
 

@@ -3,10 +3,11 @@
 //! 1. `early_checks`: framing verdict, Host, request target, header size, path
 //!    normalisation -> 400 / 431
 //! 2. `route`: gateway endpoint or route table -> 404
-//! 3. `authenticate`: `auth = "required"` needs a caller -> 401 (tokens arrive with issue 3)
-//! 4. `upstream_request`: body limit, hop-by-hop and identity strip, forwarding headers -> 413
-//! 5. `forward`: pooled client with the route's timeout -> 502 / 504
-//! 6. `respond`: response hygiene (hop-by-hop, HSTS, request id) and one access-log line
+//! 3. `authenticate`: bearer token or access cookie -> `Identity` (signature, claims) -> 401
+//! 4. `authorize`: the route's roles -> 403
+//! 5. `upstream_request`: body limit, strip-then-set of identity and forwarding headers -> 413
+//! 6. `forward`: pooled client with the route's timeout -> 502 / 504
+//! 7. `respond`: response hygiene (hop-by-hop, HSTS, request id) and one access-log line
 //!
 //! `handle` is the only place where a `GatewayError` becomes a response.
 
@@ -19,16 +20,22 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, STRICT_TRANSPORT_SECURITY};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 
-use crate::config::{AuthPolicy, Config};
+use crate::auth::keys::{KeyError, KeySet};
+use crate::auth::tokens::unix_now;
+use crate::auth::{self, AccessTokens, Identity};
+use crate::config::{AuthPolicy, Config, ConfigErrors, UsersConfig};
+use crate::endpoints;
 use crate::error::GatewayError;
+use crate::limits::{HashPool, LoginLimiter};
 use crate::proxy::headers::{self, Forwarding, X_REQUEST_ID};
 use crate::proxy::{RequestBody, ResponseBody, UpstreamClient};
 use crate::routes::{self, Destination, Route, RouteTable, normalize_path};
 use crate::server::framing::{FramingVerdicts, FramingViolation};
+use crate::sessions::users::{PasswordCheck, Users, UsersFile};
 
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 
@@ -36,18 +43,42 @@ const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 pub struct Runtime {
     pub config: Config,
     pub routes: RouteTable,
+    pub tokens: AccessTokens,
+    pub login_limits: LoginLimiter,
+    pub passwords: PasswordCheck,
     identity_headers: [HeaderName; 3],
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Users(#[from] ConfigErrors),
+}
+
 impl Runtime {
-    pub fn new(config: Config) -> Self {
+    /// Loads what the config names (keys, users) and compiles the rest.
+    pub fn build(config: Config, client: &UpstreamClient) -> Result<Runtime, RuntimeError> {
         let h = &config.headers;
         let identity_headers = [h.subject.clone(), h.role.clone(), h.session.clone()];
-        Runtime {
+        let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?);
+        let passwords = match &config.users {
+            UsersConfig::File(path) => PasswordCheck::File(Users::new(path.clone(), UsersFile::load(path)?)),
+            UsersConfig::CheckUrl(url) => PasswordCheck::Remote {
+                url: url.clone(),
+                client: client.clone(),
+            },
+        };
+        let limits = &config.limits;
+        Ok(Runtime {
             routes: RouteTable::new(&config.routes),
+            tokens,
+            login_limits: LoginLimiter::new(limits.login_per_ip, limits.login_per_user),
+            passwords,
             identity_headers,
             config,
-        }
+        })
     }
 
     fn own_cookies(&self) -> [&str; 2] {
@@ -62,6 +93,7 @@ impl Runtime {
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub client: UpstreamClient,
+    pub hash_pool: HashPool,
 }
 
 /// What the server knows about the connection a request came on.
@@ -124,12 +156,16 @@ async fn pipeline<'r>(
     let target = early_checks(runtime, connection, &request)?;
     let route = match runtime.routes.find(&target.host, &target.path, request.method()) {
         Some(Destination::Upstream(route)) => route,
-        // The gateway's own endpoints arrive with the tokens issue; until then they do not exist.
-        Some(Destination::Gateway) | None => return Err(GatewayError::NoRoute),
+        Some(Destination::Gateway) => {
+            *route_name = "gateway";
+            return endpoints::auth::handle(shared, runtime, connection, request, &target.path).await;
+        }
+        None => return Err(GatewayError::NoRoute),
     };
     *route_name = &route.name;
-    authenticate(route)?;
-    let upstream = upstream_request(runtime, connection, route, &target, request, request_id)?;
+    let identity = authenticate(runtime, route, request.headers())?;
+    authorize(route, identity.as_deref())?;
+    let upstream = upstream_request(runtime, connection, route, &target, request, request_id, identity)?;
     let response = shared.client.send(upstream, route.timeout).await?;
     Ok(downstream_response(response))
 }
@@ -180,6 +216,10 @@ fn request_authority(request: &Request<Incoming>) -> Result<Authority, GatewayEr
             .map(|h| h.to_str().map_err(|_| GatewayError::BadHost))
             .transpose()?,
     };
+    // RFC 9112 3.2: an HTTP/1.1 request without Host is refused, even in absolute form.
+    if request.version() == Version::HTTP_11 && host_header.is_none() {
+        return Err(GatewayError::BadHost);
+    }
     let authority = match (request.uri().authority(), host_header) {
         (Some(uri), Some(header)) if !uri.as_str().eq_ignore_ascii_case(header) => {
             return Err(GatewayError::BadHost);
@@ -196,14 +236,33 @@ fn request_authority(request: &Request<Incoming>) -> Result<Authority, GatewayEr
 
 // === phase 3: authenticate ===
 
-fn authenticate(route: &Route) -> Result<(), GatewayError> {
-    match route.auth {
-        AuthPolicy::Public => Ok(()),
-        AuthPolicy::Required => Err(GatewayError::AuthenticationRequired),
+/// A protected route needs a valid credential; a public one forwards a valid credential's
+/// identity and treats an invalid one as anonymous.
+fn authenticate(
+    runtime: &Runtime,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<Identity>>, GatewayError> {
+    let identity = auth::identify(&runtime.tokens, &runtime.config.cookies, headers, unix_now());
+    match (route.auth, identity) {
+        (AuthPolicy::Required, Ok(None)) => Err(GatewayError::AuthenticationRequired),
+        (AuthPolicy::Required, result) => result,
+        (AuthPolicy::Public, result) => Ok(result.unwrap_or(None)),
     }
 }
 
-// === phase 4: the upstream request ===
+// === phase 4: authorize ===
+
+fn authorize(route: &Route, identity: Option<&Identity>) -> Result<(), GatewayError> {
+    match identity {
+        Some(identity) if !route.roles.is_empty() && !route.roles.contains(&identity.role) => {
+            Err(GatewayError::InsufficientScope)
+        }
+        _ => Ok(()),
+    }
+}
+
+// === phase 5: the upstream request ===
 
 fn upstream_request(
     runtime: &Runtime,
@@ -212,6 +271,7 @@ fn upstream_request(
     target: &Target,
     request: Request<Incoming>,
     request_id: &HeaderValue,
+    identity: Option<Arc<Identity>>,
 ) -> Result<Request<RequestBody>, GatewayError> {
     let config = &runtime.config;
     let (mut parts, body) = request.into_parts();
@@ -239,6 +299,9 @@ fn upstream_request(
     };
     headers::set_forwarding(headers, &forwarding);
     headers.insert(X_REQUEST_ID, request_id.clone());
+    if let Some(identity) = identity {
+        auth::set_identity(headers, &runtime.identity_headers, &identity);
+    }
     parts.uri = upstream_uri(route, target, parts.uri.query())?;
     parts.version = Version::HTTP_11;
     Ok(Request::from_parts(
@@ -262,7 +325,7 @@ fn upstream_uri(route: &Route, target: &Target, query: Option<&str>) -> Result<U
         .map_err(|_| GatewayError::BadRequestTarget)
 }
 
-// === phase 6: respond ===
+// === phase 7: respond ===
 
 fn downstream_response(response: Response<Incoming>) -> Response<ResponseBody> {
     let (mut parts, body) = response.into_parts();

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod endpoints;
@@ -11,6 +12,7 @@ pub mod gateway;
 pub mod limits;
 pub mod proxy;
 pub mod routes;
+pub mod secret;
 pub mod server;
 pub mod sessions;
 pub mod telemetry;
@@ -26,13 +28,20 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::gateway::{Runtime, Shared};
+use crate::limits::HashPool;
 use crate::proxy::UpstreamClient;
+use crate::sessions::users::PasswordCheck;
+
+/// How often users.toml is checked for edits.
+const USERS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 use crate::server::{ConnectionLimits, Lifecycle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Runtime(#[from] gateway::RuntimeError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -71,6 +80,9 @@ impl Running {
 /// Binds every listener and starts serving `config`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
+    let client = UpstreamClient::new();
+    auth::keys::generate_missing(&config.tokens).map_err(gateway::RuntimeError::from)?;
+    let runtime = Runtime::build(config.clone(), &client)?;
     let server = &config.server;
     let public = bind(server.listen).await?;
     let admin = bind(server.admin_listen).await?;
@@ -98,9 +110,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         life: life.clone(),
         grace,
     };
+    if let PasswordCheck::File(users) = &runtime.passwords {
+        users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
+    }
     let shared = Arc::new(Shared {
-        runtime: ArcSwap::from_pointee(Runtime::new(config)),
-        client: UpstreamClient::new(),
+        runtime: ArcSwap::from_pointee(runtime),
+        client,
+        hash_pool: HashPool::with_default_size(),
     });
     let admin_shared = shared.clone();
     let admin_handler = move |request| endpoints::admin::handle(admin_shared.clone(), request);

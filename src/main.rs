@@ -7,33 +7,108 @@ use std::process::ExitCode;
 use clap::Parser;
 use portcullis::config;
 
-use cli::{Cli, Command, ConfigArg};
+use cli::{Cli, Command, ConfigArg, KeygenArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(ConfigArg { config: None })) {
         Command::Run(arg) => run(arg),
         Command::Check(arg) => check(arg),
+        Command::HashPassword => hash_password(),
+        Command::Keygen(args) => keygen(args),
+    }
+}
+
+fn hash_password() -> ExitCode {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        eprint!("Password: ");
+        rpassword::read_password()
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    };
+    let password = match password {
+        Ok(password) => password
+            .strip_suffix('\n')
+            .map(|p| p.strip_suffix('\r').unwrap_or(p))
+            .unwrap_or(&password)
+            .to_string(),
+        Err(e) => {
+            eprintln!("cannot read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if password.is_empty() || password.len() > 1024 {
+        eprintln!("the password must be 1 to 1024 bytes");
+        return ExitCode::FAILURE;
+    }
+    match portcullis::sessions::users::hash_password(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot hash the password: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keygen(args: KeygenArgs) -> ExitCode {
+    match portcullis::auth::keys::generate(args.alg, &args.out) {
+        Ok(()) => {
+            println!("wrote a new {} key to {}", args.alg.name(), args.out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn check(arg: ConfigArg) -> ExitCode {
     let path = arg.path();
     match config::load(&path) {
-        Ok(config) => {
-            let tls_files_exist = config.tls.cert.exists() || config.tls.key.exists();
-            if tls_files_exist && let Err(e) = portcullis::tls::server_config(&config.tls) {
-                eprintln!("{}:1:1: {e}", path.display());
-                return ExitCode::FAILURE;
+        Ok(config) => match check_files(&config) {
+            Ok(()) => {
+                println!("{}: ok ({} routes)", path.display(), config.routes.len());
+                ExitCode::SUCCESS
             }
-            println!("{}: ok ({} routes)", path.display(), config.routes.len());
-            ExitCode::SUCCESS
-        }
+            Err(e) => {
+                eprintln!("{}:1:1: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
         Err(errors) => {
             eprintln!("{errors}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads what the config names (certificate, keys, users) without writing anything: files
+/// that `self_signed_if_missing` or `generate_if_missing` would create are left out.
+fn check_files(config: &config::Config) -> Result<(), String> {
+    if config.tls.cert.exists() || config.tls.key.exists() {
+        portcullis::tls::server_config(&config.tls).map_err(|e| e.to_string())?;
+    }
+    let mut probe = config.clone();
+    probe
+        .tokens
+        .keys
+        .retain(|key| !(key.generate_if_missing && key.missing_file().is_some()));
+    if probe.tokens.keys.is_empty() {
+        if let config::UsersConfig::File(path) = &config.users {
+            portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
+    let client = portcullis::proxy::UpstreamClient::new();
+    portcullis::gateway::Runtime::build(probe, &client)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 fn run(arg: ConfigArg) -> ExitCode {

@@ -6,10 +6,20 @@ use std::process::Command;
 
 use portcullis::config::{self, AuthPolicy};
 
+/// Appended to configs that do not set up tokens, after their own lines so positions hold.
+const TOKENS: &str = "\n[tokens]\n[[tokens.keys]]\nkid = \"k1\"\nalg = \"ES256\"\n\
+    private_key_file = \"k1.pem\"\ngenerate_if_missing = true\n";
+
+/// Writes `text` (plus a tokens section and an empty users.toml) and runs `portcullis check`.
 fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");
+    let text = match text.contains("[tokens") {
+        true => text.to_string(),
+        false => format!("{text}{TOKENS}"),
+    };
     std::fs::write(&path, text).unwrap();
+    std::fs::write(dir.path().join("users.toml"), "").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["check", "--config"])
         .arg(&path)
@@ -114,7 +124,12 @@ fn a_certificate_that_is_not_pem_is_reported_by_check() {
     std::fs::write(dir.path().join("bad.crt"), "not a certificate").unwrap();
     std::fs::write(dir.path().join("bad.key"), "not a key").unwrap();
     let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, "[tls]\ncert = \"bad.crt\"\nkey = \"bad.key\"\n").unwrap();
+    std::fs::write(
+        &path,
+        format!("[tls]\ncert = \"bad.crt\"\nkey = \"bad.key\"\n{TOKENS}"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("users.toml"), "").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["check", "--config"])
         .arg(&path)
@@ -166,6 +181,44 @@ upstream = "http://127.0.0.1:9000"
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
+}
+
+#[test]
+fn keys_and_users_are_checked_too() {
+    let text = "[tokens]\n[[tokens.keys]]\nkid = \"h\"\nalg = \"HS256\"\nprivate_key_file = \"x.pem\"\n\n\
+                [[tokens.keys]]\nkid = \"e\"\nalg = \"ES999\"\nprivate_key_file = \"x.pem\"\n\n\
+                [[tokens.keys]]\nkid = \"s\"\nalg = \"HS256\"\nsecret_file = \"missing.secret\"\n\n\
+                [users]\nfile = \"nobody.toml\"\n";
+    let (code, _, stderr) = check(text);
+    assert_eq!(code, 1);
+    for needle in [
+        "FILE:2:1: HS256 keys take secret_file or secret_env",
+        "FILE:9:7: alg must be ES256, EdDSA, RS256 or HS256",
+        "FILE:12:1:",
+        "missing.secret does not exist",
+        "FILE:18:8:",
+        "nobody.toml does not exist",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn a_short_hmac_secret_fails_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hs.secret"), "only-sixteen-byt").unwrap();
+    std::fs::write(dir.path().join("users.toml"), "").unwrap();
+    let path = dir.path().join("gateway.toml");
+    let text = "[tls]\nself_signed_if_missing = true\n[tokens]\n[[tokens.keys]]\nkid = \"h\"\nalg = \"HS256\"\nsecret_file = \"hs.secret\"\n";
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 32 are required"), "{stderr}");
 }
 
 #[test]

@@ -244,7 +244,7 @@ async fn no_matching_route_is_404_and_reaches_no_upstream() {
     let reply = gateway.get("/apix").await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["error"], "not_found");
-    assert_eq!(gateway.get("/auth/login").await.status, 404);
+    assert_eq!(gateway.get("/auth/unknown").await.status, 404);
     assert_eq!(echo.counts.requests(), 0);
 }
 

@@ -104,6 +104,16 @@ pub struct KeyConfig {
     pub generate_if_missing: bool,
 }
 
+impl KeyConfig {
+    /// The key's file when it is one that can be generated and does not exist.
+    pub fn missing_file(&self) -> Option<&Path> {
+        match &self.source {
+            KeySource::PrivateKeyFile(path) | KeySource::SecretFile(path) if !path.exists() => Some(path),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsersConfig {
     /// A `users.toml` with `[[user]]` entries, reloaded when it changes.

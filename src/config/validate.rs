@@ -204,7 +204,10 @@ impl Checker<'_> {
     fn tokens(&mut self, file: Option<TokensFile>) -> TokensConfig {
         let Some(file) = file else {
             self.error(0..0, "[tokens] with at least one [[tokens.keys]] is required");
-            return self.tokens(Some(TokensFile { keys: Vec::new(), ..TokensFile::default() }));
+            return self.tokens(Some(TokensFile {
+                keys: Vec::new(),
+                ..TokensFile::default()
+            }));
         };
         let TokensFile {
             issuer,
@@ -236,11 +239,16 @@ impl Checker<'_> {
         let mut checked: Vec<KeyConfig> = Vec::with_capacity(keys.len());
         for (index, spanned) in keys.into_iter().enumerate() {
             let span = spanned.span();
-            let Some(key) = self.key(spanned.into_inner(), span.clone()) else { continue };
+            let Some(key) = self.key(spanned.into_inner(), span.clone()) else {
+                continue;
+            };
             if checked.iter().any(|other| other.kid == key.kid) {
                 self.error(span, format!("kid {:?} is used twice", key.kid));
             } else if index == 0 && matches!(key.source, KeySource::PublicKeyFile(_)) {
-                self.error(span, "the first key signs, so it needs private_key_file, secret_file or secret_env");
+                self.error(
+                    span,
+                    "the first key signs, so it needs private_key_file, secret_file or secret_env",
+                );
             }
             checked.push(key);
         }
@@ -251,13 +259,21 @@ impl Checker<'_> {
     }
 
     fn key(&mut self, file: KeyFile, span: Range<usize>) -> Option<KeyConfig> {
-        let KeyFile { kid, alg, private_key_file, public_key_file, secret_file, secret_env, generate_if_missing } =
-            file;
+        let KeyFile {
+            kid,
+            alg,
+            private_key_file,
+            public_key_file,
+            secret_file,
+            secret_env,
+            generate_if_missing,
+        } = file;
         let kid = self.optional(&kid, key_id)?;
         let alg = self.optional(&alg, key_algorithm)?;
         let given = [&private_key_file, &public_key_file, &secret_file, &secret_env];
         if given.iter().filter(|g| g.is_some()).count() != 1 {
-            let message = "a key needs exactly one of private_key_file, public_key_file, secret_file, secret_env";
+            let message =
+                "a key needs exactly one of private_key_file, public_key_file, secret_file, secret_env";
             self.error(span, message);
             return None;
         }
@@ -282,9 +298,17 @@ impl Checker<'_> {
             && !generate_if_missing
             && !path.is_file()
         {
-            self.error(span, format!("{} does not exist (portcullis keygen writes one)", path.display()));
+            self.error(
+                span,
+                format!("{} does not exist (portcullis keygen writes one)", path.display()),
+            );
         }
-        Some(KeyConfig { kid, alg, source, generate_if_missing })
+        Some(KeyConfig {
+            kid,
+            alg,
+            source,
+            generate_if_missing,
+        })
     }
 
     fn users(&mut self, file: UsersFile) -> UsersConfig {
@@ -541,10 +565,14 @@ fn claim_text(text: &str) -> Result<String, String> {
 fn key_id(text: &str) -> Result<String, String> {
     let valid = !text.is_empty()
         && text.len() <= 64
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     match valid {
         true => Ok(text.to_string()),
-        false => Err(format!("kid {text:?} must be 1-64 letters, digits, '-', '_' or '.'")),
+        false => Err(format!(
+            "kid {text:?} must be 1-64 letters, digits, '-', '_' or '.'"
+        )),
     }
 }
 

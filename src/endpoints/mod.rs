@@ -1,7 +1,8 @@
-//! Requests the gateway answers itself: the admin listener and the plain-HTTP redirect.
-//! (`/auth/*` and `/.well-known/*` join them with the tokens issue.)
+//! Requests the gateway answers itself: `/auth/*` and the JWKS on the public listener, the
+//! admin listener, and the plain-HTTP redirect.
 
 pub mod admin;
+pub mod auth;
 pub mod redirect;
 
 use bytes::Bytes;

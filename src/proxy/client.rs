@@ -51,7 +51,10 @@ impl UpstreamClient {
             // A retried request could reach the upstream twice; the client decides, not us.
             .retry_canceled_requests(false)
             .set_host(false);
-        UpstreamClient { client: builder.build(connector.clone()), own_requests: builder.build(connector) }
+        UpstreamClient {
+            client: builder.build(connector.clone()),
+            own_requests: builder.build(connector),
+        }
     }
 
     /// POSTs a JSON body the gateway wrote itself and reads the whole (bounded) answer.
@@ -68,16 +71,24 @@ impl UpstreamClient {
             .body(Full::new(body))
             .map_err(|_| GatewayError::UpstreamFailed)?;
         let exchange = async {
-            let response = self.own_requests.request(request).await.map_err(|e| match e.is_connect() {
-                true => GatewayError::UpstreamUnreachable,
-                false => GatewayError::UpstreamFailed,
-            })?;
+            let response = self
+                .own_requests
+                .request(request)
+                .await
+                .map_err(|e| match e.is_connect() {
+                    true => GatewayError::UpstreamUnreachable,
+                    false => GatewayError::UpstreamFailed,
+                })?;
             let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_OWN_RESPONSE).collect().await;
+            let body = Limited::new(response.into_body(), MAX_OWN_RESPONSE)
+                .collect()
+                .await;
             let body = body.map_err(|_| GatewayError::UpstreamFailed)?.to_bytes();
             Ok((status, body))
         };
-        tokio::time::timeout(timeout, exchange).await.map_err(|_| GatewayError::UpstreamTimeout)?
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| GatewayError::UpstreamTimeout)?
     }
 
     /// Sends `request`, waiting at most `timeout` for the response head.

@@ -104,10 +104,14 @@ async fn serve_tls(
     life: Lifecycle,
 ) {
     let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
-    let tls = match handshake.await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+    let tls = tokio::select! {
+        outcome = handshake => match outcome {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+        // A shutdown does not wait for handshakes: the client has sent no request yet.
+        _ = life.shutdown.cancelled() => return,
     };
     let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     if is_h2 {

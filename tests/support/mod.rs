@@ -37,14 +37,39 @@ pub struct Gateway {
 pub struct Setup {
     /// Extra TOML appended to `[server]`.
     pub server: String,
+    /// The whole `[tokens]` section, keys included.
+    pub tokens: String,
+    /// The contents of users.toml.
+    pub users: String,
     /// Extra top-level TOML (sections, `[[routes]]`).
     pub rest: String,
+}
+
+/// An ES256 key generated into the test's temp dir.
+pub const ES256_TOKENS: &str = "[tokens]\nleeway = \"5s\"\n[[tokens.keys]]\nkid = \"k1\"\nalg = \"ES256\"\n\
+    private_key_file = \"keys/k1.pem\"\ngenerate_if_missing = true\n";
+
+/// Test users: alice (admin), bob (user), carol (disabled); the password is `<name>-password`.
+pub fn test_users() -> String {
+    static HASHES: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        ["alice", "bob", "carol"].map(|name| {
+            portcullis::sessions::users::hash_password(&format!("{name}-password")).expect("hash")
+        })
+    });
+    format!(
+        "[[user]]\nname = \"alice\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n\
+         [[user]]\nname = \"bob\"\nrole = \"user\"\npassword_hash = \"{}\"\n\n\
+         [[user]]\nname = \"carol\"\nrole = \"user\"\ndisabled = true\npassword_hash = \"{}\"\n",
+        HASHES[0], HASHES[1], HASHES[2]
+    )
 }
 
 impl Setup {
     pub fn routes(rest: impl Into<String>) -> Self {
         Setup {
             server: String::new(),
+            tokens: ES256_TOKENS.into(),
+            users: test_users(),
             rest: rest.into(),
         }
     }
@@ -52,6 +77,11 @@ impl Setup {
     pub fn server(mut self, extra: &str) -> Self {
         self.server.push_str(extra);
         self.server.push('\n');
+        self
+    }
+
+    pub fn tokens(mut self, section: &str) -> Self {
+        self.tokens = section.into();
         self
     }
 }
@@ -68,9 +98,10 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n\
-             [tls]\nself_signed_if_missing = true\n\n{}",
-            setup.server, setup.rest
+             [tls]\nself_signed_if_missing = true\n\n{}\n{}",
+            setup.server, setup.tokens, setup.rest
         );
+        std::fs::write(dir.path().join("users.toml"), &setup.users).expect("write users");
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, &text).expect("write config");
         let config = portcullis::config::load(&path).unwrap_or_else(|e| panic!("config:\n{e}\n{text}"));
@@ -140,6 +171,42 @@ impl Gateway {
         stream.write_all(bytes).await.expect("write");
         stream.flush().await.expect("flush");
         read_until_closed(&mut stream).await
+    }
+
+    /// `POST /auth/login` with a JSON body.
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        let body = serde_json::json!({ "username": username, "password": password }).to_string();
+        let request = Request::post("/auth/login")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        self.send(request).await
+    }
+
+    /// An access token for a test user (see `test_users`).
+    pub async fn token(&self, username: &str) -> String {
+        let reply = self.login(username, &format!("{username}-password")).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "login failed: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// `GET path` with `Authorization: Bearer <token>`.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Reply {
+        let request = Request::get(path)
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        self.send(request).await
     }
 
     pub async fn stop(&mut self) -> bool {

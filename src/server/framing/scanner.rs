@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use super::{FramingVerdicts, FramingViolation, Verdict};
 
-/// hyper's default `max_buf_size`: a head hyper would accept is never one we gave up on.
-pub(super) const MAX_HEAD_LEN: usize = 8192 + 4096 * 100;
+/// Above hyper's largest buffer for any allowed `max_header_bytes` (up to 1 MiB, buffer twice
+/// that): a head hyper would accept is never one we gave up on. hyper closes the connection
+/// when its own buffer fills, so this cap is only a backstop for memory.
+pub(super) const MAX_HEAD_LEN: usize = 2 * 1024 * 1024 + 64 * 1024;
 /// A buffer grown past this by one large head is freed rather than pinned for the connection.
 const KEEP_HEAD_CAPACITY: usize = 16 * 1024;
 /// Above hyper's default of 100, so every head hyper accepts also parses here.

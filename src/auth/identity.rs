@@ -1,0 +1,150 @@
+//! Where a request's credential comes from (SPEC 6), and the identity headers set from it.
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderName};
+
+use super::Identity;
+use crate::config::CookiesConfig;
+
+/// The access token a request presents, and where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    Bearer(&'a str),
+    Cookie(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialError {
+    /// An `Authorization` header that is not exactly `Bearer <token>`.
+    MalformedAuthorization,
+    /// Two cookies under the access cookie's name (cookie tossing).
+    DuplicateCookie,
+}
+
+/// The bearer token, else (with cookies enabled) the access cookie; never the query string.
+/// A present but malformed `Authorization` is an error, never a fall-back to the cookie.
+pub fn credential<'h>(
+    headers: &'h HeaderMap,
+    cookies: &CookiesConfig,
+) -> Result<Option<Credential<'h>>, CredentialError> {
+    if let Some(value) = headers.get(AUTHORIZATION) {
+        return bearer(value.as_bytes()).map(|token| Some(Credential::Bearer(token)));
+    }
+    if !cookies.enabled {
+        return Ok(None);
+    }
+    let mut found = None;
+    for pair in headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+    {
+        let Some((name, value)) = pair.trim().split_once('=') else {
+            continue;
+        };
+        if name.trim() == cookies.access_name {
+            if found.is_some() {
+                return Err(CredentialError::DuplicateCookie);
+            }
+            found = Some(Credential::Cookie(value.trim()));
+        }
+    }
+    Ok(found)
+}
+
+/// `Bearer <token68>`: scheme in any case, exactly one space, one token.
+fn bearer(value: &[u8]) -> Result<&str, CredentialError> {
+    let malformed = CredentialError::MalformedAuthorization;
+    let text = std::str::from_utf8(value).map_err(|_| malformed)?;
+    let (scheme, token) = text.split_once(' ').ok_or(malformed)?;
+    let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+    let body = token.trim_end_matches('=');
+    let valid = scheme.eq_ignore_ascii_case("bearer") && !body.is_empty() && body.bytes().all(token68);
+    match valid {
+        true => Ok(token),
+        false => Err(malformed),
+    }
+}
+
+/// Sets exactly one of each identity header (the client's copies were stripped before).
+pub fn set_identity(headers: &mut HeaderMap, names: &[HeaderName; 3], identity: &Identity) {
+    headers.insert(names[0].clone(), identity.sub_header.clone());
+    headers.insert(names[1].clone(), identity.role_header.clone());
+    headers.insert(names[2].clone(), identity.sid_header.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookies() -> CookiesConfig {
+        CookiesConfig {
+            enabled: true,
+            access_name: "__Host-a".into(),
+            refresh_name: "__Secure-r".into(),
+            allowed_origins: vec![],
+            transparent_refresh: false,
+        }
+    }
+
+    fn found(pairs: &[(&str, &str)]) -> Result<Option<String>, CredentialError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        credential(&headers, &cookies()).map(|c| {
+            c.map(|c| match c {
+                Credential::Bearer(t) => format!("bearer:{t}"),
+                Credential::Cookie(t) => format!("cookie:{t}"),
+            })
+        })
+    }
+
+    #[test]
+    fn bearer_tokens_parse_only_in_the_exact_form() {
+        assert_eq!(
+            found(&[("authorization", "Bearer abc.def")]),
+            Ok(Some("bearer:abc.def".into()))
+        );
+        assert_eq!(
+            found(&[("authorization", "bEaReR abc")]),
+            Ok(Some("bearer:abc".into()))
+        );
+        for bad in [
+            "Bearer  abc",
+            "Bearer",
+            "Bearer ",
+            "Basic abc",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearerabc",
+        ] {
+            assert_eq!(
+                found(&[("authorization", bad)]),
+                Err(CredentialError::MalformedAuthorization),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_authorization_never_falls_back_to_the_cookie() {
+        let result = found(&[("authorization", "Basic x"), ("cookie", "__Host-a=tok")]);
+        assert_eq!(result, Err(CredentialError::MalformedAuthorization));
+    }
+
+    #[test]
+    fn the_access_cookie_is_used_once_and_refused_twice() {
+        assert_eq!(
+            found(&[("cookie", "x=1; __Host-a=tok")]),
+            Ok(Some("cookie:tok".into()))
+        );
+        let tossed = found(&[("cookie", "__Host-a=one"), ("cookie", "__Host-a=two")]);
+        assert_eq!(tossed, Err(CredentialError::DuplicateCookie));
+        assert_eq!(found(&[("cookie", "other=1")]), Ok(None));
+    }
+}

@@ -1,0 +1,35 @@
+//! Authentication: keys, access tokens, and turning a request's credential into an `Identity`.
+//! Nothing here does I/O on the request path.
+
+pub mod identity;
+pub mod keys;
+pub mod tokens;
+
+pub use identity::{Credential, CredentialError, credential, set_identity};
+pub use tokens::{AccessTokens, Identity, TokenError};
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::config::CookiesConfig;
+use crate::error::GatewayError;
+
+/// The verified caller of a request, if it presents a credential: `Ok(None)` means none was
+/// presented; a presented but invalid one is an error (the caller decides what public routes do).
+pub fn identify(
+    tokens: &AccessTokens,
+    cookies: &CookiesConfig,
+    headers: &HeaderMap,
+    now: u64,
+) -> Result<Option<Arc<Identity>>, GatewayError> {
+    let token = match credential(headers, cookies) {
+        Ok(Some(Credential::Bearer(token) | Credential::Cookie(token))) => token,
+        Ok(None) => return Ok(None),
+        Err(_) => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
+    };
+    tokens
+        .verify(token, now)
+        .map(Some)
+        .map_err(GatewayError::InvalidToken)
+}

@@ -1,0 +1,308 @@
+//! Access tokens: issuing them, and verifying them on every request (SPEC 5.1).
+//!
+//! Verification order: size, then the verified-token cache (an exact-string hit costs one
+//! hash lookup), then the cheap structural checks (segments, header, `kid`, `alg`), then the
+//! signature, then the claims. Only a token that passed everything is ever cached.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeySet;
+use crate::config::TokensConfig;
+
+/// Tokens longer than this are refused before anything else; ours are well under 1 KiB.
+const MAX_TOKEN_BYTES: usize = 4096;
+/// Verified tokens kept in memory; a miss only costs a signature check.
+const CACHE_ENTRIES: u64 = 50_000;
+/// Longest `sub`/`role` that may become a header value.
+const MAX_CLAIM_BYTES: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token header is not acceptable")]
+    BadHeader,
+    #[error("the token is not an access token")]
+    WrongType,
+    #[error("the token names an unknown key")]
+    UnknownKey,
+    #[error("the token's algorithm does not match its key")]
+    AlgorithmMismatch,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token claims are not acceptable")]
+    BadClaims,
+    #[error("the token was issued by someone else")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+/// A verified caller, with the header values the upstream will receive.
+#[derive(Debug)]
+pub struct Identity {
+    pub sub: String,
+    pub role: String,
+    pub sid: String,
+    pub jti: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub sub_header: HeaderValue,
+    pub role_header: HeaderValue,
+    pub sid_header: HeaderValue,
+}
+
+/// A freshly signed access token.
+pub struct Issued {
+    pub token: String,
+    pub jti: String,
+    pub exp: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    alg: String,
+    typ: String,
+    kid: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claims {
+    iss: String,
+    aud: Audience,
+    sub: String,
+    role: String,
+    sid: String,
+    jti: String,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Issues and verifies access tokens with one key set and one set of claim rules.
+pub struct AccessTokens {
+    keys: KeySet,
+    issuer: String,
+    audience: String,
+    ttl: u64,
+    leeway: u64,
+    cache: Cache<Box<str>, Arc<Identity>>,
+}
+
+impl AccessTokens {
+    pub fn new(config: &TokensConfig, keys: KeySet) -> AccessTokens {
+        let cache = Cache::builder()
+            .max_capacity(CACHE_ENTRIES)
+            .expire_after(UntilExpiry)
+            .build();
+        AccessTokens {
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            ttl: config.access_ttl.as_secs().max(1),
+            leeway: config.leeway.as_secs(),
+            cache,
+        }
+    }
+
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    pub fn ttl(&self) -> u64 {
+        self.ttl
+    }
+
+    /// Signs a token for `sub` in session `sid`, valid from `now` for the access TTL.
+    pub fn issue(&self, sub: &str, role: &str, sid: &str, now: u64) -> Result<Issued, TokenError> {
+        let signer = &self.keys.signer;
+        let jti = random_id();
+        let exp = now + self.ttl;
+        let header =
+            serde_json::json!({ "alg": algorithm_name(signer.alg), "typ": "at+jwt", "kid": signer.kid });
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: Audience::One(self.audience.clone()),
+            sub: sub.to_string(),
+            role: role.to_string(),
+            sid: sid.to_string(),
+            jti: jti.clone(),
+            iat: now,
+            nbf: now,
+            exp,
+        };
+        let claims = serde_json::to_vec(&claims).map_err(|_| TokenError::BadClaims)?;
+        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims));
+        let signature = jsonwebtoken::crypto::sign(token.as_bytes(), signer.key(), signer.alg)
+            .map_err(|_| TokenError::BadSignature)?;
+        token.push('.');
+        token.push_str(&signature);
+        Ok(Issued { token, jti, exp })
+    }
+
+    /// Every check of SPEC 5.1 except revocation, which the caller applies to the identity.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Identity>, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Malformed);
+        }
+        if let Some(identity) = self.cache.get(token) {
+            return match now < identity.exp + self.leeway {
+                true => Ok(identity),
+                false => Err(TokenError::Expired),
+            };
+        }
+        let identity = Arc::new(self.verify_uncached(token, now)?);
+        self.cache.insert(token.into(), identity.clone());
+        Ok(identity)
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+        if [header, payload, signature]
+            .iter()
+            .any(|part| !is_base64url(part))
+        {
+            return Err(TokenError::Malformed);
+        }
+        let header: Header = decode_json(header).ok_or(TokenError::BadHeader)?;
+        if !header.typ.eq_ignore_ascii_case("at+jwt")
+            && !header.typ.eq_ignore_ascii_case("application/at+jwt")
+        {
+            return Err(TokenError::WrongType);
+        }
+        let verifier = self.keys.verifier(&header.kid).ok_or(TokenError::UnknownKey)?;
+        if header.alg != algorithm_name(verifier.alg) {
+            return Err(TokenError::AlgorithmMismatch);
+        }
+        let valid =
+            jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &verifier.key, verifier.alg);
+        if !matches!(valid, Ok(true)) {
+            return Err(TokenError::BadSignature);
+        }
+        let claims: Claims = decode_json(payload).ok_or(TokenError::BadClaims)?;
+        self.check_claims(claims, now)
+    }
+
+    fn check_claims(&self, claims: Claims, now: u64) -> Result<Identity, TokenError> {
+        if claims.iss != self.issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        let audience_ok = match &claims.aud {
+            Audience::One(aud) => *aud == self.audience,
+            Audience::Many(auds) => auds.contains(&self.audience),
+        };
+        if !audience_ok {
+            return Err(TokenError::WrongAudience);
+        }
+        if now >= claims.exp.saturating_add(self.leeway) {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf > now + self.leeway {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iat > now + self.leeway {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(Identity {
+            sub_header: header_value(&claims.sub)?,
+            role_header: header_value(&claims.role)?,
+            sid_header: header_value(&claims.sid)?,
+            jti: header_value(&claims.jti).map(|_| claims.jti)?,
+            sub: claims.sub,
+            role: claims.role,
+            sid: claims.sid,
+            iat: claims.iat,
+            exp: claims.exp,
+        })
+    }
+}
+
+/// Expires each cached identity when its token does, never later.
+struct UntilExpiry;
+
+impl moka::Expiry<Box<str>, Arc<Identity>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &Box<str>,
+        identity: &Arc<Identity>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(identity.exp.saturating_sub(unix_now())))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// 128 random bits as 32 hex digits, for token and session ids.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    // aws-lc's generator only fails if the OS has no entropy source; an all-zero id would
+    // still be unique per process start, but this is unreachable on supported systems.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn algorithm_name(alg: jsonwebtoken::Algorithm) -> &'static str {
+    match alg {
+        jsonwebtoken::Algorithm::ES256 => "ES256",
+        jsonwebtoken::Algorithm::EdDSA => "EdDSA",
+        jsonwebtoken::Algorithm::RS256 => "RS256",
+        jsonwebtoken::Algorithm::HS256 => "HS256",
+        _ => "unsupported",
+    }
+}
+
+fn is_base64url(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Decodes a base64url JSON segment; duplicate or unknown members fail (serde derive).
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A claim that becomes a header value: non-empty visible ASCII, bounded length.
+fn header_value(claim: &str) -> Result<HeaderValue, TokenError> {
+    let visible =
+        !claim.is_empty() && claim.len() <= MAX_CLAIM_BYTES && claim.bytes().all(|b| b.is_ascii_graphic());
+    match visible {
+        true => HeaderValue::from_str(claim).map_err(|_| TokenError::BadClaims),
+        false => Err(TokenError::BadClaims),
+    }
+}
