@@ -1,6 +1,35 @@
 //! Parsers for the string-typed values of `gateway.toml`: durations, rates and byte sizes.
 
+use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+
+use super::{HostPattern, KeyAlgorithm};
+use crate::routes::normalize_path;
+
+/// Headers a route or the gateway itself owns; an identity header may not reuse them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "forwarded",
+    "x-request-id",
+];
 
 /// A count of events allowed per period, e.g. `"10/min"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +86,185 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         _ => return Err(invalid()),
     };
     number.checked_mul(multiplier).ok_or_else(invalid)
+}
+
+// === names, addresses and URLs ===
+
+pub(super) fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    SocketAddr::from_str(text.trim())
+        .map_err(|_| format!("{text:?} is not an address like \"0.0.0.0:8443\" or \"[::1]:8443\""))
+}
+
+pub(super) fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    IpNet::from_str(text)
+        .or_else(|_| std::net::IpAddr::from_str(text).map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR like \"10.0.0.0/8\" or an IP address"))
+}
+
+pub(super) fn parse_origin(text: &str) -> Result<String, String> {
+    let invalid = || {
+        format!(
+            "{text:?} is not an origin like \"https://app.example.com\" (scheme, host, optional port; no path)"
+        )
+    };
+    let uri = http::Uri::from_str(text).map_err(|_| invalid())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
+    // `http::Uri` reports "/" for a bare authority, so the text itself must not end in '/'.
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !text.ends_with('/');
+    match (scheme_ok, uri.authority(), bare) {
+        (true, Some(authority), true) if !authority.as_str().contains('@') => Ok(text.to_ascii_lowercase()),
+        _ => Err(invalid()),
+    }
+}
+
+pub(super) fn claim_text(text: &str) -> Result<String, String> {
+    match !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic()) {
+        true => Ok(text.to_string()),
+        false => Err(format!("{text:?} must be non-empty visible ASCII")),
+    }
+}
+
+pub(super) fn key_id(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "kid {text:?} must be 1-64 letters, digits, '-', '_' or '.'"
+        )),
+    }
+}
+
+pub(super) fn key_algorithm(text: &str) -> Result<KeyAlgorithm, String> {
+    match text {
+        "ES256" => Ok(KeyAlgorithm::Es256),
+        "EdDSA" => Ok(KeyAlgorithm::EdDsa),
+        "RS256" => Ok(KeyAlgorithm::Rs256),
+        "HS256" => Ok(KeyAlgorithm::Hs256),
+        other => Err(format!("alg must be ES256, EdDSA, RS256 or HS256, not {other:?}")),
+    }
+}
+
+pub(super) fn parse_check_url(text: &str) -> Result<http::Uri, String> {
+    let uri = http::Uri::from_str(text).map_err(|_| format!("check_url {text:?} is not a URL"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(authority)) if !authority.as_str().contains('@') => Ok(uri),
+        _ => Err(format!("check_url {text:?} must be an http:// URL")),
+    }
+}
+
+pub(super) fn cookie_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!("{text:?} is not a valid cookie name")),
+    }
+}
+
+pub(super) fn identity_header(text: &str) -> Result<HeaderName, String> {
+    let name = HeaderName::from_str(text).map_err(|_| format!("{text:?} is not a valid header name"))?;
+    if name.as_str().contains('_') {
+        return Err(format!(
+            "{text:?}: use '-' rather than '_' in identity header names"
+        ));
+    }
+    match RESERVED_HEADERS.contains(&name.as_str()) {
+        true => Err(format!("{text:?} is a standard header and cannot carry identity")),
+        false => Ok(name),
+    }
+}
+
+pub(super) fn route_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "route name {text:?} must be 1-64 letters, digits, '-' or '_'"
+        )),
+    }
+}
+
+pub(super) fn host_pattern(text: &str) -> Result<HostPattern, String> {
+    let lower = text.to_ascii_lowercase();
+    let (wildcard, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, lower.as_str()),
+    };
+    let label_ok =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if name.is_empty() || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "host {text:?} must be a host name like \"api.example.com\" or \"*.example.com\" (no port)"
+        ));
+    }
+    Ok(match wildcard {
+        true => HostPattern::Wildcard(format!(".{name}")),
+        false => HostPattern::Exact(name.to_string()),
+    })
+}
+
+pub(super) fn route_path(text: &str) -> Result<String, String> {
+    let normalized = normalize_path(text).map_err(|e| format!("route path {text:?}: {e}"))?;
+    if normalized != text {
+        return Err(format!(
+            "route path {text:?} is not normalised; write {normalized:?}"
+        ));
+    }
+    let reserved =
+        text == "/auth" || text.starts_with("/auth/") || text.starts_with("/.well-known/jwks.json");
+    match reserved {
+        true => Err(format!(
+            "route path {text:?} is reserved for the gateway's own endpoints"
+        )),
+        false => Ok(normalized),
+    }
+}
+
+pub(super) fn method(text: &str) -> Result<Method, String> {
+    let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_uppercase());
+    match valid {
+        true => Method::from_str(text).map_err(|_| format!("{text:?} is not an HTTP method")),
+        false => Err(format!(
+            "method {text:?} must be an upper-case HTTP method like \"GET\""
+        )),
+    }
+}
+
+pub(super) fn role_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic());
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!("role {text:?} must be non-empty visible ASCII")),
+    }
+}
+
+pub(super) fn upstream_authority(text: &str) -> Result<http::uri::Authority, String> {
+    let invalid =
+        || format!("upstream {text:?} must be like \"http://127.0.0.1:9000\" (scheme, host, port; no path)");
+    let uri = http::Uri::from_str(text).map_err(|_| invalid())?;
+    if uri.scheme_str() == Some("https") {
+        return Err(format!(
+            "upstream {text:?}: https upstreams are not supported yet; use http:// on a private network"
+        ));
+    }
+    let bare = uri
+        .path_and_query()
+        .is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(authority)) if bare && !authority.as_str().contains('@') => Ok(authority.clone()),
+        _ => Err(invalid()),
+    }
 }
 
 #[cfg(test)]

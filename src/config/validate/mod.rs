@@ -1,0 +1,308 @@
+//! Turns the TOML mirror into a typed `Config`, collecting every error with its position.
+//!
+//! Each section check returns a usable value even after an error (the default stands in), so
+//! one pass reports everything that is wrong instead of stopping at the first problem.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+mod auth;
+mod routes;
+
+use super::file::*;
+use super::values::*;
+use super::*;
+
+pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let mut checker = Checker::new(path, text);
+    let file: FileConfig = match toml::from_str(text) {
+        Ok(file) => file,
+        Err(e) => {
+            checker.error(e.span().unwrap_or(0..0), e.message().to_string());
+            return Err(ConfigErrors(checker.errors));
+        }
+    };
+    let FileConfig {
+        server,
+        tls,
+        tokens,
+        users,
+        cookies,
+        headers,
+        limits,
+        log,
+        demo,
+        routes,
+    } = file;
+    let config = Config {
+        source: path.to_path_buf(),
+        server: checker.server(server),
+        tls: checker.tls(tls),
+        tokens: checker.tokens(tokens),
+        users: checker.users(users),
+        cookies: checker.cookies(cookies),
+        headers: checker.headers(headers),
+        limits: checker.limits(limits),
+        log: checker.log(log),
+        demo: demo.map(|demo| checker.demo(demo)),
+        routes: checker.routes(routes),
+    };
+    checker.cross_checks(&config);
+    if checker.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(checker.errors))
+    }
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+// === impl Checker: plumbing ===
+
+impl<'a> Checker<'a> {
+    fn new(file: &'a Path, text: &'a str) -> Self {
+        Checker {
+            file,
+            text,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column) = line_and_column(self.text, span.start);
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    /// Parses an optional value, or `default` when absent; on error records it and uses `default`.
+    fn value<T>(
+        &mut self,
+        given: Option<&Spanned<String>>,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        if let Some(given) = given {
+            match parse(given.get_ref()) {
+                Ok(value) => return value,
+                Err(message) => self.error(given.span(), message),
+            }
+        }
+        parse(default).expect("built-in defaults are valid")
+    }
+
+    fn optional<T>(&mut self, given: &Spanned<String>, parse: fn(&str) -> Result<T, String>) -> Option<T> {
+        match parse(given.get_ref()) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.error(given.span(), message);
+                None
+            }
+        }
+    }
+
+    /// Resolves a path from the file against the config file's folder.
+    fn resolve(&self, path: &str) -> PathBuf {
+        let base = self.file.parent().unwrap_or(Path::new("."));
+        base.join(path)
+    }
+}
+
+// === impl Checker: sections ===
+
+impl Checker<'_> {
+    fn server(&mut self, file: ServerFile) -> ServerConfig {
+        let ServerFile {
+            listen,
+            redirect_listen,
+            admin_listen,
+            trusted_proxies,
+            max_header_bytes,
+            header_read_timeout,
+            idle_timeout,
+            shutdown_grace,
+        } = file;
+        let redirect_listen = redirect_listen.map(|r| self.value(Some(&r), "", socket_addr));
+        let trusted_proxies = trusted_proxies
+            .iter()
+            .filter_map(|cidr| match parse_cidr(cidr.get_ref()) {
+                Ok(net) => Some(net),
+                Err(message) => {
+                    self.error(cidr.span(), message);
+                    None
+                }
+            })
+            .collect();
+        let max_header_bytes = match max_header_bytes {
+            Some(bytes) if !(1024..=1 << 20).contains(bytes.get_ref()) => {
+                self.error(bytes.span(), "max_header_bytes must be between 1024 and 1048576");
+                16_384
+            }
+            Some(bytes) => *bytes.get_ref() as usize,
+            None => 16_384,
+        };
+        ServerConfig {
+            listen: self.value(listen.as_ref(), "0.0.0.0:8443", socket_addr),
+            redirect_listen,
+            admin_listen: self.value(admin_listen.as_ref(), "127.0.0.1:9901", socket_addr),
+            trusted_proxies,
+            max_header_bytes,
+            header_read_timeout: self.value(header_read_timeout.as_ref(), "10s", parse_duration),
+            idle_timeout: self.value(idle_timeout.as_ref(), "60s", parse_duration),
+            shutdown_grace: self.value(shutdown_grace.as_ref(), "20s", parse_duration),
+        }
+    }
+
+    fn tls(&mut self, file: TlsFile) -> TlsConfig {
+        let TlsFile {
+            cert,
+            key,
+            self_signed_if_missing,
+        } = file;
+        let self_signed_if_missing = self_signed_if_missing.unwrap_or(false);
+        let mut file_path = |given: Option<Spanned<String>>, default: &str| {
+            let path = self.resolve(given.as_ref().map_or(default, |g| g.get_ref()));
+            if !self_signed_if_missing && !path.is_file() {
+                let span = given.map_or(0..0, |g| g.span());
+                let message = format!(
+                    "{} does not exist (set self_signed_if_missing = true for a dev certificate)",
+                    path.display()
+                );
+                self.error(span, message);
+            }
+            path
+        };
+        TlsConfig {
+            cert: file_path(cert, "certs/gateway.crt"),
+            key: file_path(key, "certs/gateway.key"),
+            self_signed_if_missing,
+        }
+    }
+
+    fn cookies(&mut self, file: CookiesFile) -> CookiesConfig {
+        let CookiesFile {
+            enabled,
+            access_name,
+            refresh_name,
+            allowed_origins,
+            transparent_refresh,
+        } = file;
+        let allowed_origins = allowed_origins
+            .iter()
+            .filter_map(|origin| match parse_origin(origin.get_ref()) {
+                Ok(origin) => Some(origin),
+                Err(message) => {
+                    self.error(origin.span(), message);
+                    None
+                }
+            })
+            .collect();
+        CookiesConfig {
+            enabled: enabled.unwrap_or(true),
+            access_name: self.value(access_name.as_ref(), "__Host-portcullis-access", cookie_name),
+            refresh_name: self.value(refresh_name.as_ref(), "__Secure-portcullis-refresh", cookie_name),
+            allowed_origins,
+            transparent_refresh: transparent_refresh.unwrap_or(false),
+        }
+    }
+
+    fn headers(&mut self, file: HeadersFile) -> HeadersConfig {
+        let HeadersFile {
+            subject,
+            role,
+            session,
+            forward_authorization,
+        } = file;
+        HeadersConfig {
+            subject: self.value(subject.as_ref(), "X-Auth-Sub", identity_header),
+            role: self.value(role.as_ref(), "X-Auth-Role", identity_header),
+            session: self.value(session.as_ref(), "X-Auth-Session", identity_header),
+            forward_authorization: forward_authorization.unwrap_or(false),
+        }
+    }
+
+    fn limits(&mut self, file: LimitsFile) -> LimitsConfig {
+        let LimitsFile {
+            login_per_ip,
+            login_per_user,
+            refresh_per_session,
+            max_body_bytes,
+        } = file;
+        LimitsConfig {
+            login_per_ip: self.value(login_per_ip.as_ref(), "10/min", parse_rate),
+            login_per_user: self.value(login_per_user.as_ref(), "5/min", parse_rate),
+            refresh_per_session: self.value(refresh_per_session.as_ref(), "30/min", parse_rate),
+            max_body_bytes: self.value(max_body_bytes.as_ref(), "10MiB", parse_bytes),
+        }
+    }
+
+    fn log(&mut self, file: LogFile) -> LogConfig {
+        let LogFile { format, level } = file;
+        let format = self.value(format.as_ref(), "text", |f| match f {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format must be \"text\" or \"json\", not {other:?}")),
+        });
+        let level = self.value(level.as_ref(), "info", |l| match l.trim() {
+            "" => Err("log level must not be empty".to_string()),
+            l => Ok(l.to_string()),
+        });
+        LogConfig { format, level }
+    }
+
+    fn demo(&mut self, file: DemoFile) -> DemoConfig {
+        let DemoFile { echo_listen } = file;
+        let loopback = |text: &str| {
+            let addr = socket_addr(text)?;
+            match addr.ip().is_loopback() {
+                true => Ok(addr),
+                false => Err("the demo echo upstream may only listen on a loopback address".into()),
+            }
+        };
+        DemoConfig {
+            echo_listen: self.value(Some(&echo_listen), "127.0.0.1:0", loopback),
+        }
+    }
+
+    /// Problems that need more than one section to see.
+    fn cross_checks(&mut self, config: &Config) {
+        let server = &config.server;
+        let mut listeners = vec![server.listen, server.admin_listen];
+        listeners.extend(server.redirect_listen);
+        listeners.extend(config.demo.as_ref().map(|d| d.echo_listen));
+        for (i, a) in listeners.iter().enumerate() {
+            if a.port() != 0 && listeners[..i].contains(a) {
+                self.error(0..0, format!("two listeners share the address {a}"));
+            }
+        }
+        let headers = &config.headers;
+        if headers.subject == headers.role
+            || headers.subject == headers.session
+            || headers.role == headers.session
+        {
+            self.error(
+                0..0,
+                "[headers] subject, role and session must be three different headers",
+            );
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}

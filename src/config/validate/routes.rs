@@ -1,0 +1,79 @@
+//! Checks of `[[routes]]`: each route's values, then names and matches that collide.
+
+use toml::Spanned;
+
+use super::Checker;
+use crate::config::file::RouteFile;
+use crate::config::values::*;
+use crate::config::*;
+
+impl Checker<'_> {
+    pub(super) fn routes(&mut self, routes: Vec<Spanned<RouteFile>>) -> Vec<RouteConfig> {
+        let mut checked: Vec<RouteConfig> = Vec::with_capacity(routes.len());
+        for spanned in routes {
+            let span = spanned.span();
+            let errors_before = self.errors.len();
+            let route = self.route(spanned.into_inner());
+            // A route with its own errors holds stand-in values that would collide spuriously.
+            let route_is_valid = self.errors.len() == errors_before;
+            if let Some(other) = checked.iter().find(|o| o.name == route.name) {
+                let message = format!("route name {:?} is used twice", other.name);
+                self.error(span, message);
+            } else if let Some(other) = checked.iter().find(|o| route_is_valid && same_match(o, &route)) {
+                let message = format!(
+                    "route {:?} matches exactly what route {:?} matches",
+                    route.name, other.name
+                );
+                self.error(span, message);
+            }
+            checked.push(route);
+        }
+        checked
+    }
+    fn route(&mut self, file: RouteFile) -> RouteConfig {
+        let RouteFile {
+            name,
+            host,
+            path,
+            methods,
+            upstream,
+            auth,
+            roles,
+            strip_prefix,
+            timeout,
+            websocket,
+        } = file;
+        let auth = self.value(auth.as_ref(), "required", |a| match a {
+            "required" => Ok(AuthPolicy::Required),
+            "public" => Ok(AuthPolicy::Public),
+            other => Err(format!("auth must be \"required\" or \"public\", not {other:?}")),
+        });
+        if auth == AuthPolicy::Public && !roles.is_empty() {
+            self.error(
+                roles[0].span(),
+                "roles need auth = \"required\"; a public route has no caller to check",
+            );
+        }
+        let methods = methods.map(|list| {
+            list.iter()
+                .filter_map(|m| self.optional(m, method))
+                .collect::<Vec<_>>()
+        });
+        RouteConfig {
+            name: self.value(Some(&name), "", route_name),
+            host: host.and_then(|h| self.optional(&h, host_pattern)),
+            path: self.value(Some(&path), "/", route_path),
+            methods,
+            upstream: self.value(Some(&upstream), "http://127.0.0.1:1", upstream_authority),
+            auth,
+            roles: roles.iter().filter_map(|r| self.optional(r, role_name)).collect(),
+            strip_prefix: strip_prefix.unwrap_or(false),
+            timeout: self.value(timeout.as_ref(), "30s", parse_duration),
+            websocket: websocket.unwrap_or(false),
+        }
+    }
+}
+
+fn same_match(a: &RouteConfig, b: &RouteConfig) -> bool {
+    a.host == b.host && a.path == b.path && a.methods == b.methods
+}
