@@ -132,6 +132,14 @@ fn run(arg: ConfigArg) -> ExitCode {
 }
 
 async fn serve(config: config::Config) -> ExitCode {
+    // Installed before anything listens, so a signal that arrives early still drains.
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let running = match portcullis::start(config).await {
         Ok(running) => running,
         Err(e) => {
@@ -143,24 +151,40 @@ async fn serve(config: config::Config) -> ExitCode {
     if let Some(demo) = running.demo_addr {
         tracing::info!(%demo, "demo echo upstream is serving");
     }
-    wait_for_signal().await;
-    tracing::info!("shutting down: draining in-flight requests");
-    match running.shutdown().await {
-        true => tracing::info!("drained"),
-        false => tracing::warn!("closed connections that outlived the grace"),
+    signals.next().await;
+    tracing::info!("shutting down: draining in-flight requests (a second signal exits at once)");
+    tokio::select! {
+        drained = running.shutdown() => match drained {
+            true => tracing::info!("drained"),
+            false => tracing::warn!("closed connections that outlived the grace"),
+        },
+        _ = signals.next() => {
+            tracing::warn!("second signal: exiting without waiting for the drain");
+            return ExitCode::FAILURE;
+        }
     }
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot install signal handlers; stopping");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -1,0 +1,786 @@
+//! Request framing, request targets, header and body limits, driven with raw HTTP/1.1 bytes over
+//! TLS so that nothing in a client library can repair what the gateway is meant to refuse.
+//!
+//! Every test asserts both what the client got back and what the upstream saw.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::upstreams::Upstream;
+use support::{Gateway, Setup, public_route, read_until_closed, within};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A connection the gateway must close answers long before `raw`'s own 10 s deadline.
+const CLOSED_WITHIN: Duration = Duration::from_secs(5);
+
+/// A second request hidden behind an ambiguous first one: a request-smuggling attempt.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+const BODY_LIMIT: &str = "[limits]\nmax_body_bytes = \"1KiB\"\n\n";
+
+async fn gateway_with_echo() -> (Gateway, Upstream) {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
+    (gateway, echo)
+}
+
+// === reading what came back ===
+
+/// One HTTP/1.1 response as the client read it off the wire.
+#[derive(Debug)]
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// For an echo upstream's answer: the request target it received.
+    fn upstream_uri(&self) -> String {
+        self.json()["uri"].as_str().expect("echo uri").to_string()
+    }
+
+    /// For an echo upstream's answer: every value it received under `name`.
+    fn upstream_header(&self, name: &str) -> Vec<String> {
+        self.json()["headers"]
+            .as_array()
+            .expect("echo headers")
+            .iter()
+            .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Everything the gateway wrote before it closed the connection, and how long that took.
+struct Exchange {
+    text: String,
+    responses: Vec<RawResponse>,
+    elapsed: Duration,
+}
+
+impl Exchange {
+    fn only(&self) -> &RawResponse {
+        assert_eq!(
+            self.responses.len(),
+            1,
+            "expected exactly one response:\n{}",
+            self.text
+        );
+        &self.responses[0]
+    }
+
+    fn assert_closed(&self) {
+        assert!(
+            self.elapsed < CLOSED_WITHIN,
+            "the gateway kept the connection open for {:?}:\n{}",
+            self.elapsed,
+            self.text
+        );
+    }
+}
+
+async fn exchange(gateway: &Gateway, bytes: &[u8]) -> Exchange {
+    let started = Instant::now();
+    let text = gateway.raw(bytes).await;
+    let elapsed = started.elapsed();
+    Exchange {
+        responses: parse_responses(&text),
+        text,
+        elapsed,
+    }
+}
+
+/// Splits a byte stream into responses (Content-Length or chunked bodies); stops at anything
+/// incomplete, so a truncated stream shows up as a missing response.
+fn parse_responses(mut text: &str) -> Vec<RawResponse> {
+    let mut responses = Vec::new();
+    while let Some(end) = text.find("\r\n\r\n") {
+        let mut lines = text[..end].split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let Some(status) = status_line
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+        else {
+            break;
+        };
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let mut rest = &text[end + 4..];
+        let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+        let body = if find("transfer-encoding").is_some_and(|(_, v)| v.eq_ignore_ascii_case("chunked")) {
+            let mut body = String::new();
+            loop {
+                let Some((size_line, after)) = rest.split_once("\r\n") else {
+                    return responses;
+                };
+                let size_text = size_line.split(';').next().unwrap_or_default().trim();
+                let Ok(size) = usize::from_str_radix(size_text, 16) else {
+                    return responses;
+                };
+                if size == 0 {
+                    let trailers_end = match after.starts_with("\r\n") {
+                        true => Some(2),
+                        false => after.find("\r\n\r\n").map(|i| i + 4),
+                    };
+                    let Some(trailers_end) = trailers_end else {
+                        return responses;
+                    };
+                    rest = &after[trailers_end..];
+                    break;
+                }
+                let Some(chunk) = after.get(..size) else {
+                    return responses;
+                };
+                body.push_str(chunk);
+                rest = after.get(size + 2..).unwrap_or_default();
+            }
+            body
+        } else {
+            let len: usize = find("content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let Some(body) = rest.get(..len) else {
+                return responses;
+            };
+            rest = &rest[len..];
+            body.to_string()
+        };
+        responses.push(RawResponse {
+            status,
+            headers,
+            body,
+        });
+        text = rest;
+    }
+    responses
+}
+
+/// Sends `request` followed by a smuggled second request, and checks the contract for
+/// ambiguous framing: one 400, the connection closed, and nothing at all upstream.
+async fn assert_ambiguous_framing_is_refused(request: &str) {
+    let (gateway, echo) = gateway_with_echo().await;
+    let sent = format!("{request}{SMUGGLED}");
+    let exchange = exchange(&gateway, sent.as_bytes()).await;
+    assert!(
+        exchange.text.starts_with("HTTP/1.1 400 "),
+        "sent:\n{sent}\ngot:\n{}",
+        exchange.text
+    );
+    assert_eq!(
+        exchange.text.matches("HTTP/1.1 ").count(),
+        1,
+        "more than one response:\n{}",
+        exchange.text
+    );
+    exchange.assert_closed();
+    assert_eq!(
+        echo.counts.requests(),
+        0,
+        "the upstream received a request for:\n{sent}"
+    );
+}
+
+// === 1. ambiguous framing ===
+
+#[tokio::test]
+async fn content_length_followed_by_transfer_encoding_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+         0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn transfer_encoding_followed_by_content_length_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n\
+         0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicate_identical_content_length_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_chunked_transfer_encoding_lines_are_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transfer_coding_before_chunked_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transfer_coding_after_chunked_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_signed_content_length_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_content_length_list_is_refused_and_the_connection_closed() {
+    assert_ambiguous_framing_is_refused(
+        "POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5, 5\r\n\r\nhello",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_ambiguous_request_after_a_good_one_on_the_same_connection_is_refused_and_closes_it() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let sent = format!(
+        "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         POST /a HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+         0\r\n\r\n{SMUGGLED}"
+    );
+    let exchange = exchange(&gateway, sent.as_bytes()).await;
+    let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 400], "{}", exchange.text);
+    assert_eq!(exchange.responses[0].upstream_uri(), "/first");
+    exchange.assert_closed();
+    assert_eq!(echo.counts.requests(), 1, "only /first may reach the upstream");
+}
+
+// === 2. valid framing passes ===
+
+#[tokio::test]
+async fn a_chunked_post_with_a_trailer_reaches_the_upstream_whole_and_without_the_trailer() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let exchange = exchange(
+        &gateway,
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\
+          Connection: close\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: secret\r\n\r\n",
+    )
+    .await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 200, "{}", exchange.text);
+    assert_eq!(reply.json()["body"], "hello world");
+    assert!(reply.upstream_header("x-trailer").is_empty());
+    assert!(reply.upstream_header("trailer").is_empty());
+    assert_eq!(echo.counts.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_request_trailer_never_reaches_the_upstream_on_the_wire() {
+    let upstream = BodyUpstream::start().await;
+    let gateway = Gateway::start(Setup::routes(public_route("raw", "/", upstream.addr))).await;
+    let exchange = exchange(
+        &gateway,
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\
+          Connection: close\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: secret\r\n\r\n",
+    )
+    .await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 200, "{}", exchange.text);
+    assert_eq!(reply.body, "hello world");
+    let seen = upstream.seen();
+    assert_eq!(seen.complete, ["hello world"]);
+    let wire = String::from_utf8_lossy(&seen.wire).to_ascii_lowercase();
+    assert!(
+        !wire.contains("secret"),
+        "the trailer reached the upstream:\n{wire}"
+    );
+}
+
+#[tokio::test]
+async fn two_pipelined_gets_on_one_connection_both_reach_the_upstream_in_order() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let exchange = exchange(
+        &gateway,
+        b"GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /second HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let uris: Vec<String> = exchange.responses.iter().map(RawResponse::upstream_uri).collect();
+    assert_eq!(uris, ["/first", "/second"], "{}", exchange.text);
+    assert!(exchange.responses.iter().all(|r| r.status == 200));
+    assert_eq!(echo.counts.requests(), 2);
+}
+
+// === 3. request paths ===
+
+fn get_bytes(target: &[u8]) -> Vec<u8> {
+    [
+        b"GET ".as_slice(),
+        target,
+        b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ]
+    .concat()
+}
+
+#[tokio::test]
+async fn paths_that_could_mean_something_else_upstream_are_refused_with_400() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let refused: [&[u8]; 8] = [
+        b"/a%2fb",
+        b"/a%2Fb",
+        b"/a%5cb",
+        b"/a\\b",
+        b"/a%00b",
+        b"/%2e%2e/x",
+        b"/.%2e/x",
+        b"/x/..;/y",
+    ];
+    for target in refused {
+        let shown = String::from_utf8_lossy(target);
+        let exchange = exchange(&gateway, &get_bytes(target)).await;
+        let reply = exchange.only();
+        assert_eq!(reply.status, 400, "{shown}:\n{}", exchange.text);
+        assert_eq!(reply.header("content-type"), Some("application/json"), "{shown}");
+        assert_eq!(reply.json()["error"], "bad_request", "{shown}");
+        assert!(reply.json()["message"].is_string(), "{shown}");
+        assert_eq!(echo.counts.requests(), 0, "{shown} reached the upstream");
+    }
+}
+
+#[tokio::test]
+async fn dot_segments_and_repeated_slashes_are_normalised_before_the_upstream() {
+    let (gateway, echo) = gateway_with_echo().await;
+    for (target, expected) in [("/a/./b/../c", "/a/c"), ("//a///b", "/a/b")] {
+        let exchange = exchange(&gateway, &get_bytes(target.as_bytes())).await;
+        let reply = exchange.only();
+        assert_eq!(reply.status, 200, "{target}:\n{}", exchange.text);
+        assert_eq!(reply.upstream_uri(), expected, "{target}");
+    }
+    assert_eq!(echo.counts.requests(), 2);
+}
+
+// === 4. header size ===
+
+#[tokio::test]
+async fn headers_over_max_header_bytes_are_refused_with_431() {
+    let echo = Upstream::echo().await;
+    let gateway =
+        Gateway::start(Setup::routes(public_route("echo", "/", echo.addr)).server("max_header_bytes = 2048"))
+            .await;
+
+    let small = format!(
+        "GET /small HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(1000)
+    );
+    let exchange_small = exchange(&gateway, small.as_bytes()).await;
+    assert_eq!(exchange_small.only().status, 200, "{}", exchange_small.text);
+    assert_eq!(echo.counts.requests(), 1);
+
+    let one_large = format!(
+        "GET /large HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(3000)
+    );
+    let many: String = (0..40)
+        .map(|i| format!("X-Fill-{i}: {}\r\n", "b".repeat(60)))
+        .collect();
+    let many_small = format!("GET /many HTTP/1.1\r\nHost: localhost\r\n{many}Connection: close\r\n\r\n");
+    for (what, request) in [
+        ("one large header", one_large),
+        ("many small headers", many_small),
+    ] {
+        let exchange = exchange(&gateway, request.as_bytes()).await;
+        assert!(
+            exchange.text.starts_with("HTTP/1.1 431 "),
+            "{what}:\n{}",
+            exchange.text
+        );
+        exchange.assert_closed();
+        assert_eq!(echo.counts.requests(), 1, "{what} reached the upstream");
+    }
+}
+
+#[tokio::test]
+async fn a_head_within_a_large_max_header_bytes_is_forwarded_not_refused_as_ambiguous() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(
+        Setup::routes(public_route("echo", "/", echo.addr)).server("max_header_bytes = 1048576"),
+    )
+    .await;
+    let request = format!(
+        "GET /big HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    let exchange = exchange(&gateway, request.as_bytes()).await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.upstream_uri(), "/big");
+    assert_eq!(echo.counts.requests(), 1);
+}
+
+// === 5. headers and request targets the gateway refuses ===
+
+/// Sends `request` (which asks for `Connection: close`) and expects a 400 with nothing upstream.
+async fn assert_refused_with_400(request: &str) {
+    let (gateway, echo) = gateway_with_echo().await;
+    let exchange = exchange(&gateway, request.as_bytes()).await;
+    assert!(
+        exchange.text.starts_with("HTTP/1.1 400 "),
+        "sent:\n{request}\ngot:\n{}",
+        exchange.text
+    );
+    exchange.assert_closed();
+    assert_eq!(echo.counts.requests(), 0, "the upstream received:\n{request}");
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_refused_with_400() {
+    assert_refused_with_400(
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\
+         Connection: close\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_host_headers_are_refused_with_400() {
+    assert_refused_with_400(
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_http11_request_without_host_is_refused_with_400() {
+    assert_refused_with_400("GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn an_http11_request_without_host_is_refused_with_400_even_in_absolute_form() {
+    assert_refused_with_400("GET http://localhost/x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn connect_is_refused_with_400() {
+    assert_refused_with_400(
+        "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_with_a_matching_host_is_forwarded_as_its_path() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let exchange = exchange(
+        &gateway,
+        b"GET http://localhost/x?q=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 200, "{}", exchange.text);
+    assert_eq!(reply.upstream_uri(), "/x?q=1");
+    assert_eq!(reply.upstream_header("host"), ["localhost"]);
+    assert_eq!(echo.counts.requests(), 1);
+}
+
+// === 6. body limits ===
+
+#[tokio::test]
+async fn a_body_of_exactly_max_body_bytes_passes() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(format!(
+        "{BODY_LIMIT}{}",
+        public_route("echo", "/", echo.addr)
+    )))
+    .await;
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1024\r\nConnection: close\r\n\r\n{}",
+        "x".repeat(1024)
+    );
+    let exchange = exchange(&gateway, request.as_bytes()).await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 200, "{}", exchange.text);
+    assert_eq!(reply.json()["body_bytes"], 1024);
+    assert_eq!(echo.counts.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_declared_content_length_over_max_body_bytes_is_refused_with_413_before_the_upstream() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(format!(
+        "{BODY_LIMIT}{}",
+        public_route("echo", "/", echo.addr)
+    )))
+    .await;
+    let exchange = exchange(
+        &gateway,
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 413, "{}", exchange.text);
+    assert_eq!(reply.json()["error"], "body_too_large");
+    exchange.assert_closed();
+    assert_eq!(echo.counts.requests(), 0);
+}
+
+fn chunk(byte: u8, len: usize) -> Vec<u8> {
+    [
+        format!("{len:x}\r\n").into_bytes(),
+        vec![byte; len],
+        b"\r\n".to_vec(),
+    ]
+    .concat()
+}
+
+const CHUNKED_POST: &[u8] = b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+#[tokio::test]
+async fn a_chunked_body_of_exactly_max_body_bytes_reaches_the_upstream_complete() {
+    let upstream = BodyUpstream::start().await;
+    let gateway = Gateway::start(Setup::routes(format!(
+        "{BODY_LIMIT}{}",
+        public_route("raw", "/", upstream.addr)
+    )))
+    .await;
+    let request = [
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+        chunk(b'a', 512),
+        chunk(b'b', 512),
+        b"0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    let exchange = exchange(&gateway, &request).await;
+    assert_eq!(exchange.only().status, 200, "{}", exchange.text);
+    let seen = upstream.seen();
+    assert_eq!(seen.complete, [format!("{}{}", "a".repeat(512), "b".repeat(512))]);
+    assert_eq!(seen.aborted, 0);
+}
+
+#[tokio::test]
+async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_upstream() {
+    let upstream = BodyUpstream::start().await;
+    let gateway = Gateway::start(Setup::routes(format!(
+        "{BODY_LIMIT}{}",
+        public_route("raw", "/", upstream.addr)
+    )))
+    .await;
+    let mut stream = gateway.tls_connect(&[b"http/1.1"]).await;
+    stream
+        .write_all(&[CHUNKED_POST.to_vec(), chunk(b'a', 600)].concat())
+        .await
+        .expect("write");
+    stream.flush().await.expect("flush");
+    // The request is under way upstream before the limit is crossed: truly mid-stream.
+    upstream.wait_for(|seen| seen.heads == 1).await;
+    stream
+        .write_all(&[chunk(b'b', 600), b"0\r\n\r\n".to_vec()].concat())
+        .await
+        .expect("write");
+    stream.flush().await.expect("flush");
+    let started = Instant::now();
+    let text = read_until_closed(&mut stream).await;
+    let elapsed = started.elapsed();
+    assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    assert!(
+        elapsed < CLOSED_WITHIN,
+        "the gateway kept the connection open:\n{text}"
+    );
+    // Every connection the upstream accepted has ended; none carried a complete request.
+    let seen = upstream
+        .wait_for(|seen| seen.connections >= 1 && seen.ended == seen.connections)
+        .await;
+    assert!(
+        seen.complete.is_empty(),
+        "the upstream received a complete (truncated) request: {} bytes",
+        seen.complete.iter().map(String::len).sum::<usize>()
+    );
+    assert_eq!(seen.aborted, 1, "the upstream did not see an aborted request");
+}
+
+// === a raw upstream that reads whole requests ===
+
+/// What a `BodyUpstream` saw, over all its connections.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    connections: usize,
+    ended: usize,
+    /// Request heads read in full.
+    heads: usize,
+    /// Bodies of requests read in full (a chunked body up to its last chunk and trailers).
+    complete: Vec<String>,
+    /// Requests that stopped early: EOF, reset, or malformed framing.
+    aborted: usize,
+    /// Every byte received.
+    wire: Vec<u8>,
+}
+
+/// A TCP upstream that reads each request in full (Content-Length or chunked), answers a
+/// complete one with 200 and its body, and records a request cut short as aborted.
+struct BodyUpstream {
+    addr: SocketAddr,
+    seen: watch::Receiver<Seen>,
+}
+
+impl BodyUpstream {
+    async fn start() -> BodyUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let (sender, seen) = watch::channel(Seen::default());
+        let sender = Arc::new(sender);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                sender.send_modify(|seen| seen.connections += 1);
+                tokio::spawn(serve_body_connection(tcp, sender.clone()));
+            }
+        });
+        BodyUpstream { addr, seen }
+    }
+
+    fn seen(&self) -> Seen {
+        self.seen.borrow().clone()
+    }
+
+    async fn wait_for(&self, condition: impl FnMut(&Seen) -> bool) -> Seen {
+        let mut seen = self.seen.clone();
+        let result = within(seen.wait_for(condition)).await;
+        result.expect("upstream state").clone()
+    }
+}
+
+async fn serve_body_connection(tcp: tokio::net::TcpStream, seen: Arc<watch::Sender<Seen>>) {
+    let (read, mut write) = tcp.into_split();
+    let mut reader = Recording {
+        inner: BufReader::new(read),
+        seen: seen.clone(),
+    };
+    loop {
+        match read_request(&mut reader).await {
+            Ok(Some(body)) => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{text}",
+                    text.len()
+                );
+                seen.send_modify(|seen| seen.complete.push(text));
+                if write.write_all(response.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                seen.send_modify(|seen| seen.aborted += 1);
+                break;
+            }
+        }
+    }
+    seen.send_modify(|seen| seen.ended += 1);
+}
+
+/// A buffered reader that copies every byte it returns into `Seen::wire`.
+struct Recording {
+    inner: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    seen: Arc<watch::Sender<Seen>>,
+}
+
+impl Recording {
+    async fn line(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut line = Vec::new();
+        self.inner.read_until(b'\n', &mut line).await?;
+        self.record(&line);
+        match line.strip_suffix(b"\r\n") {
+            Some(content) => Ok(content.to_vec()),
+            None if line.is_empty() => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    async fn exact(&mut self, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut data = vec![0; len];
+        let read = self.inner.read_exact(&mut data).await;
+        self.record(&data);
+        read.map(|_| data)
+    }
+
+    fn record(&self, bytes: &[u8]) {
+        self.seen.send_modify(|seen| seen.wire.extend_from_slice(bytes));
+    }
+}
+
+/// One request's body; `None` when the connection ended cleanly between requests.
+async fn read_request(reader: &mut Recording) -> std::io::Result<Option<Vec<u8>>> {
+    let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidData);
+    let mut first = true;
+    let (mut chunked, mut length) = (false, 0usize);
+    loop {
+        let line = match reader.line().await {
+            Err(e) if first && e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            line => line?,
+        };
+        first = false;
+        if line.is_empty() {
+            break;
+        }
+        let line = String::from_utf8(line).map_err(|_| invalid())?;
+        if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            } else if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().map_err(|_| invalid())?;
+            }
+        }
+    }
+    reader.seen.send_modify(|seen| seen.heads += 1);
+    if !chunked {
+        return reader.exact(length).await.map(Some);
+    }
+    let mut body = Vec::new();
+    loop {
+        let size_line = String::from_utf8(reader.line().await?).map_err(|_| invalid())?;
+        let size_text = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid())?;
+        if size == 0 {
+            // Trailers, if any, up to the empty line that ends the request.
+            while !reader.line().await?.is_empty() {}
+            return Ok(Some(body));
+        }
+        body.extend(reader.exact(size).await?);
+        if !reader.line().await?.is_empty() {
+            return Err(invalid());
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! Listeners and connection lifecycle: the admin and redirect listeners, TLS versions and
+//! ALPN, the handshake / head / idle deadlines, graceful drain, and the real binary.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::{ProtocolVersion, SupportedProtocolVersion};
+use support::upstreams::Upstream;
+use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, public_route, test_users, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+// === helpers ===
+
+/// Polls `condition` every 10 ms until it holds, failing the test after `DEADLINE`.
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads until the peer closes the connection (EOF or error) and returns how long that took,
+/// or `None` when it is still open after `limit`.
+async fn closed_within<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut sink)).await {
+        Ok(_) => Some(started.elapsed()),
+        Err(_) => None,
+    }
+}
+
+/// A TLS client that trusts the gateway's generated certificate.
+fn tls_connector(
+    cert: &Path,
+    versions: &[&'static SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cert).expect("cert file") {
+        roots.add(cert.expect("cert")).expect("add root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsConnector::from(Arc::new(config))
+}
+
+fn gateway_cert(dir: &Path) -> PathBuf {
+    dir.join("certs/gateway.crt")
+}
+
+async fn tls_connect(addr: SocketAddr, connector: &TlsConnector) -> TlsStream<TcpStream> {
+    let tcp = within(TcpStream::connect(addr)).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    within(connector.connect(name, tcp)).await.expect("TLS handshake")
+}
+
+type Connection = JoinHandle<Result<(), hyper::Error>>;
+
+/// An HTTP/1.1 client on `stream`; the handle ends when the connection closes.
+async fn h1_client(stream: TlsStream<TcpStream>) -> (http1::SendRequest<Full<Bytes>>, Connection) {
+    let (sender, connection) = within(http1::handshake(TokioIo::new(stream)))
+        .await
+        .expect("h1 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+/// An HTTP/2 client on `stream`; the handle ends when the connection closes.
+async fn h2_client(stream: TlsStream<TcpStream>) -> (http2::SendRequest<Full<Bytes>>, Connection) {
+    let (sender, connection) = within(http2::handshake(TokioExecutor::new(), TokioIo::new(stream)))
+        .await
+        .expect("h2 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+async fn read_response(
+    response: Result<http::Response<Incoming>, hyper::Error>,
+) -> Result<(StatusCode, Bytes), hyper::Error> {
+    let response = response?;
+    let status = response.status();
+    let body = within(response.into_body().collect()).await?.to_bytes();
+    Ok((status, body))
+}
+
+async fn h1_get(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> Result<(StatusCode, Bytes), hyper::Error> {
+    read_response(within(sender.send_request(get(path))).await).await
+}
+
+async fn h2_get(
+    sender: &mut http2::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> Result<(StatusCode, Bytes), hyper::Error> {
+    let request = Request::get(format!("https://localhost{path}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    read_response(within(sender.send_request(request)).await).await
+}
+
+/// Sends `GET path` over HTTP/2 when ALPN chose h2, else over HTTP/1.1, on `stream`.
+async fn get_over(stream: TlsStream<TcpStream>, path: &str) -> Result<(StatusCode, Bytes), hyper::Error> {
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let (mut sender, _connection) = h2_client(stream).await;
+        h2_get(&mut sender, path).await
+    } else {
+        let (mut sender, _connection) = h1_client(stream).await;
+        h1_get(&mut sender, path).await
+    }
+}
+
+/// A plain-HTTP response read from a raw socket.
+#[derive(Debug)]
+struct PlainReply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl PlainReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Writes `request` verbatim on a new plain TCP connection and reads one response.
+async fn plain_exchange(addr: SocketAddr, request: &str) -> PlainReply {
+    let mut tcp = within(TcpStream::connect(addr)).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buffer = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = within(tcp.read(&mut chunk)).await.expect("read");
+        buffer.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        let parsed = response.parse(&buffer).expect("a valid HTTP response");
+        if let httparse::Status::Complete(head_len) = parsed {
+            let headers: Vec<(String, String)> = response
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let length = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map_or(0, |(_, v)| v.parse::<usize>().expect("content-length"));
+            if buffer.len() >= head_len + length {
+                return PlainReply {
+                    status: response.code.expect("status"),
+                    headers,
+                    body: String::from_utf8_lossy(&buffer[head_len..head_len + length]).into_owned(),
+                };
+            }
+        }
+        assert!(
+            n > 0,
+            "closed before a full response: {:?}",
+            String::from_utf8_lossy(&buffer)
+        );
+    }
+}
+
+async fn plain_get(addr: SocketAddr, path: &str) -> PlainReply {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    plain_exchange(addr, &request).await
+}
+
+/// Asserts that nothing serves `addr` any more: connecting fails, or the connection is
+/// closed at once without a byte.
+async fn assert_refuses_connections(addr: SocketAddr) {
+    if let Ok(mut tcp) = TcpStream::connect(addr).await {
+        let mut buffer = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buffer)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "{addr} still accepts connections after stop: {read:?}"
+        );
+    }
+}
+
+/// Starts `GET path` on its own HTTP/1.1 connection in the background.
+async fn start_request(
+    gateway: &Gateway,
+    path: &str,
+) -> JoinHandle<Result<(StatusCode, Bytes), hyper::Error>> {
+    let stream = gateway.tls_connect(&[b"http/1.1"]).await;
+    let path = path.to_string();
+    tokio::spawn(async move { get_over(stream, &path).await })
+}
+
+// === admin listener ===
+
+#[tokio::test]
+async fn the_admin_listener_answers_healthz_and_readyz_over_plain_http() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
+    let health = plain_get(gateway.admin, "/healthz").await;
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(health.json()["status"], "ok");
+    let ready = plain_get(gateway.admin, "/readyz").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(ready.json()["status"], "ready");
+    assert_eq!(echo.counts.requests(), 0, "an admin request reached the upstream");
+}
+
+#[tokio::test]
+async fn health_readiness_and_admin_paths_are_404_on_the_public_listener() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(public_route("api", "/api/", echo.addr))).await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let reply = gateway.get(path).await;
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.json()["error"], "not_found", "{path}");
+    }
+    let reload = Request::post("/admin/reload")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let reply = gateway.send(reload).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"], "not_found");
+    assert_eq!(echo.counts.requests(), 0);
+}
+
+// === redirect listener ===
+
+async fn gateway_with_redirect() -> (Gateway, SocketAddr) {
+    let setup = Setup::routes("").server("redirect_listen = \"127.0.0.1:0\"");
+    let gateway = Gateway::start(setup).await;
+    let redirect = gateway.redirect.expect("redirect listener is bound");
+    (gateway, redirect)
+}
+
+#[tokio::test]
+async fn the_redirect_listener_answers_308_to_the_same_target_over_https() {
+    let (gateway, redirect) = gateway_with_redirect().await;
+    let reply = plain_exchange(
+        redirect,
+        "GET /x?y=1 HTTP/1.1\r\nHost: example.com:8080\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.status, 308, "{reply:?}");
+    let expected = format!("https://example.com:{}/x?y=1", gateway.addr.port());
+    assert_eq!(reply.header("location"), Some(expected.as_str()));
+}
+
+#[tokio::test]
+async fn the_redirect_listener_answers_400_to_a_request_without_host() {
+    let (_gateway, redirect) = gateway_with_redirect().await;
+    let reply = plain_exchange(redirect, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(reply.header("location"), None);
+}
+
+// === TLS ===
+
+#[tokio::test]
+async fn tls_1_2_only_and_tls_1_3_only_clients_both_complete_a_handshake() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
+    let cert = gateway_cert(gateway.dir.path());
+    for (version, expected) in [
+        (&rustls::version::TLS12, ProtocolVersion::TLSv1_2),
+        (&rustls::version::TLS13, ProtocolVersion::TLSv1_3),
+    ] {
+        let connector = tls_connector(&cert, &[version], &[b"http/1.1"]);
+        let stream = tls_connect(gateway.addr, &connector).await;
+        assert_eq!(stream.get_ref().1.protocol_version(), Some(expected));
+        let (status, _) = get_over(stream, "/").await.expect("response");
+        assert_eq!(status, 200, "{expected:?}");
+    }
+    assert_eq!(echo.counts.requests(), 2);
+}
+
+#[tokio::test]
+async fn alpn_offers_of_h2_and_http_1_1_are_each_honoured() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
+    for (offer, expected) in [
+        (&[&b"h2"[..]][..], Some(&b"h2"[..])),
+        (&[&b"http/1.1"[..]][..], Some(&b"http/1.1"[..])),
+        (&[][..], None),
+    ] {
+        let stream = gateway.tls_connect(offer).await;
+        assert_eq!(stream.get_ref().1.alpn_protocol(), expected, "offer {offer:?}");
+        let (status, body) = get_over(stream, "/").await.expect("response");
+        assert_eq!(status, 200, "offer {offer:?}");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("echo JSON");
+        assert_eq!(json["uri"], "/", "offer {offer:?}");
+    }
+    assert_eq!(echo.counts.requests(), 3);
+}
+
+// === deadlines ===
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_client_hello_is_closed_at_the_handshake_deadline() {
+    let setup = Setup::routes("").server("header_read_timeout = \"300ms\"\nidle_timeout = \"30s\"");
+    let gateway = Gateway::start(setup).await;
+    let mut tcp = TcpStream::connect(gateway.addr).await.expect("connect");
+    let closed = closed_within(&mut tcp, Duration::from_secs(3)).await;
+    let closed = closed.expect("a silent connection is still open after 3 s");
+    assert!(
+        closed >= Duration::from_millis(200),
+        "closed after {closed:?}, before the handshake deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_partial_request_head_is_cut_off_at_the_header_read_deadline() {
+    let setup = Setup::routes("").server("header_read_timeout = \"300ms\"\nidle_timeout = \"30s\"");
+    let gateway = Gateway::start(setup).await;
+    let mut tls = gateway.tls_connect(&[b"http/1.1"]).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    tls.flush().await.expect("flush");
+    let closed = closed_within(&mut tls, Duration::from_secs(3)).await;
+    let closed = closed.expect("a half-sent head still holds the connection after 3 s");
+    assert!(
+        closed >= Duration::from_millis(200),
+        "closed after {closed:?}, before the head deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_request_head_trickled_byte_by_byte_is_still_cut_off_at_the_deadline() {
+    let setup = Setup::routes("").server("header_read_timeout = \"300ms\"\nidle_timeout = \"30s\"");
+    let gateway = Gateway::start(setup).await;
+    let tls = gateway.tls_connect(&[b"http/1.1"]).await;
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    let trickle = tokio::spawn(async move {
+        let head = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: {}", "a".repeat(200));
+        for byte in head.bytes() {
+            if writer.write_all(&[byte]).await.is_err() || writer.flush().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let closed = closed_within(&mut reader, Duration::from_secs(3)).await;
+    trickle.abort();
+    closed.expect("a head trickled one byte at a time still holds the connection after 3 s");
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed_after_idle_timeout() {
+    let echo = Upstream::echo().await;
+    let setup = Setup::routes(public_route("echo", "/", echo.addr))
+        .server("idle_timeout = \"500ms\"\nheader_read_timeout = \"10s\"");
+    let gateway = Gateway::start(setup).await;
+    let (mut sender, connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+    let (status, _) = h1_get(&mut sender, "/").await.expect("response");
+    assert_eq!(status, 200);
+    assert_closed_when_idle(connection).await;
+    drop(sender);
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_idle_timeout() {
+    let echo = Upstream::echo().await;
+    let setup = Setup::routes(public_route("echo", "/", echo.addr))
+        .server("idle_timeout = \"500ms\"\nheader_read_timeout = \"10s\"");
+    let gateway = Gateway::start(setup).await;
+    let stream = gateway.tls_connect(&[b"h2"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = h2_client(stream).await;
+    let (status, _) = h2_get(&mut sender, "/").await.expect("response");
+    assert_eq!(status, 200);
+    assert_closed_when_idle(connection).await;
+    drop(sender);
+}
+
+/// With `idle_timeout = "500ms"`: the gateway ends the connection after about that long,
+/// not at once and not never. The client keeps its sender, so only the gateway can end it.
+async fn assert_closed_when_idle(connection: Connection) {
+    let idle_since = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(3), connection).await;
+    let idle = idle_since.elapsed();
+    assert!(ended.is_ok(), "an idle connection is still open after 3 s");
+    assert!(
+        idle >= Duration::from_millis(300),
+        "closed after {idle:?}, before the idle timeout"
+    );
+}
+
+// === graceful drain, in process ===
+
+#[tokio::test]
+async fn stop_lets_an_in_flight_request_finish_and_then_refuses_connections() {
+    let slow = Upstream::delayed_echo(Duration::from_millis(800)).await;
+    let mut gateway = Gateway::start(Setup::routes(public_route("slow", "/", slow.addr))).await;
+    let in_flight = start_request(&gateway, "/slow").await;
+    wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
+
+    let drained = within(gateway.stop()).await;
+
+    let (status, body) = within(in_flight)
+        .await
+        .expect("task")
+        .expect("the in-flight request was cut");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("echo JSON");
+    assert_eq!(json["uri"], "/slow");
+    assert!(drained, "stop() reported connections left after the grace");
+    assert_refuses_connections(gateway.addr).await;
+    assert_refuses_connections(gateway.admin).await;
+}
+
+#[tokio::test]
+async fn an_in_flight_http2_request_survives_a_graceful_stop() {
+    let slow = Upstream::delayed_echo(Duration::from_millis(800)).await;
+    let mut gateway = Gateway::start(Setup::routes(public_route("slow", "/", slow.addr))).await;
+    let stream = gateway.tls_connect(&[b"h2"]).await;
+    let in_flight = tokio::spawn(async move { get_over(stream, "/slow").await });
+    wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
+
+    let drained = within(gateway.stop()).await;
+
+    let (status, _) = within(in_flight)
+        .await
+        .expect("task")
+        .expect("the in-flight request was cut");
+    assert_eq!(status, 200);
+    assert!(drained, "stop() reported connections left after the grace");
+    assert_refuses_connections(gateway.addr).await;
+}
+
+#[tokio::test]
+async fn stop_does_not_wait_for_idle_keep_alive_connections() {
+    let echo = Upstream::echo().await;
+    let setup = Setup::routes(public_route("echo", "/", echo.addr)).server("idle_timeout = \"30s\"");
+    let mut gateway = Gateway::start(setup).await;
+    // Two idle connections that each served one request: HTTP/1.1 and HTTP/2.
+    let (mut h1_sender, h1_connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+    assert_eq!(h1_get(&mut h1_sender, "/").await.expect("h1 response").0, 200);
+    let (mut h2_sender, h2_connection) = h2_client(gateway.tls_connect(&[b"h2"]).await).await;
+    assert_eq!(h2_get(&mut h2_sender, "/").await.expect("h2 response").0, 200);
+    let started = Instant::now();
+    let drained = within(gateway.stop()).await;
+    let took = started.elapsed();
+    assert!(drained);
+    assert!(
+        took < Duration::from_secs(2),
+        "stop() waited {took:?} for idle connections"
+    );
+    // The gateway, not the client (which still holds its senders), ended both connections
+    // (cleanly or not: only that they ended matters here).
+    let _ = within(h1_connection).await.expect("h1 connection task");
+    let _ = within(h2_connection).await.expect("h2 connection task");
+    drop((h1_sender, h2_sender));
+}
+
+#[tokio::test]
+async fn stop_gives_up_on_requests_that_outlive_the_shutdown_grace() {
+    let slow = Upstream::delayed_echo(Duration::from_secs(5)).await;
+    let setup = Setup::routes(public_route("slow", "/", slow.addr)).server("shutdown_grace = \"300ms\"");
+    let mut gateway = Gateway::start(setup).await;
+    let in_flight = start_request(&gateway, "/slow").await;
+    wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
+
+    let started = Instant::now();
+    let drained = within(gateway.stop()).await;
+    let took = started.elapsed();
+
+    assert!(
+        !drained,
+        "stop() claims a 5 s request finished within a 300 ms grace"
+    );
+    assert!(
+        took >= Duration::from_millis(250),
+        "stop() gave up after {took:?}, before the grace"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "stop() took {took:?} with a 300 ms grace"
+    );
+    let outcome = within(in_flight).await.expect("task");
+    assert!(
+        outcome.is_err(),
+        "the request outlived the grace and still completed: {outcome:?}"
+    );
+    assert_refuses_connections(gateway.addr).await;
+}
+
+#[tokio::test]
+async fn a_connection_stuck_in_the_tls_handshake_does_not_hold_stop_past_the_grace() {
+    let setup = Setup::routes("")
+        .server("shutdown_grace = \"300ms\"\nheader_read_timeout = \"5s\"\nidle_timeout = \"30s\"");
+    let mut gateway = Gateway::start(setup).await;
+    // Send a real ClientHello and never answer the server's flight: the gateway's handshake
+    // is then provably under way (it has written its ServerHello) and waiting for us.
+    let mut tcp = TcpStream::connect(gateway.addr).await.expect("connect");
+    let mut client_hello = Vec::new();
+    {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut client = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+        client.write_tls(&mut client_hello).expect("ClientHello");
+    }
+    tcp.write_all(&client_hello).await.expect("write");
+    let mut server_hello = [0u8; 5];
+    within(tcp.read_exact(&mut server_hello))
+        .await
+        .expect("the gateway answers the ClientHello");
+    assert_eq!(server_hello[0], 0x16, "not a TLS handshake record");
+
+    let started = Instant::now();
+    within(gateway.stop()).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "stop() took {took:?} with a 300 ms grace: a half-open TLS handshake held it"
+    );
+}
+
+// === the real binary ===
+
+/// Kills (if still running) and reaps the child it owns, also when the test fails.
+struct ChildGuard {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails the test with the child's log if it has already exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("portcullis exited early with {status}:\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // `kill` on a child that was already reaped is a no-op; never another process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (the binary needs real port numbers in its config).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+struct BinaryConfig {
+    path: PathBuf,
+    public: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// The binary's config: real ports, a generated certificate and signing key, the harness's
+/// test users, and one public route to `upstream`.
+fn write_binary_config(dir: &Path, upstream: SocketAddr) -> BinaryConfig {
+    let public: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let text = format!(
+        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\nshutdown_grace = \"5s\"\n\n\
+         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n{}",
+        public_route("slow", "/", upstream)
+    );
+    std::fs::write(dir.join("users.toml"), test_users()).expect("write users");
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).expect("write config");
+    BinaryConfig { path, public, admin }
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir") {
+            let path = entry.expect("entry").path();
+            match path.is_dir() {
+                true => pending.push(path),
+                false => files.push(path),
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .expect("run portcullis check")
+}
+
+fn assert_check_passes(path: &Path) {
+    let output = check_config(path);
+    assert!(
+        output.status.success(),
+        "portcullis check failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn portcullis_check_accepts_the_binary_config_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_binary_config(dir.path(), ([127, 0, 0, 1], 9).into());
+    let before = files_in(dir.path());
+    assert_check_passes(&config.path);
+    assert_eq!(
+        files_in(dir.path()),
+        before,
+        "check generated files (a certificate or key) it should only validate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
+    let slow = Upstream::delayed_echo(Duration::from_secs(1)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_binary_config(dir.path(), slow.addr);
+    assert_check_passes(&config.path);
+
+    let log = dir.path().join("portcullis.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config.path)
+        .current_dir(dir.path())
+        .env_remove("PORTCULLIS_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn portcullis");
+    let mut child = ChildGuard { child, log };
+
+    // Ready: the admin listener answers /healthz.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        child.assert_running();
+        if let Ok(Ok(mut tcp)) =
+            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(config.admin)).await
+        {
+            let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            let mut reply = Vec::new();
+            let answered = tcp.write_all(request).await.is_ok()
+                && tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut reply))
+                    .await
+                    .is_ok_and(|read| read.is_ok());
+            if answered && reply.starts_with(b"HTTP/1.1 200") {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never answered:\n{}",
+            child.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let connector = tls_connector(
+        &gateway_cert(dir.path()),
+        rustls::DEFAULT_VERSIONS,
+        &[b"http/1.1"],
+    );
+    let stream = tls_connect(config.public, &connector).await;
+    let in_flight = tokio::spawn(async move { get_over(stream, "/slow").await });
+    wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
+
+    let kill = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.pid().to_string())
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM failed");
+
+    let outcome = within(in_flight).await.expect("task");
+    let (status, _) = outcome.unwrap_or_else(|e| panic!("in-flight request cut: {e}\n{}", child.log()));
+    assert_eq!(status, 200);
+
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "portcullis still runs after SIGTERM:\n{}",
+            child.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "exit status {status}:\n{}", child.log());
+    assert_refuses_connections(config.public).await;
+    // The generated certificate is now on disk, and check still accepts the config.
+    assert!(gateway_cert(dir.path()).exists());
+    assert_check_passes(&config.path);
+}
