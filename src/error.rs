@@ -44,6 +44,10 @@ pub enum GatewayError {
     InsufficientScope,
     #[error("invalid username or password")]
     InvalidCredentials,
+    #[error("the refresh token is not valid")]
+    InvalidGrant,
+    #[error("the session store is unavailable; retry shortly")]
+    StoreUnavailable,
     #[error("too many attempts; retry later")]
     RateLimited { retry_after_secs: u64 },
     #[error("the gateway is busy checking passwords; retry shortly")]
@@ -80,10 +84,12 @@ impl GatewayError {
             | BadLoginRequest(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             NoRoute => StatusCode::NOT_FOUND,
-            AuthenticationRequired | InvalidToken(_) | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant => {
+                StatusCode::UNAUTHORIZED
+            }
             InsufficientScope => StatusCode::FORBIDDEN,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            LoginOverloaded | CheckerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            LoginOverloaded | CheckerUnavailable | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,6 +115,8 @@ impl GatewayError {
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
             InvalidCredentials => "invalid_credentials",
+            InvalidGrant => "invalid_grant",
+            StoreUnavailable => "unavailable",
             RateLimited { .. } => "rate_limited",
             LoginOverloaded => "overloaded",
             CheckerUnavailable => "unavailable",
@@ -144,7 +152,9 @@ impl GatewayError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            GatewayError::LoginOverloaded | GatewayError::CheckerUnavailable => Some(1),
+            GatewayError::LoginOverloaded
+            | GatewayError::CheckerUnavailable
+            | GatewayError::StoreUnavailable => Some(1),
             _ => None,
         }
     }
@@ -197,6 +207,8 @@ mod tests {
             (InvalidToken(TokenError::Expired), 401),
             (InsufficientScope, 403),
             (InvalidCredentials, 401),
+            (InvalidGrant, 401),
+            (StoreUnavailable, 503),
             (RateLimited { retry_after_secs: 3 }, 429),
             (LoginOverloaded, 503),
             (CheckerUnavailable, 503),

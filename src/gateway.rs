@@ -26,15 +26,17 @@ use hyper::body::Incoming;
 
 use crate::auth::keys::{KeyError, KeySet};
 use crate::auth::tokens::unix_now;
-use crate::auth::{self, AccessTokens, Identity};
+use crate::auth::{self, AccessTokens, Identity, Revocations};
 use crate::config::{AuthPolicy, Config, ConfigErrors, UsersConfig};
 use crate::endpoints;
 use crate::error::GatewayError;
-use crate::limits::{HashPool, LoginLimiter};
+use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
 use crate::proxy::headers::{self, Forwarding, X_REQUEST_ID};
 use crate::proxy::{RequestBody, ResponseBody, UpstreamClient};
 use crate::routes::{self, Destination, Route, RouteTable, normalize_path};
 use crate::server::framing::{FramingVerdicts, FramingViolation};
+use crate::sessions::service::SessionService;
+use crate::sessions::store::Timing;
 use crate::sessions::users::{PasswordCheck, Users, UsersFile};
 
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
@@ -45,6 +47,7 @@ pub struct Runtime {
     pub routes: RouteTable,
     pub tokens: AccessTokens,
     pub login_limits: LoginLimiter,
+    pub refresh_limits: KeyedLimiter<String>,
     pub passwords: PasswordCheck,
     identity_headers: [HeaderName; 3],
 }
@@ -75,10 +78,22 @@ impl Runtime {
             routes: RouteTable::new(&config.routes),
             tokens,
             login_limits: LoginLimiter::new(limits.login_per_ip, limits.login_per_user),
+            refresh_limits: KeyedLimiter::new(limits.refresh_per_session),
             passwords,
             identity_headers,
             config,
         })
+    }
+
+    /// The durations the session store decides with, at `now`.
+    pub fn timing(&self, now: u64) -> Timing {
+        let tokens = &self.config.tokens;
+        Timing {
+            now,
+            grace: tokens.refresh_grace.as_secs(),
+            idle_ttl: tokens.refresh_idle_ttl.as_secs(),
+            revocation_ttl: (tokens.access_ttl + tokens.leeway).as_secs(),
+        }
     }
 
     fn own_cookies(&self) -> [&str; 2] {
@@ -94,6 +109,9 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub client: UpstreamClient,
     pub hash_pool: HashPool,
+    /// Outlives reloads: revocations must never be forgotten early.
+    pub revocations: Arc<Revocations>,
+    pub sessions: SessionService,
 }
 
 /// What the server knows about the connection a request came on.
@@ -163,7 +181,7 @@ async fn pipeline<'r>(
         None => return Err(GatewayError::NoRoute),
     };
     *route_name = &route.name;
-    let identity = authenticate(runtime, route, request.headers())?;
+    let identity = authenticate(runtime, &shared.revocations, route, request.headers())?;
     authorize(route, identity.as_deref())?;
     let upstream = upstream_request(runtime, connection, route, &target, request, request_id, identity)?;
     let response = shared.client.send(upstream, route.timeout).await?;
@@ -240,10 +258,17 @@ fn request_authority(request: &Request<Incoming>) -> Result<Authority, GatewayEr
 /// identity and treats an invalid one as anonymous.
 fn authenticate(
     runtime: &Runtime,
+    revocations: &Revocations,
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<Identity>>, GatewayError> {
-    let identity = auth::identify(&runtime.tokens, &runtime.config.cookies, headers, unix_now());
+    let identity = auth::identify(
+        &runtime.tokens,
+        revocations,
+        &runtime.config.cookies,
+        headers,
+        unix_now(),
+    );
     match (route.auth, identity) {
         (AuthPolicy::Required, Ok(None)) => Err(GatewayError::AuthenticationRequired),
         (AuthPolicy::Required, result) => result,

@@ -30,7 +30,11 @@ use crate::config::Config;
 use crate::gateway::{Runtime, Shared};
 use crate::limits::HashPool;
 use crate::proxy::UpstreamClient;
+use crate::sessions::service::SessionService;
 use crate::sessions::users::PasswordCheck;
+
+/// How often ended sessions and expired revocations are forgotten.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often users.toml is checked for edits.
 const USERS_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -42,6 +46,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Runtime(#[from] gateway::RuntimeError),
+    #[error(transparent)]
+    Store(#[from] sessions::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -83,6 +89,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let client = UpstreamClient::new();
     auth::keys::generate_missing(&config.tokens).map_err(gateway::RuntimeError::from)?;
     let runtime = Runtime::build(config.clone(), &client)?;
+    let revocations = Arc::new(auth::Revocations::new());
+    let sessions = SessionService::new(sessions::open_store(&config.store).await?, revocations.clone());
+    let loaded = sessions.load_revocations(auth::tokens::unix_now()).await?;
+    tracing::info!(revocations = loaded, "loaded revocations from the session store");
     let server = &config.server;
     let public = bind(server.listen).await?;
     let admin = bind(server.admin_listen).await?;
@@ -117,7 +127,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         runtime: ArcSwap::from_pointee(runtime),
         client,
         hash_pool: HashPool::with_default_size(),
+        revocations,
+        sessions,
     });
+    life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
     let admin_shared = shared.clone();
     let admin_handler = move |request| endpoints::admin::handle(admin_shared.clone(), request);
     life.tasks
@@ -140,6 +153,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         life.clone(),
     ));
     Ok(running)
+}
+
+/// Forgets ended sessions and expired revocations once a minute.
+async fn purge_periodically(shared: Arc<Shared>, life: Lifecycle) {
+    let mut ticks = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = life.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let timing = shared.runtime.load().timing(auth::tokens::unix_now());
+        if let Err(e) = shared.sessions.purge(timing).await {
+            tracing::warn!(error = %e, "purging the session store failed; retrying next minute");
+        }
+        shared.runtime.load().login_limits.forget_idle();
+        shared.runtime.load().refresh_limits.forget_idle();
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

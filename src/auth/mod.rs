@@ -3,6 +3,7 @@
 
 pub mod identity;
 pub mod keys;
+pub mod revocation;
 pub mod tokens;
 
 pub use identity::{Credential, CredentialError, credential, set_identity};
@@ -14,11 +15,13 @@ use http::HeaderMap;
 
 use crate::config::CookiesConfig;
 use crate::error::GatewayError;
+pub use revocation::Revocations;
 
 /// The verified caller of a request, if it presents a credential: `Ok(None)` means none was
 /// presented; a presented but invalid one is an error (the caller decides what public routes do).
 pub fn identify(
     tokens: &AccessTokens,
+    revocations: &Revocations,
     cookies: &CookiesConfig,
     headers: &HeaderMap,
     now: u64,
@@ -28,8 +31,7 @@ pub fn identify(
         Ok(None) => return Ok(None),
         Err(_) => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
     };
-    tokens
-        .verify(token, now)
-        .map(Some)
-        .map_err(GatewayError::InvalidToken)
+    let identity = tokens.verify(token, now).map_err(GatewayError::InvalidToken)?;
+    revocations.check(&identity).map_err(GatewayError::InvalidToken)?;
+    Ok(Some(identity))
 }

@@ -19,6 +19,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub users: UsersFile,
     #[serde(default)]
+    pub store: StoreFile,
+    #[serde(default)]
     pub cookies: CookiesFile,
     #[serde(default)]
     pub headers: HeadersFile,
@@ -85,6 +87,14 @@ pub struct KeyFile {
 pub struct UsersFile {
     pub file: Option<Text>,
     pub check_url: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    pub backend: Option<Text>,
+    pub path: Option<Text>,
+    pub url: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

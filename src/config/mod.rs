@@ -26,6 +26,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub tokens: TokensConfig,
     pub users: UsersConfig,
+    pub store: StoreConfig,
     pub cookies: CookiesConfig,
     pub headers: HeadersConfig,
     pub limits: LimitsConfig,
@@ -120,6 +121,15 @@ pub enum UsersConfig {
     File(PathBuf),
     /// Delegate the password check to an existing backend.
     CheckUrl(http::Uri),
+}
+
+/// Where sessions and revocations are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded default: one SQLite file.
+    Sqlite { path: PathBuf },
+    /// Shared by several gateway replicas.
+    Redis { url: String },
 }
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! The admin listener: health and readiness (metrics and the admin API join later).
-//! It is a separate socket, by default on loopback; nothing here is on the public listener.
+//! The admin listener: health, readiness and the session admin API. It is a separate socket,
+//! on loopback by default; nothing here is reachable from the public listener.
 
 use std::sync::Arc;
 
@@ -9,18 +9,114 @@ use http_body_util::Full;
 use serde_json::json;
 
 use super::json;
+use super::sessions::describe;
+use crate::auth::tokens::unix_now;
 use crate::gateway::Shared;
 
 pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Full<Bytes>> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/healthz") => json(StatusCode::OK, json!({ "status": "ok" })),
-        (&Method::GET, "/readyz") => {
-            let routes = shared.runtime.load().config.routes.len();
-            json(StatusCode::OK, json!({ "status": "ready", "routes": routes }))
+    let path = request.uri().path();
+    let result = match (request.method(), path) {
+        (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, json!({ "status": "ok" }))),
+        (&Method::GET, "/readyz") => Ok(ready(&shared).await),
+        (&Method::GET, "/admin/sessions") => list(&shared, request.uri().query()).await,
+        (&Method::DELETE, p) if p.starts_with("/admin/sessions/") => {
+            revoke_session(&shared, &p["/admin/sessions/".len()..]).await
         }
-        _ => json(
-            StatusCode::NOT_FOUND,
-            json!({ "error": "not_found", "message": "no such admin endpoint" }),
+        (&Method::POST, p) if p.starts_with("/admin/users/") && p.ends_with("/revoke") => {
+            revoke_user(&shared, &p["/admin/users/".len()..p.len() - "/revoke".len()]).await
+        }
+        _ => Err((StatusCode::NOT_FOUND, "no such admin endpoint")),
+    };
+    result.unwrap_or_else(|(status, message)| {
+        json(status, json!({ "error": error_code(status), "message": message }))
+    })
+}
+
+type AdminResult = Result<Response<Full<Bytes>>, (StatusCode, &'static str)>;
+
+const STORE_DOWN: (StatusCode, &str) = (
+    StatusCode::SERVICE_UNAVAILABLE,
+    "the session store is unavailable",
+);
+
+/// Ready when a config is loaded (always, once listening) and the store answers.
+async fn ready(shared: &Shared) -> Response<Full<Bytes>> {
+    let routes = shared.runtime.load().config.routes.len();
+    match shared.sessions.store().ping().await {
+        Ok(()) => json(StatusCode::OK, json!({ "status": "ready", "routes": routes })),
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "not_ready", "store": e.to_string() }),
         ),
     }
+}
+
+async fn list(shared: &Shared, query: Option<&str>) -> AdminResult {
+    let sub = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("sub="))
+        .filter(|sub| !sub.is_empty())
+        .ok_or((StatusCode::BAD_REQUEST, "give the user as ?sub=NAME"))?;
+    let sub = percent_decode(sub).ok_or((StatusCode::BAD_REQUEST, "sub is not valid percent-encoding"))?;
+    let timing = shared.runtime.load().timing(unix_now());
+    let sessions = shared.sessions.list(&sub, timing).await.map_err(|_| STORE_DOWN)?;
+    let body: Vec<_> = sessions.iter().map(|s| describe(s, None)).collect();
+    Ok(json(StatusCode::OK, serde_json::Value::Array(body)))
+}
+
+async fn revoke_session(shared: &Shared, sid: &str) -> AdminResult {
+    let timing = shared.runtime.load().timing(unix_now());
+    match shared.sessions.end(sid, timing).await.map_err(|_| STORE_DOWN)? {
+        Some(session) => {
+            tracing::info!(target: "portcullis::audit", event = "session_revoked", sub = %session.sub, %sid, by = "admin");
+            Ok(no_content())
+        }
+        None => Err((StatusCode::NOT_FOUND, "no live session with that id")),
+    }
+}
+
+async fn revoke_user(shared: &Shared, sub: &str) -> AdminResult {
+    let sub =
+        percent_decode(sub).ok_or((StatusCode::BAD_REQUEST, "the user is not valid percent-encoding"))?;
+    let timing = shared.runtime.load().timing(unix_now());
+    let ended = shared
+        .sessions
+        .end_all(&sub, timing)
+        .await
+        .map_err(|_| STORE_DOWN)?;
+    tracing::info!(target: "portcullis::audit", event = "session_revoked", %sub, sessions = ended.len(), by = "admin");
+    Ok(no_content())
+}
+
+fn no_content() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+fn error_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "not_found",
+    }
+}
+
+/// Decodes `%XX` escapes in a user name taken from a path or query; `None` if malformed.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }

@@ -1,5 +1,7 @@
-//! The gateway's own public endpoints: `/auth/login`, `/auth/me` and `/.well-known/jwks.json`.
-//! (refresh, logout and sessions arrive with the sessions issue.)
+//! The gateway's own public endpoints: `/auth/login`, `/auth/me` and `/.well-known/jwks.json`;
+//! the session endpoints are in `sessions`.
+
+use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, PRAGMA};
@@ -10,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::json;
-use crate::auth::{self, tokens::random_id, tokens::unix_now};
+use crate::auth::{self, tokens::unix_now};
 use crate::error::GatewayError;
 use crate::gateway::{ConnectionInfo, Runtime, Shared};
 use crate::proxy::ResponseBody;
@@ -38,10 +40,10 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     match (path, request.method()) {
         ("/auth/login", &Method::POST) => login(shared, runtime, connection, request).await,
-        ("/auth/me", &Method::GET) => me(runtime, &request),
+        ("/auth/me", &Method::GET) => me(shared, runtime, &request),
         ("/.well-known/jwks.json", &Method::GET) => Ok(jwks(runtime)),
         ("/auth/login" | "/auth/me" | "/.well-known/jwks.json", _) => Err(GatewayError::MethodNotAllowed),
-        _ => Err(GatewayError::NoRoute),
+        _ => super::sessions::handle(shared, runtime, connection, request, path).await,
     }
 }
 
@@ -51,11 +53,7 @@ async fn login(
     connection: &ConnectionInfo,
     request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let ip = client_ip(
-        connection.peer,
-        request.headers(),
-        &runtime.config.server.trusted_proxies,
-    );
+    let (ip, user_agent) = client_meta(runtime, connection, request.headers());
     let login: LoginRequest = read_json(request).await?;
     if !matches!(login.mode.as_deref(), None | Some("token")) {
         return Err(GatewayError::BadLoginRequest(
@@ -84,26 +82,59 @@ async fn login(
             });
         }
     };
-    let session = random_id();
-    let tokens = &runtime.tokens;
-    let access = tokens
-        .issue(&who.sub, &who.role, &session, unix_now())
+    let now = unix_now();
+    let lifetime = runtime.config.tokens.refresh_ttl.as_secs();
+    let session = shared
+        .sessions
+        .begin(&who.sub, &who.role, ip.to_string(), user_agent, now, lifetime)
+        .await;
+    let session = session.map_err(|_| GatewayError::StoreUnavailable)?;
+    let access = runtime
+        .tokens
+        .issue(&who.sub, &who.role, &session.sid, now)
         .map_err(|_| GatewayError::Internal)?;
-    tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session, %ip);
-    let body = json!({
-        "access_token": access.token,
-        "token_type": "Bearer",
-        "expires_in": tokens.ttl(),
-        // Until the sessions issue lands this is an opaque placeholder that nothing accepts.
-        "refresh_token": format!("{}{}", random_id(), random_id()),
-        "refresh_expires_in": runtime.config.tokens.refresh_ttl.as_secs(),
-    });
-    Ok(no_store(json(StatusCode::OK, body)))
+    tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip);
+    Ok(token_pair(runtime, &access.token, &session.refresh_token))
 }
 
-fn me(runtime: &Runtime, request: &Request<Incoming>) -> Result<Response<ResponseBody>, GatewayError> {
+/// SPEC 4's token pair, never cached.
+pub(super) fn token_pair(
+    runtime: &Runtime,
+    access_token: &str,
+    refresh_token: &str,
+) -> Response<ResponseBody> {
+    let body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": runtime.tokens.ttl(),
+        "refresh_token": refresh_token,
+        "refresh_expires_in": runtime.config.tokens.refresh_ttl.as_secs(),
+    });
+    no_store(json(StatusCode::OK, body))
+}
+
+/// The client address (SPEC 6) and a bounded, printable copy of its User-Agent.
+pub(super) fn client_meta(
+    runtime: &Runtime,
+    connection: &ConnectionInfo,
+    headers: &http::HeaderMap,
+) -> (IpAddr, Option<String>) {
+    let ip = client_ip(connection.peer, headers, &runtime.config.server.trusted_proxies);
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect());
+    (ip, user_agent)
+}
+
+fn me(
+    shared: &Shared,
+    runtime: &Runtime,
+    request: &Request<Incoming>,
+) -> Result<Response<ResponseBody>, GatewayError> {
     let identity = auth::identify(
         &runtime.tokens,
+        &shared.revocations,
         &runtime.config.cookies,
         request.headers(),
         unix_now(),
@@ -134,7 +165,9 @@ fn no_store(response: Response<http_body_util::Full<Bytes>>) -> Response<Respons
 }
 
 /// Reads a small JSON body; the wrong type, too large or malformed bodies are refused.
-async fn read_json<T: for<'de> Deserialize<'de>>(request: Request<Incoming>) -> Result<T, GatewayError> {
+pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
+    request: Request<Incoming>,
+) -> Result<T, GatewayError> {
     let is_json = request
         .headers()
         .get(CONTENT_TYPE)

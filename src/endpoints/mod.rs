@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod redirect;
+pub mod sessions;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};

@@ -5,7 +5,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::Checker;
-use crate::config::file::{KeyFile, TokensFile, UsersFile};
+use crate::config::file::{KeyFile, StoreFile, TokensFile, UsersFile};
 use crate::config::values::*;
 use crate::config::*;
 
@@ -118,6 +118,37 @@ impl Checker<'_> {
             source,
             generate_if_missing,
         })
+    }
+
+    pub(super) fn store(&mut self, file: StoreFile) -> StoreConfig {
+        let StoreFile { backend, path, url } = file;
+        let default_path = self.resolve("data/portcullis.db");
+        match backend.as_ref().map(|b| b.get_ref().as_str()) {
+            None | Some("sqlite") => {
+                if let Some(url) = url {
+                    self.error(url.span(), "url is for backend = \"redis\"; SQLite takes path");
+                }
+                let path = path.map_or(default_path, |p| self.resolve(p.get_ref()));
+                StoreConfig::Sqlite { path }
+            }
+            Some("redis") => match url {
+                Some(url) => StoreConfig::Redis {
+                    url: url.into_inner(),
+                },
+                None => {
+                    self.error(
+                        backend.map_or(0..0, |b| b.span()),
+                        "backend = \"redis\" needs url",
+                    );
+                    StoreConfig::Sqlite { path: default_path }
+                }
+            },
+            Some(other) => {
+                let message = format!("store backend must be \"sqlite\" or \"redis\", not {other:?}");
+                self.error(backend.map_or(0..0, |b| b.span()), message);
+                StoreConfig::Sqlite { path: default_path }
+            }
+        }
     }
 
     pub(super) fn users(&mut self, file: UsersFile) -> UsersConfig {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::{MAX_NAME_BYTES, StoredHash, Users, UsersFile, visible_ascii};
 use crate::limits::{HashPool, PoolBusy};
 use crate::proxy::UpstreamClient;
+use crate::sessions::service::Standing;
 
 /// Longer passwords are refused before any hashing: hashing megabytes is a cheap DoS.
 const MAX_PASSWORD_BYTES: usize = 1024;
@@ -67,6 +68,19 @@ impl PasswordCheck {
                 verified.map_err(|PoolBusy| LoginError::Overloaded)?
             }
             PasswordCheck::Remote { url, client } => check_remote(url, client, username, password).await,
+        }
+    }
+
+    /// Whether `sub` may still refresh its sessions, and with which role.
+    pub fn standing(&self, sub: &str) -> Standing {
+        match self {
+            PasswordCheck::File(users) => match users.current().get(sub) {
+                Some(user) if !user.disabled => Standing::Active {
+                    role: user.role.clone(),
+                },
+                _ => Standing::Barred,
+            },
+            PasswordCheck::Remote { .. } => Standing::Unknown,
         }
     }
 }

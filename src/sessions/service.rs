@@ -1,0 +1,200 @@
+//! Sessions as the endpoints see them: begin at login, rotate on refresh (with reuse
+//! detection), end on logout; every revocation reaches the in-memory state at once.
+
+use std::sync::Arc;
+
+use super::refresh_token::{self, new_seed};
+use super::store::{
+    Advance, NewSession, Revocation, RevocationKind, SessionRecord, Store, StoreError, Timing,
+};
+use crate::auth::Revocations;
+use crate::secret::Secret;
+
+/// Whether the user behind a session may still refresh it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Listed and enabled, with the role new tokens should carry.
+    Active { role: String },
+    /// Disabled or removed from the users file.
+    Barred,
+    /// The gateway cannot tell (a remote password checker): the session's role stays.
+    Unknown,
+}
+
+/// A session that login just began.
+pub struct Started {
+    pub sid: String,
+    pub refresh_token: String,
+}
+
+/// A refresh that succeeded.
+pub struct Refreshed {
+    pub sid: String,
+    pub sub: String,
+    pub role: String,
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the refresh token is not valid")]
+    Invalid,
+    #[error("the session has ended")]
+    Ended,
+    #[error("a retired refresh token was presented again; the session is revoked")]
+    Reuse { sid: String, sub: String },
+    #[error("the user may no longer refresh")]
+    Barred,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct SessionService {
+    store: Arc<dyn Store>,
+    revocations: Arc<Revocations>,
+}
+
+impl SessionService {
+    pub fn new(store: Arc<dyn Store>, revocations: Arc<Revocations>) -> Self {
+        SessionService { store, revocations }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Rebuilds the in-memory revocations from the store (at start).
+    pub async fn load_revocations(&self, now: u64) -> Result<usize, StoreError> {
+        let revocations = self.store.revocations(now).await?;
+        for revocation in &revocations {
+            self.revocations.apply(revocation);
+        }
+        Ok(revocations.len())
+    }
+
+    /// A new session with a fresh id and seed (never one the client sent), and its first token.
+    pub async fn begin(
+        &self,
+        sub: &str,
+        role: &str,
+        ip: String,
+        user_agent: Option<String>,
+        created_at: u64,
+        lifetime: u64,
+    ) -> Result<Started, StoreError> {
+        let sid = crate::auth::tokens::random_id();
+        let seed = new_seed();
+        let refresh_token = refresh_token::derive(&seed, &sid, 0)
+            .ok_or_else(|| StoreError::Corrupt("a generated session id is not hex".into()))?;
+        let session = NewSession {
+            sid: sid.clone(),
+            sub: sub.to_string(),
+            role: role.to_string(),
+            seed: Secret::new(seed),
+            created_at,
+            expires_at: created_at.saturating_add(lifetime),
+            user_agent,
+            ip,
+        };
+        self.store.create(session).await?;
+        Ok(Started { sid, refresh_token })
+    }
+
+    /// SPEC 5.3: rotate the live token, re-issue the live one for the token retired last
+    /// within the grace, and revoke the session on any other reuse.
+    pub async fn refresh(
+        &self,
+        token: &str,
+        timing: Timing,
+        standing: impl Fn(&str) -> Standing,
+    ) -> Result<Refreshed, RefreshError> {
+        let presented = refresh_token::parse(token).ok_or(RefreshError::Invalid)?;
+        let session = self
+            .store
+            .get(&presented.sid)
+            .await?
+            .ok_or(RefreshError::Invalid)?;
+        if !presented.is_signed_by(session.seed.expose()) {
+            return Err(RefreshError::Invalid);
+        }
+        let role = match standing(&session.sub) {
+            Standing::Barred => return Err(RefreshError::Barred),
+            Standing::Active { role } => role,
+            Standing::Unknown => session.role.clone(),
+        };
+        let generation = match self
+            .store
+            .advance(&session.sid, presented.generation, timing)
+            .await?
+        {
+            Advance::Rotated { generation } | Advance::Replayed { generation } => generation,
+            Advance::Ended => return Err(RefreshError::Ended),
+            Advance::Reuse => {
+                self.remember(RevocationKind::Session, &session.sid, timing);
+                return Err(RefreshError::Reuse {
+                    sid: session.sid,
+                    sub: session.sub,
+                });
+            }
+        };
+        let refresh_token = refresh_token::derive(session.seed.expose(), &session.sid, generation)
+            .ok_or_else(|| StoreError::Corrupt("a stored session id is not hex".into()))?;
+        Ok(Refreshed {
+            sid: session.sid,
+            sub: session.sub,
+            role,
+            refresh_token,
+        })
+    }
+
+    /// The session id a refresh token names, if the token is genuine (for logout).
+    pub async fn session_of_token(&self, token: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(presented) = refresh_token::parse(token) else {
+            return Ok(None);
+        };
+        let session = self.store.get(&presented.sid).await?;
+        Ok(session.filter(|s| presented.is_signed_by(s.seed.expose())))
+    }
+
+    /// Ends one session and its access tokens; `None` when it had already ended.
+    pub async fn end(&self, sid: &str, timing: Timing) -> Result<Option<SessionRecord>, StoreError> {
+        let ended = self.store.revoke_session(sid, timing).await?;
+        if ended.is_some() {
+            self.remember(RevocationKind::Session, sid, timing);
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of `sub` and every access token issued to it until now.
+    pub async fn end_all(&self, sub: &str, timing: Timing) -> Result<Vec<String>, StoreError> {
+        let sids = self.store.revoke_user(sub, timing).await?;
+        for sid in &sids {
+            self.remember(RevocationKind::Session, sid, timing);
+        }
+        self.remember(RevocationKind::User, sub, timing);
+        Ok(sids)
+    }
+
+    pub async fn list(&self, sub: &str, timing: Timing) -> Result<Vec<SessionRecord>, StoreError> {
+        self.store.sessions_of(sub, timing).await
+    }
+
+    pub async fn get(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.store.get(sid).await
+    }
+
+    /// Drops ended sessions and forgotten revocations, in the store and in memory.
+    pub async fn purge(&self, timing: Timing) -> Result<u64, StoreError> {
+        self.revocations.purge(timing.now);
+        self.store.purge(timing).await
+    }
+
+    fn remember(&self, kind: RevocationKind, key: &str, timing: Timing) {
+        self.revocations.apply(&Revocation {
+            kind,
+            key: key.to_string(),
+            not_before: timing.now,
+            keep_until: timing.now.saturating_add(timing.revocation_ttl),
+        });
+    }
+}

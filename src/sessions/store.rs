@@ -1,0 +1,121 @@
+//! The durable session store: the contract that SQLite (and later Redis) implement.
+//!
+//! Every operation that decides something (rotation, reuse, revocation) is one atomic step in
+//! the store, so concurrent requests on one or many gateways cannot both win a race. Anything
+//! that revokes also records the revocation entries in the same step, so the in-memory
+//! revocation state can always be rebuilt from the store after a crash.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use crate::auth::revocation::{Revocation, RevocationKind};
+use crate::secret::Secret;
+
+/// Bytes of the per-session secret from which every refresh token of the session is derived.
+pub const SEED_BYTES: usize = 32;
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached or failed; callers answer 503 and accept nothing.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds something it should not (a bug or a hand edit); treated like unavailable.
+    #[error("the session store holds invalid data: {0}")]
+    Corrupt(String),
+}
+
+/// A session as login creates it.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub sid: String,
+    pub sub: String,
+    pub role: String,
+    pub seed: Secret<[u8; SEED_BYTES]>,
+    pub created_at: u64,
+    /// Absolute end: `created_at + refresh_ttl`.
+    pub expires_at: u64,
+    pub user_agent: Option<String>,
+    pub ip: String,
+}
+
+/// A stored session. `generation` counts rotations: the live refresh token is the one derived
+/// for `generation`, and the one for `generation - 1` was retired at `rotated_at`.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub sid: String,
+    pub sub: String,
+    pub role: String,
+    pub seed: Secret<[u8; SEED_BYTES]>,
+    pub generation: u64,
+    pub rotated_at: u64,
+    pub created_at: u64,
+    pub last_used_at: u64,
+    pub expires_at: u64,
+    pub user_agent: Option<String>,
+    pub ip: String,
+    pub revoked_at: Option<u64>,
+}
+
+/// The clock and the durations an atomic decision needs, all in Unix seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub now: u64,
+    /// `refresh_grace`: how long the token retired last may be presented again.
+    pub grace: u64,
+    /// `refresh_idle_ttl`: a session not refreshed for this long has ended.
+    pub idle_ttl: u64,
+    /// How long a revocation must be remembered: `access_ttl + leeway`, so every access token
+    /// it covers has expired before it is forgotten.
+    pub revocation_ttl: u64,
+}
+
+/// What presenting a (MAC-verified) refresh token of generation `presented` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// `presented` was the live token: the session moved to `generation` (= presented + 1).
+    Rotated { generation: u64 },
+    /// `presented` was retired last and within the grace: the live `generation` is re-issued,
+    /// nothing changes but `last_used_at`, so the session keeps one lineage.
+    Replayed { generation: u64 },
+    /// An older token, or the previous one after the grace: the session is now revoked (and
+    /// its revocation recorded).
+    Reuse,
+    /// Revoked, expired (absolute or idle), or unknown.
+    Ended,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new session (generation 0, `rotated_at` = `last_used_at` = `created_at`).
+    fn create(&self, session: NewSession) -> StoreFuture<'_, ()>;
+
+    /// The session, live or not; `None` when unknown or already purged.
+    fn get<'a>(&'a self, sid: &'a str) -> StoreFuture<'a, Option<SessionRecord>>;
+
+    /// Atomically applies SPEC 5.3 to a presented generation, in this order: revoked, past
+    /// `expires_at` or past `last_used_at + idle_ttl` -> `Ended`; the live generation ->
+    /// `Rotated`; the previous one within `grace` of `rotated_at` -> `Replayed`; anything
+    /// older or later -> revoke the session (recording a `Session` revocation) -> `Reuse`.
+    fn advance<'a>(&'a self, sid: &'a str, presented: u64, timing: Timing) -> StoreFuture<'a, Advance>;
+
+    /// Revokes one live session and records its revocation; returns it, or `None` when it
+    /// was unknown or had already ended.
+    fn revoke_session<'a>(&'a self, sid: &'a str, timing: Timing) -> StoreFuture<'a, Option<SessionRecord>>;
+
+    /// Revokes every live session of `sub`, recording a `Session` revocation for each and a
+    /// `User` revocation with `not_before = now`; returns the revoked sids.
+    fn revoke_user<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<String>>;
+
+    /// The live sessions of `sub` (not revoked, not expired, not idle), newest first.
+    fn sessions_of<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<SessionRecord>>;
+
+    /// Every revocation with `keep_until > now`, to rebuild the in-memory state.
+    fn revocations(&self, now: u64) -> StoreFuture<'_, Vec<Revocation>>;
+
+    /// Deletes ended sessions and forgotten revocations; returns how many rows went.
+    fn purge(&self, timing: Timing) -> StoreFuture<'_, u64>;
+
+    /// Succeeds when the store answers (for `/readyz`).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+}
