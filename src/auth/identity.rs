@@ -1,6 +1,6 @@
 //! Where a request's credential comes from (SPEC 6), and the identity headers set from it.
 
-use http::header::{AUTHORIZATION, COOKIE};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName};
 
 use super::Identity;
@@ -33,24 +33,10 @@ pub fn credential<'h>(
     if !cookies.enabled {
         return Ok(None);
     }
-    let mut found = None;
-    for pair in headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-    {
-        let Some((name, value)) = pair.trim().split_once('=') else {
-            continue;
-        };
-        if name.trim() == cookies.access_name {
-            if found.is_some() {
-                return Err(CredentialError::DuplicateCookie);
-            }
-            found = Some(Credential::Cookie(value.trim()));
-        }
+    match super::cookies::find(headers, &cookies.access_name) {
+        Ok(found) => Ok(found.map(Credential::Cookie)),
+        Err(_) => Err(CredentialError::DuplicateCookie),
     }
-    Ok(found)
 }
 
 /// `Bearer <token68>`: scheme in any case, exactly one space, one token.

@@ -1,6 +1,8 @@
 //! Authentication: keys, access tokens, and turning a request's credential into an `Identity`.
 //! Nothing here does I/O on the request path.
 
+pub mod cookies;
+pub mod csrf;
 pub mod identity;
 pub mod keys;
 pub mod revocation;

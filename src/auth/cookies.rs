@@ -1,0 +1,65 @@
+//! The gateway's two cookies: reading them (refusing duplicates) and writing `Set-Cookie`.
+//!
+//! Both are `HttpOnly; Secure; SameSite=Strict` with `Max-Age` and never a `Domain`; the
+//! access cookie uses `Path=/` (required by its `__Host-` prefix), the refresh cookie
+//! `Path=/auth` so that browsers send it only to the gateway's own endpoints.
+
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+/// Where the refresh cookie is sent. With transparent refresh it must reach proxied paths too.
+pub const REFRESH_PATH: &str = "/auth";
+
+/// Two cookies under one of the gateway's names: a sign of cookie tossing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateCookie;
+
+/// The value of the cookie `name`, if the request carries exactly one.
+pub fn find<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, DuplicateCookie> {
+    let mut found = None;
+    let pairs = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
+    for pair in pairs {
+        let Some((key, value)) = pair.trim().split_once('=') else { continue };
+        if key.trim() == name {
+            if found.is_some() {
+                return Err(DuplicateCookie);
+            }
+            found = Some(value.trim());
+        }
+    }
+    Ok(found)
+}
+
+/// `Set-Cookie` for a token (tokens are base64url and dots, valid cookie values).
+pub fn set(name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
+    let cookie = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| clear(name, path))
+}
+
+/// `Set-Cookie` that removes a cookie: same name, path and attributes, `Max-Age=0`.
+pub fn clear(name: &str, path: &str) -> HeaderValue {
+    let cookie = format!("{name}=; Path={path}; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+    // Names are validated cookie tokens and paths are "/" or "/auth": always a valid value.
+    HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_carry_every_attribute_and_no_domain() {
+        let cookie = set("__Host-a", "tok", "/", 900);
+        assert_eq!(cookie, "__Host-a=tok; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict");
+        assert_eq!(clear("__Secure-r", "/auth"), "__Secure-r=; Path=/auth; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+    }
+
+    #[test]
+    fn a_duplicate_cookie_is_refused_across_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; __Host-a=x"));
+        assert_eq!(find(&headers, "__Host-a"), Ok(Some("x")));
+        headers.append(COOKIE, HeaderValue::from_static("__Host-a=y"));
+        assert_eq!(find(&headers, "__Host-a"), Err(DuplicateCookie));
+    }
+}

@@ -1,0 +1,76 @@
+//! Phase 1: the checks every request passes before routing: framing verdict, header size,
+//! `Authorization` count, Host, and path normalisation.
+
+use std::str::FromStr;
+
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use http::uri::Authority;
+use http::{Method, Request, Version};
+use hyper::body::Incoming;
+
+use super::{ConnectionInfo, Runtime, Target};
+use crate::error::GatewayError;
+use crate::routes::normalize_path;
+use crate::server::framing::FramingViolation;
+
+pub(super) fn early_checks(
+    runtime: &Runtime,
+    connection: &ConnectionInfo,
+    request: &Request<Incoming>,
+) -> Result<Target, GatewayError> {
+    // The framing verdict is taken first so that verdicts stay in step with requests.
+    if let Some(framing) = &connection.framing {
+        framing.next_request().map_err(GatewayError::AmbiguousFraming)?;
+    }
+    let headers = request.headers();
+    if headers.get_all(CONTENT_LENGTH).iter().count() > 1 {
+        return Err(GatewayError::AmbiguousFraming(
+            FramingViolation::DuplicateContentLength,
+        ));
+    }
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if header_bytes > runtime.config.server.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    if headers.get_all(AUTHORIZATION).iter().count() > 1 {
+        return Err(GatewayError::DuplicateAuthorization);
+    }
+    if request.method() == Method::CONNECT {
+        return Err(GatewayError::BadRequestTarget);
+    }
+    let authority = request_authority(request)?;
+    let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+    let path = normalize_path(request.uri().path()).map_err(GatewayError::BadPath)?;
+    Ok(Target {
+        host,
+        authority,
+        path,
+    })
+}
+
+/// The authority from the URI (HTTP/2, absolute-form) or the single `Host` header; they must agree.
+fn request_authority(request: &Request<Incoming>) -> Result<Authority, GatewayError> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let host_header = match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err(GatewayError::BadHost),
+        (header, None) => header
+            .map(|h| h.to_str().map_err(|_| GatewayError::BadHost))
+            .transpose()?,
+    };
+    // RFC 9112 3.2: an HTTP/1.1 request without Host is refused, even in absolute form.
+    if request.version() == Version::HTTP_11 && host_header.is_none() {
+        return Err(GatewayError::BadHost);
+    }
+    let authority = match (request.uri().authority(), host_header) {
+        (Some(uri), Some(header)) if !uri.as_str().eq_ignore_ascii_case(header) => {
+            return Err(GatewayError::BadHost);
+        }
+        (Some(uri), _) => uri.clone(),
+        (None, Some(header)) => Authority::from_str(header).map_err(|_| GatewayError::BadHost)?,
+        (None, None) => return Err(GatewayError::BadHost),
+    };
+    match authority.as_str().contains('@') || authority.host().is_empty() {
+        true => Err(GatewayError::BadHost),
+        false => Ok(authority),
+    }
+}

@@ -1,0 +1,191 @@
+//! The request pipeline of the public listener, as named phases over one request:
+//!
+//! 1. `early_checks`: framing verdict, Host, request target, header size, path
+//!    normalisation -> 400 / 431
+//! 2. `route`: gateway endpoint or route table -> 404
+//! 3. `authenticate`: bearer token or access cookie -> `Identity` (signature, claims) -> 401
+//! 4. `authorize`: the route's roles -> 403
+//! 5. `upstream_request`: body limit, strip-then-set of identity and forwarding headers -> 413
+//! 6. `forward`: pooled client with the route's timeout -> 502 / 504
+//! 7. `respond`: response hygiene (hop-by-hop, HSTS, request id) and one access-log line
+//!
+//! `handle` is the only place where a `GatewayError` becomes a response.
+
+mod caller;
+mod early;
+mod upstream;
+
+use caller::{authenticate, authorize};
+use early::early_checks;
+use upstream::{downstream_response, respond, upstream_request};
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+use http::{HeaderName, HeaderValue, Request, Response};
+use hyper::body::Incoming;
+
+use crate::auth::keys::{KeyError, KeySet};
+use crate::auth::{AccessTokens, Revocations};
+use crate::config::{Config, ConfigErrors, UsersConfig};
+use crate::endpoints;
+use crate::error::GatewayError;
+use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
+use crate::proxy::headers::{self, X_REQUEST_ID};
+use crate::proxy::{ResponseBody, UpstreamClient};
+use crate::routes::{Destination, RouteTable};
+use crate::server::framing::FramingVerdicts;
+use crate::sessions::service::SessionService;
+use crate::sessions::store::Timing;
+use crate::sessions::users::{PasswordCheck, Users, UsersFile};
+
+/// What is built from one `Config` and swapped as a unit on reload.
+pub struct Runtime {
+    pub config: Config,
+    pub routes: RouteTable,
+    pub tokens: AccessTokens,
+    pub login_limits: LoginLimiter,
+    pub refresh_limits: KeyedLimiter<String>,
+    pub passwords: PasswordCheck,
+    identity_headers: [HeaderName; 3],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Users(#[from] ConfigErrors),
+}
+
+impl Runtime {
+    /// Loads what the config names (keys, users) and compiles the rest.
+    pub fn build(config: Config, client: &UpstreamClient) -> Result<Runtime, RuntimeError> {
+        let h = &config.headers;
+        let identity_headers = [h.subject.clone(), h.role.clone(), h.session.clone()];
+        let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?);
+        let passwords = match &config.users {
+            UsersConfig::File(path) => PasswordCheck::File(Users::new(path.clone(), UsersFile::load(path)?)),
+            UsersConfig::CheckUrl(url) => PasswordCheck::Remote {
+                url: url.clone(),
+                client: client.clone(),
+            },
+        };
+        let limits = &config.limits;
+        Ok(Runtime {
+            routes: RouteTable::new(&config.routes),
+            tokens,
+            login_limits: LoginLimiter::new(limits.login_per_ip, limits.login_per_user),
+            refresh_limits: KeyedLimiter::new(limits.refresh_per_session),
+            passwords,
+            identity_headers,
+            config,
+        })
+    }
+
+    /// The durations the session store decides with, at `now`.
+    pub fn timing(&self, now: u64) -> Timing {
+        let tokens = &self.config.tokens;
+        Timing {
+            now,
+            grace: tokens.refresh_grace.as_secs(),
+            idle_ttl: tokens.refresh_idle_ttl.as_secs(),
+            revocation_ttl: (tokens.access_ttl + tokens.leeway).as_secs(),
+        }
+    }
+
+    fn own_cookies(&self) -> [&str; 2] {
+        [
+            &self.config.cookies.access_name,
+            &self.config.cookies.refresh_name,
+        ]
+    }
+}
+
+/// State shared by every connection of the public listener.
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub client: UpstreamClient,
+    pub hash_pool: HashPool,
+    /// Outlives reloads: revocations must never be forgotten early.
+    pub revocations: Arc<Revocations>,
+    pub sessions: SessionService,
+}
+
+/// What the server knows about the connection a request came on.
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    /// The framing guard's verdicts; `None` on HTTP/2, where h2 itself enforces framing.
+    pub framing: Option<Arc<FramingVerdicts>>,
+}
+
+/// The request after `early_checks`: where it is going, in canonical form.
+pub(crate) struct Target {
+    /// Lower-case host without port, for routing.
+    host: String,
+    /// The authority as the client sent it, for `Host` and `X-Forwarded-Host`.
+    authority: Authority,
+    path: String,
+}
+
+/// The service behind the public listener; every error is already a response.
+pub async fn handle(
+    shared: Arc<Shared>,
+    connection: Arc<ConnectionInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let runtime = shared.runtime.load_full();
+    let request_id = headers::request_id(request.headers());
+    let method = request.method().clone();
+    let mut route_name = "-";
+    let result = pipeline(
+        &shared,
+        &runtime,
+        &connection,
+        request,
+        &request_id,
+        &mut route_name,
+    );
+    let mut response = result.await.unwrap_or_else(|e| e.to_response());
+    respond(&mut response, request_id);
+    tracing::info!(
+        target: "portcullis::access",
+        %method,
+        route = route_name,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        request_id = ?response.headers().get(X_REQUEST_ID),
+        peer = %connection.peer,
+    );
+    Ok(response)
+}
+
+async fn pipeline<'r>(
+    shared: &Shared,
+    runtime: &'r Runtime,
+    connection: &ConnectionInfo,
+    request: Request<Incoming>,
+    request_id: &HeaderValue,
+    route_name: &mut &'r str,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let target = early_checks(runtime, connection, &request)?;
+    let route = match runtime.routes.find(&target.host, &target.path, request.method()) {
+        Some(Destination::Upstream(route)) => route,
+        Some(Destination::Gateway) => {
+            *route_name = "gateway";
+            return endpoints::auth::handle(shared, runtime, connection, request, &target.path).await;
+        }
+        None => return Err(GatewayError::NoRoute),
+    };
+    *route_name = &route.name;
+    let identity = authenticate(runtime, &shared.revocations, route, request.headers())?;
+    authorize(route, identity.as_deref())?;
+    let upstream = upstream_request(runtime, connection, route, &target, request, request_id, identity)?;
+    let response = shared.client.send(upstream, route.timeout).await?;
+    Ok(downstream_response(response))
+}
