@@ -17,7 +17,7 @@ pub fn same_origin(headers: &HeaderMap, own_authority: &str, allowed: &[String])
     };
     let origin = origin.to_ascii_lowercase();
     let own = format!("https://{}", own_authority.to_ascii_lowercase());
-    origin == own || allowed.iter().any(|a| *a == origin)
+    origin == own || allowed.contains(&origin)
 }
 
 fn single(headers: &HeaderMap, name: http::HeaderName) -> Option<&str> {
