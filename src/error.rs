@@ -42,6 +42,12 @@ pub enum GatewayError {
     InvalidToken(TokenError),
     #[error("the caller's role is not allowed here")]
     InsufficientScope,
+    #[error("cross-site request refused: Origin or Referer is not this site")]
+    CrossSiteRequest,
+    #[error("a cookie of the gateway appears twice")]
+    DuplicateCookie,
+    #[error("log in first")]
+    LoginRequired { location: HeaderValue },
     #[error("invalid username or password")]
     InvalidCredentials,
     #[error("the refresh token is not valid")]
@@ -81,13 +87,15 @@ impl GatewayError {
             | BadRequestTarget
             | BadHost
             | DuplicateAuthorization
-            | BadLoginRequest(_) => StatusCode::BAD_REQUEST,
+            | BadLoginRequest(_)
+            | DuplicateCookie => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             NoRoute => StatusCode::NOT_FOUND,
             AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant => {
                 StatusCode::UNAUTHORIZED
             }
-            InsufficientScope => StatusCode::FORBIDDEN,
+            InsufficientScope | CrossSiteRequest => StatusCode::FORBIDDEN,
+            LoginRequired { .. } => StatusCode::FOUND,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             LoginOverloaded | CheckerUnavailable | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -108,12 +116,15 @@ impl GatewayError {
             | BadRequestTarget
             | BadHost
             | DuplicateAuthorization
-            | BadLoginRequest(_) => "bad_request",
+            | BadLoginRequest(_)
+            | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
             NoRoute => "not_found",
             AuthenticationRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
+            CrossSiteRequest => "cross_site_request",
+            LoginRequired { .. } => "login_required",
             InvalidCredentials => "invalid_credentials",
             InvalidGrant => "invalid_grant",
             StoreUnavailable => "unavailable",
@@ -180,6 +191,9 @@ impl GatewayError {
         if let Some(seconds) = self.retry_after() {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if let GatewayError::LoginRequired { location } = self {
+            headers.insert(http::header::LOCATION, location.clone());
+        }
         if self.closes_connection() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
@@ -206,6 +220,14 @@ mod tests {
             (AuthenticationRequired, 401),
             (InvalidToken(TokenError::Expired), 401),
             (InsufficientScope, 403),
+            (CrossSiteRequest, 403),
+            (DuplicateCookie, 400),
+            (
+                LoginRequired {
+                    location: HeaderValue::from_static("/login"),
+                },
+                302,
+            ),
             (InvalidCredentials, 401),
             (InvalidGrant, 401),
             (StoreUnavailable, 503),

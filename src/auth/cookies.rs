@@ -15,19 +15,35 @@ pub const REFRESH_PATH: &str = "/auth";
 pub struct DuplicateCookie;
 
 /// The value of the cookie `name`, if the request carries exactly one.
+///
+/// Works on bytes: a `Cookie` header may hold other sites' non-ASCII cookies (`city=Zürich`),
+/// and skipping such a header would hide a second copy of ours. A value of ours that is not
+/// UTF-8 comes back empty, which no token check accepts.
 pub fn find<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, DuplicateCookie> {
     let mut found = None;
-    let pairs = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';'));
-    for pair in pairs {
-        let Some((key, value)) = pair.trim().split_once('=') else { continue };
-        if key.trim() == name {
+    for (key, value) in pairs(headers) {
+        if key == name.as_bytes() {
             if found.is_some() {
                 return Err(DuplicateCookie);
             }
-            found = Some(value.trim());
+            found = Some(std::str::from_utf8(value).unwrap_or(""));
         }
     }
     Ok(found)
+}
+
+/// Every `name=value` pair of every `Cookie` header, trimmed, as bytes.
+pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .map(|pair| pair.trim_ascii())
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|b| *b == b'=') {
+            Some(eq) => (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()),
+            None => (pair, &b""[..]),
+        })
 }
 
 /// `Set-Cookie` for a token (tokens are base64url and dots, valid cookie values).
@@ -50,8 +66,14 @@ mod tests {
     #[test]
     fn cookies_carry_every_attribute_and_no_domain() {
         let cookie = set("__Host-a", "tok", "/", 900);
-        assert_eq!(cookie, "__Host-a=tok; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict");
-        assert_eq!(clear("__Secure-r", "/auth"), "__Secure-r=; Path=/auth; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+        assert_eq!(
+            cookie,
+            "__Host-a=tok; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Strict"
+        );
+        assert_eq!(
+            clear("__Secure-r", "/auth"),
+            "__Secure-r=; Path=/auth; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+        );
     }
 
     #[test]

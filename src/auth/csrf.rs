@@ -72,12 +72,16 @@ mod tests {
     #[test]
     fn only_the_own_or_an_allowed_origin_passes() {
         let allowed = vec!["https://app.example.com".to_string()];
-        let check = |pairs: &[(&'static str, &'static str)]| same_origin(&headers(pairs), "gw.example.com", &allowed);
+        let check =
+            |pairs: &[(&'static str, &'static str)]| same_origin(&headers(pairs), "gw.example.com", &allowed);
         assert!(check(&[("origin", "https://gw.example.com")]));
         assert!(check(&[("origin", "https://APP.example.com")]));
         assert!(check(&[("referer", "https://gw.example.com/page?x=1")]));
         assert!(!check(&[("origin", "null")]));
-        assert!(!check(&[("origin", "null"), ("referer", "https://gw.example.com/")]));
+        assert!(!check(&[
+            ("origin", "null"),
+            ("referer", "https://gw.example.com/")
+        ]));
         assert!(!check(&[("origin", "https://gw.example.com.evil.com")]));
         assert!(!check(&[("origin", "http://gw.example.com")]));
         assert!(!check(&[("origin", "https://gw.example.com:8443")]));
@@ -87,9 +91,20 @@ mod tests {
     #[test]
     fn every_open_redirect_trick_lands_on_the_root() {
         for evil in [
-            "//evil.com", "/\\evil.com", "/%09/evil.com", "/%2f/evil.com", "https://evil.com", "javascript:alert(1)",
-            "/x\r\nSet-Cookie: a=b", "/%0d%0aLocation:x", "\\\\evil.com", "/%5cevil.com", "/\u{3002}evil.com", "",
-            "evil.com", "/ /evil.com",
+            "//evil.com",
+            "/\\evil.com",
+            "/%09/evil.com",
+            "/%2f/evil.com",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "/x\r\nSet-Cookie: a=b",
+            "/%0d%0aLocation:x",
+            "\\\\evil.com",
+            "/%5cevil.com",
+            "/\u{3002}evil.com",
+            "",
+            "evil.com",
+            "/ /evil.com",
         ] {
             assert_eq!(safe_return_to(Some(evil)), "/", "{evil:?}");
         }

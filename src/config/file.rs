@@ -154,4 +154,5 @@ pub struct RouteFile {
     pub strip_prefix: Option<bool>,
     pub timeout: Option<Text>,
     pub websocket: Option<bool>,
+    pub login_page: Option<Text>,
 }

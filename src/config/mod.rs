@@ -204,6 +204,8 @@ pub struct RouteConfig {
     pub strip_prefix: bool,
     pub timeout: Duration,
     pub websocket: bool,
+    /// Where a browser without a session is sent (302 with `return_to`) instead of a 401.
+    pub login_page: Option<String>,
 }
 
 /// One problem in a config file, with where it is.

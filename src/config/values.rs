@@ -231,6 +231,19 @@ pub(super) fn route_path(text: &str) -> Result<String, String> {
     }
 }
 
+pub(super) fn login_page_path(text: &str) -> Result<String, String> {
+    let valid = text.starts_with('/')
+        && !text.starts_with("//")
+        && !text.contains('?')
+        && text.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "login_page {text:?} must be a path on this gateway, like \"/login\""
+        )),
+    }
+}
+
 pub(super) fn method(text: &str) -> Result<Method, String> {
     let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_uppercase());
     match valid {

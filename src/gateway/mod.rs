@@ -4,7 +4,7 @@
 //!    normalisation -> 400 / 431
 //! 2. `route`: gateway endpoint or route table -> 404
 //! 3. `authenticate`: bearer token or access cookie -> `Identity` (signature, claims) -> 401
-//! 4. `authorize`: the route's roles -> 403
+//! 4. `authorize`: same-origin rule for cookie-authenticated unsafe requests, roles -> 403
 //! 5. `upstream_request`: body limit, strip-then-set of identity and forwarding headers -> 413
 //! 6. `forward`: pooled client with the route's timeout -> 502 / 504
 //! 7. `respond`: response hygiene (hop-by-hop, HSTS, request id) and one access-log line
@@ -15,7 +15,7 @@ mod caller;
 mod early;
 mod upstream;
 
-use caller::{authenticate, authorize};
+use caller::{attach_cookies, authenticate, authorize};
 use early::early_checks;
 use upstream::{downstream_response, respond, upstream_request};
 
@@ -30,7 +30,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
 use crate::auth::keys::{KeyError, KeySet};
-use crate::auth::{AccessTokens, Revocations};
+use crate::auth::{AccessTokens, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
 use crate::endpoints;
 use crate::error::GatewayError;
@@ -85,6 +85,37 @@ impl Runtime {
             identity_headers,
             config,
         })
+    }
+
+    /// `Set-Cookie` values that hand a browser a new token pair (SPEC 4's cookie mode).
+    pub fn session_cookies(&self, access_token: &str, refresh_token: &str) -> Vec<HeaderValue> {
+        let (names, tokens) = (&self.config.cookies, &self.config.tokens);
+        vec![
+            cookies::set(&names.access_name, access_token, "/", tokens.access_ttl.as_secs()),
+            cookies::set(
+                &names.refresh_name,
+                refresh_token,
+                self.refresh_cookie_path(),
+                tokens.refresh_ttl.as_secs(),
+            ),
+        ]
+    }
+
+    /// `Set-Cookie` values that remove both cookies (same names, paths and attributes).
+    pub fn clearing_cookies(&self) -> Vec<HeaderValue> {
+        let names = &self.config.cookies;
+        vec![
+            cookies::clear(&names.access_name, "/"),
+            cookies::clear(&names.refresh_name, self.refresh_cookie_path()),
+        ]
+    }
+
+    /// `/auth`, except with transparent refresh, where proxied paths must receive it too.
+    pub fn refresh_cookie_path(&self) -> &'static str {
+        match self.config.cookies.transparent_refresh {
+            true => "/",
+            false => cookies::REFRESH_PATH,
+        }
     }
 
     /// The durations the session store decides with, at `now`.
@@ -142,21 +173,19 @@ pub async fn handle(
     let runtime = shared.runtime.load_full();
     let request_id = headers::request_id(request.headers());
     let method = request.method().clone();
-    let mut route_name = "-";
-    let result = pipeline(
-        &shared,
-        &runtime,
-        &connection,
-        request,
-        &request_id,
-        &mut route_name,
-    );
+    let mut outcome = Outcome {
+        route: "-",
+        set_cookies: Vec::new(),
+    };
+    let result = pipeline(&shared, &runtime, &connection, request, &request_id, &mut outcome);
     let mut response = result.await.unwrap_or_else(|e| e.to_response());
     respond(&mut response, request_id);
+    // Even when the upstream failed: a browser must not keep a refresh token we retired.
+    attach_cookies(response.headers_mut(), outcome.set_cookies);
     tracing::info!(
         target: "portcullis::access",
         %method,
-        route = route_name,
+        route = outcome.route,
         status = response.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
         request_id = ?response.headers().get(X_REQUEST_ID),
@@ -171,21 +200,37 @@ async fn pipeline<'r>(
     connection: &ConnectionInfo,
     request: Request<Incoming>,
     request_id: &HeaderValue,
-    route_name: &mut &'r str,
+    outcome: &mut Outcome<'r>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let target = early_checks(runtime, connection, &request)?;
     let route = match runtime.routes.find(&target.host, &target.path, request.method()) {
         Some(Destination::Upstream(route)) => route,
         Some(Destination::Gateway) => {
-            *route_name = "gateway";
+            outcome.route = "gateway";
             return endpoints::auth::handle(shared, runtime, connection, request, &target.path).await;
         }
         None => return Err(GatewayError::NoRoute),
     };
-    *route_name = &route.name;
-    let identity = authenticate(runtime, &shared.revocations, route, request.headers())?;
-    authorize(route, identity.as_deref())?;
-    let upstream = upstream_request(runtime, connection, route, &target, request, request_id, identity)?;
+    outcome.route = &route.name;
+    let mut caller = authenticate(shared, runtime, route, &request).await?;
+    outcome.set_cookies = std::mem::take(&mut caller.set_cookies);
+    authorize(runtime, route, &caller, &request, &target)?;
+    let upstream = upstream_request(
+        runtime,
+        connection,
+        route,
+        &target,
+        request,
+        request_id,
+        caller.identity,
+    )?;
     let response = shared.client.send(upstream, route.timeout).await?;
     Ok(downstream_response(response))
+}
+
+/// What the pipeline learns that the response and the access log need, even on failure.
+struct Outcome<'r> {
+    route: &'r str,
+    /// From a transparent refresh.
+    set_cookies: Vec<HeaderValue>,
 }

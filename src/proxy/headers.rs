@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
+use crate::auth::cookies;
+
 /// Hop-by-hop headers (RFC 9110 7.6.1) plus the legacy ones proxies still meet.
 static HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
@@ -43,12 +45,12 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
+        // Bytes, not text: one non-ASCII token must not hide the names beside it.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -89,45 +91,30 @@ fn same_with_underscores(candidate: &str, identity: &str) -> bool {
 }
 
 /// Drops the gateway's own cookies from `Cookie`, leaving the others in one `Cookie` header.
+/// Works on bytes, so a header with non-ASCII cookies is rewritten too, never skipped.
 pub fn strip_own_cookies(headers: &mut HeaderMap, own: &[&str]) {
-    let values = headers.get_all(header::COOKIE);
-    let mut count = 0;
-    let mut needs_rewrite = false;
-    for value in values.iter() {
-        count += 1;
-        needs_rewrite |= cookie_pairs(value).any(|pair| is_own(pair, own));
-    }
-    if count <= 1 && !needs_rewrite {
+    let is_own = |name: &[u8]| own.iter().any(|o| o.as_bytes() == name);
+    let count = headers.get_all(header::COOKIE).iter().count();
+    if count == 0 || (count == 1 && !cookies::pairs(headers).any(|(name, _)| is_own(name))) {
         return;
     }
-    let kept: Vec<&str> = values
-        .iter()
-        .flat_map(cookie_pairs)
-        .filter(|pair| !is_own(pair, own))
-        .collect();
-    let joined = kept.join("; ");
-    match HeaderValue::from_str(&joined) {
-        Ok(value) if !joined.is_empty() => {
+    let mut kept: Vec<u8> = Vec::new();
+    for (name, value) in cookies::pairs(headers).filter(|(name, _)| !is_own(name)) {
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(name);
+        kept.push(b'=');
+        kept.extend_from_slice(value);
+    }
+    match HeaderValue::from_bytes(&kept) {
+        Ok(value) if !kept.is_empty() => {
             headers.insert(header::COOKIE, value);
         }
         _ => {
             headers.remove(header::COOKIE);
         }
     }
-}
-
-fn cookie_pairs(value: &HeaderValue) -> impl Iterator<Item = &str> {
-    value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-}
-
-fn is_own(pair: &str, own: &[&str]) -> bool {
-    let name = pair.split_once('=').map_or(pair, |(name, _)| name).trim();
-    own.contains(&name)
 }
 
 /// The address the request comes from: the peer, or for a trusted proxy the right-most

@@ -113,6 +113,7 @@ mod tests {
             strip_prefix: false,
             timeout: Duration::from_secs(1),
             websocket: false,
+            login_page: None,
         }
     }
 

@@ -42,6 +42,7 @@ impl Checker<'_> {
             strip_prefix,
             timeout,
             websocket,
+            login_page,
         } = file;
         let auth = self.value(auth.as_ref(), "required", |a| match a {
             "required" => Ok(AuthPolicy::Required),
@@ -70,6 +71,7 @@ impl Checker<'_> {
             strip_prefix: strip_prefix.unwrap_or(false),
             timeout: self.value(timeout.as_ref(), "30s", parse_duration),
             websocket: websocket.unwrap_or(false),
+            login_page: login_page.and_then(|page| self.optional(&page, login_page_path)),
         }
     }
 }
