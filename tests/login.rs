@@ -333,7 +333,7 @@ async fn malformed_login_requests_are_refused_with_415_or_400() {
 }
 
 #[tokio::test]
-async fn cookie_mode_login_is_refused_with_400_for_now() {
+async fn cookie_mode_login_sets_cookies_and_returns_no_token() {
     let gateway = gateway_with(GENEROUS_LIMITS).await;
     let body = json!({ "username": "alice", "password": "alice-password", "mode": "cookie" }).to_string();
     let request = Request::post("/auth/login")
@@ -343,9 +343,11 @@ async fn cookie_mode_login_is_refused_with_400_for_now() {
         .body(Full::new(Bytes::from(body)))
         .unwrap();
     let reply = gateway.send(request).await;
-    assert_eq!(reply.status, 400, "{}", String::from_utf8_lossy(&reply.body));
-    assert_eq!(reply.json()["error"], "bad_request");
-    assert!(reply.headers.get("set-cookie").is_none());
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let body = reply.json();
+    assert_eq!((body["sub"].as_str(), body["role"].as_str()), (Some("alice"), Some("admin")));
+    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(reply.headers.get_all("set-cookie").iter().count(), 2);
 }
 
 // === rate limits ===

@@ -1,34 +1,49 @@
-//! The gateway's own public endpoints: `/auth/login`, `/auth/me` and `/.well-known/jwks.json`;
-//! the session endpoints are in `sessions`.
+//! The gateway's own public endpoints: `/auth/login` (JSON token or cookie mode, or an HTML
+//! form), `/auth/me` and `/.well-known/jwks.json`; the session endpoints are in `sessions`.
 
 use std::net::IpAddr;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, PRAGMA};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, LengthLimitError, Limited};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::json;
-use crate::auth::{self, tokens::unix_now};
+use super::body::{self, BodyKind};
+use super::{cors, json};
+use crate::auth::{self, csrf, tokens::unix_now};
 use crate::error::GatewayError;
-use crate::gateway::{ConnectionInfo, Runtime, Shared};
+use crate::gateway::{ConnectionInfo, Runtime, Shared, Target};
 use crate::proxy::ResponseBody;
 use crate::proxy::headers::client_ip;
 use crate::secret::Secret;
-use crate::sessions::users::LoginError;
-
-/// Login bodies are tiny; anything bigger is refused before it is read in full.
-const MAX_LOGIN_BODY: usize = 8 * 1024;
+use crate::sessions::users::{Authenticated, LoginError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+struct JsonLogin {
     username: String,
     password: Secret<String>,
     mode: Option<String>,
+}
+
+/// How the client wants the result of a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Delivery {
+    /// JSON token pair (API clients).
+    Tokens,
+    /// Cookies and a JSON body without tokens (`"mode": "cookie"`).
+    Cookies,
+    /// Cookies and a 303 to a same-origin `return_to` (the HTML form).
+    Redirect(String),
+}
+
+struct LoginAttempt {
+    username: String,
+    password: Secret<String>,
+    delivery: Delivery,
 }
 
 pub async fn handle(
@@ -36,14 +51,17 @@ pub async fn handle(
     runtime: &Runtime,
     connection: &ConnectionInfo,
     request: Request<Incoming>,
-    path: &str,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    match (path, request.method()) {
-        ("/auth/login", &Method::POST) => login(shared, runtime, connection, request).await,
+    match (target.path.as_str(), request.method()) {
+        (_, &Method::OPTIONS) if cors::allowed_origin(request.headers(), allowed(runtime)).is_some() => {
+            Ok(cors::preflight())
+        }
+        ("/auth/login", &Method::POST) => login(shared, runtime, connection, request, target).await,
         ("/auth/me", &Method::GET) => me(shared, runtime, &request),
         ("/.well-known/jwks.json", &Method::GET) => Ok(jwks(runtime)),
         ("/auth/login" | "/auth/me" | "/.well-known/jwks.json", _) => Err(GatewayError::MethodNotAllowed),
-        _ => super::sessions::handle(shared, runtime, connection, request, path).await,
+        _ => super::sessions::handle(shared, runtime, connection, request, target).await,
     }
 }
 
@@ -52,36 +70,22 @@ async fn login(
     runtime: &Runtime,
     connection: &ConnectionInfo,
     request: Request<Incoming>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (ip, user_agent) = client_meta(runtime, connection, request.headers());
-    let login: LoginRequest = read_json(request).await?;
-    if !matches!(login.mode.as_deref(), None | Some("token")) {
-        return Err(GatewayError::BadLoginRequest(
-            "mode must be \"token\" (cookie mode is not available yet)",
-        ));
+    let cross_site = !same_origin(runtime, request.headers(), target);
+    let attempt = read_attempt(request).await?;
+    // Cookie logins are a CSRF target (login CSRF plants the attacker's session).
+    if attempt.delivery != Delivery::Tokens && cross_site {
+        return Err(GatewayError::CrossSiteRequest);
     }
     runtime
         .login_limits
-        .check(ip, &login.username)
+        .check(ip, &attempt.username)
         .map_err(|wait| GatewayError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         })?;
-    let password = login.password.expose();
-    let who = match runtime
-        .passwords
-        .check(&shared.hash_pool, &login.username, password)
-        .await
-    {
-        Ok(who) => who,
-        Err(error) => {
-            tracing::info!(target: "portcullis::audit", event = "login_failed", user = %login.username, %ip, reason = %error);
-            return Err(match error {
-                LoginError::InvalidCredentials => GatewayError::InvalidCredentials,
-                LoginError::Overloaded => GatewayError::LoginOverloaded,
-                LoginError::CheckerUnavailable => GatewayError::CheckerUnavailable,
-            });
-        }
-    };
+    let who = check_password(shared, runtime, &attempt, ip).await?;
     let now = unix_now();
     let lifetime = runtime.config.tokens.refresh_ttl.as_secs();
     let session = shared
@@ -94,7 +98,66 @@ async fn login(
         .issue(&who.sub, &who.role, &session.sid, now)
         .map_err(|_| GatewayError::Internal)?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip);
-    Ok(token_pair(runtime, &access.token, &session.refresh_token))
+    Ok(match attempt.delivery {
+        Delivery::Tokens => token_pair(runtime, &access.token, &session.refresh_token),
+        Delivery::Cookies => cookie_pair(runtime, &who, &access.token, &session.refresh_token),
+        Delivery::Redirect(to) => redirect_with_cookies(runtime, &to, &access.token, &session.refresh_token),
+    })
+}
+
+async fn read_attempt(request: Request<Incoming>) -> Result<LoginAttempt, GatewayError> {
+    if body::kind(&request) == BodyKind::Form {
+        let mut fields = body::form(request).await?;
+        let mut take = |name: &str| {
+            fields
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| fields.swap_remove(i).1)
+        };
+        let username = take("username").ok_or(GatewayError::BadLoginRequest("the form needs username"))?;
+        let password = take("password").ok_or(GatewayError::BadLoginRequest("the form needs password"))?;
+        let return_to = csrf::safe_return_to(take("return_to").as_deref());
+        return Ok(LoginAttempt {
+            username,
+            password: Secret::new(password),
+            delivery: Delivery::Redirect(return_to),
+        });
+    }
+    let login: JsonLogin = body::json(request).await?;
+    let delivery = match login.mode.as_deref() {
+        None | Some("token") => Delivery::Tokens,
+        Some("cookie") => Delivery::Cookies,
+        Some(_) => {
+            return Err(GatewayError::BadLoginRequest(
+                "mode must be \"token\" or \"cookie\"",
+            ));
+        }
+    };
+    Ok(LoginAttempt {
+        username: login.username,
+        password: login.password,
+        delivery,
+    })
+}
+
+async fn check_password(
+    shared: &Shared,
+    runtime: &Runtime,
+    attempt: &LoginAttempt,
+    ip: IpAddr,
+) -> Result<Authenticated, GatewayError> {
+    let checked = runtime
+        .passwords
+        .check(&shared.hash_pool, &attempt.username, attempt.password.expose())
+        .await;
+    checked.map_err(|error| {
+        tracing::info!(target: "portcullis::audit", event = "login_failed", user = %attempt.username, %ip, reason = %error);
+        match error {
+            LoginError::InvalidCredentials => GatewayError::InvalidCredentials,
+            LoginError::Overloaded => GatewayError::LoginOverloaded,
+            LoginError::CheckerUnavailable => GatewayError::CheckerUnavailable,
+        }
+    })
 }
 
 /// SPEC 4's token pair, never cached.
@@ -113,18 +176,39 @@ pub(super) fn token_pair(
     no_store(json(StatusCode::OK, body))
 }
 
-/// The client address (SPEC 6) and a bounded, printable copy of its User-Agent.
-pub(super) fn client_meta(
+/// Cookie mode: the tokens only in `HttpOnly` cookies, the body says who logged in.
+pub(super) fn cookie_pair(
     runtime: &Runtime,
-    connection: &ConnectionInfo,
-    headers: &http::HeaderMap,
-) -> (IpAddr, Option<String>) {
-    let ip = client_ip(connection.peer, headers, &runtime.config.server.trusted_proxies);
-    let user_agent = headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect());
-    (ip, user_agent)
+    who: &Authenticated,
+    access_token: &str,
+    refresh_token: &str,
+) -> Response<ResponseBody> {
+    let body = json!({ "sub": who.sub, "role": who.role, "expires_in": runtime.tokens.ttl() });
+    let mut response = no_store(json(StatusCode::OK, body));
+    for cookie in runtime.session_cookies(access_token, refresh_token) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+fn redirect_with_cookies(
+    runtime: &Runtime,
+    to: &str,
+    access_token: &str,
+    refresh_token: &str,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    let headers = response.headers_mut();
+    headers.insert(
+        LOCATION,
+        HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in runtime.session_cookies(access_token, refresh_token) {
+        headers.append(SET_COOKIE, cookie);
+    }
+    response
 }
 
 fn me(
@@ -149,14 +233,11 @@ fn jwks(runtime: &Runtime) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Right(runtime.tokens.keys().jwks().into()));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response
 }
 
-fn no_store(response: Response<http_body_util::Full<Bytes>>) -> Response<ResponseBody> {
+pub(super) fn no_store(response: Response<Full<Bytes>>) -> Response<ResponseBody> {
     let mut response = response.map(Either::Right);
     response
         .headers_mut()
@@ -164,27 +245,25 @@ fn no_store(response: Response<http_body_util::Full<Bytes>>) -> Response<Respons
     response
 }
 
-/// Reads a small JSON body; the wrong type, too large or malformed bodies are refused.
-pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
-    request: Request<Incoming>,
-) -> Result<T, GatewayError> {
-    let is_json = request
-        .headers()
-        .get(CONTENT_TYPE)
+/// Whether a browser request comes from this gateway's origin or an allowed one.
+pub(super) fn same_origin(runtime: &Runtime, headers: &HeaderMap, target: &Target) -> bool {
+    csrf::same_origin(headers, target.authority.as_str(), allowed(runtime))
+}
+
+fn allowed(runtime: &Runtime) -> &[String] {
+    &runtime.config.cookies.allowed_origins
+}
+
+/// The client address (SPEC 6) and a bounded, printable copy of its User-Agent.
+pub(super) fn client_meta(
+    runtime: &Runtime,
+    connection: &ConnectionInfo,
+    headers: &HeaderMap,
+) -> (IpAddr, Option<String>) {
+    let ip = client_ip(connection.peer, headers, &runtime.config.server.trusted_proxies);
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !is_json {
-        return Err(GatewayError::UnsupportedMediaType);
-    }
-    let body = match Limited::new(request.into_body(), MAX_LOGIN_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(GatewayError::BodyTooLarge),
-        Err(_) => return Err(GatewayError::BadLoginRequest("the request body was cut short")),
-    };
-    serde_json::from_slice(&body)
-        .map_err(|_| GatewayError::BadLoginRequest("the body must be JSON with username and password"))
+        .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect());
+    (ip, user_agent)
 }

@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod auth;
+mod body;
+pub mod cors;
 pub mod redirect;
 pub mod sessions;
 

@@ -3,21 +3,25 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
+use http::header::SET_COOKIE;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{client_meta, read_json, token_pair};
+use super::auth::{client_meta, cookie_pair, same_origin, token_pair};
+use super::body::{self, BodyKind};
 use super::json;
+use crate::auth::cookies;
 use crate::auth::tokens::unix_now;
 use crate::auth::{self, Identity};
 use crate::error::GatewayError;
-use crate::gateway::{ConnectionInfo, Runtime, Shared};
+use crate::gateway::{ConnectionInfo, Runtime, Shared, Target};
 use crate::proxy::ResponseBody;
 use crate::secret::Secret;
 use crate::sessions::service::RefreshError;
 use crate::sessions::store::SessionRecord;
+use crate::sessions::users::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,15 +34,23 @@ pub async fn handle(
     runtime: &Runtime,
     connection: &ConnectionInfo,
     request: Request<Incoming>,
-    path: &str,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    let path = target.path.as_str();
     match (path, request.method()) {
-        ("/auth/refresh", &Method::POST) => refresh(shared, runtime, connection, request).await,
-        ("/auth/logout", &Method::POST) => logout(shared, runtime, request).await,
-        ("/auth/logout-all", &Method::POST) => logout_all(shared, runtime, &request).await,
+        ("/auth/refresh", &Method::POST) => refresh(shared, runtime, connection, request, target).await,
+        ("/auth/logout", &Method::POST) => logout(shared, runtime, request, target).await,
+        ("/auth/logout-all", &Method::POST) => logout_all(shared, runtime, &request, target).await,
         ("/auth/sessions", &Method::GET) => list(shared, runtime, &request).await,
         (path, &Method::DELETE) if path.starts_with("/auth/sessions/") => {
-            revoke_own(shared, runtime, &request, &path["/auth/sessions/".len()..]).await
+            revoke_own(
+                shared,
+                runtime,
+                &request,
+                target,
+                &path["/auth/sessions/".len()..],
+            )
+            .await
         }
         ("/auth/refresh" | "/auth/logout" | "/auth/logout-all" | "/auth/sessions", _) => {
             Err(GatewayError::MethodNotAllowed)
@@ -47,16 +59,23 @@ pub async fn handle(
     }
 }
 
+/// A JSON body rotates a token pair; no body rotates the refresh cookie (cookie mode).
 async fn refresh(
     shared: &Shared,
     runtime: &Runtime,
     connection: &ConnectionInfo,
     request: Request<Incoming>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (ip, _) = client_meta(runtime, connection, request.headers());
-    let body: RefreshRequest = read_json(request).await?;
-    let token = body.refresh_token.expose();
-    if let Some(presented) = crate::sessions::refresh_token::parse(token) {
+    let via_cookie = body::kind(&request) == BodyKind::Absent;
+    let token = if via_cookie {
+        cookie_refresh_token(runtime, request.headers(), target)?
+    } else {
+        let body: RefreshRequest = body::json(request).await?;
+        body.refresh_token.expose().clone()
+    };
+    if let Some(presented) = crate::sessions::refresh_token::parse(&token) {
         runtime
             .refresh_limits
             .check(&presented.sid)
@@ -68,7 +87,7 @@ async fn refresh(
     let standing = |sub: &str| runtime.passwords.standing(sub);
     let refreshed = match shared
         .sessions
-        .refresh(token, runtime.timing(now), standing)
+        .refresh(&token, runtime.timing(now), standing)
         .await
     {
         Ok(refreshed) => refreshed,
@@ -79,7 +98,32 @@ async fn refresh(
         .issue(&refreshed.sub, &refreshed.role, &refreshed.sid, now);
     let access = access.map_err(|_| GatewayError::Internal)?;
     tracing::info!(target: "portcullis::audit", event = "refresh", sub = %refreshed.sub, sid = %refreshed.sid, %ip);
-    Ok(token_pair(runtime, &access.token, &refreshed.refresh_token))
+    Ok(match via_cookie {
+        true => {
+            let who = Authenticated {
+                sub: refreshed.sub,
+                role: refreshed.role,
+            };
+            cookie_pair(runtime, &who, &access.token, &refreshed.refresh_token)
+        }
+        false => token_pair(runtime, &access.token, &refreshed.refresh_token),
+    })
+}
+
+/// The refresh cookie of a same-origin request; two copies of either gateway cookie are
+/// refused before anything rotates.
+fn cookie_refresh_token(
+    runtime: &Runtime,
+    headers: &HeaderMap,
+    target: &Target,
+) -> Result<String, GatewayError> {
+    let names = &runtime.config.cookies;
+    let refresh = cookies::find(headers, &names.refresh_name).map_err(|_| GatewayError::DuplicateCookie)?;
+    cookies::find(headers, &names.access_name).map_err(|_| GatewayError::DuplicateCookie)?;
+    if !same_origin(runtime, headers, target) {
+        return Err(GatewayError::CrossSiteRequest);
+    }
+    refresh.map(str::to_string).ok_or(GatewayError::InvalidGrant)
 }
 
 fn refresh_failed(error: RefreshError, ip: std::net::IpAddr) -> GatewayError {
@@ -93,46 +137,96 @@ fn refresh_failed(error: RefreshError, ip: std::net::IpAddr) -> GatewayError {
     }
 }
 
-/// Ends the session named by a refresh token in the body, else by the bearer access token.
+/// Ends the session named by a refresh token in the body, else by the bearer access token,
+/// else by the cookies (a same-origin request only: no forced logout from other sites).
+/// Both cookies are always cleared.
 async fn logout(
     shared: &Shared,
     runtime: &Runtime,
     request: Request<Incoming>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let now = unix_now();
-    let bearer = auth::identify(
-        &runtime.tokens,
-        &shared.revocations,
-        &runtime.config.cookies,
-        request.headers(),
-        now,
-    );
-    let sid = if request.headers().contains_key(http::header::CONTENT_TYPE) {
-        let body: RefreshRequest = read_json(request).await?;
+    let sid = match body::kind(&request) {
+        BodyKind::Absent => logout_without_body(shared, runtime, request.headers(), target, now).await?,
+        _ => {
+            let body: RefreshRequest = body::json(request).await?;
+            let session = shared
+                .sessions
+                .session_of_token(body.refresh_token.expose())
+                .await;
+            Some(
+                session
+                    .map_err(|_| GatewayError::StoreUnavailable)?
+                    .ok_or(GatewayError::InvalidGrant)?
+                    .sid,
+            )
+        }
+    };
+    if let Some(sid) = sid {
+        let ended = shared.sessions.end(&sid, runtime.timing(now)).await;
+        if let Some(session) = ended.map_err(|_| GatewayError::StoreUnavailable)? {
+            tracing::info!(target: "portcullis::audit", event = "logout", sub = %session.sub, %sid);
+        }
+    }
+    let mut response = no_content();
+    for cookie in runtime.clearing_cookies() {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+/// The session of a bearer token, or of the cookies; `None` when the cookies name none.
+async fn logout_without_body(
+    shared: &Shared,
+    runtime: &Runtime,
+    headers: &HeaderMap,
+    target: &Target,
+    now: u64,
+) -> Result<Option<String>, GatewayError> {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        let identity = auth::identify(
+            &runtime.tokens,
+            &shared.revocations,
+            &runtime.config.cookies,
+            headers,
+            now,
+        );
+        return Ok(Some(
+            identity?.ok_or(GatewayError::AuthenticationRequired)?.sid.clone(),
+        ));
+    }
+    let names = &runtime.config.cookies;
+    let refresh = cookies::find(headers, &names.refresh_name).map_err(|_| GatewayError::DuplicateCookie)?;
+    let access = cookies::find(headers, &names.access_name).map_err(|_| GatewayError::DuplicateCookie)?;
+    if refresh.is_none() && access.is_none() {
+        return Err(GatewayError::AuthenticationRequired);
+    }
+    if !same_origin(runtime, headers, target) {
+        return Err(GatewayError::CrossSiteRequest);
+    }
+    if let Some(token) = refresh {
         let session = shared
             .sessions
-            .session_of_token(body.refresh_token.expose())
-            .await;
-        session
-            .map_err(|_| GatewayError::StoreUnavailable)?
-            .ok_or(GatewayError::InvalidGrant)?
-            .sid
-    } else {
-        bearer?.ok_or(GatewayError::AuthenticationRequired)?.sid.clone()
-    };
-    let ended = shared.sessions.end(&sid, runtime.timing(now)).await;
-    if let Some(session) = ended.map_err(|_| GatewayError::StoreUnavailable)? {
-        tracing::info!(target: "portcullis::audit", event = "logout", sub = %session.sub, %sid);
+            .session_of_token(token)
+            .await
+            .map_err(|_| GatewayError::StoreUnavailable)?;
+        if let Some(session) = session {
+            return Ok(Some(session.sid));
+        }
     }
-    Ok(no_content())
+    let identity =
+        access.and_then(|token| auth::verify(&runtime.tokens, &shared.revocations, token, now).ok());
+    Ok(identity.map(|identity| identity.sid.clone()))
 }
 
 async fn logout_all(
     shared: &Shared,
     runtime: &Runtime,
     request: &Request<Incoming>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(shared, runtime, request)?;
+    let caller = caller(shared, runtime, request, Some(target))?;
     let ended = shared
         .sessions
         .end_all(&caller.sub, runtime.timing(unix_now()))
@@ -147,7 +241,7 @@ async fn list(
     runtime: &Runtime,
     request: &Request<Incoming>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(shared, runtime, request)?;
+    let caller = caller(shared, runtime, request, None)?;
     let sessions = shared
         .sessions
         .list(&caller.sub, runtime.timing(unix_now()))
@@ -162,9 +256,10 @@ async fn revoke_own(
     shared: &Shared,
     runtime: &Runtime,
     request: &Request<Incoming>,
+    target: &Target,
     sid: &str,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(shared, runtime, request)?;
+    let caller = caller(shared, runtime, request, Some(target))?;
     let timing = runtime.timing(unix_now());
     let session = shared
         .sessions
@@ -193,15 +288,26 @@ fn caller(
     shared: &Shared,
     runtime: &Runtime,
     request: &Request<Incoming>,
+    unsafe_at: Option<&Target>,
 ) -> Result<Arc<Identity>, GatewayError> {
+    let headers = request.headers();
     let identity = auth::identify(
         &runtime.tokens,
         &shared.revocations,
         &runtime.config.cookies,
-        request.headers(),
+        headers,
         unix_now(),
     );
-    identity?.ok_or(GatewayError::AuthenticationRequired)
+    let identity = identity?.ok_or(GatewayError::AuthenticationRequired)?;
+    // A cookie rides along on cross-site requests; a state change needs our own origin.
+    let via_cookie = !headers.contains_key(http::header::AUTHORIZATION);
+    if let Some(target) = unsafe_at
+        && via_cookie
+        && !same_origin(runtime, headers, target)
+    {
+        return Err(GatewayError::CrossSiteRequest);
+    }
+    Ok(identity)
 }
 
 /// The JSON shape of SPEC 4's session list.

@@ -155,12 +155,12 @@ pub struct ConnectionInfo {
 }
 
 /// The request after `early_checks`: where it is going, in canonical form.
-pub(crate) struct Target {
+pub struct Target {
     /// Lower-case host without port, for routing.
-    host: String,
+    pub host: String,
     /// The authority as the client sent it, for `Host` and `X-Forwarded-Host`.
-    authority: Authority,
-    path: String,
+    pub authority: Authority,
+    pub path: String,
 }
 
 /// The service behind the public listener; every error is already a response.
@@ -176,12 +176,16 @@ pub async fn handle(
     let mut outcome = Outcome {
         route: "-",
         set_cookies: Vec::new(),
+        cors: None,
     };
     let result = pipeline(&shared, &runtime, &connection, request, &request_id, &mut outcome);
     let mut response = result.await.unwrap_or_else(|e| e.to_response());
     respond(&mut response, request_id);
     // Even when the upstream failed: a browser must not keep a refresh token we retired.
     attach_cookies(response.headers_mut(), outcome.set_cookies);
+    if let Some(origin) = outcome.cors {
+        endpoints::cors::allow(response.headers_mut(), origin);
+    }
     tracing::info!(
         target: "portcullis::access",
         %method,
@@ -207,7 +211,9 @@ async fn pipeline<'r>(
         Some(Destination::Upstream(route)) => route,
         Some(Destination::Gateway) => {
             outcome.route = "gateway";
-            return endpoints::auth::handle(shared, runtime, connection, request, &target.path).await;
+            outcome.cors =
+                endpoints::cors::allowed_origin(request.headers(), &runtime.config.cookies.allowed_origins);
+            return endpoints::auth::handle(shared, runtime, connection, request, &target).await;
         }
         None => return Err(GatewayError::NoRoute),
     };
@@ -233,4 +239,6 @@ struct Outcome<'r> {
     route: &'r str,
     /// From a transparent refresh.
     set_cookies: Vec<HeaderValue>,
+    /// An allowed origin calling a gateway endpoint: the response says it may read it.
+    cors: Option<HeaderValue>,
 }

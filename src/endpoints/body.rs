@@ -1,0 +1,75 @@
+//! Reading the small bodies the gateway's endpoints accept: JSON, or an HTML form.
+
+use bytes::Bytes;
+use http::Request;
+use http::header::CONTENT_TYPE;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use crate::error::GatewayError;
+
+/// Login and refresh bodies are tiny; anything bigger is refused before it is read in full.
+const MAX_BODY: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Json,
+    Form,
+    /// No `Content-Type`: no body is expected (cookie refresh and logout).
+    Absent,
+    Other,
+}
+
+pub fn kind<B>(request: &Request<B>) -> BodyKind {
+    let Some(value) = request.headers().get(CONTENT_TYPE) else {
+        return BodyKind::Absent;
+    };
+    let media = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" => BodyKind::Json,
+        "application/x-www-form-urlencoded" => BodyKind::Form,
+        _ => BodyKind::Other,
+    }
+}
+
+/// Reads a JSON body of type `T` (unknown or duplicate members are refused by `T`).
+pub async fn json<T: for<'de> Deserialize<'de>>(request: Request<Incoming>) -> Result<T, GatewayError> {
+    if kind(&request) != BodyKind::Json {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    let body = read(request).await?;
+    serde_json::from_slice(&body)
+        .map_err(|_| GatewayError::BadLoginRequest("the body is not the JSON this endpoint takes"))
+}
+
+/// Reads an HTML form as name/value pairs; a name given twice is refused.
+pub async fn form(request: Request<Incoming>) -> Result<Vec<(String, String)>, GatewayError> {
+    let body = read(request).await?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    let repeated = pairs
+        .iter()
+        .enumerate()
+        .any(|(i, (name, _))| pairs[..i].iter().any(|(n, _)| n == name));
+    match repeated {
+        true => Err(GatewayError::BadLoginRequest("a form field is repeated")),
+        false => Ok(pairs),
+    }
+}
+
+async fn read(request: Request<Incoming>) -> Result<Bytes, GatewayError> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge),
+        Err(_) => Err(GatewayError::BadLoginRequest("the request body was cut short")),
+    }
+}
