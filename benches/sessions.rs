@@ -15,7 +15,14 @@ use portcullis::sessions::sqlite::SqliteStore;
 use portcullis::sessions::store::{NewSession, Store, Timing};
 
 fn timing() -> Timing {
-    Timing { now: unix_now(), grace: 30, idle_ttl: 7 * 86_400, revocation_ttl: 905 }
+    let now_ms = portcullis::auth::tokens::unix_now_ms();
+    Timing {
+        now: now_ms / 1000,
+        now_ms,
+        grace_ms: 30_000,
+        idle_ttl: 7 * 86_400,
+        revocation_ttl: 905,
+    }
 }
 
 fn refresh(c: &mut Criterion) {
@@ -60,11 +67,17 @@ fn startup(c: &mut Criterion) {
     store.insert_many_for_bench(sessions).expect("seed sessions");
     let revoked = runtime.block_on(async {
         for i in (0..COUNT).step_by(100) {
-            store.revoke_session(&format!("{i:032x}"), timing()).await.expect("revoke");
+            store
+                .revoke_session(&format!("{i:032x}"), timing())
+                .await
+                .expect("revoke");
         }
         COUNT / 100
     });
-    println!("seeded {COUNT} sessions ({revoked} revoked) in {:?}", seeding.elapsed());
+    println!(
+        "seeded {COUNT} sessions ({revoked} revoked) in {:?}",
+        seeding.elapsed()
+    );
     drop(store);
     let mut group = c.benchmark_group("startup");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
@@ -72,7 +85,9 @@ fn startup(c: &mut Criterion) {
         b.iter(|| {
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).expect("open"));
             let service = SessionService::new(store, Arc::new(Revocations::new()));
-            let loaded = runtime.block_on(service.load_revocations(unix_now())).expect("load");
+            let loaded = runtime
+                .block_on(service.load_revocations(unix_now()))
+                .expect("load");
             assert_eq!(loaded, revoked);
         })
     });

@@ -129,6 +129,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         hash_pool: HashPool::with_default_size(),
         revocations,
         sessions,
+        shutdown: life.abort.clone(),
     });
     life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
     let admin_shared = shared.clone();

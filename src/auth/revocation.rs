@@ -7,6 +7,7 @@
 //! the map's slot), so 100,000 live revocations take roughly 10 MB.
 
 use dashmap::DashMap;
+use tokio::sync::watch;
 
 use super::{Identity, TokenError};
 
@@ -29,15 +30,31 @@ pub struct Revocation {
 }
 
 /// `keep_until` per revoked session; `(not_before, keep_until)` per revoked user.
-#[derive(Default)]
 pub struct Revocations {
     sessions: DashMap<Box<str>, u64>,
     users: DashMap<Box<str>, (u64, u64)>,
+    /// Bumped on every new entry, so long-lived connections (WebSocket tunnels) can re-check.
+    changes: watch::Sender<u64>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Revocations {
+            sessions: DashMap::new(),
+            users: DashMap::new(),
+            changes: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Revocations {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A receiver that wakes whenever a revocation is added.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Adds an entry, keeping the later times when one exists.
@@ -54,6 +71,7 @@ impl Revocations {
                 entry.1 = entry.1.max(revocation.keep_until);
             }
         }
+        self.changes.send_modify(|epoch| *epoch += 1);
     }
 
     /// The hot-path check: memory only, two hash lookups.

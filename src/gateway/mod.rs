@@ -36,12 +36,14 @@ use crate::endpoints;
 use crate::error::GatewayError;
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
 use crate::proxy::headers::{self, X_REQUEST_ID};
+use crate::proxy::upgrade::{self, TunnelGuard};
 use crate::proxy::{ResponseBody, UpstreamClient};
 use crate::routes::{Destination, RouteTable};
 use crate::server::framing::FramingVerdicts;
 use crate::sessions::service::SessionService;
 use crate::sessions::store::Timing;
 use crate::sessions::users::{PasswordCheck, Users, UsersFile};
+use tokio_util::sync::CancellationToken;
 
 /// What is built from one `Config` and swapped as a unit on reload.
 pub struct Runtime {
@@ -123,7 +125,8 @@ impl Runtime {
         let tokens = &self.config.tokens;
         Timing {
             now,
-            grace: tokens.refresh_grace.as_secs(),
+            now_ms: crate::auth::tokens::unix_now_ms(),
+            grace_ms: tokens.refresh_grace.as_millis() as u64,
             idle_ttl: tokens.refresh_idle_ttl.as_secs(),
             revocation_ttl: (tokens.access_ttl + tokens.leeway).as_secs(),
         }
@@ -145,6 +148,8 @@ pub struct Shared {
     /// Outlives reloads: revocations must never be forgotten early.
     pub revocations: Arc<Revocations>,
     pub sessions: SessionService,
+    /// Cancelled when the shutdown grace is over: long-lived tunnels close then.
+    pub shutdown: CancellationToken,
 }
 
 /// What the server knows about the connection a request came on.
@@ -202,7 +207,7 @@ async fn pipeline<'r>(
     shared: &Shared,
     runtime: &'r Runtime,
     connection: &ConnectionInfo,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     request_id: &HeaderValue,
     outcome: &mut Outcome<'r>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
@@ -221,17 +226,37 @@ async fn pipeline<'r>(
     let mut caller = authenticate(shared, runtime, route, &request).await?;
     outcome.set_cookies = std::mem::take(&mut caller.set_cookies);
     authorize(runtime, route, &caller, &request, &target)?;
-    let upstream = upstream_request(
+    // Only authenticated, authorised requests to a WebSocket route may ask for an upgrade.
+    let on_upgrade =
+        (route.websocket && upgrade::is_websocket(&request)).then(|| hyper::upgrade::on(&mut request));
+    let identity = caller.identity;
+    let mut upstream = upstream_request(
         runtime,
         connection,
         route,
         &target,
         request,
         request_id,
-        caller.identity,
+        identity.clone(),
     )?;
+    if on_upgrade.is_some() {
+        upgrade::ask_for_upgrade(upstream.headers_mut());
+    }
     let response = shared.client.send(upstream, route.timeout).await?;
-    Ok(downstream_response(response))
+    match on_upgrade {
+        Some(downstream) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+            if let Some(framing) = &connection.framing {
+                framing.stop_scanning();
+            }
+            let guard = TunnelGuard {
+                revocations: shared.revocations.clone(),
+                identity,
+                shutdown: shared.shutdown.clone(),
+            };
+            Ok(upgrade::tunnel(response, downstream, guard))
+        }
+        _ => Ok(downstream_response(response)),
+    }
 }
 
 /// What the pipeline learns that the response and the access log need, even on failure.

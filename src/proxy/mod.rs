@@ -4,6 +4,7 @@
 mod body;
 mod client;
 pub mod headers;
+pub mod upgrade;
 
 pub use body::{BodyTooLarge, RequestBody, ResponseBody};
 pub use client::UpstreamClient;

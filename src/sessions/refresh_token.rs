@@ -139,7 +139,14 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_token() {
-        for bad in ["", "abc", "!!!!", &"A".repeat(74), &"A".repeat(76), &"A".repeat(200)] {
+        for bad in [
+            "",
+            "abc",
+            "!!!!",
+            &"A".repeat(74),
+            &"A".repeat(76),
+            &"A".repeat(200),
+        ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
     }

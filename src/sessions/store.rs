@@ -41,7 +41,7 @@ pub struct NewSession {
 }
 
 /// A stored session. `generation` counts rotations: the live refresh token is the one derived
-/// for `generation`, and the one for `generation - 1` was retired at `rotated_at`.
+/// for `generation`, and the one for `generation - 1` was retired at `rotated_at_ms`.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub sid: String,
@@ -49,7 +49,8 @@ pub struct SessionRecord {
     pub role: String,
     pub seed: Secret<[u8; SEED_BYTES]>,
     pub generation: u64,
-    pub rotated_at: u64,
+    /// When the live generation was issued, in Unix milliseconds: the grace is often short.
+    pub rotated_at_ms: u64,
     pub created_at: u64,
     pub last_used_at: u64,
     pub expires_at: u64,
@@ -62,8 +63,10 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub now: u64,
-    /// `refresh_grace`: how long the token retired last may be presented again.
-    pub grace: u64,
+    /// The same instant in milliseconds, for the grace window.
+    pub now_ms: u64,
+    /// `refresh_grace` in milliseconds: how long the token retired last may be presented again.
+    pub grace_ms: u64,
     /// `refresh_idle_ttl`: a session not refreshed for this long has ended.
     pub idle_ttl: u64,
     /// How long a revocation must be remembered: `access_ttl + leeway`, so every access token
@@ -87,7 +90,8 @@ pub enum Advance {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Stores a new session (generation 0, `rotated_at` = `last_used_at` = `created_at`).
+    /// Stores a new session (generation 0, `rotated_at_ms` = `created_at` * 1000,
+    /// `last_used_at` = `created_at`).
     fn create(&self, session: NewSession) -> StoreFuture<'_, ()>;
 
     /// The session, live or not; `None` when unknown or already purged.
@@ -95,7 +99,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Atomically applies SPEC 5.3 to a presented generation, in this order: revoked, past
     /// `expires_at` or past `last_used_at + idle_ttl` -> `Ended`; the live generation ->
-    /// `Rotated`; the previous one within `grace` of `rotated_at` -> `Replayed`; anything
+    /// `Rotated`; the previous one within `grace_ms` of `rotated_at_ms` -> `Replayed`; anything
     /// older or later -> revoke the session (recording a `Session` revocation) -> `Reuse`.
     fn advance<'a>(&'a self, sid: &'a str, presented: u64, timing: Timing) -> StoreFuture<'a, Advance>;
 

@@ -153,7 +153,7 @@ fn decide(session: &SessionRecord, presented: u64, timing: Timing) -> Advance {
             generation: session.generation.saturating_add(1),
         }
     } else if presented.checked_add(1) == Some(session.generation)
-        && timing.now < session.rotated_at.saturating_add(timing.grace)
+        && timing.now_ms < session.rotated_at_ms.saturating_add(timing.grace_ms)
     {
         Advance::Replayed {
             generation: session.generation,
@@ -172,8 +172,8 @@ fn advance(conn: &mut Connection, sid: &str, presented: u64, timing: Timing) -> 
     match outcome {
         Advance::Rotated { generation } => {
             tx.execute(
-                "UPDATE sessions SET generation = ?2, rotated_at = ?3, last_used_at = ?3 WHERE sid = ?1",
-                params![sid, generation, timing.now],
+                "UPDATE sessions SET generation = ?2, rotated_at = ?3, last_used_at = ?4 WHERE sid = ?1",
+                params![sid, generation, timing.now_ms, timing.now],
             )
             .map_err(db_error)?;
         }
@@ -308,7 +308,7 @@ fn insert_session(conn: &Connection, session: &NewSession) -> Result<(), StoreEr
     conn.prepare_cached(
         "INSERT INTO sessions (sid, sub, role, seed, generation, rotated_at, created_at, last_used_at,
                                expires_at, user_agent, ip, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, ?5, ?6, ?7, ?8, NULL)",
+         VALUES (?1, ?2, ?3, ?4, 0, ?9, ?5, ?5, ?6, ?7, ?8, NULL)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -320,6 +320,7 @@ fn insert_session(conn: &Connection, session: &NewSession) -> Result<(), StoreEr
             session.expires_at,
             session.user_agent,
             session.ip,
+            session.created_at.saturating_mul(1000),
         ])
     })
     .map_err(db_error)?;
@@ -357,7 +358,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         role: row.get(2)?,
         seed: Secret::new(row.get(3)?),
         generation: row.get(4)?,
-        rotated_at: row.get(5)?,
+        rotated_at_ms: row.get(5)?,
         created_at: row.get(6)?,
         last_used_at: row.get(7)?,
         expires_at: row.get(8)?,

@@ -22,7 +22,7 @@ const V1: &str = "
         role TEXT NOT NULL,
         seed BLOB NOT NULL,
         generation INTEGER NOT NULL,
-        rotated_at INTEGER NOT NULL,
+        rotated_at INTEGER NOT NULL,  -- Unix milliseconds: grace windows can be sub-second
         created_at INTEGER NOT NULL,
         last_used_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,

@@ -17,7 +17,8 @@ const REVOCATION_TTL: u64 = 960;
 fn at(now: u64) -> Timing {
     Timing {
         now,
-        grace: GRACE,
+        now_ms: now * 1000,
+        grace_ms: GRACE * 1000,
         idle_ttl: IDLE_TTL,
         revocation_ttl: REVOCATION_TTL,
     }
@@ -128,7 +129,11 @@ async fn a_created_session_reads_back_with_its_seed_intact() {
         ("s1", "alice", "user")
     );
     assert_eq!(
-        (record.generation, record.rotated_at, record.last_used_at),
+        (
+            record.generation,
+            record.rotated_at_ms / 1000,
+            record.last_used_at
+        ),
         (0, T0, T0)
     );
     assert_eq!((record.created_at, record.expires_at), (T0, T0 + REFRESH_TTL));
@@ -171,7 +176,11 @@ async fn the_live_token_rotates_and_the_previous_one_replays_only_within_the_gra
     );
     let record = store.get("s1").await.expect("get").expect("present");
     assert_eq!(
-        (record.generation, record.rotated_at, record.last_used_at),
+        (
+            record.generation,
+            record.rotated_at_ms / 1000,
+            record.last_used_at
+        ),
         (1, T0 + 5, T0 + 14)
     );
 
@@ -560,7 +569,7 @@ async fn what_one_store_wrote_is_there_after_reopening_the_file() {
     let store = SqliteStore::open(&path).expect("reopen");
     let s1 = store.get("s1").await.expect("get").expect("present");
     assert_eq!(
-        (s1.generation, s1.rotated_at, s1.seed.expose()),
+        (s1.generation, s1.rotated_at_ms / 1000, s1.seed.expose()),
         (1, T0 + 1, &seed_for("s1"))
     );
     assert_eq!(
