@@ -1053,3 +1053,28 @@ async fn the_grace_runs_from_the_rotation_and_not_from_the_start_of_its_second()
     }
     panic!("could not arrange a replay within 1 s across a second boundary in 5 attempts");
 }
+
+// === refresh rate limit ===
+
+#[tokio::test]
+async fn refreshes_beyond_refresh_per_session_get_429_and_rotate_nothing() {
+    let echo = Upstream::echo().await;
+    let limits = "[limits]\nlogin_per_ip = \"1000/min\"\nlogin_per_user = \"1000/min\"\nrefresh_per_session = \"3/min\"\n";
+    let rest = format!("{}{limits}", required_route(echo.addr));
+    let gateway = Gateway::start(Setup::routes(rest)).await;
+    let mut pair = login(&gateway, "alice").await;
+    for n in 1..=3 {
+        pair = refreshed(&gateway, &pair.refresh, &format!("refresh {n}")).await;
+    }
+    let limited = refresh(&gateway, &pair.refresh).await;
+    assert_eq!(limited.status, 429, "{}", body_text(&limited));
+    assert!(limited.headers.contains_key("retry-after"));
+    // The limited attempt rotated nothing: the live token is still the live one.
+    assert_access_works(&gateway, &pair.access, "access token after the limited refresh").await;
+    let other = login(&gateway, "bob").await;
+    assert_eq!(
+        refresh(&gateway, &other.refresh).await.status,
+        200,
+        "another session is not limited"
+    );
+}
