@@ -15,13 +15,17 @@ use crate::endpoints::json;
 const MAX_ECHO_BODY: usize = 16 << 20;
 
 /// The shipped example pages: a login form and an app that calls a protected API.
-const PAGES: &[(&str, &str)] =
-    &[("/demo/login.html", include_str!("../demo/login.html")), ("/demo/app.html", include_str!("../demo/app.html"))];
+const PAGES: &[(&str, &str)] = &[
+    ("/demo/login.html", include_str!("../demo/login.html")),
+    ("/demo/app.html", include_str!("../demo/app.html")),
+];
 
 pub async fn echo(request: Request<Incoming>) -> Response<Full<Bytes>> {
     if let Some((_, page)) = PAGES.iter().find(|(path, _)| *path == request.uri().path()) {
         let mut response = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         return response;
     }
     let (parts, body) = request.into_parts();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gateway;
 pub mod limits;
 pub mod proxy;
+pub mod reload;
 pub mod routes;
 pub mod secret;
 pub mod server;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use crate::gateway::{Runtime, Shared};
@@ -42,8 +42,6 @@ use crate::server::{ConnectionLimits, Lifecycle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Runtime(#[from] gateway::RuntimeError),
     #[error(transparent)]
@@ -63,9 +61,15 @@ pub struct Running {
     pub demo_addr: Option<SocketAddr>,
     life: Lifecycle,
     grace: Duration,
+    shared: Arc<Shared>,
 }
 
 impl Running {
+    /// Re-reads the config (what `SIGHUP` does); see `reload::reload`.
+    pub async fn reload(&self) -> Result<Vec<&'static str>, String> {
+        reload::reload(&self.shared, "signal").await
+    }
+
     /// Stops accepting, lets in-flight requests finish within `shutdown_grace`, then closes
     /// whatever is left. Returns whether everything finished within the grace.
     pub async fn shutdown(self) -> bool {
@@ -85,75 +89,104 @@ impl Running {
 
 /// Binds every listener and starts serving `config`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
+    let life = Lifecycle::default();
+    let shared = Arc::new(build_shared(&config, &life).await?);
+    let listeners = Listeners::bind(&config).await?;
+    let running = Running {
+        public_addr: local_addr(&listeners.public)?,
+        admin_addr: local_addr(&listeners.admin)?,
+        redirect_addr: listeners.redirect.as_ref().map(local_addr).transpose()?,
+        demo_addr: listeners.demo.as_ref().map(local_addr).transpose()?,
+        life: life.clone(),
+        grace: config.server.shutdown_grace,
+        shared: shared.clone(),
+    };
+    if let PasswordCheck::File(users) = &shared.runtime.load().passwords {
+        users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
+    }
+    life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
+    life.tasks.spawn(reload::watch(shared.clone(), life.clone()));
+    serve(listeners, shared, &config, running.public_addr.port(), &life);
+    Ok(running)
+}
+
+/// Everything the listeners share: the runtime, the store, the revocation state.
+async fn build_shared(config: &Config, life: &Lifecycle) -> Result<Shared, StartError> {
     let client = UpstreamClient::new();
     auth::keys::generate_missing(&config.tokens).map_err(gateway::RuntimeError::from)?;
-    let runtime = Runtime::build(config.clone(), &client)?;
+    let runtime = Runtime::build(config.clone(), &client, None)?;
     let revocations = Arc::new(auth::Revocations::new());
     let sessions = SessionService::new(sessions::open_store(&config.store).await?, revocations.clone());
     let loaded = sessions.load_revocations(auth::tokens::unix_now()).await?;
     tracing::info!(revocations = loaded, "loaded revocations from the session store");
+    Ok(Shared {
+        runtime: ArcSwap::from_pointee(runtime),
+        client,
+        hash_pool: HashPool::with_default_size(),
+        revocations,
+        sessions,
+        // Tunnels close when the shutdown grace is over.
+        shutdown: life.abort.clone(),
+    })
+}
+
+struct Listeners {
+    public: TcpListener,
+    admin: TcpListener,
+    redirect: Option<TcpListener>,
+    demo: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let server = &config.server;
+        Ok(Listeners {
+            public: bind(server.listen).await?,
+            admin: bind(server.admin_listen).await?,
+            redirect: match server.redirect_listen {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
+            demo: match &config.demo {
+                Some(demo) => Some(bind(demo.echo_listen).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// Spawns one accept loop per listener.
+fn serve(listeners: Listeners, shared: Arc<Shared>, config: &Config, https_port: u16, life: &Lifecycle) {
     let server = &config.server;
-    let public = bind(server.listen).await?;
-    let admin = bind(server.admin_listen).await?;
-    let redirect = match server.redirect_listen {
-        Some(addr) => Some(bind(addr).await?),
-        None => None,
-    };
-    let demo = match &config.demo {
-        Some(demo) => Some(bind(demo.echo_listen).await?),
-        None => None,
-    };
     let limits = ConnectionLimits {
         handshake_timeout: server.header_read_timeout,
         header_read_timeout: server.header_read_timeout,
         idle_timeout: server.idle_timeout,
         max_header_bytes: server.max_header_bytes,
     };
-    let life = Lifecycle::default();
-    let grace = server.shutdown_grace;
-    let running = Running {
-        public_addr: local_addr(&public)?,
-        admin_addr: local_addr(&admin)?,
-        redirect_addr: redirect.as_ref().map(local_addr).transpose()?,
-        demo_addr: demo.as_ref().map(local_addr).transpose()?,
-        life: life.clone(),
-        grace,
-    };
-    if let PasswordCheck::File(users) = &runtime.passwords {
-        users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
-    }
-    let shared = Arc::new(Shared {
-        runtime: ArcSwap::from_pointee(runtime),
-        client,
-        hash_pool: HashPool::with_default_size(),
-        revocations,
-        sessions,
-        shutdown: life.abort.clone(),
-    });
-    life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
     let admin_shared = shared.clone();
     let admin_handler = move |request| endpoints::admin::handle(admin_shared.clone(), request);
-    life.tasks
-        .spawn(server::serve_plain(admin, admin_handler, limits, life.clone()));
-    if let Some(redirect) = redirect {
-        let https_port = running.public_addr.port();
+    life.tasks.spawn(server::serve_plain(
+        listeners.admin,
+        admin_handler,
+        limits,
+        life.clone(),
+    ));
+    if let Some(redirect) = listeners.redirect {
         let handler = move |request| std::future::ready(endpoints::redirect::handle(https_port, &request));
         life.tasks
             .spawn(server::serve_plain(redirect, handler, limits, life.clone()));
     }
-    if let Some(demo) = demo {
+    if let Some(demo) = listeners.demo {
         life.tasks
             .spawn(server::serve_plain(demo, demo::echo, limits, life.clone()));
     }
     life.tasks.spawn(server::serve_public(
-        public,
-        acceptor,
+        listeners.public,
         shared,
         limits,
         life.clone(),
     ));
-    Ok(running)
 }
 
 /// Forgets ended sessions and expired revocations once a minute.

@@ -94,21 +94,17 @@ fn check_files(config: &config::Config) -> Result<(), String> {
     if config.tls.cert.exists() || config.tls.key.exists() {
         portcullis::tls::server_config(&config.tls).map_err(|e| e.to_string())?;
     }
-    let mut probe = config.clone();
-    probe
-        .tokens
+    let mut tokens = config.tokens.clone();
+    tokens
         .keys
         .retain(|key| !(key.generate_if_missing && key.missing_file().is_some()));
-    if probe.tokens.keys.is_empty() {
-        if let config::UsersConfig::File(path) = &config.users {
-            portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;
-        }
-        return Ok(());
+    if !tokens.keys.is_empty() {
+        portcullis::auth::keys::KeySet::load(&tokens).map_err(|e| e.to_string())?;
     }
-    let client = portcullis::proxy::UpstreamClient::new();
-    portcullis::gateway::Runtime::build(probe, &client)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    if let config::UsersConfig::File(path) = &config.users {
+        portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn run(arg: ConfigArg) -> ExitCode {
@@ -151,14 +147,19 @@ async fn serve(config: config::Config) -> ExitCode {
     if let Some(demo) = running.demo_addr {
         tracing::info!(%demo, "demo echo upstream is serving");
     }
-    signals.next().await;
+    while signals.next().await == Signal::Reload {
+        match running.reload().await {
+            Ok(_) => tracing::info!("configuration reloaded on SIGHUP"),
+            Err(_) => tracing::warn!("configuration rejected on SIGHUP; the running one stays"),
+        }
+    }
     tracing::info!("shutting down: draining in-flight requests (a second signal exits at once)");
     tokio::select! {
         drained = running.shutdown() => match drained {
             true => tracing::info!("drained"),
             false => tracing::warn!("closed connections that outlived the grace"),
         },
-        _ = signals.next() => {
+        _ = signals.stop() => {
             tracing::warn!("second signal: exiting without waiting for the drain");
             return ExitCode::FAILURE;
         }
@@ -166,10 +167,17 @@ async fn serve(config: config::Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGTERM and SIGINT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM and SIGINT stop; SIGHUP reloads the config.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -178,13 +186,19 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn next(&mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
+    }
+
+    async fn stop(&mut self) {
+        while self.next().await != Signal::Stop {}
     }
 }

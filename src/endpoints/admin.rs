@@ -22,6 +22,7 @@ pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Ful
         (&Method::DELETE, p) if p.starts_with("/admin/sessions/") => {
             revoke_session(&shared, &p["/admin/sessions/".len()..]).await
         }
+        (&Method::POST, "/admin/reload") => Ok(reload(&shared).await),
         (&Method::POST, p) if p.starts_with("/admin/users/") && p.ends_with("/revoke") => {
             revoke_user(&shared, &p["/admin/users/".len()..p.len() - "/revoke".len()]).await
         }
@@ -87,6 +88,20 @@ async fn revoke_user(shared: &Shared, sub: &str) -> AdminResult {
         .map_err(|_| STORE_DOWN)?;
     tracing::info!(target: "portcullis::audit", event = "session_revoked", %sub, sessions = ended.len(), by = "admin");
     Ok(no_content())
+}
+
+/// `200 {"status":"reloaded","restart_needed":[...]}`, or `422` with every error found.
+async fn reload(shared: &Shared) -> Response<Full<Bytes>> {
+    match crate::reload::reload(shared, "admin").await {
+        Ok(restart) => json(
+            StatusCode::OK,
+            json!({ "status": "reloaded", "restart_needed": restart }),
+        ),
+        Err(errors) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "error": "config_rejected", "message": errors.lines().collect::<Vec<_>>() }),
+        ),
+    }
 }
 
 fn no_content() -> Response<Full<Bytes>> {

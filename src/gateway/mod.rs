@@ -43,12 +43,16 @@ use crate::server::framing::FramingVerdicts;
 use crate::sessions::service::SessionService;
 use crate::sessions::store::Timing;
 use crate::sessions::users::{PasswordCheck, Users, UsersFile};
+use crate::tls;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// What is built from one `Config` and swapped as a unit on reload.
 pub struct Runtime {
     pub config: Config,
     pub routes: RouteTable,
+    /// New handshakes use the certificate of the runtime current when they start.
+    pub tls: TlsAcceptor,
     pub tokens: AccessTokens,
     pub login_limits: LoginLimiter,
     pub refresh_limits: KeyedLimiter<String>,
@@ -62,17 +66,32 @@ pub enum RuntimeError {
     Keys(#[from] KeyError),
     #[error("{0}")]
     Users(#[from] ConfigErrors),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Runtime {
-    /// Loads what the config names (keys, users) and compiles the rest.
-    pub fn build(config: Config, client: &UpstreamClient) -> Result<Runtime, RuntimeError> {
+    /// Loads what the config names (certificate, keys, users) and compiles the rest. A
+    /// `previous` runtime's users file is kept when its path is unchanged, so its reloader
+    /// and its current contents carry over.
+    pub fn build(
+        config: Config,
+        client: &UpstreamClient,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, RuntimeError> {
         let h = &config.headers;
         let identity_headers = [h.subject.clone(), h.role.clone(), h.session.clone()];
+        let tls = TlsAcceptor::from(tls::server_config(&config.tls)?);
         let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?);
-        let passwords = match &config.users {
-            UsersConfig::File(path) => PasswordCheck::File(Users::new(path.clone(), UsersFile::load(path)?)),
-            UsersConfig::CheckUrl(url) => PasswordCheck::Remote {
+        let passwords = match (&config.users, previous.map(|p| &p.passwords)) {
+            (UsersConfig::File(path), Some(PasswordCheck::File(users))) if users.path() == path => {
+                users.reload_now()?;
+                PasswordCheck::File(users.clone())
+            }
+            (UsersConfig::File(path), _) => {
+                PasswordCheck::File(Users::new(path.clone(), UsersFile::load(path)?))
+            }
+            (UsersConfig::CheckUrl(url), _) => PasswordCheck::Remote {
                 url: url.clone(),
                 client: client.clone(),
             },
@@ -80,6 +99,7 @@ impl Runtime {
         let limits = &config.limits;
         Ok(Runtime {
             routes: RouteTable::new(&config.routes),
+            tls,
             tokens,
             login_limits: LoginLimiter::new(limits.login_per_ip, limits.login_per_user),
             refresh_limits: KeyedLimiter::new(limits.refresh_per_session),

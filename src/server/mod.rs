@@ -19,7 +19,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -47,13 +46,12 @@ pub struct ConnectionLimits {
 /// Accepts TLS connections for the gateway until shutdown.
 pub async fn serve_public(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     limits: ConnectionLimits,
     life: Lifecycle,
 ) {
     while let Some((tcp, peer)) = accept(&listener, &life).await {
-        let connection = serve_tls(tcp, peer, acceptor.clone(), shared.clone(), limits, life.clone());
+        let connection = serve_tls(tcp, peer, shared.clone(), limits, life.clone());
         life.tasks.spawn(connection);
     }
 }
@@ -98,11 +96,12 @@ async fn accept(listener: &TcpListener, life: &Lifecycle) -> Option<(TcpStream, 
 async fn serve_tls(
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     limits: ConnectionLimits,
     life: Lifecycle,
 ) {
+    // Loaded per connection: after a reload, new handshakes get the new certificate.
+    let acceptor = shared.runtime.load().tls.clone();
     let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
     let tls = tokio::select! {
         outcome = handshake => match outcome {

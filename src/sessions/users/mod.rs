@@ -20,6 +20,7 @@ use crate::config::{ConfigError, ConfigErrors};
 
 pub use password::{Authenticated, LoginError, PasswordCheck, hash_password};
 pub use reload::Users;
+pub(crate) use reload::{Stamp, stamp};
 
 /// Longest user name accepted; also the longest `sub` accepted from a `check_url`.
 const MAX_NAME_BYTES: usize = 128;

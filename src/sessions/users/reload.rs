@@ -24,13 +24,13 @@ pub struct Users {
 
 /// What changes when the file is edited in place or replaced by a rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(crate) struct Stamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
@@ -84,9 +84,10 @@ impl Users {
         }
     }
 
-    /// Checks the file every `interval` until `stop`, reloading when its stamp changes.
+    /// Checks the file every `interval` until `stop`, or until these users are no longer in
+    /// use (a reload pointed the config at another file), reloading when its stamp changes.
     pub fn spawn_reloader(self: &Arc<Self>, interval: Duration, stop: CancellationToken) {
-        let users = Arc::clone(self);
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -95,7 +96,7 @@ impl Users {
                     _ = stop.cancelled() => return,
                     _ = ticks.tick() => {}
                 }
-                let users = Arc::clone(&users);
+                let Some(users) = weak.upgrade() else { return };
                 // Reading and validating (hash parsing included) stays off the async workers.
                 if let Err(e) = tokio::task::spawn_blocking(move || users.poll()).await {
                     tracing::error!(error = %e, "users file check failed");
