@@ -1,0 +1,491 @@
+//! End to end in headless Chromium (SPEC 1 "Browsers", 4, 6): log in through the shipped demo
+//! form, see that `document.cookie` holds no token, call the protected API from the demo app
+//! page, let the access token expire and see the session go on through `/auth/refresh`, log
+//! out, and see the API refuse.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
+//! test fails under `CI`, and elsewhere prints that it skips and passes.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use support::{ES256_TOKENS, Gateway, Setup, public_route};
+
+/// The whole test, browser start and the one deliberate sleep included.
+const WHOLE_TEST: Duration = Duration::from_secs(50);
+/// Any single wait: chromedriver ready, a page, a script, a text on the page.
+const STEP: Duration = Duration::from_secs(10);
+/// Access tokens live 2 s with 1 s of leeway: after this they are refused for sure.
+const ACCESS_EXPIRY: Duration = Duration::from_millis(3500);
+
+/// Flags this machine needs (closed network, no GPU, root), plus a self-signed gateway
+/// certificate that the browser must accept.
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--ignore-certificate-errors",
+];
+
+#[tokio::test]
+async fn a_browser_session_logs_in_refreshes_and_logs_out() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let started = Instant::now();
+    tokio::time::timeout(WHOLE_TEST, browser_session(&chromium, &chromedriver))
+        .await
+        .unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
+    eprintln!("e2e browser test took {:?}", started.elapsed());
+}
+
+async fn browser_session(chromium: &Path, chromedriver: &Path) {
+    let echo = free_port();
+    let rest = format!(
+        "[demo]\necho_listen = \"{echo}\"\n\n{}\n\
+         [[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{echo}\"\n\
+         auth = \"required\"\nlogin_page = \"/demo/login.html\"\n",
+        public_route("demo", "/demo/", echo)
+    );
+    let tokens = ES256_TOKENS.replace("leeway = \"5s\"", "access_ttl = \"2s\"\nleeway = \"1s\"");
+    assert_ne!(
+        tokens, ES256_TOKENS,
+        "the harness's [tokens] section changed shape"
+    );
+    let gateway = Gateway::start(Setup::routes(rest).tokens(&tokens)).await;
+    let origin = format!("https://localhost:{}", gateway.addr.port());
+
+    let (mut browser, client) = Browser::start(chromium, chromedriver).await;
+
+    // A browser navigating to the protected API is sent to the login page, which keeps where
+    // it came from.
+    client
+        .goto(&format!("{origin}/api/hello"))
+        .await
+        .expect("open /api/hello");
+    let url = client.current_url().await.expect("url");
+    assert_eq!(
+        url.path(),
+        "/demo/login.html",
+        "not sent to the login page: {url}"
+    );
+    let return_to = url
+        .query_pairs()
+        .find(|(k, _)| k == "return_to")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(return_to.as_deref(), Some("/api/hello"), "{url}");
+
+    // Log in through the plain HTML form: 303 back to /api/hello with HttpOnly cookies.
+    fill(&client, "#username", "alice").await;
+    fill(&client, "#password", "alice-password").await;
+    client
+        .find(Locator::Css("#submit"))
+        .await
+        .expect("submit button")
+        .click()
+        .await
+        .expect("submit");
+    wait_for_path(&client, "/api/hello").await;
+    let landed = page_json(&client).await;
+    assert_eq!(upstream_header(&landed, "x-auth-sub"), ["alice"], "{landed}");
+
+    // The app page: the browser holds the access cookie, HttpOnly, and scripts see no token.
+    client
+        .goto(&format!("{origin}/demo/app.html"))
+        .await
+        .expect("open the app page");
+    let access = client
+        .get_named_cookie("__Host-portcullis-access")
+        .await
+        .expect("the browser holds the access cookie");
+    assert_eq!(
+        access.http_only(),
+        Some(true),
+        "the access cookie is not HttpOnly"
+    );
+    assert_eq!(access.secure(), Some(true), "the access cookie is not Secure");
+    assert_no_token_in_document_cookie(&client).await;
+
+    let first = call_api(&client).await;
+    assert_eq!(upstream_header(&first, "x-auth-sub"), ["alice"], "{first}");
+    let session = upstream_header(&first, "x-auth-session");
+    assert_eq!(session.len(), 1, "{first}");
+
+    // The one deliberate sleep: let the access token expire (2 s + 1 s leeway).
+    tokio::time::sleep(ACCESS_EXPIRY).await;
+    assert_eq!(
+        fetch_status(&client, "/api/hello").await,
+        401,
+        "the access token should have expired by now"
+    );
+
+    // The page refreshes through /auth/refresh and retries: the same session goes on.
+    let second = call_api(&client).await;
+    assert_eq!(upstream_header(&second, "x-auth-sub"), ["alice"], "{second}");
+    assert_eq!(
+        upstream_header(&second, "x-auth-session"),
+        session,
+        "a new session instead of the old one"
+    );
+    assert_no_token_in_document_cookie(&client).await;
+
+    // Log out with the page's button.
+    client
+        .find(Locator::Css("#logout"))
+        .await
+        .expect("logout button")
+        .click()
+        .await
+        .expect("click");
+    let shown = wait_for_text(&client, "#status", |text| text.starts_with("logged out")).await;
+    assert_eq!(shown, "logged out (204)");
+
+    // The API refuses, and keeps refusing: the refresh cookie is gone too.
+    for attempt in 0..2 {
+        let status = execute_async(
+            &client,
+            "window.portcullisDemo.callApi().then(done, e => done(String(e)));",
+        )
+        .await;
+        assert_eq!(status, json!(401), "call {attempt} after logout");
+        assert_eq!(text_of(&client, "#status").await, "401");
+        let result: Value =
+            serde_json::from_str(&text_of(&client, "#result").await).expect("JSON error body");
+        assert!(result["error"].is_string(), "{result}");
+    }
+    assert_no_token_in_document_cookie(&client).await;
+
+    client.close().await.expect("end the WebDriver session");
+    browser.session = None;
+}
+
+/// `(chromium, chromedriver)`, or `None` (after saying so) when they are missing outside CI.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let chromium = find_program(&["chromium", "chromium-browser"]);
+    let chromedriver = find_program(&["chromedriver"]);
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) => Some((chromium, chromedriver)),
+        _ if in_ci() => panic!("chromium/chromedriver not installed, and CI must run the browser test"),
+        _ => {
+            eprintln!(
+                "skipping: chromium/chromedriver not installed (apt-get install chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.push("/usr/bin".into());
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
+
+/// chromedriver, in a process group of its own together with the Chromium it starts, and the
+/// WebDriver session. Dropping it on any path (a failed assertion, the test's timeout) deletes
+/// the session, which makes chromedriver quit its browser, then ends that process group.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(chromium: &Path, chromedriver: &Path) -> (Browser, Client) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let profile = dir.path().join("profile");
+        std::fs::create_dir(&profile).expect("profile dir");
+        let log = std::fs::File::create(dir.path().join("chromedriver.log")).expect("log file");
+        let port = free_port().port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            // Chromium keeps its crash database and caches under these, not in the profile.
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_CACHE_HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display()));
+        let mut browser = Browser {
+            driver,
+            port,
+            session: None,
+            dir,
+        };
+        browser.wait_until_listening().await;
+
+        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|flag| flag.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+            "timeouts": { "implicit": 0, "pageLoad": STEP.as_millis() as u64, "script": STEP.as_millis() as u64 },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let capabilities: Capabilities = capabilities;
+        let client = tokio::time::timeout(
+            STEP,
+            ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities)
+                .connect(&format!("http://127.0.0.1:{port}")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no WebDriver session within {STEP:?}\n{}", browser.log()))
+        .unwrap_or_else(|e| panic!("WebDriver session: {e}\n{}", browser.log()));
+        browser.session = client.session_id().await.expect("session id");
+        assert!(browser.session.is_some(), "chromedriver gave no session id");
+        (browser, client)
+    }
+
+    async fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.driver.try_wait() {
+                panic!("chromedriver exited ({status})\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver not listening within {STEP:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("chromedriver.log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        format!(
+            "chromedriver log (last lines):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+
+    /// `DELETE /session/{id}`, synchronously and bounded: this runs in `Drop`, maybe while a
+    /// panic unwinds or the runtime is shutting down.
+    fn delete_session(&self, id: &str) {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(STEP));
+        let _ = stream.set_write_timeout(Some(STEP));
+        let request = format!(
+            "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.port
+        );
+        if stream.write_all(request.as_bytes()).is_ok() {
+            // chromedriver answers once it has quit the browser, and keeps the connection open.
+            read_one_response(&mut stream);
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(id) = self.session.take() {
+            self.delete_session(&id);
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.log());
+        }
+        // Whatever the session left behind is in chromedriver's own process group (Chromium's
+        // crashpad handlers leave it, and exit with the browser).
+        let group = libc::pid_t::try_from(self.driver.id()).expect("pid");
+        // SAFETY: kill(2) with a plain integer argument. The group is the one `start` created
+        // for chromedriver, and chromedriver is not reaped yet, so its id names nothing else.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Reads one HTTP response with a `Content-Length` body, or until EOF, an error or the read
+/// timeout.
+fn read_one_response(stream: &mut TcpStream) {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut chunk) {
+        received.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&received);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let length = head
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        if body.len() >= length {
+            return;
+        }
+    }
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    field
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+async fn wait_for_path(client: &Client, path: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let url = client.current_url().await.expect("url");
+        if url.path() == path {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still on {url}, expected {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+}
+
+async fn wait_for_text(client: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let text = text_of(client, css).await;
+        if ready(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{css} still shows {text:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `body` as an async script; it calls `done(value)` to finish.
+async fn execute_async(client: &Client, body: &str) -> Value {
+    let script = format!("const done = arguments[arguments.length - 1];\n{body}");
+    client
+        .execute_async(&script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script {body:?}: {e}"))
+}
+
+/// The status of a plain `fetch` of `path` from the page, cookies included.
+async fn fetch_status(client: &Client, path: &str) -> u64 {
+    let body = format!(
+        "fetch({path:?}, {{ credentials: 'same-origin' }}).then(r => done(r.status), e => done(String(e)));"
+    );
+    let status = execute_async(client, &body).await;
+    status
+        .as_u64()
+        .unwrap_or_else(|| panic!("fetch {path}: {status}"))
+}
+
+/// Calls the API through the app page, which shows the status in `#status` and the echoed
+/// request in `#result`; returns the latter after checking that the page shows 200.
+async fn call_api(client: &Client) -> Value {
+    let status = execute_async(
+        client,
+        "window.portcullisDemo.callApi().then(done, e => done(String(e)));",
+    )
+    .await;
+    let shown = text_of(client, "#status").await;
+    let result = text_of(client, "#result").await;
+    assert_eq!(status, json!(200), "the page showed {shown}: {result}");
+    assert_eq!(shown, "200");
+    serde_json::from_str(&result).unwrap_or_else(|e| panic!("#result is not JSON ({e}): {result}"))
+}
+
+/// The JSON document the browser is showing (Chromium wraps it in a `<pre>`).
+async fn page_json(client: &Client) -> Value {
+    let text = text_of(client, "pre").await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("the page is not JSON ({e}): {text}"))
+}
+
+/// Every value the echo upstream received under `name`.
+fn upstream_header(echo: &Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an echo: {echo}"))
+        .iter()
+        .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn assert_no_token_in_document_cookie(client: &Client) {
+    let cookies = client
+        .execute("return document.cookie;", vec![])
+        .await
+        .expect("document.cookie");
+    let cookies = cookies.as_str().expect("document.cookie is a string");
+    assert!(
+        !cookies.to_ascii_lowercase().contains("portcullis"),
+        "document.cookie = {cookies:?}"
+    );
+    assert!(!looks_like_jwt(cookies), "document.cookie = {cookies:?}");
+}
+
+/// Whether `text` holds three dot-separated base64url runs, the first starting like a JSON
+/// object (`eyJ`), as a compact JWS does.
+fn looks_like_jwt(text: &str) -> bool {
+    let base64url = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.split(|c: char| !(base64url(c) || c == '.')).any(|word| {
+        let parts: Vec<&str> = word.split('.').collect();
+        parts.len() == 3 && parts[0].starts_with("eyJ") && parts[1..].iter().all(|p| !p.is_empty())
+    })
+}
+
+#[test]
+fn the_jwt_detector_sees_tokens() {
+    assert!(looks_like_jwt(
+        "a=1; t=eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln"
+    ));
+    assert!(!looks_like_jwt("theme=dark; lang=en.gb"));
+    assert!(!looks_like_jwt(""));
+}
