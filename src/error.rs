@@ -52,6 +52,9 @@ pub enum GatewayError {
     InvalidCredentials,
     #[error("the refresh token is not valid")]
     InvalidGrant,
+    /// Answered exactly like `InvalidGrant`; kept apart for metrics and logs.
+    #[error("the refresh token is not valid")]
+    RefreshReuse,
     #[error("the session store is unavailable; retry shortly")]
     StoreUnavailable,
     #[error("too many attempts; retry later")]
@@ -91,7 +94,7 @@ impl GatewayError {
             | DuplicateCookie => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             NoRoute => StatusCode::NOT_FOUND,
-            AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant => {
+            AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant | RefreshReuse => {
                 StatusCode::UNAUTHORIZED
             }
             InsufficientScope | CrossSiteRequest => StatusCode::FORBIDDEN,
@@ -126,7 +129,7 @@ impl GatewayError {
             CrossSiteRequest => "cross_site_request",
             LoginRequired { .. } => "login_required",
             InvalidCredentials => "invalid_credentials",
-            InvalidGrant => "invalid_grant",
+            InvalidGrant | RefreshReuse => "invalid_grant",
             StoreUnavailable => "unavailable",
             RateLimited { .. } => "rate_limited",
             LoginOverloaded => "overloaded",
@@ -230,6 +233,7 @@ mod tests {
             ),
             (InvalidCredentials, 401),
             (InvalidGrant, 401),
+            (RefreshReuse, 401),
             (StoreUnavailable, 503),
             (RateLimited { retry_after_secs: 3 }, 429),
             (LoginOverloaded, 503),

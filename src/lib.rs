@@ -125,6 +125,7 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<Shared, Start
         hash_pool: HashPool::with_default_size(),
         revocations,
         sessions,
+        metrics: telemetry::metrics::Metrics::new(),
         // Tunnels close when the shutdown grace is over.
         shutdown: life.abort.clone(),
     })

@@ -35,6 +35,7 @@ pub async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'stat
     match built {
         Ok((runtime, restart)) => {
             shared.runtime.store(Arc::new(runtime));
+            shared.metrics.config_reload("ok");
             for setting in &restart {
                 tracing::warn!(%setting, "this setting changed but only takes effect after a restart");
             }
@@ -42,6 +43,7 @@ pub async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'stat
             Ok(restart)
         }
         Err(errors) => {
+            shared.metrics.config_reload("rejected");
             for line in errors.lines() {
                 tracing::error!("{line}");
             }

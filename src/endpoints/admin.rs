@@ -18,6 +18,7 @@ pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Ful
     let result = match (request.method(), path) {
         (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, json!({ "status": "ok" }))),
         (&Method::GET, "/readyz") => Ok(ready(&shared).await),
+        (&Method::GET, "/metrics") => Ok(metrics(&shared)),
         (&Method::GET, "/admin/sessions") => list(&shared, request.uri().query()).await,
         (&Method::DELETE, p) if p.starts_with("/admin/sessions/") => {
             revoke_session(&shared, &p["/admin/sessions/".len()..]).await
@@ -39,6 +40,19 @@ const STORE_DOWN: (StatusCode, &str) = (
     StatusCode::SERVICE_UNAVAILABLE,
     "the session store is unavailable",
 );
+
+/// Prometheus text; the revocation gauges are read at scrape time.
+fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
+    let (sessions, users) = shared.revocations.len();
+    shared.metrics.set_revocations("session", sessions as i64);
+    shared.metrics.set_revocations("user", users as i64);
+    let mut response = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
+    let content_type = http::HeaderValue::from_static(crate::telemetry::metrics::CONTENT_TYPE);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, content_type);
+    response
+}
 
 /// Ready when a config is loaded (always, once listening) and the store answers.
 async fn ready(shared: &Shared) -> Response<Full<Bytes>> {

@@ -57,7 +57,11 @@ pub async fn handle(
         (_, &Method::OPTIONS) if cors::allowed_origin(request.headers(), allowed(runtime)).is_some() => {
             Ok(cors::preflight())
         }
-        ("/auth/login", &Method::POST) => login(shared, runtime, connection, request, target).await,
+        ("/auth/login", &Method::POST) => {
+            let result = login(shared, runtime, connection, request, target).await;
+            shared.metrics.login(login_result(&result));
+            result
+        }
         ("/auth/me", &Method::GET) => me(shared, runtime, &request),
         ("/.well-known/jwks.json", &Method::GET) => Ok(jwks(runtime)),
         ("/auth/login" | "/auth/me" | "/.well-known/jwks.json", _) => Err(GatewayError::MethodNotAllowed),
@@ -158,6 +162,18 @@ async fn check_password(
             LoginError::CheckerUnavailable => GatewayError::CheckerUnavailable,
         }
     })
+}
+
+/// The `result` label of `portcullis_logins_total`.
+fn login_result<T>(result: &Result<T, GatewayError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(GatewayError::InvalidCredentials) => "invalid_credentials",
+        Err(GatewayError::RateLimited { .. }) => "rate_limited",
+        Err(GatewayError::LoginOverloaded) => "overloaded",
+        Err(GatewayError::CheckerUnavailable | GatewayError::StoreUnavailable) => "unavailable",
+        Err(_) => "bad_request",
+    }
 }
 
 /// SPEC 4's token pair, never cached.

@@ -38,7 +38,17 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let path = target.path.as_str();
     match (path, request.method()) {
-        ("/auth/refresh", &Method::POST) => refresh(shared, runtime, connection, request, target).await,
+        ("/auth/refresh", &Method::POST) => {
+            let result = refresh(shared, runtime, connection, request, target).await;
+            shared.metrics.refresh(match &result {
+                Ok(_) => "ok",
+                Err(GatewayError::RateLimited { .. }) => "rate_limited",
+                Err(GatewayError::StoreUnavailable) => "unavailable",
+                Err(GatewayError::RefreshReuse) => "reuse",
+                Err(_) => "invalid",
+            });
+            result
+        }
         ("/auth/logout", &Method::POST) => logout(shared, runtime, request, target).await,
         ("/auth/logout-all", &Method::POST) => logout_all(shared, runtime, &request, target).await,
         ("/auth/sessions", &Method::GET) => list(shared, runtime, &request).await,
@@ -131,7 +141,7 @@ fn refresh_failed(error: RefreshError, ip: std::net::IpAddr) -> GatewayError {
         RefreshError::Store(_) => GatewayError::StoreUnavailable,
         RefreshError::Reuse { sid, sub } => {
             tracing::warn!(target: "portcullis::audit", event = "refresh_reuse", %sub, %sid, %ip);
-            GatewayError::InvalidGrant
+            GatewayError::RefreshReuse
         }
         RefreshError::Invalid | RefreshError::Ended | RefreshError::Barred => GatewayError::InvalidGrant,
     }

@@ -116,6 +116,7 @@ async fn transparent_refresh(
         .ok()?;
     let identity = auth::verify(&runtime.tokens, &shared.revocations, &access.token, now).ok()?;
     tracing::info!(target: "portcullis::audit", event = "refresh", sub = %refreshed.sub, sid = %refreshed.sid, transparent = true);
+    shared.metrics.refresh("ok");
     let set_cookies = runtime.session_cookies(&access.token, &refreshed.refresh_token);
     Some(Caller {
         identity: Some(identity),

@@ -29,6 +29,7 @@ use http::uri::Authority;
 use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
+use crate::auth::TokenError;
 use crate::auth::keys::{KeyError, KeySet};
 use crate::auth::{AccessTokens, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
@@ -43,6 +44,7 @@ use crate::server::framing::FramingVerdicts;
 use crate::sessions::service::SessionService;
 use crate::sessions::store::Timing;
 use crate::sessions::users::{PasswordCheck, Users, UsersFile};
+use crate::telemetry::metrics::Metrics;
 use crate::tls;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -168,6 +170,7 @@ pub struct Shared {
     /// Outlives reloads: revocations must never be forgotten early.
     pub revocations: Arc<Revocations>,
     pub sessions: SessionService,
+    pub metrics: Metrics,
     /// Cancelled when the shutdown grace is over: long-lived tunnels close then.
     pub shutdown: CancellationToken,
 }
@@ -204,19 +207,26 @@ pub async fn handle(
         cors: None,
     };
     let result = pipeline(&shared, &runtime, &connection, request, &request_id, &mut outcome);
-    let mut response = result.await.unwrap_or_else(|e| e.to_response());
+    let mut response = result.await.unwrap_or_else(|error| {
+        count_failure(&shared.metrics, outcome.route, &error);
+        error.to_response()
+    });
     respond(&mut response, request_id);
     // Even when the upstream failed: a browser must not keep a refresh token we retired.
     attach_cookies(response.headers_mut(), outcome.set_cookies);
     if let Some(origin) = outcome.cors {
         endpoints::cors::allow(response.headers_mut(), origin);
     }
+    let latency = started.elapsed();
+    shared
+        .metrics
+        .request(outcome.route, response.status().as_u16(), latency.as_secs_f64());
     tracing::info!(
         target: "portcullis::access",
         %method,
         route = outcome.route,
         status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = latency.as_micros() as u64,
         request_id = ?response.headers().get(X_REQUEST_ID),
         peer = %connection.peer,
     );
@@ -276,6 +286,23 @@ async fn pipeline<'r>(
             Ok(upgrade::tunnel(response, downstream, guard))
         }
         _ => Ok(downstream_response(response)),
+    }
+}
+
+/// Counts the failures SPEC 8 names: authentication by reason, upstream errors by kind.
+fn count_failure(metrics: &Metrics, route: &str, error: &GatewayError) {
+    let auth = |reason| metrics.auth_failure(reason);
+    match error {
+        GatewayError::AuthenticationRequired | GatewayError::LoginRequired { .. } => auth("missing"),
+        GatewayError::InvalidToken(TokenError::Expired) => auth("expired"),
+        GatewayError::InvalidToken(TokenError::Revoked) => auth("revoked"),
+        GatewayError::InvalidToken(_) => auth("invalid_token"),
+        GatewayError::InsufficientScope => auth("insufficient_scope"),
+        GatewayError::CrossSiteRequest => auth("cross_site"),
+        GatewayError::UpstreamUnreachable => metrics.upstream_error(route, "connect"),
+        GatewayError::UpstreamTimeout => metrics.upstream_error(route, "timeout"),
+        GatewayError::UpstreamFailed => metrics.upstream_error(route, "failed"),
+        _ => {}
     }
 }
 

@@ -100,6 +100,7 @@ async fn serve_tls(
     limits: ConnectionLimits,
     life: Lifecycle,
 ) {
+    let _open = OpenConnection::count(&shared);
     // Loaded per connection: after a reload, new handshakes get the new certificate.
     let acceptor = shared.runtime.load().tls.clone();
     let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
@@ -128,6 +129,22 @@ async fn serve_tls(
         let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
         let connection = http1_builder(limits).serve_connection(TokioIo::new(io), service);
         drive(connection.with_upgrades(), life, None).await;
+    }
+}
+
+/// Keeps `portcullis_open_connections` right on every way out of a connection task.
+struct OpenConnection(Arc<Shared>);
+
+impl OpenConnection {
+    fn count(shared: &Arc<Shared>) -> OpenConnection {
+        shared.metrics.connection_opened();
+        OpenConnection(shared.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.metrics.connection_closed();
     }
 }
 

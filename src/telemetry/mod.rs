@@ -1,4 +1,7 @@
-//! Logging setup: human-readable lines by default, JSON with `[log] format = "json"`.
+//! Logging setup (human-readable lines by default, JSON with `[log] format = "json"`) and the
+//! Prometheus metrics in `metrics`.
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 
