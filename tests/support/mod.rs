@@ -1,6 +1,7 @@
 //! Test harness: a real gateway on 127.0.0.1:0 with real upstreams and a real TLS client.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod upstreams;
 
 use std::net::SocketAddr;

@@ -1,0 +1,93 @@
+//! Running the real `portcullis` binary from a test: real ports, output captured to a file,
+//! and a guard that always kills and reaps the child it started (and nothing else).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::DEADLINE;
+
+/// A port that was free a moment ago (the binary needs real port numbers in its config).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A running `portcullis run`; killed and reaped on drop, also when the test fails.
+pub struct Binary {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Binary {
+    /// Starts `portcullis run --config <dir>/gateway.toml` in `dir`, with stdout and stderr
+    /// in `<dir>/portcullis.log`, and waits until the admin listener answers `/healthz`.
+    pub async fn start(dir: &Path, admin: SocketAddr) -> Binary {
+        let log = dir.join("portcullis.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(dir.join("gateway.toml"))
+            .current_dir(dir)
+            .env_remove("PORTCULLIS_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn portcullis");
+        let mut binary = Binary { child, log };
+        binary.wait_healthy(admin).await;
+        binary
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn wait_healthy(&mut self, admin: SocketAddr) {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("portcullis exited early with {status}:\n{}", self.log());
+            }
+            if plain_get(admin, "/healthz")
+                .await
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("portcullis did not become healthy:\n{}", self.log());
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        // `kill` on a child that was already reaped is a no-op; never another process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain-HTTP GET to an admin address; the whole answer as text, `None` if unreachable.
+pub async fn plain_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    Some(String::from_utf8_lossy(&answer).into_owned())
+}
