@@ -78,7 +78,8 @@ async fn refresh(
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (ip, _) = client_meta(runtime, connection, request.headers());
-    let via_cookie = body::kind(&request) == BodyKind::Absent;
+    // No body, or an HTML form (a plain `<form method="post">` button): the cookies speak.
+    let via_cookie = matches!(body::kind(&request), BodyKind::Absent | BodyKind::Form);
     let token = if via_cookie {
         cookie_refresh_token(runtime, request.headers(), target)?
     } else {
@@ -158,7 +159,9 @@ async fn logout(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let now = unix_now();
     let sid = match body::kind(&request) {
-        BodyKind::Absent => logout_without_body(shared, runtime, request.headers(), target, now).await?,
+        BodyKind::Absent | BodyKind::Form => {
+            logout_without_body(shared, runtime, request.headers(), target, now).await?
+        }
         _ => {
             let body: RefreshRequest = body::json(request).await?;
             let session = shared

@@ -12,7 +12,9 @@ use crate::auth::tokens::unix_now;
 use crate::auth::{self, Credential, Identity, TokenError, cookies, csrf};
 use crate::config::AuthPolicy;
 use crate::error::GatewayError;
+use crate::proxy::upgrade;
 use crate::routes::Route;
+use crate::sessions::service::RefreshError;
 
 /// The caller of one proxied request.
 #[derive(Default)]
@@ -105,11 +107,19 @@ async fn transparent_refresh(
     let names = &runtime.config.cookies;
     let refresh_token = cookies::find(headers, &names.refresh_name).ok()??;
     let standing = |sub: &str| runtime.passwords.standing(sub);
-    let refreshed = shared
+    let refreshed = match shared
         .sessions
         .refresh(refresh_token, runtime.timing(now), standing)
         .await
-        .ok()?;
+    {
+        Ok(refreshed) => refreshed,
+        Err(RefreshError::Reuse { sid, sub }) => {
+            tracing::warn!(target: "portcullis::audit", event = "refresh_reuse", %sub, %sid, transparent = true);
+            shared.metrics.refresh("reuse");
+            return None;
+        }
+        Err(_) => return None,
+    };
     let access = runtime
         .tokens
         .issue(&refreshed.sub, &refreshed.role, &refreshed.sid, now)
@@ -137,7 +147,9 @@ pub(super) fn authorize(
     let Some(identity) = &caller.identity else {
         return Ok(());
     };
-    if caller.via_cookie && !request.method().is_safe() {
+    // A WebSocket upgrade is a GET, but it opens a channel that can act: same rule as unsafe
+    // methods (cross-site WebSocket hijacking).
+    if caller.via_cookie && (!request.method().is_safe() || upgrade::is_websocket(request)) {
         let allowed = &runtime.config.cookies.allowed_origins;
         if !csrf::same_origin(request.headers(), target.authority.as_str(), allowed) {
             return Err(GatewayError::CrossSiteRequest);

@@ -1,0 +1,1448 @@
+//! Browsers end to end (SPEC 4 cookie mode, SPEC 6 CSRF): the two cookies and every attribute
+//! of them for the JSON cookie login, the form login, the cookie refresh and the logout; the
+//! Origin/Referer rule on every cookie-driven state change; the form login's `return_to`
+//! against open-redirect tricks; cookie tossing; CORS for allowed origins; `login_page`; and
+//! the transparent refresh of an expired access cookie.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use support::upstreams::Upstream;
+use support::{ES256_TOKENS, Gateway, Reply, Setup, within};
+use tokio::net::TcpStream;
+
+// === configuration ===
+
+const ACCESS: &str = "__Host-portcullis-access";
+const REFRESH: &str = "__Secure-portcullis-refresh";
+/// The harness sends `Host: localhost`, so this is the gateway's own origin.
+const OWN_ORIGIN: &str = "https://localhost";
+const ALLOWED_ORIGIN: &str = "https://app.example.com";
+/// The shipped defaults: `access_ttl = "15m"`, `refresh_ttl = "14d"`.
+const ACCESS_TTL: u64 = 15 * 60;
+const REFRESH_TTL: u64 = 14 * 24 * 60 * 60;
+/// The protected path every test proxies through (an echo behind `auth = "required"`).
+const PROTECTED: &str = "/api/things/1";
+
+/// Limits high enough that no test here meets them.
+const GENEROUS_LIMITS: &str = "[limits]\nlogin_per_ip = \"1000/min\"\nlogin_per_user = \"1000/min\"\n\
+                               refresh_per_session = \"1000/min\"\n";
+
+/// `[cookies]` with one allowed cross-origin front end.
+const COOKIES: &str = "[cookies]\nallowed_origins = [\"https://app.example.com\"]\n";
+
+/// The same with transparent refresh switched on.
+const TRANSPARENT_COOKIES: &str =
+    "[cookies]\nallowed_origins = [\"https://app.example.com\"]\ntransparent_refresh = true\n";
+
+/// `[tokens]` whose access tokens are dead two seconds after they are issued.
+fn short_lived_tokens() -> String {
+    let tokens = ES256_TOKENS.replace("leeway = \"5s\"", "leeway = \"1s\"\naccess_ttl = \"1s\"");
+    assert!(tokens.contains("access_ttl"), "ES256_TOKENS changed shape");
+    tokens
+}
+
+/// A gateway with `/api/` (required) to an echo, generous limits, `cookies` and `tokens`.
+async fn gateway_with(cookies: &str, tokens: &str) -> (Gateway, Upstream) {
+    let echo = Upstream::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\nauth = \"required\"\n\
+         {GENEROUS_LIMITS}{cookies}",
+        echo.addr
+    );
+    (Gateway::start(Setup::routes(rest).tokens(tokens)).await, echo)
+}
+
+async fn gateway() -> (Gateway, Upstream) {
+    gateway_with(COOKIES, ES256_TOKENS).await
+}
+
+// === where a request says it comes from ===
+
+#[derive(Debug, Clone, Copy)]
+enum Site {
+    /// Neither `Origin` nor `Referer`.
+    Nothing,
+    Origin(&'static str),
+    Referer(&'static str),
+    Both(&'static str, &'static str),
+}
+
+/// Refused: 403 `cross_site_request`, and nothing changes.
+const CROSS_SITE: [(&str, Site); 8] = [
+    ("no Origin and no Referer", Site::Nothing),
+    ("Origin: null", Site::Origin("null")),
+    ("a look-alike origin", Site::Origin("https://localhost.evil.com")),
+    ("another site's origin", Site::Origin("https://evil.com")),
+    ("the own host over http", Site::Origin("http://localhost")),
+    (
+        "the own host on another port",
+        Site::Origin("https://localhost:444"),
+    ),
+    (
+        "a Referer from another site",
+        Site::Referer("https://evil.com/page"),
+    ),
+    (
+        "Origin: null beside a same-origin Referer",
+        Site::Both("null", "https://localhost/app"),
+    ),
+];
+
+/// Allowed: the request does what it asks.
+const SAME_SITE: [(&str, Site); 3] = [
+    ("an origin in allowed_origins", Site::Origin(ALLOWED_ORIGIN)),
+    ("the own origin", Site::Origin(OWN_ORIGIN)),
+    (
+        "a Referer from the own origin",
+        Site::Referer("https://localhost/app/page?x=1"),
+    ),
+];
+
+/// A request with `Host: localhost`, the `Origin`/`Referer` of `site` and the `cookies`.
+fn browser(method: Method, path: &str, site: Site, cookies: &[(&str, &str)]) -> http::request::Builder {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    match site {
+        Site::Nothing => {}
+        Site::Origin(origin) => builder = builder.header("origin", origin),
+        Site::Referer(referer) => builder = builder.header("referer", referer),
+        Site::Both(origin, referer) => builder = builder.header("origin", origin).header("referer", referer),
+    }
+    if !cookies.is_empty() {
+        let joined: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        builder = builder.header("cookie", joined.join("; "));
+    }
+    builder
+}
+
+fn empty() -> Full<Bytes> {
+    Full::new(Bytes::new())
+}
+
+fn full(body: impl Into<Bytes>) -> Full<Bytes> {
+    Full::new(body.into())
+}
+
+fn body_text(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+    reply.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+// === Set-Cookie, parsed exactly ===
+
+#[derive(Debug)]
+struct SetCookie {
+    name: String,
+    value: String,
+    /// Attribute names in lower case, with their values (empty for flags).
+    attributes: Vec<(String, String)>,
+}
+
+impl SetCookie {
+    fn parse(raw: &str) -> SetCookie {
+        let mut parts = raw.split(';');
+        let first = parts.next().unwrap_or_default();
+        let (name, value) = first
+            .split_once('=')
+            .unwrap_or_else(|| panic!("Set-Cookie without name=value: {raw:?}"));
+        let attributes = parts
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| match part.split_once('=') {
+                Some((key, value)) => (key.trim().to_ascii_lowercase(), value.trim().to_string()),
+                None => (part.to_ascii_lowercase(), String::new()),
+            })
+            .collect();
+        SetCookie {
+            name: name.trim().to_string(),
+            value: value.trim().to_string(),
+            attributes,
+        }
+    }
+
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+fn set_cookies(reply: &Reply) -> Vec<SetCookie> {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| SetCookie::parse(v.to_str().expect("Set-Cookie is ASCII")))
+        .collect()
+}
+
+fn assert_no_set_cookie(reply: &Reply, what: &str) {
+    let cookies: Vec<_> = reply.headers.get_all("set-cookie").iter().collect();
+    assert!(cookies.is_empty(), "{what}: cookies were set: {cookies:?}");
+}
+
+/// Exactly `name=<value>; Path=<path>; Max-Age=<max_age>; HttpOnly; Secure; SameSite=Strict`
+/// in any order, each once, with no `Domain` and nothing else (`Expires` tolerated). A
+/// `max_age` of 0 means a clearing cookie, with an empty value.
+fn assert_cookie(cookie: &SetCookie, name: &str, path: &str, max_age: u64, what: &str) {
+    let what = format!("{what}: {cookie:?}");
+    assert_eq!(cookie.name, name, "{what}");
+    match max_age {
+        0 => assert_eq!(cookie.value, "", "{what}: a clearing cookie keeps a value"),
+        _ => assert!(
+            !cookie.value.is_empty() && cookie.value.bytes().all(|b| b.is_ascii_graphic() && b != b';'),
+            "{what}: not a usable cookie value"
+        ),
+    }
+    let mut names: Vec<&str> = cookie
+        .attributes
+        .iter()
+        .map(|(key, _)| key.as_str())
+        .filter(|key| *key != "expires")
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["httponly", "max-age", "path", "samesite", "secure"],
+        "{what}: attributes (each exactly once, no Domain)"
+    );
+    assert_eq!(cookie.attribute("path"), Some(path), "{what}: Path");
+    assert_eq!(
+        cookie.attribute("max-age"),
+        Some(max_age.to_string().as_str()),
+        "{what}: Max-Age"
+    );
+    assert_eq!(cookie.attribute("httponly"), Some(""), "{what}: HttpOnly");
+    assert_eq!(cookie.attribute("secure"), Some(""), "{what}: Secure");
+    assert_eq!(cookie.attribute("samesite"), Some("Strict"), "{what}: SameSite");
+}
+
+/// The two session cookies a browser was handed.
+#[derive(Debug, Clone)]
+struct Cookies {
+    access: String,
+    refresh: String,
+}
+
+impl Cookies {
+    fn both(&self) -> [(&'static str, &str); 2] {
+        [(ACCESS, &self.access), (REFRESH, &self.refresh)]
+    }
+
+    fn sid(&self) -> String {
+        sid_of(&self.access)
+    }
+}
+
+/// Lifetimes and refresh-cookie path a gateway hands out.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    access_ttl: u64,
+    refresh_path: &'static str,
+}
+
+const DEFAULTS: Expect = Expect {
+    access_ttl: ACCESS_TTL,
+    refresh_path: "/auth",
+};
+
+/// Exactly two `Set-Cookie`, the access and the refresh cookie, with every attribute right.
+fn issued_cookies(reply: &Reply, expect: Expect, what: &str) -> Cookies {
+    let cookies = set_cookies(reply);
+    assert_eq!(cookies.len(), 2, "{what}: Set-Cookie {cookies:?}");
+    let named = |name: &str| {
+        cookies
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{what}: no {name} cookie in {cookies:?}"))
+    };
+    let (access, refresh) = (named(ACCESS), named(REFRESH));
+    assert_cookie(access, ACCESS, "/", expect.access_ttl, what);
+    assert_cookie(refresh, REFRESH, expect.refresh_path, REFRESH_TTL, what);
+    Cookies {
+        access: access.value.clone(),
+        refresh: refresh.value.clone(),
+    }
+}
+
+/// The cookie-mode body: `{"sub","role","expires_in"}` and no token anywhere in it.
+fn assert_cookie_body(reply: &Reply, cookies: &Cookies, sub: &str, role: &str, expect: Expect, what: &str) {
+    let body = reply.json();
+    let keys: BTreeSet<&str> = body
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object: {body}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["sub", "role", "expires_in"]),
+        "{what}: {body}"
+    );
+    assert_eq!(body["sub"], sub, "{what}");
+    assert_eq!(body["role"], role, "{what}");
+    assert_eq!(body["expires_in"], expect.access_ttl, "{what}");
+    let text = body_text(reply);
+    assert!(
+        !text.contains(&cookies.access) && !text.contains(&cookies.refresh),
+        "{what}: the body holds a token: {text}"
+    );
+    assert_eq!(
+        header(reply, "cache-control"),
+        Some("no-store"),
+        "{what}: Cache-Control"
+    );
+}
+
+// === tokens ===
+
+fn claims_of(token: &str) -> Value {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a JWT: {token:?}"));
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims JSON")
+}
+
+fn sid_of(access: &str) -> String {
+    claims_of(access)["sid"].as_str().expect("sid claim").to_string()
+}
+
+// === logins, refreshes, logouts ===
+
+fn json_post(path: &str, site: Site, body: Value) -> Request<Full<Bytes>> {
+    browser(Method::POST, path, site, &[])
+        .header("content-type", "application/json")
+        .body(full(body.to_string()))
+        .expect("request")
+}
+
+async fn cookie_login(gateway: &Gateway, user: &str, site: Site) -> Reply {
+    let body = json!({ "username": user, "password": format!("{user}-password"), "mode": "cookie" });
+    gateway.send(json_post("/auth/login", site, body)).await
+}
+
+/// A browser logged in from the own origin, with the cookies checked.
+async fn logged_in(gateway: &Gateway, user: &str) -> Cookies {
+    let reply = cookie_login(gateway, user, Site::Origin(OWN_ORIGIN)).await;
+    assert_eq!(reply.status, 200, "cookie login: {}", body_text(&reply));
+    issued_cookies(&reply, DEFAULTS, "cookie login")
+}
+
+fn form_body(user: &str, return_to: Option<&str>) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("username", user)
+        .append_pair("password", &format!("{user}-password"));
+    if let Some(return_to) = return_to {
+        form.append_pair("return_to", return_to);
+    }
+    form.finish()
+}
+
+async fn form_login(gateway: &Gateway, user: &str, return_to: Option<&str>, site: Site) -> Reply {
+    let request = browser(Method::POST, "/auth/login", site, &[])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .body(full(form_body(user, return_to)))
+        .expect("request");
+    gateway.send(request).await
+}
+
+/// `POST /auth/refresh` with no body: the cookie refresh.
+async fn cookie_refresh(gateway: &Gateway, site: Site, cookies: &[(&str, &str)]) -> Reply {
+    let request = browser(Method::POST, "/auth/refresh", site, cookies)
+        .body(empty())
+        .expect("request");
+    gateway.send(request).await
+}
+
+async fn cookie_logout(gateway: &Gateway, site: Site, cookies: &[(&str, &str)]) -> Reply {
+    let request = browser(Method::POST, "/auth/logout", site, cookies)
+        .body(empty())
+        .expect("request");
+    gateway.send(request).await
+}
+
+/// `POST /auth/refresh` with a JSON body (what an API client sends).
+async fn json_refresh(gateway: &Gateway, refresh_token: &str) -> Reply {
+    let body = json!({ "refresh_token": refresh_token });
+    gateway
+        .send(json_post("/auth/refresh", Site::Nothing, body))
+        .await
+}
+
+/// Proves that `live` is still the session's live refresh token and `retired` the one retired
+/// last, without rotating anything: within the grace, presenting `retired` again is answered
+/// with the live token (SPEC 5.3). Had anything rotated `live` behind our back, `retired`
+/// would be two generations old, which is reuse: 401 and the session revoked.
+async fn assert_live_refresh_token(gateway: &Gateway, retired: &str, live: &str, what: &str) {
+    let reply = json_refresh(gateway, retired).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{what}: the token retired last was refused, so the live one was rotated behind our back: {}",
+        body_text(&reply)
+    );
+    assert_eq!(
+        reply.json()["refresh_token"].as_str(),
+        Some(live),
+        "{what}: the live refresh token changed"
+    );
+}
+
+async fn cookie_get(gateway: &Gateway, path: &str, cookies: &[(&str, &str)]) -> Reply {
+    let request = browser(Method::GET, path, Site::Nothing, cookies)
+        .body(empty())
+        .expect("request");
+    gateway.send(request).await
+}
+
+/// The access cookie authenticates `/auth/me` as `sub`.
+async fn assert_cookie_works(gateway: &Gateway, access: &str, sub: &str, what: &str) {
+    let reply = cookie_get(gateway, "/auth/me", &[(ACCESS, access)]).await;
+    assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+    assert_eq!(reply.json()["sub"], sub, "{what}");
+}
+
+/// 403 `cross_site_request`, and no cookie handed out.
+fn assert_cross_site(reply: &Reply, what: &str) {
+    assert_eq!(reply.status, 403, "{what}: {}", body_text(reply));
+    assert_eq!(reply.json()["error"], "cross_site_request", "{what}");
+    assert_no_set_cookie(reply, what);
+}
+
+// === the admin listener (plain HTTP) ===
+
+async fn admin(gateway: &Gateway, method: Method, path: &str) -> (StatusCode, Bytes) {
+    let tcp = within(TcpStream::connect(gateway.admin))
+        .await
+        .expect("connect admin");
+    let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
+        .await
+        .expect("admin handshake");
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .body(empty())
+        .expect("request");
+    let response = within(sender.send_request(request))
+        .await
+        .expect("admin response");
+    let status = response.status();
+    let body = within(response.into_body().collect())
+        .await
+        .expect("admin body")
+        .to_bytes();
+    (status, body)
+}
+
+/// The live session ids of `sub`, from `GET /admin/sessions?sub=`.
+async fn sessions_of(gateway: &Gateway, sub: &str) -> BTreeSet<String> {
+    let (status, body) = admin(gateway, Method::GET, &format!("/admin/sessions?sub={sub}")).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "admin sessions of {sub}: {text}");
+    let list: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+// === 1. the cookies themselves ===
+
+#[tokio::test]
+async fn a_cookie_mode_login_sets_both_cookies_with_every_attribute_and_returns_no_token() {
+    let (gateway, _echo) = gateway().await;
+    let reply = cookie_login(&gateway, "alice", Site::Origin(OWN_ORIGIN)).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let cookies = issued_cookies(&reply, DEFAULTS, "cookie login");
+    assert_cookie_body(&reply, &cookies, "alice", "admin", DEFAULTS, "cookie login");
+    assert_ne!(cookies.access, cookies.refresh);
+    let claims = claims_of(&cookies.access);
+    assert_eq!(claims["sub"], "alice", "the access cookie is alice's token");
+    assert!(
+        sessions_of(&gateway, "alice").await.contains(&cookies.sid()),
+        "the login began no session"
+    );
+
+    // A login with another session's cookies planted never takes that session over.
+    let planted = logged_in(&gateway, "bob").await;
+    let body = json!({ "username": "alice", "password": "alice-password", "mode": "cookie" });
+    let request = browser(
+        Method::POST,
+        "/auth/login",
+        Site::Origin(OWN_ORIGIN),
+        &planted.both(),
+    )
+    .header("content-type", "application/json")
+    .body(full(body.to_string()))
+    .expect("request");
+    let reply = gateway.send(request).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let fresh = issued_cookies(&reply, DEFAULTS, "a login over planted cookies");
+    assert_ne!(fresh.sid(), planted.sid(), "the login reused the planted session");
+    assert_ne!(fresh.sid(), cookies.sid());
+    assert_eq!(claims_of(&fresh.access)["sub"], "alice");
+}
+
+#[tokio::test]
+async fn the_access_cookie_authenticates_a_proxied_get_and_the_upstream_never_sees_a_gateway_cookie() {
+    let (gateway, echo) = gateway().await;
+    let cookies = logged_in(&gateway, "bob").await;
+    let jar = [
+        ("theme", "dark"),
+        (ACCESS, cookies.access.as_str()),
+        (REFRESH, cookies.refresh.as_str()),
+        ("lang", "en"),
+    ];
+    let reply = cookie_get(&gateway, PROTECTED, &jar).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(echo.counts.requests(), 1);
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
+    assert_eq!(reply.upstream_header("x-auth-role"), ["user"]);
+    assert_eq!(reply.upstream_header("x-auth-session"), [cookies.sid()]);
+    assert_eq!(
+        reply.upstream_header("cookie"),
+        ["theme=dark; lang=en"],
+        "other cookies pass untouched, as one Cookie header"
+    );
+    let seen = reply.json()["headers"].to_string();
+    for (name, token) in [(ACCESS, &cookies.access), (REFRESH, &cookies.refresh)] {
+        assert!(
+            !seen.contains(name) && !seen.contains(token.as_str()),
+            "{name} reached the upstream: {seen}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_form_login_answers_303_to_return_to_and_sets_the_same_cookies() {
+    let (gateway, _echo) = gateway().await;
+    let reply = form_login(
+        &gateway,
+        "bob",
+        Some("/app/page?x=1#top"),
+        Site::Origin(OWN_ORIGIN),
+    )
+    .await;
+    assert_eq!(reply.status, 303, "{}", body_text(&reply));
+    assert_eq!(header(&reply, "location"), Some("/app/page?x=1#top"));
+    assert_eq!(header(&reply, "cache-control"), Some("no-store"));
+    let cookies = issued_cookies(&reply, DEFAULTS, "form login");
+    let text = body_text(&reply);
+    assert!(
+        !text.contains(&cookies.access) && !text.contains(&cookies.refresh),
+        "the redirect's body holds a token: {text}"
+    );
+    assert_cookie_works(&gateway, &cookies.access, "bob", "the form login's access cookie").await;
+    assert!(sessions_of(&gateway, "bob").await.contains(&cookies.sid()));
+}
+
+#[tokio::test]
+async fn a_cookie_refresh_rotates_both_cookies_and_returns_no_token() {
+    let (gateway, _echo) = gateway().await;
+    let first = logged_in(&gateway, "alice").await;
+    let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &first.both()).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let second = issued_cookies(&reply, DEFAULTS, "cookie refresh");
+    assert_cookie_body(&reply, &second, "alice", "admin", DEFAULTS, "cookie refresh");
+    assert_ne!(
+        second.refresh, first.refresh,
+        "the refresh cookie was not rotated"
+    );
+    assert_ne!(second.access, first.access, "the access cookie was not re-issued");
+    assert_eq!(second.sid(), first.sid(), "a refresh moved to another session");
+    assert_cookie_works(&gateway, &second.access, "alice", "the new access cookie").await;
+    // A real rotation: the old cookie is the one retired last, the new one is live.
+    assert_live_refresh_token(
+        &gateway,
+        &first.refresh,
+        &second.refresh,
+        "after the cookie refresh",
+    )
+    .await;
+
+    // The new refresh cookie rotates again.
+    let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &second.both()).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let third = issued_cookies(&reply, DEFAULTS, "second cookie refresh");
+    assert_ne!(third.refresh, second.refresh);
+}
+
+#[tokio::test]
+async fn a_cookie_logout_ends_the_session_and_clears_both_cookies_with_the_same_names_paths_and_attributes() {
+    let (gateway, echo) = gateway().await;
+    let cookies = logged_in(&gateway, "alice").await;
+    let reply = cookie_logout(&gateway, Site::Origin(OWN_ORIGIN), &cookies.both()).await;
+    assert_eq!(reply.status, 204, "{}", body_text(&reply));
+    let cleared = set_cookies(&reply);
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    let named = |name: &str| {
+        cleared
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("{name} not cleared: {cleared:?}"))
+    };
+    assert_cookie(named(ACCESS), ACCESS, "/", 0, "clearing the access cookie");
+    assert_cookie(named(REFRESH), REFRESH, "/auth", 0, "clearing the refresh cookie");
+
+    assert!(
+        !sessions_of(&gateway, "alice").await.contains(&cookies.sid()),
+        "the session is still live"
+    );
+    let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &cookies.access)]).await;
+    assert_eq!(
+        reply.status,
+        401,
+        "the access cookie outlived the logout: {}",
+        body_text(&reply)
+    );
+    assert_eq!(echo.counts.requests(), 0);
+    let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &cookies.both()).await;
+    assert_eq!(reply.status, 401, "the refresh cookie outlived the logout");
+    assert_no_set_cookie(&reply, "a refresh after the logout");
+}
+
+// === 2. CSRF ===
+
+#[tokio::test]
+async fn cookie_authenticated_unsafe_methods_need_the_own_or_an_allowed_origin() {
+    let (gateway, echo) = gateway().await;
+    let cookies = logged_in(&gateway, "alice").await;
+    let jar = [(ACCESS, cookies.access.as_str())];
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        for (what, site) in CROSS_SITE {
+            let what = format!("cookie {method} with {what}");
+            let before = echo.counts.requests();
+            let request = browser(method.clone(), PROTECTED, site, &jar)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(full("amount=1000&to=mallory"))
+                .expect("request");
+            let reply = gateway.send(request).await;
+            assert_cross_site(&reply, &what);
+            assert_eq!(echo.counts.requests(), before, "{what}: the upstream saw it");
+        }
+        for (what, site) in SAME_SITE {
+            let what = format!("cookie {method} with {what}");
+            let before = echo.counts.requests();
+            let request = browser(method.clone(), PROTECTED, site, &jar)
+                .body(full("amount=1"))
+                .expect("request");
+            let reply = gateway.send(request).await;
+            assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+            assert_eq!(reply.json()["method"], method.as_str(), "{what}");
+            assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"], "{what}");
+            assert_eq!(echo.counts.requests(), before + 1, "{what}");
+        }
+    }
+    // The session is untouched by all of this.
+    assert_cookie_works(&gateway, &cookies.access, "alice", "after the CSRF matrix").await;
+}
+
+#[tokio::test]
+async fn a_cookie_get_needs_no_origin_and_a_bearer_post_needs_no_origin() {
+    let (gateway, echo) = gateway().await;
+    let cookies = logged_in(&gateway, "alice").await;
+    let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &cookies.access)]).await;
+    assert_eq!(reply.status, 200, "cookie GET: {}", body_text(&reply));
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
+
+    let access = gateway.token("bob").await;
+    for method in [Method::POST, Method::DELETE] {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(PROTECTED)
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {access}"))
+            .body(full("x=1"))
+            .expect("request");
+        let reply = gateway.send(request).await;
+        assert_eq!(reply.status, 200, "bearer {method}: {}", body_text(&reply));
+        assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
+    }
+    // A bearer token beside a cookie: the bearer decides, and it needs no Origin either.
+    let request = browser(
+        Method::POST,
+        PROTECTED,
+        Site::Origin("https://evil.com"),
+        &[(ACCESS, &cookies.access)],
+    )
+    .header("authorization", format!("Bearer {access}"))
+    .body(empty())
+    .expect("request");
+    let reply = gateway.send(request).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "bearer POST with a cookie: {}",
+        body_text(&reply)
+    );
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
+    assert_eq!(echo.counts.requests(), 4);
+}
+
+#[tokio::test]
+async fn a_cookie_mode_login_needs_the_own_or_an_allowed_origin_and_a_refused_one_begins_no_session() {
+    let (gateway, _echo) = gateway().await;
+    for (what, site) in CROSS_SITE {
+        let what = format!("cookie login with {what}");
+        let reply = cookie_login(&gateway, "bob", site).await;
+        assert_cross_site(&reply, &what);
+        assert_eq!(
+            sessions_of(&gateway, "bob").await,
+            BTreeSet::new(),
+            "{what}: a session was begun"
+        );
+    }
+    for (what, site) in SAME_SITE {
+        let what = format!("cookie login with {what}");
+        let before = sessions_of(&gateway, "bob").await;
+        let reply = cookie_login(&gateway, "bob", site).await;
+        assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+        let cookies = issued_cookies(&reply, DEFAULTS, &what);
+        let after = sessions_of(&gateway, "bob").await;
+        assert_eq!(after.len(), before.len() + 1, "{what}");
+        assert!(after.contains(&cookies.sid()), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_form_login_needs_the_own_or_an_allowed_origin_and_a_refused_one_begins_no_session() {
+    let (gateway, _echo) = gateway().await;
+    for (what, site) in CROSS_SITE {
+        let what = format!("form login with {what}");
+        let reply = form_login(&gateway, "bob", Some("/app"), site).await;
+        assert_cross_site(&reply, &what);
+        assert_eq!(header(&reply, "location"), None, "{what}");
+        assert_eq!(
+            sessions_of(&gateway, "bob").await,
+            BTreeSet::new(),
+            "{what}: a session was begun"
+        );
+    }
+    for (what, site) in SAME_SITE {
+        let what = format!("form login with {what}");
+        let before = sessions_of(&gateway, "bob").await;
+        let reply = form_login(&gateway, "bob", Some("/app"), site).await;
+        assert_eq!(reply.status, 303, "{what}: {}", body_text(&reply));
+        assert_eq!(header(&reply, "location"), Some("/app"), "{what}");
+        let cookies = issued_cookies(&reply, DEFAULTS, &what);
+        let after = sessions_of(&gateway, "bob").await;
+        assert_eq!(after.len(), before.len() + 1, "{what}");
+        assert!(after.contains(&cookies.sid()), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_refresh_needs_the_own_or_an_allowed_origin_and_a_refused_one_rotates_nothing() {
+    let (gateway, _echo) = gateway().await;
+    let login = logged_in(&gateway, "alice").await;
+    // One JSON rotation first, so that there is a retired token to prove liveness with.
+    let reply = json_refresh(&gateway, &login.refresh).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let mut retired = login.refresh.clone();
+    let mut live = reply.json()["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
+    let access = login.access.clone();
+
+    for (what, site) in CROSS_SITE {
+        let what = format!("cookie refresh with {what}");
+        let reply = cookie_refresh(&gateway, site, &[(ACCESS, &access), (REFRESH, &live)]).await;
+        assert_cross_site(&reply, &what);
+        assert_live_refresh_token(&gateway, &retired, &live, &what).await;
+    }
+    for (what, site) in SAME_SITE {
+        let what = format!("cookie refresh with {what}");
+        let reply = cookie_refresh(&gateway, site, &[(ACCESS, &access), (REFRESH, &live)]).await;
+        assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+        let cookies = issued_cookies(&reply, DEFAULTS, &what);
+        assert_cookie_body(&reply, &cookies, "alice", "admin", DEFAULTS, &what);
+        assert_ne!(cookies.refresh, live, "{what}: not rotated");
+        assert_eq!(cookies.sid(), login.sid(), "{what}");
+        retired = std::mem::replace(&mut live, cookies.refresh);
+        assert_live_refresh_token(&gateway, &retired, &live, &what).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_logout_needs_the_own_or_an_allowed_origin_and_a_refused_one_ends_nothing() {
+    let (gateway, _echo) = gateway().await;
+    let victim = logged_in(&gateway, "alice").await;
+    for (what, site) in CROSS_SITE {
+        let what = format!("cookie logout with {what}");
+        let reply = cookie_logout(&gateway, site, &victim.both()).await;
+        assert_cross_site(&reply, &what);
+        assert!(
+            sessions_of(&gateway, "alice").await.contains(&victim.sid()),
+            "{what}: the session was ended"
+        );
+        assert_cookie_works(&gateway, &victim.access, "alice", &what).await;
+    }
+    for (what, site) in SAME_SITE {
+        let what = format!("cookie logout with {what}");
+        let cookies = logged_in(&gateway, "alice").await;
+        let reply = cookie_logout(&gateway, site, &cookies.both()).await;
+        assert_eq!(reply.status, 204, "{what}: {}", body_text(&reply));
+        let cleared = set_cookies(&reply);
+        assert_eq!(cleared.len(), 2, "{what}: {cleared:?}");
+        assert!(
+            cleared
+                .iter()
+                .all(|c| c.value.is_empty() && c.attribute("max-age") == Some("0")),
+            "{what}: {cleared:?}"
+        );
+        let live = sessions_of(&gateway, "alice").await;
+        assert!(!live.contains(&cookies.sid()), "{what}: the session lives on");
+        assert!(live.contains(&victim.sid()), "{what}: ended another session");
+        let reply = cookie_get(&gateway, "/auth/me", &[(ACCESS, &cookies.access)]).await;
+        assert_eq!(reply.status, 401, "{what}: the access cookie still works");
+    }
+}
+
+#[tokio::test]
+async fn cookie_authenticated_logout_all_and_session_deletion_need_the_own_or_an_allowed_origin() {
+    let (gateway, _echo) = gateway().await;
+    let one = logged_in(&gateway, "alice").await;
+    let two = logged_in(&gateway, "alice").await;
+    let all = BTreeSet::from([one.sid(), two.sid()]);
+    let delete_two = format!("/auth/sessions/{}", two.sid());
+    for (what, site) in CROSS_SITE {
+        for (method, path) in [
+            (Method::POST, "/auth/logout-all"),
+            (Method::DELETE, delete_two.as_str()),
+        ] {
+            let what = format!("cookie {method} {path} with {what}");
+            let request = browser(method, path, site, &one.both())
+                .body(empty())
+                .expect("request");
+            let reply = gateway.send(request).await;
+            assert_cross_site(&reply, &what);
+            assert_eq!(sessions_of(&gateway, "alice").await, all, "{what}");
+        }
+    }
+    let request = browser(Method::DELETE, &delete_two, Site::Origin(OWN_ORIGIN), &one.both())
+        .body(empty())
+        .expect("request");
+    let reply = gateway.send(request).await;
+    assert_eq!(reply.status, 204, "{}", body_text(&reply));
+    assert_eq!(sessions_of(&gateway, "alice").await, BTreeSet::from([one.sid()]));
+    let request = browser(
+        Method::POST,
+        "/auth/logout-all",
+        Site::Referer("https://localhost/settings"),
+        &one.both(),
+    )
+    .body(empty())
+    .expect("request");
+    let reply = gateway.send(request).await;
+    assert_eq!(reply.status, 204, "{}", body_text(&reply));
+    assert_eq!(sessions_of(&gateway, "alice").await, BTreeSet::new());
+}
+
+#[tokio::test]
+async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
+    let (gateway, _echo) = gateway().await;
+    let form_post = |path: &str, cookies: &Cookies| {
+        browser(Method::POST, path, Site::Origin(OWN_ORIGIN), &cookies.both())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(empty())
+            .expect("request")
+    };
+    let cookies = logged_in(&gateway, "alice").await;
+    let reply = gateway.send(form_post("/auth/logout", &cookies)).await;
+    assert_eq!(
+        reply.status,
+        204,
+        "<form method=post action=/auth/logout>: {}",
+        body_text(&reply)
+    );
+    assert_eq!(set_cookies(&reply).len(), 2, "both cookies cleared");
+    assert!(!sessions_of(&gateway, "alice").await.contains(&cookies.sid()));
+
+    let cookies = logged_in(&gateway, "alice").await;
+    let reply = gateway.send(form_post("/auth/refresh", &cookies)).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "<form method=post action=/auth/refresh>: {}",
+        body_text(&reply)
+    );
+    let refreshed = issued_cookies(&reply, DEFAULTS, "form refresh");
+    assert_live_refresh_token(&gateway, &cookies.refresh, &refreshed.refresh, "form refresh").await;
+
+    // The same form from another site is still refused.
+    let other = logged_in(&gateway, "alice").await;
+    let request = browser(
+        Method::POST,
+        "/auth/logout",
+        Site::Origin("https://evil.com"),
+        &other.both(),
+    )
+    .header("content-type", "application/x-www-form-urlencoded")
+    .body(empty())
+    .expect("request");
+    assert_cross_site(&gateway.send(request).await, "a cross-site logout form");
+}
+
+// === 3. return_to ===
+
+#[tokio::test]
+async fn the_form_login_redirects_only_to_a_same_origin_path_and_every_open_redirect_trick_lands_on_the_root()
+{
+    let (gateway, _echo) = gateway().await;
+    let tricks = [
+        "//evil.com",
+        "///evil.com",
+        "/\\evil.com",
+        "\\\\evil.com",
+        "/%09/evil.com",
+        "/\t/evil.com",
+        "/%2f/evil.com",
+        "/%2F%2Fevil.com",
+        "/%5cevil.com",
+        "https://evil.com",
+        "https:evil.com",
+        "javascript:alert(1)",
+        "/x\r\nSet-Cookie: a=b",
+        "/x\nLocation: https://evil.com",
+        "/%0d%0aLocation:https://evil.com",
+        "/\u{3002}evil.com",
+        "/\u{FF0F}evil.com",
+        "\u{3002}evil.com",
+        "/%E3%80%82evil.com",
+        "/ /evil.com",
+        "",
+        "evil.com",
+    ];
+    for trick in tricks {
+        let reply = form_login(&gateway, "bob", Some(trick), Site::Origin(OWN_ORIGIN)).await;
+        assert_eq!(reply.status, 303, "{trick:?}: {}", body_text(&reply));
+        assert_eq!(
+            reply.headers.get_all("location").iter().collect::<Vec<_>>(),
+            ["/"],
+            "return_to {trick:?}"
+        );
+        assert_eq!(
+            set_cookies(&reply).len(),
+            2,
+            "{trick:?}: the login itself still succeeds"
+        );
+    }
+    let reply = form_login(&gateway, "bob", None, Site::Origin(OWN_ORIGIN)).await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(header(&reply, "location"), Some("/"), "no return_to");
+    for kept in ["/app?x=1", "/app/page?x=1&y=%2F#top", "/"] {
+        let reply = form_login(&gateway, "bob", Some(kept), Site::Origin(OWN_ORIGIN)).await;
+        assert_eq!(reply.status, 303, "{kept:?}");
+        assert_eq!(header(&reply, "location"), Some(kept), "return_to {kept:?}");
+    }
+}
+
+// === 4. cookie tossing ===
+
+#[tokio::test]
+async fn two_access_cookies_on_a_proxied_route_are_refused_with_401_and_reach_nothing() {
+    let (gateway, echo) = gateway().await;
+    let victim = logged_in(&gateway, "alice").await;
+    let attacker = logged_in(&gateway, "bob").await;
+    let one_header = [
+        (ACCESS, attacker.access.as_str()),
+        (ACCESS, victim.access.as_str()),
+    ];
+    let same_twice = [(ACCESS, victim.access.as_str()), (ACCESS, victim.access.as_str())];
+    for (what, jar) in [
+        ("an attacker's and the victim's", one_header),
+        ("the same cookie twice", same_twice),
+    ] {
+        let reply = cookie_get(&gateway, PROTECTED, &jar).await;
+        assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));
+    }
+    // The copies split over two Cookie headers (as HTTP/2 clients send them).
+    let request = browser(
+        Method::GET,
+        PROTECTED,
+        Site::Nothing,
+        &[(ACCESS, &attacker.access)],
+    )
+    .header("cookie", format!("{ACCESS}={}", victim.access))
+    .body(empty())
+    .expect("request");
+    let reply = gateway.send(request).await;
+    assert_eq!(reply.status, 401, "two Cookie headers: {}", body_text(&reply));
+    assert_eq!(echo.counts.requests(), 0, "the upstream saw a tossed request");
+
+    // One copy still works.
+    let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &victim.access)]).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
+}
+
+#[tokio::test]
+async fn two_cookies_under_one_name_on_the_cookie_refresh_are_refused_with_400_and_rotate_nothing() {
+    let (gateway, _echo) = gateway().await;
+    let victim = logged_in(&gateway, "alice").await;
+    let attacker = logged_in(&gateway, "bob").await;
+    let reply = json_refresh(&gateway, &victim.refresh).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let retired = victim.refresh.clone();
+    let live = reply.json()["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
+
+    let tossed: [(&str, Vec<(&str, &str)>); 4] = [
+        (
+            "the attacker's refresh cookie before the victim's",
+            vec![(REFRESH, &attacker.refresh), (REFRESH, &live)],
+        ),
+        (
+            "the victim's refresh cookie twice",
+            vec![(REFRESH, &live), (REFRESH, &live)],
+        ),
+        (
+            "two access cookies beside the refresh cookie",
+            vec![
+                (ACCESS, &attacker.access),
+                (ACCESS, &victim.access),
+                (REFRESH, &live),
+            ],
+        ),
+        (
+            "the victim's refresh cookie and junk",
+            vec![(REFRESH, &live), (REFRESH, "x")],
+        ),
+    ];
+    for (what, jar) in &tossed {
+        let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), jar).await;
+        assert_eq!(reply.status, 400, "{what}: {}", body_text(&reply));
+        assert_no_set_cookie(&reply, what);
+        assert_live_refresh_token(&gateway, &retired, &live, what).await;
+    }
+    // The attacker's session was not rotated either.
+    let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &attacker.both()).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "the attacker's own refresh: {}",
+        body_text(&reply)
+    );
+    assert_live_refresh_token(
+        &gateway,
+        &attacker.refresh,
+        &issued_cookies(&reply, DEFAULTS, "attacker refresh").refresh,
+        "the attacker's session",
+    )
+    .await;
+
+    // The single cookie afterwards is a proper rotation of the same live token.
+    let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &[(REFRESH, &live)]).await;
+    assert_eq!(reply.status, 200, "single-cookie refresh: {}", body_text(&reply));
+    let next = issued_cookies(&reply, DEFAULTS, "single-cookie refresh");
+    assert_ne!(next.refresh, live);
+    assert_eq!(next.sid(), victim.sid());
+    assert_live_refresh_token(&gateway, &live, &next.refresh, "after the single-cookie refresh").await;
+}
+
+#[tokio::test]
+async fn two_cookies_under_one_name_on_the_cookie_logout_are_refused_and_end_nothing() {
+    let (gateway, _echo) = gateway().await;
+    let victim = logged_in(&gateway, "alice").await;
+    let attacker = logged_in(&gateway, "bob").await;
+    let jar = [
+        (REFRESH, attacker.refresh.as_str()),
+        (REFRESH, victim.refresh.as_str()),
+        (ACCESS, victim.access.as_str()),
+    ];
+    let reply = cookie_logout(&gateway, Site::Origin(OWN_ORIGIN), &jar).await;
+    assert_eq!(reply.status, 400, "{}", body_text(&reply));
+    assert_no_set_cookie(&reply, "a tossed logout");
+    assert!(sessions_of(&gateway, "alice").await.contains(&victim.sid()));
+    assert!(sessions_of(&gateway, "bob").await.contains(&attacker.sid()));
+}
+
+// === 5. CORS ===
+
+#[tokio::test]
+async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_other_origin_does() {
+    let (gateway, _echo) = gateway().await;
+    let preflight = |origin: &'static str| {
+        Request::options("/auth/login")
+            .header("host", "localhost")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .body(empty())
+            .expect("request")
+    };
+    let reply = gateway.send(preflight(ALLOWED_ORIGIN)).await;
+    assert_eq!(reply.status, 204, "preflight: {}", body_text(&reply));
+    assert_eq!(
+        reply
+            .headers
+            .get_all("access-control-allow-origin")
+            .iter()
+            .collect::<Vec<_>>(),
+        [ALLOWED_ORIGIN]
+    );
+    assert_eq!(header(&reply, "access-control-allow-credentials"), Some("true"));
+    let vary: Vec<String> = reply
+        .headers
+        .get_all("vary")
+        .iter()
+        .flat_map(|v| {
+            v.to_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+        })
+        .collect();
+    assert!(vary.contains(&"origin".to_string()), "Vary: {vary:?}");
+    let methods = header(&reply, "access-control-allow-methods").unwrap_or_default();
+    assert!(
+        methods.contains("POST"),
+        "Access-Control-Allow-Methods: {methods:?}"
+    );
+
+    for origin in [
+        "https://evil.com",
+        "https://app.example.com.evil.com",
+        "null",
+        "http://app.example.com",
+    ] {
+        let reply = gateway.send(preflight(origin)).await;
+        assert_eq!(
+            header(&reply, "access-control-allow-origin"),
+            None,
+            "preflight from {origin}"
+        );
+        assert_eq!(
+            header(&reply, "access-control-allow-credentials"),
+            None,
+            "preflight from {origin}"
+        );
+    }
+
+    // The real request from the allowed origin may be read by it.
+    let reply = cookie_login(&gateway, "alice", Site::Origin(ALLOWED_ORIGIN)).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(
+        header(&reply, "access-control-allow-origin"),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert_eq!(header(&reply, "access-control-allow-credentials"), Some("true"));
+    let cookies = issued_cookies(&reply, DEFAULTS, "cookie login from the allowed origin");
+    let reply = cookie_refresh(&gateway, Site::Origin(ALLOWED_ORIGIN), &cookies.both()).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(
+        header(&reply, "access-control-allow-origin"),
+        Some(ALLOWED_ORIGIN)
+    );
+
+    // A token-mode login from another origin works, but that origin may not read it.
+    let body = json!({ "username": "bob", "password": "bob-password" });
+    let reply = gateway
+        .send(json_post("/auth/login", Site::Origin("https://evil.com"), body))
+        .await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(header(&reply, "access-control-allow-origin"), None);
+    assert_eq!(header(&reply, "access-control-allow-credentials"), None);
+}
+
+// === 6. login_page ===
+
+#[tokio::test]
+async fn a_browser_without_a_session_is_sent_to_the_login_page_and_an_api_client_gets_401() {
+    let echo = Upstream::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"login\"\npath = \"/login\"\nupstream = \"http://{0}\"\nauth = \"public\"\n\
+         [[routes]]\nname = \"app\"\npath = \"/\"\nupstream = \"http://{0}\"\nauth = \"required\"\n\
+         login_page = \"/login\"\n{GENEROUS_LIMITS}{COOKIES}",
+        echo.addr
+    );
+    let gateway = Gateway::start(Setup::routes(rest)).await;
+    let request_for = |method: Method, accept: Option<&str>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri("/path?q=1")
+            .header("host", "localhost");
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.body(empty()).expect("request")
+    };
+    const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+    let reply = gateway.send(request_for(Method::GET, Some(BROWSER_ACCEPT))).await;
+    assert_eq!(reply.status, 302, "{}", body_text(&reply));
+    assert_eq!(
+        header(&reply, "location"),
+        Some("/login?return_to=%2Fpath%3Fq%3D1")
+    );
+
+    for (what, request) in [
+        (
+            "an API client",
+            request_for(Method::GET, Some("application/json")),
+        ),
+        ("no Accept", request_for(Method::GET, None)),
+        ("a POST", request_for(Method::POST, Some(BROWSER_ACCEPT))),
+    ] {
+        let reply = gateway.send(request).await;
+        assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));
+        assert_eq!(header(&reply, "location"), None, "{what}");
+        assert_eq!(
+            header(&reply, "www-authenticate"),
+            Some("Bearer realm=\"portcullis\""),
+            "{what}"
+        );
+    }
+    assert_eq!(echo.counts.requests(), 0, "the upstream saw an anonymous request");
+
+    // The login page itself is reachable, and a session passes straight through.
+    let reply = gateway.send(support::get("/login")).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let cookies = logged_in(&gateway, "bob").await;
+    let request = browser(
+        Method::GET,
+        "/path?q=1",
+        Site::Nothing,
+        &[(ACCESS, &cookies.access)],
+    )
+    .header("accept", BROWSER_ACCEPT)
+    .body(empty())
+    .expect("request");
+    let reply = gateway.send(request).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
+    assert_eq!(reply.upstream_uri(), "/path?q=1");
+}
+
+// === 7. transparent refresh ===
+
+const TRANSPARENT: Expect = Expect {
+    access_ttl: 1,
+    refresh_path: "/",
+};
+
+/// `access` is alice's, in the session of `before`, issued later than it.
+fn assert_fresh_access(access: &str, before: &str, what: &str) {
+    let (new, old) = (claims_of(access), claims_of(before));
+    assert_eq!(new["sub"], "alice", "{what}: {new}");
+    assert_eq!(new["sid"], old["sid"], "{what}: {new}");
+    assert_ne!(new["jti"], old["jti"], "{what}: {new}");
+    let (new_exp, old_exp) = (new["exp"].as_u64(), old["exp"].as_u64());
+    assert!(new_exp > old_exp, "{what}: exp {new_exp:?} after {old_exp:?}");
+}
+
+/// A gateway with 1 s access tokens (1 s leeway), a browser logged in, and the access cookie
+/// expired: the one place in this file where a sleep is the point.
+async fn expired_browser(cookies: &str, expect: Expect) -> (Gateway, Upstream, Cookies) {
+    let (gateway, echo) = gateway_with(cookies, &short_lived_tokens()).await;
+    let reply = cookie_login(&gateway, "alice", Site::Origin(OWN_ORIGIN)).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let login = issued_cookies(&reply, expect, "cookie login");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reply = cookie_get(&gateway, "/auth/me", &[(ACCESS, &login.access)]).await;
+    assert_eq!(
+        reply.status,
+        401,
+        "the access cookie should be expired by now: {}",
+        body_text(&reply)
+    );
+    (gateway, echo, login)
+}
+
+/// A same-origin navigation with the given cookies.
+fn navigation(cookies: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    browser(Method::GET, PROTECTED, Site::Nothing, cookies)
+        .header("accept", "text/html")
+        .header("sec-fetch-site", "same-origin")
+        .body(empty())
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_cookie_with_a_valid_refresh_cookie_is_refreshed_transparently_in_one_lineage() {
+    let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
+
+    let reply = gateway.send(navigation(&login.both())).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(echo.counts.requests(), 1, "forwarded once");
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
+    assert_eq!(reply.upstream_header("x-auth-role"), ["admin"]);
+    assert_eq!(reply.upstream_header("x-auth-session"), [login.sid()]);
+    let seen = reply.json()["headers"].to_string();
+    assert!(
+        !seen.contains(&login.refresh) && !seen.contains(REFRESH),
+        "the refresh cookie reached the upstream: {seen}"
+    );
+    let second = issued_cookies(&reply, TRANSPARENT, "transparent refresh");
+    assert_ne!(second.access, login.access);
+    assert_ne!(second.refresh, login.refresh);
+    assert_eq!(second.sid(), login.sid());
+    // A fresh token (lived one second, so checked by its claims rather than by using it).
+    assert_fresh_access(&second.access, &login.access, "the transparent refresh");
+    assert_live_refresh_token(
+        &gateway,
+        &login.refresh,
+        &second.refresh,
+        "after the transparent refresh",
+    )
+    .await;
+
+    // Eight tabs at once, each with the expired access cookie and the same refresh cookie.
+    const N: usize = 8;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let stream = gateway.tls_connect(&[b"http/1.1"]).await;
+        let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(stream)))
+            .await
+            .expect("h1 handshake");
+        tokio::spawn(connection);
+        let request = navigation(&[(ACCESS, &login.access), (REFRESH, &second.refresh)]);
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let response = within(sender.send_request(request)).await.expect("response");
+            let (parts, body) = response.into_parts();
+            let body = within(body.collect()).await.expect("body").to_bytes();
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        }));
+    }
+    let mut refreshes = BTreeSet::new();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let reply = within(task).await.expect("task");
+        let what = format!("concurrent navigation {n}");
+        assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.upstream_header("x-auth-session"), [login.sid()], "{what}");
+        let cookies = issued_cookies(&reply, TRANSPARENT, &what);
+        assert_eq!(cookies.sid(), login.sid(), "{what}");
+        refreshes.insert(cookies.refresh);
+    }
+    assert_eq!(echo.counts.requests(), 1 + N, "each forwarded exactly once");
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "the concurrent refreshes forked the lineage: {refreshes:?}"
+    );
+    let third = refreshes.pop_first().expect("one refresh cookie");
+    assert_ne!(third, second.refresh);
+    assert_live_refresh_token(
+        &gateway,
+        &second.refresh,
+        &third,
+        "after the concurrent navigations",
+    )
+    .await;
+
+    // The session survived (no reuse detection): the kept cookie refreshes.
+    let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &[(REFRESH, &third)]).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let fourth = issued_cookies(&reply, TRANSPARENT, "refresh after the concurrent navigations");
+    assert_fresh_access(&fourth.access, &login.access, "the refresh after the navigations");
+    assert!(sessions_of(&gateway, "alice").await.contains(&login.sid()));
+
+    // The logout clears the refresh cookie where it was set: Path=/.
+    let reply = cookie_logout(&gateway, Site::Origin(OWN_ORIGIN), &fourth.both()).await;
+    assert_eq!(reply.status, 204, "{}", body_text(&reply));
+    let cleared = set_cookies(&reply);
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    for cookie in &cleared {
+        assert_cookie(cookie, &cookie.name, "/", 0, "a logout with transparent refresh");
+    }
+    assert!(!sessions_of(&gateway, "alice").await.contains(&login.sid()));
+}
+
+#[tokio::test]
+async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_refresh() {
+    let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
+    // A retired token to prove that nothing rotated.
+    let reply = json_refresh(&gateway, &login.refresh).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let live = reply.json()["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
+    let jar = [(ACCESS, login.access.as_str()), (REFRESH, live.as_str())];
+
+    let cross_site = browser(Method::GET, PROTECTED, Site::Nothing, &jar)
+        .header("accept", "text/html")
+        .header("sec-fetch-site", "cross-site")
+        .body(empty())
+        .expect("request");
+    let post = browser(Method::POST, PROTECTED, Site::Origin(OWN_ORIGIN), &jar)
+        .body(full("x=1"))
+        .expect("request");
+    let tossed = navigation(&[
+        (ACCESS, &login.access),
+        (REFRESH, &login.refresh),
+        (REFRESH, &live),
+    ]);
+    for (what, request) in [
+        ("a cross-site GET", cross_site),
+        ("a same-origin POST", post),
+        ("a GET with two refresh cookies", tossed),
+    ] {
+        let reply = gateway.send(request).await;
+        assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));
+        assert_no_set_cookie(&reply, what);
+        assert_live_refresh_token(&gateway, &login.refresh, &live, what).await;
+    }
+    assert_eq!(echo.counts.requests(), 0, "the upstream saw a request");
+}
+
+#[tokio::test]
+async fn without_transparent_refresh_an_expired_access_cookie_is_401_and_rotates_nothing() {
+    let expect = Expect {
+        access_ttl: 1,
+        refresh_path: "/auth",
+    };
+    let (gateway, echo, login) = expired_browser(COOKIES, expect).await;
+    // A retired token to prove that nothing rotated.
+    let reply = json_refresh(&gateway, &login.refresh).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let live = reply.json()["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
+
+    let reply = gateway
+        .send(navigation(&[(ACCESS, &login.access), (REFRESH, &live)]))
+        .await;
+    assert_eq!(reply.status, 401, "{}", body_text(&reply));
+    let challenge = header(&reply, "www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("error=\"invalid_token\""),
+        "WWW-Authenticate {challenge:?}"
+    );
+    assert_no_set_cookie(&reply, "an expired cookie without transparent refresh");
+    assert_eq!(echo.counts.requests(), 0);
+    assert_live_refresh_token(&gateway, &login.refresh, &live, "after the expired navigation").await;
+}
