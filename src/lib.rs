@@ -31,13 +31,11 @@ use crate::gateway::{Runtime, Shared};
 use crate::limits::HashPool;
 use crate::proxy::UpstreamClient;
 use crate::sessions::service::SessionService;
-use crate::sessions::users::PasswordCheck;
+use crate::sessions::users::{PasswordCheck, USERS_POLL_INTERVAL};
 
 /// How often ended sessions and expired revocations are forgotten.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How often users.toml is checked for edits.
-const USERS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 use crate::server::{ConnectionLimits, Lifecycle};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +89,7 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let life = Lifecycle::default();
     let shared = Arc::new(build_shared(&config, &life).await?);
+    let watched = reload::Watched::now(&config);
     let listeners = Listeners::bind(&config).await?;
     let running = Running {
         public_addr: local_addr(&listeners.public)?,
@@ -105,7 +104,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
     }
     life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
-    life.tasks.spawn(reload::watch(shared.clone(), life.clone()));
+    life.tasks
+        .spawn(reload::watch(shared.clone(), life.clone(), watched));
     serve(listeners, shared, &config, running.public_addr.port(), &life);
     Ok(running)
 }
@@ -126,6 +126,7 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<Shared, Start
         revocations,
         sessions,
         metrics: telemetry::metrics::Metrics::new(),
+        reload_lock: tokio::sync::Mutex::new(()),
         // Tunnels close when the shutdown grace is over.
         shutdown: life.abort.clone(),
     })

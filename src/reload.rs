@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::{self, Config, KeySource};
 use crate::gateway::{Runtime, Shared};
 use crate::server::Lifecycle;
-use crate::sessions::users::{Stamp, stamp};
+use crate::sessions::users::{PasswordCheck, Stamp, USERS_POLL_INTERVAL, stamp};
 
 /// How often the watched files are checked, and how long a change must rest before a reload
 /// (editors write in several steps).
@@ -20,6 +20,8 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// Rebuilds the runtime from the config file; returns the changed settings that only a
 /// restart applies, or every error found.
 pub async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'static str>, String> {
+    // One reload at a time: a slow reload of an older file must not land after a newer one.
+    let _one_at_a_time = shared.reload_lock.lock().await;
     let current = shared.runtime.load_full();
     let client = shared.client.clone();
     let previous = current.clone();
@@ -34,6 +36,7 @@ pub async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'stat
     let path = current.config.source.display();
     match built {
         Ok((runtime, restart)) => {
+            follow_new_users_file(shared, &current, &runtime);
             shared.runtime.store(Arc::new(runtime));
             shared.metrics.config_reload("ok");
             for setting in &restart {
@@ -50,6 +53,17 @@ pub async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'stat
             tracing::warn!(target: "portcullis::audit", event = "config_rejected", file = %path, trigger);
             Err(errors)
         }
+    }
+}
+
+/// A reload that names another users file gets a reloader for it (the old one stops by itself).
+fn follow_new_users_file(shared: &Shared, previous: &Runtime, next: &Runtime) {
+    let PasswordCheck::File(users) = &next.passwords else {
+        return;
+    };
+    let kept = matches!(&previous.passwords, PasswordCheck::File(old) if Arc::ptr_eq(old, users));
+    if !kept {
+        users.spawn_reloader(USERS_POLL_INTERVAL, shared.shutdown.clone());
     }
 }
 
@@ -86,6 +100,8 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!("server.idle_timeout", old.idle_timeout, next.idle_timeout);
     keep!("server.shutdown_grace", old.shutdown_grace, next.shutdown_grace);
     keep!("store", running.store, new.store);
+    // The log subscriber is installed once per process.
+    keep!("log", running.log, new.log);
     let (old_demo, new_demo) = (
         running.demo.as_ref().map(|d| d.echo_listen),
         new.demo.as_ref().map(|d| d.echo_listen),
@@ -97,9 +113,19 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     changed
 }
 
-/// Reloads whenever the config file, the certificate or a key file changes.
-pub async fn watch(shared: Arc<Shared>, life: Lifecycle) {
-    let mut seen = stamps(&shared.runtime.load().config);
+/// The state of the watched files, taken when a runtime is built from them.
+pub struct Watched(Vec<(PathBuf, Option<Stamp>)>);
+
+impl Watched {
+    pub fn now(config: &Config) -> Watched {
+        Watched(stamps(config))
+    }
+}
+
+/// Reloads whenever the config file, the certificate or a key file changes from `initial`
+/// (taken at start, so an edit saved before this task first runs is not missed).
+pub async fn watch(shared: Arc<Shared>, life: Lifecycle, initial: Watched) {
+    let mut seen = initial.0;
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     loop {
         tokio::select! {

@@ -171,6 +171,8 @@ pub struct Shared {
     pub revocations: Arc<Revocations>,
     pub sessions: SessionService,
     pub metrics: Metrics,
+    /// Held for the whole of a reload, so reloads apply in the order they read the files.
+    pub reload_lock: tokio::sync::Mutex<()>,
     /// Cancelled when the shutdown grace is over: long-lived tunnels close then.
     pub shutdown: CancellationToken,
 }

@@ -20,6 +20,9 @@ use crate::config::{ConfigError, ConfigErrors};
 
 pub use password::{Authenticated, LoginError, PasswordCheck, hash_password};
 pub use reload::Users;
+
+/// How often a users file is checked for edits.
+pub const USERS_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 pub(crate) use reload::{Stamp, stamp};
 
 /// Longest user name accepted; also the longest `sub` accepted from a `check_url`.

@@ -1,0 +1,1190 @@
+//! Hot reload (SPEC 1, 3, 8): `POST /admin/reload`, `SIGHUP` and the file watcher swap in a
+//! new runtime without dropping connections or failing requests; a bad edit is rejected with
+//! its `file:line:col` and the running config stays; new handshakes get a replaced
+//! certificate; settings that only a restart applies are reported.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use serde_json::Value;
+use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, test_users, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+// === upstreams that say who they are ===
+
+/// An upstream that answers every request with 200 and its own name as the whole body, so
+/// each response tells which upstream the gateway chose.
+struct Named {
+    name: &'static str,
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Named {
+    async fn start(name: &'static str) -> Named {
+        Self::delayed(name, Duration::ZERO).await
+    }
+
+    /// Answers only after `delay`.
+    async fn delayed(name: &'static str, delay: Duration) -> Named {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let seen = seen.clone();
+                let service = service_fn(move |_request: Request<Incoming>| {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        let body = Full::new(Bytes::from_static(name.as_bytes()));
+                        Ok::<_, Infallible>(Response::new(body))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        });
+        Named { name, addr, requests }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+// === config edits ===
+
+/// The path every test requests; the `svc` route sends it to one of the named upstreams.
+const SVC: &str = "/svc/x";
+
+/// Login limits high enough that polling a login never meets them.
+const LOOSE_LIMITS: &str = "[limits]\nlogin_per_ip = \"1000/min\"\nlogin_per_user = \"1000/min\"\n";
+
+/// The route the tests edit: `/svc/` to `upstream`, public, with a valid timeout.
+fn svc_route(upstream: SocketAddr) -> String {
+    format!(
+        "[[routes]]\nname = \"svc\"\npath = \"/svc/\"\nupstream = \"http://{upstream}\"\n\
+         auth = \"public\"\ntimeout = \"5s\"\n"
+    )
+}
+
+fn upstream_line(upstream: SocketAddr) -> String {
+    format!("upstream = \"http://{upstream}\"")
+}
+
+/// A 1-based line and column (in characters), as `file:line:col` messages give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    line: usize,
+    column: usize,
+}
+
+/// Where `needle` first starts in `text`.
+fn position_of(text: &str, needle: &str) -> Position {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} is not in:\n{text}"));
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Position {
+        line: before.matches('\n').count() + 1,
+        column: before[line_start..].chars().count() + 1,
+    }
+}
+
+/// Replaces exactly one occurrence of `from`, failing if the text does not have it once.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from:?} is not once in:\n{text}");
+    text.replacen(from, to, 1)
+}
+
+/// Mistakes an operator makes in the `svc` route.
+#[derive(Debug, Clone, Copy)]
+enum BadEdit {
+    /// `timeout = "forever"`: the error points at the value.
+    Duration,
+    /// `retries = 3`, a key the route does not have: the error points at the key.
+    UnknownKey,
+}
+
+impl BadEdit {
+    /// `text` with the mistake, where the error must point, and a word its message must
+    /// contain.
+    fn apply(self, text: &str) -> (String, Position, &'static str) {
+        let timeout = "timeout = \"5s\"\n";
+        match self {
+            BadEdit::Duration => {
+                let bad = replace_once(text, timeout, "timeout = \"forever\"\n");
+                let at = position_of(&bad, "\"forever\"");
+                (bad, at, "forever")
+            }
+            BadEdit::UnknownKey => {
+                let bad = replace_once(text, timeout, "timeout = \"5s\"\nretries = 3\n");
+                let at = position_of(&bad, "retries = 3");
+                (bad, at, "retries")
+            }
+        }
+    }
+}
+
+/// A config file a test rewrites: the text it started with, whose `svc` route pointed at
+/// `first`.
+struct ConfigFile {
+    path: PathBuf,
+    original: String,
+    first: SocketAddr,
+}
+
+impl ConfigFile {
+    fn of(gateway: &Gateway, first: SocketAddr) -> ConfigFile {
+        let path = gateway.config_path();
+        let original = std::fs::read_to_string(&path).expect("read gateway.toml");
+        ConfigFile {
+            path,
+            original,
+            first,
+        }
+    }
+
+    /// The original text with the `svc` route pointed at `upstream`.
+    fn pointing_at(&self, upstream: SocketAddr) -> String {
+        replace_once(
+            &self.original,
+            &upstream_line(self.first),
+            &upstream_line(upstream),
+        )
+    }
+
+    fn write(&self, text: &str) {
+        write_atomically(&self.path, text.as_bytes());
+    }
+
+    /// How a message about this file at `at` starts.
+    fn prefix(&self, at: Position) -> String {
+        error_prefix(&self.path, at)
+    }
+}
+
+fn error_prefix(path: &Path, at: Position) -> String {
+    format!("{}:{}:{}: ", path.display(), at.line, at.column)
+}
+
+/// Saves like an editor does: a temporary file beside `path`, renamed over it.
+fn write_atomically(path: &Path, contents: &[u8]) {
+    let mut name = path.file_name().expect("file name").to_os_string();
+    name.push(".saving");
+    let temporary = path.with_file_name(name);
+    std::fs::write(&temporary, contents).expect("write temporary file");
+    std::fs::rename(&temporary, path).expect("rename over the file");
+}
+
+// === the admin listener ===
+
+/// One plain-HTTP request to the admin listener: its status and JSON body (`Null` if empty).
+async fn admin_request(admin: SocketAddr, method: Method, path: &str) -> (StatusCode, Value) {
+    let tcp = within(TcpStream::connect(admin)).await.expect("connect to admin");
+    let (mut sender, connection) = within(http1::handshake(TokioIo::new(tcp)))
+        .await
+        .expect("admin handshake");
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = within(sender.send_request(request))
+        .await
+        .expect("admin response");
+    let status = response.status();
+    let body = within(response.into_body().collect())
+        .await
+        .expect("admin body")
+        .to_bytes();
+    let json = match body.is_empty() {
+        true => Value::Null,
+        false => serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body))),
+    };
+    (status, json)
+}
+
+async fn reload(admin: SocketAddr) -> (StatusCode, Value) {
+    admin_request(admin, Method::POST, "/admin/reload").await
+}
+
+/// Asserts a `200 {"status":"reloaded"}` and returns its `restart_needed`.
+fn assert_reloaded(reply: &(StatusCode, Value)) -> Vec<String> {
+    let (status, body) = reply;
+    assert_eq!(*status, 200, "the reload was not accepted: {body}");
+    assert_eq!(body["status"], "reloaded", "{body}");
+    body["restart_needed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no restart_needed array: {body}"))
+        .iter()
+        .map(|setting| setting.as_str().expect("setting name").to_string())
+        .collect()
+}
+
+/// Asserts a `422 config_rejected` whose message has a line that starts with `prefix`
+/// (`file:line:col: `) and names `word`.
+fn assert_rejected_at(reply: &(StatusCode, Value), prefix: &str, word: &str) {
+    let (status, body) = reply;
+    assert_eq!(*status, 422, "the bad edit was not rejected: {body}");
+    assert_eq!(body["error"], "config_rejected", "{body}");
+    let lines = body["message"]
+        .as_array()
+        .unwrap_or_else(|| panic!("message is not an array of lines: {body}"));
+    let found = lines
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|line| line.starts_with(prefix) && line.contains(word));
+    assert!(
+        found,
+        "no message line starts with {prefix:?} and names {word:?}: {body}"
+    );
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+// === TLS clients ===
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+type Connection = JoinHandle<Result<(), hyper::Error>>;
+
+/// A TLS client (HTTP/1.1 by ALPN) that trusts exactly `certs`.
+fn connector_trusting(certs: &[CertificateDer<'static>]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert.clone()).expect("add root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+fn read_cert(path: &Path) -> CertificateDer<'static> {
+    CertificateDer::from_pem_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A new TLS connection to `addr` as `localhost`, or why the handshake failed.
+async fn tls_connect(addr: SocketAddr, connector: &TlsConnector) -> Result<TlsStream<TcpStream>, String> {
+    let tcp = within(TcpStream::connect(addr)).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    within(connector.connect(name, tcp))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The certificate the gateway presented on `stream`.
+fn presented(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    let certs = stream.get_ref().1.peer_certificates().expect("peer certificates");
+    certs[0].clone().into_owned()
+}
+
+async fn h1_client(stream: TlsStream<TcpStream>) -> (Sender, Connection) {
+    let (sender, connection) = within(http1::handshake(TokioIo::new(stream)))
+        .await
+        .expect("h1 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+/// `GET path` on an open connection: the status and body, or what went wrong (never panics,
+/// so a load client can count failures).
+async fn exchange(sender: &mut Sender, path: &str) -> Result<(StatusCode, String), String> {
+    let attempt = async {
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection unusable: {e}"))?;
+        let response = sender
+            .send_request(get(path))
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body failed: {e}"))?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    tokio::time::timeout(DEADLINE, attempt)
+        .await
+        .unwrap_or_else(|_| Err("no response within the deadline".into()))
+}
+
+/// The name of the upstream that answered `GET /svc/x` on a new connection.
+async fn served_by(gateway: &Gateway) -> String {
+    let reply = gateway.get(SVC).await;
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(reply.status, 200, "GET {SVC} failed: {body}");
+    body
+}
+
+/// Polls `served_by` until `upstream` answers; fails after `limit`. Returns how long it took.
+async fn wait_until_served_by(gateway: &Gateway, upstream: &Named, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answered = served_by(gateway).await;
+        if answered == upstream.name {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "still served by {answered} {limit:?} after the edit, not by {}",
+            upstream.name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// === steady load during many rewrites ===
+
+const CLIENTS: usize = 8;
+const REWRITES: usize = 20;
+/// The load stops after the rewrites, and in any case after this long.
+const LOAD_LIMIT: Duration = Duration::from_secs(10);
+/// Each config state is held at least this long, so the watcher sees several of them.
+const PHASE: Duration = Duration::from_millis(150);
+
+/// One request of a load client: when it was sent, and the upstream that answered or what
+/// went wrong.
+struct Sample {
+    sent: Instant,
+    outcome: Result<String, String>,
+}
+
+/// A load client after it stopped: its samples, and its connection for a last check.
+struct LoadClient {
+    samples: Vec<Sample>,
+    lost: Option<String>,
+    sender: Sender,
+    connection: Connection,
+}
+
+/// Sends `GET /svc/x` on one keep-alive connection, one after the other, until `stop` or
+/// `until`, or until the connection fails.
+async fn run_load_client(
+    mut sender: Sender,
+    connection: Connection,
+    stop: Arc<AtomicBool>,
+    progress: Arc<AtomicUsize>,
+    until: Instant,
+) -> LoadClient {
+    let mut samples = Vec::new();
+    let mut lost = None;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        let sent = Instant::now();
+        let outcome = match exchange(&mut sender, SVC).await {
+            Ok((status, body)) if status == 200 => Ok(body),
+            Ok((status, body)) => Err(format!("{status}: {body}")),
+            Err(e) => {
+                lost = Some(e.clone());
+                Err(e)
+            }
+        };
+        samples.push(Sample { sent, outcome });
+        progress.fetch_add(1, Ordering::SeqCst);
+        if lost.is_some() {
+            break;
+        }
+    }
+    LoadClient {
+        samples,
+        lost,
+        sender,
+        connection,
+    }
+}
+
+/// Waits until every load client has completed `more` further requests (the last of them
+/// sent after this call), or one of them has stopped.
+async fn wait_for_progress(progress: &[Arc<AtomicUsize>], clients: &[JoinHandle<LoadClient>], more: usize) {
+    let start: Vec<usize> = progress.iter().map(|p| p.load(Ordering::SeqCst)).collect();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let behind: Vec<usize> = (0..progress.len())
+            .filter(|&k| progress[k].load(Ordering::SeqCst) < start[k] + more)
+            .collect();
+        if behind.is_empty() || clients.iter().any(JoinHandle::is_finished) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "load clients {behind:?} made no progress for {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A good edit: written at `written`, its reload answered at `reloaded`.
+struct Swap {
+    written: Instant,
+    reloaded: Instant,
+    target: &'static str,
+}
+
+/// What each sample should have been answered by, given the swaps: after a swap's reload
+/// answered, its target; between writing the file and the answer, either the old or the new
+/// target (the watcher may get there first). Bad edits change nothing.
+fn misrouted(samples: &[Sample], swaps: &[Swap]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for sample in samples {
+        let Ok(answered) = &sample.outcome else {
+            continue;
+        };
+        let Some(j) = swaps.iter().rposition(|s| s.written <= sample.sent) else {
+            continue;
+        };
+        let allowed: Vec<&str> = match (sample.sent >= swaps[j].reloaded, j) {
+            (true, _) | (false, 0) => vec![swaps[j].target],
+            (false, _) => vec![swaps[j - 1].target, swaps[j].target],
+        };
+        if !allowed.contains(&answered.as_str()) {
+            wrong.push(format!(
+                "a request sent {:?} after swap #{j} (to {}) was answered by {answered}",
+                sample.sent - swaps[j].written,
+                swaps[j].target
+            ));
+        }
+    }
+    wrong
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_without_a_failure() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let started = Instant::now();
+    let until = started + LOAD_LIMIT;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut progress = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (sender, connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+        let counter = Arc::new(AtomicUsize::new(0));
+        progress.push(counter.clone());
+        clients.push(tokio::spawn(run_load_client(
+            sender,
+            connection,
+            stop.clone(),
+            counter,
+            until,
+        )));
+    }
+    wait_for_progress(&progress, &clients, 2).await;
+
+    let mut swaps = vec![Swap {
+        written: started,
+        reloaded: started,
+        target: a.name,
+    }];
+    let mut current = &a;
+    for i in 0..REWRITES {
+        let phase = Instant::now();
+        let other = if current.name == a.name { &b } else { &a };
+        if i % 2 == 0 {
+            // A good edit: the route now goes to the other upstream.
+            let written = Instant::now();
+            file.write(&file.pointing_at(other.addr));
+            let restart = assert_reloaded(&reload(gateway.admin).await);
+            assert!(
+                restart.is_empty(),
+                "edit #{i}: a route edit needs no restart: {restart:?}"
+            );
+            swaps.push(Swap {
+                written,
+                reloaded: Instant::now(),
+                target: other.name,
+            });
+            current = other;
+        } else {
+            // A bad edit that would also send the route to the other upstream.
+            let kind = if i % 4 == 1 {
+                BadEdit::Duration
+            } else {
+                BadEdit::UnknownKey
+            };
+            let (text, at, word) = kind.apply(&file.pointing_at(other.addr));
+            file.write(&text);
+            assert_rejected_at(&reload(gateway.admin).await, &file.prefix(at), word);
+        }
+        wait_for_progress(&progress, &clients, 2).await;
+        tokio::time::sleep(PHASE.saturating_sub(phase.elapsed())).await;
+    }
+    let rewrites_done = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+
+    let mut finished = Vec::new();
+    for client in clients {
+        finished.push(within(client).await.expect("load client task"));
+    }
+    assert!(
+        rewrites_done < until,
+        "the rewrites took {:?}, longer than the load ran",
+        rewrites_done - started
+    );
+
+    let samples: Vec<&Sample> = finished.iter().flat_map(|c| &c.samples).collect();
+    let failures: Vec<&String> = samples.iter().filter_map(|s| s.outcome.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during the rewrites, e.g. {:?}",
+        failures.len(),
+        samples.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let lost: Vec<&String> = finished.iter().filter_map(|c| c.lost.as_ref()).collect();
+    assert!(
+        lost.is_empty(),
+        "connections dropped during the rewrites: {lost:?}"
+    );
+    for (k, client) in finished.iter().enumerate() {
+        assert!(
+            client.samples.len() >= 2 * REWRITES,
+            "client {k} sent only {} requests",
+            client.samples.len()
+        );
+    }
+    assert!(
+        a.requests() > 0 && b.requests() > 0,
+        "A got {} and B {} requests: the good edits did not switch the route",
+        a.requests(),
+        b.requests()
+    );
+    let wrong: Vec<String> = finished
+        .iter()
+        .flat_map(|c| misrouted(&c.samples, &swaps))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} requests went to an upstream the config in force did not name, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+
+    // Every client's one connection is still open, and now serves the last good edit.
+    let last = swaps.last().expect("swaps").target;
+    for (k, mut client) in finished.into_iter().enumerate() {
+        assert!(
+            !client.connection.is_finished(),
+            "client {k}'s connection was closed"
+        );
+        let reply = exchange(&mut client.sender, SVC).await;
+        assert_eq!(
+            reply,
+            Ok((StatusCode::OK, last.to_string())),
+            "client {k}, after the rewrites"
+        );
+    }
+    assert_eq!(served_by(&gateway).await, last, "a new connection");
+}
+
+// === bad edits ===
+
+#[tokio::test]
+async fn a_rejected_edit_keeps_the_old_routes_and_names_the_line_and_column_of_the_mistake() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    assert_eq!(served_by(&gateway).await, "A");
+
+    for kind in [BadEdit::Duration, BadEdit::UnknownKey] {
+        // The edit would also move the route to B: none of it may take effect.
+        let (text, at, word) = kind.apply(&file.pointing_at(b.addr));
+        file.write(&text);
+        let reply = reload(gateway.admin).await;
+        assert_rejected_at(&reply, &file.prefix(at), word);
+        assert_eq!(
+            served_by(&gateway).await,
+            "A",
+            "{kind:?}: after the rejected reload"
+        );
+    }
+    // The watcher sees the same bad file and rejects it as well.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            served_by(&gateway).await,
+            "A",
+            "after the watcher saw the bad file"
+        );
+    }
+    assert_eq!(
+        b.requests(),
+        0,
+        "a request reached the upstream of a rejected edit"
+    );
+
+    // Fixing the file is then enough.
+    file.write(&file.pointing_at(b.addr));
+    assert_reloaded(&reload(gateway.admin).await);
+    assert_eq!(served_by(&gateway).await, "B");
+}
+
+#[tokio::test]
+async fn a_request_in_flight_during_a_reload_finishes_on_the_upstream_it_started_with() {
+    let a = Named::delayed("A", Duration::from_millis(800)).await;
+    let b = Named::start("B").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let (mut sender, connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+    let in_flight = tokio::spawn(async move {
+        let reply = exchange(&mut sender, SVC).await;
+        (reply, sender)
+    });
+    let deadline = Instant::now() + DEADLINE;
+    while a.requests() == 0 {
+        assert!(Instant::now() < deadline, "the request never reached A");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    file.write(&file.pointing_at(b.addr));
+    assert_reloaded(&reload(gateway.admin).await);
+    assert!(!in_flight.is_finished(), "A answered before the reload was done");
+
+    let (reply, mut sender) = within(in_flight).await.expect("task");
+    assert_eq!(
+        reply,
+        Ok((StatusCode::OK, "A".to_string())),
+        "the in-flight request"
+    );
+    // The same connection goes on, with the new routes.
+    assert_eq!(
+        exchange(&mut sender, SVC).await,
+        Ok((StatusCode::OK, "B".to_string()))
+    );
+    assert!(!connection.is_finished());
+    assert_eq!(served_by(&gateway).await, "B");
+}
+
+// === certificates ===
+
+/// Generates a new self-signed certificate for localhost and saves it over the gateway's,
+/// key first, each file replaced atomically. Returns the new certificate.
+fn replace_certificate(dir: &Path) -> CertificateDer<'static> {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    write_atomically(
+        &dir.join("certs/gateway.key"),
+        generated.signing_key.serialize_pem().as_bytes(),
+    );
+    write_atomically(&dir.join("certs/gateway.crt"), generated.cert.pem().as_bytes());
+    generated.cert.der().clone()
+}
+
+#[tokio::test]
+async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_keeps_working() {
+    let a = Named::start("A").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let old = read_cert(&gateway.dir.path().join("certs/gateway.crt"));
+
+    // A connection opened before the swap, used once.
+    let before = tls_connect(gateway.addr, &connector_trusting(std::slice::from_ref(&old)))
+        .await
+        .expect("handshake before the swap");
+    assert_eq!(presented(&before), old);
+    let (mut kept, kept_connection) = h1_client(before).await;
+    assert_eq!(exchange(&mut kept, SVC).await, Ok((StatusCode::OK, "A".into())));
+
+    let new = replace_certificate(gateway.dir.path());
+    assert_ne!(new, old);
+    let restart = assert_reloaded(&reload(gateway.admin).await);
+    assert!(
+        restart.is_empty(),
+        "a certificate swap needs no restart: {restart:?}"
+    );
+
+    let both = connector_trusting(&[old.clone(), new.clone()]);
+    let after = tls_connect(gateway.addr, &both)
+        .await
+        .expect("handshake after the swap");
+    assert!(
+        presented(&after) == new,
+        "a connection opened after the reload was given the old certificate"
+    );
+    let (mut fresh, _fresh_connection) = h1_client(after).await;
+    assert_eq!(exchange(&mut fresh, SVC).await, Ok((StatusCode::OK, "A".into())));
+    let refused = tls_connect(gateway.addr, &connector_trusting(&[old])).await;
+    assert!(
+        refused.is_err(),
+        "a client that trusts only the old certificate still completed a handshake"
+    );
+
+    // The connection from before the swap goes on.
+    for n in 0..3 {
+        assert_eq!(
+            exchange(&mut kept, SVC).await,
+            Ok((StatusCode::OK, "A".into())),
+            "request {n} on the connection opened before the swap"
+        );
+    }
+    assert!(!kept_connection.is_finished());
+}
+
+#[tokio::test]
+async fn the_file_watcher_alone_serves_a_replaced_certificate_to_new_connections() {
+    let a = Named::start("A").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let_the_watcher_start(&gateway).await;
+    let old = read_cert(&gateway.dir.path().join("certs/gateway.crt"));
+    let new = replace_certificate(gateway.dir.path());
+    let both = connector_trusting(&[old, new.clone()]);
+    let started = Instant::now();
+    loop {
+        let stream = tls_connect(gateway.addr, &both).await.expect("handshake");
+        if presented(&stream) == new {
+            let (mut sender, _connection) = h1_client(stream).await;
+            assert_eq!(exchange(&mut sender, SVC).await, Ok((StatusCode::OK, "A".into())));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "new connections still get the old certificate 5 s after it was replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// === the file watcher ===
+
+/// Serves one request and gives the gateway's background tasks a moment: the watcher takes
+/// its first look at the files when it first runs (see the ignored test below).
+async fn let_the_watcher_start(gateway: &Gateway) {
+    assert_eq!(served_by(gateway).await, "A");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn the_file_watcher_alone_applies_a_good_edit_within_seconds() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let_the_watcher_start(&gateway).await;
+
+    file.write(&file.pointing_at(b.addr));
+    wait_until_served_by(&gateway, &b, Duration::from_secs(5)).await;
+    let a_before = a.requests();
+    for _ in 0..5 {
+        assert_eq!(served_by(&gateway).await, "B");
+    }
+    assert_eq!(
+        a.requests(),
+        a_before,
+        "requests went back to A after the watcher's reload"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_saved_right_after_start_is_still_applied_by_the_file_watcher() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    // Saved before this (single-threaded) test yields: the gateway runs, with routes to A.
+    let file = ConfigFile::of(&gateway, a.addr);
+    file.write(&file.pointing_at(b.addr));
+    wait_until_served_by(&gateway, &b, Duration::from_secs(5)).await;
+}
+
+/// `text` with `count` more public routes after it (to an address nothing serves): a config
+/// that takes the gateway a second or more to parse and validate.
+fn with_filler_routes(text: &str, count: usize) -> String {
+    let mut big = text.to_string();
+    for i in 0..count {
+        big.push_str(&format!(
+            "\n[[routes]]\nname = \"filler{i}\"\npath = \"/filler{i}/\"\n\
+             upstream = \"http://127.0.0.1:9\"\nauth = \"public\"\n"
+        ));
+    }
+    big
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_watcher_reload_of_an_older_edit_does_not_overwrite_a_newer_admin_reload() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let c = Named::start("C").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let_the_watcher_start(&gateway).await;
+
+    // An edit to B that is slow to validate: the watcher picks it up within 1.3 s and is then
+    // busy with it for a second or more.
+    file.write(&with_filler_routes(&file.pointing_at(b.addr), 15_000));
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    // A newer edit to C, reloaded through the admin API while the watcher is still busy.
+    file.write(&file.pointing_at(c.addr));
+    assert_reloaded(&reload(gateway.admin).await);
+
+    // The file and the answer say C: whatever the watcher finishes later must not undo it.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        let answered = served_by(&gateway).await;
+        assert_eq!(
+            answered,
+            "C",
+            "{:?} after the admin reload of the newer edit, an older edit is in force",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// === settings that need a restart ===
+
+#[tokio::test]
+async fn a_changed_admin_listen_is_reported_as_needing_a_restart_and_the_old_listener_stays() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let text = replace_once(
+        &file.pointing_at(b.addr),
+        "admin_listen = \"127.0.0.1:0\"",
+        &format!("admin_listen = \"127.0.0.1:{}\"", free_port()),
+    );
+    file.write(&text);
+
+    let restart = assert_reloaded(&reload(gateway.admin).await);
+    assert_eq!(restart, ["server.admin_listen"]);
+    let (status, body) = admin_request(gateway.admin, Method::GET, "/healthz").await;
+    assert_eq!(status, 200, "the old admin listener: {body}");
+    // The rest of the edit took effect.
+    assert_eq!(served_by(&gateway).await, "B");
+    // Still reported on the next reload: the running listener is still the old one.
+    let restart = assert_reloaded(&reload(gateway.admin).await);
+    assert_eq!(restart, ["server.admin_listen"], "on a second reload");
+}
+
+#[tokio::test]
+async fn a_changed_log_setting_is_reported_as_needing_a_restart() {
+    let a = Named::start("A").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    file.write(&format!(
+        "{}\n[log]\nformat = \"json\"\nlevel = \"debug\"\n",
+        file.original
+    ));
+    let restart = assert_reloaded(&reload(gateway.admin).await);
+    assert!(
+        restart.iter().any(|setting| setting.starts_with("log")),
+        "[log] only takes effect at start, yet the reload reported {restart:?}"
+    );
+}
+
+// === users.toml ===
+
+/// A `[[user]]` entry with the password `<name>-password`.
+fn user_entry(name: &str) -> String {
+    let hash = portcullis::sessions::users::hash_password(&format!("{name}-password")).expect("hash");
+    format!("\n[[user]]\nname = \"{name}\"\nrole = \"user\"\npassword_hash = \"{hash}\"\n")
+}
+
+async fn login_status(gateway: &Gateway, name: &str) -> StatusCode {
+    gateway.login(name, &format!("{name}-password")).await.status
+}
+
+#[tokio::test]
+async fn a_user_added_to_users_toml_can_log_in_after_a_reload_without_a_restart() {
+    let a = Named::start("A").await;
+    let gateway = Gateway::start(Setup::routes(format!("{LOOSE_LIMITS}{}", svc_route(a.addr)))).await;
+    let users = gateway.dir.path().join("users.toml");
+    assert_eq!(login_status(&gateway, "dave").await, 401, "dave before the edit");
+
+    let text = format!("{}{}", test_users(), user_entry("dave"));
+    write_atomically(&users, text.as_bytes());
+    assert_reloaded(&reload(gateway.admin).await);
+    assert_eq!(login_status(&gateway, "dave").await, 200, "dave after the reload");
+    assert_eq!(
+        login_status(&gateway, "alice").await,
+        200,
+        "alice after the reload"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_users_toml_edit_is_rejected_with_its_position_and_the_old_users_stay() {
+    let a = Named::start("A").await;
+    let gateway = Gateway::start(Setup::routes(format!("{LOOSE_LIMITS}{}", svc_route(a.addr)))).await;
+    let users = gateway.dir.path().join("users.toml");
+    let text = format!("{}{}nickname = \"e\"\n", test_users(), user_entry("erin"));
+    let at = position_of(&text, "nickname");
+    write_atomically(&users, text.as_bytes());
+
+    assert_rejected_at(
+        &reload(gateway.admin).await,
+        &error_prefix(&users, at),
+        "nickname",
+    );
+    assert_eq!(
+        login_status(&gateway, "alice").await,
+        200,
+        "alice after the rejected edit"
+    );
+    assert_eq!(
+        login_status(&gateway, "erin").await,
+        401,
+        "erin of the rejected edit"
+    );
+    assert_eq!(served_by(&gateway).await, "A");
+}
+
+#[tokio::test]
+async fn edits_to_a_users_file_named_by_a_reload_still_take_effect_without_a_restart() {
+    let a = Named::start("A").await;
+    let rest = format!(
+        "{LOOSE_LIMITS}[users]\nfile = \"users.toml\"\n\n{}",
+        svc_route(a.addr)
+    );
+    let gateway = Gateway::start(Setup::routes(rest)).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let second = gateway.dir.path().join("users2.toml");
+    write_atomically(
+        &second,
+        format!("{}{}", test_users(), user_entry("dave")).as_bytes(),
+    );
+    file.write(&replace_once(
+        &file.original,
+        "file = \"users.toml\"",
+        "file = \"users2.toml\"",
+    ));
+    assert_reloaded(&reload(gateway.admin).await);
+    assert_eq!(login_status(&gateway, "dave").await, 200, "dave from users2.toml");
+
+    // Let the config watcher handle the gateway.toml edit first, so it cannot be what
+    // picks up the next one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = format!("{}{}{}", test_users(), user_entry("dave"), user_entry("erin"));
+    write_atomically(&second, text.as_bytes());
+    let started = Instant::now();
+    while login_status(&gateway, "erin").await != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "erin, added to users2.toml, still cannot log in 5 s later"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+// === the real binary: SIGHUP ===
+
+/// Kills (if still running) and reaps the child it owns, also when the test fails.
+struct ChildGuard {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    /// The child's stderr and stdout so far, without ANSI colour codes.
+    fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("portcullis exited with {status}:\n{}", self.log());
+        }
+    }
+
+    fn sighup(&mut self) {
+        self.assert_running();
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
+    /// Polls the log until a line satisfies `wanted`; fails after `DEADLINE`.
+    async fn wait_for_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if self.log().lines().any(&wanted) {
+                return;
+            }
+            self.assert_running();
+            assert!(Instant::now() < deadline, "no log line {what}:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // `kill` on a child that was already reaped is a no-op; never another process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether the admin listener at `admin` answers `/healthz` with 200 (without failing).
+async fn healthy(admin: SocketAddr) -> bool {
+    let Ok(Ok(mut tcp)) = tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(admin)).await
+    else {
+        return false;
+    };
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut reply = Vec::new();
+    tcp.write_all(request).await.is_ok()
+        && tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut reply))
+            .await
+            .is_ok_and(|read| read.is_ok())
+        && reply.starts_with(b"HTTP/1.1 200")
+}
+
+/// The upstream that answered `GET /svc/x` on a new connection to the binary.
+async fn binary_served_by(public: SocketAddr, connector: &TlsConnector) -> String {
+    let stream = tls_connect(public, connector).await.expect("handshake");
+    let (mut sender, _connection) = h1_client(stream).await;
+    let (status, body) = exchange(&mut sender, SVC).await.expect("response");
+    assert_eq!(status, 200, "GET {SVC}: {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a_good_one() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let public: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let path = dir.path().join("gateway.toml");
+    let original = format!(
+        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\nshutdown_grace = \"5s\"\n\n\
+         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n{}",
+        svc_route(a.addr)
+    );
+    std::fs::write(dir.path().join("users.toml"), test_users()).expect("write users");
+    std::fs::write(&path, &original).expect("write config");
+    let file = ConfigFile {
+        path: path.clone(),
+        original,
+        first: a.addr,
+    };
+
+    let log = dir.path().join("portcullis.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir.path())
+        .env_remove("PORTCULLIS_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn portcullis");
+    let mut child = ChildGuard { child, log };
+
+    let deadline = Instant::now() + DEADLINE;
+    while !healthy(admin).await {
+        child.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never answered:\n{}",
+            child.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connector = connector_trusting(&[read_cert(&dir.path().join("certs/gateway.crt"))]);
+    assert_eq!(binary_served_by(public, &connector).await, "A");
+
+    // A bad edit (that would also move the route to B), then SIGHUP.
+    let (text, at, word) = BadEdit::Duration.apply(&file.pointing_at(b.addr));
+    file.write(&text);
+    child.sighup();
+    let prefix = file.prefix(at);
+    child
+        .wait_for_line(&format!("containing {prefix:?}"), |line| {
+            line.contains(&prefix) && line.contains(word)
+        })
+        .await;
+    child
+        .wait_for_line("with the config_rejected audit event of the signal", |line| {
+            line.contains("config_rejected") && line.contains("signal")
+        })
+        .await;
+    for _ in 0..3 {
+        assert_eq!(
+            binary_served_by(public, &connector).await,
+            "A",
+            "after the rejected edit:\n{}",
+            child.log()
+        );
+    }
+    assert_eq!(b.requests(), 0);
+
+    // A good edit, then SIGHUP.
+    file.write(&file.pointing_at(b.addr));
+    child.sighup();
+    child
+        .wait_for_line("with the config_reloaded audit event of the signal", |line| {
+            line.contains("config_reloaded") && line.contains("signal")
+        })
+        .await;
+    assert_eq!(
+        binary_served_by(public, &connector).await,
+        "B",
+        "after the good edit and SIGHUP:\n{}",
+        child.log()
+    );
+    child.assert_running();
+}
