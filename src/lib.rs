@@ -81,6 +81,9 @@ impl Running {
             self.life.abort.cancel();
             self.life.tasks.wait().await;
         }
+        if let Err(e) = self.shared.sessions.store().flush().await {
+            tracing::warn!(error = %e, "flushing the session store at shutdown failed");
+        }
         drained
     }
 }

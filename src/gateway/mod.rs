@@ -31,7 +31,7 @@ use hyper::body::Incoming;
 
 use crate::auth::TokenError;
 use crate::auth::keys::{KeyError, KeySet};
-use crate::auth::{AccessTokens, Revocations, cookies};
+use crate::auth::{AccessTokens, Identity, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
 use crate::endpoints;
 use crate::error::GatewayError;
@@ -207,6 +207,7 @@ pub async fn handle(
         route: "-",
         set_cookies: Vec::new(),
         cors: None,
+        sub: None,
     };
     let result = pipeline(&shared, &runtime, &connection, request, &request_id, &mut outcome);
     let mut response = result.await.unwrap_or_else(|error| {
@@ -231,6 +232,7 @@ pub async fn handle(
         latency_us = latency.as_micros() as u64,
         request_id = ?response.headers().get(X_REQUEST_ID),
         peer = %connection.peer,
+        sub = outcome.sub.as_ref().map_or("-", |identity| identity.sub.as_str()),
     );
     Ok(response)
 }
@@ -257,6 +259,7 @@ async fn pipeline<'r>(
     outcome.route = &route.name;
     let mut caller = authenticate(shared, runtime, route, &request).await?;
     outcome.set_cookies = std::mem::take(&mut caller.set_cookies);
+    outcome.sub = caller.identity.clone();
     authorize(runtime, route, &caller, &request, &target)?;
     // Only authenticated, authorised requests to a WebSocket route may ask for an upgrade.
     let on_upgrade =
@@ -315,4 +318,6 @@ struct Outcome<'r> {
     set_cookies: Vec<HeaderValue>,
     /// An allowed origin calling a gateway endpoint: the response says it may read it.
     cors: Option<HeaderValue>,
+    /// The authenticated caller, for the access log.
+    sub: Option<Arc<Identity>>,
 }

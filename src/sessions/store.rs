@@ -122,4 +122,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Succeeds when the store answers (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Makes everything acknowledged so far durable in the store's main files (at shutdown).
+    fn flush(&self) -> StoreFuture<'_, ()>;
 }

@@ -616,3 +616,15 @@ async fn a_file_that_is_not_a_database_is_corrupt() {
     std::fs::write(&path, vec![b'x'; 4096]).expect("write");
     assert!(matches!(SqliteStore::open(&path), Err(StoreError::Corrupt(_))));
 }
+
+#[tokio::test]
+async fn flush_folds_the_write_ahead_log_into_the_database_file() {
+    let (dir, store) = open_temp();
+    created(&store, "s1", "alice", T0).await;
+    let wal = dir.path().join("nested/folder/sessions.db-wal");
+    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(size() > 0, "a commit should sit in the WAL before the flush");
+    store.flush().await.expect("flush");
+    assert_eq!(size(), 0, "the WAL is emptied into the database file");
+    assert!(store.get("s1").await.expect("get").is_some());
+}
