@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 pub use crate::auth::revocation::{Revocation, RevocationKind};
 use crate::secret::Secret;
@@ -125,4 +126,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything acknowledged so far durable in the store's main files (at shutdown).
     fn flush(&self) -> StoreFuture<'_, ()>;
+
+    // === the revocation feed, for stores that several gateways share ===
+
+    /// Whether other gateways share this store, so revocations they record must be followed.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The current end of the revocation feed. Read it before `revocations`, then follow from
+    /// it: entries recorded in between are seen twice, which is harmless (applying is idempotent).
+    fn feed_position(&self) -> StoreFuture<'_, String> {
+        Box::pin(async { Ok(String::new()) })
+    }
+
+    /// Revocations recorded by any gateway after `position`, waiting up to `wait` for the first
+    /// one, and the position to follow from next. When `position` is older than what the feed
+    /// still holds, every revocation in force (`keep_until > now`) is returned instead, so a
+    /// gateway that was cut off for long catches up completely.
+    fn revocations_since<'a>(
+        &'a self,
+        position: &'a str,
+        wait: Duration,
+        now: u64,
+    ) -> StoreFuture<'a, (Vec<Revocation>, String)> {
+        let _ = now;
+        Box::pin(async move {
+            tokio::time::sleep(wait).await;
+            Ok((Vec::new(), position.to_string()))
+        })
+    }
 }
