@@ -91,7 +91,8 @@ impl Running {
 /// Binds every listener and starts serving `config`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let life = Lifecycle::default();
-    let shared = Arc::new(build_shared(&config, &life).await?);
+    let (shared, feed_position) = build_shared(&config, &life).await?;
+    let shared = Arc::new(shared);
     let watched = reload::Watched::now(&config);
     let listeners = Listeners::bind(&config).await?;
     let running = Running {
@@ -107,22 +108,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
     }
     life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
+    if shared.sessions.store().is_shared() {
+        let (follower, stop) = (shared.clone(), life.shutdown.clone());
+        life.tasks
+            .spawn(async move { follower.sessions.follow_revocations(feed_position, stop).await });
+    }
     life.tasks
         .spawn(reload::watch(shared.clone(), life.clone(), watched));
     serve(listeners, shared, &config, running.public_addr.port(), &life);
     Ok(running)
 }
 
-/// Everything the listeners share: the runtime, the store, the revocation state.
-async fn build_shared(config: &Config, life: &Lifecycle) -> Result<Shared, StartError> {
+/// Everything the listeners share, and the revocation feed position to follow from.
+async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, String), StartError> {
     let client = UpstreamClient::new();
     auth::keys::generate_missing(&config.tokens).map_err(gateway::RuntimeError::from)?;
     let runtime = Runtime::build(config.clone(), &client, None)?;
     let revocations = Arc::new(auth::Revocations::new());
     let sessions = SessionService::new(sessions::open_store(&config.store).await?, revocations.clone());
-    let loaded = sessions.load_revocations(auth::tokens::unix_now()).await?;
+    let (loaded, position) = sessions.load_revocations(auth::tokens::unix_now()).await?;
     tracing::info!(revocations = loaded, "loaded revocations from the session store");
-    Ok(Shared {
+    let shared = Shared {
         runtime: ArcSwap::from_pointee(runtime),
         client,
         hash_pool: HashPool::with_default_size(),
@@ -132,7 +138,8 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<Shared, Start
         reload_lock: tokio::sync::Mutex::new(()),
         // Tunnels close when the shutdown grace is over.
         shutdown: life.abort.clone(),
-    })
+    };
+    Ok((shared, position))
 }
 
 struct Listeners {

@@ -95,6 +95,8 @@ pub struct StoreFile {
     pub backend: Option<Text>,
     pub path: Option<Text>,
     pub url: Option<Text>,
+    pub password_env: Option<Text>,
+    pub password_file: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -129,7 +129,17 @@ pub enum StoreConfig {
     /// The embedded default: one SQLite file.
     Sqlite { path: PathBuf },
     /// Shared by several gateway replicas.
-    Redis { url: String },
+    Redis {
+        url: String,
+        password: Option<RedisPassword>,
+    },
+}
+
+/// Where the Redis password comes from: never inline in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisPassword {
+    Env(String),
+    File(PathBuf),
 }
 
 #[derive(Debug, Clone)]

@@ -231,6 +231,17 @@ pub(super) fn route_path(text: &str) -> Result<String, String> {
     }
 }
 
+pub(super) fn redis_url(text: &str) -> Result<String, String> {
+    let valid =
+        (text.starts_with("redis://") || text.starts_with("rediss://")) && text.len() > "redis://".len();
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "url {text:?} must be like \"redis://127.0.0.1:6379/0\" (or rediss:// for TLS)"
+        )),
+    }
+}
+
 pub(super) fn login_page_path(text: &str) -> Result<String, String> {
     let valid = text.starts_with('/')
         && !text.starts_with("//")

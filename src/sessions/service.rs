@@ -2,12 +2,21 @@
 //! detection), end on logout; every revocation reaches the in-memory state at once.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use super::refresh_token::{self, new_seed};
 use super::store::{
     Advance, NewSession, Revocation, RevocationKind, SessionRecord, Store, StoreError, Timing,
 };
 use crate::auth::Revocations;
+use crate::auth::tokens::unix_now;
+
+/// How long one read of the revocation feed waits for news; a new entry returns at once.
+const FEED_WAIT: Duration = Duration::from_secs(1);
+const FEED_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const FEED_BACKOFF_MAX: Duration = Duration::from_secs(5);
 use crate::secret::Secret;
 
 /// Whether the user behind a session may still refresh it.
@@ -63,13 +72,46 @@ impl SessionService {
         &self.store
     }
 
-    /// Rebuilds the in-memory revocations from the store (at start).
-    pub async fn load_revocations(&self, now: u64) -> Result<usize, StoreError> {
+    /// Rebuilds the in-memory revocations from the store (at start); returns how many, and
+    /// the feed position to follow other gateways' revocations from.
+    pub async fn load_revocations(&self, now: u64) -> Result<(usize, String), StoreError> {
+        // Position first: whatever lands in between is seen twice, never missed.
+        let position = self.store.feed_position().await?;
         let revocations = self.store.revocations(now).await?;
         for revocation in &revocations {
             self.revocations.apply(revocation);
         }
-        Ok(revocations.len())
+        Ok((revocations.len(), position))
+    }
+
+    /// Applies the revocations other gateways record, until `stop`. A store that cannot be
+    /// reached is retried with backoff, resuming from the last position read, so nothing
+    /// revoked meanwhile is missed.
+    pub async fn follow_revocations(&self, mut position: String, stop: CancellationToken) {
+        let mut backoff = FEED_BACKOFF_MIN;
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = self.store.revocations_since(&position, FEED_WAIT, unix_now()) => next,
+            };
+            match next {
+                Ok((revocations, next)) => {
+                    for revocation in &revocations {
+                        self.revocations.apply(revocation);
+                    }
+                    position = next;
+                    backoff = FEED_BACKOFF_MIN;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "the revocation feed is unreachable");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(FEED_BACKOFF_MAX);
+                }
+            }
+        }
     }
 
     /// A new session with a fresh id and seed (never one the client sent), and its first token.

@@ -121,31 +121,58 @@ impl Checker<'_> {
     }
 
     pub(super) fn store(&mut self, file: StoreFile) -> StoreConfig {
-        let StoreFile { backend, path, url } = file;
+        let StoreFile {
+            backend,
+            path,
+            url,
+            password_env,
+            password_file,
+        } = file;
         let default_path = self.resolve("data/portcullis.db");
+        let backend_span = backend.as_ref().map_or(0..0, |b| b.span());
         match backend.as_ref().map(|b| b.get_ref().as_str()) {
             None | Some("sqlite") => {
-                if let Some(url) = url {
-                    self.error(url.span(), "url is for backend = \"redis\"; SQLite takes path");
+                for (key, given) in [
+                    ("url", &url),
+                    ("password_env", &password_env),
+                    ("password_file", &password_file),
+                ] {
+                    if let Some(given) = given {
+                        self.error(
+                            given.span(),
+                            format!("{key} is for backend = \"redis\"; SQLite takes path"),
+                        );
+                    }
                 }
-                let path = path.map_or(default_path, |p| self.resolve(p.get_ref()));
-                StoreConfig::Sqlite { path }
+                StoreConfig::Sqlite {
+                    path: path.map_or(default_path, |p| self.resolve(p.get_ref())),
+                }
             }
-            Some("redis") => match url {
-                Some(url) => StoreConfig::Redis {
-                    url: url.into_inner(),
-                },
-                None => {
-                    self.error(
-                        backend.map_or(0..0, |b| b.span()),
-                        "backend = \"redis\" needs url",
-                    );
-                    StoreConfig::Sqlite { path: default_path }
+            Some("redis") => {
+                if let Some(path) = &path {
+                    self.error(path.span(), "path is for backend = \"sqlite\"; Redis takes url");
                 }
-            },
+                let password = match (password_env, password_file) {
+                    (Some(env), None) => Some(RedisPassword::Env(env.into_inner())),
+                    (None, Some(file)) => Some(RedisPassword::File(self.resolve(file.get_ref()))),
+                    (None, None) => None,
+                    (Some(env), Some(_)) => {
+                        self.error(env.span(), "give password_env or password_file, not both");
+                        None
+                    }
+                };
+                let url = self.value(url.as_ref(), "redis://127.0.0.1:6379/0", redis_url);
+                if url.contains('@') {
+                    self.error(
+                        backend_span,
+                        "put the Redis password in password_env or password_file, not in url",
+                    );
+                }
+                StoreConfig::Redis { url, password }
+            }
             Some(other) => {
                 let message = format!("store backend must be \"sqlite\" or \"redis\", not {other:?}");
-                self.error(backend.map_or(0..0, |b| b.span()), message);
+                self.error(backend_span, message);
                 StoreConfig::Sqlite { path: default_path }
             }
         }
