@@ -17,6 +17,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use rustls::{ProtocolVersion, SupportedProtocolVersion};
+use support::binary::free_port;
 use support::upstreams::Upstream;
 use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, public_route, test_users, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -581,12 +582,6 @@ impl Drop for ChildGuard {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port that was free a moment ago (the binary needs real port numbers in its config).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 struct BinaryConfig {

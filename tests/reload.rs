@@ -22,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::Value;
+use support::binary::free_port;
 use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, test_users, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -265,12 +266,6 @@ fn assert_rejected_at(reply: &(StatusCode, Value), prefix: &str, word: &str) {
         found,
         "no message line starts with {prefix:?} and names {word:?}: {body}"
     );
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 // === TLS clients ===

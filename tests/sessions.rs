@@ -20,6 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use serde_json::{Value, json};
+use support::binary::free_port;
 use support::upstreams::Upstream;
 use support::{DEADLINE, ES256_TOKENS, Gateway, Reply, Setup, test_users, within};
 use tokio::net::TcpStream;
@@ -778,12 +779,6 @@ impl Drop for ChildGuard {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port that was free a moment ago (the binary needs real port numbers in its config).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A running `portcullis run` on `dir` with fresh ports, a protected route to `upstream`
