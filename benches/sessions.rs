@@ -85,7 +85,7 @@ fn startup(c: &mut Criterion) {
         b.iter(|| {
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).expect("open"));
             let service = SessionService::new(store, Arc::new(Revocations::new()));
-            let loaded = runtime
+            let (loaded, _feed) = runtime
                 .block_on(service.load_revocations(unix_now()))
                 .expect("load");
             assert_eq!(loaded, revoked);

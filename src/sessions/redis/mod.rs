@@ -1,0 +1,870 @@
+//! The shared session store: `Store` on Redis, so that any number of gateways act as one.
+//!
+//! Every decision (`create`, `advance`, `revoke_session`, `revoke_user`, the deletions of
+//! `purge`) is one Lua script (`scripts.rs`), which Redis runs without interleaving any other
+//! command: two gateways presenting the same generation cannot both rotate it. Every
+//! revocation is recorded in a hash and appended to a stream in the same script, and each
+//! gateway follows that stream (`revocations_since`) from the last id it saw, so a gateway
+//! that was cut off resumes where it stopped, or reloads every revocation in force when the
+//! entries it missed were already trimmed, or the feed was reset (a Redis that lost its data
+//! numbers its entries anew).
+//!
+//! Keys, under the caller's prefix `{p}`:
+//! - `{p}session:{sid}`: a hash (`sub`, `role`, `seed` as 32 raw bytes, `generation`,
+//!   `rotated_at_ms`, `created_at`, `last_used_at`, `expires_at`, `user_agent` when known, `ip`,
+//!   `revoked_at` once revoked), with a lifetime that ends `revocation_ttl` after the session
+//!   does, so Redis forgets ended sessions even if no gateway purges;
+//! - `{p}user:{sub}`: the set of that user's sids, living as long as its longest session;
+//! - `{p}users`: the set of subs that have sessions, which `purge` walks;
+//! - `{p}revocations`: a hash from `kind:key` (`session:{sid}`, `user:{sub}`) to
+//!   `not_before:keep_until`;
+//! - `{p}revocations:feed`: a stream with an entry (`kind`, `key`, `not_before`, `keep_until`)
+//!   per recorded revocation, trimmed by `purge` after an hour;
+//! - `{p}revocations:trimmed`: the largest feed id `purge` deleted.
+//!
+//! Lifetimes are relative (`EXPIRE`), computed from the gateway's clock, so a clock
+//! difference between a gateway and Redis never ends a session early. Needs Redis 6.2 or
+//! later (`XTRIM MINID`, exclusive ranges), with an eviction policy that never evicts keys
+//! without a lifetime (`noeviction` or a `volatile-*` one).
+//!
+//! Connections: one `ConnectionManager` (a multiplexed connection that reconnects by itself,
+//! with backoff, after a failure) carries every operation; the blocking `XREAD` of the feed
+//! has a connection of its own, so it never holds up the others.
+
+mod scripts;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::io::tcp::{TcpSettings, socket2};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Value};
+use tokio::sync::Mutex;
+
+use super::store::{
+    Advance, NewSession, Revocation, RevocationKind, SEED_BYTES, SessionRecord, Store, StoreError,
+    StoreFuture, Timing,
+};
+use crate::secret::Secret;
+use scripts::SCRIPTS;
+
+/// One attempt to open a connection gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A command (a script included) that gets no answer within this fails as unavailable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a lost connection the manager tries again this many times, waiting 100 ms, 200 ms,
+/// 400 ms in between, then fails the waiting operations; the next operation starts over.
+const RECONNECT_RETRIES: usize = 3;
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// TCP keepalive and `TCP_USER_TIMEOUT`: a peer that vanished without closing the connection
+/// (a partition, a crashed host) is noticed within about this long, and the manager reconnects.
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A blocking feed read that has not answered this long after its own deadline is abandoned,
+/// with its connection.
+const FEED_SLACK: Duration = Duration::from_secs(2);
+/// The most feed entries one read returns.
+const FEED_BATCH: usize = 1000;
+/// How long feed entries are kept: a gateway cut off for longer reloads every revocation.
+const FEED_RETENTION: Duration = Duration::from_secs(3600);
+/// A session's key outlives its absolute end by this until the first refresh sets the exact
+/// lifetime (creation does not know `revocation_ttl` and `idle_ttl`).
+const CREATE_SLACK: u64 = 24 * 3600;
+/// How many users or revocation fields one purge script handles.
+const PURGE_BATCH: usize = 500;
+
+/// The full names of the keys the store uses, under its prefix.
+struct Keys {
+    prefix: String,
+    users: String,
+    revocations: String,
+    feed: String,
+    trimmed: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+            users: format!("{prefix}users"),
+            revocations: format!("{prefix}revocations"),
+            feed: format!("{prefix}revocations:feed"),
+            trimmed: format!("{prefix}revocations:trimmed"),
+        }
+    }
+
+    fn session(&self, sid: &str) -> String {
+        format!("{}session:{sid}", self.prefix)
+    }
+
+    fn user(&self, sub: &str) -> String {
+        format!("{}user:{sub}", self.prefix)
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    /// Opens the feed's connection again after it failed.
+    client: Client,
+    /// The feed's own connection, opened on first use and dropped after any failure.
+    feed: Arc<Mutex<Option<MultiplexedConnection>>>,
+    keys: Arc<Keys>,
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://`, `rediss://` for TLS, `redis+unix://`), with `password`
+    /// when given (it replaces one in the URL), checks the server answers `PING`, and names
+    /// every key with `prefix`. A server that cannot be reached now is `Unavailable`; later
+    /// outages are survived by reconnecting.
+    pub async fn connect(url: &str, password: Option<&str>, prefix: &str) -> Result<RedisStore, StoreError> {
+        // The URL may hold a password: neither it nor the parser's message goes into the error.
+        let mut info = url
+            .into_connection_info()
+            .map_err(|e| StoreError::Unavailable(format!("the redis URL is not valid ({})", e.category())))?;
+        if let Some(password) = password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        info = info.set_tcp_settings(tcp_settings());
+        let client = Client::open(info).map_err(redis_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(redis_error)?;
+        let store = RedisStore {
+            conn,
+            client,
+            feed: Arc::new(Mutex::new(None)),
+            keys: Arc::new(Keys::new(prefix)),
+        };
+        store.ping_server().await?;
+        Ok(store)
+    }
+
+    async fn ping_server(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let answer: Value = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        match answer {
+            Value::SimpleString(s) if s == "PONG" => Ok(()),
+            Value::BulkString(b) if b == b"PONG" => Ok(()),
+            _ => Err(StoreError::Unavailable(
+                "redis answered PING with something else".into(),
+            )),
+        }
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        let lifetime = session
+            .expires_at
+            .saturating_sub(session.created_at)
+            .saturating_add(CREATE_SLACK);
+        let mut call = SCRIPTS.create.prepare_invoke();
+        call.key(self.keys.session(&session.sid))
+            .key(self.keys.user(&session.sub))
+            .key(&self.keys.users)
+            .arg(&session.sid)
+            .arg(&session.sub)
+            .arg(lifetime)
+            .arg("sub")
+            .arg(&session.sub)
+            .arg("role")
+            .arg(&session.role)
+            .arg("seed")
+            .arg(&session.seed.expose()[..])
+            .arg("generation")
+            .arg(0u64)
+            .arg("rotated_at_ms")
+            .arg(session.created_at.saturating_mul(1000))
+            .arg("created_at")
+            .arg(session.created_at)
+            .arg("last_used_at")
+            .arg(session.created_at)
+            .arg("expires_at")
+            .arg(session.expires_at)
+            .arg("ip")
+            .arg(&session.ip);
+        if let Some(user_agent) = &session.user_agent {
+            call.arg("user_agent").arg(user_agent);
+        }
+        let mut conn = self.conn.clone();
+        let _: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn load(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: Value = redis::cmd("HGETALL")
+            .arg(self.keys.session(sid))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let fields = pairs(&fields)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        record_from_fields(sid, &fields).map(Some)
+    }
+
+    async fn advance_session(
+        &self,
+        sid: &str,
+        presented: u64,
+        timing: Timing,
+    ) -> Result<Advance, StoreError> {
+        let mut call = SCRIPTS.advance.prepare_invoke();
+        call.key(self.keys.session(sid))
+            .key(&self.keys.revocations)
+            .key(&self.keys.feed)
+            .arg(&self.keys.prefix)
+            .arg(sid)
+            .arg(presented)
+            .arg(presented.saturating_add(1))
+            .arg(timing.now)
+            .arg(timing.now_ms)
+            .arg(timing.grace_ms)
+            .arg(timing.idle_ttl)
+            .arg(timing.revocation_ttl)
+            .arg(keep_until(timing));
+        let mut conn = self.conn.clone();
+        let answer: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        let items = array(&answer)?;
+        let outcome = items.first().map(text).transpose()?;
+        let generation = || -> Result<u64, StoreError> {
+            let value = items
+                .get(1)
+                .ok_or_else(|| corrupt("advance returned no generation"))?;
+            number(&text(value)?, "generation")
+        };
+        match outcome.as_deref() {
+            Some("rotated") => Ok(Advance::Rotated {
+                generation: generation()?,
+            }),
+            Some("replayed") => Ok(Advance::Replayed {
+                generation: generation()?,
+            }),
+            Some("reuse") => Ok(Advance::Reuse),
+            Some("ended") => Ok(Advance::Ended),
+            _ => Err(corrupt("advance returned an unknown outcome")),
+        }
+    }
+
+    async fn revoke_one(&self, sid: &str, timing: Timing) -> Result<Option<SessionRecord>, StoreError> {
+        let mut call = SCRIPTS.revoke_session.prepare_invoke();
+        call.key(self.keys.session(sid))
+            .key(&self.keys.revocations)
+            .key(&self.keys.feed)
+            .arg(sid)
+            .arg(timing.now)
+            .arg(timing.idle_ttl)
+            .arg(timing.revocation_ttl)
+            .arg(keep_until(timing));
+        let mut conn = self.conn.clone();
+        let answer: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        let fields = pairs(&answer)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        record_from_fields(sid, &fields).map(Some)
+    }
+
+    async fn revoke_all(&self, sub: &str, timing: Timing) -> Result<Vec<String>, StoreError> {
+        let mut call = SCRIPTS.revoke_user.prepare_invoke();
+        call.key(self.keys.user(sub))
+            .key(&self.keys.revocations)
+            .key(&self.keys.feed)
+            .arg(&self.keys.prefix)
+            .arg(sub)
+            .arg(timing.now)
+            .arg(timing.idle_ttl)
+            .arg(timing.revocation_ttl)
+            .arg(keep_until(timing));
+        let mut conn = self.conn.clone();
+        let answer: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        let items = array(&answer)?;
+        if items.len() % 2 != 0 {
+            return Err(corrupt("revoke_user returned an odd list"));
+        }
+        let mut revoked = items
+            .chunks_exact(2)
+            .map(|pair| Ok((text(&pair[0])?, number(&text(&pair[1])?, "created_at")?)))
+            .collect::<Result<Vec<(String, u64)>, StoreError>>()?;
+        // The order `sessions_of` uses: newest first, then by sid.
+        revoked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(revoked.into_iter().map(|(sid, _)| sid).collect())
+    }
+
+    async fn live_sessions(&self, sub: &str, timing: Timing) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut call = SCRIPTS.sessions_of.prepare_invoke();
+        call.key(self.keys.user(sub)).arg(&self.keys.prefix);
+        let mut conn = self.conn.clone();
+        let answer: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        let items = array(&answer)?;
+        if items.len() % 2 != 0 {
+            return Err(corrupt("sessions_of returned an odd list"));
+        }
+        let mut sessions = Vec::new();
+        for pair in items.chunks_exact(2) {
+            let sid = text(&pair[0])?;
+            let record = record_from_fields(&sid, &pairs(&pair[1])?)?;
+            if record.sub == sub && is_live(&record, timing) {
+                sessions.push(record);
+            }
+        }
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.sid.cmp(&b.sid)));
+        Ok(sessions)
+    }
+
+    async fn all_revocations(&self, now: u64) -> Result<Vec<Revocation>, StoreError> {
+        let mut all = HashMap::new();
+        self.scan_revocations(|field, value| {
+            all.insert(field, value);
+        })
+        .await?;
+        let mut revocations = Vec::new();
+        for (field, value) in all {
+            let revocation = parse_revocation(&field, &value)?;
+            if revocation.keep_until > now {
+                revocations.push(revocation);
+            }
+        }
+        revocations.sort_by(|a, b| {
+            kind_name(a.kind)
+                .cmp(kind_name(b.kind))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        Ok(revocations)
+    }
+
+    /// Walks the revocations hash with `HSCAN`, which does not block Redis however large the
+    /// hash is; a field may be seen more than once.
+    async fn scan_revocations(&self, mut each: impl FnMut(String, String)) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut cursor = String::from("0");
+        loop {
+            let answer: Value = redis::cmd("HSCAN")
+                .arg(&self.keys.revocations)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(FEED_BATCH)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let (next, items) = scan_reply(&answer)?;
+            for (field, value) in pairs(items)? {
+                each(utf8(field, "revocation field")?, utf8(value, "revocation value")?);
+            }
+            if next == "0" {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    async fn purge_all(&self, timing: Timing) -> Result<u64, StoreError> {
+        let mut deleted = self.purge_sessions(timing).await?;
+        deleted += self.purge_revocations(timing.now).await?;
+        self.trim_feed(FEED_RETENTION).await?;
+        Ok(deleted)
+    }
+
+    /// Sessions that ended more than `revocation_ttl` ago go (until then they explain the
+    /// revocation that covers their tokens), like in the SQLite store.
+    async fn purge_sessions(&self, timing: Timing) -> Result<u64, StoreError> {
+        let ended_by = timing.now.checked_sub(timing.revocation_ttl);
+        let idle_by = ended_by.and_then(|t| t.checked_sub(timing.idle_ttl));
+        let show = |t: Option<u64>| t.map(|t| t.to_string()).unwrap_or_default();
+        let mut conn = self.conn.clone();
+        let mut cursor = String::from("0");
+        let mut deleted = 0;
+        loop {
+            let answer: Value = redis::cmd("SSCAN")
+                .arg(&self.keys.users)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(PURGE_BATCH)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let (next, items) = scan_reply(&answer)?;
+            let subs = array(items)?;
+            if !subs.is_empty() {
+                let mut call = SCRIPTS.purge_users.prepare_invoke();
+                call.key(&self.keys.users)
+                    .arg(&self.keys.prefix)
+                    .arg(show(ended_by))
+                    .arg(show(idle_by));
+                for sub in subs {
+                    call.arg(bytes(sub).ok_or_else(|| corrupt("a user id is not a string"))?);
+                }
+                let count: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+                deleted += integer(&count)?;
+            }
+            if next == "0" {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn purge_revocations(&self, now: u64) -> Result<u64, StoreError> {
+        let mut expired = Vec::new();
+        let mut damaged = false;
+        self.scan_revocations(|field, value| match parse_revocation(&field, &value) {
+            Ok(r) if r.keep_until <= now => expired.push(field),
+            Ok(_) => {}
+            Err(_) => damaged = true,
+        })
+        .await?;
+        if damaged {
+            tracing::warn!("the redis revocations hash holds entries that do not decode; they are kept");
+        }
+        expired.sort_unstable();
+        expired.dedup();
+        let mut deleted = 0;
+        let mut conn = self.conn.clone();
+        for batch in expired.chunks(PURGE_BATCH) {
+            let mut call = SCRIPTS.purge_revocations.prepare_invoke();
+            call.key(&self.keys.revocations).arg(now);
+            for field in batch {
+                call.arg(field);
+            }
+            let count: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+            deleted += integer(&count)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes feed entries older than `retention` and returns how many went.
+    pub(crate) async fn trim_feed(&self, retention: Duration) -> Result<u64, StoreError> {
+        let mut call = SCRIPTS.trim_feed.prepare_invoke();
+        call.key(&self.keys.feed)
+            .key(&self.keys.trimmed)
+            .arg(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
+        let mut conn = self.conn.clone();
+        let count: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        integer(&count)
+    }
+
+    async fn last_feed_id(&self) -> Result<String, StoreError> {
+        let mut call = SCRIPTS.feed_position.prepare_invoke();
+        call.key(&self.keys.feed);
+        let mut conn = self.conn.clone();
+        let answer: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        let id = text(&answer)?;
+        if parse_id(&id).is_none() {
+            return Err(corrupt("the revocation feed has an invalid last id"));
+        }
+        Ok(id)
+    }
+
+    /// Whether a reader at `position` must reload everything: it is not a position, entries
+    /// after it were trimmed, or the feed was reset so that its ids do not continue from it.
+    async fn missed_entries(&self, position: &str) -> Result<bool, StoreError> {
+        if parse_id(position).is_none() {
+            return Ok(true);
+        }
+        let mut call = SCRIPTS.feed_check.prepare_invoke();
+        call.key(&self.keys.feed).key(&self.keys.trimmed).arg(position);
+        let mut conn = self.conn.clone();
+        let answer: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
+        Ok(integer(&answer)? != 0)
+    }
+
+    /// Every revocation in force, and the feed position to follow from after them.
+    async fn full_state(&self, now: u64) -> Result<(Vec<Revocation>, String), StoreError> {
+        let position = self.last_feed_id().await?;
+        let revocations = self.all_revocations(now).await?;
+        Ok((revocations, position))
+    }
+
+    async fn follow(
+        &self,
+        position: &str,
+        wait: Duration,
+        now: u64,
+    ) -> Result<(Vec<Revocation>, String), StoreError> {
+        if self.missed_entries(position).await? {
+            return self.full_state(now).await;
+        }
+        let Some(read) = self.read_feed(position, wait).await? else {
+            return Ok((Vec::new(), position.to_owned()));
+        };
+        // Checked again after the read: a trim in between may have taken entries it skipped.
+        if self.missed_entries(position).await? {
+            return self.full_state(now).await;
+        }
+        let Ok((entries, last)) = parse_feed(&read) else {
+            // The hash is the record; the feed only says when to look. An entry that does not
+            // decode must not stop the feed, so everything is reloaded instead.
+            tracing::warn!("the redis revocation feed holds an entry that does not decode; reloading");
+            return self.full_state(now).await;
+        };
+        let position = last.unwrap_or_else(|| position.to_owned());
+        Ok((
+            entries.into_iter().filter(|r| r.keep_until > now).collect(),
+            position,
+        ))
+    }
+
+    /// `XREAD` on the feed's own connection: `None` when nothing arrived within `wait`.
+    async fn read_feed(&self, position: &str, wait: Duration) -> Result<Option<Value>, StoreError> {
+        let mut slot = self.feed.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(None);
+                self.client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(redis_error)?
+            }
+        };
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let mut xread = redis::cmd("XREAD");
+        // BLOCK 0 would wait forever: no wait means a plain read.
+        if wait_ms > 0 {
+            xread.arg("BLOCK").arg(wait_ms);
+        }
+        xread
+            .arg("COUNT")
+            .arg(FEED_BATCH)
+            .arg("STREAMS")
+            .arg(&self.keys.feed)
+            .arg(position);
+        let deadline = wait.saturating_add(FEED_SLACK);
+        let answer = match tokio::time::timeout(deadline, xread.query_async::<Value>(&mut conn)).await {
+            Ok(Ok(answer)) => answer,
+            // The connection is dropped with its error; the next read opens another.
+            Ok(Err(e)) => return Err(redis_error(e)),
+            Err(_) => {
+                return Err(StoreError::Unavailable(
+                    "redis did not answer a revocation feed read in time".into(),
+                ));
+            }
+        };
+        *slot = Some(conn);
+        Ok(match answer {
+            Value::Nil => None,
+            answer => Some(answer),
+        })
+    }
+}
+
+impl Store for RedisStore {
+    fn create(&self, session: NewSession) -> StoreFuture<'_, ()> {
+        Box::pin(self.create_session(session))
+    }
+
+    fn get<'a>(&'a self, sid: &'a str) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(self.load(sid))
+    }
+
+    fn advance<'a>(&'a self, sid: &'a str, presented: u64, timing: Timing) -> StoreFuture<'a, Advance> {
+        Box::pin(self.advance_session(sid, presented, timing))
+    }
+
+    fn revoke_session<'a>(&'a self, sid: &'a str, timing: Timing) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(self.revoke_one(sid, timing))
+    }
+
+    fn revoke_user<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.revoke_all(sub, timing))
+    }
+
+    fn sessions_of<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<SessionRecord>> {
+        Box::pin(self.live_sessions(sub, timing))
+    }
+
+    fn revocations(&self, now: u64) -> StoreFuture<'_, Vec<Revocation>> {
+        Box::pin(self.all_revocations(now))
+    }
+
+    fn purge(&self, timing: Timing) -> StoreFuture<'_, u64> {
+        Box::pin(self.purge_all(timing))
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.ping_server())
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        // Every acknowledged write is already in Redis; how Redis persists is its own setting.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn feed_position(&self) -> StoreFuture<'_, String> {
+        Box::pin(self.last_feed_id())
+    }
+
+    fn revocations_since<'a>(
+        &'a self,
+        position: &'a str,
+        wait: Duration,
+        now: u64,
+    ) -> StoreFuture<'a, (Vec<Revocation>, String)> {
+        Box::pin(self.follow(position, wait, now))
+    }
+}
+
+fn tcp_settings() -> TcpSettings {
+    let keepalive = socket2::TcpKeepalive::new().with_time(DEAD_PEER_TIMEOUT / 2);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let keepalive = keepalive.with_interval(Duration::from_secs(1)).with_retries(5);
+    let settings = TcpSettings::default().set_nodelay(true).set_keepalive(keepalive);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let settings = settings.set_user_timeout(DEAD_PEER_TIMEOUT);
+    settings
+}
+
+/// Live means usable for a refresh; the scripts apply the same rule inside Redis.
+fn is_live(session: &SessionRecord, timing: Timing) -> bool {
+    session.revoked_at.is_none()
+        && timing.now < session.expires_at
+        && timing.now < session.last_used_at.saturating_add(timing.idle_ttl)
+}
+
+fn keep_until(timing: Timing) -> u64 {
+    timing.now.saturating_add(timing.revocation_ttl)
+}
+
+/// Errors the scripts raise as `CORRUPT ...`, and replies of the wrong shape, are corrupt
+/// data; anything else (I/O, timeouts, refused connections, server errors) is unavailable.
+/// Redis's messages name commands and keys, never the values (seeds) we sent.
+fn redis_error(error: RedisError) -> StoreError {
+    if error.code() == Some("CORRUPT") {
+        let detail = error.detail().unwrap_or("invalid data");
+        return StoreError::Corrupt(format!("redis: {detail}"));
+    }
+    match error.kind() {
+        redis::ErrorKind::UnexpectedReturnType => StoreError::Corrupt(format!("redis: {error}")),
+        _ => StoreError::Unavailable(format!("redis: {error}")),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("redis: {what}"))
+}
+
+fn bytes(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Result<String, StoreError> {
+    match value {
+        Value::Int(n) => Ok(n.to_string()),
+        _ => {
+            let raw = bytes(value).ok_or_else(|| corrupt("expected a string"))?;
+            utf8(raw, "a reply")
+        }
+    }
+}
+
+fn utf8(raw: &[u8], what: &str) -> Result<String, StoreError> {
+    String::from_utf8(raw.to_vec()).map_err(|_| corrupt(&format!("{what} is not UTF-8")))
+}
+
+fn integer(value: &Value) -> Result<u64, StoreError> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).map_err(|_| corrupt("a count is negative")),
+        _ => number(&text(value)?, "a count"),
+    }
+}
+
+fn number(raw: &str, what: &str) -> Result<u64, StoreError> {
+    raw.parse()
+        .map_err(|_| corrupt(&format!("{what} is not a number")))
+}
+
+fn array(value: &Value) -> Result<&[Value], StoreError> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(&[]),
+        _ => Err(corrupt("expected a list")),
+    }
+}
+
+/// A hash field and its value, as Redis sent them.
+type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// Field/value pairs from a flat list (RESP2, and whatever a script returns) or a map (RESP3).
+fn pairs(value: &Value) -> Result<Vec<Field<'_>>, StoreError> {
+    let not_a_string = || corrupt("a hash field is not a string");
+    match value {
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    bytes(k).ok_or_else(not_a_string)?,
+                    bytes(v).ok_or_else(not_a_string)?,
+                ))
+            })
+            .collect(),
+        _ => {
+            let items = array(value)?;
+            if items.len() % 2 != 0 {
+                return Err(corrupt("a hash came back with an odd number of items"));
+            }
+            items
+                .chunks_exact(2)
+                .map(|pair| {
+                    Ok((
+                        bytes(&pair[0]).ok_or_else(not_a_string)?,
+                        bytes(&pair[1]).ok_or_else(not_a_string)?,
+                    ))
+                })
+                .collect()
+        }
+    }
+}
+
+/// The cursor and the items of an `SSCAN` or `HSCAN` reply.
+fn scan_reply(value: &Value) -> Result<(String, &Value), StoreError> {
+    match array(value)? {
+        [cursor, items] => Ok((text(cursor)?, items)),
+        _ => Err(corrupt("a scan reply has the wrong shape")),
+    }
+}
+
+/// Decodes a session hash. Messages name fields, never values, so no seed leaks.
+fn record_from_fields(sid: &str, fields: &[Field<'_>]) -> Result<SessionRecord, StoreError> {
+    let find = |name: &str| {
+        fields
+            .iter()
+            .find(|(field, _)| *field == name.as_bytes())
+            .map(|(_, value)| *value)
+    };
+    let required = |name: &str| find(name).ok_or_else(|| corrupt(&format!("a session has no {name}")));
+    let string = |name: &str| utf8(required(name)?, name);
+    let optional_string = |name: &str| find(name).map(|v| utf8(v, name)).transpose();
+    let parse = |name: &str, raw: &[u8]| {
+        std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| corrupt(&format!("the {name} of a session is not a number")))
+    };
+    let time = |name: &str| parse(name, required(name)?);
+    let seed: [u8; SEED_BYTES] = required("seed")?
+        .try_into()
+        .map_err(|_| corrupt(&format!("a session seed is not {SEED_BYTES} bytes long")))?;
+    Ok(SessionRecord {
+        sid: sid.to_owned(),
+        sub: string("sub")?,
+        role: string("role")?,
+        seed: Secret::new(seed),
+        generation: time("generation")?,
+        rotated_at_ms: time("rotated_at_ms")?,
+        created_at: time("created_at")?,
+        last_used_at: time("last_used_at")?,
+        expires_at: time("expires_at")?,
+        user_agent: optional_string("user_agent")?,
+        ip: string("ip")?,
+        revoked_at: find("revoked_at").map(|v| parse("revoked_at", v)).transpose()?,
+    })
+}
+
+fn kind_name(kind: RevocationKind) -> &'static str {
+    match kind {
+        RevocationKind::Session => "session",
+        RevocationKind::User => "user",
+    }
+}
+
+fn parse_kind(name: &str) -> Result<RevocationKind, StoreError> {
+    match name {
+        "session" => Ok(RevocationKind::Session),
+        "user" => Ok(RevocationKind::User),
+        _ => Err(corrupt(&format!("unknown revocation kind {name:?}"))),
+    }
+}
+
+/// A `kind:key` field and its `not_before:keep_until` value.
+fn parse_revocation(field: &str, value: &str) -> Result<Revocation, StoreError> {
+    let (kind, key) = field
+        .split_once(':')
+        .ok_or_else(|| corrupt("a revocation field has no kind"))?;
+    let (not_before, keep_until) = value
+        .split_once(':')
+        .ok_or_else(|| corrupt("a revocation value is not not_before:keep_until"))?;
+    Ok(Revocation {
+        kind: parse_kind(kind)?,
+        key: key.to_owned(),
+        not_before: number(not_before, "not_before")?,
+        keep_until: number(keep_until, "keep_until")?,
+    })
+}
+
+/// A stream id `ms-seq` as Redis writes them (the scripts compare ids as canonical
+/// decimal strings, so anything else, such as `+1-0` or `01-0`, is refused).
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    let canonical = |part: &str| {
+        let valid = !part.is_empty()
+            && part.bytes().all(|b| b.is_ascii_digit())
+            && (part == "0" || !part.starts_with('0'));
+        valid.then(|| part.parse::<u64>().ok()).flatten()
+    };
+    Some((canonical(ms)?, canonical(seq)?))
+}
+
+/// The entries of an `XREAD` reply for our one stream, and the id of the last one.
+fn parse_feed(reply: &Value) -> Result<(Vec<Revocation>, Option<String>), StoreError> {
+    let streams: Vec<&Value> = match reply {
+        Value::Map(entries) => entries.iter().map(|(_, v)| v).collect(),
+        _ => array(reply)?
+            .iter()
+            .map(|stream| match array(stream)? {
+                [_, entries] => Ok(entries),
+                _ => Err(corrupt("a feed reply has the wrong shape")),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut revocations = Vec::new();
+    let mut last = None;
+    for entries in streams {
+        for entry in array(entries)? {
+            let [id, fields] = array(entry)? else {
+                return Err(corrupt("a feed entry has the wrong shape"));
+            };
+            let id = text(id)?;
+            let fields = pairs(fields)?;
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(f, _)| *f == name.as_bytes())
+                    .ok_or_else(|| corrupt(&format!("a feed entry has no {name}")))
+                    .and_then(|(_, v)| utf8(v, name))
+            };
+            revocations.push(Revocation {
+                kind: parse_kind(&field("kind")?)?,
+                key: field("key")?,
+                not_before: number(&field("not_before")?, "not_before")?,
+                keep_until: number(&field("keep_until")?, "keep_until")?,
+            });
+            last = Some(id);
+        }
+    }
+    Ok((revocations, last))
+}
