@@ -345,8 +345,14 @@ async fn cookie_mode_login_sets_cookies_and_returns_no_token() {
     let reply = gateway.send(request).await;
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     let body = reply.json();
-    assert_eq!((body["sub"].as_str(), body["role"].as_str()), (Some("alice"), Some("admin")));
-    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(
+        (body["sub"].as_str(), body["role"].as_str()),
+        (Some("alice"), Some("admin"))
+    );
+    assert!(
+        body.get("access_token").is_none() && body.get("refresh_token").is_none(),
+        "{body}"
+    );
     assert_eq!(reply.headers.get_all("set-cookie").iter().count(), 2);
 }
 

@@ -19,7 +19,9 @@ const REDIS_PREFIX: &str = "portcullis:";
 /// The Redis password from its variable or file (trimmed), never from the config itself.
 fn redis_password(source: &RedisPassword) -> Result<Secret<String>, StoreError> {
     let read = match source {
-        RedisPassword::Env(name) => std::env::var(name).map_err(|_| format!("environment variable {name} is not set")),
+        RedisPassword::Env(name) => {
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+        }
         RedisPassword::File(path) => {
             std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
         }
@@ -43,7 +45,9 @@ pub async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreErr
                 Some(source) => Some(redis_password(source)?),
             };
             let password = password.as_ref().map(|p| p.expose().as_str());
-            Ok(Arc::new(redis::RedisStore::connect(url, password, REDIS_PREFIX).await?))
+            Ok(Arc::new(
+                redis::RedisStore::connect(url, password, REDIS_PREFIX).await?,
+            ))
         }
     }
 }
