@@ -15,8 +15,10 @@ use crate::auth::tokens::unix_now;
 
 /// How long one read of the revocation feed waits for news; a new entry returns at once.
 const FEED_WAIT: Duration = Duration::from_secs(1);
-const FEED_BACKOFF_MIN: Duration = Duration::from_millis(100);
-const FEED_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Retries stay frequent: after an outage, revocations made elsewhere must be enforced within
+/// a second of the store coming back (SPEC 9), and one try is cheap.
+const FEED_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const FEED_BACKOFF_MAX: Duration = Duration::from_millis(250);
 use crate::secret::Secret;
 
 /// Whether the user behind a session may still refresh it.
@@ -89,6 +91,7 @@ impl SessionService {
     /// revoked meanwhile is missed.
     pub async fn follow_revocations(&self, mut position: String, stop: CancellationToken) {
         let mut backoff = FEED_BACKOFF_MIN;
+        let mut failing = false;
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -101,9 +104,15 @@ impl SessionService {
                     }
                     position = next;
                     backoff = FEED_BACKOFF_MIN;
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("the revocation feed is reachable again");
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "the revocation feed is unreachable");
+                    // Said once per outage, not on every retry.
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(error = %e, "the revocation feed is unreachable; retrying");
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}
