@@ -19,7 +19,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use support::upstreams::Upstream;
 use support::{ES256_TOKENS, Gateway, Reply, Setup, within};
-use tokio::net::TcpStream;
 
 // === configuration ===
 
@@ -431,28 +430,7 @@ fn assert_cross_site(reply: &Reply, what: &str) {
 // === the admin listener (plain HTTP) ===
 
 async fn admin(gateway: &Gateway, method: Method, path: &str) -> (StatusCode, Bytes) {
-    let tcp = within(TcpStream::connect(gateway.admin))
-        .await
-        .expect("connect admin");
-    let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
-        .await
-        .expect("admin handshake");
-    tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .body(empty())
-        .expect("request");
-    let response = within(sender.send_request(request))
-        .await
-        .expect("admin response");
-    let status = response.status();
-    let body = within(response.into_body().collect())
-        .await
-        .expect("admin body")
-        .to_bytes();
-    (status, body)
+    support::admin_request(gateway.admin, method, path).await
 }
 
 /// The live session ids of `sub`, from `GET /admin/sessions?sub=`.

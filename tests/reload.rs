@@ -205,25 +205,7 @@ fn write_atomically(path: &Path, contents: &[u8]) {
 
 /// One plain-HTTP request to the admin listener: its status and JSON body (`Null` if empty).
 async fn admin_request(admin: SocketAddr, method: Method, path: &str) -> (StatusCode, Value) {
-    let tcp = within(TcpStream::connect(admin)).await.expect("connect to admin");
-    let (mut sender, connection) = within(http1::handshake(TokioIo::new(tcp)))
-        .await
-        .expect("admin handshake");
-    tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let response = within(sender.send_request(request))
-        .await
-        .expect("admin response");
-    let status = response.status();
-    let body = within(response.into_body().collect())
-        .await
-        .expect("admin body")
-        .to_bytes();
+    let (status, body) = support::admin_request(admin, method, path).await;
     let json = match body.is_empty() {
         true => Value::Null,
         false => serde_json::from_slice(&body)

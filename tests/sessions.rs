@@ -239,26 +239,7 @@ async fn admin(gateway: &Gateway, method: Method, path: &str) -> (StatusCode, By
 }
 
 async fn admin_at(addr: SocketAddr, method: Method, path: &str) -> (StatusCode, Bytes) {
-    let tcp = within(TcpStream::connect(addr)).await.expect("connect admin");
-    let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
-        .await
-        .expect("admin handshake");
-    tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let response = within(sender.send_request(request))
-        .await
-        .expect("admin response");
-    let status = response.status();
-    let body = within(response.into_body().collect())
-        .await
-        .expect("admin body")
-        .to_bytes();
-    (status, body)
+    support::admin_request(addr, method, path).await
 }
 
 fn parse_json(body: &Bytes) -> Value {

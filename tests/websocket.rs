@@ -222,25 +222,7 @@ async fn bearer_post(gateway: &Gateway, path: &str, access: &str) -> Reply {
 }
 
 async fn admin(gateway: &Gateway, method: Method, path: &str) -> StatusCode {
-    let tcp = within(TcpStream::connect(gateway.admin))
-        .await
-        .expect("connect admin");
-    let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
-        .await
-        .expect("admin handshake");
-    tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let response = within(sender.send_request(request))
-        .await
-        .expect("admin response");
-    let status = response.status();
-    within(response.into_body().collect()).await.expect("admin body");
-    status
+    support::admin_request(gateway.admin, method, path).await.0
 }
 
 // === the WebSocket client ===

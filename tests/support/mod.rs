@@ -291,3 +291,27 @@ fn client_tls(cert: &std::path::Path) -> TlsConnector {
         .with_no_client_auth();
     TlsConnector::from(Arc::new(config))
 }
+
+/// One plain-HTTP request to an admin listener: its status and body.
+pub async fn admin_request(admin: SocketAddr, method: http::Method, path: &str) -> (StatusCode, Bytes) {
+    let tcp = within(TcpStream::connect(admin)).await.expect("connect to admin");
+    let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
+        .await
+        .expect("admin handshake");
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = within(sender.send_request(request))
+        .await
+        .expect("admin response");
+    let status = response.status();
+    let body = within(response.into_body().collect())
+        .await
+        .expect("admin body")
+        .to_bytes();
+    (status, body)
+}
