@@ -13,13 +13,6 @@ use crate::proxy::ResponseBody;
 use crate::routes::PathRejection;
 use crate::server::framing::FramingViolation;
 
-/// Where a failure came from, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Downstream,
-    Upstream,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
     #[error("ambiguous request framing ({0:?})")]
@@ -140,14 +133,6 @@ impl GatewayError {
             BodyTooLarge => "body_too_large",
             UpstreamUnreachable | UpstreamFailed => "bad_gateway",
             UpstreamTimeout => "gateway_timeout",
-        }
-    }
-
-    pub fn side(&self) -> Side {
-        use GatewayError::*;
-        match self {
-            UpstreamUnreachable | UpstreamFailed | UpstreamTimeout => Side::Upstream,
-            _ => Side::Downstream,
         }
     }
 
