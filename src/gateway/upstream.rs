@@ -10,14 +10,14 @@ use http_body_util::Either;
 use hyper::body::Incoming;
 
 use super::{ConnectionInfo, Runtime, Target};
-
-const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
-
 use crate::auth::{self, Identity};
 use crate::error::GatewayError;
 use crate::proxy::headers::{self, Forwarding, X_REQUEST_ID};
 use crate::proxy::{RequestBody, ResponseBody};
 use crate::routes::{self, Route};
+
+/// On every response of the public listener (unless the upstream set its own).
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 
 pub(super) fn upstream_request(
     runtime: &Runtime,
