@@ -1,0 +1,4 @@
+//! Adversarial suite: paths (issue 9). See the README's security section.
+
+#[path = "../support/mod.rs"]
+mod support;
