@@ -1,8 +1,8 @@
 //! Phases 5 and 7: the request the upstream receives, and the response the client receives.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, STRICT_TRANSPORT_SECURITY};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
@@ -67,11 +67,15 @@ pub(super) fn upstream_request(
 
 fn upstream_uri(route: &Route, target: &Target, query: Option<&str>) -> Result<Uri, GatewayError> {
     let path = routes::upstream_path(route, &target.path);
-    let path_and_query = match query {
-        Some(query) => PathAndQuery::from_str(&format!("{path}?{query}")),
-        None => PathAndQuery::from_str(&path),
+    // Built once and handed over as `Bytes`, so `http` validates it without another copy.
+    let mut text = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    text.push_str(&path);
+    if let Some(query) = query {
+        text.push('?');
+        text.push_str(query);
     }
-    .map_err(|_| GatewayError::BadRequestTarget)?;
+    let path_and_query =
+        PathAndQuery::from_maybe_shared(Bytes::from(text)).map_err(|_| GatewayError::BadRequestTarget)?;
     Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(route.upstream.clone())

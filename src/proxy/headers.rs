@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
@@ -169,11 +170,19 @@ pub fn set_forwarding(headers: &mut HeaderMap, forwarding: &Forwarding<'_>) {
         IpAddr::V4(ip) => format!("for={ip};proto=https"),
         IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=https"),
     };
-    insert(headers, X_FORWARDED_FOR, &xff);
+    insert(headers, X_FORWARDED_FOR, xff);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    insert(headers, X_FORWARDED_HOST, forwarding.host);
-    insert(headers, header::FORWARDED, &forwarded);
-    insert(headers, header::HOST, forwarding.host);
+    insert(headers, header::FORWARDED, forwarded);
+    match HeaderValue::from_str(forwarding.host) {
+        Ok(host) => {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+            headers.insert(header::HOST, host);
+        }
+        Err(_) => {
+            headers.remove(X_FORWARDED_HOST);
+            headers.remove(header::HOST);
+        }
+    }
 }
 
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
@@ -185,8 +194,9 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
+/// Takes the `String` so that the header value owns its bytes without another copy.
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    match HeaderValue::from_maybe_shared(Bytes::from(value)) {
         Ok(value) => {
             headers.insert(name, value);
         }
@@ -222,7 +232,7 @@ fn new_request_id() -> HeaderValue {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let id = format!("{:016x}-{n:08x}", *PREFIX);
-    HeaderValue::from_str(&id).expect("hex digits are a valid header value")
+    HeaderValue::from_maybe_shared(Bytes::from(id)).expect("hex digits are a valid header value")
 }
 
 #[cfg(test)]
