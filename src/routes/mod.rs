@@ -59,10 +59,11 @@ pub fn upstream_path<'p>(route: &Route, path: &'p str) -> Cow<'p, str> {
     if !route.strip_prefix {
         return Cow::Borrowed(path);
     }
-    let prefix = route.path.trim_end_matches('/');
-    match path.get(prefix.len()..) {
-        Some(rest) if rest.starts_with('/') => Cow::Borrowed(rest),
-        _ => Cow::Borrowed("/"),
+    // Whole segments, not bytes: a matched segment may carry `;parameters` the prefix lacks.
+    let prefix_segments = route.path.trim_end_matches('/').matches('/').count();
+    match path.splitn(prefix_segments + 2, '/').nth(prefix_segments + 1) {
+        Some(rest) => Cow::Borrowed(&path[path.len() - rest.len() - 1..]),
+        None => Cow::Borrowed("/"),
     }
 }
 
@@ -90,9 +91,33 @@ fn host_matches(pattern: Option<&HostPattern>, host: &str) -> bool {
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     let bare = prefix.trim_end_matches('/');
+    if path.contains(';') || path.contains("%3B") {
+        return segments_match(bare, path);
+    }
     match path.strip_prefix(bare) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
+    }
+}
+
+/// Segment by segment, ignoring `;parameters` in the path: servlet containers (Tomcat, Jetty,
+/// Spring) route `/admin;x=1` as `/admin`, so the gateway must put it under `/admin` too.
+/// The normaliser writes an escaped `;` as `%3B`, which a backend may decode first.
+fn segments_match(bare_prefix: &str, path: &str) -> bool {
+    let mut segments = path.split('/');
+    bare_prefix.split('/').all(|want| {
+        segments
+            .next()
+            .is_some_and(|segment| without_parameters(segment) == want)
+    })
+}
+
+fn without_parameters(segment: &str) -> &str {
+    let literal = segment.find(';');
+    let escaped = segment.find("%3B");
+    match literal.into_iter().chain(escaped).min() {
+        Some(start) => &segment[..start],
+        None => segment,
     }
 }
 
@@ -184,5 +209,22 @@ mod tests {
         assert_eq!(upstream_path(&api, "/api/users/1"), "/users/1");
         assert_eq!(upstream_path(&api, "/api/"), "/");
         assert_eq!(upstream_path(&api, "/api"), "/");
+        assert_eq!(upstream_path(&api, "/api;v=2/users"), "/users");
+    }
+
+    #[test]
+    fn path_parameters_do_not_move_a_request_off_its_route() {
+        let table = RouteTable::new(&[route("api", None, "/api/"), route("admin", None, "/api/admin")]);
+        for path in [
+            "/api/admin;x=1",
+            "/api/admin;",
+            "/api;x=/admin",
+            "/api/admin;jsessionid=a/users",
+        ] {
+            assert_eq!(chosen(&table, "h", path).as_deref(), Some("admin"), "{path}");
+        }
+        assert_eq!(chosen(&table, "h", "/api/admin%3Bx=1").as_deref(), Some("admin"));
+        assert_eq!(chosen(&table, "h", "/api/adminx;x=1").as_deref(), Some("api"));
+        assert_eq!(chosen(&table, "h", "/apix;x=/admin"), None);
     }
 }

@@ -178,10 +178,13 @@ fn finish_segment(
     Ok(())
 }
 
-/// `.;x` or `..;x` (after decoding): a dot segment once a backend strips path parameters.
+/// `.;x` or `..;x`, also with `;` escaped as `%3B` (a backend may decode before it strips
+/// parameters): a dot segment once the parameters are gone.
 fn is_dot_with_parameters(segment: &[u8]) -> bool {
-    match segment.iter().position(|&b| b == b';') {
-        Some(semicolon) => matches!(&segment[..semicolon], b"." | b".."),
+    let literal = segment.iter().position(|&b| b == b';');
+    let escaped = segment.windows(3).position(|w| w == b"%3B");
+    match literal.into_iter().chain(escaped).min() {
+        Some(start) => matches!(&segment[..start], b"." | b".."),
         None => false,
     }
 }
@@ -276,6 +279,8 @@ mod tests {
         assert_eq!(err("/public/..;/admin"), DotSegmentWithParameters);
         assert_eq!(err("/public/.;x=1/admin"), DotSegmentWithParameters);
         assert_eq!(err("/public/%2e%2e;/admin"), DotSegmentWithParameters);
+        assert_eq!(err("/public/..%3B/admin"), DotSegmentWithParameters);
+        assert_eq!(err("/public/.%3bx/admin"), DotSegmentWithParameters);
         assert_eq!(ok("/public/...;/admin"), "/public/...;/admin");
     }
 
@@ -474,7 +479,7 @@ mod tests {
             if last_was_dot && raw_segment.to_ascii_lowercase().contains("%2e") {
                 return Err(EncodedDotSegment);
             }
-            if let Some((before, _)) = decoded.split_once(';')
+            if let Some((before, _)) = decoded.replace("%3B", ";").split_once(';')
                 && (before == "." || before == "..")
             {
                 return Err(DotSegmentWithParameters);
