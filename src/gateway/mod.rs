@@ -290,7 +290,7 @@ async fn pipeline<'r>(
             };
             Ok(upgrade::tunnel(response, downstream, guard))
         }
-        _ => Ok(downstream_response(response)),
+        _ => Ok(downstream_response(runtime, response)),
     }
 }
 

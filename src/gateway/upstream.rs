@@ -86,9 +86,10 @@ fn upstream_uri(route: &Route, target: &Target, query: Option<&str>) -> Result<U
 
 // === phase 7: respond ===
 
-pub(super) fn downstream_response(response: Response<Incoming>) -> Response<ResponseBody> {
+pub(super) fn downstream_response(runtime: &Runtime, response: Response<Incoming>) -> Response<ResponseBody> {
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
+    headers::strip_own_set_cookies(&mut parts.headers, &runtime.own_cookies());
     Response::from_parts(parts, Either::Left(body))
 }
 

@@ -62,7 +62,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every client copy of the identity headers, also spelt with `_` for `-`.
+/// Headers the gateway owns or frames by, whose `_` spellings must not reach the upstream
+/// either: CGI, WSGI, Rack and PHP read `X_Forwarded_For` as `HTTP_X_FORWARDED_FOR`.
+static UNDERSCORE_GUARDED: [HeaderName; 7] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_REQUEST_ID,
+    header::TRANSFER_ENCODING,
+    header::CONTENT_LENGTH,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes every client copy of the identity headers, and the `_` spellings of those and of
+/// the headers the gateway owns (`Forwarded`, with no `-`, needs no such care).
 pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
     for name in identity {
         headers.remove(name);
@@ -74,6 +87,8 @@ pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
         .filter(|k| {
             identity
                 .iter()
+                .chain(&UNDERSCORE_GUARDED)
+                .chain(&REWRITE_HEADERS)
                 .any(|id| same_with_underscores(k.as_str(), id.as_str()))
         })
         .cloned()
@@ -118,6 +133,28 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, own: &[&str]) {
     }
 }
 
+/// Drops an upstream's `Set-Cookie` for the gateway's own cookies: only the gateway may set
+/// them, or a backend could plant a session in the browser (session fixation).
+pub fn strip_own_set_cookies(headers: &mut HeaderMap, own: &[&str]) {
+    let is_own = |value: &HeaderValue| {
+        let name = value.as_bytes().split(|b| *b == b'=').next().unwrap_or_default();
+        own.iter().any(|o| o.as_bytes() == name.trim_ascii())
+    };
+    if !headers.get_all(header::SET_COOKIE).iter().any(is_own) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !is_own(v))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for value in kept {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
 /// The address the request comes from: the peer, or for a trusted proxy the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
@@ -126,14 +163,16 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     if !is_trusted(&peer_ip) {
         return peer_ip;
     }
-    let mut chain = headers
+    // Right to left across lines too: several lines are one comma-joined list (RFC 9110
+    // 5.3), and the proxy's own line comes after any the client sent.
+    let chain = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.rsplit(','))
+        .rev()
+        .flat_map(|v| v.to_str().unwrap_or("garbled").rsplit(','))
         .map(|entry| entry.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()));
     let mut client = peer_ip;
-    for entry in chain.by_ref() {
+    for entry in chain {
         match entry {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
@@ -304,6 +343,40 @@ mod tests {
             "9.9.9.9"
         );
         assert_eq!(client_ip(trusted_peer, &headers, &trusted).to_string(), "1.2.3.4");
+        // The client's own line comes first; the proxy's line after it is read first.
+        let two_lines = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(
+            client_ip(trusted_peer, &two_lines, &trusted).to_string(),
+            "1.2.3.4"
+        );
+    }
+
+    #[test]
+    fn an_upstream_cannot_set_the_gateway_cookies() {
+        let mut headers = map(&[
+            ("set-cookie", "__Host-access=planted; Path=/"),
+            ("set-cookie", "theirs=1; Path=/"),
+            ("set-cookie", " __Host-access =x"),
+        ]);
+        strip_own_set_cookies(&mut headers, &["__Host-access", "__Secure-refresh"]);
+        let left: Vec<&HeaderValue> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["theirs=1; Path=/"]);
+    }
+
+    #[test]
+    fn underscore_spellings_of_owned_and_framing_headers_are_removed() {
+        let identity = [HeaderName::from_static("x-auth-sub")];
+        let mut headers = map(&[
+            ("x_auth_sub", "admin"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_request-id", "spoof"),
+            ("transfer_encoding", "chunked"),
+            ("content_length", "5"),
+            ("x_custom_header", "kept"),
+        ]);
+        strip_identity(&mut headers, &identity);
+        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x_custom_header"]);
     }
 
     #[test]
