@@ -66,6 +66,10 @@ pub enum GatewayError {
     Internal,
     #[error("request body exceeds the size limit")]
     BodyTooLarge,
+    #[error("the request body was not sent in time")]
+    RequestTimeout,
+    #[error("the request body is malformed or was cut short")]
+    BadRequestBody,
     #[error("the upstream refused the connection")]
     UpstreamUnreachable,
     #[error("the upstream failed to answer")]
@@ -84,6 +88,7 @@ impl GatewayError {
             | BadHost
             | DuplicateAuthorization
             | BadLoginRequest(_)
+            | BadRequestBody
             | DuplicateCookie => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             NoRoute => StatusCode::NOT_FOUND,
@@ -98,6 +103,7 @@ impl GatewayError {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UpstreamUnreachable | UpstreamFailed => StatusCode::BAD_GATEWAY,
             UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -113,6 +119,7 @@ impl GatewayError {
             | BadHost
             | DuplicateAuthorization
             | BadLoginRequest(_)
+            | BadRequestBody
             | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
             NoRoute => "not_found",
@@ -131,6 +138,7 @@ impl GatewayError {
             UnsupportedMediaType => "unsupported_media_type",
             Internal => "internal",
             BodyTooLarge => "body_too_large",
+            RequestTimeout => "request_timeout",
             UpstreamUnreachable | UpstreamFailed => "bad_gateway",
             UpstreamTimeout => "gateway_timeout",
         }
@@ -228,6 +236,8 @@ mod tests {
             (UnsupportedMediaType, 415),
             (Internal, 500),
             (BodyTooLarge, 413),
+            (RequestTimeout, 408),
+            (BadRequestBody, 400),
             (UpstreamUnreachable, 502),
             (UpstreamFailed, 502),
             (UpstreamTimeout, 504),

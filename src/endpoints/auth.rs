@@ -78,7 +78,7 @@ async fn login(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (ip, user_agent) = client_meta(runtime, connection, request.headers());
     let cross_site = !same_origin(runtime, request.headers(), target);
-    let attempt = read_attempt(request).await?;
+    let attempt = read_attempt(runtime, request).await?;
     // Cookie logins are a CSRF target (login CSRF plants the attacker's session).
     if attempt.delivery != Delivery::Tokens && cross_site {
         return Err(GatewayError::CrossSiteRequest);
@@ -109,9 +109,9 @@ async fn login(
     })
 }
 
-async fn read_attempt(request: Request<Incoming>) -> Result<LoginAttempt, GatewayError> {
+async fn read_attempt(runtime: &Runtime, request: Request<Incoming>) -> Result<LoginAttempt, GatewayError> {
     if body::kind(&request) == BodyKind::Form {
-        let mut fields = body::form(request).await?;
+        let mut fields = body::form(request, runtime.config.server.header_read_timeout).await?;
         let mut take = |name: &str| {
             fields
                 .iter()
@@ -127,7 +127,7 @@ async fn read_attempt(request: Request<Incoming>) -> Result<LoginAttempt, Gatewa
             delivery: Delivery::Redirect(return_to),
         });
     }
-    let login: JsonLogin = body::json(request).await?;
+    let login: JsonLogin = body::json(request, runtime.config.server.header_read_timeout).await?;
     let delivery = match login.mode.as_deref() {
         None | Some("token") => Delivery::Tokens,
         Some("cookie") => Delivery::Cookies,

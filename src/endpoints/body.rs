@@ -1,5 +1,7 @@
 //! Reading the small bodies the gateway's endpoints accept: JSON, or an HTML form.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::Request;
 use http::header::CONTENT_TYPE;
@@ -41,18 +43,24 @@ pub fn kind<B>(request: &Request<B>) -> BodyKind {
 }
 
 /// Reads a JSON body of type `T` (unknown or duplicate members are refused by `T`).
-pub async fn json<T: for<'de> Deserialize<'de>>(request: Request<Incoming>) -> Result<T, GatewayError> {
+pub async fn json<T: for<'de> Deserialize<'de>>(
+    request: Request<Incoming>,
+    deadline: Duration,
+) -> Result<T, GatewayError> {
     if kind(&request) != BodyKind::Json {
         return Err(GatewayError::UnsupportedMediaType);
     }
-    let body = read(request).await?;
+    let body = read(request, deadline).await?;
     serde_json::from_slice(&body)
         .map_err(|_| GatewayError::BadLoginRequest("the body is not the JSON this endpoint takes"))
 }
 
 /// Reads an HTML form as name/value pairs; a name given twice is refused.
-pub async fn form(request: Request<Incoming>) -> Result<Vec<(String, String)>, GatewayError> {
-    let body = read(request).await?;
+pub async fn form(
+    request: Request<Incoming>,
+    deadline: Duration,
+) -> Result<Vec<(String, String)>, GatewayError> {
+    let body = read(request, deadline).await?;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body)
         .map(|(name, value)| (name.into_owned(), value.into_owned()))
         .collect();
@@ -66,10 +74,14 @@ pub async fn form(request: Request<Incoming>) -> Result<Vec<(String, String)>, G
     }
 }
 
-async fn read(request: Request<Incoming>) -> Result<Bytes, GatewayError> {
-    match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge),
-        Err(_) => Err(GatewayError::BadLoginRequest("the request body was cut short")),
+/// The whole (small) body within `deadline`: a client trickling it (R.U.D.Y.) gets 408
+/// instead of holding the connection; no route timeout covers the gateway's own endpoints.
+async fn read(request: Request<Incoming>, deadline: Duration) -> Result<Bytes, GatewayError> {
+    let collect = Limited::new(request.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(deadline, collect).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge),
+        Ok(Err(_)) => Err(GatewayError::BadLoginRequest("the request body was cut short")),
+        Err(_) => Err(GatewayError::RequestTimeout),
     }
 }

@@ -83,7 +83,7 @@ async fn refresh(
     let token = if via_cookie {
         cookie_refresh_token(runtime, request.headers(), target)?
     } else {
-        let body: RefreshRequest = body::json(request).await?;
+        let body: RefreshRequest = body::json(request, runtime.config.server.header_read_timeout).await?;
         body.refresh_token.expose().clone()
     };
     if let Some(presented) = crate::sessions::refresh_token::parse(&token) {
@@ -163,7 +163,7 @@ async fn logout(
             logout_without_body(shared, runtime, request.headers(), target, now).await?
         }
         _ => {
-            let body: RefreshRequest = body::json(request).await?;
+            let body: RefreshRequest = body::json(request, runtime.config.server.header_read_timeout).await?;
             let session = shared
                 .sessions
                 .session_of_token(body.refresh_token.expose())

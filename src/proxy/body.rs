@@ -18,6 +18,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[error("request body exceeds max_body_bytes")]
 pub struct BodyTooLarge;
 
+/// Reading the client's body failed (bad chunk framing, a reset stream): the client's fault,
+/// told apart from the upstream's so that it answers 400, not 502.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body failed: {0}")]
+pub struct ClientBodyFailed(hyper::Error);
+
 /// The client's request body on its way upstream: counted against `max_body_bytes`, and
 /// with trailers dropped (the gateway does not forward request trailers).
 ///
@@ -49,7 +55,7 @@ impl Body for RequestBody {
         loop {
             let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(ClientBodyFailed(e).into()))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             };

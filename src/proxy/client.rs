@@ -4,16 +4,16 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, UPGRADE};
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::body::{BodyTooLarge, RequestBody};
+use super::body::{BodyTooLarge, ClientBodyFailed, RequestBody};
 use crate::error::GatewayError;
 
 /// Answers to the gateway's own requests are small JSON documents.
@@ -21,8 +21,9 @@ const MAX_OWN_RESPONSE: usize = 64 * 1024;
 
 /// One pool shared by all routes; connections are keyed by upstream authority.
 ///
-/// hyper drops a pooled connection on any protocol error, so an upstream that answered
-/// with a malformed response never gets another request on that connection.
+/// hyper drops a pooled connection on any protocol error, and `send` poisons one whose
+/// response hyper accepted but a proxy must refuse, so an upstream that answered with a
+/// malformed response never gets another request on that connection.
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<HttpConnector, RequestBody>,
@@ -94,12 +95,25 @@ impl UpstreamClient {
     /// Sends `request`, waiting at most `timeout` for the response head.
     pub async fn send(
         &self,
-        request: Request<RequestBody>,
+        mut request: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, GatewayError> {
+        let asked_to_upgrade = request.headers().contains_key(UPGRADE);
+        let connection = capture_connection(&mut request);
         match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) if caused_by_body_limit(&e) => Err(GatewayError::BodyTooLarge),
+            Ok(Ok(response)) => match malformed(&response, asked_to_upgrade) {
+                None => Ok(response),
+                Some(what) => {
+                    tracing::debug!(what, "upstream sent a malformed response");
+                    // hyper would drain a short body and pool the connection again.
+                    if let Some(connected) = connection.connection_metadata().as_ref() {
+                        connected.poison();
+                    }
+                    Err(GatewayError::UpstreamFailed)
+                }
+            },
+            Ok(Err(e)) if caused_by::<BodyTooLarge>(&e) => Err(GatewayError::BodyTooLarge),
+            Ok(Err(e)) if caused_by::<ClientBodyFailed>(&e) => Err(GatewayError::BadRequestBody),
             Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(error = %e, "upstream connect failed");
                 Err(GatewayError::UpstreamUnreachable)
@@ -113,10 +127,22 @@ impl UpstreamClient {
     }
 }
 
-fn caused_by_body_limit(error: &(dyn StdError + 'static)) -> bool {
+/// What hyper accepts but a proxy must not relay (RFC 9112 6.3, RFC 9110 15.2.2).
+fn malformed(response: &Response<Incoming>, asked_to_upgrade: bool) -> Option<&'static str> {
+    let headers = response.headers();
+    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+        return Some("both Content-Length and Transfer-Encoding");
+    }
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS && !asked_to_upgrade {
+        return Some("a protocol switch nobody asked for");
+    }
+    None
+}
+
+fn caused_by<T: StdError + 'static>(error: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
-        if e.is::<BodyTooLarge>() {
+        if e.is::<T>() {
             return true;
         }
         current = e.source();
