@@ -3,6 +3,7 @@
 
 pub mod framing;
 mod idle;
+mod stall;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -114,12 +115,18 @@ async fn serve_tls(
         _ = life.shutdown.cancelled() => return,
     };
     let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let tls = stall::guard(tls, limits.idle_timeout);
     if is_h2 {
         let (io, activity) = idle::track(tls);
         let info = Arc::new(ConnectionInfo { peer, framing: None });
         let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
         let connection = http2_builder(limits).serve_connection(TokioIo::new(io), service);
-        drive(connection, life, Some((activity, limits.idle_timeout))).await;
+        let watch = Http2Watch {
+            activity,
+            idle_timeout: limits.idle_timeout,
+            frame_timeout: limits.header_read_timeout,
+        };
+        drive(connection, life, Some(watch)).await;
     } else {
         let (io, verdicts) = framing::guard(tls, limits.header_read_timeout);
         let info = Arc::new(ConnectionInfo {
@@ -221,22 +228,52 @@ where
 
 /// Runs a connection until it ends, draining it on shutdown or when idle (HTTP/2 only; hyper
 /// closes idle HTTP/1.1 connections itself), and dropping it when the grace runs out.
-async fn drive<C: Drain>(connection: C, life: Lifecycle, idle: Option<(Arc<idle::Activity>, Duration)>) {
+async fn drive<C: Drain>(connection: C, life: Lifecycle, watch: Option<Http2Watch>) {
     let mut connection = pin!(connection);
+    let mut stalled = pin!(async {
+        match &watch {
+            Some(watch) => watch.activity.stalled(watch.frame_timeout).await,
+            None => std::future::pending().await,
+        }
+    });
     let idle_expired = async {
-        match idle {
-            Some((activity, timeout)) => activity.expired(timeout).await,
+        match &watch {
+            Some(watch) => watch.activity.expired(watch.idle_timeout).await,
             None => std::future::pending().await,
         }
     };
     tokio::select! {
         _ = connection.as_mut() => return,
+        // A trickled frame or header block is an attack, not a request: no graceful goodbye.
+        _ = stalled.as_mut() => return,
         _ = life.shutdown.cancelled() => {}
         _ = idle_expired => {}
     }
     connection.as_mut().drain();
+    // A client that never answers the GOAWAY's PING would hold the drain open: another idle
+    // period without a byte moving ends it, counted from now so the GOAWAY goes out first.
+    if let Some(watch) = &watch {
+        watch.activity.touch();
+    }
+    let still_idle = async {
+        match &watch {
+            Some(watch) => watch.activity.expired(watch.idle_timeout).await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = connection => {}
+        _ = stalled => {}
+        _ = still_idle => {}
         _ = life.abort.cancelled() => {}
     }
+}
+
+/// What `drive` watches on an HTTP/2 connection, which hyper times out neither when idle nor
+/// when a client trickles a frame.
+struct Http2Watch {
+    activity: Arc<idle::Activity>,
+    idle_timeout: Duration,
+    /// How long one frame, or one header block, may take to arrive: the head deadline.
+    frame_timeout: Duration,
 }
