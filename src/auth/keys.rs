@@ -13,6 +13,7 @@ use bytes::Bytes;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+use super::weak_secret;
 use crate::config::{KeyAlgorithm, KeyConfig, KeySource, TokensConfig};
 use crate::secret::Secret;
 
@@ -31,6 +32,8 @@ pub enum KeyError {
     Invalid { kid: String, reason: String },
     #[error("key {kid:?}: the HS256 secret has {len} bytes; at least {MIN_SECRET_BYTES} are required")]
     SecretTooShort { kid: String, len: usize },
+    #[error("key {kid:?}: the HS256 secret {reason}; generate one with `portcullis keygen --alg HS256`")]
+    WeakSecret { kid: String, reason: &'static str },
     #[error("key {kid:?}: environment variable {name} is not set")]
     MissingEnv { kid: String, name: String },
     #[error("cannot write key {path}: {reason}")]
@@ -234,6 +237,12 @@ fn hmac_key(config: &KeyConfig, secret: Vec<u8>) -> Result<LoadedKey, KeyError> 
         return Err(KeyError::SecretTooShort {
             kid: config.kid.clone(),
             len: trimmed.len(),
+        });
+    }
+    if let Some(reason) = weak_secret::weakness(trimmed) {
+        return Err(KeyError::WeakSecret {
+            kid: config.kid.clone(),
+            reason,
         });
     }
     Ok(LoadedKey {

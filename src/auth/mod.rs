@@ -7,6 +7,7 @@ pub mod identity;
 pub mod keys;
 pub mod revocation;
 pub mod tokens;
+mod weak_secret;
 
 pub use identity::{Credential, CredentialError, credential, set_identity};
 pub use tokens::{AccessTokens, Identity, TokenError};

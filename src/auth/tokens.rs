@@ -174,7 +174,7 @@ impl AccessTokens {
             return Err(TokenError::Malformed);
         }
         if let Some(identity) = self.cache.get(token) {
-            return match now < identity.exp + self.leeway {
+            return match now < identity.exp.saturating_add(self.leeway) {
                 true => Ok(identity),
                 false => Err(TokenError::Expired),
             };
@@ -246,6 +246,9 @@ impl AccessTokens {
     }
 }
 
+/// A verified token stays cached at most this long (then it is verified again).
+const MAX_CACHED_SECS: u64 = 3600;
+
 /// Expires each cached identity when its token does, never later.
 struct UntilExpiry;
 
@@ -256,7 +259,9 @@ impl moka::Expiry<Box<str>, Arc<Identity>> for UntilExpiry {
         identity: &Arc<Identity>,
         _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(Duration::from_secs(identity.exp.saturating_sub(unix_now())))
+        // Capped: moka adds this to an `Instant`, and a signed but absurd `exp` must not overflow.
+        let left = identity.exp.saturating_sub(unix_now()).min(MAX_CACHED_SECS);
+        Some(Duration::from_secs(left))
     }
 }
 
