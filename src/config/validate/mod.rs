@@ -87,6 +87,8 @@ impl<'a> Checker<'a> {
     }
 
     /// Parses an optional value, or `default` when absent; on error records it and uses `default`.
+    /// `default` must parse even where the key is required: it stands in for a value already
+    /// reported as wrong (the fuzz target `config` found two that did not).
     fn value<T>(
         &mut self,
         given: Option<&Spanned<String>>,
@@ -133,7 +135,7 @@ impl Checker<'_> {
             idle_timeout,
             shutdown_grace,
         } = file;
-        let redirect_listen = redirect_listen.map(|r| self.value(Some(&r), "", socket_addr));
+        let redirect_listen = redirect_listen.map(|r| self.value(Some(&r), "127.0.0.1:0", socket_addr));
         let trusted_proxies = trusted_proxies
             .iter()
             .filter_map(|cidr| match parse_cidr(cidr.get_ref()) {

@@ -61,7 +61,7 @@ impl Checker<'_> {
                 .collect::<Vec<_>>()
         });
         RouteConfig {
-            name: self.value(Some(&name), "", route_name),
+            name: self.value(Some(&name), "invalid-route", route_name),
             host: host.and_then(|h| self.optional(&h, host_pattern)),
             path: self.value(Some(&path), "/", route_path),
             methods,
