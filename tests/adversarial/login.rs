@@ -1,4 +1,834 @@
-//! Adversarial suite: login (issue 9). See the README's security section.
+//! Adversarial suite: login (issue 9): user enumeration by answer and by timing, and
+//! attempts to get around the login and refresh rate limits.
+//!
+//! Covered: a timing oracle over interleaved, shuffled rounds of unknown user / wrong
+//! password / empty password / empty user name / disabled user (identical answers, overlapping
+//! latency distributions compared by median); per-IP limit evasion with every client-address
+//! header real tools rotate (X-Forwarded-For and 15 relatives, IPv6 and mapped forms), behind
+//! a trusted proxy with spoofed left-hand hops (comma-joined and as separate header lines);
+//! per-user limit evasion with user-name variants (case, whitespace, NUL, control characters,
+//! homoglyphs, fullwidth and zero-width characters, percent- and JSON-escaping) and body
+//! variants (JSON, form, cookie mode, media-type spellings); bursts multiplexed on one HTTP/2
+//! connection and spread over many parallel connections; and the refresh limit against token
+//! re-encodings, the cookie channel, forwarding headers and parallel bursts. Every limit test
+//! also proves that the right password does not get in while limited.
+//!
+//! Left out: basic 401/429 shapes and the simple forwarding-header case (tests/login.rs), the
+//! hash pool saturating to 503 (tests/login.rs flood test), refresh rotation (tests/sessions.rs).
 
 #[path = "../support/mod.rs"]
 mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use support::upstreams::Upstream;
+use support::{Gateway, Reply, Setup, within};
+
+const GENEROUS: &str = "login_per_ip = \"100000/min\"\nlogin_per_user = \"100000/min\"\n";
+
+async fn gateway_with(server: &str, limits: &str) -> Gateway {
+    let setup = Setup::routes(format!("[limits]\n{limits}\n")).server(server);
+    Gateway::start(setup).await
+}
+
+fn json_login(username: &str, password: &str) -> String {
+    json!({ "username": username, "password": password }).to_string()
+}
+
+/// A login request with the given body and extra headers.
+fn login_request(
+    content_type: &str,
+    body: impl Into<Bytes>,
+    headers: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
+    let mut request = Request::post("/auth/login")
+        .header("host", "localhost")
+        .header("content-type", content_type);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Full::new(body.into())).expect("request")
+}
+
+fn json_request(username: &str, password: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    login_request("application/json", json_login(username, password), headers)
+}
+
+async fn read_reply(response: http::Response<hyper::body::Incoming>) -> Reply {
+    let (parts, body) = response.into_parts();
+    let body = within(body.collect()).await.expect("body").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// One HTTP/2 connection carrying many requests.
+struct H2 {
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+}
+
+impl H2 {
+    async fn connect(gateway: &Gateway) -> H2 {
+        let stream = gateway.tls_connect(&[b"h2"]).await;
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(connection);
+        H2 { sender }
+    }
+
+    async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
+        let mut sender = self.sender.clone();
+        within(sender.ready()).await.expect("h2 ready");
+        let response = within(sender.send_request(request)).await.expect("h2 response");
+        read_reply(response).await
+    }
+}
+
+fn retry_after(reply: &Reply) -> Option<u64> {
+    reply.headers.get("retry-after")?.to_str().ok()?.parse().ok()
+}
+
+/// What is wrong with `reply` as SPEC 7's over-the-limit answer, if anything.
+fn limited_problem(reply: &Reply) -> Option<String> {
+    if reply.status != 429 {
+        let body = String::from_utf8_lossy(&reply.body);
+        return Some(format!(
+            "status {} ({})",
+            reply.status,
+            &body[..body.len().min(120)]
+        ));
+    }
+    match retry_after(reply) {
+        Some(1..=3600) => None,
+        other => Some(format!("429 with Retry-After {other:?}")),
+    }
+}
+
+fn body_text(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+/// Status, body and headers, without the ones that differ on every response by design.
+type Comparable = (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>);
+
+fn comparable(reply: &Reply) -> Comparable {
+    let headers = reply
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect();
+    (reply.status, reply.body.clone(), headers)
+}
+
+/// A small xorshift generator seeded from the OS: shuffles without a `rand` dependency.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn new() -> Shuffle {
+        let mut seed = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut seed).expect("entropy");
+        Shuffle(u64::from_le_bytes(seed) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    let n = samples.len();
+    match n % 2 {
+        1 => samples[n / 2],
+        _ => (samples[n / 2 - 1] + samples[n / 2]) / 2,
+    }
+}
+
+// === user enumeration ===
+
+/// SPEC 7: unknown user, wrong password, empty password, empty user name and a disabled user
+/// give identical answers in about the same time. Each round sends one attempt of every class
+/// in a fresh random order over one HTTP/2 connection, so load from other tests falls on all
+/// classes alike; medians (never means) are compared with a generous ratio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
+    const ROUNDS: usize = 36;
+    let gateway = gateway_with("", GENEROUS).await;
+    let classes: [(&str, &str, &str); 6] = [
+        ("wrong password", "alice", "not-alices-password"),
+        ("unknown user", "mallory", "not-alices-password"),
+        ("empty password", "alice", ""),
+        ("empty user name", "", "not-alices-password"),
+        ("disabled user, right password", "carol", "carol-password"),
+        ("disabled user, wrong password", "carol", "not-carols-password"),
+    ];
+    let h2 = H2::connect(&gateway).await;
+    // Warm up: the dummy hash is built on first use, and connections and caches settle.
+    for (_, user, password) in &classes {
+        h2.send(json_request(user, password, &[])).await;
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); classes.len()];
+    let mut reference: Option<(&str, Comparable)> = None;
+    let mut differences = Vec::new();
+    let mut shuffle = Shuffle::new();
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    for round in 0..ROUNDS {
+        shuffle.shuffle(&mut order);
+        for &index in &order {
+            let (name, user, password) = classes[index];
+            let started = Instant::now();
+            let reply = h2.send(json_request(user, password, &[])).await;
+            samples[index].push(started.elapsed());
+            let seen = comparable(&reply);
+            if reply.status != 401 || reply.json()["error"] != "invalid_credentials" {
+                differences.push(format!(
+                    "round {round}, {name}: {} {}",
+                    reply.status,
+                    body_text(&reply)
+                ));
+            }
+            match &reference {
+                Some((first, expected)) if *expected != seen => differences.push(format!(
+                    "round {round}: {name} answers differently from {first}: {seen:?} vs {expected:?}"
+                )),
+                Some(_) => {}
+                None => reference = Some((name, seen)),
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "answers differ:\n{}",
+        differences.join("\n")
+    );
+    let medians: Vec<Duration> = samples.iter_mut().map(|s| median(s)).collect();
+    let baseline = medians[0].as_secs_f64();
+    let report: Vec<String> = classes
+        .iter()
+        .zip(&medians)
+        .map(|((name, _, _), m)| {
+            format!(
+                "{name}: median {:.1} ms ({:.2}x)",
+                m.as_secs_f64() * 1e3,
+                m.as_secs_f64() / baseline
+            )
+        })
+        .collect();
+    println!(
+        "login timing medians over {ROUNDS} rounds:\n{}",
+        report.join("\n")
+    );
+    let outliers: Vec<&String> = report
+        .iter()
+        .zip(&medians)
+        .filter(|(_, m)| !(0.6..=1.6).contains(&(m.as_secs_f64() / baseline)))
+        .map(|(line, _)| line)
+        .collect();
+    assert!(
+        outliers.is_empty(),
+        "login time tells the classes apart (ratio to the wrong-password median outside 0.6-1.6):\n{}",
+        report.join("\n")
+    );
+    // Control: the same connection logs the right password in.
+    assert_eq!(
+        h2.send(json_request("alice", "alice-password", &[])).await.status,
+        200
+    );
+}
+
+// === per-IP limit ===
+
+/// Every header that tools rotate to look like a new client (Burp IP Rotate, ffuf, hydra
+/// wrappers), each with a fresh address on every attempt.
+fn spoofing_headers(n: usize) -> Vec<(&'static str, String)> {
+    let v4 = format!("198.51.100.{}", n % 250 + 1);
+    vec![
+        ("x-forwarded-for", v4.clone()),
+        ("x-forwarded-for", format!("{v4}, 203.0.113.{}", n % 250 + 1)),
+        ("x-forwarded-for", format!("2001:db8::{n:x}")),
+        ("x-forwarded-for", format!("::ffff:{v4}")),
+        ("x-forwarded-for", "127.0.0.1".to_string()),
+        ("x-forwarded-for", "unknown".to_string()),
+        ("x-real-ip", v4.clone()),
+        ("forwarded", format!("for={v4};proto=https")),
+        ("forwarded", format!("for=\"[2001:db8::{n:x}]\"")),
+        ("true-client-ip", v4.clone()),
+        ("cf-connecting-ip", v4.clone()),
+        ("fastly-client-ip", v4.clone()),
+        ("x-client-ip", v4.clone()),
+        ("x-cluster-client-ip", v4.clone()),
+        ("x-originating-ip", v4.clone()),
+        ("x-remote-ip", v4.clone()),
+        ("x-remote-addr", v4.clone()),
+        ("x-host", v4.clone()),
+        ("client-ip", v4.clone()),
+        ("x-forwarded", format!("for={v4}")),
+        ("forwarded-for", v4.clone()),
+        ("x-proxyuser-ip", v4.clone()),
+        ("x_forwarded_for", v4.clone()),
+        ("via", format!("1.1 {v4}")),
+    ]
+}
+
+/// With `login_per_ip = 3/min` and no trusted proxies, no client-sent header makes a new
+/// client: after the budget, every spoofed attempt is 429, the right password included.
+#[tokio::test]
+async fn no_client_address_header_resets_the_per_ip_limit() {
+    let gateway = gateway_with("", "login_per_ip = \"3/min\"\nlogin_per_user = \"100000/min\"\n").await;
+    for n in 0..3 {
+        let reply = gateway.login(&format!("spray{n}"), "Winter2024!").await;
+        assert_eq!(reply.status, 401, "attempt {n}: {}", body_text(&reply));
+    }
+    let mut failures = Vec::new();
+    for (n, (name, value)) in spoofing_headers(7).into_iter().enumerate() {
+        let headers = [(name, value.as_str())];
+        let request = match n % 2 {
+            0 => json_request("bob", "bob-password", &headers),
+            _ => json_request(&format!("spray-{n}"), "Winter2024!", &headers),
+        };
+        let reply = gateway.send(request).await;
+        if let Some(problem) = limited_problem(&reply) {
+            failures.push(format!("{name}: {value}: {problem}"));
+        }
+    }
+    // All of them at once, over HTTP/2.
+    let all = spoofing_headers(99);
+    let headers: Vec<(&str, &str)> = all.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let reply = gateway
+        .send_h2(json_request("bob", "bob-password", &headers))
+        .await;
+    if let Some(problem) = limited_problem(&reply) {
+        failures.push(format!("every header at once over h2: {problem}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "the per-IP limit was evaded:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Behind a trusted proxy (the test plays it, from 127.0.0.1) the client is the right-most
+/// untrusted hop; an attacker controls only the hops to its left, so rotating them changes
+/// nothing. Comma-joined chains.
+#[tokio::test]
+async fn spoofed_hops_before_a_trusted_proxy_do_not_reset_the_per_ip_limit() {
+    let gateway = gateway_with(
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        "login_per_ip = \"3/min\"\nlogin_per_user = \"100000/min\"\n",
+    )
+    .await;
+    const CLIENT: &str = "203.0.113.7";
+    for n in 0..3 {
+        let chain = format!("198.51.100.{n}, {CLIENT}");
+        let reply = gateway
+            .send(json_request(
+                &format!("spray{n}"),
+                "guess",
+                &[("x-forwarded-for", &chain)],
+            ))
+            .await;
+        assert_eq!(reply.status, 401, "attempt {n}: {}", body_text(&reply));
+    }
+    let mut failures = Vec::new();
+    for (n, chain) in [
+        format!("198.51.100.77, {CLIENT}"),
+        format!("10.0.0.1, 127.0.0.1, {CLIENT}"),
+        format!("127.0.0.1, {CLIENT}"),
+        format!("garbage, {CLIENT}"),
+        format!("2001:db8::1, {CLIENT}"),
+        format!("{CLIENT}, {CLIENT}"),
+        format!("[2001:db8::2]:443, {CLIENT}"),
+        format!(
+            "{},{CLIENT}",
+            (0..50)
+                .map(|i| format!("192.0.2.{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let user = if n == 0 {
+            "bob".to_string()
+        } else {
+            format!("spray-{n}")
+        };
+        let password = if n == 0 { "bob-password" } else { "guess" };
+        let reply = gateway
+            .send(json_request(&user, password, &[("x-forwarded-for", &chain)]))
+            .await;
+        if let Some(problem) = limited_problem(&reply) {
+            failures.push(format!("X-Forwarded-For: {chain}: {problem}"));
+        }
+    }
+    // Control: another real client behind the same proxy is not limited.
+    let other = gateway
+        .send(json_request(
+            "bob",
+            "bob-password",
+            &[("x-forwarded-for", "203.0.113.8")],
+        ))
+        .await;
+    assert_eq!(other.status, 200, "{}", body_text(&other));
+    assert!(
+        failures.is_empty(),
+        "spoofed hops evaded the per-IP limit:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Proxies such as HAProxy (`option forwardfor`) add their own `X-Forwarded-For` line rather
+/// than joining the client's. RFC 9110 5.3 makes two lines equal to one comma-joined list, so
+/// the client is still the right-most untrusted entry: the proxy's line, not the attacker's.
+#[tokio::test]
+async fn a_spoofed_forwarded_for_line_before_the_proxys_own_line_does_not_reset_the_limit() {
+    let gateway = gateway_with(
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        "login_per_ip = \"3/min\"\nlogin_per_user = \"100000/min\"\n",
+    )
+    .await;
+    const CLIENT: &str = "203.0.113.7";
+    let attempt = |n: usize, user: &str, password: &str| {
+        let spoofed = format!("198.51.100.{n}");
+        let mut request = json_request(user, password, &[("x-forwarded-for", &spoofed)]);
+        request
+            .headers_mut()
+            .append("x-forwarded-for", http::HeaderValue::from_static(CLIENT));
+        request
+    };
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        statuses.push(
+            gateway
+                .send(attempt(n, &format!("spray{n}"), "guess"))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    let right = gateway.send(attempt(100, "bob", "bob-password")).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        3,
+        "attempts from {CLIENT} with a rotating spoofed first line: {statuses:?}"
+    );
+    assert!(
+        limited_problem(&right).is_none(),
+        "the right password from the limited client: {}",
+        right.status
+    );
+}
+
+// === per-user limit ===
+
+/// With `login_per_user = 3/min`, alice's budget is spent; then every spelling of her name,
+/// every body format and every channel is tried with her right password. None may log in,
+/// and the spellings that name exactly `alice` once decoded must get the 429.
+#[tokio::test]
+async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
+    let gateway = gateway_with("", "login_per_ip = \"100000/min\"\nlogin_per_user = \"3/min\"\n").await;
+    for n in 0..3 {
+        let reply = gateway.login("alice", &format!("guess-{n}")).await;
+        assert_eq!(reply.status, 401, "attempt {n}: {}", body_text(&reply));
+    }
+    let right = "alice-password";
+    let origin = [("origin", "https://localhost")];
+    // (case, request, whether it names exactly alice, or a case-variant the limiter folds)
+    let mut cases: Vec<(String, Request<Full<Bytes>>, bool)> = vec![
+        ("exact name".into(), json_request("alice", right, &[]), true),
+        ("Alice".into(), json_request("Alice", right, &[]), true),
+        ("ALICE".into(), json_request("ALICE", right, &[]), true),
+        (
+            "JSON unicode escapes".into(),
+            login_request(
+                "application/json",
+                format!("{{\"username\":\"\\u0061\\u006c\\u0069\\u0063\\u0065\",\"password\":\"{right}\"}}"),
+                &[],
+            ),
+            true,
+        ),
+        (
+            "JSON with whitespace and reordered members".into(),
+            login_request(
+                "application/json",
+                format!("{{ \"password\" : \"{right}\" ,\n \"username\" : \"alice\" }}"),
+                &[],
+            ),
+            true,
+        ),
+        (
+            "media type with charset".into(),
+            login_request("application/json; charset=utf-8", json_login("alice", right), &[]),
+            true,
+        ),
+        (
+            "media type in capitals".into(),
+            login_request("APPLICATION/JSON", json_login("alice", right), &[]),
+            true,
+        ),
+        (
+            "mode token".into(),
+            login_request(
+                "application/json",
+                json!({"username": "alice", "password": right, "mode": "token"}).to_string(),
+                &[],
+            ),
+            true,
+        ),
+        (
+            "mode cookie".into(),
+            login_request(
+                "application/json",
+                json!({"username": "alice", "password": right, "mode": "cookie"}).to_string(),
+                &origin,
+            ),
+            true,
+        ),
+        (
+            "HTML form".into(),
+            login_request(
+                "application/x-www-form-urlencoded",
+                format!("username=alice&password={right}"),
+                &origin,
+            ),
+            true,
+        ),
+        (
+            "HTML form, percent-encoded name".into(),
+            login_request(
+                "application/x-www-form-urlencoded",
+                format!("username=%61%6C%69%63%65&password={right}"),
+                &origin,
+            ),
+            true,
+        ),
+        (
+            "HTML form, fields reordered with return_to".into(),
+            login_request(
+                "application/x-www-form-urlencoded",
+                format!("return_to=%2F&password={right}&username=alice"),
+                &origin,
+            ),
+            true,
+        ),
+        (
+            "spoofed X-Forwarded-For".into(),
+            json_request("alice", right, &[("x-forwarded-for", "198.51.100.9")]),
+            true,
+        ),
+    ];
+    let padded = format!("alice{}", " ".repeat(295));
+    for (name, username) in [
+        ("a leading space", " alice"),
+        ("a trailing space", "alice "),
+        ("a trailing tab", "alice\t"),
+        ("a trailing newline", "alice\n"),
+        ("a trailing NUL", "alice\u{0}"),
+        ("a NUL inside", "ali\u{0}ce"),
+        ("a zero-width space", "ali\u{200b}ce"),
+        ("a soft hyphen", "ali\u{ad}ce"),
+        ("a BOM", "\u{feff}alice"),
+        ("Cyrillic a", "\u{430}lice"),
+        ("dotless i", "al\u{131}ce"),
+        ("Kelvin-style fold (long s)", "alic\u{17f}"),
+        ("fullwidth letters", "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"),
+        ("combining acute on e", "alice\u{301}"),
+        ("percent-encoded in JSON", "%61lice"),
+        ("URL-encoded NUL suffix", "alice%00"),
+        ("a 300-byte padded name", padded.as_str()),
+    ] {
+        cases.push((
+            format!("user name with {name}"),
+            json_request(username, right, &[]),
+            false,
+        ));
+    }
+    let mut failures = Vec::new();
+    for (name, request, names_alice) in cases {
+        let reply = gateway.send(request).await;
+        if [200, 303].contains(&reply.status.as_u16()) || reply.headers.contains_key("set-cookie") {
+            failures.push(format!("{name}: LOGGED IN with {}", reply.status));
+        } else if names_alice && let Some(problem) = limited_problem(&reply) {
+            failures.push(format!("{name}: {problem}"));
+        }
+    }
+    // The limit still holds for the exact name at the end.
+    let reply = gateway.login("alice", right).await;
+    if let Some(problem) = limited_problem(&reply) {
+        failures.push(format!("alice afterwards: {problem}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "the per-user limit was evaded:\n{}",
+        failures.join("\n")
+    );
+    // Control: another user is not limited.
+    assert_eq!(gateway.login("bob", "bob-password").await.status, 200);
+}
+
+// === bursts ===
+
+/// The attempts that got past the limiter: every answer that is not a 429 (with Retry-After).
+fn admitted(replies: &[Reply]) -> (usize, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut passed = 0;
+    for (i, reply) in replies.iter().enumerate() {
+        match reply.status.as_u16() {
+            429 if retry_after(reply).is_some() => {}
+            429 => problems.push(format!("attempt {i}: 429 without Retry-After")),
+            200 | 303 => problems.push(format!("attempt {i}: LOGGED IN")),
+            401 => passed += 1,
+            other => problems.push(format!("attempt {i}: unexpected {other}: {}", body_text(reply))),
+        }
+    }
+    (passed, problems)
+}
+
+/// 40 attempts multiplexed on one HTTP/2 connection at once: exactly the budget is checked,
+/// the rest are 429, and the right password is refused afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_multiplexed_on_one_http2_connection_gets_only_the_budget() {
+    let gateway = gateway_with("", "login_per_ip = \"5/min\"\nlogin_per_user = \"100000/min\"\n").await;
+    let h2 = H2::connect(&gateway).await;
+    let attempts = (0..40).map(|n| h2.send(json_request(&format!("burst{n}"), "guess", &[])));
+    let replies = within(futures_util::future::join_all(attempts)).await;
+    let (passed, problems) = admitted(&replies);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(passed, 5, "attempts past a limit of 5");
+    let reply = h2.send(json_request("bob", "bob-password", &[])).await;
+    assert!(
+        limited_problem(&reply).is_none(),
+        "the right password after the burst: {}",
+        reply.status
+    );
+}
+
+/// The same burst spread over 30 parallel TLS connections aimed at one user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_many_parallel_connections_gets_only_the_budget() {
+    let gateway = gateway_with("", "login_per_ip = \"100000/min\"\nlogin_per_user = \"4/min\"\n").await;
+    let gateway = &gateway;
+    let attempts = (0..30).map(|n| async move {
+        let request = match n % 3 {
+            0 => json_request("bob", &format!("guess-{n}"), &[]),
+            1 => json_request(
+                "BOB",
+                &format!("guess-{n}"),
+                &[("x-forwarded-for", "198.51.100.1")],
+            ),
+            _ => login_request(
+                "application/x-www-form-urlencoded",
+                format!("username=bob&password=guess-{n}"),
+                &[("origin", "https://localhost")],
+            ),
+        };
+        match n % 2 {
+            0 => gateway.send(request).await,
+            _ => gateway.send_h2(request).await,
+        }
+    });
+    let replies = within(futures_util::future::join_all(attempts)).await;
+    let (passed, problems) = admitted(&replies);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(passed, 4, "attempts past a per-user limit of 4");
+    let reply = gateway.login("bob", "bob-password").await;
+    assert!(
+        limited_problem(&reply).is_none(),
+        "the right password after the burst: {}",
+        reply.status
+    );
+}
+
+// === refresh limit ===
+
+struct Pair {
+    access: String,
+    refresh: String,
+}
+
+fn pair_of(reply: &Reply) -> Pair {
+    let body: Value = reply.json();
+    Pair {
+        access: body["access_token"].as_str().expect("access_token").to_string(),
+        refresh: body["refresh_token"].as_str().expect("refresh_token").to_string(),
+    }
+}
+
+fn refresh_request(body: String, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut request = Request::post("/auth/refresh")
+        .header("host", "localhost")
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Full::new(Bytes::from(body))).expect("request")
+}
+
+fn refresh_json(token: &str) -> String {
+    json!({ "refresh_token": token }).to_string()
+}
+
+/// With `refresh_per_session = 3/min`, once a session's budget is spent no re-encoding of its
+/// token, no channel and no burst rotates it again, and the live pair keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
+    let echo = Upstream::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\nauth = \"required\"\n\
+         [limits]\n{GENEROUS}refresh_per_session = \"3/min\"\n",
+        echo.addr
+    );
+    let gateway = Gateway::start(Setup::routes(rest)).await;
+    let login = gateway.login("alice", "alice-password").await;
+    assert_eq!(login.status, 200, "{}", body_text(&login));
+    let mut pair = pair_of(&login);
+    let mut retired = Vec::new();
+    for n in 1..=3 {
+        let reply = gateway
+            .send(refresh_request(refresh_json(&pair.refresh), &[]))
+            .await;
+        assert_eq!(reply.status, 200, "refresh {n}: {}", body_text(&reply));
+        retired.push(pair.refresh.clone());
+        pair = pair_of(&reply);
+    }
+    let live = pair.refresh.clone();
+    let escaped: String = live.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    let cookie = format!("__Secure-portcullis-refresh={live}");
+    let charset = {
+        let mut request = refresh_request(refresh_json(&live), &[]);
+        request.headers_mut().insert(
+            "content-type",
+            http::HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        request
+    };
+    let via_cookie = Request::post("/auth/refresh")
+        .header("host", "localhost")
+        .header("origin", "https://localhost")
+        .header("cookie", cookie.as_str())
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    // (case, request, whether it presents this session's token and so must be limited)
+    let mut cases: Vec<(String, Request<Full<Bytes>>, bool)> = vec![
+        (
+            "the live token".into(),
+            refresh_request(refresh_json(&live), &[]),
+            true,
+        ),
+        (
+            "the live token, JSON unicode-escaped".into(),
+            refresh_request(format!("{{\"refresh_token\":\"{escaped}\"}}"), &[]),
+            true,
+        ),
+        (
+            "the live token with spoofed client addresses".into(),
+            refresh_request(
+                refresh_json(&live),
+                &[("x-forwarded-for", "198.51.100.5"), ("x-real-ip", "198.51.100.5")],
+            ),
+            true,
+        ),
+        (
+            "the live token from a new User-Agent".into(),
+            refresh_request(refresh_json(&live), &[("user-agent", "another-tab/1.0")]),
+            true,
+        ),
+        (
+            "the token just retired (within the grace)".into(),
+            refresh_request(refresh_json(retired.last().expect("retired")), &[]),
+            true,
+        ),
+        (
+            "the first retired token".into(),
+            refresh_request(refresh_json(&retired[0]), &[]),
+            true,
+        ),
+        ("the live token, charset media type".into(), charset, true),
+        ("the live token in the refresh cookie".into(), via_cookie, true),
+    ];
+    // Other spellings of the same token are not the token: refused, never a rotation.
+    for (name, token) in [
+        ("padded", format!("{live}=")),
+        (
+            "in the standard alphabet",
+            live.replace('-', "+").replace('_', "/"),
+        ),
+        ("with a trailing space", format!("{live} ")),
+        ("upper-cased", live.to_ascii_uppercase()),
+        ("truncated by one character", live[..live.len() - 1].to_string()),
+    ] {
+        cases.push((
+            format!("the live token {name}"),
+            refresh_request(refresh_json(&token), &[]),
+            false,
+        ));
+    }
+    let mut failures = Vec::new();
+    for (name, request, must_be_limited) in cases {
+        let reply = gateway.send(request).await;
+        if reply.status == 200 {
+            failures.push(format!("{name}: ROTATED"));
+        } else if must_be_limited && let Some(problem) = limited_problem(&reply) {
+            failures.push(format!("{name}: {problem}"));
+        }
+    }
+    // A burst of the live token over one HTTP/2 connection and over parallel connections.
+    let h2 = H2::connect(&gateway).await;
+    let burst = (0..20).map(|_| h2.send(refresh_request(refresh_json(&live), &[])));
+    let gateway_ref = &gateway;
+    let live_ref = &live;
+    let parallel = (0..10).map(|_| async move {
+        gateway_ref
+            .send(refresh_request(refresh_json(live_ref), &[]))
+            .await
+    });
+    let (burst, parallel) = within(async {
+        tokio::join!(
+            futures_util::future::join_all(burst),
+            futures_util::future::join_all(parallel)
+        )
+    })
+    .await;
+    for (i, reply) in burst.iter().chain(&parallel).enumerate() {
+        if let Some(problem) = limited_problem(reply) {
+            failures.push(format!("burst attempt {i}: {problem}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the refresh limit was evaded:\n{}",
+        failures.join("\n")
+    );
+    // Nothing rotated: the live pair's access token still reaches the upstream.
+    let reply = gateway.get_with_token("/api/x", &pair.access).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    // Control: another session of the same user is not limited.
+    let other = pair_of(&gateway.login("alice", "alice-password").await);
+    let reply = gateway
+        .send(refresh_request(refresh_json(&other.refresh), &[]))
+        .await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+}

@@ -1,4 +1,1309 @@
-//! Adversarial suite: paths (issue 9). See the README's security section.
+//! Adversarial suite: path and host confusion (issue 9, SPEC 3 "Route choice" and 6).
+//!
+//! Covers:
+//! - a property test (proptest, fixed seed, 384 cases, each sent over raw HTTP/1.1 and raw
+//!   HTTP/2) that random request targets built from `/ // . .. %2e %2E %2f %2F %5c %5C ;x= #
+//!   ? %00 %25 a b ü %C3%BC` (behind a prefix chosen to confuse the route table) are routed
+//!   where an independent reference normaliser says (RFC 3986 6.2.2.2 and 5.2.4 plus the
+//!   refusals SPEC 3 lists), reach only that route's upstream, and carry the normalised path
+//!   and the unchanged query (routing reads each segment without its `;params`, as servlet
+//!   containers do; `path_parameters_never_move_a_request_off_its_protected_route` pins the
+//!   cases that once escaped a protected route);
+//! - an explicit prefix-boundary table (`/apiX`, `/API`, `/api%2fadmin`, `/api/./admin`,
+//!   `/static/../api/admin`, ...), with and without a token, over both protocols;
+//! - host confusion: exact / wildcard / default host routes against Host case, port, trailing
+//!   dot, duplicates, emptiness, userinfo, absolute-form targets and HTTP/2 `:authority`.
+//!
+//! Set `ADVERSARIAL_VERBOSE=1` to print every case and its outcome.
+//!
+//! Leaves out: `strip_prefix` (tests/forwarding.rs), header hygiene (adversarial_headers), framing
+//! (adversarial_smuggling).
 
 #[path = "../support/mod.rs"]
 mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use support::{Gateway, Setup, within};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+// ===================================================================================
+// Recording upstreams: each keeps the request line and head of every request it gets.
+// ===================================================================================
+
+#[derive(Debug, Clone)]
+struct Seen {
+    target: String,
+    head: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Vec<String> {
+        let named = |(n, _): &&(String, String)| n.eq_ignore_ascii_case(name);
+        self.head.iter().filter(named).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+struct Recorder {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Recorder {
+    /// Answers every request (bodies are not expected) with 200 `ok`.
+    async fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind recorder");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let store = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(tcp);
+                    loop {
+                        let mut lines = Vec::new();
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) => {}
+                            }
+                            let line = line.trim_end_matches(['\r', '\n']).to_string();
+                            if line.is_empty() {
+                                break;
+                            }
+                            lines.push(line);
+                        }
+                        let target = lines[0].split(' ').nth(1).unwrap_or_default().to_string();
+                        let head = lines[1..]
+                            .iter()
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+                            .collect();
+                        store.lock().unwrap().push(Seen { target, head });
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if reader.get_mut().write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Recorder { addr, seen }
+    }
+
+    fn tagged(&self, tag: &str) -> Vec<Seen> {
+        let seen = self.seen.lock().unwrap();
+        let tagged = |s: &&Seen| s.header("x-case").first().map(String::as_str) == Some(tag);
+        seen.iter().filter(tagged).cloned().collect()
+    }
+}
+
+mod h2raw {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    pub type Field = (Vec<u8>, Vec<u8>);
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Outcome {
+        Status(u16),
+        /// RST_STREAM with this error code (1 = PROTOCOL_ERROR).
+        Reset(u32),
+        GoAway(u32),
+        Closed,
+    }
+
+    impl Outcome {
+        /// A request the gateway refused: a 400 answer or a malformed-stream reset.
+        pub fn refused(&self) -> bool {
+            matches!(
+                self,
+                Outcome::Status(400) | Outcome::Reset(_) | Outcome::GoAway(_)
+            )
+        }
+    }
+
+    pub struct Request {
+        /// Pseudo-headers first, then the header fields, sent as they are.
+        pub fields: Vec<Field>,
+        pub body: Option<Vec<u8>>,
+        pub trailers: Vec<Field>,
+    }
+
+    fn int(value: usize, prefix_bits: u8, first: u8, out: &mut Vec<u8>) {
+        let max = (1usize << prefix_bits) - 1;
+        if value < max {
+            out.push(first | value as u8);
+            return;
+        }
+        out.push(first | max as u8);
+        let mut rest = value - max;
+        while rest >= 128 {
+            out.push((rest % 128) as u8 | 0x80);
+            rest /= 128;
+        }
+        out.push(rest as u8);
+    }
+
+    /// Literal header fields without indexing, new names, no Huffman coding.
+    fn block(fields: &[Field]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.push(0);
+            int(name.len(), 7, 0, &mut out);
+            out.extend_from_slice(name);
+            int(value.len(), 7, 0, &mut out);
+            out.extend_from_slice(value);
+        }
+        out
+    }
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8], out: &mut Vec<u8>) {
+        let len = payload.len() as u32;
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    const END_STREAM: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+
+    /// Sends `request` as stream 1 of a fresh connection and reads the answer's status.
+    pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &Request) -> Outcome {
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        frame(0x4, 0, 0, &[], &mut out);
+        let only_headers = request.body.is_none() && request.trailers.is_empty();
+        let flags = END_HEADERS | if only_headers { END_STREAM } else { 0 };
+        frame(0x1, flags, 1, &block(&request.fields), &mut out);
+        if let Some(body) = &request.body {
+            let flags = if request.trailers.is_empty() {
+                END_STREAM
+            } else {
+                0
+            };
+            frame(0x0, flags, 1, body, &mut out);
+        }
+        if !request.trailers.is_empty() {
+            frame(
+                0x1,
+                END_HEADERS | END_STREAM,
+                1,
+                &block(&request.trailers),
+                &mut out,
+            );
+        }
+        if stream.write_all(&out).await.is_err() {
+            return Outcome::Closed;
+        }
+        let _ = stream.flush().await;
+        loop {
+            let mut head = [0u8; 9];
+            if stream.read_exact(&mut head).await.is_err() {
+                return Outcome::Closed;
+            }
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0; len];
+            if stream.read_exact(&mut payload).await.is_err() {
+                return Outcome::Closed;
+            }
+            match kind {
+                0x4 if flags & 1 == 0 => {
+                    let mut ack = Vec::new();
+                    frame(0x4, 1, 0, &[], &mut ack);
+                    let _ = stream.write_all(&ack).await;
+                }
+                0x6 if flags & 1 == 0 => {
+                    let mut pong = Vec::new();
+                    frame(0x6, 1, 0, &payload, &mut pong);
+                    let _ = stream.write_all(&pong).await;
+                }
+                0x1 if id == 1 => {
+                    let mut block = &payload[..];
+                    if flags & 0x8 != 0 {
+                        let pad = usize::from(block[0]);
+                        block = &block[1..block.len() - pad];
+                    }
+                    if flags & 0x20 != 0 {
+                        block = &block[5..];
+                    }
+                    return Outcome::Status(status(block).unwrap_or(0));
+                }
+                0x3 if id == 1 => {
+                    return Outcome::Reset(u32::from_be_bytes(payload[..4].try_into().unwrap()));
+                }
+                0x7 => {
+                    let code = u32::from_be_bytes(payload[4..8].try_into().unwrap());
+                    let last = u32::from_be_bytes(payload[..4].try_into().unwrap()) & 0x7fff_ffff;
+                    if last == 0 || code != 0 {
+                        return Outcome::GoAway(code);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn read_int(block: &mut &[u8], prefix_bits: u8) -> Option<usize> {
+        let max = (1usize << prefix_bits) - 1;
+        let (first, rest) = block.split_first()?;
+        *block = rest;
+        let mut value = usize::from(*first) & max;
+        if value < max {
+            return Some(value);
+        }
+        let mut shift = 0;
+        loop {
+            let (byte, rest) = block.split_first()?;
+            *block = rest;
+            value += usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+    }
+
+    /// The `:status` of a response header block: always its first field (RFC 9113 8.3).
+    fn status(mut block: &[u8]) -> Option<u16> {
+        // Skip dynamic table size updates.
+        while block.first().is_some_and(|b| b & 0xe0 == 0x20) {
+            read_int(&mut block, 5)?;
+        }
+        let first = *block.first()?;
+        let name_index = match first {
+            b if b & 0x80 != 0 => {
+                return match read_int(&mut block, 7)? {
+                    8 => Some(200),
+                    9 => Some(204),
+                    10 => Some(206),
+                    11 => Some(304),
+                    12 => Some(400),
+                    13 => Some(404),
+                    14 => Some(500),
+                    _ => None,
+                };
+            }
+            b if b & 0xc0 == 0x40 => read_int(&mut block, 6)?,
+            _ => read_int(&mut block, 4)?,
+        };
+        if !(8..=14).contains(&name_index) {
+            return None;
+        }
+        let huffman = block.first()? & 0x80 != 0;
+        let len = read_int(&mut block, 7)?;
+        let bytes = block.get(..len)?;
+        let text = match huffman {
+            true => huffman_digits(bytes)?,
+            false => String::from_utf8(bytes.to_vec()).ok()?,
+        };
+        text.parse().ok()
+    }
+
+    /// RFC 7541 Appendix B, digits only: 0-2 have 5-bit codes 0..=2, 3-9 6-bit codes 0x19..=0x1f.
+    fn huffman_digits(bytes: &[u8]) -> Option<String> {
+        let bits: Vec<u8> = bytes
+            .iter()
+            .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+            .collect();
+        let mut out = String::new();
+        let mut i = 0;
+        let take = |i: usize, n: usize| bits[i..i + n].iter().fold(0u8, |acc, b| acc << 1 | b);
+        while i + 5 <= bits.len() {
+            let five = take(i, 5);
+            if five <= 2 {
+                out.push(char::from(b'0' + five));
+                i += 5;
+            } else if i + 6 <= bits.len() && (0x19..=0x1f).contains(&take(i, 6)) {
+                out.push(char::from(b'0' + take(i, 6) - 0x19 + 3));
+                i += 6;
+            } else {
+                break; // padding (all ones)
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+// ===================================================================================
+// Probes: one request on a fresh connection, HTTP/1.1 written as raw bytes, HTTP/2 as raw
+// frames, so that the request target reaches the gateway exactly as written here.
+// ===================================================================================
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    H1,
+    H2,
+}
+
+struct Probe<'a> {
+    tag: &'a str,
+    /// The request target (HTTP/1.1) or `:path` (HTTP/2), byte for byte.
+    target: &'a [u8],
+    /// HTTP/2 only: the `:authority` pseudo-header.
+    authority: Option<&'a str>,
+    /// `Host` fields, in order (HTTP/1.1 head lines; HTTP/2 regular fields).
+    hosts: &'a [&'a str],
+    token: Option<&'a str>,
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: Option<u16>,
+    refused: bool,
+    text: String,
+}
+
+async fn probe(gateway: &Gateway, proto: Proto, probe: &Probe<'_>) -> Answer {
+    match proto {
+        Proto::H1 => {
+            let mut bytes = b"GET ".to_vec();
+            bytes.extend_from_slice(probe.target);
+            bytes.extend_from_slice(b" HTTP/1.1\r\n");
+            for host in probe.hosts {
+                bytes.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
+            }
+            if let Some(token) = probe.token {
+                bytes.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
+            }
+            bytes.extend_from_slice(format!("X-Case: {}\r\nConnection: close\r\n\r\n", probe.tag).as_bytes());
+            let text = gateway.raw(&bytes).await;
+            let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
+            Answer {
+                status,
+                refused: status == Some(400),
+                text: text.lines().next().unwrap_or_default().to_string(),
+            }
+        }
+        Proto::H2 => {
+            let field = |n: &str, v: &[u8]| (n.as_bytes().to_vec(), v.to_vec());
+            let mut fields = vec![field(":method", b"GET"), field(":scheme", b"https")];
+            if let Some(authority) = probe.authority {
+                fields.push(field(":authority", authority.as_bytes()));
+            }
+            fields.push(field(":path", probe.target));
+            fields.extend(probe.hosts.iter().map(|h| field("host", h.as_bytes())));
+            if let Some(token) = probe.token {
+                fields.push(field("authorization", format!("Bearer {token}").as_bytes()));
+            }
+            fields.push(field("x-case", probe.tag.as_bytes()));
+            let request = h2raw::Request {
+                fields,
+                body: None,
+                trailers: Vec::new(),
+            };
+            let mut stream = gateway.tls_connect(&[b"h2"]).await;
+            let outcome = within(h2raw::exchange(&mut stream, &request)).await;
+            Answer {
+                status: match outcome {
+                    h2raw::Outcome::Status(status) => Some(status),
+                    _ => None,
+                },
+                refused: outcome.refused(),
+                text: format!("{outcome:?}"),
+            }
+        }
+    }
+}
+
+// ===================================================================================
+// The path bench: four routes on four recorders.
+// ===================================================================================
+
+const ROUTES: [&str; 4] = ["admin", "api", "static", "root"];
+
+/// `/api` public, `/api/admin` role admin, `/static` public, `/` catch-all public.
+struct PathBench {
+    gateway: Gateway,
+    /// In the order of `ROUTES`.
+    recorders: Vec<Recorder>,
+    admin_token: String,
+}
+
+impl PathBench {
+    async fn start() -> PathBench {
+        let mut recorders = Vec::new();
+        for _ in ROUTES {
+            recorders.push(Recorder::start().await);
+        }
+        let route = |name: &str, path: &str, upstream: SocketAddr, extra: &str| {
+            format!(
+                "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\n{extra}"
+            )
+        };
+        let config = [
+            route(
+                "admin",
+                "/api/admin",
+                recorders[0].addr,
+                "auth = \"required\"\nroles = [\"admin\"]\n",
+            ),
+            route("api", "/api", recorders[1].addr, "auth = \"public\"\n"),
+            route("static", "/static", recorders[2].addr, "auth = \"public\"\n"),
+            route("root", "/", recorders[3].addr, "auth = \"public\"\n"),
+        ]
+        .concat();
+        let gateway = Gateway::start(Setup::routes(config)).await;
+        let admin_token = gateway.token("alice").await;
+        PathBench {
+            gateway,
+            recorders,
+            admin_token,
+        }
+    }
+
+    /// Sends `target` and checks the outcome against `want`; returns the complaints.
+    async fn check(
+        &self,
+        proto: Proto,
+        tag: &str,
+        target: &[u8],
+        with_token: bool,
+        want: &Verdict,
+    ) -> Vec<String> {
+        let token = with_token.then_some(self.admin_token.as_str());
+        let request = Probe {
+            tag,
+            target,
+            authority: Some("localhost"),
+            hosts: match proto {
+                Proto::H1 => &["localhost"],
+                Proto::H2 => &[],
+            },
+            token,
+        };
+        let answer = probe(&self.gateway, proto, &request).await;
+        let reached: Vec<(usize, Seen)> = self
+            .recorders
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.tagged(tag).into_iter().map(move |s| (i, s)))
+            .collect();
+        let landed: Vec<String> = reached
+            .iter()
+            .map(|(i, s)| format!("{} got {:?}", ROUTES[*i], s.target))
+            .collect();
+        let mut problems = Vec::new();
+        if let Verdict::Routed { or_refused: true, .. } = want
+            && answer.refused
+            && reached.is_empty()
+        {
+            return problems;
+        }
+        match want {
+            Verdict::Refused => {
+                if !answer.refused || !reached.is_empty() {
+                    problems.push(format!(
+                        "want 400; client got {}, upstreams: {landed:?}",
+                        answer.text
+                    ));
+                }
+            }
+            Verdict::Routed { route, path, .. } if *route == "admin" && !with_token => {
+                if answer.status != Some(401) || !reached.is_empty() {
+                    problems.push(format!(
+                        "want 401 from the admin route ({path}); client got {}, upstreams: {landed:?}",
+                        answer.text
+                    ));
+                }
+            }
+            Verdict::Routed { route, path, .. } => {
+                let want_index = ROUTES.iter().position(|r| r == route).expect("route");
+                let good = answer.status == Some(200)
+                    && reached.len() == 1
+                    && reached[0].0 == want_index
+                    && reached[0].1.target == *path;
+                if !good {
+                    problems.push(format!(
+                        "want {route} to get {path:?}; client got {}, upstreams: {landed:?}",
+                        answer.text
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+// ===================================================================================
+// The reference: RFC 3986 plus SPEC 3, written from the documents.
+// ===================================================================================
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Refused,
+    /// The route that must get the request, and the request target its upstream must see;
+    /// with `or_refused`, a 400 is as good (a fragment, see `reference`).
+    Routed {
+        route: &'static str,
+        path: String,
+        or_refused: bool,
+    },
+}
+
+/// RFC 3986 2.3.
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+}
+
+/// RFC 3986 3.3 `pchar` minus pct-encoded: what may appear literally in a path segment.
+fn literal_pchar(b: u8) -> bool {
+    unreserved(b) || b"!$&'()*+,;=:@".contains(&b)
+}
+
+/// RFC 3986 5.2.4, step by step on an input buffer and an output buffer.
+fn remove_dot_segments(path: &str) -> String {
+    let mut input = path.to_string();
+    let mut output = String::new();
+    let pop_last = |output: &mut String| match output.rfind('/') {
+        Some(i) => output.truncate(i),
+        None => output.clear(),
+    };
+    while !input.is_empty() {
+        if let Some(rest) = input.strip_prefix("../") {
+            input = rest.to_string(); // A
+        } else if let Some(rest) = input.strip_prefix("./") {
+            input = rest.to_string(); // A
+        } else if input.starts_with("/./") {
+            input = input[2..].to_string(); // B
+        } else if input == "/." {
+            input = "/".into(); // B
+        } else if input.starts_with("/../") {
+            input = input[3..].to_string(); // C
+            pop_last(&mut output);
+        } else if input == "/.." {
+            input = "/".into(); // C
+            pop_last(&mut output);
+        } else if input == "." || input == ".." {
+            input.clear(); // D
+        } else {
+            // E: the first segment, with its leading slash, moves to the output.
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            output.push_str(&input[..end]);
+            input = input[end..].to_string();
+        }
+    }
+    output
+}
+
+/// The normalised path of a raw one, or `None` when SPEC 3 says 400.
+///
+/// Percent-encoding normalisation first (RFC 3986 6.2.2.1-2: unreserved characters decoded,
+/// other escapes kept with upper-case hex), refusing what SPEC 3 lists (encoded `/`, encoded or
+/// literal `\`, NUL, a dot segment written with an escape) and a dot segment followed by
+/// `;parameters`, which servlet containers read as a dot segment. Then repeated slashes are
+/// merged and dot segments removed (RFC 3986 5.2.4). Slashes are merged first, as nginx's
+/// `merge_slashes` and a file system do; SPEC lists both steps without an order.
+fn reference_path(raw: &[u8]) -> Option<String> {
+    if raw.first() != Some(&b'/') {
+        return None;
+    }
+    let mut segments = Vec::new();
+    for raw_segment in raw[1..].split(|b| *b == b'/') {
+        let mut segment = String::new();
+        let mut escaped_dot = false;
+        let mut i = 0;
+        while i < raw_segment.len() {
+            let b = raw_segment[i];
+            if b == b'%' {
+                let hex = std::str::from_utf8(raw_segment.get(i + 1..i + 3)?).ok()?;
+                let value = u8::from_str_radix(hex, 16).ok()?;
+                match value {
+                    b'/' | b'\\' | 0 => return None,
+                    v if unreserved(v) => {
+                        escaped_dot |= v == b'.';
+                        segment.push(char::from(v));
+                    }
+                    v => segment.push_str(&format!("%{v:02X}")),
+                }
+                i += 3;
+            } else if literal_pchar(b) {
+                segment.push(char::from(b));
+                i += 1;
+            } else {
+                return None;
+            }
+        }
+        let name = segment.split(';').next().unwrap_or_default();
+        let dot = name == "." || name == "..";
+        if dot && (escaped_dot || segment.contains(';')) {
+            return None;
+        }
+        segments.push(segment);
+    }
+    let mut merged = format!("/{}", segments.join("/"));
+    while merged.contains("//") {
+        merged = merged.replace("//", "/");
+    }
+    Some(remove_dot_segments(&merged))
+}
+
+/// SPEC 3: longest route prefix, matched on whole segments of the normalised path, each
+/// segment read without its `;parameters` (as Tomcat, Jetty and Spring read it).
+fn reference_route(path: &str) -> &'static str {
+    let bare: Vec<&str> = path
+        .split('/')
+        .map(|s| s.split(';').next().unwrap_or_default())
+        .collect();
+    let path = bare.join("/");
+    let path = path.as_str();
+    let prefixes = [("admin", "/api/admin"), ("api", "/api"), ("static", "/static")];
+    for (route, prefix) in prefixes {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return route;
+        }
+    }
+    "root"
+}
+
+/// The whole reference for one request target.
+///
+/// Raw non-ASCII cannot appear in a URI at all (RFC 3986 2): refused. A `#` cannot appear in a
+/// request target either (RFC 9112 3.2, RFC 9113 8.3.1); a server may refuse it, or drop the
+/// fragment (whatever it holds) as a client would (RFC 3986 3.5) and route on what is left,
+/// which is safe as long as it forwards exactly what it routed: both are accepted. The query is
+/// what follows the first `?` (before any `#`) and is forwarded unchanged; raw non-ASCII there is
+/// invalid too, but the gateway never routes on the query, so forwarding it byte for byte is
+/// as acceptable as a 400.
+fn reference(target: &[u8]) -> Verdict {
+    let fragment = target.iter().position(|b| *b == b'#');
+    let target = &target[..fragment.unwrap_or(target.len())];
+    let (path, query) = match target.iter().position(|b| *b == b'?') {
+        Some(q) => (&target[..q], Some(&target[q..])),
+        None => (target, None),
+    };
+    if path.iter().any(|b| !b.is_ascii_graphic()) {
+        return Verdict::Refused;
+    }
+    let raw_query = query.is_some_and(|q| q.iter().any(|b| !b.is_ascii_graphic()));
+    match reference_path(path) {
+        None => Verdict::Refused,
+        Some(normal) => Verdict::Routed {
+            route: reference_route(&normal),
+            path: format!(
+                "{normal}{}",
+                query.map(|q| String::from_utf8_lossy(q)).unwrap_or_default()
+            ),
+            or_refused: fragment.is_some() || raw_query,
+        },
+    }
+}
+
+#[test]
+fn the_reference_normaliser_agrees_with_rfc_3986_examples() {
+    // RFC 3986 5.2.4's own examples and 5.4's normal and abnormal ones (paths only).
+    assert_eq!(remove_dot_segments("/a/b/c/./../../g"), "/a/g");
+    assert_eq!(remove_dot_segments("mid/content=5/../6"), "mid/6");
+    for (raw, want) in [
+        ("/b/c/g", "/b/c/g"),
+        ("/b/c/./g", "/b/c/g"),
+        ("/b/c/g/", "/b/c/g/"),
+        ("/b/c/.", "/b/c/"),
+        ("/b/c/./", "/b/c/"),
+        ("/b/c/..", "/b/"),
+        ("/b/c/../g", "/b/g"),
+        ("/b/c/../..", "/"),
+        ("/b/c/../../../g", "/g"),
+        ("/./g", "/g"),
+        ("/../g", "/g"),
+        ("/b/c/g.", "/b/c/g."),
+        ("/b/c/.g", "/b/c/.g"),
+        ("/b/c/g..", "/b/c/g.."),
+        ("/b/c/./../g", "/b/g"),
+        ("/b/c/g/./h", "/b/c/g/h"),
+        ("/b/c/g;x=1/./y", "/b/c/g;x=1/y"),
+        ("/b/c/g;x=1/../y", "/b/c/y"),
+        ("/%7Euser/%61", "/~user/a"),
+        ("/%c3%bc", "/%C3%BC"),
+        ("//a//b/", "/a/b/"),
+        ("/a//../b", "/b"),
+    ] {
+        assert_eq!(reference_path(raw.as_bytes()).as_deref(), Some(want), "{raw}");
+    }
+    for refused in [
+        "/a%2fb",
+        "/a%5Cb",
+        "/a\\b",
+        "/%00",
+        "/%2e%2e/x",
+        "/a/.%2E",
+        "/..;/x",
+        "/.;x=/",
+        "a/b",
+    ] {
+        assert_eq!(reference_path(refused.as_bytes()), None, "{refused}");
+    }
+}
+
+// ===================================================================================
+// The property test.
+// ===================================================================================
+
+/// The pieces a path is built from; those that always make it a 400 are drawn less often, so
+/// that about half the cases reach an upstream.
+const PIECES: &[&str] = &[
+    "/", "//", ".", "..", "%2e", "%2E", ";x=", "#", "?", "%25", "a", "b", "%C3%BC", "admin", "api",
+];
+const REFUSED_PIECES: &[&str] = &["%2f", "%2F", "%5c", "%5C", "%00", "ü"];
+
+/// Starting points that put the random tail near a route boundary.
+const PREFIXES: &[&str] = &[
+    "/",
+    "/api",
+    "/api/",
+    "/api/admin",
+    "/api/admin/",
+    "/static",
+    "/static/",
+    "/apiX",
+    "/API",
+    "/api%2fadmin",
+    "/api/./admin",
+    "/static/../api/admin",
+    "/%61pi/admin",
+    "/api//admin",
+    "/static/%2e%2e/api/admin",
+    "/static/..;/api/admin",
+];
+
+fn targets() -> impl Strategy<Value = (String, bool)> {
+    (
+        prop::sample::select(PREFIXES),
+        prop::collection::vec(
+            prop_oneof![6 => prop::sample::select(PIECES), 1 => prop::sample::select(REFUSED_PIECES)],
+            0..8,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(prefix, pieces, with_token)| (format!("{prefix}{}", pieces.concat()), with_token))
+}
+
+/// Runs `cases` against the bench on its own runtime; proptest itself is synchronous.
+fn run_property(cases: u32) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bench = runtime.block_on(PathBench::start());
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 256,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let result = runner.run(&targets(), |(target, with_token)| {
+        let want = reference(target.as_bytes());
+        if std::env::var_os("ADVERSARIAL_VERBOSE").is_some() {
+            eprintln!("{target:?} -> {want:?}");
+        }
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut problems = Vec::new();
+        for proto in [Proto::H1, Proto::H2] {
+            let tag = format!("p{n}-{proto:?}");
+            let found = runtime.block_on(bench.check(proto, &tag, target.as_bytes(), with_token, &want));
+            problems.extend(found.into_iter().map(|p| format!("{proto:?}: {p}")));
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(TestCaseError::fail(format!(
+                "{target:?} (token: {with_token}, reference: {want:?}): {}",
+                problems.join("; ")
+            ))),
+        }
+    });
+    result.map_err(|e| e.to_string())
+}
+
+#[test]
+fn random_paths_route_where_the_reference_normaliser_says() {
+    if let Err(failure) = run_property(384) {
+        panic!("{failure}");
+    }
+}
+
+// ===================================================================================
+// Explicit prefix-boundary cases (and proptest regressions).
+// ===================================================================================
+
+/// Target, and the route and upstream request target SPEC 3 gives it (`None`: 400).
+const BOUNDARY: &[(&str, Option<(&str, &str)>)] = &[
+    ("/apiX", Some(("root", "/apiX"))),
+    ("/apiX/admin", Some(("root", "/apiX/admin"))),
+    ("/API", Some(("root", "/API"))),
+    ("/API/admin", Some(("root", "/API/admin"))),
+    ("/api/ADMIN", Some(("api", "/api/ADMIN"))),
+    ("/api%2fadmin", None),
+    ("/api%2Fadmin/x", None),
+    ("/api/./admin", Some(("admin", "/api/admin"))),
+    ("/./api/admin", Some(("admin", "/api/admin"))),
+    ("/../api/admin", Some(("admin", "/api/admin"))),
+    ("/static/../api/admin", Some(("admin", "/api/admin"))),
+    ("/static;x=/../api/admin", Some(("admin", "/api/admin"))),
+    ("/static/..%2fapi/admin", None),
+    ("/static/%2e%2e/api/admin", None),
+    ("/static/.%2e/api/admin", None),
+    ("/static/..;/api/admin", None),
+    ("/static/.;/../api/admin", None),
+    ("/api/%61dmin", Some(("admin", "/api/admin"))),
+    ("/api/adm%69n", Some(("admin", "/api/admin"))),
+    ("/%61pi/admin", Some(("admin", "/api/admin"))),
+    ("/api//admin", Some(("admin", "/api/admin"))),
+    ("//api/admin", Some(("admin", "/api/admin"))),
+    ("/api/admin/.", Some(("admin", "/api/admin/"))),
+    ("/api/admin/..", Some(("api", "/api/"))),
+    ("/api/admin/../admin/x", Some(("admin", "/api/admin/x"))),
+    ("/api/admin%2f..", None),
+    ("/api/admin\\..\\x", None),
+    ("/api/admin%5c..%5cx", None),
+    ("/api/admin%00", None),
+    ("/api/admin%2500", Some(("api", "/api/admin%2500"))),
+    ("/api/admin.", Some(("api", "/api/admin."))),
+    (
+        "/api/admin?x=/../static",
+        Some(("admin", "/api/admin?x=/../static")),
+    ),
+    ("/static?/../api/admin", Some(("static", "/static?/../api/admin"))),
+    ("/api/admin#/../../static", Some(("admin", "/api/admin"))),
+    ("/static#/../api/admin", Some(("static", "/static"))),
+    // Shrunk proptest failures, kept as regressions (a fragment is dropped, whatever it holds).
+    ("/#", Some(("root", "/"))),
+    ("/#ü", Some(("root", "/"))),
+    ("/?ü", Some(("root", "/?ü"))),
+    ("/api/adminü", None),
+    ("*", None),
+    ("api/admin", None),
+];
+
+#[tokio::test]
+async fn prefix_boundary_confusion_routes_where_the_spec_says() {
+    let bench = PathBench::start().await;
+    let mut failures = Vec::new();
+    for (i, (target, want)) in BOUNDARY.iter().enumerate() {
+        let want = match want {
+            Some((route, path)) => Verdict::Routed {
+                route,
+                path: path.to_string(),
+                or_refused: matches!(
+                    reference(target.as_bytes()),
+                    Verdict::Routed { or_refused: true, .. }
+                ),
+            },
+            None => Verdict::Refused,
+        };
+        // The table and the reference must agree, or one of them is wrong.
+        if reference(target.as_bytes()) != want {
+            failures.push(format!(
+                "{target:?}: the reference says {:?}",
+                reference(target.as_bytes())
+            ));
+        }
+        for proto in [Proto::H1, Proto::H2] {
+            for with_token in [false, true] {
+                let tag = format!("b{i}-{proto:?}-{with_token}");
+                for problem in bench
+                    .check(proto, &tag, target.as_bytes(), with_token, &want)
+                    .await
+                {
+                    failures.push(format!("{target:?} {proto:?} token={with_token}: {problem}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// `/api/admin;x=1` is the segment `admin;x=1` for the gateway, so it misses the admin route
+/// and is forwarded by the public `/api` route; Tomcat, Jetty and Spring drop `;params` and
+/// serve `/api/admin`. The gateway already refuses `..;` for this very reason. A protected
+/// prefix must also match a segment that only adds parameters (or such a path must be refused).
+#[tokio::test]
+async fn path_parameters_never_move_a_request_off_its_protected_route() {
+    let bench = PathBench::start().await;
+    let mut failures = Vec::new();
+    for (i, target) in [
+        "/api/admin;x=1",
+        "/api/admin;jsessionid=abc/users",
+        "/api/admin;",
+        "/api;x=/admin",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for proto in [Proto::H1, Proto::H2] {
+            let tag = format!("param{i}-{proto:?}");
+            let request = Probe {
+                tag: &tag,
+                target: target.as_bytes(),
+                authority: Some("localhost"),
+                hosts: if proto == Proto::H1 { &["localhost"] } else { &[] },
+                token: None,
+            };
+            let answer = probe(&bench.gateway, proto, &request).await;
+            let reached: usize = bench.recorders.iter().map(|r| r.tagged(&tag).len()).sum();
+            if !(answer.status == Some(401) || answer.refused) || reached != 0 {
+                failures.push(format!(
+                    "{target:?} {proto:?} without a token: client got {}, {reached} upstream request(s)",
+                    answer.text
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ===================================================================================
+// Host confusion.
+// ===================================================================================
+
+const HOST_ROUTES: [&str; 3] = ["exact", "wild", "default"];
+
+#[derive(Debug, Clone, Copy)]
+enum HostWant {
+    Route(&'static str),
+    Refused,
+    /// Either this route or 400 (stated per case).
+    RouteOrRefused(&'static str),
+}
+
+struct HostCase {
+    name: &'static str,
+    proto: Proto,
+    target: &'static str,
+    authority: Option<&'static str>,
+    hosts: &'static [&'static str],
+    want: HostWant,
+}
+
+const fn h1(
+    name: &'static str,
+    target: &'static str,
+    hosts: &'static [&'static str],
+    want: HostWant,
+) -> HostCase {
+    HostCase {
+        name,
+        proto: Proto::H1,
+        target,
+        authority: None,
+        hosts,
+        want,
+    }
+}
+
+const fn h2(
+    name: &'static str,
+    authority: Option<&'static str>,
+    hosts: &'static [&'static str],
+    want: HostWant,
+) -> HostCase {
+    HostCase {
+        name,
+        proto: Proto::H2,
+        target: "/x",
+        authority,
+        hosts,
+        want,
+    }
+}
+
+use HostWant::{Refused, Route, RouteOrRefused};
+
+const HOST_CASES: &[HostCase] = &[
+    h1("plain", "/x", &["api.example.com"], Route("exact")),
+    h1("upper case", "/x", &["API.Example.COM"], Route("exact")),
+    // A fully qualified name: the same host; refusing it would be safe too.
+    h1(
+        "trailing dot",
+        "/x",
+        &["api.example.com."],
+        RouteOrRefused("exact"),
+    ),
+    h1("port", "/x", &["api.example.com:8443"], Route("exact")),
+    h1("default port", "/x", &["api.example.com:443"], Route("exact")),
+    h1("wildcard", "/x", &["x.api.example.com"], Route("wild")),
+    h1("wildcard needs a label", "/x", &["example.com"], Route("default")),
+    h1(
+        "suffix look-alike",
+        "/x",
+        &["api.example.com.evil.net"],
+        Route("default"),
+    ),
+    h1("glued look-alike", "/x", &["evilexample.com"], Route("default")),
+    h1("other host", "/x", &["evil.net"], Route("default")),
+    h1("ipv6 literal", "/x", &["[::1]:8443"], Route("default")),
+    h1(
+        "two different Hosts",
+        "/x",
+        &["evil.net", "api.example.com"],
+        Refused,
+    ),
+    h1(
+        "two equal Hosts",
+        "/x",
+        &["api.example.com", "api.example.com"],
+        Refused,
+    ),
+    h1("empty Host", "/x", &[""], Refused),
+    h1("no Host", "/x", &[], Refused),
+    h1("userinfo", "/x", &["evil.net@api.example.com"], Refused),
+    h1("userinfo reversed", "/x", &["api.example.com@evil.net"], Refused),
+    h1("Host with a path", "/x", &["api.example.com/admin"], Refused),
+    h1("two ports", "/x", &["api.example.com:1:2"], Refused),
+    h1("comma list", "/x", &["evil.net, api.example.com"], Refused),
+    // Percent-encoding is not allowed in a Host; it must never match the exact route.
+    h1(
+        "escaped dot",
+        "/x",
+        &["api%2eexample.com"],
+        RouteOrRefused("default"),
+    ),
+    h1(
+        "absolute-form",
+        "http://api.example.com/x",
+        &["api.example.com"],
+        Route("exact"),
+    ),
+    h1(
+        "absolute-form https",
+        "https://api.example.com/x",
+        &["api.example.com"],
+        Route("exact"),
+    ),
+    h1(
+        "absolute-form case",
+        "http://API.example.com/x",
+        &["api.EXAMPLE.com"],
+        Route("exact"),
+    ),
+    h1(
+        "absolute-form vs other Host",
+        "http://api.example.com/x",
+        &["evil.net"],
+        Refused,
+    ),
+    h1(
+        "other absolute-form vs Host",
+        "http://evil.net/x",
+        &["api.example.com"],
+        Refused,
+    ),
+    h1(
+        "absolute-form userinfo",
+        "http://evil.net@api.example.com/x",
+        &["api.example.com"],
+        Refused,
+    ),
+    h1(
+        "absolute-form other port",
+        "http://api.example.com:8443/x",
+        &["api.example.com"],
+        Refused,
+    ),
+    h1(
+        "absolute-form without Host",
+        "http://api.example.com/x",
+        &[],
+        Refused,
+    ),
+    h1(
+        "absolute-form path normalised",
+        "http://api.example.com/a/../x",
+        &["api.example.com"],
+        Route("exact"),
+    ),
+    h2("authority", Some("api.example.com"), &[], Route("exact")),
+    h2(
+        "authority upper case",
+        Some("API.EXAMPLE.COM"),
+        &[],
+        Route("exact"),
+    ),
+    h2(
+        "authority with port",
+        Some("api.example.com:8443"),
+        &[],
+        Route("exact"),
+    ),
+    h2("authority wildcard", Some("x.example.com"), &[], Route("wild")),
+    h2(
+        "authority and equal Host",
+        Some("api.example.com"),
+        &["api.example.com"],
+        Route("exact"),
+    ),
+    h2(
+        "authority and other Host",
+        Some("api.example.com"),
+        &["evil.net"],
+        Refused,
+    ),
+    h2(
+        "other authority and Host",
+        Some("evil.net"),
+        &["api.example.com"],
+        Refused,
+    ),
+    h2("Host only", None, &["api.example.com"], Route("exact")),
+    h2(
+        "two Hosts, no authority",
+        None,
+        &["api.example.com", "evil.net"],
+        Refused,
+    ),
+    h2(
+        "authority userinfo",
+        Some("evil.net@api.example.com"),
+        &[],
+        Refused,
+    ),
+    h2("empty authority", Some(""), &[], Refused),
+    h2("no authority, no Host", None, &[], Refused),
+];
+
+/// The route a host (as the upstream was told it) belongs to, by the host patterns above.
+fn host_route(host: &str) -> &'static str {
+    let lower = host.to_ascii_lowercase();
+    // Without the port: `[v6]:port` or `name:port`.
+    let name = match lower.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => lower.split(':').next().unwrap_or_default(),
+    };
+    let name = name.trim_end_matches('.');
+    match name {
+        "api.example.com" => "exact",
+        n if n.ends_with(".example.com") => "wild",
+        _ => "default",
+    }
+}
+
+async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
+    let mut recorders = Vec::new();
+    for _ in HOST_ROUTES {
+        recorders.push(Recorder::start().await);
+    }
+    let config = format!(
+        "[[routes]]\nname = \"exact\"\nhost = \"api.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
+         [[routes]]\nname = \"wild\"\nhost = \"*.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
+         [[routes]]\nname = \"default\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n",
+        recorders[0].addr, recorders[1].addr, recorders[2].addr
+    );
+    let gateway = Gateway::start(Setup::routes(config)).await;
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let tag = format!("h{i}");
+        let request = Probe {
+            tag: &tag,
+            target: case.target.as_bytes(),
+            authority: case.authority,
+            hosts: case.hosts,
+            token: None,
+        };
+        let answer = probe(&gateway, case.proto, &request).await;
+        let reached: Vec<(&str, Seen)> = recorders
+            .iter()
+            .zip(HOST_ROUTES)
+            .flat_map(|(r, name)| r.tagged(&tag).into_iter().map(move |s| (name, s)))
+            .collect();
+        let routed = match reached.as_slice() {
+            [(route, seen)] if answer.status == Some(200) => Some((*route, seen)),
+            _ => None,
+        };
+        let refused = answer.refused && reached.is_empty();
+        let ok = match (case.want, routed) {
+            (Refused, _) => refused,
+            (Route(want), Some((got, _))) => got == want,
+            (RouteOrRefused(want), Some((got, _))) => got == want,
+            (RouteOrRefused(_), None) => refused,
+            (Route(_), None) => false,
+        };
+        let mut problems = Vec::new();
+        if !ok {
+            let landed: Vec<String> = reached
+                .iter()
+                .map(|(r, s)| format!("{r} {:?}", s.header("host")))
+                .collect();
+            problems.push(format!(
+                "want {:?}; client got {}, upstreams: {landed:?}",
+                case.want, answer.text
+            ));
+        }
+        if let Some((route, seen)) = routed {
+            let host = seen.header("host");
+            let forwarded_host = seen.header("x-forwarded-host");
+            if host.len() != 1 || host != forwarded_host || host_route(&host[0]) != route {
+                problems.push(format!(
+                    "routed to {route} but the upstream was told Host {host:?}, X-Forwarded-Host {forwarded_host:?}"
+                ));
+            }
+            if seen.target != "/x" {
+                problems.push(format!("the upstream got target {:?}", seen.target));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{:?} {}: {}", case.proto, case.name, problems.join("; ")));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn routing_uses_one_consistent_authority_and_refuses_mismatches() {
+    let failures = run_host_cases(HOST_CASES).await;
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// RFC 9110 4.2.3 / RFC 3986 3.2.3: a port is digits only. The gateway routes
+/// `Host: api.example.com:abc` on its host part and passes the malformed Host on, so the backend
+/// gets an authority the gateway never validated (it ends up in absolute URLs such as
+/// password-reset links and in virtual-host selection on the backend).
+#[tokio::test]
+async fn a_malformed_port_in_the_authority_is_refused() {
+    const CASES: &[HostCase] = &[
+        h1("non-numeric port", "/x", &["api.example.com:abc"], Refused),
+        h1("port with dots", "/x", &["api.example.com:evil.net"], Refused),
+        h1("port out of range", "/x", &["api.example.com:99999"], Refused),
+        h1(
+            "absolute-form non-numeric port",
+            "http://api.example.com:abc/x",
+            &["api.example.com:abc"],
+            Refused,
+        ),
+        h2(
+            "authority non-numeric port",
+            Some("api.example.com:abc"),
+            &[],
+            Refused,
+        ),
+    ];
+    let failures = run_host_cases(CASES).await;
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

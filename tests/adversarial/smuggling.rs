@@ -1,4 +1,2774 @@
-//! Adversarial suite: smuggling (issue 9). See the README's security section.
+//! Adversarial suite (issue 9): request smuggling and desync, attacked the way Burp's HTTP
+//! Request Smuggler, smuggler.py and h2csmuggler do.
+//!
+//! The oracle is a recording raw upstream (in this file): it parses what the gateway sends with
+//! httparse and its own strict body framing, records every request per connection, and notes
+//! any request it could not frame. For every attack the upstream must receive at most the one
+//! intended request and never the `.../smuggled` request hidden in a body, and the client
+//! connection must stay in step: a follow-up request on it gets its own response, or the
+//! gateway has closed it.
+//!
+//! Covered, as data-driven matrices (each case reported by name):
+//! - HTTP/1.1 CL.TE, TE.CL and TE-only with obfuscated `Transfer-Encoding` (spacing, tab,
+//!   case, quotes, lists, duplicates, obs-fold, `\x0b`, bare LF, space before colon) and
+//!   obfuscated `Content-Length` (sign, list, hex, spaces, leading zeros, huge, negative);
+//! - bad chunk sizes, extensions and terminators;
+//! - early answers (401, 404, 405, 400, 413, gateway endpoints) on keep-alive connections
+//!   whose unread body is a full second request, including a body sent after the answer;
+//! - pipelined requests in one write: responses in order, each forwarded once;
+//! - malformed upstream responses (CL+TE, two CLs, bad chunk size, bytes after the body,
+//!   bodies on HEAD/204/304, bare CR, obs-fold, garbage status lines, 1xx then nothing): the
+//!   client gets 502/504 or a correct answer, never the leftover bytes, and the poisoned
+//!   upstream connection is not reused;
+//! - upgrade desync: a WebSocket upgrade the upstream refuses, and h2c smuggling (an upstream
+//!   answering 101 to a request that asked for no upgrade);
+//! - HTTP/2 (ALPN h2) downgraded to the HTTP/1.1 upstream, with raw frames and a minimal HPACK
+//!   encoder (the h2 crate refuses to send most of these): H2.TE, H2.CL lies, CR/LF/NUL in
+//!   values, bad names, connection-specific headers, pseudo-header abuse, odd `:path`s.
+//!
+//! Left out: header hygiene, path normalisation, tokens and abuse/timeouts (other files of
+//! this suite); HTTP/2 flow-control and HPACK-bomb attacks; timing measurements.
 
 #[path = "../support/mod.rs"]
 mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::{DEADLINE, Gateway, Setup};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::client::TlsStream;
+
+/// How long a client waits for something that should come promptly.
+const PROMPT: Duration = Duration::from_secs(5);
+
+// =====================================================================================
+// The recording upstream
+// =====================================================================================
+
+/// How the upstream framed (or failed to frame) a request it received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// One request as the upstream received it. `complete` is false when the connection ended
+/// (or broke) before the body did: the gateway aborted it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    conn: usize,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    framing: Framing,
+    complete: bool,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    connections: usize,
+    requests: Vec<Recorded>,
+    /// Requests the upstream could not frame (ambiguous or malformed), with the bytes.
+    unframeable: Vec<(usize, String)>,
+    /// Bytes read on a connection the upstream handed over to another protocol (after a 101).
+    after_switch: Vec<u8>,
+}
+
+/// What the upstream does after reading a request.
+enum Then {
+    KeepAlive,
+    Close,
+    /// Keep the connection open without answering further; record whatever arrives.
+    Hold,
+}
+
+type Responder = fn(&Recorded) -> (Vec<u8>, Then);
+
+struct RecordingUpstream {
+    addr: SocketAddr,
+    log: Arc<Mutex<Log>>,
+}
+
+impl RecordingUpstream {
+    async fn start(responder: Responder) -> RecordingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("addr");
+        let log = Arc::new(Mutex::new(Log::default()));
+        let shared = log.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let conn = {
+                    let mut log = shared.lock().unwrap();
+                    log.connections += 1;
+                    log.connections
+                };
+                tokio::spawn(serve_upstream(tcp, conn, shared.clone(), responder));
+            }
+        });
+        RecordingUpstream { addr, log }
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().requests.clone()
+    }
+
+    fn unframeable(&self) -> Vec<(usize, String)> {
+        self.log.lock().unwrap().unframeable.clone()
+    }
+
+    fn after_switch(&self) -> Vec<u8> {
+        self.log.lock().unwrap().after_switch.clone()
+    }
+
+    /// Requests whose path contains `tag`.
+    fn tagged(&self, tag: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.contains(tag))
+            .collect()
+    }
+
+    /// Waits (bounded) until every connection has settled: used before final checks, so an
+    /// aborted request the gateway dropped a moment ago is in the log.
+    async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// The ordinary answer: 200 naming the path, so a client can tell whose response it got.
+fn ok_reply(request: &Recorded) -> Vec<u8> {
+    let body = format!("up:{}", request.path);
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn plain_responder(request: &Recorded) -> (Vec<u8>, Then) {
+    (ok_reply(request), Then::KeepAlive)
+}
+
+async fn serve_upstream(mut tcp: TcpStream, conn: usize, log: Arc<Mutex<Log>>, responder: Responder) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        // Parse as many complete requests as the buffer holds.
+        loop {
+            match parse_upstream_request(&buf) {
+                UpParse::Partial(_) => break,
+                UpParse::Error(why, head) => {
+                    let mut log = log.lock().unwrap();
+                    if let Some(mut head) = head {
+                        head.conn = conn;
+                        log.requests.push(head);
+                    }
+                    log.unframeable
+                        .push((conn, format!("{why}: {:?}", String::from_utf8_lossy(&buf))));
+                    return;
+                }
+                UpParse::Done(mut request, used) => {
+                    request.conn = conn;
+                    buf.drain(..used);
+                    log.lock().unwrap().requests.push(request.clone());
+                    let (reply, then) = responder(&request);
+                    if tcp.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                    match then {
+                        Then::KeepAlive => {}
+                        Then::Close => return,
+                        Then::Hold => {
+                            log.lock().unwrap().after_switch.extend_from_slice(&buf);
+                            while let Ok(Ok(n)) = tokio::time::timeout(DEADLINE, tcp.read(&mut chunk)).await {
+                                if n == 0 {
+                                    return;
+                                }
+                                log.lock().unwrap().after_switch.extend_from_slice(&chunk[..n]);
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let n = match tcp.read(&mut chunk).await {
+            Ok(0) | Err(_) => 0,
+            Ok(n) => n,
+        };
+        if n == 0 {
+            // The connection ended: a request cut short is recorded as aborted.
+            if let UpParse::Partial(Some(mut head)) = parse_upstream_request(&buf) {
+                head.conn = conn;
+                log.lock().unwrap().requests.push(head);
+            } else if !buf.is_empty() {
+                let text = format!("eof inside a head: {:?}", String::from_utf8_lossy(&buf));
+                log.lock().unwrap().unframeable.push((conn, text));
+            }
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+enum UpParse {
+    /// More bytes needed; the head, when it is already complete, as an incomplete request.
+    Partial(Option<Recorded>),
+    Done(Recorded, usize),
+    Error(String, Option<Recorded>),
+}
+
+/// Strict RFC 9112 framing, as a careful origin server would apply it.
+fn parse_upstream_request(buf: &[u8]) -> UpParse {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return UpParse::Partial(None),
+        Err(e) => return UpParse::Error(format!("bad head ({e})"), None),
+    };
+    let mut record = Recorded {
+        conn: 0,
+        method: parsed.method.unwrap_or_default().to_string(),
+        path: parsed.path.unwrap_or_default().to_string(),
+        headers: parsed
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+            .collect(),
+        body: Vec::new(),
+        framing: Framing::None,
+        complete: false,
+    };
+    if !buf[..head_len].windows(2).all(|w| w[1] != b'\n' || w[0] == b'\r') {
+        return UpParse::Error("bare LF in the head the gateway sent".into(), Some(record));
+    }
+    let cl = record
+        .header("content-length")
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let te = record
+        .header("transfer-encoding")
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    record.framing = match (cl.as_slice(), te.as_slice()) {
+        ([], []) => Framing::None,
+        ([one], []) if !one.is_empty() && one.bytes().all(|b| b.is_ascii_digit()) => {
+            Framing::Length(one.parse().unwrap_or(u64::MAX))
+        }
+        ([], [one]) if one.eq_ignore_ascii_case("chunked") => Framing::Chunked,
+        _ => return UpParse::Error(format!("ambiguous framing CL={cl:?} TE={te:?}"), Some(record)),
+    };
+    let rest = &buf[head_len..];
+    match record.framing {
+        Framing::None => {
+            record.complete = true;
+            UpParse::Done(record, head_len)
+        }
+        Framing::Length(len) => match usize::try_from(len).ok().filter(|&len| rest.len() >= len) {
+            Some(len) => {
+                record.body = rest[..len].to_vec();
+                record.complete = true;
+                UpParse::Done(record, head_len + len)
+            }
+            None => {
+                record.body = rest.to_vec();
+                UpParse::Partial(Some(record))
+            }
+        },
+        Framing::Chunked => match decode_chunked(rest) {
+            Ok(Some((body, used))) => {
+                record.body = body;
+                record.complete = true;
+                UpParse::Done(record, head_len + used)
+            }
+            Ok(None) => UpParse::Partial(Some(record)),
+            Err(why) => UpParse::Error(why, Some(record)),
+        },
+    }
+}
+
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|w| w == b"\r\n")
+}
+
+/// A strict chunked decoder: `Ok(None)` means incomplete.
+fn decode_chunked(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let mut pos = 0;
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = find_crlf(&bytes[pos..]) else {
+            return Ok(None);
+        };
+        let line = &bytes[pos..pos + eol];
+        let size_text = line.split(|b| *b == b';').next().unwrap_or_default();
+        if size_text.is_empty() || size_text.len() > 15 || !size_text.iter().all(u8::is_ascii_hexdigit) {
+            return Err(format!("bad chunk size line {:?}", String::from_utf8_lossy(line)));
+        }
+        let size = usize::from_str_radix(std::str::from_utf8(size_text).unwrap_or("x"), 16)
+            .map_err(|e| format!("chunk size: {e}"))?;
+        pos += eol + 2;
+        if size == 0 {
+            loop {
+                let Some(eol) = find_crlf(&bytes[pos..]) else {
+                    return Ok(None);
+                };
+                pos += eol + 2;
+                if eol == 0 {
+                    return Ok(Some((body, pos)));
+                }
+            }
+        }
+        if bytes.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&bytes[pos..pos + size]);
+        if &bytes[pos + size..pos + size + 2] != b"\r\n" {
+            return Err("chunk data not followed by CRLF".into());
+        }
+        pos += size + 2;
+    }
+}
+
+// =====================================================================================
+// The gateway under test
+// =====================================================================================
+
+/// Routes: `/pub/` public, `/private/` authenticated, `/getonly/` GET only, `/slow/` with a
+/// 1 s timeout, `/ws/` WebSocket; nothing else is routed (404). Bodies are limited to 1 KiB.
+async fn start(responder: Responder) -> (Gateway, RecordingUpstream) {
+    let upstream = RecordingUpstream::start(responder).await;
+    let up = upstream.addr;
+    let routes = format!(
+        "[limits]\nmax_body_bytes = \"1KiB\"\n\n\
+         [[routes]]\nname = \"pub\"\npath = \"/pub/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\n\
+         [[routes]]\nname = \"private\"\npath = \"/private/\"\nupstream = \"http://{up}\"\nauth = \"required\"\n\n\
+         [[routes]]\nname = \"getonly\"\npath = \"/getonly/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\
+         methods = [\"GET\"]\n\n\
+         [[routes]]\nname = \"slow\"\npath = \"/slow/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\
+         timeout = \"1s\"\n\n\
+         [[routes]]\nname = \"ws\"\npath = \"/ws/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\
+         websocket = true\n"
+    );
+    let gateway = Gateway::start(Setup::routes(routes)).await;
+    (gateway, upstream)
+}
+
+/// Placeholder for a case's tag in prepared bytes; every tag has the same length, so a
+/// Content-Length computed with the placeholder stays right.
+const TAG: &str = "@TAG@";
+
+/// A request that must only ever be seen as body bytes; `tag` makes it attributable.
+fn smuggled(tag: &str) -> String {
+    format!("GET /pub/{tag}/smuggled HTTP/1.1\r\nHost: localhost\r\nX-Smuggled: 1\r\n\r\n")
+}
+
+fn chunked(data: &[u8]) -> Vec<u8> {
+    [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n0\r\n\r\n"].concat()
+}
+
+fn follow_up(tag: &str) -> String {
+    format!("GET /pub/{tag}/follow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+}
+
+// =====================================================================================
+// Reading what the gateway sent back
+// =====================================================================================
+
+#[derive(Debug, Clone)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum RespParse {
+    Partial,
+    Done(Resp, usize),
+    Bad(String),
+}
+
+/// One response off the front of `buf` (skipping 1xx); `head` for a response to HEAD.
+fn parse_response(buf: &[u8], head: bool) -> RespParse {
+    let mut offset = 0;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let len = match parsed.parse(&buf[offset..]) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return RespParse::Partial,
+            Err(e) => return RespParse::Bad(format!("{e}")),
+        };
+        let status = parsed.code.unwrap_or_default();
+        let headers: Vec<(String, String)> = parsed
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+            .collect();
+        let start = offset + len;
+        if (100..200).contains(&status) && status != 101 {
+            offset = start;
+            continue;
+        }
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let rest = &buf[start..];
+        let no_body = head || status == 101 || status == 204 || status == 304;
+        let (body, used) = if no_body {
+            (Vec::new(), 0)
+        } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            match decode_chunked(rest) {
+                Ok(Some(done)) => done,
+                Ok(None) => return RespParse::Partial,
+                Err(e) => return RespParse::Bad(e),
+            }
+        } else if let Some(len) = find("content-length") {
+            let Ok(len) = len.parse::<usize>() else {
+                return RespParse::Bad(format!("content-length {len:?}"));
+            };
+            if rest.len() < len {
+                return RespParse::Partial;
+            }
+            (rest[..len].to_vec(), len)
+        } else {
+            return RespParse::Bad("response without framing".into());
+        };
+        let resp = Resp {
+            status,
+            headers,
+            body,
+        };
+        return RespParse::Done(resp, start + used);
+    }
+}
+
+/// A raw HTTP/1.1 client connection over TLS.
+struct Client {
+    stream: TlsStream<TcpStream>,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+enum ReadEnd {
+    /// The gateway closed the connection; any bytes of an unfinished response.
+    Closed(Vec<u8>),
+    TimedOut(Vec<u8>),
+    Garbage(String, Vec<u8>),
+}
+
+impl std::fmt::Debug for ReadEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadEnd::Closed(b) => write!(f, "closed after {:?}", String::from_utf8_lossy(b)),
+            ReadEnd::TimedOut(b) => write!(f, "timed out after {:?}", String::from_utf8_lossy(b)),
+            ReadEnd::Garbage(e, b) => write!(f, "unparseable ({e}): {:?}", String::from_utf8_lossy(b)),
+        }
+    }
+}
+
+impl Client {
+    async fn open(gateway: &Gateway) -> Client {
+        Client {
+            stream: gateway.tls_connect(&[b"http/1.1"]).await,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Writes, ignoring errors: the gateway may already have closed (that is checked later).
+    async fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+    }
+
+    async fn response(&mut self, head: bool) -> Result<Resp, ReadEnd> {
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match parse_response(&self.buf, head) {
+                RespParse::Done(resp, used) => {
+                    self.buf.drain(..used);
+                    return Ok(resp);
+                }
+                RespParse::Bad(e) => return Err(ReadEnd::Garbage(e, self.buf.clone())),
+                RespParse::Partial => {}
+            }
+            if self.eof {
+                return Err(ReadEnd::Closed(self.buf.clone()));
+            }
+            match tokio::time::timeout(PROMPT, self.stream.read(&mut chunk)).await {
+                Err(_) => return Err(ReadEnd::TimedOut(self.buf.clone())),
+                Ok(Ok(0)) | Ok(Err(_)) => self.eof = true,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// Sends `bytes` in one write and reads every response until the gateway closes.
+/// `heads` marks which responses answer a HEAD request, by position.
+async fn exchange(gateway: &Gateway, bytes: &[u8], heads: &[usize]) -> (Vec<Resp>, Result<(), ReadEnd>) {
+    let mut client = Client::open(gateway).await;
+    client.send(bytes).await;
+    let mut responses = Vec::new();
+    loop {
+        match client.response(heads.contains(&responses.len())).await {
+            Ok(resp) => responses.push(resp),
+            Err(ReadEnd::Closed(rest)) if rest.is_empty() => return (responses, Ok(())),
+            Err(end) => return (responses, Err(end)),
+        }
+    }
+}
+
+fn statuses(responses: &[Resp]) -> Vec<u16> {
+    responses.iter().map(|r| r.status).collect()
+}
+
+/// Fails the test with every collected failure at once.
+fn report(what: &str, failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{what}: {} case(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+// =====================================================================================
+// 1. HTTP/1.1 framing: CL.TE, TE.CL, TE.TE, obfuscated Content-Length
+// =====================================================================================
+
+/// What a framing case must produce.
+#[derive(Debug, Clone)]
+enum Want {
+    /// `status`, nothing upstream, the connection closed.
+    Refused(u16),
+    /// Forwarded once with exactly this body, then the follow-up on the same connection.
+    Forwarded(Vec<u8>),
+    /// Either of the above (RFC-valid but unusual: a gateway may be stricter).
+    RefusedOrForwarded(Vec<u8>),
+}
+
+struct Case {
+    name: String,
+    /// Header lines (each ending in CRLF, or in whatever the attack needs) after `Host`.
+    headers: String,
+    body: Vec<u8>,
+    want: Want,
+}
+
+/// Runs one framing attack on a fresh connection followed by a follow-up, and checks both
+/// what the client saw and what the upstream received.
+async fn run_case(gateway: &Gateway, upstream: &RecordingUpstream, tag: &str, case: &Case) -> Option<String> {
+    assert_eq!(
+        tag.len(),
+        TAG.len(),
+        "tags replace {TAG} in place, keeping lengths"
+    );
+    let head = format!(
+        "POST /pub/{tag}/main HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+        case.headers.replace(TAG, tag)
+    );
+    let body = String::from_utf8_lossy(&case.body).replace(TAG, tag).into_bytes();
+    let body = if body.len() == case.body.len() {
+        body
+    } else {
+        case.body.clone()
+    };
+    let sent = [head.as_bytes(), &body, follow_up(tag).as_bytes()].concat();
+    let (responses, end) = exchange(gateway, &sent, &[]).await;
+    let seen = upstream.tagged(tag);
+    let shown = || {
+        format!(
+            "[{}]\nsent: {:?}\nclient got: {:?} then {:?}\nupstream saw: {:?}",
+            case.name,
+            String::from_utf8_lossy(&sent),
+            responses
+                .iter()
+                .map(|r| (r.status, r.body_text()))
+                .collect::<Vec<_>>(),
+            end,
+            seen.iter()
+                .map(|r| (&r.method, &r.path, String::from_utf8_lossy(&r.body), r.complete))
+                .collect::<Vec<_>>()
+        )
+    };
+    if seen.iter().any(|r| r.path.contains("smuggled")) {
+        return Some(format!("SMUGGLED request reached the upstream\n{}", shown()));
+    }
+    if let Err(end) = &end {
+        return Some(format!("client stream did not end cleanly: {end:?}\n{}", shown()));
+    }
+    let refused = |status: u16| responses.len() == 1 && responses[0].status == status && seen.is_empty();
+    let forwarded = |body: &[u8]| {
+        let main: Vec<_> = seen.iter().filter(|r| r.path.ends_with("/main")).collect();
+        statuses(&responses) == [200, 200]
+            && responses[0].body_text() == format!("up:/pub/{tag}/main")
+            && responses[1].body_text() == format!("up:/pub/{tag}/follow")
+            && main.len() == 1
+            && main[0].complete
+            && main[0].body == String::from_utf8_lossy(body).replace(TAG, tag).as_bytes()
+            && seen.len() == 2
+    };
+    let ok = match &case.want {
+        Want::Refused(status) => refused(*status),
+        Want::Forwarded(body) => forwarded(body),
+        Want::RefusedOrForwarded(body) => refused(400) || forwarded(body),
+    };
+    (!ok).then(|| format!("expected {:?}\n{}", case.want, shown()))
+}
+
+async fn run_matrix(
+    gateway: &Gateway,
+    upstream: &RecordingUpstream,
+    prefix: &str,
+    cases: &[Case],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let tag = format!("{prefix}{i:03}");
+        if let Some(failure) = run_case(gateway, upstream, &tag, case).await {
+            failures.push(failure);
+        }
+    }
+    upstream.settle().await;
+    // A late arrival (an aborted or smuggled request logged after its case) still counts.
+    for r in upstream.requests() {
+        if r.path.contains("smuggled") {
+            failures.push(format!("SMUGGLED request reached the upstream: {r:?}"));
+        }
+    }
+    for (conn, why) in upstream.unframeable() {
+        failures.push(format!(
+            "the upstream could not frame what the gateway sent on conn {conn}: {why}"
+        ));
+    }
+    failures
+}
+
+/// Transfer-Encoding spellings: (name, header line, valid chunked?). `None` means invalid:
+/// the gateway must refuse it; `Some(true)` valid; `Some(false)` borderline.
+fn te_variants() -> Vec<(&'static str, &'static str, Option<bool>)> {
+    vec![
+        ("plain", "Transfer-Encoding: chunked\r\n", Some(true)),
+        ("xchunked", "Transfer-Encoding: xchunked\r\n", None),
+        ("leading space", "Transfer-Encoding:  chunked\r\n", Some(true)),
+        ("trailing space", "Transfer-Encoding: chunked \r\n", Some(true)),
+        ("tab before value", "Transfer-Encoding:\tchunked\r\n", Some(true)),
+        ("space before colon", "Transfer-Encoding : chunked\r\n", None),
+        ("lower-case name", "Transfer-encoding: chunked\r\n", Some(true)),
+        ("upper-case value", "Transfer-Encoding: CHUNKED\r\n", Some(true)),
+        ("quoted", "Transfer-Encoding: \"chunked\"\r\n", None),
+        (
+            "chunked, identity",
+            "Transfer-Encoding: chunked, identity\r\n",
+            None,
+        ),
+        (
+            "identity, chunked",
+            "Transfer-Encoding: identity, chunked\r\n",
+            None,
+        ),
+        (
+            "chunked, chunked",
+            "Transfer-Encoding: chunked, chunked\r\n",
+            None,
+        ),
+        ("empty list member", "Transfer-Encoding: , chunked\r\n", None),
+        (
+            "duplicated",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            None,
+        ),
+        (
+            "duplicated with identity",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+            None,
+        ),
+        (
+            "duplicated xchunked first",
+            "Transfer-Encoding: xchunked\r\nTransfer-Encoding: chunked\r\n",
+            None,
+        ),
+        ("obs-fold", "Transfer-Encoding:\r\n chunked\r\n", None),
+        ("obs-fold tab", "Transfer-Encoding: x\r\n\tchunked\r\n", None),
+        ("vertical tab", "Transfer-Encoding:\x0bchunked\r\n", None),
+        ("form feed", "Transfer-Encoding:\x0cchunked\r\n", None),
+        ("NUL in value", "Transfer-Encoding: chunked\x00\r\n", None),
+        (
+            "bare LF before it",
+            "X: X\nTransfer-Encoding: chunked\r\n",
+            Some(false),
+        ),
+        ("bare CR before it", "X: X\rTransfer-Encoding: chunked\r\n", None),
+        (
+            "line-folded name",
+            "X: X\r\n Transfer-Encoding: chunked\r\n",
+            None,
+        ),
+        ("no space", "Transfer-Encoding:chunked\r\n", Some(true)),
+        ("chunked;q", "Transfer-Encoding: chunked;q=1\r\n", None),
+        ("gzip", "Transfer-Encoding: gzip\r\n", None),
+        ("unicode k", "Transfer-Encoding: chun\u{212a}ed\r\n", None),
+    ]
+}
+
+#[tokio::test]
+async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let mut cases = Vec::new();
+    for (name, te, valid) in te_variants() {
+        let hidden = smuggled(TAG);
+        // CL.TE: a front end honouring CL forwards it all; one honouring TE stops at `0`.
+        let cl_te_body = format!("0\r\n\r\n{hidden}");
+        cases.push(Case {
+            name: format!("CL.TE {name}"),
+            headers: format!("Content-Length: {}\r\n{te}", cl_te_body.len()),
+            body: cl_te_body.into_bytes(),
+            want: Want::Refused(400),
+        });
+        // TE.CL: TE first, CL covering only the chunk-size line.
+        let chunk = chunked(hidden.as_bytes());
+        let size_line = format!("{:x}\r\n", hidden.len());
+        cases.push(Case {
+            name: format!("TE.CL {name}"),
+            headers: format!("{te}Content-Length: {}\r\n", size_line.len()),
+            body: chunk.clone(),
+            want: Want::Refused(400),
+        });
+        // TE only: the hidden request is chunk data; a parser ignoring this TE spelling would
+        // read the chunk as the next request.
+        let want = match valid {
+            Some(true) => Want::Forwarded(hidden.clone().into_bytes()),
+            Some(false) => Want::RefusedOrForwarded(hidden.clone().into_bytes()),
+            None => Want::Refused(400),
+        };
+        cases.push(Case {
+            name: format!("TE only {name}"),
+            headers: te.to_string(),
+            body: chunk,
+            want,
+        });
+    }
+    let failures = run_matrix(&gateway, &upstream, "te", &cases).await;
+    report("Transfer-Encoding obfuscation", failures);
+}
+
+#[tokio::test]
+async fn obfuscated_content_length_never_smuggles() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let hidden = smuggled(TAG);
+    let len = hidden.len();
+    let body = hidden.clone().into_bytes();
+    let refuse = |name: &str, headers: String| Case {
+        name: name.to_string(),
+        headers,
+        body: body.clone(),
+        want: Want::Refused(400),
+    };
+    let forward = |name: &str, headers: String| Case {
+        name: name.to_string(),
+        headers,
+        body: body.clone(),
+        want: Want::Forwarded(body.clone()),
+    };
+    let cases = vec![
+        forward("control", format!("Content-Length: {len}\r\n")),
+        refuse("plus sign", format!("Content-Length: +{len}\r\n")),
+        refuse("minus sign", format!("Content-Length: -{len}\r\n")),
+        refuse("negative one", "Content-Length: -1\r\n".into()),
+        refuse(
+            "list of equal values",
+            format!("Content-Length: {len}, {len}\r\n"),
+        ),
+        refuse(
+            "list of different values",
+            format!("Content-Length: {len}, 0\r\n"),
+        ),
+        refuse(
+            "two different headers",
+            format!("Content-Length: 0\r\nContent-Length: {len}\r\n"),
+        ),
+        refuse(
+            "two equal headers",
+            format!("Content-Length: {len}\r\nContent-Length: {len}\r\n"),
+        ),
+        refuse("hex", format!("Content-Length: 0x{len:x}\r\n")),
+        refuse("decimal point", format!("Content-Length: {len}.0\r\n")),
+        refuse("exponent", "Content-Length: 1e2\r\n".into()),
+        refuse("empty", "Content-Length: \r\n".into()),
+        refuse("trailing garbage", format!("Content-Length: {len}x\r\n")),
+        refuse(
+            "inner space",
+            format!("Content-Length: {} {}\r\n", len / 10, len % 10),
+        ),
+        refuse("20 digits", "Content-Length: 99999999999999999999\r\n".into()),
+        refuse("u64 overflow", "Content-Length: 18446744073709551616\r\n".into()),
+        refuse("obs-fold", format!("Content-Length:\r\n {len}\r\n")),
+        refuse("vertical tab", format!("Content-Length:\x0b{len}\r\n")),
+        refuse("space before colon", format!("Content-Length : {len}\r\n")),
+        refuse("zero then list", format!("Content-Length: 0,{len}\r\n")),
+        refuse("fullwidth digits", "Content-Length: \u{ff14}\u{ff15}\r\n".into()),
+        forward("extra leading space", format!("Content-Length:   {len}\r\n")),
+        forward("trailing space", format!("Content-Length: {len} \r\n")),
+        forward("tab", format!("Content-Length:\t{len}\r\n")),
+        forward("lower-case name", format!("content-length: {len}\r\n")),
+        Case {
+            name: "leading zeros".into(),
+            headers: format!("Content-Length: 000{len}\r\n"),
+            body: body.clone(),
+            want: Want::RefusedOrForwarded(body.clone()),
+        },
+        Case {
+            name: "19 digits (over the body limit)".into(),
+            headers: "Content-Length: 9999999999999999999\r\n".into(),
+            body: body.clone(),
+            want: Want::Refused(413),
+        },
+        Case {
+            name: "declared over the 1 KiB limit".into(),
+            headers: "Content-Length: 1025\r\n".into(),
+            body: body.clone(),
+            want: Want::Refused(413),
+        },
+    ];
+    let failures = run_matrix(&gateway, &upstream, "cl", &cases).await;
+    report("Content-Length obfuscation", failures);
+}
+
+#[tokio::test]
+async fn transfer_encoding_on_http10_and_odd_request_lines_never_smuggle() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let mut failures = Vec::new();
+    // (name, bytes, acceptable first statuses); a follow-up is appended to each.
+    let hidden = smuggled("rl");
+    let chunk = String::from_utf8(chunked(hidden.as_bytes())).unwrap();
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "HTTP/1.0 with chunked",
+            format!(
+                "POST /pub/rl/main HTTP/1.0\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}"
+            ),
+        ),
+        (
+            "HTTP/1.0 CL.TE",
+            format!(
+                "POST /pub/rl/main HTTP/1.0\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{hidden}"
+            ),
+        ),
+        ("HTTP/0.9 style line", format!("GET /pub/rl/main\r\n\r\n{hidden}")),
+        (
+            "HTTP/2 version in h1",
+            format!("GET /pub/rl/main HTTP/2.0\r\nHost: localhost\r\n\r\n{hidden}"),
+        ),
+        (
+            "two spaces in request line",
+            format!("GET  /pub/rl/main HTTP/1.1\r\nHost: localhost\r\n\r\n{hidden}"),
+        ),
+        (
+            "tab in request line",
+            format!("GET\t/pub/rl/main HTTP/1.1\r\nHost: localhost\r\n\r\n{hidden}"),
+        ),
+        (
+            "request line with bare CR",
+            format!("GET /pub/rl/main\rHTTP/1.1\r\nHost: localhost\r\n\r\n{hidden}"),
+        ),
+        (
+            "request line with a smuggled line",
+            "GET /pub/rl/main HTTP/1.1\rX GET /pub/rl/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                .to_string(),
+        ),
+        (
+            "header without colon",
+            format!(
+                "POST /pub/rl/main HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n{hidden}"
+            ),
+        ),
+        (
+            "header name with space",
+            format!(
+                "POST /pub/rl/main HTTP/1.1\r\nHost: localhost\r\nContent Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{hidden}"
+            ),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let sent = format!("{bytes}{}", follow_up("rl"));
+        let before = upstream.requests().len();
+        let (responses, end) = exchange(&gateway, sent.as_bytes(), &[]).await;
+        let seen: Vec<Recorded> = upstream.requests().split_off(before);
+        let smuggled_seen = seen.iter().any(|r| r.path.contains("smuggled"));
+        // A refusal (400/505) with the connection closed, or the one request answered in
+        // order; never a response to the hidden request.
+        let first_ok = responses.first().is_some_and(|r| [400, 505].contains(&r.status))
+            && responses.len() == 1
+            && seen.is_empty();
+        let served = responses
+            .iter()
+            .all(|r| r.status == 200 && !r.body_text().contains("smuggled"))
+            && seen.iter().all(|r| r.complete && !r.path.contains("smuggled"));
+        if smuggled_seen || end.is_err() || !(first_ok || served) {
+            failures.push(format!(
+                "[{name}] sent {sent:?}\nclient got {:?} then {end:?}\nupstream saw {:?}",
+                responses
+                    .iter()
+                    .map(|r| (r.status, r.body_text()))
+                    .collect::<Vec<_>>(),
+                seen.iter().map(|r| (&r.method, &r.path)).collect::<Vec<_>>()
+            ));
+        }
+    }
+    report("request line and version oddities", failures);
+}
+
+// =====================================================================================
+// 2. Chunk sizes, extensions and terminators
+// =====================================================================================
+
+#[tokio::test]
+async fn bad_chunk_sizes_and_terminators_never_smuggle_or_reach_the_upstream_whole() {
+    let (gateway, upstream) = start(plain_responder).await;
+    /// What a chunked body must produce.
+    enum Chunks {
+        /// Forwarded once with this body, then the follow-up on the same connection.
+        Valid(&'static str),
+        /// An error answer (4xx/5xx), the connection closed, no complete request upstream.
+        Broken,
+        /// Broken, or forwarded with this body; never anything else.
+        BrokenOr(&'static str),
+        /// A size over the 1 KiB limit: 413 and closed.
+        TooLarge,
+    }
+    use Chunks::*;
+    let big = "A".repeat(1100);
+    let cases: Vec<(&str, String, Chunks)> = vec![
+        ("control", "5\r\nhello\r\n0\r\n\r\n".into(), Valid("hello")),
+        (
+            "two chunks",
+            "2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        (
+            "leading zeros",
+            "0005\r\nhello\r\n0000\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        (
+            "upper-case hex",
+            "A\r\nhellohello\r\n0\r\n\r\n".into(),
+            Valid("hellohello"),
+        ),
+        (
+            "space before extension",
+            "5 ;ext\r\nhello\r\n0\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        (
+            "tab after size",
+            "5\t\r\nhello\r\n0\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        (
+            "quoted extension with ;",
+            "5;a=\"x;y\"\r\nhello\r\n0;z=1\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        (
+            "trailer with framing headers",
+            "5\r\nhello\r\n0\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        ("0x prefix", "0x5\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        ("plus sign", "+5\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        ("minus sign", "-5\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        ("space inside size", "0 5\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        (
+            "17 hex digits (overflow)",
+            "10000000000000005\r\nhello\r\n0\r\n\r\n".into(),
+            Broken,
+        ),
+        ("empty size line", "\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        ("size with bare LF", "5\nhello\r\n0\r\n\r\n".into(), Broken),
+        ("data with bare LF", "5\r\nhello\n0\r\n\r\n".into(), Broken),
+        ("missing CRLF after data", "5\r\nhello0\r\n\r\n".into(), Broken),
+        ("data longer than size", "3\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        ("data shorter than size", "8\r\nhello\r\n0\r\n\r\n".into(), Broken),
+        (
+            "extension with bare CR",
+            "5;a=b\rc\r\nhello\r\n0\r\n\r\n".into(),
+            Broken,
+        ),
+        (
+            "extension with bare LF",
+            "5;a\nb\r\nhello\r\n0\r\n\r\n".into(),
+            Broken,
+        ),
+        (
+            "quoted extension with CRLF",
+            "5;a=\"x\r\nGET /pub/ch/smuggled HTTP/1.1\r\n\"\r\nhello\r\n0\r\n\r\n".into(),
+            Broken,
+        ),
+        (
+            "last chunk with bare LF end",
+            "5\r\nhello\r\n0\n\n".into(),
+            BrokenOr("hello"),
+        ),
+        ("last chunk then CR only", "5\r\nhello\r\n0\r\n\rX".into(), Broken),
+        (
+            "0 without final CRLF, then a request",
+            "5\r\nhello\r\n0\r\nGET /pub/ch/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            BrokenOr("hello"),
+        ),
+        (
+            "request hidden as chunk extension",
+            "5;GET /pub/ch/smuggled HTTP/1.1\r\nhello\r\n0\r\n\r\n".into(),
+            Valid("hello"),
+        ),
+        (
+            "size 2^64-1 then data over the limit",
+            format!("ffffffffffffffff\r\n{big}"),
+            TooLarge,
+        ),
+        (
+            "chunk over the limit",
+            format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len()),
+            TooLarge,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (name, body, want)) in cases.into_iter().enumerate() {
+        let tag = format!("ch-{i}");
+        // The hidden request after the body: where a lost parser would look for the next one.
+        let body = body.replace("/pub/ch/", &format!("/pub/{tag}/"));
+        let sent = format!(
+            "POST /pub/{tag}/main HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{body}{}{}",
+            smuggled(&tag),
+            follow_up(&tag)
+        );
+        let (responses, end) = exchange(&gateway, sent.as_bytes(), &[]).await;
+        let seen = upstream.tagged(&tag);
+        let main: Vec<&Recorded> = seen.iter().filter(|r| r.path.ends_with("/main")).collect();
+        let follow = seen.iter().filter(|r| r.path.ends_with("/follow")).count();
+        let hidden = seen.iter().filter(|r| r.path.ends_with("/smuggled")).count();
+        // With a valid body, the hidden request after it is a genuine pipelined request: it
+        // must be answered in order, between main and follow.
+        let valid = |expected: &str| {
+            statuses(&responses) == [200, 200, 200]
+                && responses[0].body_text() == format!("up:/pub/{tag}/main")
+                && responses[1].body_text() == format!("up:/pub/{tag}/smuggled")
+                && responses[2].body_text() == format!("up:/pub/{tag}/follow")
+                && main.len() == 1
+                && main[0].complete
+                && main[0].body == expected.as_bytes()
+                && hidden == 1
+                && follow == 1
+        };
+        let broken = || {
+            responses.len() == 1
+                && (400..600).contains(&responses[0].status)
+                && main.iter().all(|r| !r.complete)
+                && hidden == 0
+                && follow == 0
+        };
+        let ok = end.is_ok()
+            && match want {
+                Valid(expected) => valid(expected),
+                Broken => broken(),
+                BrokenOr(expected) => broken() || valid(expected),
+                TooLarge => statuses(&responses) == [413] && main.iter().all(|r| !r.complete) && hidden == 0,
+            };
+        if !ok {
+            failures.push(format!(
+                "[{name}]\nsent: {sent:?}\nclient got: {:?} then {end:?}\nupstream saw: {:?}",
+                responses
+                    .iter()
+                    .map(|r| (r.status, r.body_text()))
+                    .collect::<Vec<_>>(),
+                seen.iter()
+                    .map(|r| (&r.path, String::from_utf8_lossy(&r.body), r.complete))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    upstream.settle().await;
+    for (conn, why) in upstream.unframeable() {
+        failures.push(format!(
+            "the upstream could not frame what the gateway sent on conn {conn}: {why}"
+        ));
+    }
+    report("chunked framing", failures);
+}
+
+// =====================================================================================
+// 3. Early answers on keep-alive: the unread body is never parsed as a request
+// =====================================================================================
+
+#[tokio::test]
+async fn a_body_left_unread_by_an_early_answer_is_never_parsed_as_a_request() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let mut failures = Vec::new();
+    // (name, request line + headers up to the body framing, expected status, chunked?)
+    let cases: Vec<(&str, &str, u16, bool)> = vec![
+        (
+            "401 no token",
+            "POST /private/{tag}/main HTTP/1.1\r\n",
+            401,
+            false,
+        ),
+        (
+            "401 no token, chunked",
+            "POST /private/{tag}/main HTTP/1.1\r\n",
+            401,
+            true,
+        ),
+        (
+            "401 bad token",
+            "POST /private/{tag}/main HTTP/1.1\r\nAuthorization: Bearer x.y.z\r\n",
+            401,
+            false,
+        ),
+        (
+            "401 with Expect: 100-continue",
+            "POST /private/{tag}/main HTTP/1.1\r\nExpect: 100-continue\r\n",
+            401,
+            false,
+        ),
+        (
+            "401 GET with a body",
+            "GET /private/{tag}/main HTTP/1.1\r\n",
+            401,
+            false,
+        ),
+        (
+            "404 unrouted",
+            "POST /nowhere/{tag}/main HTTP/1.1\r\n",
+            404,
+            false,
+        ),
+        (
+            "404 unrouted, chunked",
+            "POST /nowhere/{tag}/main HTTP/1.1\r\n",
+            404,
+            true,
+        ),
+        (
+            "404 method not routed",
+            "POST /getonly/{tag}/main HTTP/1.1\r\n",
+            404,
+            false,
+        ),
+        ("405 gateway endpoint", "POST /auth/me HTTP/1.1\r\n", 405, false),
+        (
+            "405 login with PUT, chunked",
+            "PUT /auth/login HTTP/1.1\r\n",
+            405,
+            true,
+        ),
+        (
+            "400 encoded slash",
+            "POST /pub/{tag}/a%2fb HTTP/1.1\r\n",
+            400,
+            false,
+        ),
+        (
+            "400 two Authorization",
+            "POST /pub/{tag}/main HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n",
+            400,
+            false,
+        ),
+        (
+            "200 jwks with a body",
+            "GET /.well-known/jwks.json HTTP/1.1\r\n",
+            200,
+            false,
+        ),
+        ("401 auth/me with a body", "GET /auth/me HTTP/1.1\r\n", 401, false),
+        (
+            "413 declared over the limit",
+            "POST /pub/{tag}/main HTTP/1.1\r\n",
+            413,
+            false,
+        ),
+    ];
+    for (i, (name, head, status, chunk)) in cases.into_iter().enumerate() {
+        let tag = format!("early-{i}");
+        let hidden = smuggled(&tag);
+        let body = match (chunk, status) {
+            (true, _) => chunked(hidden.as_bytes()),
+            (false, 413) => format!("{hidden}{}", "x".repeat(1100 - hidden.len())).into_bytes(),
+            (false, _) => hidden.clone().into_bytes(),
+        };
+        let framing = match chunk {
+            true => "Transfer-Encoding: chunked\r\n".to_string(),
+            false => format!("Content-Length: {}\r\n", body.len()),
+        };
+        let sent = [
+            head.replace("{tag}", &tag).as_bytes(),
+            b"Host: localhost\r\n",
+            framing.as_bytes(),
+            b"\r\n",
+            &body,
+            follow_up(&tag).as_bytes(),
+        ]
+        .concat();
+        let (responses, end) = exchange(&gateway, &sent, &[]).await;
+        let seen = upstream.tagged(&tag);
+        let main_seen = seen.iter().any(|r| r.path.ends_with("/main"));
+        let hidden_seen = seen.iter().any(|r| r.path.contains("smuggled"));
+        // The early answer, then either the follow-up's own answer or a closed connection.
+        let first_ok = responses.first().is_some_and(|r| r.status == status);
+        let rest_ok = match responses.get(1..).unwrap_or_default() {
+            [] => seen.iter().all(|r| !r.path.ends_with("/follow")),
+            [follow] => follow.status == 200 && follow.body_text() == format!("up:/pub/{tag}/follow"),
+            _ => false,
+        };
+        let must_close = status == 413;
+        if hidden_seen
+            || main_seen
+            || end.is_err()
+            || !first_ok
+            || !rest_ok
+            || (must_close && responses.len() != 1)
+        {
+            failures.push(format!(
+                "[{name}] expected {status}\nsent: {:?}\nclient got: {:?} then {end:?}\nupstream saw: {:?}",
+                String::from_utf8_lossy(&sent),
+                responses
+                    .iter()
+                    .map(|r| (r.status, r.body_text()))
+                    .collect::<Vec<_>>(),
+                seen.iter().map(|r| &r.path).collect::<Vec<_>>()
+            ));
+        }
+    }
+    upstream.settle().await;
+    if upstream
+        .requests()
+        .iter()
+        .any(|r| r.path.contains("smuggled") || r.path.ends_with("/main"))
+    {
+        failures.push(format!("late upstream arrivals: {:?}", upstream.requests()));
+    }
+    report("early answers", failures);
+}
+
+#[tokio::test]
+async fn a_body_sent_after_an_early_answer_is_never_parsed_as_a_request() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let mut failures = Vec::new();
+    for (name, framing) in [
+        ("content-length", "Content-Length: 66\r\n"),
+        ("chunked", "Transfer-Encoding: chunked\r\n"),
+    ] {
+        let tag = format!("late-{name}");
+        let mut client = Client::open(&gateway).await;
+        client
+            .send(format!("POST /private/{tag}/main HTTP/1.1\r\nHost: localhost\r\n{framing}\r\n").as_bytes())
+            .await;
+        let first = client.response(false).await;
+        // The body arrives only now: a full request that must never be parsed as one.
+        let hidden = smuggled(&tag);
+        let body = match name {
+            "chunked" => chunked(hidden.as_bytes()),
+            _ => format!("{hidden:<66}").into_bytes(),
+        };
+        client
+            .send(&[body.as_slice(), follow_up(&tag).as_bytes()].concat())
+            .await;
+        let next = client.response(false).await;
+        let ok = matches!(&first, Ok(r) if r.status == 401)
+            && match &next {
+                Ok(r) => r.status == 200 && r.body_text() == format!("up:/pub/{tag}/follow"),
+                Err(ReadEnd::Closed(rest)) => rest.is_empty(),
+                Err(_) => false,
+            };
+        upstream.settle().await;
+        let seen = upstream.tagged(&tag);
+        if !ok || seen.iter().any(|r| r.path.contains("smuggled")) {
+            failures.push(format!(
+                "[{name}] first {first:?}\nthen {next:?}\nupstream saw {:?}",
+                seen.iter().map(|r| &r.path).collect::<Vec<_>>()
+            ));
+        }
+    }
+    report("late bodies", failures);
+}
+
+// =====================================================================================
+// 4. Pipelining
+// =====================================================================================
+
+#[tokio::test]
+async fn pipelined_requests_in_one_write_are_answered_in_order_and_forwarded_once_each() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let hidden = smuggled("pipe");
+    // (request bytes, expected status, expected body: the upstream's echo or a marker)
+    let mut requests: Vec<(String, u16, Option<String>)> = vec![
+        (
+            "GET /pub/pipe/p01 HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            200,
+            Some("up:/pub/pipe/p01".into()),
+        ),
+        (
+            format!(
+                "POST /pub/pipe/p02 HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{hidden}",
+                hidden.len()
+            ),
+            200,
+            Some("up:/pub/pipe/p02".into()),
+        ),
+        (
+            format!(
+                "POST /pub/pipe/p03 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+                String::from_utf8(chunked(hidden.as_bytes())).unwrap()
+            ),
+            200,
+            Some("up:/pub/pipe/p03".into()),
+        ),
+        (
+            format!(
+                "POST /private/pipe/p04 HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{hidden}",
+                hidden.len()
+            ),
+            401,
+            None,
+        ),
+        (
+            "GET /pub/pipe/p05?x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            200,
+            Some("up:/pub/pipe/p05?x=1".into()),
+        ),
+        (
+            format!(
+                "PUT /nowhere/pipe/p06 HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{hidden}",
+                hidden.len()
+            ),
+            404,
+            None,
+        ),
+        (
+            "HEAD /pub/pipe/p07 HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            200,
+            Some(String::new()),
+        ),
+        (
+            "DELETE /pub/pipe/p08 HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            200,
+            Some("up:/pub/pipe/p08".into()),
+        ),
+        (
+            "GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            200,
+            None,
+        ),
+        (
+            "\r\nGET /pub/pipe/p10 HTTP/1.1\r\nHost: localhost\r\n\r\n".into(),
+            200,
+            Some("up:/pub/pipe/p10".into()),
+        ),
+        (
+            "OPTIONS /pub/pipe/p11 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n".into(),
+            200,
+            Some("up:/pub/pipe/p11".into()),
+        ),
+    ];
+    for i in 12..40 {
+        requests.push((
+            format!("GET /pub/pipe/p{i:02} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+            200,
+            Some(format!("up:/pub/pipe/p{i:02}")),
+        ));
+    }
+    requests.push((
+        "GET /pub/pipe/p40 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".into(),
+        200,
+        Some("up:/pub/pipe/p40".into()),
+    ));
+    let sent: String = requests.iter().map(|(r, _, _)| r.as_str()).collect();
+    let (responses, end) = exchange(&gateway, sent.as_bytes(), &[6]).await;
+    let mut failures = Vec::new();
+    if let Err(end) = &end {
+        failures.push(format!("stream did not end cleanly: {end:?}"));
+    }
+    if responses.len() != requests.len() {
+        failures.push(format!(
+            "{} responses for {} requests",
+            responses.len(),
+            requests.len()
+        ));
+    }
+    for (i, ((request, status, body), got)) in requests.iter().zip(&responses).enumerate() {
+        let body_ok = body.as_ref().is_none_or(|b| got.body_text() == *b);
+        if got.status != *status || !body_ok {
+            failures.push(format!(
+                "#{i} {:?}: expected {status} {body:?}, got {} {:?}",
+                request.lines().next(),
+                got.status,
+                got.body_text()
+            ));
+        }
+    }
+    let heads = responses
+        .get(6)
+        .and_then(|r| r.header("content-length"))
+        .map(str::to_string);
+    if heads.as_deref() != Some("16") {
+        failures.push(format!("HEAD answer lost its Content-Length: {heads:?}"));
+    }
+    upstream.settle().await;
+    let seen: Vec<String> = upstream.requests().iter().map(|r| r.path.clone()).collect();
+    let expected: Vec<String> = requests
+        .iter()
+        .filter_map(|(r, _, _)| {
+            let path = r.trim_start().split(' ').nth(1)?;
+            path.starts_with("/pub/").then(|| path.to_string())
+        })
+        .collect();
+    if seen != expected {
+        failures.push(format!(
+            "upstream order:\n  saw      {seen:?}\n  expected {expected:?}"
+        ));
+    }
+    let bodies: Vec<(String, Vec<u8>)> = upstream
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("p02") || r.path.ends_with("p03"))
+        .map(|r| (r.path.clone(), r.body.clone()))
+        .collect();
+    for (path, body) in bodies {
+        if body != hidden.as_bytes() {
+            failures.push(format!(
+                "{path} body changed: {:?}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+    }
+    report("pipelining", failures);
+}
+
+// =====================================================================================
+// 5. Malformed upstream responses: no leftover bytes, no reuse of a poisoned connection
+// =====================================================================================
+
+const POISON: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned";
+
+/// For `/pub/bad-<name>/main` (and `/slow/...`), the malformed reply named `<name>`.
+fn malformed_reply(name: &str) -> (String, Then) {
+    let ka = Then::KeepAlive;
+    match name {
+        "cl-and-te" => (
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n{POISON}"
+            ),
+            ka,
+        ),
+        "te-and-cl-clean" => (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                .into(),
+            ka,
+        ),
+        "cl-shorter-than-chunked" => (
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\nok{POISON}\r\n0\r\n\r\n",
+                2 + POISON.len()
+            ),
+            ka,
+        ),
+        "two-cls" => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 45\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "cl-list" => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 2, 45\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "cl-plus" => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "bad-chunk-size" => (
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n{POISON}"),
+            ka,
+        ),
+        "chunk-data-overrun" => (
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nok\r\n0\r\n\r\n{POISON}"),
+            ka,
+        ),
+        "extra-response-after-body" => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "extra-after-chunked" => (
+            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n{POISON}"),
+            ka,
+        ),
+        "204-with-body" => (format!("HTTP/1.1 204 No Content\r\n\r\n{POISON}"), ka),
+        "304-with-body" => (
+            format!("HTTP/1.1 304 Not Modified\r\nContent-Length: 8\r\n\r\npoisoned{POISON}"),
+            ka,
+        ),
+        "head-with-body" => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned{POISON}"),
+            ka,
+        ),
+        "bare-cr-header" => (
+            format!("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "bare-cr-line-end" => (
+            format!("HTTP/1.1 200 OK\rContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "nul-in-header" => (
+            format!("HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "obs-fold" => (
+            format!("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "space-before-colon" => (
+            format!("HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "status-garbage" => (
+            format!("HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "version-garbage" => (
+            format!("HTTX/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{POISON}"),
+            ka,
+        ),
+        "not-http-at-all" => (format!("hello there\r\n\r\n{POISON}"), ka),
+        "1xx-then-response" => (
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            ka,
+        ),
+        "1xx-then-nothing" => ("HTTP/1.1 102 Processing\r\n\r\n".into(), Then::Hold),
+        "1xx-then-close" => ("HTTP/1.1 100 Continue\r\n\r\n".into(), Then::Close),
+        "short-body-then-close" => (
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok".into(),
+            Then::Close,
+        ),
+        _ => (
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into(),
+            ka,
+        ),
+    }
+}
+
+fn malformed_responder(request: &Recorded) -> (Vec<u8>, Then) {
+    let name = request
+        .path
+        .split('/')
+        .nth(2)
+        .and_then(|s| s.strip_prefix("bad-"));
+    match name {
+        Some(name) if request.path.ends_with("/main") => {
+            let (reply, then) = malformed_reply(name);
+            (reply.into_bytes(), then)
+        }
+        _ => (ok_reply(request), Then::KeepAlive),
+    }
+}
+
+/// What the client may get for a malformed upstream response.
+#[derive(Debug, PartialEq)]
+enum Allowed {
+    Status(u16),
+    /// 200 with exactly this body.
+    Ok(&'static str),
+    /// The response was cut off (possibly before its head) and the connection closed.
+    Aborted,
+}
+
+/// A malformed-response case: (name, method, route, allowed outcomes, is the response
+/// malformed, so that its upstream connection must be retired?).
+type Malformed = (&'static str, &'static str, &'static str, Vec<Allowed>, bool);
+
+/// Runs one malformed-response case; returns its problems.
+async fn malformed_case(gateway: &Gateway, upstream: &RecordingUpstream, case: &Malformed) -> Vec<String> {
+    use Allowed::*;
+    let (name, method, route, allowed, retire) = case;
+    let base = format!("/{route}/bad-{name}");
+    let mut client = Client::open(gateway).await;
+    client
+        .send(format!("{method} {base}/main HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await;
+    let first = client.response(*method == "HEAD").await;
+    let outcome = match &first {
+        Result::Ok(r) if r.status == 200 && *method != "HEAD" => Ok(if r.body == b"ok" { "ok" } else { "?" }),
+        Result::Ok(r) => Status(r.status),
+        Err(ReadEnd::Closed(_)) => Aborted,
+        Err(_) => Status(0),
+    };
+    let leaked =
+        |r: &Resp| r.body_text().contains("poison") || r.headers.iter().any(|(_, v)| v.contains("poison"));
+    let mut problems = Vec::new();
+    if !allowed.contains(&outcome) {
+        problems.push(format!("first answer {first:?} is none of {allowed:?}"));
+    }
+    if first.as_ref().is_ok_and(leaked) {
+        problems.push("the first answer carries the upstream's leftover bytes".into());
+    }
+    // Follow-ups: on the same client connection while it is open, then on new ones; all at
+    // once after the bad answer, when a poisoned pooled connection would be reused.
+    let mut follows = Vec::new();
+    if first.is_ok() {
+        client
+            .send(format!("GET {base}/follow-0 HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await;
+        follows.push((0, client.response(false).await));
+    }
+    for n in 1..=3 {
+        let mut fresh = Client::open(gateway).await;
+        fresh
+            .send(
+                format!("GET {base}/follow-{n} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await;
+        follows.push((n, fresh.response(false).await));
+    }
+    for (n, follow) in &follows {
+        let expected = format!("up:{base}/follow-{n}");
+        match follow {
+            Result::Ok(r) if r.status == 200 && r.body_text() == expected => {}
+            // The client connection of the bad answer may have been closed instead.
+            Err(ReadEnd::Closed(rest)) if *n == 0 && rest.is_empty() => {}
+            other => problems.push(format!("follow-up {n} got {other:?}, expected {expected:?}")),
+        }
+    }
+    // The upstream connection that sent a malformed response never carries another request
+    // (SPEC 6: "one that sent a malformed response is never reused").
+    let requests = upstream.requests();
+    match requests.iter().position(|r| r.path == format!("{base}/main")) {
+        Some(at) if *retire => {
+            let conn = requests[at].conn;
+            let reused: Vec<&str> = requests[at + 1..]
+                .iter()
+                .filter(|r| r.conn == conn)
+                .map(|r| r.path.as_str())
+                .collect();
+            if !reused.is_empty() {
+                problems.push(format!(
+                    "the poisoned upstream connection {conn} was reused for {reused:?}"
+                ));
+            }
+        }
+        Some(_) => {}
+        None => problems.push("the upstream never saw the request".into()),
+    }
+    problems.into_iter().map(|p| format!("[{name}] {p}")).collect()
+}
+
+async fn malformed_matrix(cases: &[Malformed]) -> Vec<String> {
+    let (gateway, upstream) = start(malformed_responder).await;
+    let mut failures = Vec::new();
+    for case in cases {
+        failures.extend(malformed_case(&gateway, &upstream, case).await);
+    }
+    failures
+}
+
+#[tokio::test]
+async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_response() {
+    use Allowed::*;
+    let cases: Vec<Malformed> = vec![
+        ("two-cls", "GET", "pub", vec![Status(502)], true),
+        ("cl-list", "GET", "pub", vec![Status(502)], true),
+        ("cl-plus", "GET", "pub", vec![Status(502)], true),
+        ("bad-chunk-size", "GET", "pub", vec![Status(502), Aborted], true),
+        (
+            "chunk-data-overrun",
+            "GET",
+            "pub",
+            vec![Status(502), Aborted],
+            true,
+        ),
+        (
+            "extra-response-after-body",
+            "GET",
+            "pub",
+            vec![Status(502), Ok("ok")],
+            true,
+        ),
+        (
+            "extra-after-chunked",
+            "GET",
+            "pub",
+            vec![Status(502), Ok("ok")],
+            true,
+        ),
+        (
+            "204-with-body",
+            "GET",
+            "pub",
+            vec![Status(502), Status(204)],
+            true,
+        ),
+        (
+            "304-with-body",
+            "GET",
+            "pub",
+            vec![Status(502), Status(304)],
+            true,
+        ),
+        (
+            "head-with-body",
+            "HEAD",
+            "pub",
+            vec![Status(502), Status(200)],
+            true,
+        ),
+        ("bare-cr-header", "GET", "pub", vec![Status(502)], true),
+        ("bare-cr-line-end", "GET", "pub", vec![Status(502)], true),
+        ("nul-in-header", "GET", "pub", vec![Status(502)], true),
+        ("obs-fold", "GET", "pub", vec![Status(502)], true),
+        ("space-before-colon", "GET", "pub", vec![Status(502)], true),
+        ("status-garbage", "GET", "pub", vec![Status(502)], true),
+        ("version-garbage", "GET", "pub", vec![Status(502)], true),
+        ("not-http-at-all", "GET", "pub", vec![Status(502)], true),
+        ("1xx-then-response", "GET", "pub", vec![Ok("ok")], false),
+        ("1xx-then-nothing", "GET", "slow", vec![Status(504)], true),
+        ("1xx-then-close", "GET", "pub", vec![Status(502)], true),
+        (
+            "short-body-then-close",
+            "GET",
+            "pub",
+            vec![Status(502), Aborted],
+            true,
+        ),
+    ];
+    report("malformed upstream responses", malformed_matrix(&cases).await);
+}
+
+/// An upstream response with both Content-Length and Transfer-Encoding: RFC 9112 6.3 says an
+/// intermediary must drop the Content-Length before forwarding (and ought to treat it as an
+/// error); SPEC 6 says such a connection is never reused.
+#[tokio::test]
+async fn an_upstream_response_with_content_length_and_transfer_encoding_is_not_relayed_inconsistently() {
+    use Allowed::*;
+    let cases: Vec<Malformed> = vec![
+        ("cl-and-te", "GET", "pub", vec![Status(502), Ok("ok")], true),
+        ("te-and-cl-clean", "GET", "pub", vec![Status(502), Ok("ok")], true),
+        ("cl-shorter-than-chunked", "GET", "pub", vec![Status(502)], true),
+    ];
+    report("CL+TE upstream responses", malformed_matrix(&cases).await);
+}
+
+// =====================================================================================
+// 6. Upgrade desync: refused WebSocket upgrades and h2c smuggling
+// =====================================================================================
+
+fn upgrade_responder(request: &Recorded) -> (Vec<u8>, Then) {
+    match request.path.as_str() {
+        // The upstream refuses the WebSocket upgrade: no tunnel may open.
+        p if p.starts_with("/ws/refused") && p.ends_with("/main") => (
+            b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno".to_vec(),
+            Then::KeepAlive,
+        ),
+        p if p.starts_with("/ws/ok200") && p.ends_with("/main") => (ok_reply(request), Then::KeepAlive),
+        // A naive backend switching to whatever it was asked (h2csmuggler's target).
+        p if p.contains("/switch") => (
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec(),
+            Then::Hold,
+        ),
+        _ => (ok_reply(request), Then::KeepAlive),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_upgrade_or_an_unasked_101_never_opens_a_tunnel_to_the_upstream() {
+    // The relayed 101 itself is the separate test below.
+    report("upgrade desync", upgrade_matrix(false, true).await);
+}
+
+/// RFC 9110 15.2.2: a server must not switch to a protocol the client did not ask for, so an
+/// upstream's 101 to a request that asked for no upgrade (or for h2c, which the gateway
+/// strips) is a bad upstream response: 502, like any other malformed one.
+#[tokio::test]
+async fn an_upstream_101_to_a_request_that_asked_for_no_upgrade_is_a_502() {
+    report("unasked 101", upgrade_matrix(true, false).await);
+}
+
+/// `strict`: the unasked-101 cases must be 502 (else a relayed 101 is tolerated as long as
+/// no tunnel opens); `refusals`: include the refused-upgrade cases.
+async fn upgrade_matrix(strict: bool, refusals: bool) -> Vec<String> {
+    let (gateway, upstream) = start(upgrade_responder).await;
+    let mut failures = Vec::new();
+    let websocket = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let h2c =
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
+    // (name, first request, statuses the first may get)
+    let cases: Vec<(&str, String, Vec<u16>)> = vec![
+        (
+            "websocket refused by the upstream",
+            format!("GET /ws/refused/main HTTP/1.1\r\nHost: localhost\r\n{websocket}\r\n"),
+            vec![426],
+        ),
+        (
+            "websocket answered 200 by the upstream",
+            format!("GET /ws/ok200/main HTTP/1.1\r\nHost: localhost\r\n{websocket}\r\n"),
+            vec![200],
+        ),
+        (
+            "websocket with a bad version",
+            format!(
+                "GET /ws/refused/main HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
+                websocket.replace("13", "1337")
+            ),
+            vec![426, 400],
+        ),
+        (
+            "h2c upgrade on a public route",
+            format!("GET /pub/h2c/switch HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n"),
+            vec![502, 400],
+        ),
+        (
+            "h2c upgrade on a websocket route",
+            format!("GET /ws/h2c/switch HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n"),
+            vec![502, 400],
+        ),
+        (
+            "plain GET answered 101",
+            "GET /pub/plain/switch HTTP/1.1\r\nHost: localhost\r\n\r\n".to_string(),
+            vec![502],
+        ),
+        (
+            "websocket answered 101 on a non-websocket route",
+            format!("GET /pub/ws/switch HTTP/1.1\r\nHost: localhost\r\n{websocket}\r\n"),
+            vec![502],
+        ),
+    ];
+    for (name, request, mut allowed) in cases {
+        let unasked = request.contains("/switch");
+        if !unasked && !refusals {
+            continue;
+        }
+        if unasked && !strict {
+            allowed.push(101);
+        }
+        let mut client = Client::open(&gateway).await;
+        client.send(request.as_bytes()).await;
+        let first = client.response(false).await;
+        // What a tunnel would carry straight to the upstream: the h2 preface and a request
+        // to a protected path without a token.
+        client
+            .send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nGET /private/tunnel/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await;
+        let second = client.response(false).await;
+        let mut problems = Vec::new();
+        match &first {
+            Ok(r) if allowed.contains(&r.status) => {}
+            other => problems.push(format!("first answer {other:?}, expected one of {allowed:?}")),
+        }
+        // The bytes after it are HTTP to the gateway (refused: 400, or 401 for the protected
+        // path) or the connection is closed; never tunnelled.
+        match &second {
+            Ok(r) if [400, 401].contains(&r.status) => {}
+            Err(ReadEnd::Closed(rest)) if rest.is_empty() => {}
+            other => problems.push(format!("after the upgrade attempt: {other:?}")),
+        }
+        upstream.settle().await;
+        let tunnelled = String::from_utf8_lossy(&upstream.after_switch()).into_owned();
+        if tunnelled.contains("smuggled") || tunnelled.contains("PRI *") {
+            problems.push(format!(
+                "client bytes reached the upstream through a tunnel: {tunnelled:?}"
+            ));
+        }
+        if upstream.requests().iter().any(|r| r.path.contains("smuggled")) {
+            problems.push("the tunnelled request reached the upstream".into());
+        }
+        let forwarded_upgrade: Vec<String> = upstream
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("h2c") || r.path.contains("plain"))
+            .flat_map(|r| [r.header("upgrade"), r.header("http2-settings")].concat())
+            .map(str::to_string)
+            .collect();
+        if !forwarded_upgrade.is_empty() {
+            problems.push(format!(
+                "h2c upgrade headers reached the upstream: {forwarded_upgrade:?}"
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("[{name}]\n  {}", problems.join("\n  ")));
+        }
+    }
+    failures
+}
+
+// =====================================================================================
+// 7. HTTP/2 downgraded to the HTTP/1.1 upstream, with raw frames
+// =====================================================================================
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const ACK: u8 = 0x1;
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    frame.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// HPACK integer with an `n`-bit prefix (RFC 7541 5.1); `first` holds the pattern bits.
+fn hpack_int(out: &mut Vec<u8>, first: u8, n: u8, value: usize) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(first | value as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    let mut rest = value - max;
+    while rest >= 128 {
+        out.push((rest % 128) as u8 | 0x80);
+        rest /= 128;
+    }
+    out.push(rest as u8);
+}
+
+/// "Literal Header Field without Indexing, New Name", raw (non-Huffman) strings: any bytes.
+fn hpack_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(0x00);
+    hpack_int(out, 0x00, 7, name.len());
+    out.extend_from_slice(name);
+    hpack_int(out, 0x00, 7, value.len());
+    out.extend_from_slice(value);
+}
+
+/// Decodes a Huffman string made only of digits (a `:status` value); `None` otherwise.
+fn huffman_digits(bytes: &[u8]) -> Option<String> {
+    let bits: Vec<u8> = bytes
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        .collect();
+    let take = |at: usize, n: usize| -> Option<u8> {
+        bits.get(at..at + n)
+            .map(|s| s.iter().fold(0u8, |acc, b| acc << 1 | b))
+    };
+    let (mut at, mut out) = (0, String::new());
+    while let Some(five) = take(at, 5) {
+        if five <= 2 {
+            out.push(char::from(b'0' + five));
+            at += 5;
+            continue;
+        }
+        match take(at, 6) {
+            Some(six @ 0x19..=0x1f) => {
+                out.push(char::from(b'3' + (six - 0x19)));
+                at += 6;
+            }
+            // All ones: the EOS padding at the end.
+            _ if bits[at..].iter().all(|b| *b == 1) && bits.len() - at < 8 => break,
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The `:status` of a response header block: h2 sends it first, either indexed from the
+/// static table or as a literal with the static `:status` name.
+fn h2_status(mut block: &[u8]) -> Option<u16> {
+    const STATIC: [u16; 7] = [200, 204, 206, 304, 400, 404, 500];
+    // Skip dynamic table size updates.
+    while block.first().is_some_and(|b| b & 0xe0 == 0x20) {
+        block = &block[1..];
+    }
+    let first = *block.first()?;
+    if first & 0x80 != 0 {
+        let index = usize::from(first & 0x7f);
+        return STATIC.get(index.checked_sub(8)?).copied();
+    }
+    let index = match first & 0xc0 {
+        0x40 => first & 0x3f,
+        _ => first & 0x0f,
+    };
+    if !(8..=14).contains(&index) {
+        return None;
+    }
+    let len_byte = *block.get(1)?;
+    let len = usize::from(len_byte & 0x7f);
+    let value = block.get(2..2 + len)?;
+    let text = match len_byte & 0x80 {
+        0 => String::from_utf8(value.to_vec()).ok()?,
+        _ => huffman_digits(value)?,
+    };
+    text.parse().ok()
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // the codes are read through Debug, in failure messages
+enum H2Outcome {
+    Answered { status: Option<u16>, body: Vec<u8> },
+    Reset(u32),
+    GoAway(u32),
+    Closed,
+    TimedOut,
+}
+
+/// One request on stream 1 of a fresh h2 connection: `fields` in order, then `data` frames
+/// (the last carries END_STREAM; with none, HEADERS does), then optional trailer `fields`.
+async fn h2_exchange(
+    gateway: &Gateway,
+    fields: &[(Vec<u8>, Vec<u8>)],
+    data: &[Vec<u8>],
+    trailers: Option<&[(Vec<u8>, Vec<u8>)]>,
+) -> H2Outcome {
+    let mut stream = gateway.tls_connect(&[b"h2"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "h2 by ALPN");
+    let mut block = Vec::new();
+    for (name, value) in fields {
+        hpack_literal(&mut block, name, value);
+    }
+    let headers_end = match (data.is_empty(), trailers.is_none()) {
+        (true, true) => END_STREAM,
+        _ => 0,
+    };
+    let mut out = [H2_PREFACE, &h2_frame(SETTINGS, 0, 0, &[])].concat();
+    out.extend(h2_frame(HEADERS, END_HEADERS | headers_end, 1, &block));
+    for (i, chunk) in data.iter().enumerate() {
+        let last = i + 1 == data.len() && trailers.is_none();
+        out.extend(h2_frame(DATA, if last { END_STREAM } else { 0 }, 1, chunk));
+    }
+    if let Some(trailers) = trailers {
+        let mut block = Vec::new();
+        for (name, value) in trailers {
+            hpack_literal(&mut block, name, value);
+        }
+        out.extend(h2_frame(HEADERS, END_HEADERS | END_STREAM, 1, &block));
+    }
+    if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+        return H2Outcome::Closed;
+    }
+    let (mut status, mut body, mut goaway) = (None, Vec::new(), None);
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            if stream.read_exact(&mut head).await.is_err() {
+                return match goaway {
+                    Some(code) => H2Outcome::GoAway(code),
+                    None => H2Outcome::Closed,
+                };
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let (kind, flags) = (head[3], head[4]);
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0u8; len];
+            if stream.read_exact(&mut payload).await.is_err() {
+                return H2Outcome::Closed;
+            }
+            match (kind, id) {
+                (SETTINGS, 0) if flags & ACK == 0 => {
+                    let _ = stream.write_all(&h2_frame(SETTINGS, ACK, 0, &[])).await;
+                }
+                (PING, 0) if flags & ACK == 0 => {
+                    let _ = stream.write_all(&h2_frame(PING, ACK, 0, &payload)).await;
+                }
+                (GOAWAY, 0) => {
+                    let code = payload
+                        .get(4..8)
+                        .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                    goaway = Some(code);
+                    // The stream may still be answered if the server processed it.
+                    let last = payload
+                        .get(0..4)
+                        .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                    if last < 1 {
+                        return H2Outcome::GoAway(code);
+                    }
+                }
+                (RST_STREAM, 1) => {
+                    let code = payload
+                        .get(0..4)
+                        .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                    return H2Outcome::Reset(code);
+                }
+                (HEADERS, 1) => {
+                    let mut block = payload.as_slice();
+                    if flags & 0x8 != 0 {
+                        let pad = usize::from(*block.first().unwrap_or(&0));
+                        block = block.get(1..block.len().saturating_sub(pad)).unwrap_or_default();
+                    }
+                    if flags & 0x20 != 0 {
+                        block = block.get(5..).unwrap_or_default();
+                    }
+                    if status.is_none() {
+                        status = Some(h2_status(block));
+                    }
+                    if flags & END_STREAM != 0 {
+                        return H2Outcome::Answered {
+                            status: status.flatten(),
+                            body,
+                        };
+                    }
+                }
+                (DATA, 1) => {
+                    let mut chunk = payload.as_slice();
+                    if flags & 0x8 != 0 {
+                        let pad = usize::from(*chunk.first().unwrap_or(&0));
+                        chunk = chunk.get(1..chunk.len().saturating_sub(pad)).unwrap_or_default();
+                    }
+                    body.extend_from_slice(chunk);
+                    if flags & END_STREAM != 0 {
+                        return H2Outcome::Answered {
+                            status: status.flatten(),
+                            body,
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(PROMPT, read)
+        .await
+        .unwrap_or(H2Outcome::TimedOut)
+}
+
+/// What an h2 case must produce.
+#[derive(Debug)]
+enum H2Want {
+    /// Answered 200 by the upstream, which got exactly one request with this body.
+    Forwarded(Vec<u8>),
+    /// Reset, GOAWAY, closed or 400, and nothing at all reached the upstream.
+    Refused,
+    /// Not answered 2xx, and the upstream got no complete request, or one whose body is
+    /// exactly this (the declared length) and never anything more.
+    AtMost(Option<Vec<u8>>),
+    /// Forwarded with this body, or `AtMost(Some(body))`: malformed trailers, which the
+    /// gateway drops anyway.
+    EitherWay(Vec<u8>),
+}
+
+fn field(name: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
+    (name.as_bytes().to_vec(), value.as_bytes().to_vec())
+}
+
+fn raw_field(name: &[u8], value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (name.to_vec(), value.to_vec())
+}
+
+/// Builds an h2 case for a tag.
+type CaseFn<'a> = Box<dyn Fn(&str) -> H2Case + 'a>;
+
+struct H2Case {
+    name: &'static str,
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    data: Vec<Vec<u8>>,
+    trailers: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    want: H2Want,
+}
+
+#[tokio::test]
+async fn http2_requests_downgraded_to_http11_never_smuggle() {
+    let (gateway, upstream) = start(plain_responder).await;
+    let hidden = smuggled("h2");
+    let hidden_bytes = hidden.as_bytes().to_vec();
+    // The ordinary pseudo-headers for `tag`, plus `x-case` to attribute what the upstream saw.
+    let base = |tag: &str, method: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        vec![
+            field(":method", method),
+            field(":scheme", "https"),
+            field(":authority", "localhost"),
+            field(":path", &format!("/pub/{tag}/main")),
+            field("x-case", tag),
+        ]
+    };
+    let with = |tag: &str, extra: Vec<(Vec<u8>, Vec<u8>)>| {
+        let mut fields = base(tag, "POST");
+        fields.extend(extra);
+        fields
+    };
+    let replace = |tag: &str, name: &str, value: &[u8]| {
+        let mut fields = base(tag, "POST");
+        for f in &mut fields {
+            if f.0 == name.as_bytes() {
+                f.1 = value.to_vec();
+            }
+        }
+        fields
+    };
+    let without = |tag: &str, name: &str| {
+        let mut fields = base(tag, "POST");
+        fields.retain(|f| f.0 != name.as_bytes());
+        fields
+    };
+    use H2Want::*;
+    let hello = || vec![b"hello".to_vec()];
+    let cases: Vec<CaseFn> = vec![
+        // Controls: the frame writer works and a body that is a whole HTTP/1.1 request is
+        // forwarded as body bytes, with framing of the gateway's own.
+        Box::new(|t| H2Case {
+            name: "control GET",
+            fields: base(t, "GET"),
+            data: vec![],
+            trailers: None,
+            want: Forwarded(vec![]),
+        }),
+        Box::new(|t| H2Case {
+            name: "control POST with content-length",
+            fields: with(t, vec![field("content-length", "5")]),
+            data: hello(),
+            trailers: None,
+            want: Forwarded(b"hello".to_vec()),
+        }),
+        Box::new(|t| H2Case {
+            name: "body is an HTTP/1.1 request, no content-length",
+            fields: base(t, "POST"),
+            data: vec![hidden_bytes.clone()],
+            trailers: None,
+            want: Forwarded(hidden_bytes.clone()),
+        }),
+        Box::new(|t| H2Case {
+            name: "body is an HTTP/1.1 request, with content-length",
+            fields: with(t, vec![field("content-length", &hidden.len().to_string())]),
+            data: vec![hidden_bytes.clone()],
+            trailers: None,
+            want: Forwarded(hidden_bytes.clone()),
+        }),
+        Box::new(|t| H2Case {
+            name: "body is an HTTP/1.1 request in many frames",
+            fields: base(t, "POST"),
+            data: hidden_bytes.chunks(7).map(<[u8]>::to_vec).collect(),
+            trailers: None,
+            want: Forwarded(hidden_bytes.clone()),
+        }),
+        Box::new(|t| H2Case {
+            name: "legitimate trailers are dropped",
+            fields: with(t, vec![field("te", "trailers")]),
+            data: hello(),
+            trailers: Some(vec![field("x-trailer", "1")]),
+            want: Forwarded(b"hello".to_vec()),
+        }),
+        // H2.TE
+        Box::new(|t| H2Case {
+            name: "H2.TE transfer-encoding: chunked",
+            fields: with(t, vec![field("transfer-encoding", "chunked")]),
+            data: vec![[b"0\r\n\r\n".as_slice(), &hidden_bytes].concat()],
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "H2.TE with content-length",
+            fields: with(
+                t,
+                vec![
+                    field("content-length", "5"),
+                    field("transfer-encoding", "chunked"),
+                ],
+            ),
+            data: vec![b"0\r\n\r\n".to_vec()],
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "transfer-encoding in trailers",
+            fields: base(t, "POST"),
+            data: hello(),
+            trailers: Some(vec![field("transfer-encoding", "chunked")]),
+            want: EitherWay(b"hello".to_vec()),
+        }),
+        Box::new(|t| H2Case {
+            name: "content-length in trailers",
+            fields: base(t, "POST"),
+            data: hello(),
+            trailers: Some(vec![field("content-length", "0")]),
+            want: EitherWay(b"hello".to_vec()),
+        }),
+        Box::new(|t| H2Case {
+            name: "te: gzip",
+            fields: with(t, vec![field("te", "gzip")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        // H2.CL
+        Box::new(|t| H2Case {
+            name: "H2.CL shorter, one DATA frame",
+            fields: with(t, vec![field("content-length", "5")]),
+            data: vec![[b"hello".as_slice(), &hidden_bytes].concat()],
+            trailers: None,
+            want: AtMost(None),
+        }),
+        Box::new(|t| H2Case {
+            name: "H2.CL shorter, two DATA frames",
+            fields: with(t, vec![field("content-length", "5")]),
+            data: vec![b"hello".to_vec(), hidden_bytes.clone()],
+            trailers: None,
+            want: AtMost(Some(b"hello".to_vec())),
+        }),
+        Box::new(|t| H2Case {
+            name: "H2.CL zero with a body",
+            fields: with(t, vec![field("content-length", "0")]),
+            data: vec![hidden_bytes.clone()],
+            trailers: None,
+            want: AtMost(Some(vec![])),
+        }),
+        Box::new(|t| H2Case {
+            name: "H2.CL longer than the DATA",
+            fields: with(t, vec![field("content-length", "100")]),
+            data: hello(),
+            trailers: None,
+            want: AtMost(None),
+        }),
+        Box::new(|t| H2Case {
+            name: "content-length twice, different",
+            fields: with(
+                t,
+                vec![field("content-length", "5"), field("content-length", "50")],
+            ),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "content-length list",
+            fields: with(t, vec![field("content-length", "5, 50")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "content-length +5",
+            fields: with(t, vec![field("content-length", "+5")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        // Header injection into the HTTP/1.1 head
+        Box::new(|t| H2Case {
+            name: "CRLF in a value",
+            fields: with(
+                t,
+                vec![raw_field(b"x-inject", b"a\r\nTransfer-Encoding: chunked")],
+            ),
+            data: vec![b"0\r\n\r\n".to_vec()],
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "CRLFCRLF request in a value",
+            fields: with(
+                t,
+                vec![raw_field(b"x-inject", format!("a\r\n\r\n{hidden}").as_bytes())],
+            ),
+            data: vec![],
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "LF in a value",
+            fields: with(t, vec![raw_field(b"x-inject", b"a\nTransfer-Encoding: chunked")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "CR in a value",
+            fields: with(t, vec![raw_field(b"x-inject", b"a\rTransfer-Encoding: chunked")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "NUL in a value",
+            fields: with(t, vec![raw_field(b"x-inject", b"a\0b")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "CRLF in a name",
+            fields: with(t, vec![raw_field(b"x-inject\r\ntransfer-encoding", b"chunked")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "colon in a name",
+            fields: with(t, vec![raw_field(b"transfer-encoding:chunked\r\nx", b"1")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "space in a name",
+            fields: with(t, vec![raw_field(b"transfer-encoding ", b"chunked")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "upper-case name",
+            fields: with(t, vec![field("X-Upper", "1")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "upper-case Transfer-Encoding",
+            fields: with(t, vec![field("Transfer-Encoding", "chunked")]),
+            data: vec![b"0\r\n\r\n".to_vec()],
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "empty name",
+            fields: with(t, vec![raw_field(b"", b"x")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        // Connection-specific headers (RFC 9113 8.2.2)
+        Box::new(|t| H2Case {
+            name: "connection",
+            fields: with(t, vec![field("connection", "keep-alive")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "connection naming content-length",
+            fields: with(
+                t,
+                vec![
+                    field("content-length", "5"),
+                    field("connection", "content-length"),
+                ],
+            ),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "keep-alive",
+            fields: with(t, vec![field("keep-alive", "timeout=5")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "upgrade",
+            fields: with(t, vec![field("upgrade", "h2c")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "proxy-connection",
+            fields: with(t, vec![field("proxy-connection", "keep-alive")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        // Pseudo-header abuse
+        Box::new(|t| H2Case {
+            name: "duplicate :path",
+            fields: with(t, vec![field(":path", "/pub/h2/smuggled")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "duplicate :method",
+            fields: {
+                let mut f = base(t, "POST");
+                f.insert(1, field(":method", "GET"));
+                f
+            },
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "missing :method",
+            fields: without(t, ":method"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "missing :path",
+            fields: without(t, ":path"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "missing :scheme",
+            fields: without(t, ":scheme"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "pseudo-header after a regular one",
+            fields: {
+                let mut f = base(t, "POST");
+                let p = f.remove(3);
+                f.push(p);
+                f
+            },
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "unknown pseudo-header",
+            fields: with(t, vec![field(":smuggle", "1")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "pseudo-header in trailers",
+            fields: base(t, "POST"),
+            data: hello(),
+            trailers: Some(vec![field(":path", "/pub/h2/smuggled")]),
+            want: EitherWay(b"hello".to_vec()),
+        }),
+        Box::new(|t| H2Case {
+            name: ":path empty",
+            fields: replace(t, ":path", b""),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":path *",
+            fields: replace(t, ":path", b"*"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":path absolute URI",
+            fields: replace(t, ":path", format!("http://evil.example/pub/{t}/main").as_bytes()),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":path with a space",
+            fields: replace(t, ":path", format!("/pub/{t}/main HTTP/1.1").as_bytes()),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":path with a request",
+            fields: replace(
+                t,
+                ":path",
+                format!("/pub/{t}/main HTTP/1.1\r\nHost: localhost\r\n\r\n{hidden}").as_bytes(),
+            ),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":path without a slash",
+            fields: replace(t, ":path", format!("pub/{t}/main").as_bytes()),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":method with a request line",
+            fields: replace(t, ":method", b"GET /pub/h2/smuggled HTTP/1.1\r\nX:"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":method with a space",
+            fields: replace(t, ":method", b"GET /pub/h2/smuggled"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":authority with CRLF",
+            fields: replace(t, ":authority", b"localhost\r\nTransfer-Encoding: chunked"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":authority with a space",
+            fields: replace(t, ":authority", b"localhost x"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: "host disagreeing with :authority",
+            fields: with(t, vec![field("host", "evil.example")]),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+        Box::new(|t| H2Case {
+            name: ":scheme with CRLF",
+            fields: replace(t, ":scheme", b"https\r\nX: y"),
+            data: hello(),
+            trailers: None,
+            want: Refused,
+        }),
+    ];
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let tag = format!("h2-{i:02}");
+        let case = case(&tag);
+        let before = upstream.requests().len();
+        let outcome = h2_exchange(&gateway, &case.fields, &case.data, case.trailers.as_deref()).await;
+        // Let an aborted upstream request land in the log before judging.
+        if !matches!(case.want, Forwarded(_)) {
+            upstream.settle().await;
+        }
+        let seen: Vec<Recorded> = upstream.requests().split_off(before);
+        let mine: Vec<&Recorded> = seen
+            .iter()
+            .filter(|r| r.path.contains(&tag) || r.header("x-case") == [tag.as_str()])
+            .collect();
+        let mut problems = Vec::new();
+        if seen.iter().any(|r| r.path.contains("smuggled")) {
+            problems.push("SMUGGLED request reached the upstream".to_string());
+        }
+        if mine.len() > 1 {
+            problems.push(format!("{} upstream requests for one stream", mine.len()));
+        }
+        let answered_2xx = matches!(
+            outcome,
+            H2Outcome::Answered {
+                status: Some(200..=299),
+                ..
+            }
+        );
+        let refused = matches!(
+            &outcome,
+            H2Outcome::Reset(_)
+                | H2Outcome::GoAway(_)
+                | H2Outcome::Closed
+                | H2Outcome::Answered {
+                    status: Some(400),
+                    ..
+                }
+        );
+        let expected = format!("up:/pub/{tag}/main");
+        let forwarded = |body: &Vec<u8>| {
+            matches!(&outcome, H2Outcome::Answered { status: Some(200), body: b } if b == expected.as_bytes())
+                && mine.len() == 1
+                && mine[0].complete
+                && &mine[0].body == body
+        };
+        let at_most = |allowed: &Option<Vec<u8>>| {
+            let complete: Vec<_> = mine.iter().filter(|r| r.complete).collect();
+            !answered_2xx
+                && !matches!(outcome, H2Outcome::TimedOut)
+                && match allowed {
+                    None => complete.is_empty(),
+                    Some(body) => complete.iter().all(|r| &r.body == body),
+                }
+        };
+        match &case.want {
+            EitherWay(body) => {
+                if !forwarded(body) && !at_most(&Some(body.clone())) {
+                    problems.push(format!("expected forwarding of {body:?} or an error"));
+                }
+            }
+            Forwarded(body) => {
+                if !forwarded(body) {
+                    problems.push(format!(
+                        "expected forwarding of {:?}",
+                        String::from_utf8_lossy(body)
+                    ));
+                }
+            }
+            Refused => {
+                if !refused || !mine.is_empty() {
+                    problems.push("expected a reset, GOAWAY or 400 with nothing upstream".into());
+                }
+            }
+            AtMost(allowed) => {
+                if !at_most(allowed) {
+                    problems.push(format!(
+                        "expected an error and at most a complete body of {allowed:?}"
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "[{}] {}\n  client: {outcome:?}\n  upstream: {:?}",
+                case.name,
+                problems.join("; "),
+                mine.iter()
+                    .map(|r| (
+                        &r.method,
+                        &r.path,
+                        &r.framing,
+                        String::from_utf8_lossy(&r.body),
+                        r.complete
+                    ))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    upstream.settle().await;
+    for r in upstream.requests() {
+        if r.path.contains("smuggled") {
+            failures.push(format!("SMUGGLED request reached the upstream: {r:?}"));
+        }
+    }
+    for (conn, why) in upstream.unframeable() {
+        failures.push(format!(
+            "the upstream could not frame what the gateway sent on conn {conn}: {why}"
+        ));
+    }
+    report("HTTP/2 downgrade", failures);
+}
