@@ -1,0 +1,3 @@
+//! The fuzz targets' bodies, shared with the regression test `tests/fuzz_regressions.rs`.
+
+pub mod targets;
