@@ -69,8 +69,19 @@ fn request_authority(request: &Request<Incoming>) -> Result<Authority, GatewayEr
         (None, Some(header)) => Authority::from_str(header).map_err(|_| GatewayError::BadHost)?,
         (None, None) => return Err(GatewayError::BadHost),
     };
-    match authority.as_str().contains('@') || authority.host().is_empty() {
+    match authority.as_str().contains('@') || authority.host().is_empty() || !well_formed_port(&authority) {
         true => Err(GatewayError::BadHost),
         false => Ok(authority),
+    }
+}
+
+/// `http` accepts any text after the host's `:`; the port must be digits that fit a u16.
+fn well_formed_port(authority: &Authority) -> bool {
+    match authority.as_str().get(authority.host().len()..) {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()),
+        None => false,
     }
 }
