@@ -93,16 +93,20 @@ fn worker(receiver: &Mutex<Receiver<Job>>) {
     }
 }
 
-/// On a busy machine the scheduler then prefers the proxy's workers, so a login flood
-/// slows logins rather than every proxied request (measured by bench/run.sh's flood phase).
+/// Hashing runs under `SCHED_IDLE`: the scheduler runs it only when no proxy worker wants the
+/// core and preempts it the moment one wakes, so a login flood slows logins (then fills the
+/// queue: 503) rather than every proxied request. A plain `nice` value is not enough: a
+/// niced thread still keeps the core for a whole time slice once it has it, which showed up
+/// as a tripled proxied p99 under a login flood (bench/run.sh's flood phase).
 #[cfg(target_os = "linux")]
 fn lower_priority() {
-    /// How much lower than the async workers the hashing threads run (a `nice` increment).
-    const HASHING_NICENESS: i32 = 10;
-    // Linux applies a thread id's nice value to that thread alone.
-    let me = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(me), HASHING_NICENESS) {
-        tracing::warn!(error = %e, "cannot lower the priority of a password hashing thread");
+    use thread_priority::unix::{
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    let set = set_thread_priority_and_policy(thread_native_id(), thread_priority::ThreadPriority::Min, idle);
+    if let Err(e) = set {
+        tracing::warn!(error = ?e, "cannot lower the priority of a password hashing thread");
     }
 }
 
@@ -254,6 +258,20 @@ mod tests {
             .expect("pool has room");
         assert_ne!(id, caller);
         assert!(name.unwrap_or_default().starts_with("portcullis-hash-"));
+    }
+
+    /// `SCHED_IDLE` is policy 5 (sched.h); `/proc/thread-self/stat` field 41 is the policy.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_under_sched_idle() {
+        let pool = HashPool::new(1, 1);
+        let stat = pool
+            .run(|| std::fs::read_to_string("/proc/thread-self/stat").expect("stat"))
+            .await
+            .expect("ran");
+        let after_name = stat.rsplit_once(')').expect("comm").1;
+        let policy = after_name.split_whitespace().nth(38).expect("policy field");
+        assert_eq!(policy, "5", "{stat}");
     }
 
     #[tokio::test]
