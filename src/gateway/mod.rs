@@ -36,7 +36,7 @@ use crate::config::{Config, ConfigErrors, UsersConfig};
 use crate::endpoints;
 use crate::error::GatewayError;
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
-use crate::proxy::headers::{self, X_REQUEST_ID};
+use crate::proxy::headers::{self, PeerHeaders, X_REQUEST_ID};
 use crate::proxy::upgrade::{self, TunnelGuard};
 use crate::proxy::{ResponseBody, UpstreamClient};
 use crate::routes::{Destination, RouteTable};
@@ -182,6 +182,17 @@ pub struct ConnectionInfo {
     pub peer: SocketAddr,
     /// The framing guard's verdicts; `None` on HTTP/2, where h2 itself enforces framing.
     pub framing: Option<Arc<FramingVerdicts>>,
+    pub peer_headers: PeerHeaders,
+}
+
+impl ConnectionInfo {
+    pub fn new(peer: SocketAddr, framing: Option<Arc<FramingVerdicts>>) -> ConnectionInfo {
+        ConnectionInfo {
+            peer,
+            framing,
+            peer_headers: PeerHeaders::new(peer.ip().to_canonical()),
+        }
+    }
 }
 
 /// The request after `early_checks`: where it is going, in canonical form.

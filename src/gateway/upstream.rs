@@ -50,6 +50,7 @@ pub(super) fn upstream_request(
         client_ip: headers::client_ip(connection.peer, headers, trusted),
         peer_ip,
         peer_trusted: trusted.iter().any(|net| net.contains(&peer_ip)),
+        peer_headers: &connection.peer_headers,
         host: target.authority.as_str(),
     };
     headers::set_forwarding(headers, &forwarding);

@@ -183,11 +183,36 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     client
 }
 
+/// The forwarding header values that depend only on the peer: rendered once per connection
+/// rather than formatted for every request on it.
+pub struct PeerHeaders {
+    x_forwarded_for: HeaderValue,
+    forwarded: HeaderValue,
+}
+
+impl PeerHeaders {
+    pub fn new(peer_ip: IpAddr) -> PeerHeaders {
+        let owned = |text: String| HeaderValue::from_maybe_shared(Bytes::from(text));
+        PeerHeaders {
+            x_forwarded_for: owned(peer_ip.to_string()).expect("an address is a valid header value"),
+            forwarded: owned(forwarded_for(peer_ip)).expect("an address is a valid header value"),
+        }
+    }
+}
+
+fn forwarded_for(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("for={ip};proto=https"),
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=https"),
+    }
+}
+
 /// What the upstream is told about the original request.
 pub struct Forwarding<'a> {
     pub client_ip: IpAddr,
     pub peer_ip: IpAddr,
     pub peer_trusted: bool,
+    pub peer_headers: &'a PeerHeaders,
     /// The `Host` the client asked for, port included.
     pub host: &'a str,
 }
@@ -201,18 +226,29 @@ pub fn set_forwarding(headers: &mut HeaderMap, forwarding: &Forwarding<'_>) {
         true => joined(headers, &X_FORWARDED_FOR),
         false => None,
     };
-    let xff = match earlier_hops {
-        Some(hops) => format!("{hops}, {}", forwarding.peer_ip),
-        None => forwarding.peer_ip.to_string(),
-    };
-    let forwarded = match forwarding.client_ip {
-        IpAddr::V4(ip) => format!("for={ip};proto=https"),
-        IpAddr::V6(ip) => format!("for=\"[{ip}]\";proto=https"),
-    };
-    insert(headers, X_FORWARDED_FOR, xff);
+    let peer = forwarding.peer_headers;
+    match earlier_hops {
+        Some(hops) => insert(
+            headers,
+            X_FORWARDED_FOR,
+            format!("{hops}, {}", forwarding.peer_ip),
+        ),
+        None => {
+            headers.insert(X_FORWARDED_FOR, peer.x_forwarded_for.clone());
+        }
+    }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    insert(headers, header::FORWARDED, forwarded);
-    match HeaderValue::from_str(forwarding.host) {
+    if forwarding.client_ip == forwarding.peer_ip {
+        headers.insert(header::FORWARDED, peer.forwarded.clone());
+    } else {
+        insert(headers, header::FORWARDED, forwarded_for(forwarding.client_ip));
+    }
+    // HTTP/1.1 requests carry exactly this `Host` already: share its bytes rather than copy.
+    let host = match headers.get(header::HOST) {
+        Some(sent) if sent.as_bytes() == forwarding.host.as_bytes() => Ok(sent.clone()),
+        _ => HeaderValue::from_str(forwarding.host),
+    };
+    match host {
         Ok(host) => {
             headers.insert(X_FORWARDED_HOST, host.clone());
             headers.insert(header::HOST, host);

@@ -118,7 +118,7 @@ async fn serve_tls(
     let tls = stall::guard(tls, limits.idle_timeout);
     if is_h2 {
         let (io, activity) = idle::track(tls);
-        let info = Arc::new(ConnectionInfo { peer, framing: None });
+        let info = Arc::new(ConnectionInfo::new(peer, None));
         let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
         let connection = http2_builder(limits).serve_connection(TokioIo::new(io), service);
         let watch = Http2Watch {
@@ -129,10 +129,7 @@ async fn serve_tls(
         drive(connection, life, Some(watch)).await;
     } else {
         let (io, verdicts) = framing::guard(tls, limits.header_read_timeout);
-        let info = Arc::new(ConnectionInfo {
-            peer,
-            framing: Some(verdicts),
-        });
+        let info = Arc::new(ConnectionInfo::new(peer, Some(verdicts)));
         let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
         let connection = http1_builder(limits).serve_connection(TokioIo::new(io), service);
         drive(connection.with_upgrades(), life, None).await;
