@@ -52,7 +52,9 @@ pub(super) async fn authenticate(
             set_cookies: Vec::new(),
         }),
         Err(TokenError::Expired) if via_cookie && may_refresh_transparently(runtime, request) => {
-            match transparent_refresh(shared, runtime, request.headers(), now).await {
+            // Boxed: the store round trip is a large future that only this rare branch needs,
+            // and every proxied request would otherwise carry (and copy) its space.
+            match Box::pin(transparent_refresh(shared, runtime, request.headers(), now)).await {
                 Some(caller) => Ok(caller),
                 None => refused(GatewayError::InvalidToken(TokenError::Expired)),
             }

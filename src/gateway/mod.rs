@@ -263,7 +263,11 @@ async fn pipeline<'r>(
             outcome.route = "gateway";
             outcome.cors =
                 endpoints::cors::allowed_origin(request.headers(), &runtime.config.cookies.allowed_origins);
-            return endpoints::auth::handle(shared, runtime, connection, request, &target).await;
+            // Boxed for the same reason as the transparent refresh: a large, rare future.
+            return Box::pin(endpoints::auth::handle(
+                shared, runtime, connection, request, &target,
+            ))
+            .await;
         }
         None => return Err(GatewayError::NoRoute),
     };

@@ -10,10 +10,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::{BodyTooLarge, ClientBodyFailed, RequestBody};
+use super::connector::{SpoilableConnector, Spoiler};
 use crate::error::GatewayError;
 
 /// Answers to the gateway's own requests are small JSON documents.
@@ -21,12 +22,12 @@ const MAX_OWN_RESPONSE: usize = 64 * 1024;
 
 /// One pool shared by all routes; connections are keyed by upstream authority.
 ///
-/// hyper drops a pooled connection on any protocol error, and `send` poisons one whose
+/// hyper drops a pooled connection on any protocol error, and `send` spoils one whose
 /// response hyper accepted but a proxy must refuse, so an upstream that answered with a
 /// malformed response never gets another request on that connection.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<SpoilableConnector, RequestBody>,
     /// For requests the gateway writes itself (e.g. the `check_url` password check).
     own_requests: Client<HttpConnector, Full<Bytes>>,
 }
@@ -53,7 +54,7 @@ impl UpstreamClient {
             .retry_canceled_requests(false)
             .set_host(false);
         UpstreamClient {
-            client: builder.build(connector.clone()),
+            client: builder.build(SpoilableConnector(connector.clone())),
             own_requests: builder.build(connector),
         }
     }
@@ -95,19 +96,18 @@ impl UpstreamClient {
     /// Sends `request`, waiting at most `timeout` for the response head.
     pub async fn send(
         &self,
-        mut request: Request<RequestBody>,
+        request: Request<RequestBody>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, GatewayError> {
         let asked_to_upgrade = request.headers().contains_key(UPGRADE);
-        let connection = capture_connection(&mut request);
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => match malformed(&response, asked_to_upgrade) {
                 None => Ok(response),
                 Some(what) => {
                     tracing::debug!(what, "upstream sent a malformed response");
                     // hyper would drain a short body and pool the connection again.
-                    if let Some(connected) = connection.connection_metadata().as_ref() {
-                        connected.poison();
+                    if let Some(spoiler) = response.extensions().get::<Spoiler>() {
+                        spoiler.spoil();
                     }
                     Err(GatewayError::UpstreamFailed)
                 }

@@ -3,6 +3,7 @@
 
 mod body;
 mod client;
+mod connector;
 pub mod headers;
 pub mod upgrade;
 
