@@ -350,7 +350,7 @@ hash_ticks() {  # utime+stime of the proxy's password hashing threads (comm "por
 threads_report() {  # one line: each thread's name, nice value and allowed CPUs
   local d out=()
   for d in /proc/"$1"/task/*; do
-    out+=("$(cat "$d/comm") nice=$(sed 's/.*) //' "$d/stat" | awk '{print $17}') cpus=$(awk '/^Cpus_allowed_list:/{print $2}' "$d/status")")
+    out+=("$(cat "$d/comm") nice=$(sed 's/.*) //' "$d/stat" | awk '{print $17}') policy=$(sed 's/.*) //' "$d/stat" | awk '{print ($39 == 5 ? "idle" : $39)}') cpus=$(awk '/^Cpus_allowed_list:/{print $2}' "$d/status")")
   done
   local IFS=';'; echo "${out[*]}"
 }
@@ -726,7 +726,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   if [ -n "$(values "$FLOOD_LABEL" fl_ratio)" ]; then
     l=$FLOOD_LABEL
     echo "Failed-login flood (Portcullis HS256, \`[limits] login_per_ip\` and \`login_per_user\` raised to 1000000/min so that every attempt reaches argon2id instead of the rate limiter): the keep-alive run of the main table (\`wrk -t1 -c$CONNS -d$DURATION --latency\`, valid token) once quiet, then again while a second wrk on the load CPU sends \`POST /auth/login\` \`{\"username\":\"bench\",\"password\":\"wrong\"}\` on $FLOOD_CONNS connections (\`bench/login_flood.lua\`; it starts 1 s before the measured run and ends 1 s after it)."
-    echo "The gateway verifies passwords on dedicated threads at a lower priority (nice +10) with a bounded queue (full queue → 503 with Retry-After); that is the mechanism measured here. All of the proxy's threads, the hashing ones included, are pinned to CPU $PROXY_CPU by taskset, so the flood and the proxied traffic compete for the one core."
+    echo "The gateway verifies passwords on dedicated threads under the `SCHED_IDLE` scheduling policy (they run only when no proxy thread wants the core) with a bounded queue (full queue → 503 with Retry-After); that is the mechanism measured here. All of the proxy's threads, the hashing ones included, are pinned to CPU $PROXY_CPU by taskset, so the flood and the proxied traffic compete for the one core."
     echo
     echo "| peer | quiet req/s | quiet p99 ms | flood req/s | flood p99 ms | p99 flood ÷ quiet | failed logins answered /s | 401 | 503 (queue full) | 429 | other | client timeouts | proxy core busy (quiet → flood) | of which hashing threads |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
