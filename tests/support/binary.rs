@@ -11,10 +11,21 @@ use tokio::net::TcpStream;
 
 use super::DEADLINE;
 
-/// A port that was free a moment ago (the binary needs real port numbers in its config).
+/// A port that was free a moment ago (the binary needs real port numbers in its config),
+/// never one this test process handed out before: the kernel may offer a just-released
+/// port again, and two listeners of one config would then collide.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..100 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh port in 100 tries");
 }
 
 /// A running `portcullis run`; killed and reaped on drop, also when the test fails.
