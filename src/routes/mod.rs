@@ -113,9 +113,7 @@ fn segments_match(bare_prefix: &str, path: &str) -> bool {
 }
 
 fn without_parameters(segment: &str) -> &str {
-    let literal = segment.find(';');
-    let escaped = segment.find("%3B");
-    match literal.into_iter().chain(escaped).min() {
+    match normalize::parameters_start(segment.as_bytes()) {
         Some(start) => &segment[..start],
         None => segment,
     }

@@ -178,15 +178,17 @@ fn finish_segment(
     Ok(())
 }
 
-/// `.;x` or `..;x`, also with `;` escaped as `%3B` (a backend may decode before it strips
-/// parameters): a dot segment once the parameters are gone.
+/// `.;x` or `..;x`, also with `;` escaped: a dot segment once the parameters are gone.
 fn is_dot_with_parameters(segment: &[u8]) -> bool {
+    parameters_start(segment).is_some_and(|start| matches!(&segment[..start], b"." | b".."))
+}
+
+/// Where a normalised segment's `;parameters` begin: at `;`, or at `%3B` (this normaliser
+/// writes an escaped `;` that way), since a backend may decode before it strips parameters.
+pub(super) fn parameters_start(segment: &[u8]) -> Option<usize> {
     let literal = segment.iter().position(|&b| b == b';');
     let escaped = segment.windows(3).position(|w| w == b"%3B");
-    match literal.into_iter().chain(escaped).min() {
-        Some(start) => matches!(&segment[..start], b"." | b".."),
-        None => false,
-    }
+    literal.into_iter().chain(escaped).min()
 }
 
 /// Removes the last segment of `out` (which ends with `/`), never going above the root.

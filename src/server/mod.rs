@@ -227,18 +227,8 @@ where
 /// closes idle HTTP/1.1 connections itself), and dropping it when the grace runs out.
 async fn drive<C: Drain>(connection: C, life: Lifecycle, watch: Option<Http2Watch>) {
     let mut connection = pin!(connection);
-    let mut stalled = pin!(async {
-        match &watch {
-            Some(watch) => watch.activity.stalled(watch.frame_timeout).await,
-            None => std::future::pending().await,
-        }
-    });
-    let idle_expired = async {
-        match &watch {
-            Some(watch) => watch.activity.expired(watch.idle_timeout).await,
-            None => std::future::pending().await,
-        }
-    };
+    let mut stalled = pin!(or_never(watch.as_ref().map(Http2Watch::stalled)));
+    let idle_expired = or_never(watch.as_ref().map(Http2Watch::idle));
     tokio::select! {
         _ = connection.as_mut() => return,
         // A trickled frame or header block is an attack, not a request: no graceful goodbye.
@@ -252,17 +242,22 @@ async fn drive<C: Drain>(connection: C, life: Lifecycle, watch: Option<Http2Watc
     if let Some(watch) = &watch {
         watch.activity.touch();
     }
-    let still_idle = async {
-        match &watch {
-            Some(watch) => watch.activity.expired(watch.idle_timeout).await,
-            None => std::future::pending().await,
-        }
-    };
+    let still_idle = or_never(watch.as_ref().map(Http2Watch::idle));
     tokio::select! {
         _ = connection => {}
         _ = stalled => {}
         _ = still_idle => {}
         _ = life.abort.cancelled() => {}
+    }
+}
+
+/// Waits for `future`, or forever when there is none (HTTP/1.1 has nothing to watch).
+async fn or_never<F: Future>(future: Option<F>) {
+    match future {
+        Some(future) => {
+            future.await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -273,4 +268,14 @@ struct Http2Watch {
     idle_timeout: Duration,
     /// How long one frame, or one header block, may take to arrive: the head deadline.
     frame_timeout: Duration,
+}
+
+impl Http2Watch {
+    fn idle(&self) -> impl Future<Output = ()> + '_ {
+        self.activity.expired(self.idle_timeout)
+    }
+
+    fn stalled(&self) -> impl Future<Output = ()> + '_ {
+        self.activity.stalled(self.frame_timeout)
+    }
 }
