@@ -58,8 +58,8 @@ pub enum GatewayError {
     CheckerUnavailable,
     #[error("{0}")]
     BadLoginRequest(&'static str),
-    #[error("this endpoint does not take that method")]
-    MethodNotAllowed,
+    #[error("this path does not take that method")]
+    MethodNotAllowed { allow: HeaderValue },
     #[error("the body must be JSON")]
     UnsupportedMediaType,
     #[error("internal error")]
@@ -79,6 +79,13 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// A 405 whose `Allow` names the methods the path takes.
+    pub fn method_not_allowed(allow: &'static str) -> GatewayError {
+        GatewayError::MethodNotAllowed {
+            allow: HeaderValue::from_static(allow),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
@@ -99,7 +106,7 @@ impl GatewayError {
             LoginRequired { .. } => StatusCode::FOUND,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             LoginOverloaded | CheckerUnavailable | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -134,7 +141,7 @@ impl GatewayError {
             RateLimited { .. } => "rate_limited",
             LoginOverloaded => "overloaded",
             CheckerUnavailable => "unavailable",
-            MethodNotAllowed => "method_not_allowed",
+            MethodNotAllowed { .. } => "method_not_allowed",
             UnsupportedMediaType => "unsupported_media_type",
             Internal => "internal",
             BodyTooLarge => "body_too_large",
@@ -187,8 +194,14 @@ impl GatewayError {
         if let Some(seconds) = self.retry_after() {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if let GatewayError::LoginRequired { location } = self {
-            headers.insert(http::header::LOCATION, location.clone());
+        match self {
+            GatewayError::LoginRequired { location } => {
+                headers.insert(http::header::LOCATION, location.clone());
+            }
+            GatewayError::MethodNotAllowed { allow } => {
+                headers.insert(http::header::ALLOW, allow.clone());
+            }
+            _ => {}
         }
         if self.closes_connection() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
@@ -232,7 +245,7 @@ mod tests {
             (LoginOverloaded, 503),
             (CheckerUnavailable, 503),
             (BadLoginRequest("x"), 400),
-            (MethodNotAllowed, 405),
+            (GatewayError::method_not_allowed("GET"), 405),
             (UnsupportedMediaType, 415),
             (Internal, 500),
             (BodyTooLarge, 413),

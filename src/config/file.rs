@@ -148,7 +148,7 @@ pub struct RouteFile {
     pub name: Text,
     pub host: Option<Text>,
     pub path: Text,
-    pub methods: Option<Vec<Text>>,
+    pub methods: Option<Spanned<Vec<Text>>>,
     pub upstream: Text,
     pub auth: Option<Text>,
     #[serde(default)]

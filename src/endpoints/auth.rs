@@ -64,7 +64,8 @@ pub async fn handle(
         }
         ("/auth/me", &Method::GET) => me(shared, runtime, &request),
         ("/.well-known/jwks.json", &Method::GET) => Ok(jwks(runtime)),
-        ("/auth/login" | "/auth/me" | "/.well-known/jwks.json", _) => Err(GatewayError::MethodNotAllowed),
+        ("/auth/login", _) => Err(GatewayError::method_not_allowed("POST")),
+        ("/auth/me" | "/.well-known/jwks.json", _) => Err(GatewayError::method_not_allowed("GET")),
         _ => super::sessions::handle(shared, runtime, connection, request, target).await,
     }
 }

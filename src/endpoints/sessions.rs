@@ -62,9 +62,11 @@ pub async fn handle(
             )
             .await
         }
-        ("/auth/refresh" | "/auth/logout" | "/auth/logout-all" | "/auth/sessions", _) => {
-            Err(GatewayError::MethodNotAllowed)
+        ("/auth/refresh" | "/auth/logout" | "/auth/logout-all", _) => {
+            Err(GatewayError::method_not_allowed("POST"))
         }
+        ("/auth/sessions", _) => Err(GatewayError::method_not_allowed("GET")),
+        (path, _) if path.starts_with("/auth/sessions/") => Err(GatewayError::method_not_allowed("DELETE")),
         _ => Err(GatewayError::NoRoute),
     }
 }

@@ -269,6 +269,10 @@ async fn pipeline<'r>(
             ))
             .await;
         }
+        Some(Destination::WrongMethod { route, allow }) => {
+            outcome.route = &route.name;
+            return Err(GatewayError::MethodNotAllowed { allow: allow.clone() });
+        }
         None => return Err(GatewayError::NoRoute),
     };
     outcome.route = &route.name;

@@ -2,13 +2,19 @@
 //!
 //! The most specific route wins: an exact host beats a wildcard host beats no host, then the
 //! longest path prefix. Prefixes match whole segments, so `/api` never matches `/apix`.
+//!
+//! Methods never move a request to a less protected route. Routes with the same host pattern
+//! and the same path prefix form a *group*; the group is chosen by host and path alone, and
+//! only then does the method pick a route inside it (those with a `methods` list first, in
+//! file order, then the one without). A method no route of the group takes is a 405 with
+//! `Allow`, never a fall-through to a shorter prefix.
 
 mod normalize;
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
 
-use http::Method;
+use http::{HeaderValue, Method};
 
 pub use normalize::{PathRejection, normalize_path};
 
@@ -23,19 +29,40 @@ pub enum Destination<'a> {
     /// `/auth/*` or `/.well-known/jwks.json`: answered by the gateway, whatever the host.
     Gateway,
     Upstream(&'a Route),
+    /// The host and path belong to `route`'s group, whose routes do not take the method.
+    WrongMethod {
+        route: &'a Route,
+        allow: &'a HeaderValue,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    /// Most specific first, so the first match is the answer.
+    /// Most specific first, so the first group that matches host and path is the answer.
+    groups: Vec<RouteGroup>,
+}
+
+/// The routes that share one host pattern and one path prefix, and so split by method.
+#[derive(Debug, Clone)]
+struct RouteGroup {
+    /// Routes with a `methods` list first (file order), then at most one without.
     routes: Vec<Route>,
+    /// The methods the group takes, for `Allow`; `None` when a route takes every method.
+    allow: Option<HeaderValue>,
 }
 
 impl RouteTable {
     pub fn new(routes: &[RouteConfig]) -> Self {
-        let mut routes = routes.to_vec();
-        routes.sort_by_key(|r| Reverse(specificity(r)));
-        RouteTable { routes }
+        let mut groups: Vec<Vec<Route>> = Vec::new();
+        for route in routes {
+            match groups.iter_mut().find(|g| same_place(&g[0], route)) {
+                Some(group) => group.push(route.clone()),
+                None => groups.push(vec![route.clone()]),
+            }
+        }
+        let mut groups: Vec<RouteGroup> = groups.into_iter().map(RouteGroup::new).collect();
+        groups.sort_by_key(|g| Reverse(specificity(&g.routes[0])));
+        RouteTable { groups }
     }
 
     /// `host` is lower-case without port; `path` is normalised.
@@ -43,15 +70,65 @@ impl RouteTable {
         if is_gateway_path(path) {
             return Some(Destination::Gateway);
         }
-        self.routes
-            .iter()
-            .find(|r| {
-                host_matches(r.host.as_ref(), host)
-                    && prefix_matches(&r.path, path)
-                    && r.methods.as_ref().is_none_or(|m| m.contains(method))
-            })
-            .map(Destination::Upstream)
+        let group = self.groups.iter().find(|g| {
+            let first = &g.routes[0];
+            host_matches(first.host.as_ref(), host) && prefix_matches(&first.path, path)
+        })?;
+        Some(group.choose(method))
     }
+}
+
+impl RouteGroup {
+    fn new(mut routes: Vec<Route>) -> RouteGroup {
+        // Stable: file order is kept among the routes with a list.
+        routes.sort_by_key(|r| r.methods.is_none());
+        let allow = match routes.iter().any(|r| r.methods.is_none()) {
+            true => None,
+            false => Some(allow_header(&routes)),
+        };
+        RouteGroup { routes, allow }
+    }
+
+    fn choose(&self, method: &Method) -> Destination<'_> {
+        let taking = self.routes.iter().find(|r| takes(r, method));
+        match (taking, &self.allow) {
+            (Some(route), _) => Destination::Upstream(route),
+            (None, Some(allow)) => Destination::WrongMethod {
+                route: &self.routes[0],
+                allow,
+            },
+            // Unreachable: a group without `allow` has a route that takes every method.
+            (None, None) => Destination::Upstream(&self.routes[0]),
+        }
+    }
+}
+
+/// Whether `route` takes `method`. A route that takes `GET` takes `HEAD` too (RFC 9110 9.3.2).
+pub fn takes(route: &Route, method: &Method) -> bool {
+    match &route.methods {
+        None => true,
+        Some(list) => list.contains(method) || (method == Method::HEAD && list.contains(&Method::GET)),
+    }
+}
+
+/// `GET, HEAD, POST`: every method some route of the group takes, each once, in file order.
+fn allow_header(routes: &[Route]) -> HeaderValue {
+    let mut names: Vec<&str> = Vec::new();
+    for method in routes.iter().flat_map(|r| r.methods.iter().flatten()) {
+        let implied_head = (method == Method::GET).then_some("HEAD");
+        for name in std::iter::once(method.as_str()).chain(implied_head) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    // Method names are tokens, so the joined list is always a valid header value.
+    HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static("GET"))
+}
+
+/// Same host pattern and same prefix (`/api` and `/api/` match the same paths).
+pub fn same_place(a: &Route, b: &Route) -> bool {
+    a.host == b.host && a.path.trim_end_matches('/') == b.path.trim_end_matches('/')
 }
 
 /// The path the upstream sees: the normalised path, less the route prefix with `strip_prefix`.
@@ -78,7 +155,7 @@ fn specificity(route: &Route) -> (u8, usize, usize) {
         Some(HostPattern::Wildcard(suffix)) => (1, suffix.len()),
         None => (0, 0),
     };
-    (kind, suffix, route.path.len())
+    (kind, suffix, route.path.trim_end_matches('/').len())
 }
 
 fn host_matches(pattern: Option<&HostPattern>, host: &str) -> bool {
@@ -144,6 +221,7 @@ mod tests {
         match table.find(host, path, &Method::GET)? {
             Destination::Gateway => Some("gateway".into()),
             Destination::Upstream(r) => Some(r.name.clone()),
+            Destination::WrongMethod { .. } => Some("405".into()),
         }
     }
 
@@ -187,17 +265,53 @@ mod tests {
         assert_eq!(chosen(&table, "h", "/"), None);
     }
 
-    #[test]
-    fn a_method_outside_the_list_falls_through_to_the_next_route() {
-        let mut only_get = route("ro", None, "/");
-        only_get.methods = Some(vec![Method::GET]);
-        let table = RouteTable::new(&[only_get, route("fallback", None, "/")]);
-        let name = |m: Method| match table.find("h", "/x", &m) {
+    fn with_methods(name: &str, path: &str, methods: &[Method]) -> RouteConfig {
+        let mut r = route(name, None, path);
+        r.methods = Some(methods.to_vec());
+        r
+    }
+
+    fn chosen_for(table: &RouteTable, method: Method, path: &str) -> String {
+        match table.find("h", path, &method) {
             Some(Destination::Upstream(r)) => r.name.clone(),
+            Some(Destination::WrongMethod { allow, .. }) => format!("405 {}", allow.to_str().unwrap()),
             other => format!("{other:?}"),
-        };
-        assert_eq!(name(Method::GET), "ro");
-        assert_eq!(name(Method::POST), "fallback");
+        }
+    }
+
+    #[test]
+    fn a_method_splits_routes_only_within_one_host_and_prefix() {
+        let table = RouteTable::new(&[
+            route("catch-all", None, "/"),
+            with_methods("read", "/api/", &[Method::GET]),
+            route("write", None, "/api"),
+            with_methods("admin", "/admin-area/", &[Method::GET]),
+        ]);
+        assert_eq!(chosen_for(&table, Method::GET, "/api/x"), "read");
+        assert_eq!(chosen_for(&table, Method::HEAD, "/api/x"), "read");
+        assert_eq!(chosen_for(&table, Method::POST, "/api/x"), "write");
+        assert_eq!(chosen_for(&table, Method::GET, "/admin-area/users/1"), "admin");
+        // Never on to the public catch-all: the method does not choose the prefix.
+        assert_eq!(
+            chosen_for(&table, Method::DELETE, "/admin-area/users/1"),
+            "405 GET, HEAD"
+        );
+        let lower_get = Method::from_bytes(b"get").unwrap();
+        assert_eq!(chosen_for(&table, lower_get, "/admin-area/"), "405 GET, HEAD");
+        assert_eq!(chosen_for(&table, Method::GET, "/other"), "catch-all");
+    }
+
+    #[test]
+    fn allow_lists_every_method_of_the_group_once() {
+        let table = RouteTable::new(&[
+            with_methods("a", "/x/", &[Method::POST, Method::GET]),
+            with_methods("b", "/x", &[Method::PUT, Method::POST]),
+        ]);
+        assert_eq!(
+            chosen_for(&table, Method::DELETE, "/x/1"),
+            "405 POST, GET, HEAD, PUT"
+        );
+        assert_eq!(chosen_for(&table, Method::PUT, "/x/1"), "b");
     }
 
     #[test]

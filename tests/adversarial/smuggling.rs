@@ -1184,9 +1184,9 @@ async fn a_body_left_unread_by_an_early_answer_is_never_parsed_as_a_request() {
             true,
         ),
         (
-            "404 method not routed",
+            "405 method the route does not take",
             "POST /getonly/{tag}/main HTTP/1.1\r\n",
-            404,
+            405,
             false,
         ),
         ("405 gateway endpoint", "POST /auth/me HTTP/1.1\r\n", 405, false),

@@ -19,11 +19,11 @@ impl Checker<'_> {
             if let Some(other) = checked.iter().find(|o| o.name == route.name) {
                 let message = format!("route name {:?} is used twice", other.name);
                 self.error(span, message);
-            } else if let Some(other) = checked.iter().find(|o| route_is_valid && same_match(o, &route)) {
-                let message = format!(
-                    "route {:?} matches exactly what route {:?} matches",
-                    route.name, other.name
-                );
+            } else if let Some(message) = checked
+                .iter()
+                .filter(|_| route_is_valid)
+                .find_map(|other| clash(other, &route))
+            {
                 self.error(span, message);
             }
             checked.push(route);
@@ -56,7 +56,14 @@ impl Checker<'_> {
             );
         }
         let methods = methods.map(|list| {
-            list.iter()
+            if list.get_ref().is_empty() {
+                self.error(
+                    list.span(),
+                    "methods = [] takes no request; omit it to take every method",
+                );
+            }
+            list.get_ref()
+                .iter()
                 .filter_map(|m| self.optional(m, method))
                 .collect::<Vec<_>>()
         });
@@ -76,6 +83,18 @@ impl Checker<'_> {
     }
 }
 
-fn same_match(a: &RouteConfig, b: &RouteConfig) -> bool {
-    a.host == b.host && a.path == b.path && a.methods == b.methods
+/// Two routes of one host and prefix (one group, see `routes`) must not both take a method:
+/// the method is all that picks between them.
+fn clash(earlier: &RouteConfig, route: &RouteConfig) -> Option<String> {
+    if !crate::routes::same_place(earlier, route) {
+        return None;
+    }
+    let (a, b) = (&earlier.name, &route.name);
+    match (&earlier.methods, &route.methods) {
+        (None, None) => Some(format!("route {b:?} matches exactly what route {a:?} matches")),
+        (Some(mine), Some(theirs)) => mine.iter().find(|m| theirs.contains(m)).map(|method| {
+            format!("routes {a:?} and {b:?} both take {method} on the same host and path prefix")
+        }),
+        _ => None,
+    }
 }
