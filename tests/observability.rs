@@ -226,3 +226,45 @@ async fn a_scripted_session_moves_the_counters_and_leaves_no_secret_in_logs_or_m
         );
     }
 }
+
+#[tokio::test]
+async fn text_logs_in_a_file_are_plain_and_name_the_client_behind_a_trusted_proxy() {
+    let echo = Upstream::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin): (SocketAddr, SocketAddr) = (
+        ([127, 0, 0, 1], free_port()).into(),
+        ([127, 0, 0, 1], free_port()).into(),
+    );
+    let text = format!(
+        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
+         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n\
+         [[routes]]\nname = \"open\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n",
+        echo.addr
+    );
+    std::fs::write(dir.path().join("users.toml"), test_users()).unwrap();
+    std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
+    let binary = Binary::start(dir.path(), admin).await;
+    let client = Client::new(public, dir.path());
+
+    let wrong = json!({ "username": "alice", "password": "wrong" });
+    assert_eq!(client.post("/auth/login", wrong, &[]).await.status, 401);
+    let from_proxy = Request::get("/hello")
+        .header("host", "localhost")
+        .header("x-forwarded-for", "203.0.113.7")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(client.send(from_proxy).await.status, 200);
+
+    let log = binary.log();
+    assert!(
+        !log.contains('\x1b'),
+        "terminal colour codes in a log file:\n{log:?}"
+    );
+    assert!(log.contains("event=\"login_failed\""), "not grep-able:\n{log}");
+    let access_line = log
+        .lines()
+        .find(|line| line.contains("portcullis::access") && line.contains("route=\"open\""))
+        .unwrap_or_else(|| panic!("no access line for the proxied request:\n{log}"));
+    assert!(access_line.contains("client=203.0.113.7"), "{access_line}");
+    assert!(access_line.contains("peer=127.0.0.1:"), "{access_line}");
+}

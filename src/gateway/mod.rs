@@ -214,6 +214,8 @@ pub async fn handle(
     let runtime = shared.runtime.load_full();
     let request_id = headers::request_id(request.headers());
     let method = request.method().clone();
+    let trusted = &runtime.config.server.trusted_proxies;
+    let client = headers::client_ip(connection.peer, request.headers(), trusted);
     let mut outcome = Outcome {
         route: "-",
         set_cookies: Vec::new(),
@@ -241,7 +243,8 @@ pub async fn handle(
         route = outcome.route,
         status = response.status().as_u16(),
         latency_us = latency.as_micros() as u64,
-        request_id = ?response.headers().get(X_REQUEST_ID),
+        request_id = response.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        client = %client,
         peer = %connection.peer,
         sub = outcome.sub.as_ref().map_or("-", |identity| identity.sub.as_str()),
     );

@@ -46,6 +46,8 @@ impl Binary {
             .current_dir(dir)
             .env_remove("PORTCULLIS_CONFIG")
             .env_remove("RUST_LOG")
+            // Logs to a file must be plain without help: a test of that must be able to fail.
+            .env_remove("NO_COLOR")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
