@@ -30,6 +30,34 @@ fn check(text: &str) -> (i32, String, String) {
     (output.status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// `git` run in the repository; its exit status and standard output.
+fn git(args: &[&str]) -> (bool, String) {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git runs (the tests run in a checkout)");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_certs_folder_ships_with_its_readme_while_generated_keys_stay_out_of_git() {
+    let (tracked, _) = git(&["ls-files", "--error-unmatch", "certs/README.md"]);
+    assert!(tracked, "certs/README.md must be part of a fresh clone");
+    let generated = ["certs/gateway.crt", "certs/gateway.key", "certs/signing-k1.pem"];
+    for file in generated {
+        let (ignored, _) = git(&["check-ignore", "--quiet", "--no-index", file]);
+        assert!(ignored, "{file} would be committed");
+    }
+    let (_, tracked_files) = git(&["ls-files", "certs"]);
+    assert_eq!(tracked_files.trim(), "certs/README.md");
+    let config = config::load(Path::new("gateway.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.tls.cert.starts_with("certs"), "{:?}", config.tls.cert);
+}
+
 #[test]
 fn the_shipped_gateway_toml_is_valid() {
     let config = config::load(Path::new("gateway.toml")).unwrap_or_else(|e| panic!("{e}"));
