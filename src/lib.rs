@@ -185,7 +185,11 @@ fn serve(listeners: Listeners, shared: Arc<Shared>, config: &Config, https_port:
         life.clone(),
     ));
     if let Some(redirect) = listeners.redirect {
-        let handler = move |request| std::future::ready(endpoints::redirect::handle(https_port, &request));
+        let redirect_shared = shared.clone();
+        let handler = move |request| {
+            let runtime = redirect_shared.runtime.load();
+            std::future::ready(endpoints::redirect::handle(&runtime, https_port, &request))
+        };
         life.tasks
             .spawn(server::serve_plain(redirect, handler, limits, life.clone()));
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::crypto::aws_lc_rs;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::config::TlsConfig;
 
@@ -25,12 +25,33 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The listener's TLS config and the certificate it presents.
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    /// The end-entity certificate, for the names it is valid for.
+    pub leaf: CertificateDer<'static>,
+}
+
+impl ServerTls {
+    /// Whether the certificate is valid for `host` (a DNS name, wildcards as in RFC 6125, or
+    /// an IP address), as a client would judge it.
+    pub fn names(&self, host: &str) -> bool {
+        let Ok(certificate) = webpki::EndEntityCert::try_from(&self.leaf) else {
+            return false;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        ServerName::try_from(host)
+            .is_ok_and(|name| certificate.verify_is_valid_for_subject_name(&name).is_ok())
+    }
+}
+
 /// Builds the server config, generating a dev certificate first when allowed and missing.
-pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(tls: &TlsConfig) -> Result<ServerTls, TlsError> {
     if tls.self_signed_if_missing && !tls.cert.exists() && !tls.key.exists() {
         write_self_signed(&tls.cert, &tls.key)?;
     }
     let chain = load_chain(&tls.cert)?;
+    let leaf = chain[0].clone();
     let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| TlsError::PrivateKey {
         path: tls.key.clone(),
         reason: e.to_string(),
@@ -40,7 +61,10 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        config: Arc::new(config),
+        leaf,
+    })
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -256,24 +256,80 @@ async fn health_readiness_and_admin_paths_are_404_on_the_public_listener() {
 
 // === redirect listener ===
 
-async fn gateway_with_redirect() -> (Gateway, SocketAddr) {
-    let setup = Setup::routes("").server("redirect_listen = \"127.0.0.1:0\"");
+/// A gateway with a redirect listener, extra `[server]` lines, and routes for
+/// `app.example.com` and `*.tenants.example.com` (the test certificate names only localhost).
+async fn gateway_with_redirect_and(server: &str) -> (Gateway, SocketAddr) {
+    let upstream = "http://127.0.0.1:9";
+    let routes = format!(
+        "[[routes]]\nname = \"app\"\nhost = \"app.example.com\"\npath = \"/\"\nupstream = \"{upstream}\"\n\
+         [[routes]]\nname = \"tenants\"\nhost = \"*.tenants.example.com\"\npath = \"/\"\nupstream = \"{upstream}\"\n\
+         [[routes]]\nname = \"any\"\npath = \"/\"\nupstream = \"{upstream}\"\n"
+    );
+    let setup = Setup::routes(routes).server(&format!("redirect_listen = \"127.0.0.1:0\"\n{server}"));
     let gateway = Gateway::start(setup).await;
     let redirect = gateway.redirect.expect("redirect listener is bound");
     (gateway, redirect)
 }
 
+async fn gateway_with_redirect() -> (Gateway, SocketAddr) {
+    gateway_with_redirect_and("").await
+}
+
+async fn redirect_for(redirect: SocketAddr, host: &str) -> PlainReply {
+    let request = format!("GET /x?y=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    plain_exchange(redirect, &request).await
+}
+
 #[tokio::test]
 async fn the_redirect_listener_answers_308_to_the_same_target_over_https() {
     let (gateway, redirect) = gateway_with_redirect().await;
-    let reply = plain_exchange(
-        redirect,
-        "GET /x?y=1 HTTP/1.1\r\nHost: example.com:8080\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(reply.status, 308, "{reply:?}");
-    let expected = format!("https://example.com:{}/x?y=1", gateway.addr.port());
-    assert_eq!(reply.header("location"), Some(expected.as_str()));
+    let port = gateway.addr.port();
+    for (host, location_host) in [
+        ("localhost:8080", "localhost"),
+        ("LocalHost.", "localhost"),
+        ("127.0.0.1:8080", "127.0.0.1"),
+        ("app.example.com:8080", "app.example.com"),
+        ("a.tenants.example.com", "a.tenants.example.com"),
+    ] {
+        let reply = redirect_for(redirect, host).await;
+        assert_eq!(reply.status, 308, "{host}: {reply:?}");
+        let expected = format!("https://{location_host}:{port}/x?y=1");
+        assert_eq!(reply.header("location"), Some(expected.as_str()), "{host}");
+    }
+}
+
+#[tokio::test]
+async fn the_redirect_listener_refuses_a_host_no_route_or_certificate_names() {
+    let (_gateway, redirect) = gateway_with_redirect().await;
+    for host in [
+        "evil.example",
+        "example.com",
+        "tenants.example.com",
+        "app.example.com.evil.example",
+    ] {
+        let reply = redirect_for(redirect, host).await;
+        assert_eq!(reply.status, 400, "{host}: {reply:?}");
+        assert_eq!(reply.header("location"), None, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn the_redirect_listener_sends_everyone_to_the_configured_public_host() {
+    let (_gateway, redirect) = gateway_with_redirect_and("public_host = \"gateway.example.com\"").await;
+    for host in ["localhost", "evil.example"] {
+        let reply = redirect_for(redirect, host).await;
+        assert_eq!(reply.status, 308, "{host}: {reply:?}");
+        assert_eq!(
+            reply.header("location"),
+            Some("https://gateway.example.com/x?y=1")
+        );
+    }
+    let (_gateway, redirect) = gateway_with_redirect_and("public_host = \"gateway.example.com:8443\"").await;
+    let reply = redirect_for(redirect, "localhost").await;
+    assert_eq!(
+        reply.header("location"),
+        Some("https://gateway.example.com:8443/x?y=1")
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ pub struct FileConfig {
 pub struct ServerFile {
     pub listen: Option<Text>,
     pub redirect_listen: Option<Text>,
+    pub public_host: Option<Text>,
     pub admin_listen: Option<Text>,
     #[serde(default)]
     pub trusted_proxies: Vec<Text>,

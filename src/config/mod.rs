@@ -39,6 +39,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub redirect_listen: Option<SocketAddr>,
+    /// The name (and port, if not 443) clients reach the gateway by; the redirect uses it.
+    pub public_host: Option<http::uri::Authority>,
     pub admin_listen: SocketAddr,
     pub trusted_proxies: Vec<IpNet>,
     pub max_header_bytes: usize,

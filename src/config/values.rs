@@ -214,6 +214,35 @@ pub(super) fn host_pattern(text: &str) -> Result<HostPattern, String> {
     })
 }
 
+/// `[server] public_host`: a host name or IP address, with a port only when it is not 443.
+pub(super) fn public_authority(text: &str) -> Result<http::uri::Authority, String> {
+    let invalid = || {
+        format!(
+            "public_host {text:?} must be a host name like \"gateway.example.com\", optionally with \":port\""
+        )
+    };
+    let authority = http::uri::Authority::from_str(text).map_err(|_| invalid())?;
+    let host = authority.host();
+    // `Authority` keeps any text after the host's `:`; the port must be a number 1..=65535.
+    let port_ok = match &authority.as_str()[host.len()..] {
+        "" => true,
+        rest => rest
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|p| p != 0)),
+    };
+    let name_ok = host.parse::<std::net::IpAddr>().is_ok()
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok()
+        || matches!(host_pattern(host), Ok(HostPattern::Exact(_)));
+    match name_ok && port_ok && !text.contains('@') {
+        true => Ok(authority),
+        false => Err(invalid()),
+    }
+}
+
 pub(super) fn route_path(text: &str) -> Result<String, String> {
     let normalized = normalize_path(text).map_err(|e| format!("route path {text:?}: {e}"))?;
     if normalized != text {
@@ -294,6 +323,31 @@ pub(super) fn upstream_authority(text: &str) -> Result<http::uri::Authority, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_host_is_a_bare_name_or_address_with_an_optional_port() {
+        for good in [
+            "gateway.example.com",
+            "gateway.example.com:8443",
+            "127.0.0.1:8443",
+            "[::1]:8443",
+        ] {
+            assert!(public_authority(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://gateway.example.com",
+            "gateway.example.com/",
+            "*.example.com",
+            "user@gateway.example.com",
+            "gateway.example.com:",
+            "gateway.example.com:0",
+            "gateway.example.com:99999",
+            "bad host",
+            "",
+        ] {
+            assert!(public_authority(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_in_the_units_the_spec_uses_parse() {

@@ -55,6 +55,8 @@ pub struct Runtime {
     pub routes: RouteTable,
     /// New handshakes use the certificate of the runtime current when they start.
     pub tls: TlsAcceptor,
+    /// The certificate behind `tls`, for the host names it covers.
+    pub certificate: tls::ServerTls,
     pub tokens: AccessTokens,
     pub login_limits: LoginLimiter,
     pub refresh_limits: KeyedLimiter<String>,
@@ -83,7 +85,8 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let h = &config.headers;
         let identity_headers = [h.subject.clone(), h.role.clone(), h.session.clone()];
-        let tls = TlsAcceptor::from(tls::server_config(&config.tls)?);
+        let certificate = tls::server_config(&config.tls)?;
+        let tls = TlsAcceptor::from(certificate.config.clone());
         let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?);
         let passwords = match (&config.users, previous.map(|p| &p.passwords)) {
             (UsersConfig::File(path), Some(PasswordCheck::File(users))) if users.path() == path => {
@@ -102,6 +105,7 @@ impl Runtime {
         Ok(Runtime {
             routes: RouteTable::new(&config.routes),
             tls,
+            certificate,
             tokens,
             login_limits: LoginLimiter::new(limits.login_per_ip, limits.login_per_user),
             refresh_limits: KeyedLimiter::new(limits.refresh_per_session),
@@ -152,6 +156,12 @@ impl Runtime {
             idle_ttl: tokens.refresh_idle_ttl.as_secs(),
             revocation_ttl: (tokens.access_ttl + tokens.leeway).as_secs(),
         }
+    }
+
+    /// Whether `host` (lower-case, no port) is one this gateway serves: named by a route's
+    /// host pattern or by the listener's certificate.
+    pub fn serves_host(&self, host: &str) -> bool {
+        self.routes.names_host(host) || self.certificate.names(host)
     }
 
     fn own_cookies(&self) -> [&str; 2] {

@@ -78,6 +78,16 @@ impl RouteTable {
     }
 }
 
+impl RouteTable {
+    /// Whether some route's host pattern names `host` (routes without a host name none).
+    pub fn names_host(&self, host: &str) -> bool {
+        self.groups.iter().any(|g| {
+            let pattern = g.routes[0].host.as_ref();
+            pattern.is_some() && host_matches(pattern, host)
+        })
+    }
+}
+
 impl RouteGroup {
     fn new(mut routes: Vec<Route>) -> RouteGroup {
         // Stable: file order is kept among the routes with a list.

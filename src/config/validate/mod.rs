@@ -128,6 +128,7 @@ impl Checker<'_> {
         let ServerFile {
             listen,
             redirect_listen,
+            public_host,
             admin_listen,
             trusted_proxies,
             max_header_bytes,
@@ -157,6 +158,7 @@ impl Checker<'_> {
         ServerConfig {
             listen: self.value(listen.as_ref(), "0.0.0.0:8443", socket_addr),
             redirect_listen,
+            public_host: public_host.and_then(|h| self.optional(&h, public_authority)),
             admin_listen: self.value(admin_listen.as_ref(), "127.0.0.1:9901", socket_addr),
             trusted_proxies,
             max_header_bytes,
