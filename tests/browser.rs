@@ -1358,6 +1358,31 @@ async fn an_expired_access_cookie_with_a_valid_refresh_cookie_is_refreshed_trans
     assert!(!sessions_of(&gateway, "alice").await.contains(&login.sid()));
 }
 
+/// What a real browser sends once the access cookie's Max-Age has run out: the refresh cookie
+/// alone (headless Chromium shows the same in tests/e2e_browser.rs).
+#[tokio::test]
+async fn a_navigation_with_only_the_refresh_cookie_is_refreshed_transparently() {
+    let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
+    let reply = gateway.send(navigation(&[(REFRESH, &login.refresh)])).await;
+    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(echo.counts.requests(), 1, "forwarded once");
+    assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
+    assert_eq!(reply.upstream_header("x-auth-session"), [login.sid()]);
+    let second = issued_cookies(&reply, TRANSPARENT, "refresh-cookie-only navigation");
+    assert_eq!(second.sid(), login.sid());
+    assert_fresh_access(
+        &second.access,
+        &login.access,
+        "the refresh-cookie-only navigation",
+    );
+    assert_live_refresh_token(&gateway, &login.refresh, &second.refresh, "after it").await;
+
+    // No cookie at all is still a plain 401.
+    let reply = gateway.send(navigation(&[])).await;
+    assert_eq!(reply.status, 401, "{}", body_text(&reply));
+    assert_no_set_cookie(&reply, "a navigation without cookies");
+}
+
 #[tokio::test]
 async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_refresh() {
     let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
@@ -1369,24 +1394,40 @@ async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_r
         .expect("refresh_token")
         .to_string();
     let jar = [(ACCESS, login.access.as_str()), (REFRESH, live.as_str())];
+    // What a browser sends once the access cookie has gone: the same rules hold.
+    let refresh_only = [(REFRESH, live.as_str())];
 
-    let cross_site = browser(Method::GET, PROTECTED, Site::Nothing, &jar)
-        .header("accept", "text/html")
-        .header("sec-fetch-site", "cross-site")
-        .body(empty())
-        .expect("request");
-    let post = browser(Method::POST, PROTECTED, Site::Origin(OWN_ORIGIN), &jar)
-        .body(full("x=1"))
-        .expect("request");
+    let cross_site = |jar: &[(&str, &str)]| {
+        browser(Method::GET, PROTECTED, Site::Nothing, jar)
+            .header("accept", "text/html")
+            .header("sec-fetch-site", "cross-site")
+            .body(empty())
+            .expect("request")
+    };
+    let post = |jar: &[(&str, &str)]| {
+        browser(Method::POST, PROTECTED, Site::Origin(OWN_ORIGIN), jar)
+            .body(full("x=1"))
+            .expect("request")
+    };
     let tossed = navigation(&[
         (ACCESS, &login.access),
         (REFRESH, &login.refresh),
         (REFRESH, &live),
     ]);
+    let tossed_alone = navigation(&[(REFRESH, &login.refresh), (REFRESH, &live)]);
     for (what, request) in [
-        ("a cross-site GET", cross_site),
-        ("a same-origin POST", post),
+        ("a cross-site GET", cross_site(&jar)),
+        ("a same-origin POST", post(&jar)),
         ("a GET with two refresh cookies", tossed),
+        (
+            "a cross-site GET with the refresh cookie alone",
+            cross_site(&refresh_only),
+        ),
+        (
+            "a same-origin POST with the refresh cookie alone",
+            post(&refresh_only),
+        ),
+        ("a GET with two refresh cookies alone", tossed_alone),
     ] {
         let reply = gateway.send(request).await;
         assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));

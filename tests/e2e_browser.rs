@@ -9,7 +9,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +19,7 @@ use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
+use support::binary::free_port;
 use support::{ES256_TOKENS, Gateway, Setup, public_route};
 
 /// The whole test, browser start and the one deliberate sleep included.
@@ -27,6 +28,8 @@ const WHOLE_TEST: Duration = Duration::from_secs(50);
 const STEP: Duration = Duration::from_secs(10);
 /// Access tokens live 2 s with 1 s of leeway: after this they are refused for sure.
 const ACCESS_EXPIRY: Duration = Duration::from_millis(3500);
+
+const ACCESS_COOKIE: &str = "__Host-portcullis-access";
 
 /// Flags this machine needs (closed network, no GPU, root), plus a self-signed gateway
 /// certificate that the browser must accept.
@@ -45,20 +48,32 @@ const CHROMIUM_FLAGS: &[&str] = &[
 
 #[tokio::test]
 async fn a_browser_session_logs_in_refreshes_and_logs_out() {
+    within_whole_test(browser_session).await;
+}
+
+#[tokio::test]
+async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_transparently() {
+    within_whole_test(transparent_navigation).await;
+}
+
+/// Runs one browser scenario within `WHOLE_TEST`, or skips it without the browser.
+async fn within_whole_test<F: Future<Output = ()>>(scenario: impl FnOnce(PathBuf, PathBuf) -> F) {
     let Some((chromium, chromedriver)) = browser_binaries() else {
         return;
     };
     let started = Instant::now();
-    tokio::time::timeout(WHOLE_TEST, browser_session(&chromium, &chromedriver))
+    tokio::time::timeout(WHOLE_TEST, scenario(chromium, chromedriver))
         .await
         .unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
     eprintln!("e2e browser test took {:?}", started.elapsed());
 }
 
-async fn browser_session(chromium: &Path, chromedriver: &Path) {
-    let echo = free_port();
+/// A gateway with 2 s access tokens, the demo pages at `/demo/` and a protected `/api/` whose
+/// login page is the demo form; `cookies` is an extra `[cookies]` section. Returns the origin.
+async fn demo_gateway(cookies: &str) -> (Gateway, String) {
+    let echo = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let rest = format!(
-        "[demo]\necho_listen = \"{echo}\"\n\n{}\n\
+        "[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{}\n\
          [[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{echo}\"\n\
          auth = \"required\"\nlogin_page = \"/demo/login.html\"\n",
         public_route("demo", "/demo/", echo)
@@ -70,11 +85,53 @@ async fn browser_session(chromium: &Path, chromedriver: &Path) {
     );
     let gateway = Gateway::start(Setup::routes(rest).tokens(&tokens)).await;
     let origin = format!("https://localhost:{}", gateway.addr.port());
+    (gateway, origin)
+}
 
-    let (mut browser, client) = Browser::start(chromium, chromedriver).await;
+/// With transparent refresh on, the browser itself drops the expired access cookie and sends
+/// only the refresh cookie; a navigation must still reach the API in the same session.
+async fn transparent_navigation(chromium: PathBuf, chromedriver: PathBuf) {
+    let (_gateway, origin) = demo_gateway("[cookies]\ntransparent_refresh = true\n").await;
+    let (mut browser, client) = Browser::start(&chromium, &chromedriver).await;
+    log_in_through_the_form(&client, &origin).await;
+    let landed = page_json(&client).await;
+    let session = upstream_header(&landed, "x-auth-session");
+    assert_eq!(session.len(), 1, "{landed}");
 
-    // A browser navigating to the protected API is sent to the login page, which keeps where
-    // it came from.
+    // The one deliberate sleep: the access cookie's Max-Age (2 s) runs out in the browser.
+    tokio::time::sleep(ACCESS_EXPIRY).await;
+    let held = client.get_named_cookie(ACCESS_COOKIE).await;
+    assert!(
+        held.is_err(),
+        "the browser still holds the access cookie: {held:?}"
+    );
+
+    client
+        .goto(&format!("{origin}/api/again"))
+        .await
+        .expect("open /api/again");
+    let url = client.current_url().await.expect("url");
+    assert_eq!(url.path(), "/api/again", "sent elsewhere: {url}");
+    let again = page_json(&client).await;
+    assert_eq!(upstream_header(&again, "x-auth-sub"), ["alice"], "{again}");
+    assert_eq!(
+        upstream_header(&again, "x-auth-session"),
+        session,
+        "a new session"
+    );
+    let renewed = client
+        .get_named_cookie(ACCESS_COOKIE)
+        .await
+        .expect("the refresh handed the browser a new access cookie");
+    assert_eq!(renewed.http_only(), Some(true));
+    assert_no_token_in_document_cookie(&client).await;
+
+    client.close().await.expect("end the WebDriver session");
+    browser.session = None;
+}
+
+/// From a protected page to the login form and back, logged in as alice.
+async fn log_in_through_the_form(client: &Client, origin: &str) {
     client
         .goto(&format!("{origin}/api/hello"))
         .await
@@ -90,10 +147,8 @@ async fn browser_session(chromium: &Path, chromedriver: &Path) {
         .find(|(k, _)| k == "return_to")
         .map(|(_, v)| v.into_owned());
     assert_eq!(return_to.as_deref(), Some("/api/hello"), "{url}");
-
-    // Log in through the plain HTML form: 303 back to /api/hello with HttpOnly cookies.
-    fill(&client, "#username", "alice").await;
-    fill(&client, "#password", "alice-password").await;
+    fill(client, "#username", "alice").await;
+    fill(client, "#password", "alice-password").await;
     client
         .find(Locator::Css("#submit"))
         .await
@@ -101,7 +156,16 @@ async fn browser_session(chromium: &Path, chromedriver: &Path) {
         .click()
         .await
         .expect("submit");
-    wait_for_path(&client, "/api/hello").await;
+    wait_for_path(client, "/api/hello").await;
+}
+
+async fn browser_session(chromium: PathBuf, chromedriver: PathBuf) {
+    let (_gateway, origin) = demo_gateway("").await;
+    let (mut browser, client) = Browser::start(&chromium, &chromedriver).await;
+
+    // A browser navigating to the protected API is sent to the login page; the plain HTML
+    // form logs in and answers 303 back to /api/hello with HttpOnly cookies.
+    log_in_through_the_form(&client, &origin).await;
     let landed = page_json(&client).await;
     assert_eq!(upstream_header(&landed, "x-auth-sub"), ["alice"], "{landed}");
 
@@ -111,7 +175,7 @@ async fn browser_session(chromium: &Path, chromedriver: &Path) {
         .await
         .expect("open the app page");
     let access = client
-        .get_named_cookie("__Host-portcullis-access")
+        .get_named_cookie(ACCESS_COOKIE)
         .await
         .expect("the browser holds the access cookie");
     assert_eq!(
@@ -205,12 +269,6 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr")
-}
-
 /// chromedriver, in a process group of its own together with the Chromium it starts, and the
 /// WebDriver session. Dropping it on any path (a failed assertion, the test's timeout) deletes
 /// the session, which makes chromedriver quit its browser, then ends that process group.
@@ -227,7 +285,7 @@ impl Browser {
         let profile = dir.path().join("profile");
         std::fs::create_dir(&profile).expect("profile dir");
         let log = std::fs::File::create(dir.path().join("chromedriver.log")).expect("log file");
-        let port = free_port().port();
+        let port = free_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             // Chromium keeps its crash database and caches under these, not in the profile.

@@ -41,6 +41,21 @@ pub(super) async fn authenticate(
     let (token, via_cookie) = match auth::credential(request.headers(), &runtime.config.cookies) {
         Ok(Some(Credential::Bearer(token))) => (token, false),
         Ok(Some(Credential::Cookie(token))) => (token, true),
+        // A browser drops the access cookie when its Max-Age (the token's lifetime) ends and
+        // keeps sending only the refresh cookie: that is the usual case for a refresh.
+        Ok(None) if may_refresh_transparently(runtime, request) && holds_refresh_cookie(runtime, request) => {
+            return match Box::pin(transparent_refresh(
+                shared,
+                runtime,
+                request.headers(),
+                unix_now(),
+            ))
+            .await
+            {
+                Some(caller) => Ok(caller),
+                None => refused(GatewayError::AuthenticationRequired),
+            };
+        }
         Ok(None) => return refused(GatewayError::AuthenticationRequired),
         Err(_) => return refused(GatewayError::InvalidToken(TokenError::Malformed)),
     };
@@ -83,6 +98,15 @@ fn login_page_or(route: &Route, request: &Request<Incoming>, error: GatewayError
         Ok(location) => GatewayError::LoginRequired { location },
         Err(_) => error,
     }
+}
+
+fn holds_refresh_cookie(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+    let cookies = &runtime.config.cookies;
+    cookies.enabled
+        && matches!(
+            cookies::find(request.headers(), &cookies.refresh_name),
+            Ok(Some(_))
+        )
 }
 
 /// Only a same-site navigation-like read may rotate tokens behind the caller's back: an
