@@ -75,6 +75,11 @@ impl<'a> Problems<'a> {
         self.list.is_empty()
     }
 
+    /// The 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        line_and_column(self.text, offset).0
+    }
+
     /// `value` if nothing was wrong, else every problem in the order of the file.
     pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
         match self.list.is_empty() {
