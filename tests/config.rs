@@ -176,6 +176,32 @@ self_signed_if_missing = true
 }
 
 #[test]
+fn every_structural_problem_of_the_users_file_is_reported_with_its_own_position() {
+    let users = r#"[[user]]
+name = "alice"
+role = 5
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+admin = true
+
+[[user]]
+nmae = "bob"
+"#;
+    let (code, _, stderr) = check_with_users("[tls]\nself_signed_if_missing = true\n", users);
+    assert_eq!(code, 1);
+    assert_lines(
+        &stderr,
+        &[
+            "USERS:3:8: invalid type: integer `5` for `role` in [[user]] #1, expected a string",
+            "USERS:5:1: unknown field `admin` in [[user]] #1",
+            "USERS:7:1: [[user]] is missing `name`",
+            "USERS:7:1: [[user]] is missing `role`",
+            "USERS:7:1: [[user]] is missing `password_hash`",
+            "USERS:8:1: unknown field `nmae` in [[user]] #2",
+        ],
+    );
+}
+
+#[test]
 fn a_syntax_error_is_reported_with_its_position() {
     let (code, _, stderr) = check("[server\nlisten = 1\n");
     assert_eq!(code, 1);
