@@ -76,8 +76,8 @@ fn check(arg: ConfigArg) -> ExitCode {
                 println!("{}: ok ({} routes)", path.display(), config.routes.len());
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("{}:1:1: {e}", path.display());
+            Err(lines) => {
+                eprintln!("{lines}");
                 ExitCode::FAILURE
             }
         },
@@ -89,17 +89,19 @@ fn check(arg: ConfigArg) -> ExitCode {
 }
 
 /// Loads what the config names (certificate, keys, users) without writing anything: files
-/// that `self_signed_if_missing` or `generate_if_missing` would create are left out.
+/// that `self_signed_if_missing` or `generate_if_missing` would create are left out. The
+/// error is `file:line:col: message` lines; the users file has positions of its own.
 fn check_files(config: &config::Config) -> Result<(), String> {
+    let at_config = |e: &dyn std::fmt::Display| format!("{}:1:1: {e}", config.source.display());
     if config.tls.cert.exists() || config.tls.key.exists() {
-        portcullis::tls::server_config(&config.tls).map_err(|e| e.to_string())?;
+        portcullis::tls::server_config(&config.tls).map_err(|e| at_config(&e))?;
     }
     let mut tokens = config.tokens.clone();
     tokens
         .keys
         .retain(|key| !(key.generate_if_missing && key.missing_file().is_some()));
     if !tokens.keys.is_empty() {
-        portcullis::auth::keys::KeySet::load(&tokens).map_err(|e| e.to_string())?;
+        portcullis::auth::keys::KeySet::load(&tokens).map_err(|e| at_config(&e))?;
     }
     if let config::UsersConfig::File(path) = &config.users {
         portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;

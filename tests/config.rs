@@ -12,6 +12,11 @@ const TOKENS: &str = "\n[tokens]\n[[tokens.keys]]\nkid = \"k1\"\nalg = \"ES256\"
 
 /// Writes `text` (plus a tokens section and an empty users.toml) and runs `portcullis check`.
 fn check(text: &str) -> (i32, String, String) {
+    check_with_users(text, "")
+}
+
+/// `check` with `users` as users.toml; its path shows as USERS in stderr.
+fn check_with_users(text: &str, users: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");
     let text = match text.contains("[tokens") {
@@ -19,13 +24,16 @@ fn check(text: &str) -> (i32, String, String) {
         false => format!("{text}{TOKENS}"),
     };
     std::fs::write(&path, text).unwrap();
-    std::fs::write(dir.path().join("users.toml"), "").unwrap();
+    let users_path = dir.path().join("users.toml");
+    std::fs::write(&users_path, users).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["check", "--config"])
         .arg(&path)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+    let stderr = String::from_utf8_lossy(&output.stderr)
+        .replace(&path.display().to_string(), "FILE")
+        .replace(&users_path.display().to_string(), "USERS");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     (output.status.code().unwrap_or(-1), stdout, stderr)
 }
@@ -120,9 +128,105 @@ self_signed_if_missing = true
 
 #[test]
 fn an_unknown_key_is_an_error_at_its_position() {
-    let (code, _, stderr) = check("[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"oops\"\n");
+    let text = "[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"oops\"\n[tls]\nself_signed_if_missing = true\n";
+    let (code, _, stderr) = check(text);
     assert_eq!(code, 1);
-    assert!(stderr.starts_with("FILE:3:1: unknown field `lisen`"), "{stderr}");
+    assert_lines(&stderr, &["FILE:3:1: unknown field `lisen` in [server]"]);
+}
+
+/// Asserts that stderr is exactly one line starting with each of `expected`, in that order.
+fn assert_lines(stderr: &str, expected: &[&str]) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{stderr}");
+    for (line, prefix) in lines.iter().zip(expected) {
+        assert!(line.starts_with(prefix), "expected {prefix:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_reported_with_the_bad_values_in_file_order() {
+    let text = r#"[server]
+listen = "127.0.0.1:0"
+idle_timeout = "forever"
+
+[tls]
+self_signed_if_missing = true
+colour = "blue"
+
+[limits]
+max_body_bytes = 10
+
+[[routes]]
+name = "api"
+path = "/api"
+upstream = "http://127.0.0.1:9000"
+retries = 3
+"#;
+    let (code, _, stderr) = check(text);
+    assert_eq!(code, 1);
+    assert_lines(
+        &stderr,
+        &[
+            "FILE:3:16: invalid duration \"forever\"",
+            "FILE:7:1: unknown field `colour` in [tls], expected one of `cert`, `key`",
+            "FILE:10:18: invalid type: integer `10` for `max_body_bytes` in [limits], expected a string",
+            "FILE:16:1: unknown field `retries` in [[routes]] #1, expected one of `name`",
+        ],
+    );
+}
+
+#[test]
+fn every_missing_key_is_reported_but_not_a_key_already_reported_for_its_type() {
+    let text = r#"[[routes]]
+name = 5
+path = "/a"
+upstream = "http://127.0.0.1:9000"
+
+[[routes]]
+path = "/b"
+
+[demo]
+
+[tls]
+self_signed_if_missing = true
+"#;
+    let (code, _, stderr) = check(text);
+    assert_eq!(code, 1);
+    assert_lines(
+        &stderr,
+        &[
+            "FILE:2:8: invalid type: integer `5` for `name` in [[routes]] #1, expected a string",
+            "FILE:6:1: [[routes]] is missing `name`",
+            "FILE:6:1: [[routes]] is missing `upstream`",
+            "FILE:9:1: [demo] is missing `echo_listen`",
+        ],
+    );
+}
+
+#[test]
+fn every_structural_problem_of_the_users_file_is_reported_with_its_own_position() {
+    let users = r#"[[user]]
+name = "alice"
+role = 5
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+admin = true
+
+[[user]]
+nmae = "bob"
+"#;
+    let (code, _, stderr) = check_with_users("[tls]\nself_signed_if_missing = true\n", users);
+    assert_eq!(code, 1);
+    assert_lines(
+        &stderr,
+        &[
+            "USERS:3:8: invalid type: integer `5` for `role` in [[user]] #1, expected a string",
+            "USERS:5:1: unknown field `admin` in [[user]] #1",
+            "USERS:7:1: [[user]] is missing `name`",
+            "USERS:7:1: [[user]] is missing `role`",
+            "USERS:7:1: [[user]] is missing `password_hash`",
+            "USERS:8:1: unknown field `nmae` in [[user]] #2",
+        ],
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The serde mirror of `gateway.toml`: what the file may say, nothing more.
 //!
 //! Every table denies unknown keys, and every value that needs checking beyond its TOML type
-//! keeps its span so that `validate` can point at it as `file:line:col`.
+//! keeps its span so that `validate` can point at it as `file:line:col`. Keys a table requires
+//! are `Option` here too: `validate` reports each missing one, where serde would stop at the first.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -28,7 +29,7 @@ pub struct FileConfig {
     pub limits: LimitsFile,
     #[serde(default)]
     pub log: LogFile,
-    pub demo: Option<DemoFile>,
+    pub demo: Option<Spanned<DemoFile>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RouteFile>>,
 }
@@ -73,8 +74,8 @@ pub struct TokensFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
-    pub kid: Text,
-    pub alg: Text,
+    pub kid: Option<Text>,
+    pub alg: Option<Text>,
     pub private_key_file: Option<Text>,
     pub public_key_file: Option<Text>,
     pub secret_file: Option<Text>,
@@ -140,17 +141,17 @@ pub struct LogFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoFile {
-    pub echo_listen: Text,
+    pub echo_listen: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
-    pub name: Text,
+    pub name: Option<Text>,
     pub host: Option<Text>,
-    pub path: Text,
+    pub path: Option<Text>,
     pub methods: Option<Spanned<Vec<Text>>>,
-    pub upstream: Text,
+    pub upstream: Option<Text>,
     pub auth: Option<Text>,
     #[serde(default)]
     pub roles: Vec<Text>,

@@ -4,6 +4,8 @@
 //! error with its `file:line:col` before reporting, so one `portcullis check` shows them all.
 
 mod file;
+pub(crate) mod problems;
+mod structure;
 mod validate;
 pub mod values;
 

@@ -12,7 +12,9 @@ use crate::config::*;
 impl Checker<'_> {
     pub(super) fn tokens(&mut self, file: Option<TokensFile>) -> TokensConfig {
         let Some(file) = file else {
-            self.error(0..0, "[tokens] with at least one [[tokens.keys]] is required");
+            if !self.problems.dropped().at_top("tokens") {
+                self.error(0..0, "[tokens] with at least one [[tokens.keys]] is required");
+            }
             return self.tokens(Some(TokensFile {
                 keys: Vec::new(),
                 ..TokensFile::default()
@@ -61,7 +63,7 @@ impl Checker<'_> {
             }
             checked.push(key);
         }
-        if checked.is_empty() && self.errors.is_empty() {
+        if checked.is_empty() && self.problems.is_empty() {
             self.error(0..0, "[[tokens.keys]] needs at least one key");
         }
         checked
@@ -77,8 +79,11 @@ impl Checker<'_> {
             secret_env,
             generate_if_missing,
         } = file;
-        let kid = self.optional(&kid, key_id)?;
-        let alg = self.optional(&alg, key_algorithm)?;
+        let kid = self.required(&kid, "kid", &span, "[[tokens.keys]]");
+        let kid = kid.and_then(|kid| self.optional(kid, key_id));
+        let alg = self.required(&alg, "alg", &span, "[[tokens.keys]]");
+        let alg = alg.and_then(|alg| self.optional(alg, key_algorithm));
+        let (kid, alg) = (kid?, alg?);
         let given = [&private_key_file, &public_key_file, &secret_file, &secret_env];
         if given.iter().filter(|g| g.is_some()).count() != 1 {
             let message =

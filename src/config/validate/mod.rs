@@ -12,17 +12,14 @@ mod auth;
 mod routes;
 
 use super::file::*;
+use super::problems::Problems;
 use super::values::*;
 use super::*;
 
 pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut checker = Checker::new(path, text);
-    let file: FileConfig = match toml::from_str(text) {
-        Ok(file) => file,
-        Err(e) => {
-            checker.error(e.span().unwrap_or(0..0), e.message().to_string());
-            return Err(ConfigErrors(checker.errors));
-        }
+    let Some(file) = checker.problems.read::<FileConfig>() else {
+        return Err(checker.problems.into_errors());
     };
     let FileConfig {
         server,
@@ -52,17 +49,12 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
         routes: checker.routes(routes),
     };
     checker.cross_checks(&config);
-    if checker.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(checker.errors))
-    }
+    checker.problems.finish(config)
 }
 
 struct Checker<'a> {
     file: &'a Path,
-    text: &'a str,
-    errors: Vec<ConfigError>,
+    problems: Problems<'a>,
 }
 
 // === impl Checker: plumbing ===
@@ -71,19 +63,12 @@ impl<'a> Checker<'a> {
     fn new(file: &'a Path, text: &'a str) -> Self {
         Checker {
             file,
-            text,
-            errors: Vec::new(),
+            problems: Problems::new(file, text),
         }
     }
 
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, column) = line_and_column(self.text, span.start);
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        });
+        self.problems.push(span, message);
     }
 
     /// Parses an optional value, or `default` when absent; on error records it and uses `default`.
@@ -102,6 +87,21 @@ impl<'a> Checker<'a> {
             }
         }
         parse(default).expect("built-in defaults are valid")
+    }
+
+    /// The value of a key the table at `table` (named `name`) cannot do without, or `None`
+    /// with the key reported missing.
+    fn required<'v>(
+        &mut self,
+        given: &'v Option<Spanned<String>>,
+        key: &str,
+        table: &Range<usize>,
+        name: &str,
+    ) -> Option<&'v Spanned<String>> {
+        if given.is_none() {
+            self.problems.missing(table, name, key);
+        }
+        given.as_ref()
     }
 
     fn optional<T>(&mut self, given: &Spanned<String>, parse: fn(&str) -> Result<T, String>) -> Option<T> {
@@ -265,8 +265,10 @@ impl Checker<'_> {
         LogConfig { format, level }
     }
 
-    fn demo(&mut self, file: DemoFile) -> DemoConfig {
-        let DemoFile { echo_listen } = file;
+    fn demo(&mut self, file: Spanned<DemoFile>) -> DemoConfig {
+        let span = file.span();
+        let DemoFile { echo_listen } = file.into_inner();
+        let echo_listen = self.required(&echo_listen, "echo_listen", &span, "[demo]");
         let loopback = |text: &str| {
             let addr = socket_addr(text)?;
             match addr.ip().is_loopback() {
@@ -275,7 +277,7 @@ impl Checker<'_> {
             }
         };
         DemoConfig {
-            echo_listen: self.value(Some(&echo_listen), "127.0.0.1:0", loopback),
+            echo_listen: self.value(echo_listen, "127.0.0.1:0", loopback),
         }
     }
 
@@ -301,14 +303,4 @@ impl Checker<'_> {
             );
         }
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }

@@ -1,5 +1,7 @@
 //! Checks of `[[routes]]`: each route's values, then names and matches that collide.
 
+use std::ops::Range;
+
 use toml::Spanned;
 
 use super::Checker;
@@ -10,14 +12,21 @@ use crate::config::*;
 impl Checker<'_> {
     pub(super) fn routes(&mut self, routes: Vec<Spanned<RouteFile>>) -> Vec<RouteConfig> {
         let mut checked: Vec<RouteConfig> = Vec::with_capacity(routes.len());
+        // Only names the file gave: a missing or refused name leaves a stand-in shared by all.
+        let mut names: Vec<String> = Vec::with_capacity(routes.len());
         for spanned in routes {
             let span = spanned.span();
-            let errors_before = self.errors.len();
-            let route = self.route(spanned.into_inner());
+            let named = spanned
+                .get_ref()
+                .name
+                .as_ref()
+                .is_some_and(|n| route_name(n.get_ref()).is_ok());
+            let errors_before = self.problems.len();
+            let route = self.route(spanned.into_inner(), &span);
             // A route with its own errors holds stand-in values that would collide spuriously.
-            let route_is_valid = self.errors.len() == errors_before;
-            if let Some(other) = checked.iter().find(|o| o.name == route.name) {
-                let message = format!("route name {:?} is used twice", other.name);
+            let route_is_valid = self.problems.len() == errors_before;
+            if named && names.contains(&route.name) {
+                let message = format!("route name {:?} is used twice", route.name);
                 self.error(span, message);
             } else if let Some(message) = checked
                 .iter()
@@ -26,11 +35,14 @@ impl Checker<'_> {
             {
                 self.error(span, message);
             }
+            if named {
+                names.push(route.name.clone());
+            }
             checked.push(route);
         }
         checked
     }
-    fn route(&mut self, file: RouteFile) -> RouteConfig {
+    fn route(&mut self, file: RouteFile, span: &Range<usize>) -> RouteConfig {
         let RouteFile {
             name,
             host,
@@ -44,6 +56,9 @@ impl Checker<'_> {
             websocket,
             login_page,
         } = file;
+        let name = self.required(&name, "name", span, "[[routes]]");
+        let path = self.required(&path, "path", span, "[[routes]]");
+        let upstream = self.required(&upstream, "upstream", span, "[[routes]]");
         let auth = self.value(auth.as_ref(), "required", |a| match a {
             "required" => Ok(AuthPolicy::Required),
             "public" => Ok(AuthPolicy::Public),
@@ -68,11 +83,11 @@ impl Checker<'_> {
                 .collect::<Vec<_>>()
         });
         RouteConfig {
-            name: self.value(Some(&name), "invalid-route", route_name),
+            name: self.value(name, "invalid-route", route_name),
             host: host.and_then(|h| self.optional(&h, host_pattern)),
-            path: self.value(Some(&path), "/", route_path),
+            path: self.value(path, "/", route_path),
             methods,
-            upstream: self.value(Some(&upstream), "http://127.0.0.1:1", upstream_authority),
+            upstream: self.value(upstream, "http://127.0.0.1:1", upstream_authority),
             auth,
             roles: roles.iter().filter_map(|r| self.optional(r, role_name)).collect(),
             strip_prefix: strip_prefix.unwrap_or(false),

@@ -16,7 +16,8 @@ use argon2::password_hash::phc::PasswordHash;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, ConfigErrors};
+use crate::config::ConfigErrors;
+use crate::config::problems::Problems;
 
 pub use password::{Authenticated, LoginError, PasswordCheck, hash_password};
 pub use reload::Users;
@@ -86,46 +87,39 @@ impl UsersFile {
     /// Reads and validates users.toml.
     pub fn load(path: &Path) -> Result<UsersFile, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            let mut errors = Errors::new(path, "");
-            errors.push(0..0, format!("cannot read users file: {e}"));
-            ConfigErrors(errors.list)
+            let mut problems = Problems::new(path, "");
+            problems.push(0..0, format!("cannot read users file: {e}"));
+            problems.into_errors()
         })?;
         UsersFile::parse(path, &text)
     }
 
     /// Validates users.toml `text` as if read from `path`, reporting every problem at once.
     pub fn parse(path: &Path, text: &str) -> Result<UsersFile, ConfigErrors> {
-        let mut errors = Errors::new(path, text);
-        let file: FileToml = match toml::from_str(text) {
-            Ok(file) => file,
-            Err(e) => {
-                errors.push(e.span().unwrap_or(0..0), e.message());
-                return Err(ConfigErrors(errors.list));
-            }
+        let mut problems = Problems::new(path, text);
+        let Some(file) = problems.read::<FileToml>() else {
+            return Err(problems.into_errors());
         };
         let mut users = HashMap::with_capacity(file.user.len());
         // Lower-cased names seen so far: "Admin" next to "admin" invites confusion downstream.
         let mut seen = HashMap::with_capacity(file.user.len());
         for entry in file.user {
             let span = entry.span();
-            let Some((user, name_span)) = errors.user(entry.into_inner(), span) else {
+            let Some((user, name_span)) = user(&mut problems, entry.into_inner(), span) else {
                 continue;
             };
             let key = user.name.to_ascii_lowercase();
             if let Some(line) = seen.get(&key) {
-                errors.push(
+                problems.push(
                     name_span,
                     format!("user {:?} is already defined on line {line}", user.name),
                 );
                 continue;
             }
-            seen.insert(key, line_and_column(text, name_span.start).0);
+            seen.insert(key, problems.line_of(name_span.start));
             users.insert(user.name.clone(), user);
         }
-        match errors.list.is_empty() {
-            true => Ok(UsersFile { users }),
-            false => Err(ConfigErrors(errors.list)),
-        }
+        problems.finish(UsersFile { users })
     }
 
     pub fn len(&self) -> usize {
@@ -143,72 +137,45 @@ impl UsersFile {
 
 // === checking one entry ===
 
-struct Errors<'a> {
-    file: &'a Path,
-    text: &'a str,
-    list: Vec<ConfigError>,
-}
-
-impl<'a> Errors<'a> {
-    fn new(file: &'a Path, text: &'a str) -> Self {
-        Errors {
-            file,
-            text,
-            list: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let (line, column) = line_and_column(self.text, span.start);
-        let (file, message) = (self.file.to_path_buf(), message.into());
-        self.list.push(ConfigError {
-            file,
-            line,
-            column,
-            message,
-        });
-    }
-
-    /// Checks every field of one entry (reporting all its problems); the user and its name's span.
-    fn user(&mut self, entry: UserToml, span: Range<usize>) -> Option<(User, Range<usize>)> {
-        let UserToml {
+/// Checks every field of one entry (reporting all its problems); the user and its name's span.
+fn user(problems: &mut Problems, entry: UserToml, span: Range<usize>) -> Option<(User, Range<usize>)> {
+    let UserToml {
+        name,
+        password_hash,
+        role,
+        disabled,
+    } = entry;
+    let name = required(problems, name, "name", &span, user_name);
+    let role = required(problems, role, "role", &span, role_name);
+    let hash = required(problems, password_hash, "password_hash", &span, parse_hash);
+    let ((name, name_span), (role, _), (hash, _)) = (name?, role?, hash?);
+    Some((
+        User {
             name,
-            password_hash,
             role,
             disabled,
-        } = entry;
-        let name = self.required(name, "name", &span, user_name);
-        let role = self.required(role, "role", &span, role_name);
-        let hash = self.required(password_hash, "password_hash", &span, parse_hash);
-        let ((name, name_span), (role, _), (hash, _)) = (name?, role?, hash?);
-        Some((
-            User {
-                name,
-                role,
-                disabled,
-                hash,
-            },
-            name_span,
-        ))
-    }
+            hash,
+        },
+        name_span,
+    ))
+}
 
-    fn required<T>(
-        &mut self,
-        value: Option<Spanned<String>>,
-        key: &str,
-        entry: &Range<usize>,
-        check: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<(T, Range<usize>)> {
-        let Some(value) = value else {
-            self.push(entry.clone(), format!("[[user]] is missing `{key}`"));
-            return None;
-        };
-        match check(value.get_ref()) {
-            Ok(checked) => Some((checked, value.span())),
-            Err(message) => {
-                self.push(value.span(), message);
-                None
-            }
+fn required<T>(
+    problems: &mut Problems,
+    value: Option<Spanned<String>>,
+    key: &str,
+    entry: &Range<usize>,
+    check: impl Fn(&str) -> Result<T, String>,
+) -> Option<(T, Range<usize>)> {
+    let Some(value) = value else {
+        problems.missing(entry, "[[user]]", key);
+        return None;
+    };
+    match check(value.get_ref()) {
+        Ok(checked) => Some((checked, value.span())),
+        Err(message) => {
+            problems.push(value.span(), message);
+            None
         }
     }
 }
@@ -265,15 +232,6 @@ fn parse_bcrypt(text: &str) -> Result<StoredHash, String> {
         4..=31 => Ok(StoredHash::Bcrypt(text.to_string())),
         cost => Err(format!("bcrypt cost {cost} is outside 4-31")),
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset, as editors count them.
-fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]

@@ -116,6 +116,25 @@ fn an_unknown_key_is_refused_with_its_position() {
 }
 
 #[test]
+fn unknown_keys_and_wrong_types_in_every_entry_are_reported_with_the_rest() {
+    let text = format!(
+        "{}admin = true\n\n[[user]]\nname = 7\nrole = \"user\"\npassword_hash = \"nope\"\nshell = \"sh\"\n",
+        entry("alice", "user", &argon2id("a"), false),
+    );
+    let found = errors(&text);
+    let expected = [
+        "users.toml:7:1: unknown field `admin` in [[user]] #1",
+        "users.toml:10:8: invalid type: integer `7` for `name` in [[user]] #2, expected a string",
+        "users.toml:12:17: password_hash is not a valid PHC string",
+        "users.toml:13:1: unknown field `shell` in [[user]] #2",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (line, prefix) in found.iter().zip(expected) {
+        assert!(line.starts_with(prefix), "expected {prefix:?} in {found:#?}");
+    }
+}
+
+#[test]
 fn argon2i_and_argon2d_hashes_are_refused() {
     for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
         let text = entry("alice", "user", &fast_hash(algorithm, "pw"), false);
