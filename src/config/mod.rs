@@ -189,7 +189,7 @@ pub struct DemoConfig {
     pub echo_listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HostPattern {
     /// Lower-case host name, compared exactly.
     Exact(String),
@@ -220,6 +220,14 @@ pub struct RouteConfig {
     pub websocket: bool,
     /// Where a browser without a session is sent (302 with `return_to`) instead of a 401.
     pub login_page: Option<String>,
+}
+
+impl RouteConfig {
+    /// Host pattern and prefix (`/api` and `/api/` match the same paths): routes of one place
+    /// are told apart only by method.
+    pub fn place(&self) -> (Option<HostPattern>, String) {
+        (self.host.clone(), self.path.trim_end_matches('/').to_string())
+    }
 }
 
 /// One problem in a config file, with where it is.

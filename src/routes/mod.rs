@@ -54,11 +54,13 @@ struct RouteGroup {
 impl RouteTable {
     pub fn new(routes: &[RouteConfig]) -> Self {
         let mut groups: Vec<Vec<Route>> = Vec::new();
+        let mut group_of = std::collections::HashMap::with_capacity(routes.len());
         for route in routes {
-            match groups.iter_mut().find(|g| same_place(&g[0], route)) {
-                Some(group) => group.push(route.clone()),
-                None => groups.push(vec![route.clone()]),
-            }
+            let index = *group_of.entry(route.place()).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[index].push(route.clone());
         }
         let mut groups: Vec<RouteGroup> = groups.into_iter().map(RouteGroup::new).collect();
         groups.sort_by_key(|g| Reverse(specificity(&g.routes[0])));
@@ -134,11 +136,6 @@ fn allow_header(routes: &[Route]) -> HeaderValue {
     }
     // Method names are tokens, so the joined list is always a valid header value.
     HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static("GET"))
-}
-
-/// Same host pattern and same prefix (`/api` and `/api/` match the same paths).
-pub fn same_place(a: &Route, b: &Route) -> bool {
-    a.host == b.host && a.path.trim_end_matches('/') == b.path.trim_end_matches('/')
 }
 
 /// The path the upstream sees: the normalised path, less the route prefix with `strip_prefix`.

@@ -1,5 +1,6 @@
 //! Checks of `[[routes]]`: each route's values, then names and matches that collide.
 
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use toml::Spanned;
@@ -13,7 +14,9 @@ impl Checker<'_> {
     pub(super) fn routes(&mut self, routes: Vec<Spanned<RouteFile>>) -> Vec<RouteConfig> {
         let mut checked: Vec<RouteConfig> = Vec::with_capacity(routes.len());
         // Only names the file gave: a missing or refused name leaves a stand-in shared by all.
-        let mut names: Vec<String> = Vec::with_capacity(routes.len());
+        let mut names: HashSet<String> = HashSet::with_capacity(routes.len());
+        // Valid routes by place (host pattern and prefix): only routes of one place can clash.
+        let mut places: HashMap<(Option<HostPattern>, String), Vec<usize>> = HashMap::new();
         for spanned in routes {
             let span = spanned.span();
             let named = spanned
@@ -28,15 +31,18 @@ impl Checker<'_> {
             if named && names.contains(&route.name) {
                 let message = format!("route name {:?} is used twice", route.name);
                 self.error(span, message);
-            } else if let Some(message) = checked
-                .iter()
+            } else if let Some(message) = places
+                .get(&route.place())
                 .filter(|_| route_is_valid)
-                .find_map(|other| clash(other, &route))
+                .and_then(|same| same.iter().find_map(|&other| clash(&checked[other], &route)))
             {
                 self.error(span, message);
             }
             if named {
-                names.push(route.name.clone());
+                names.insert(route.name.clone());
+            }
+            if route_is_valid {
+                places.entry(route.place()).or_default().push(checked.len());
             }
             checked.push(route);
         }
@@ -98,12 +104,9 @@ impl Checker<'_> {
     }
 }
 
-/// Two routes of one host and prefix (one group, see `routes`) must not both take a method:
+/// Two routes of one place (one group, see `routes`) must not both take a method:
 /// the method is all that picks between them.
 fn clash(earlier: &RouteConfig, route: &RouteConfig) -> Option<String> {
-    if !crate::routes::same_place(earlier, route) {
-        return None;
-    }
     let (a, b) = (&earlier.name, &route.name);
     match (&earlier.methods, &route.methods) {
         (None, None) => Some(format!("route {b:?} matches exactly what route {a:?} matches")),
