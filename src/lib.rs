@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod caller;
 pub mod config;
 pub mod demo;
 pub mod endpoints;

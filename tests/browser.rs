@@ -1383,6 +1383,57 @@ async fn a_navigation_with_only_the_refresh_cookie_is_refreshed_transparently() 
     assert_no_set_cookie(&reply, "a navigation without cookies");
 }
 
+/// The transparent refresh and `POST /auth/refresh` are one rotation service: the same
+/// `refresh_per_session` limit holds for both.
+#[tokio::test]
+async fn a_transparent_refresh_past_the_session_refresh_limit_is_429_and_rotates_nothing() {
+    let echo = Upstream::echo().await;
+    let rest = format!(
+        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\n\
+         [limits]\nrefresh_per_session = \"1/min\"\n{TRANSPARENT_COOKIES}",
+        echo.addr
+    );
+    let gateway = Gateway::start(Setup::routes(rest)).await;
+    let login = cookie_login(&gateway, "alice", Site::Origin(OWN_ORIGIN)).await;
+    let login = issued_cookies(
+        &login,
+        Expect {
+            access_ttl: ACCESS_TTL,
+            refresh_path: "/",
+        },
+        "login",
+    );
+
+    let first = gateway.send(navigation(&[(REFRESH, &login.refresh)])).await;
+    assert_eq!(first.status, 200, "{}", body_text(&first));
+    let second = issued_cookies(
+        &first,
+        Expect {
+            access_ttl: ACCESS_TTL,
+            refresh_path: "/",
+        },
+        "first",
+    );
+
+    let over = gateway.send(navigation(&[(REFRESH, &second.refresh)])).await;
+    assert_eq!(over.status, 429, "{}", body_text(&over));
+    assert!(header(&over, "retry-after").is_some(), "429 without Retry-After");
+    assert_no_set_cookie(&over, "a transparent refresh over the limit");
+    assert_eq!(
+        echo.counts.requests(),
+        1,
+        "the limited request reached the upstream"
+    );
+    let (_, metrics) = support::admin_request(gateway.admin, Method::GET, "/metrics").await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    for series in [
+        "portcullis_refreshes_total{result=\"ok\"} 1",
+        "portcullis_refreshes_total{result=\"rate_limited\"} 1",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
+}
+
 #[tokio::test]
 async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_refresh() {
     let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;

@@ -15,11 +15,11 @@ use super::json;
 use crate::auth::cookies;
 use crate::auth::tokens::unix_now;
 use crate::auth::{self, Identity};
+use crate::caller::rotation::{self, Asker};
 use crate::error::GatewayError;
 use crate::gateway::{ConnectionInfo, Runtime, Shared, Target};
 use crate::proxy::ResponseBody;
 use crate::secret::Secret;
-use crate::sessions::service::RefreshError;
 use crate::sessions::store::SessionRecord;
 use crate::sessions::users::Authenticated;
 
@@ -38,17 +38,7 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let path = target.path.as_str();
     match (path, request.method()) {
-        ("/auth/refresh", &Method::POST) => {
-            let result = refresh(shared, runtime, connection, request, target).await;
-            shared.metrics.refresh(match &result {
-                Ok(_) => "ok",
-                Err(GatewayError::RateLimited { .. }) => "rate_limited",
-                Err(GatewayError::StoreUnavailable) => "unavailable",
-                Err(GatewayError::RefreshReuse) => "reuse",
-                Err(_) => "invalid",
-            });
-            result
-        }
+        ("/auth/refresh", &Method::POST) => refresh(shared, runtime, connection, request, target).await,
         ("/auth/logout", &Method::POST) => logout(shared, runtime, request, target).await,
         ("/auth/logout-all", &Method::POST) => logout_all(shared, runtime, &request, target).await,
         ("/auth/sessions", &Method::GET) => list(shared, runtime, &request).await,
@@ -82,44 +72,24 @@ async fn refresh(
     let (ip, _) = client_meta(runtime, connection, request.headers());
     // No body, or an HTML form (a plain `<form method="post">` button): the cookies speak.
     let via_cookie = matches!(body::kind(&request), BodyKind::Absent | BodyKind::Form);
-    let token = if via_cookie {
-        cookie_refresh_token(runtime, request.headers(), target)?
-    } else {
-        let body: RefreshRequest = body::json(request, runtime.config.server.header_read_timeout).await?;
-        body.refresh_token.expose().clone()
+    let token = match via_cookie {
+        true => cookie_refresh_token(runtime, request.headers(), target),
+        false => body::json(request, runtime.config.server.header_read_timeout)
+            .await
+            .map(|body: RefreshRequest| body.refresh_token.expose().clone()),
     };
-    if let Some(presented) = crate::sessions::refresh_token::parse(&token) {
-        runtime
-            .refresh_limits
-            .check(&presented.sid)
-            .map_err(|wait| GatewayError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            })?;
-    }
-    let now = unix_now();
-    let standing = |sub: &str| runtime.passwords.standing(sub);
-    let refreshed = match shared
-        .sessions
-        .refresh(&token, runtime.timing(now), standing)
-        .await
-    {
-        Ok(refreshed) => refreshed,
-        Err(error) => return Err(refresh_failed(error, ip)),
-    };
-    let access = runtime
-        .tokens
-        .issue(&refreshed.sub, &refreshed.role, &refreshed.sid, now);
-    let access = access.map_err(|_| GatewayError::Internal)?;
-    tracing::info!(target: "portcullis::audit", event = "refresh", sub = %refreshed.sub, sid = %refreshed.sid, %ip);
+    // A refresh refused before rotation (cross-site, tossed cookies, a bad body) counts too.
+    let token = token.inspect_err(|_| shared.metrics.refresh("invalid"))?;
+    let rotated = rotation::rotate(shared, runtime, &token, ip, Asker::Endpoint).await?;
     Ok(match via_cookie {
         true => {
             let who = Authenticated {
-                sub: refreshed.sub,
-                role: refreshed.role,
+                sub: rotated.sub,
+                role: rotated.role,
             };
-            cookie_pair(runtime, &who, &access.token, &refreshed.refresh_token)
+            cookie_pair(runtime, &who, &rotated.access_token, &rotated.refresh_token)
         }
-        false => token_pair(runtime, &access.token, &refreshed.refresh_token),
+        false => token_pair(runtime, &rotated.access_token, &rotated.refresh_token),
     })
 }
 
@@ -137,17 +107,6 @@ fn cookie_refresh_token(
         return Err(GatewayError::CrossSiteRequest);
     }
     refresh.map(str::to_string).ok_or(GatewayError::InvalidGrant)
-}
-
-fn refresh_failed(error: RefreshError, ip: std::net::IpAddr) -> GatewayError {
-    match error {
-        RefreshError::Store(_) => GatewayError::StoreUnavailable,
-        RefreshError::Reuse { sid, sub } => {
-            tracing::warn!(target: "portcullis::audit", event = "refresh_reuse", %sub, %sid, %ip);
-            GatewayError::RefreshReuse
-        }
-        RefreshError::Invalid | RefreshError::Ended | RefreshError::Barred => GatewayError::InvalidGrant,
-    }
 }
 
 /// Ends the session named by a refresh token in the body, else by the bearer access token,

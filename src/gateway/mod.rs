@@ -11,11 +11,10 @@
 //!
 //! `handle` is the only place where a `GatewayError` becomes a response.
 
-mod caller;
 mod early;
 mod upstream;
 
-use caller::{attach_cookies, authenticate, authorize};
+use crate::caller::{attach_cookies, authenticate, authorize};
 use early::early_checks;
 use upstream::{downstream_response, respond, upstream_request};
 
@@ -232,7 +231,15 @@ pub async fn handle(
         cors: None,
         sub: None,
     };
-    let result = pipeline(&shared, &runtime, &connection, request, &request_id, &mut outcome);
+    let result = pipeline(
+        &shared,
+        &runtime,
+        &connection,
+        request,
+        &request_id,
+        client,
+        &mut outcome,
+    );
     let mut response = result.await.unwrap_or_else(|error| {
         count_failure(&shared.metrics, outcome.route, &error);
         error.to_response()
@@ -267,6 +274,7 @@ async fn pipeline<'r>(
     connection: &ConnectionInfo,
     mut request: Request<Incoming>,
     request_id: &HeaderValue,
+    client: std::net::IpAddr,
     outcome: &mut Outcome<'r>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let target = early_checks(runtime, connection, &request)?;
@@ -289,7 +297,7 @@ async fn pipeline<'r>(
         None => return Err(GatewayError::NoRoute),
     };
     outcome.route = &route.name;
-    let mut caller = authenticate(shared, runtime, route, &request).await?;
+    let mut caller = authenticate(shared, runtime, route, &request, client).await?;
     outcome.set_cookies = std::mem::take(&mut caller.set_cookies);
     outcome.sub = caller.identity.clone();
     authorize(runtime, route, &caller, &request, &target)?;

@@ -1,24 +1,30 @@
+//! Who is calling (phase 3) and whether they may (phase 4); `rotation` renews a session.
+//!
 //! Phases 3 and 4: who is calling (bearer token or access cookie) and whether they may
 //! (roles, and the same-origin rule for cookie-authenticated unsafe requests).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{ACCEPT, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request};
 use hyper::body::Incoming;
 
-use super::{Runtime, Shared, Target};
 use crate::auth::tokens::unix_now;
 use crate::auth::{self, Credential, Identity, TokenError, cookies, csrf};
 use crate::config::AuthPolicy;
 use crate::error::GatewayError;
+use crate::gateway::{Runtime, Shared, Target};
 use crate::proxy::upgrade;
 use crate::routes::Route;
-use crate::sessions::service::RefreshError;
+
+pub mod rotation;
+
+use rotation::Asker;
 
 /// The caller of one proxied request.
 #[derive(Default)]
-pub(super) struct Caller {
+pub(crate) struct Caller {
     pub identity: Option<Arc<Identity>>,
     /// The credential was the access cookie, which browsers attach to cross-site requests.
     pub via_cookie: bool,
@@ -28,11 +34,12 @@ pub(super) struct Caller {
 
 /// A protected route needs a valid credential; a public one forwards a valid credential's
 /// identity and treats a missing or invalid one as anonymous.
-pub(super) async fn authenticate(
+pub(crate) async fn authenticate(
     shared: &Shared,
     runtime: &Runtime,
     route: &Route,
     request: &Request<Incoming>,
+    client: IpAddr,
 ) -> Result<Caller, GatewayError> {
     let refused = |error| match route.auth {
         AuthPolicy::Required => Err(login_page_or(route, request, error)),
@@ -44,14 +51,8 @@ pub(super) async fn authenticate(
         // A browser drops the access cookie when its Max-Age (the token's lifetime) ends and
         // keeps sending only the refresh cookie: that is the usual case for a refresh.
         Ok(None) if may_refresh_transparently(runtime, request) && holds_refresh_cookie(runtime, request) => {
-            return match Box::pin(transparent_refresh(
-                shared,
-                runtime,
-                request.headers(),
-                unix_now(),
-            ))
-            .await
-            {
+            let refreshed = transparent_refresh(shared, runtime, request.headers(), client, unix_now());
+            return match Box::pin(refreshed).await? {
                 Some(caller) => Ok(caller),
                 None => refused(GatewayError::AuthenticationRequired),
             };
@@ -69,7 +70,8 @@ pub(super) async fn authenticate(
         Err(TokenError::Expired) if via_cookie && may_refresh_transparently(runtime, request) => {
             // Boxed: the store round trip is a large future that only this rare branch needs,
             // and every proxied request would otherwise carry (and copy) its space.
-            match Box::pin(transparent_refresh(shared, runtime, request.headers(), now)).await {
+            let refreshed = transparent_refresh(shared, runtime, request.headers(), client, now);
+            match Box::pin(refreshed).await? {
                 Some(caller) => Ok(caller),
                 None => refused(GatewayError::InvalidToken(TokenError::Expired)),
             }
@@ -123,47 +125,39 @@ fn may_refresh_transparently(runtime: &Runtime, request: &Request<Incoming>) -> 
 
 /// Rotates the refresh cookie and mints a new access token, so the request goes on once.
 /// Concurrent requests presenting the same refresh cookie get the same successor (the grace
-/// of SPEC 5.3), so the session keeps one lineage.
+/// of SPEC 5.3), so the session keeps one lineage. `Ok(None)`: no usable refresh cookie or a
+/// refused rotation (the request is then unauthenticated); over the session's refresh limit
+/// the request is refused with 429, as `POST /auth/refresh` would be.
 async fn transparent_refresh(
     shared: &Shared,
     runtime: &Runtime,
     headers: &HeaderMap,
+    client: IpAddr,
     now: u64,
-) -> Option<Caller> {
+) -> Result<Option<Caller>, GatewayError> {
     let names = &runtime.config.cookies;
-    let refresh_token = cookies::find(headers, &names.refresh_name).ok()??;
-    let standing = |sub: &str| runtime.passwords.standing(sub);
-    let refreshed = match shared
-        .sessions
-        .refresh(refresh_token, runtime.timing(now), standing)
-        .await
-    {
-        Ok(refreshed) => refreshed,
-        Err(RefreshError::Reuse { sid, sub }) => {
-            tracing::warn!(target: "portcullis::audit", event = "refresh_reuse", %sub, %sid, transparent = true);
-            shared.metrics.refresh("reuse");
-            return None;
-        }
-        Err(_) => return None,
+    let Ok(Some(refresh_token)) = cookies::find(headers, &names.refresh_name) else {
+        return Ok(None);
     };
-    let access = runtime
-        .tokens
-        .issue(&refreshed.sub, &refreshed.role, &refreshed.sid, now)
-        .ok()?;
-    let identity = auth::verify(&runtime.tokens, &shared.revocations, &access.token, now).ok()?;
-    tracing::info!(target: "portcullis::audit", event = "refresh", sub = %refreshed.sub, sid = %refreshed.sid, transparent = true);
-    shared.metrics.refresh("ok");
-    let set_cookies = runtime.session_cookies(&access.token, &refreshed.refresh_token);
-    Some(Caller {
+    let rotated = match rotation::rotate(shared, runtime, refresh_token, client, Asker::Transparent).await {
+        Ok(rotated) => rotated,
+        Err(limited @ GatewayError::RateLimited { .. }) => return Err(limited),
+        Err(_) => return Ok(None),
+    };
+    let Ok(identity) = auth::verify(&runtime.tokens, &shared.revocations, &rotated.access_token, now) else {
+        return Ok(None);
+    };
+    let set_cookies = runtime.session_cookies(&rotated.access_token, &rotated.refresh_token);
+    Ok(Some(Caller {
         identity: Some(identity),
         via_cookie: true,
         set_cookies,
-    })
+    }))
 }
 
 // === phase 4: authorize ===
 
-pub(super) fn authorize(
+pub(crate) fn authorize(
     runtime: &Runtime,
     route: &Route,
     caller: &Caller,
@@ -188,7 +182,7 @@ pub(super) fn authorize(
 }
 
 /// Adds the cookies a transparent refresh produced to the response.
-pub(super) fn attach_cookies(headers: &mut HeaderMap, set_cookies: Vec<HeaderValue>) {
+pub(crate) fn attach_cookies(headers: &mut HeaderMap, set_cookies: Vec<HeaderValue>) {
     for cookie in set_cookies {
         headers.append(SET_COOKIE, cookie);
     }

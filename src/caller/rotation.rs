@@ -1,0 +1,105 @@
+//! The one refresh-token rotation service, used by `POST /auth/refresh` and by the transparent
+//! refresh of a proxied request alike: the same per-session limit, store rules, audit events
+//! and metric labels, whichever path asked.
+
+use std::net::IpAddr;
+
+use crate::auth::tokens::unix_now;
+use crate::error::GatewayError;
+use crate::gateway::{Runtime, Shared};
+use crate::sessions::refresh_token;
+use crate::sessions::service::RefreshError;
+
+/// Which path asked for the rotation; recorded in the audit event, nothing else differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// `POST /auth/refresh`.
+    Endpoint,
+    /// A proxied request whose access cookie expired (`transparent_refresh`).
+    Transparent,
+}
+
+/// A rotated session: the new pair and whose it is.
+pub struct Rotated {
+    pub sub: String,
+    pub role: String,
+    pub sid: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// Retires `token` and issues its successor pair (SPEC 5.3), counting the outcome in
+/// `portcullis_refreshes_total{result}`.
+pub async fn rotate(
+    shared: &Shared,
+    runtime: &Runtime,
+    token: &str,
+    ip: IpAddr,
+    asker: Asker,
+) -> Result<Rotated, GatewayError> {
+    let result = rotate_counted(shared, runtime, token, ip, asker).await;
+    shared.metrics.refresh(result_label(&result));
+    result
+}
+
+async fn rotate_counted(
+    shared: &Shared,
+    runtime: &Runtime,
+    token: &str,
+    ip: IpAddr,
+    asker: Asker,
+) -> Result<Rotated, GatewayError> {
+    // Keyed on the session the token names: a client cannot spread one session's refreshes
+    // over several budgets, and an unparseable token never reaches the store anyway.
+    if let Some(presented) = refresh_token::parse(token) {
+        runtime
+            .refresh_limits
+            .check(&presented.sid)
+            .map_err(|wait| GatewayError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            })?;
+    }
+    let now = unix_now();
+    let standing = |sub: &str| runtime.passwords.standing(sub);
+    let refreshed = shared
+        .sessions
+        .refresh(token, runtime.timing(now), standing)
+        .await
+        .map_err(|error| refresh_failed(error, ip, asker))?;
+    let access = runtime
+        .tokens
+        .issue(&refreshed.sub, &refreshed.role, &refreshed.sid, now)
+        .map_err(|_| GatewayError::Internal)?;
+    let transparent = asker == Asker::Transparent;
+    tracing::info!(target: "portcullis::audit", event = "refresh", sub = %refreshed.sub, sid = %refreshed.sid, %ip, transparent);
+    Ok(Rotated {
+        sub: refreshed.sub,
+        role: refreshed.role,
+        sid: refreshed.sid,
+        access_token: access.token,
+        refresh_token: refreshed.refresh_token,
+    })
+}
+
+fn refresh_failed(error: RefreshError, ip: IpAddr, asker: Asker) -> GatewayError {
+    match error {
+        RefreshError::Store(_) => GatewayError::StoreUnavailable,
+        RefreshError::Reuse { sid, sub } => {
+            let transparent = asker == Asker::Transparent;
+            tracing::warn!(target: "portcullis::audit", event = "refresh_reuse", %sub, %sid, %ip, transparent);
+            GatewayError::RefreshReuse
+        }
+        RefreshError::Invalid | RefreshError::Ended | RefreshError::Barred => GatewayError::InvalidGrant,
+    }
+}
+
+/// The `result` label of `portcullis_refreshes_total`.
+fn result_label<T>(result: &Result<T, GatewayError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(GatewayError::RateLimited { .. }) => "rate_limited",
+        Err(GatewayError::StoreUnavailable) => "unavailable",
+        Err(GatewayError::RefreshReuse) => "reuse",
+        Err(_) => "invalid",
+    }
+}
