@@ -357,10 +357,11 @@ const LOAD_LIMIT: Duration = Duration::from_secs(10);
 /// Each config state is held at least this long, so the watcher sees several of them.
 const PHASE: Duration = Duration::from_millis(150);
 
-/// One request of a load client: when it was sent, and the upstream that answered or what
-/// went wrong.
+/// One request of a load client: when it was sent and when its answer arrived (the gateway
+/// chose a config somewhere in between), and the upstream that answered or what went wrong.
 struct Sample {
     sent: Instant,
+    answered: Instant,
     outcome: Result<String, String>,
 }
 
@@ -393,7 +394,11 @@ async fn run_load_client(
                 Err(e)
             }
         };
-        samples.push(Sample { sent, outcome });
+        samples.push(Sample {
+            sent,
+            answered: Instant::now(),
+            outcome,
+        });
         progress.fetch_add(1, Ordering::SeqCst);
         if lost.is_some() {
             break;
@@ -434,37 +439,53 @@ struct Swap {
     target: &'static str,
 }
 
-/// What each sample should have been answered by, given the swaps: after a swap's reload
-/// answered, its target; between writing the file and the answer, either the old or the new
-/// target (the watcher may get there first). Bad edits change nothing.
-fn misrouted(samples: &[Sample], swaps: &[Swap]) -> Vec<String> {
+/// The upstreams a request may have been answered by, and the swap in force when it was sent.
+/// After a swap's reload answered, only its target; between writing the file and that answer,
+/// the old or the new target (the watcher may get there first). Bad edits change nothing. The
+/// gateway picks the config when the request reaches it, which can be after `sent`: a swap
+/// written before the answer came may already have been in force.
+fn allowed<'s>(sample: &Sample, swaps: &'s [Swap]) -> (usize, Vec<&'s str>) {
+    let j = swaps.iter().rposition(|s| s.written <= sample.sent).unwrap_or(0);
+    let mut allowed = vec![swaps[j].target];
+    if j > 0 && sample.sent < swaps[j].reloaded {
+        allowed.push(swaps[j - 1].target);
+    }
+    let written_meanwhile = swaps[j + 1..].iter().take_while(|s| s.written <= sample.answered);
+    allowed.extend(written_meanwhile.map(|s| s.target));
+    (j, allowed)
+}
+
+/// The requests answered by an upstream the config in force did not name, and for each swap
+/// how many requests only its target could answer (so the check had something to check).
+fn misrouted(samples: &[&Sample], swaps: &[Swap]) -> (Vec<String>, Vec<usize>) {
     let mut wrong = Vec::new();
+    let mut strict = vec![0; swaps.len()];
     for sample in samples {
         let Ok(answered) = &sample.outcome else {
             continue;
         };
-        let Some(j) = swaps.iter().rposition(|s| s.written <= sample.sent) else {
-            continue;
-        };
-        let allowed: Vec<&str> = match (sample.sent >= swaps[j].reloaded, j) {
-            (true, _) | (false, 0) => vec![swaps[j].target],
-            (false, _) => vec![swaps[j - 1].target, swaps[j].target],
-        };
+        let (j, allowed) = allowed(sample, swaps);
+        if allowed.len() == 1 {
+            strict[j] += 1;
+        }
         if !allowed.contains(&answered.as_str()) {
             wrong.push(format!(
-                "a request sent {:?} after swap #{j} (to {}) was answered by {answered}",
+                "a request sent {:?} after swap #{j} (to {}) and answered {:?} later came from \
+                 {answered}, not one of {allowed:?}",
                 sample.sent - swaps[j].written,
-                swaps[j].target
+                swaps[j].target,
+                sample.answered - sample.sent,
             ));
         }
     }
-    wrong
+    (wrong, strict)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_without_a_failure() {
     let a = Named::start("A").await;
     let b = Named::start("B").await;
+    let c = Named::start("C").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     let started = Instant::now();
@@ -492,14 +513,17 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
         reloaded: started,
         target: a.name,
     }];
-    let mut current = &a;
+    // Three upstreams in turn, so the config before a swap and the edit after it never name
+    // the same one: a request served by a stale config cannot pass for one that met the next
+    // edit on its way.
+    let upstreams = [&a, &b, &c];
     for i in 0..REWRITES {
         let phase = Instant::now();
-        let other = if current.name == a.name { &b } else { &a };
+        let next = upstreams[swaps.len() % upstreams.len()];
         if i % 2 == 0 {
-            // A good edit: the route now goes to the other upstream.
+            // A good edit: the route now goes to the next upstream.
             let written = Instant::now();
-            file.write(&file.pointing_at(other.addr));
+            file.write(&file.pointing_at(next.addr));
             let restart = assert_reloaded(&reload(gateway.admin).await);
             assert!(
                 restart.is_empty(),
@@ -508,17 +532,16 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
             swaps.push(Swap {
                 written,
                 reloaded: Instant::now(),
-                target: other.name,
+                target: next.name,
             });
-            current = other;
         } else {
-            // A bad edit that would also send the route to the other upstream.
+            // A bad edit that would also send the route to the next upstream.
             let kind = if i % 4 == 1 {
                 BadEdit::Duration
             } else {
                 BadEdit::UnknownKey
             };
-            let (text, at, word) = kind.apply(&file.pointing_at(other.addr));
+            let (text, at, word) = kind.apply(&file.pointing_at(next.addr));
             file.write(&text);
             assert_rejected_at(&reload(gateway.admin).await, &file.prefix(at), word);
         }
@@ -559,21 +582,23 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
             client.samples.len()
         );
     }
+    let served: Vec<usize> = upstreams.iter().map(|u| u.requests()).collect();
     assert!(
-        a.requests() > 0 && b.requests() > 0,
-        "A got {} and B {} requests: the good edits did not switch the route",
-        a.requests(),
-        b.requests()
+        served.iter().all(|&n| n > 0),
+        "A, B and C got {served:?} requests: the good edits did not switch the route"
     );
-    let wrong: Vec<String> = finished
-        .iter()
-        .flat_map(|c| misrouted(&c.samples, &swaps))
-        .collect();
+    let (wrong, strict) = misrouted(&samples, &swaps);
     assert!(
         wrong.is_empty(),
         "{} requests went to an upstream the config in force did not name, e.g. {:?}",
         wrong.len(),
         &wrong[..wrong.len().min(5)]
+    );
+    // Each client sent a request after every reload answered and had its answer before the
+    // next edit (`wait_for_progress`): those only the swap's own target may answer.
+    assert!(
+        strict.iter().all(|&n| n >= CLIENTS),
+        "requests checked against one upstream only, per swap: {strict:?}"
     );
 
     // Every client's one connection is still open, and now serves the last good edit.
