@@ -141,9 +141,11 @@ pub async fn watch(shared: Arc<Shared>, life: Lifecycle, initial: Watched) {
         if settled != now {
             continue; // still being written: look again next tick
         }
-        // Whatever the outcome, this state of the files has been handled (and logged).
+        // Whatever the outcome, this state of the files has been handled (and logged). Not
+        // the state after the reload: an edit saved while it was being built would be marked
+        // seen and never applied. (A reload that names other files costs one extra reload.)
         let _ = reload(&shared, "watch").await;
-        seen = stamps(&shared.runtime.load().config);
+        seen = settled;
     }
 }
 

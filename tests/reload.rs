@@ -869,6 +869,23 @@ async fn a_slow_watcher_reload_of_an_older_edit_does_not_overwrite_a_newer_admin
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_saved_while_the_watcher_builds_an_older_one_is_applied_after_it() {
+    let a = Named::start("A").await;
+    let b = Named::start("B").await;
+    let c = Named::start("C").await;
+    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
+    let file = ConfigFile::of(&gateway, a.addr);
+    let_the_watcher_start(&gateway).await;
+
+    // The watcher picks up the slow edit to B within 1.3 s and is busy with it for a second or
+    // more; the edit to C lands meanwhile, and nothing but the watcher may apply it.
+    file.write(&with_filler_routes(&file.pointing_at(b.addr), 15_000));
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    file.write(&file.pointing_at(c.addr));
+    wait_until_served_by(&gateway, &c, Duration::from_secs(15)).await;
+}
+
 // === settings that need a restart ===
 
 #[tokio::test]
