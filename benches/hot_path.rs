@@ -1,7 +1,11 @@
 //! Micro-benchmarks of the per-request hot path: token verification (cached and uncached, per
-//! algorithm), path normalisation and upstream header rewriting. Run with `cargo bench`.
+//! algorithm), path normalisation, upstream header rewriting and the HTTP/1.1 framing guard.
+//! Run with `cargo bench`.
 
 use std::hint::black_box;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -12,6 +16,8 @@ use portcullis::auth::tokens::unix_now;
 use portcullis::config::{KeyAlgorithm, KeyConfig, KeySource, TokensConfig};
 use portcullis::proxy::headers;
 use portcullis::routes::normalize_path;
+use portcullis::server::framing;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 fn tokens_for(alg: KeyAlgorithm, dir: &std::path::Path) -> AccessTokens {
     let source = match alg {
@@ -110,5 +116,59 @@ fn header_rewriting(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, path_normalisation, header_rewriting);
+/// A client that sends the same bytes again on every read, as fast as they are read.
+struct Repeat(&'static [u8]);
+
+impl AsyncRead for Repeat {
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        buf.put_slice(self.0);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Repeat {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One read of a whole browser-sized request head through the guard, and its verdict taken.
+fn framing_guard(c: &mut Criterion) {
+    const HEAD: &[u8] = b"GET /api/v1/orders/12345?expand=items&page=2 HTTP/1.1\r\n\
+        Host: api.example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
+        Accept: application/json, text/plain, */*\r\nAccept-Language: en-GB,en;q=0.5\r\n\
+        Accept-Encoding: gzip, deflate, br, zstd\r\nAuthorization: Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln\r\n\
+        Referer: https://app.example.com/orders\r\nCookie: theme=dark; lang=en\r\n\
+        Sec-Fetch-Dest: empty\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Site: same-site\r\nConnection: keep-alive\r\n\r\n";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let _entered = runtime.enter();
+    let (mut guard, verdicts) = framing::guard(Repeat(HEAD), Duration::from_secs(10), 16384);
+    let mut storage = vec![0u8; 8192];
+    let mut cx = Context::from_waker(Waker::noop());
+    c.bench_function("framing/guard", |b| {
+        b.iter(|| {
+            let mut buf = ReadBuf::new(&mut storage);
+            let polled = Pin::new(&mut guard).poll_read(&mut cx, &mut buf);
+            assert!(matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == HEAD.len());
+            black_box(verdicts.next_request()).expect("admitted");
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    verification,
+    path_normalisation,
+    header_rewriting,
+    framing_guard
+);
 criterion_main!(benches);

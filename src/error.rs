@@ -25,8 +25,12 @@ pub enum GatewayError {
     BadHost,
     #[error("more than one Authorization header")]
     DuplicateAuthorization,
+    #[error("the request head is not valid HTTP/1.1")]
+    MalformedHead,
     #[error("request headers are too large")]
     HeadersTooLarge,
+    #[error("the request target is too long")]
+    UriTooLong,
     #[error("no route matches this request")]
     NoRoute,
     #[error("authentication is required")]
@@ -78,6 +82,18 @@ pub enum GatewayError {
     UpstreamTimeout,
 }
 
+/// The framing guard's verdict on a request head (HTTP/1.1 only).
+impl From<FramingViolation> for GatewayError {
+    fn from(violation: FramingViolation) -> GatewayError {
+        match violation {
+            FramingViolation::MalformedHead => GatewayError::MalformedHead,
+            FramingViolation::HeadTooLarge => GatewayError::HeadersTooLarge,
+            FramingViolation::TargetTooLong => GatewayError::UriTooLong,
+            ambiguous => GatewayError::AmbiguousFraming(ambiguous),
+        }
+    }
+}
+
 impl GatewayError {
     /// A 405 whose `Allow` names the methods the path takes.
     pub fn method_not_allowed(allow: &'static str) -> GatewayError {
@@ -94,10 +110,12 @@ impl GatewayError {
             | BadRequestTarget
             | BadHost
             | DuplicateAuthorization
+            | MalformedHead
             | BadLoginRequest(_)
             | BadRequestBody
             | DuplicateCookie => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
             NoRoute => StatusCode::NOT_FOUND,
             AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant | RefreshReuse => {
                 StatusCode::UNAUTHORIZED
@@ -125,10 +143,12 @@ impl GatewayError {
             | BadRequestTarget
             | BadHost
             | DuplicateAuthorization
+            | MalformedHead
             | BadLoginRequest(_)
             | BadRequestBody
             | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
+            UriTooLong => "uri_too_long",
             NoRoute => "not_found",
             AuthenticationRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
@@ -177,7 +197,10 @@ impl GatewayError {
     fn closes_connection(&self) -> bool {
         matches!(
             self,
-            GatewayError::AmbiguousFraming(_) | GatewayError::BodyTooLarge
+            GatewayError::AmbiguousFraming(_)
+                | GatewayError::MalformedHead
+                | GatewayError::UriTooLong
+                | GatewayError::BodyTooLarge
         )
     }
 
@@ -224,7 +247,9 @@ mod tests {
             (BadRequestTarget, 400),
             (BadHost, 400),
             (DuplicateAuthorization, 400),
+            (MalformedHead, 400),
             (HeadersTooLarge, 431),
+            (UriTooLong, 414),
             (NoRoute, 404),
             (AuthenticationRequired, 401),
             (InvalidToken(TokenError::Expired), 401),

@@ -631,6 +631,300 @@ async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_up
     assert_eq!(seen.aborted, 1, "the upstream did not see an aborted request");
 }
 
+// === 7. heads hyper's own parser would refuse ===
+
+/// `max_header_bytes` for the malformed-head table: large enough for a 64 KiB request target.
+const HEAD_LIMIT: usize = 70_000;
+
+/// (name, bytes, status, `error` code): every head hyper's HTTP/1.1 parser refuses, which must
+/// still get the gateway's own answer.
+fn malformed_heads() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
+    let get = |lines: &str| format!("GET /a HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n").into_bytes();
+    let post = |lines: &str, body: &str| {
+        format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n{body}").into_bytes()
+    };
+    let line = |request_line: &[u8]| [request_line, b"\r\nHost: localhost\r\n\r\n"].concat();
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let fill = |len: usize| get(&format!("X-Fill: {}\r\n", "a".repeat(len)));
+    vec![
+        (
+            "two different Content-Length values",
+            post("Content-Length: 5\r\nContent-Length: 6\r\n", "hello"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a Content-Length too large for hyper",
+            post("Content-Length: 18446744073709551615\r\n", ""),
+            400,
+            "bad_request",
+        ),
+        (
+            "Transfer-Encoding on HTTP/1.0",
+            b"POST /a HTTP/1.0\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        ("obs-fold", get("X-A: one\r\n two\r\n"), 400, "bad_request"),
+        (
+            "a space in a header name",
+            get("Bad Name: x\r\n"),
+            400,
+            "bad_request",
+        ),
+        ("a space before the colon", get("X-A : x\r\n"), 400, "bad_request"),
+        (
+            "a non-token byte in a header name",
+            get("Bad@Name: x\r\n"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a control byte in a header name",
+            get("X\x01Y: z\r\n"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a header line without a colon",
+            get("NoColon\r\n"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a NUL in a header value",
+            get("X-A: a\x00b\r\n"),
+            400,
+            "bad_request",
+        ),
+        (
+            "an extra word in the request line",
+            line(b"GET /a b HTTP/1.1"),
+            400,
+            "bad_request",
+        ),
+        (
+            "an unknown HTTP version",
+            line(b"GET /a HTTP/1.2"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a method that is not a token",
+            line(b"G(T /a HTTP/1.1"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a target the URI parser refuses",
+            line(b"GET /a<b HTTP/1.1"),
+            400,
+            "bad_request",
+        ),
+        (
+            "invalid UTF-8 in the target",
+            line(b"GET /\xff HTTP/1.1"),
+            400,
+            "bad_request",
+        ),
+        (
+            "a bare CR before the request line",
+            [b"\r\r".as_slice(), &line(b"GET /a HTTP/1.1")].concat(),
+            400,
+            "bad_request",
+        ),
+        (
+            "the HTTP/2 preface on HTTP/1.1",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        ("101 header lines", get(&many), 431, "headers_too_large"),
+        (
+            "a head over max_header_bytes",
+            fill(HEAD_LIMIT + 1000),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a head over hyper's buffer (twice max_header_bytes)",
+            fill(3 * HEAD_LIMIT),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "empty lines up to max_header_bytes",
+            "\r\n".repeat(HEAD_LIMIT).into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a request target over 64 KiB",
+            line(format!("GET /{} HTTP/1.1", "a".repeat(66_000)).as_bytes()),
+            414,
+            "uri_too_long",
+        ),
+    ]
+}
+
+/// What is wrong with the one answer to a refused head, if anything.
+fn refusal_problems(exchange: &Exchange, status: u16, code: &str) -> Vec<String> {
+    let [reply] = exchange.responses.as_slice() else {
+        return vec![format!(
+            "expected exactly one response, got {}",
+            exchange.responses.len()
+        )];
+    };
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    expect(
+        reply.status == status,
+        format!("status {} instead of {status}", reply.status),
+    );
+    expect(
+        reply.header("strict-transport-security").is_some(),
+        "no Strict-Transport-Security".into(),
+    );
+    expect(
+        reply.header("content-type") == Some("application/json"),
+        format!("content-type {:?}", reply.header("content-type")),
+    );
+    expect(
+        reply.header("connection") == Some("close"),
+        format!("connection {:?}", reply.header("connection")),
+    );
+    let body: Option<Value> = serde_json::from_str(&reply.body).ok();
+    let error = body.as_ref().and_then(|b| b["error"].as_str());
+    let message = body.as_ref().and_then(|b| b["message"].as_str());
+    expect(
+        error == Some(code) && message.is_some(),
+        format!("body {:?}", reply.body),
+    );
+    expect(
+        exchange.elapsed < CLOSED_WITHIN,
+        "the connection stayed open".into(),
+    );
+    problems
+}
+
+#[tokio::test]
+async fn heads_hyper_would_refuse_get_the_gateways_own_json_answer_with_hsts_and_a_close() {
+    let echo = Upstream::echo().await;
+    let gateway = Gateway::start(
+        Setup::routes(public_route("echo", "/", echo.addr))
+            .server(&format!("max_header_bytes = {HEAD_LIMIT}")),
+    )
+    .await;
+    let mut failures = Vec::new();
+    for (name, head, status, code) in malformed_heads() {
+        let sent = [head.as_slice(), SMUGGLED.as_bytes()].concat();
+        let exchange = exchange(&gateway, &sent).await;
+        let mut problems = refusal_problems(&exchange, status, code);
+        if echo.counts.requests() > 0 {
+            problems.push(format!(
+                "the upstream received {} request(s)",
+                echo.counts.requests()
+            ));
+        }
+        if !problems.is_empty() {
+            let shown: String = exchange.text.chars().take(600).collect();
+            failures.push(format!("[{name}] {}\n  got: {shown:?}", problems.join("; ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_head_after_good_pipelined_requests_is_answered_in_order_after_them() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let sent = "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n\
+                POST /second HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
+                GET /third HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n";
+    let exchange = exchange(&gateway, format!("{sent}{SMUGGLED}").as_bytes()).await;
+    let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 400], "{}", exchange.text);
+    assert_eq!(exchange.responses[0].upstream_uri(), "/first");
+    assert_eq!(exchange.responses[1].json()["body"], "hello");
+    let refusal = Exchange {
+        text: exchange.text.clone(),
+        responses: exchange.responses.into_iter().skip(2).collect(),
+        elapsed: exchange.elapsed,
+    };
+    assert_eq!(
+        refusal_problems(&refusal, 400, "bad_request"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        echo.counts.requests(),
+        2,
+        "only /first and /second may reach the upstream"
+    );
+}
+
+/// Sends `pieces` with a pause between them, so that the gateway reads the head in parts.
+async fn trickle(gateway: &Gateway, pieces: &[&[u8]]) -> Exchange {
+    let mut stream = gateway.tls_connect(&[b"http/1.1"]).await;
+    for piece in pieces {
+        stream.write_all(piece).await.expect("write");
+        stream.flush().await.expect("flush");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let started = Instant::now();
+    let text = read_until_closed(&mut stream).await;
+    Exchange {
+        responses: parse_responses(&text),
+        elapsed: started.elapsed(),
+        text,
+    }
+}
+
+#[tokio::test]
+async fn a_head_that_arrives_in_pieces_is_forwarded_once_it_is_whole() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let exchange = trickle(
+        &gateway,
+        &[
+            b"\r\nGET /pie",
+            b"ces HTTP/1.1\r\nHost: local",
+            b"host\r\nConnection: close\r",
+            b"\n\r\n",
+        ],
+    )
+    .await;
+    let reply = exchange.only();
+    assert_eq!(reply.status, 200, "{}", exchange.text);
+    assert_eq!(reply.upstream_uri(), "/pieces");
+    assert_eq!(echo.counts.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_malformed_head_that_arrives_in_pieces_gets_the_json_answer() {
+    let (gateway, echo) = gateway_with_echo().await;
+    let exchange = trickle(
+        &gateway,
+        &[
+            b"GET /a HTTP/1.1\r\nHost: loc",
+            b"alhost\r\nBad Na",
+            b"me: x\r\n\r\n",
+        ],
+    )
+    .await;
+    assert_eq!(
+        refusal_problems(&exchange, 400, "bad_request"),
+        Vec::<String>::new()
+    );
+    assert_eq!(echo.counts.requests(), 0);
+}
+
 // === a raw upstream that reads whole requests ===
 
 /// What a `BodyUpstream` saw, over all its connections.

@@ -20,7 +20,7 @@ pub(super) fn early_checks(
 ) -> Result<Target, GatewayError> {
     // The framing verdict is taken first so that verdicts stay in step with requests.
     if let Some(framing) = &connection.framing {
-        framing.next_request().map_err(GatewayError::AmbiguousFraming)?;
+        framing.next_request().map_err(GatewayError::from)?;
     }
     let headers = request.headers();
     if headers.get_all(CONTENT_LENGTH).iter().count() > 1 {

@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use http::header::UPGRADE;
 use http::uri::Authority;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::auth::TokenError;
@@ -225,6 +226,7 @@ pub async fn handle(
     let method = request.method().clone();
     let trusted = &runtime.config.server.trusted_proxies;
     let client = headers::client_ip(connection.peer, request.headers(), trusted);
+    let asks_upgrade = asks_upgrade(&request);
     let mut outcome = Outcome {
         route: "-",
         set_cookies: Vec::new(),
@@ -245,6 +247,12 @@ pub async fn handle(
         error.to_response()
     });
     respond(&mut response, request_id);
+    if let Some(framing) = &connection.framing
+        && asks_upgrade
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        framing.upgrade_refused();
+    }
     // Even when the upstream failed: a browser must not keep a refresh token we retired.
     attach_cookies(response.headers_mut(), outcome.set_cookies);
     if let Some(origin) = outcome.cors {
@@ -332,6 +340,12 @@ async fn pipeline<'r>(
         }
         _ => Ok(downstream_response(runtime, response)),
     }
+}
+
+/// Whether this is an HTTP/1.1 request that asks to switch protocols, as hyper decides it: the
+/// framing guard holds what follows it until told whether the switch happened.
+fn asks_upgrade(request: &Request<Incoming>) -> bool {
+    request.version() == Version::HTTP_11 && request.headers().contains_key(UPGRADE)
 }
 
 /// Counts the failures SPEC 8 names: authentication by reason, upstream errors by kind.

@@ -128,7 +128,7 @@ async fn serve_tls(
         };
         drive(connection, life, Some(watch)).await;
     } else {
-        let (io, verdicts) = framing::guard(tls, limits.header_read_timeout);
+        let (io, verdicts) = framing::guard(tls, limits.header_read_timeout, limits.max_header_bytes);
         let info = Arc::new(ConnectionInfo::new(peer, Some(verdicts)));
         let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
         let connection = http1_builder(limits).serve_connection(TokioIo::new(io), service);
@@ -159,6 +159,9 @@ fn http1_builder(limits: ConnectionLimits) -> http1::Builder {
         // hyper starts this timer while waiting for the next request, so it is the idle
         // keep-alive deadline; the framing guard enforces the shorter head deadline.
         .header_read_timeout(limits.idle_timeout)
+        // On the public listener the framing guard refuses larger heads (and more header
+        // lines than hyper's default 100) before hyper sees them; these limits answer for
+        // the plain listeners, and the buffer leaves room for a whole head.
         .max_header_size(limits.max_header_bytes)
         .max_buf_size((limits.max_header_bytes * 2).max(8192));
     builder

@@ -1898,8 +1898,13 @@ async fn upgrade_matrix(strict: bool, refusals: bool) -> Vec<String> {
         }
         // The bytes after it are HTTP to the gateway (refused: 400, or 401 for the protected
         // path) or the connection is closed; never tunnelled.
+        // A refusal is the gateway's own answer (JSON, HSTS), never hyper's bare one.
+        let own_answer = |r: &Resp| {
+            r.header("content-type") == Some("application/json")
+                && r.header("strict-transport-security").is_some()
+        };
         match &second {
-            Ok(r) if [400, 401].contains(&r.status) => {}
+            Ok(r) if [400, 401].contains(&r.status) && own_answer(r) => {}
             Err(ReadEnd::Closed(rest)) if rest.is_empty() => {}
             other => problems.push(format!("after the upgrade attempt: {other:?}")),
         }

@@ -1,19 +1,18 @@
-//! The byte-level scanner: finds each request head, judges its framing, and skips its body
-//! exactly as hyper's decoder would, so that verdict k belongs to the k-th request.
+//! The byte-level scanner: finds each request head, has it judged, and skips its body exactly
+//! as hyper's decoder would, so that verdict k belongs to the k-th request. It also decides
+//! which bytes hyper may see: a head only once it is whole and admitted, and a refused head
+//! never (a stand-in request carries the verdict instead).
 
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::{FramingVerdicts, FramingViolation, Verdict};
+use super::head::judge;
+use super::{FramingVerdicts, FramingViolation};
 
-/// Above hyper's largest buffer for any allowed `max_header_bytes` (up to 1 MiB, buffer twice
-/// that): a head hyper would accept is never one we gave up on. hyper closes the connection
-/// when its own buffer fills, so this cap is only a backstop for memory.
-pub(super) const MAX_HEAD_LEN: usize = 2 * 1024 * 1024 + 64 * 1024;
+/// What hyper parses in place of a refused head: a request it accepts, whose verdict (already
+/// queued) makes the gateway answer, and after which hyper closes the connection.
+pub(super) const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n";
 /// A buffer grown past this by one large head is freed rather than pinned for the connection.
 const KEEP_HEAD_CAPACITY: usize = 16 * 1024;
-/// Above hyper's default of 100, so every head hyper accepts also parses here.
-const MAX_HEADERS: usize = 128;
 
 /// Where the scanner is in the request stream; the chunk states mirror hyper's decoder so that
 /// both agree on where each body ends.
@@ -33,43 +32,101 @@ pub(super) enum State {
     Trailer,
     TrailerLf,
     EndLf,
-    /// Lost, violated, oversized or upgraded: later heads get no verdict, so they fail closed.
+    /// After an upgrade request: bytes are withheld unjudged until the gateway has answered
+    /// it. A 101 makes them tunnel data (`Off`), anything else the next head.
+    Held,
+    /// Lost sync or upgraded: bytes pass unjudged, and later heads get no verdict, so they
+    /// fail closed.
     Off,
+    /// A head was refused: hyper gets the stand-in and nothing after it.
+    Rejected,
+}
+
+/// The empty lines httparse skips before a request line: CR LF or a bare LF, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    Empty,
+    /// A CR that must be followed by LF to be an empty line.
+    Cr,
+    /// The request line has begun.
+    Done,
+}
+
+/// What one read came to: the first `keep` bytes stay where they are for hyper, and whatever
+/// hyper must see after them has been appended to the outbox.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Fed {
+    pub(super) keep: usize,
+    pub(super) completed: bool,
+}
+
+impl Fed {
+    /// `data[from..to]` goes to hyper: in place while it continues the kept prefix, copied
+    /// behind the outbox once anything had to be copied there.
+    fn release(&mut self, data: &[u8], from: usize, to: usize, out: &mut Vec<u8>) {
+        if out.is_empty() && self.keep == from {
+            self.keep = to;
+        } else {
+            out.extend_from_slice(data.get(from..to).unwrap_or_default());
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(super) struct Scanner {
     pub(super) state: State,
+    /// The current head as far as it has arrived, withheld from hyper until it is judged.
     head: Vec<u8>,
-    head_started: bool,
+    lead: Lead,
+    /// The last head asked for an upgrade: hold what follows its body.
+    hold_next: bool,
+    max_head_len: usize,
     pub(super) verdicts: Arc<FramingVerdicts>,
 }
 
 impl Scanner {
-    pub(super) fn new(verdicts: Arc<FramingVerdicts>) -> Self {
+    pub(super) fn new(verdicts: Arc<FramingVerdicts>, max_head_len: usize) -> Self {
         Self {
             state: State::Head,
             head: Vec::new(),
-            head_started: false,
+            lead: Lead::Empty,
+            hold_next: false,
+            max_head_len,
             verdicts,
         }
     }
 
-    /// Returns whether a head completed, so the caller restarts the deadline for the next one.
-    pub(super) fn feed(&mut self, mut data: &[u8]) -> bool {
-        let mut completed = false;
-        while !data.is_empty() {
-            let (used, done) = self.step(data);
-            completed |= done;
-            data = data.get(used.max(1)..).unwrap_or_default();
+    /// Scans one read; `out` must be empty (the guard drains it before reading again).
+    pub(super) fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Fed {
+        let mut fed = Fed::default();
+        let mut at = 0;
+        while at < data.len() {
+            let rest = data.get(at..).unwrap_or_default();
+            if self.state == State::Head && self.hold_next {
+                self.hold_next = false;
+                self.state = State::Held;
+            }
+            let used = match self.state {
+                State::Rejected => break,
+                State::Head => self.scan_head(data, at, &mut fed, out),
+                State::Held => {
+                    self.head.extend_from_slice(rest);
+                    rest.len()
+                }
+                _ => {
+                    let used = self.step(rest).max(1);
+                    fed.release(data, at, at + used, out);
+                    used
+                }
+            };
+            at += used;
         }
-        completed
+        fed
     }
 
-    fn step(&mut self, data: &[u8]) -> (usize, bool) {
-        let used = match self.state {
-            State::Off => data.len(),
-            State::Head => return self.scan_head(data),
+    fn step(&mut self, data: &[u8]) -> usize {
+        match self.state {
+            State::Off | State::Rejected | State::Head | State::Held => data.len(),
             State::Body(left) => self.skip(left, data, State::Head, State::Body),
             State::ChunkData(left) => self.skip(left, data, State::ChunkDataCr, State::ChunkData),
             State::ChunkExt(size) => self.scan_extension(size, data),
@@ -81,8 +138,7 @@ impl Scanner {
                     .unwrap_or(State::Off);
                 1
             }
-        };
-        (used, false)
+        }
     }
 
     fn skip(&mut self, left: u64, data: &[u8], done: State, more: fn(u64) -> State) -> usize {
@@ -118,46 +174,83 @@ impl Scanner {
         }
     }
 
-    fn scan_head(&mut self, data: &[u8]) -> (usize, bool) {
-        self.head_started = true;
-        if self.head.is_empty() {
-            // httparse skips empty lines before the request line; they are not part of the head.
-            let blank = data.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
-            if blank > 0 {
-                return (blank, false);
+    /// The head starting at (or continuing at) `data[at]`: judged and released when whole,
+    /// withheld when not, replaced by the stand-in when refused.
+    fn scan_head(&mut self, data: &[u8], at: usize, fed: &mut Fed, out: &mut Vec<u8>) -> usize {
+        let rest = data.get(at..).unwrap_or_default();
+        let from = self.skip_empty_lines(rest);
+        let end = match self.lead {
+            Lead::Done => find_head_end(&self.head, rest, from),
+            Lead::Empty | Lead::Cr => None,
+        };
+        let Some(end) = end else {
+            // hyper answers 431 once this much is buffered without the head being complete.
+            if self.head.len() + rest.len() >= self.max_head_len {
+                self.refuse(FramingViolation::HeadTooLarge, out);
+            } else {
+                self.head.extend_from_slice(rest);
+            }
+            return rest.len();
+        };
+        fed.completed = true;
+        let whole = rest.get(..end).unwrap_or_default();
+        let judgement = if self.head.is_empty() {
+            judge(whole, self.max_head_len)
+        } else {
+            self.head.extend_from_slice(whole);
+            judge(&self.head, self.max_head_len)
+        };
+        match judgement.verdict {
+            Err(violation) => self.refuse(violation, out),
+            Ok(()) => {
+                if self.head.is_empty() {
+                    fed.release(data, at, at + end, out);
+                } else if out.is_empty() {
+                    // The whole head was withheld; hand it over without another copy.
+                    std::mem::swap(out, &mut self.head);
+                } else {
+                    out.extend_from_slice(&self.head);
+                }
+                self.verdicts.push(Ok(()));
+                self.state = judgement.next;
+                self.hold_next = judgement.upgrade;
+                self.end_head();
             }
         }
-        let Some(end) = find_head_end(&self.head, data) else {
-            self.buffer_partial(data);
-            return (data.len(), false);
-        };
-        if self.head.len() + end > MAX_HEAD_LEN {
-            self.stop();
-            return (data.len(), false);
-        }
-        let head = data.get(..end).unwrap_or_default();
-        let (verdict, next) = if self.head.is_empty() {
-            judge(head)
-        } else {
-            self.head.extend_from_slice(head);
-            judge(&self.head)
-        };
-        self.release_head();
-        self.verdicts.push(verdict);
-        self.state = next;
-        self.head_started = false;
-        (end, true)
+        end
     }
 
-    fn buffer_partial(&mut self, data: &[u8]) {
-        if self.head.len() + data.len() > MAX_HEAD_LEN {
-            self.stop();
-        } else {
-            self.head.extend_from_slice(data);
+    /// How many leading bytes of `data` are empty lines (httparse skips them, hyper counts
+    /// them towards the head size).
+    fn skip_empty_lines(&mut self, data: &[u8]) -> usize {
+        let mut i = 0;
+        while self.lead != Lead::Done {
+            let Some(&b) = data.get(i) else { break };
+            self.lead = match (self.lead, b) {
+                (_, b'\n') => Lead::Empty,
+                (Lead::Empty, b'\r') => Lead::Cr,
+                // A CR without LF starts the head, which httparse then refuses.
+                _ => return self.start_line(i),
+            };
+            i += 1;
         }
+        i
     }
 
-    fn release_head(&mut self) {
+    fn start_line(&mut self, at: usize) -> usize {
+        self.lead = Lead::Done;
+        at
+    }
+
+    fn refuse(&mut self, violation: FramingViolation, out: &mut Vec<u8>) {
+        self.verdicts.push(Err(violation));
+        out.extend_from_slice(STAND_IN);
+        self.state = State::Rejected;
+        self.end_head();
+    }
+
+    fn end_head(&mut self) {
+        self.lead = Lead::Empty;
         if self.head.capacity() > KEEP_HEAD_CAPACITY {
             self.head = Vec::new();
         } else {
@@ -165,20 +258,43 @@ impl Scanner {
         }
     }
 
-    pub(super) fn stop(&mut self) {
-        self.state = State::Off;
-        self.head_started = false;
-        self.release_head();
+    /// Stops judging; whatever was withheld goes to hyper after all (into `out`).
+    pub(super) fn stop(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.head);
+        self.end_head();
+        self.hold_next = false;
+        if self.state != State::Rejected {
+            self.state = State::Off;
+        }
     }
 
+    /// The upgrade was refused: what was held is judged as the next head(s), and whatever of
+    /// it hyper may see goes into `out`. Returns whether a head completed.
+    pub(super) fn resume(&mut self, out: &mut Vec<u8>) -> bool {
+        let held = std::mem::take(&mut self.head);
+        self.state = State::Head;
+        let mut after = Vec::new();
+        let fed = self.feed(&held, &mut after);
+        out.extend_from_slice(held.get(..fed.keep).unwrap_or_default());
+        out.extend_from_slice(&after);
+        fed.completed
+    }
+
+    /// Bytes held or withheld so far.
+    pub(super) fn withheld(&self) -> usize {
+        self.head.len()
+    }
+
+    /// Whether part of a head has arrived and the rest has not.
     pub(super) fn head_pending(&self) -> bool {
-        self.state == State::Head && self.head_started
+        self.state == State::Head && !self.head.is_empty()
     }
 }
 
 /// Index just past the empty line ending the head (CRLF or bare LF, as httparse accepts),
-/// looking back into the already buffered part of the head across read boundaries.
-fn find_head_end(buffered: &[u8], data: &[u8]) -> Option<usize> {
+/// searching `data` from `from` (where the request line or its continuation is) and looking
+/// back into the already buffered part of the head across read boundaries.
+fn find_head_end(buffered: &[u8], data: &[u8], from: usize) -> Option<usize> {
     let before = |i: usize, back: usize| match i.checked_sub(back) {
         Some(j) => data.get(j).copied(),
         None => buffered
@@ -186,59 +302,15 @@ fn find_head_end(buffered: &[u8], data: &[u8]) -> Option<usize> {
             .checked_sub(back - i)
             .and_then(|j| buffered.get(j).copied()),
     };
-    memchr::memchr_iter(b'\n', data)
+    let tail = data.get(from..).unwrap_or_default();
+    memchr::memchr_iter(b'\n', tail)
+        .map(|i| i + from)
         .find(|&i| match before(i, 1) {
             Some(b'\n') => true,
             Some(b'\r') => before(i, 2) == Some(b'\n'),
             _ => false,
         })
         .map(|i| i + 1)
-}
-
-fn judge(head: &[u8]) -> (Verdict, State) {
-    let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] =
-        [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut []);
-    match request.parse_with_uninit_headers(head, &mut slots) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => framing(request.headers),
-        _ => (Err(FramingViolation::Unparseable), State::Off),
-    }
-}
-
-/// RFC 9112 section 6.3, minus every lenient case hyper would quietly repair.
-fn framing(headers: &[httparse::Header<'_>]) -> (Verdict, State) {
-    let (mut cl, mut te) = ((0, &b""[..]), (0, &b""[..]));
-    for header in headers {
-        if header.name.eq_ignore_ascii_case("content-length") {
-            cl = (cl.0 + 1, header.value);
-        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            te = (te.0 + 1, header.value);
-        }
-    }
-    let violation = match (cl.0, te.0) {
-        (0, 0) => return (Ok(()), State::Head),
-        (1.., 1..) => FramingViolation::ContentLengthWithTransferEncoding,
-        (2.., _) => FramingViolation::DuplicateContentLength,
-        (_, 2..) => FramingViolation::DuplicateTransferEncoding,
-        (0, _) if te.1.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
-            return (Ok(()), State::ChunkStart);
-        }
-        (0, _) => FramingViolation::UnsupportedTransferEncoding,
-        _ => match content_length(cl.1) {
-            Some(0) => return (Ok(()), State::Head),
-            Some(len) => return (Ok(()), State::Body(len)),
-            None => FramingViolation::InvalidContentLength,
-        },
-    };
-    (Err(violation), State::Off)
-}
-
-/// 19 digits always fit a u64, so no overflow check is needed. httparse already refuses control
-/// characters in values, so `trim_ascii` only ever trims spaces and tabs here.
-fn content_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    let valid = (1..=19).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit);
-    valid.then(|| digits.iter().fold(0, |len, d| len * 10 + u64::from(d - b'0')))
 }
 
 /// One byte of chunked framing, exactly as hyper's decoder accepts it; None means lost sync.

@@ -1,28 +1,70 @@
-//! Scanner and guard tests: verdicts must not depend on how the bytes are split.
-use super::scanner::MAX_HEAD_LEN;
+//! Scanner tests: verdicts, and what hyper gets to see, must not depend on how the bytes are
+//! split. The guard's own IO behaviour is tested in `guard`.
+
+mod guard;
+
+use super::scanner::STAND_IN;
 use super::*;
 use FramingViolation::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SPLITS: [usize; 7] = [1, 2, 3, 5, 7, 64, usize::MAX];
+const MAX_HEAD: usize = 4096;
 
-/// Every verdict the scanner queued for `input` fed in pieces of `split` bytes.
-fn scan(input: &[u8], split: usize) -> (Vec<Verdict>, State) {
-    let verdicts = Arc::new(FramingVerdicts::default());
-    let mut scanner = Scanner::new(Arc::clone(&verdicts));
-    for piece in input.chunks(split.min(input.len()).max(1)) {
-        scanner.feed(piece);
-    }
-    let queued = verdicts.queue().drain(..).collect();
-    (queued, scanner.state)
+/// What scanning `input` in pieces of `split` bytes came to.
+#[derive(Debug, PartialEq, Eq)]
+struct Scanned {
+    verdicts: Vec<Verdict>,
+    state: State,
+    /// Every byte released to hyper, in order.
+    seen: Vec<u8>,
 }
 
-fn assert_scan(input: &[u8], expected: &[Verdict], end: State) {
-    for split in SPLITS {
-        let (got, state) = scan(input, split);
-        assert_eq!(got, expected, "split {split}: {}", input.escape_ascii());
-        assert_eq!(state, end, "split {split}: {}", input.escape_ascii());
+fn scan(input: &[u8], split: usize) -> Scanned {
+    let verdicts = Arc::new(FramingVerdicts::default());
+    let mut scanner = Scanner::new(Arc::clone(&verdicts), MAX_HEAD);
+    let mut seen = Vec::new();
+    for piece in input.chunks(split.min(input.len()).max(1)) {
+        let mut out = Vec::new();
+        let fed = scanner.feed(piece, &mut out);
+        seen.extend_from_slice(&piece[..fed.keep]);
+        seen.extend_from_slice(&out);
     }
+    let verdicts = verdicts.queue().drain(..).collect();
+    Scanned {
+        verdicts,
+        state: scanner.state,
+        seen,
+    }
+}
+
+/// Scans `input` with every split; hyper must see `input` itself when every head is admitted.
+fn assert_scan(input: &[u8], expected: &[Verdict], end: State) {
+    let seen = match expected.iter().all(Result::is_ok) {
+        true => input.to_vec(),
+        false => scan(input, usize::MAX).seen,
+    };
+    assert_seen(input, expected, end, &seen);
+}
+
+fn assert_seen(input: &[u8], expected: &[Verdict], end: State, seen: &[u8]) {
+    let want = Scanned {
+        verdicts: expected.to_vec(),
+        state: end,
+        seen: seen.to_vec(),
+    };
+    for split in SPLITS {
+        assert_eq!(
+            scan(input, split),
+            want,
+            "split {split}: {}",
+            input.escape_ascii()
+        );
+    }
+}
+
+/// What hyper sees for a refused head that follows `before`.
+fn refused_after(before: &[u8]) -> Vec<u8> {
+    [before, STAND_IN].concat()
 }
 
 fn one(te_or_cl: &str) -> Vec<u8> {
@@ -71,14 +113,19 @@ fn content_length_with_transfer_encoding() {
     ];
     for case in cases {
         let input = [&one(case)[..], GET].concat();
-        assert_scan(&input, &[Err(ContentLengthWithTransferEncoding)], State::Off);
+        assert_seen(
+            &input,
+            &[Err(ContentLengthWithTransferEncoding)],
+            State::Rejected,
+            STAND_IN,
+        );
     }
 }
 
 #[test]
 fn content_length_values() {
     let dup = one("Content-Length: 5\r\nContent-Length: 5");
-    assert_scan(&dup, &[Err(DuplicateContentLength)], State::Off);
+    assert_seen(&dup, &[Err(DuplicateContentLength)], State::Rejected, STAND_IN);
     for bad in [
         "+5",
         "5, 5",
@@ -90,7 +137,7 @@ fn content_length_values() {
         "12345678901234567890",
     ] {
         let input = one(&format!("Content-Length: {bad}"));
-        assert_scan(&input, &[Err(InvalidContentLength)], State::Off);
+        assert_seen(&input, &[Err(InvalidContentLength)], State::Rejected, STAND_IN);
     }
     let max = one("Content-Length: 9999999999999999999");
     assert_scan(&max, &[Ok(())], State::Body(9_999_999_999_999_999_999));
@@ -100,10 +147,15 @@ fn content_length_values() {
 fn transfer_encoding_values() {
     for bad in ["gzip, chunked", "chunked, chunked", "identity", "chunked;x", ""] {
         let input = one(&format!("Transfer-Encoding: {bad}"));
-        assert_scan(&input, &[Err(UnsupportedTransferEncoding)], State::Off);
+        assert_seen(
+            &input,
+            &[Err(UnsupportedTransferEncoding)],
+            State::Rejected,
+            STAND_IN,
+        );
     }
     let dup = one("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked");
-    assert_scan(&dup, &[Err(DuplicateTransferEncoding)], State::Off);
+    assert_seen(&dup, &[Err(DuplicateTransferEncoding)], State::Rejected, STAND_IN);
     let ok = one("Transfer-Encoding:  Chunked ");
     assert_scan(&ok, &[Ok(())], State::ChunkStart);
 }
@@ -125,17 +177,89 @@ fn broken_chunk_loses_sync() {
 }
 
 #[test]
-fn unparseable_and_oversized_heads_fail_closed() {
-    let (verdicts, state) = scan(&[b"GET / HTTP/9\r\n\r\n", GET].concat(), usize::MAX);
-    assert_eq!((verdicts, state), (vec![Err(Unparseable)], State::Off));
-    let huge = [
-        b"GET / HTTP/1.1\r\nX: ",
-        &vec![b'a'; MAX_HEAD_LEN][..],
-        b"\r\n\r\n",
-    ]
-    .concat();
-    assert_eq!(scan(&huge, 4096), (vec![], State::Off));
-    let (_guarded, shared) = guard(tokio::io::duplex(8).0, Duration::from_secs(1));
+fn heads_hyper_refuses_become_the_stand_in_after_what_came_before() {
+    let cases: [(&[u8], FramingViolation); 9] = [
+        (b"GET / HTTP/9\r\n\r\n", MalformedHead),
+        (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", MalformedHead),
+        (b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", MalformedHead),
+        (b"GET /a<b HTTP/1.1\r\n\r\n", MalformedHead),
+        (b"GET /\xff HTTP/1.1\r\n\r\n", MalformedHead),
+        (b"\r\rGET / HTTP/1.1\r\n\r\n", MalformedHead),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", MalformedHead),
+        (
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            TransferEncodingInHttp10,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            DuplicateContentLength,
+        ),
+    ];
+    for (head, violation) in cases {
+        let input = [GET, head, GET].concat();
+        assert_seen(
+            &input,
+            &[Ok(()), Err(violation)],
+            State::Rejected,
+            &refused_after(GET),
+        );
+    }
+}
+
+#[test]
+fn targets_are_refused_only_where_hyper_would_refuse_them() {
+    let admitted: [&[u8]; 6] = [
+        b"/a/b?c=d&e=%20",
+        b"/a\"{}|\\^",
+        b"/caf\xc3\xa9",
+        b"*",
+        b"http://localhost/x",
+        b"localhost:443",
+    ];
+    for target in admitted {
+        let input = [b"OPTIONS ", target, b" HTTP/1.1\r\n\r\n"].concat();
+        assert_scan(&input, &[Ok(())], State::Head);
+    }
+    let too_long = [b"GET /", &vec![b'a'; u16::MAX as usize][..], b" HTTP/1.1\r\n\r\n"].concat();
+    let verdicts = Arc::new(FramingVerdicts::default());
+    let mut scanner = Scanner::new(Arc::clone(&verdicts), 1 << 20);
+    scanner.feed(&too_long, &mut Vec::new());
+    assert_eq!(verdicts.next_request(), Err(TargetTooLong));
+}
+
+#[test]
+fn too_large_heads_are_refused_as_soon_as_they_are_too_large() {
+    let fill = |len| [b"GET / HTTP/1.1\r\nX: ", &vec![b'a'; len][..], b"\r\n\r\n"].concat();
+    let at_limit = fill(MAX_HEAD - 23);
+    assert_eq!(at_limit.len(), MAX_HEAD);
+    assert_scan(&at_limit, &[Ok(())], State::Head);
+    let over = fill(MAX_HEAD - 22);
+    assert_seen(&over, &[Err(HeadTooLarge)], State::Rejected, STAND_IN);
+    // Without its end, and with the empty lines before it that hyper also counts.
+    let endless = [&b"\r\n".repeat(100)[..], &fill(4 * MAX_HEAD)[..10_000]].concat();
+    assert_seen(&endless, &[Err(HeadTooLarge)], State::Rejected, STAND_IN);
+    let empty_lines = b"\n".repeat(MAX_HEAD);
+    assert_seen(&empty_lines, &[Err(HeadTooLarge)], State::Rejected, STAND_IN);
+    let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    let lines = format!("GET / HTTP/1.1\r\n{many}\r\n");
+    assert_seen(lines.as_bytes(), &[Err(HeadTooLarge)], State::Rejected, STAND_IN);
+    let hundred = lines.replace("X-100: v\r\n", "");
+    assert_scan(hundred.as_bytes(), &[Ok(())], State::Head);
+}
+
+const UPGRADE: &[u8] = b"POST /ws HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\nhi";
+
+#[test]
+fn what_follows_an_upgrade_request_and_its_body_is_held_unjudged() {
+    let input = [UPGRADE, b"\x81\x05he\n\nllo", GET].concat();
+    assert_seen(&input, &[Ok(())], State::Held, UPGRADE);
+    let http10 = b"GET /ws HTTP/1.0\r\nUpgrade: websocket\r\n\r\n";
+    assert_scan(&[&http10[..], GET].concat(), &[Ok(()); 2], State::Head);
+}
+
+#[test]
+fn an_unjudged_connection_fails_closed() {
+    let (_guarded, shared) = guard(tokio::io::duplex(8).0, Duration::from_secs(1), MAX_HEAD);
     assert_eq!(shared.next_request(), Err(Unparseable));
 }
 
@@ -160,78 +284,8 @@ fn garbage_never_panics() {
             let at = (rand() as usize) % input.len();
             input[at] = b"\r\n0 ;:aZ\x00\xff"[(rand() as usize) % 10];
         }
-        let (verdicts, _) = scan(&input, (rand() as usize % 9) + 1);
-        assert!(verdicts.len() <= 2);
+        let scanned = scan(&input, (rand() as usize % 9) + 1);
+        assert!(scanned.verdicts.len() <= 2);
+        assert!(scanned.seen.len() <= input.len() + STAND_IN.len());
     }
-}
-
-#[tokio::test]
-async fn passes_bytes_through_both_ways() {
-    let (mut client, server) = tokio::io::duplex(64);
-    let (mut guarded, verdicts) = guard(server, Duration::from_secs(30));
-    let request = [&one("Content-Length: 3")[..], b"abc", GET].concat();
-    let response = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-    let write = async {
-        client.write_all(&request).await.unwrap();
-        let mut got = vec![0; response.len()];
-        client.read_exact(&mut got).await.unwrap();
-        got
-    };
-    let echo = async {
-        let mut got = vec![0; request.len()];
-        guarded.read_exact(&mut got).await.unwrap();
-        guarded.write_all(response).await.unwrap();
-        guarded.flush().await.unwrap();
-        got
-    };
-    let (from_server, at_server) = tokio::join!(write, echo);
-    assert_eq!((from_server, at_server), (response.to_vec(), request.clone()));
-    assert_eq!(verdicts.next_request(), Ok(()));
-    assert_eq!(verdicts.next_request(), Ok(()));
-    assert_eq!(verdicts.next_request(), Err(Unparseable));
-}
-
-async fn read_outcome(guarded: &mut FramingGuard<tokio::io::DuplexStream>) -> Option<io::ErrorKind> {
-    let mut buf = [0; 256];
-    let bounded = tokio::time::timeout(Duration::from_millis(400), guarded.read(&mut buf));
-    match bounded.await {
-        Ok(Ok(n)) => panic!("unexpected read of {n} bytes"),
-        Ok(Err(err)) => Some(err.kind()),
-        Err(_elapsed) => None,
-    }
-}
-
-#[tokio::test]
-async fn head_deadline_fires_only_for_incomplete_heads() {
-    let (mut client, server) = tokio::io::duplex(1024);
-    let (mut guarded, verdicts) = guard(server, Duration::from_millis(100));
-    let mut buf = [0; 256];
-
-    client.write_all(GET).await.unwrap();
-    assert_eq!(guarded.read(&mut buf).await.unwrap(), GET.len());
-    assert_eq!(
-        read_outcome(&mut guarded).await,
-        None,
-        "complete head must not time out"
-    );
-    assert_eq!(verdicts.next_request(), Ok(()));
-
-    client.write_all(b"GET / HT").await.unwrap();
-    assert_eq!(guarded.read(&mut buf).await.unwrap(), 8);
-    assert_eq!(read_outcome(&mut guarded).await, Some(io::ErrorKind::TimedOut));
-}
-
-#[tokio::test]
-async fn stop_scanning_turns_into_pass_through() {
-    let (mut client, server) = tokio::io::duplex(1024);
-    let (mut guarded, verdicts) = guard(server, Duration::from_millis(100));
-    let upgrade = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
-    let mut buf = [0; 256];
-    client.write_all(upgrade).await.unwrap();
-    assert_eq!(guarded.read(&mut buf).await.unwrap(), upgrade.len());
-    assert_eq!(verdicts.next_request(), Ok(()));
-    verdicts.stop_scanning();
-    client.write_all(b"\x81\x05hello partial").await.unwrap();
-    assert_eq!(guarded.read(&mut buf).await.unwrap(), 15);
-    assert_eq!(read_outcome(&mut guarded).await, None);
 }
