@@ -14,8 +14,8 @@ use portcullis::auth::AccessTokens;
 use portcullis::auth::keys::{KeySet, generate_missing};
 use portcullis::auth::tokens::unix_now;
 use portcullis::config::{KeyAlgorithm, KeyConfig, KeySource, TokensConfig};
+use portcullis::path::normalize_path;
 use portcullis::proxy::headers;
-use portcullis::routes::normalize_path;
 use portcullis::server::framing;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 

@@ -8,10 +8,13 @@ use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUT
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 
-use crate::auth::TokenError;
-use crate::proxy::ResponseBody;
-use crate::routes::PathRejection;
+use crate::auth::cookies;
+use crate::auth::{CredentialError, TokenError};
+use crate::path::PathRejection;
+use crate::proxy::{ResponseBody, UpstreamError};
 use crate::server::framing::FramingViolation;
+use crate::sessions::store::StoreError;
+use crate::sessions::users::LoginError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -33,6 +36,8 @@ pub enum GatewayError {
     UriTooLong,
     #[error("no route matches this request")]
     NoRoute,
+    #[error("no live session with that id")]
+    NoSuchSession,
     #[error("authentication is required")]
     AuthenticationRequired,
     #[error("{0}")]
@@ -61,7 +66,7 @@ pub enum GatewayError {
     #[error("the password checker is unavailable")]
     CheckerUnavailable,
     #[error("{0}")]
-    BadLoginRequest(&'static str),
+    BadRequest(&'static str),
     #[error("this path does not take that method")]
     MethodNotAllowed { allow: HeaderValue },
     #[error("the body must be JSON")]
@@ -94,7 +99,122 @@ impl From<FramingViolation> for GatewayError {
     }
 }
 
+// === what lower layers' errors mean to a client ===
+
+impl From<PathRejection> for GatewayError {
+    fn from(rejection: PathRejection) -> GatewayError {
+        GatewayError::BadPath(rejection)
+    }
+}
+
+impl From<TokenError> for GatewayError {
+    fn from(error: TokenError) -> GatewayError {
+        GatewayError::InvalidToken(error)
+    }
+}
+
+/// Two copies of a gateway cookie: which one the browser meant is unknowable.
+impl From<cookies::DuplicateCookie> for GatewayError {
+    fn from(_: cookies::DuplicateCookie) -> GatewayError {
+        GatewayError::DuplicateCookie
+    }
+}
+
+/// A malformed `Authorization` or a tossed access cookie: an invalid credential (SPEC 6).
+impl From<CredentialError> for GatewayError {
+    fn from(_: CredentialError) -> GatewayError {
+        GatewayError::InvalidToken(TokenError::Malformed)
+    }
+}
+
+/// Unreachable or corrupt alike: nothing is accepted while the store cannot be trusted.
+impl From<StoreError> for GatewayError {
+    fn from(_: StoreError) -> GatewayError {
+        GatewayError::StoreUnavailable
+    }
+}
+
+impl From<LoginError> for GatewayError {
+    fn from(error: LoginError) -> GatewayError {
+        match error {
+            LoginError::InvalidCredentials => GatewayError::InvalidCredentials,
+            LoginError::Overloaded => GatewayError::LoginOverloaded,
+            LoginError::CheckerUnavailable => GatewayError::CheckerUnavailable,
+        }
+    }
+}
+
+impl From<UpstreamError> for GatewayError {
+    fn from(error: UpstreamError) -> GatewayError {
+        match error {
+            UpstreamError::Unreachable => GatewayError::UpstreamUnreachable,
+            UpstreamError::Failed => GatewayError::UpstreamFailed,
+            UpstreamError::Timeout => GatewayError::UpstreamTimeout,
+            UpstreamError::BodyTooLarge => GatewayError::BodyTooLarge,
+            UpstreamError::ClientBody => GatewayError::BadRequestBody,
+        }
+    }
+}
+
+// === metric labels (SPEC 8), next to the status table they follow ===
+
 impl GatewayError {
+    /// `portcullis_auth_failures_total{reason}`, for the failures that are about credentials.
+    pub fn auth_failure_reason(&self) -> Option<&'static str> {
+        use GatewayError::*;
+        Some(match self {
+            AuthenticationRequired | LoginRequired { .. } => "missing",
+            InvalidToken(TokenError::Expired) => "expired",
+            InvalidToken(TokenError::Revoked) => "revoked",
+            InvalidToken(_) => "invalid_token",
+            InsufficientScope => "insufficient_scope",
+            CrossSiteRequest => "cross_site",
+            _ => return None,
+        })
+    }
+
+    /// `portcullis_upstream_errors_total{kind}`, for failures of the upstream.
+    pub fn upstream_error_kind(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::UpstreamUnreachable => Some("connect"),
+            GatewayError::UpstreamTimeout => Some("timeout"),
+            GatewayError::UpstreamFailed => Some("failed"),
+            _ => None,
+        }
+    }
+}
+
+/// `portcullis_logins_total{result}`.
+pub fn login_result<T>(result: &Result<T, GatewayError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(GatewayError::InvalidCredentials) => "invalid_credentials",
+        Err(GatewayError::RateLimited { .. }) => "rate_limited",
+        Err(GatewayError::LoginOverloaded) => "overloaded",
+        Err(GatewayError::CheckerUnavailable | GatewayError::StoreUnavailable) => "unavailable",
+        Err(_) => "bad_request",
+    }
+}
+
+/// `portcullis_refreshes_total{result}`.
+pub fn refresh_result<T>(result: &Result<T, GatewayError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(GatewayError::RateLimited { .. }) => "rate_limited",
+        Err(GatewayError::StoreUnavailable) => "unavailable",
+        Err(GatewayError::RefreshReuse) => "reuse",
+        Err(_) => "invalid",
+    }
+}
+
+impl GatewayError {
+    /// A 429 telling the client how long to wait (at least a second).
+    pub fn rate_limited(wait: std::time::Duration) -> GatewayError {
+        GatewayError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }
+    }
+
     /// A 405 whose `Allow` names the methods the path takes.
     pub fn method_not_allowed(allow: &'static str) -> GatewayError {
         GatewayError::MethodNotAllowed {
@@ -111,12 +231,12 @@ impl GatewayError {
             | BadHost
             | DuplicateAuthorization
             | MalformedHead
-            | BadLoginRequest(_)
+            | BadRequest(_)
             | BadRequestBody
             | DuplicateCookie => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
-            NoRoute => StatusCode::NOT_FOUND,
+            NoRoute | NoSuchSession => StatusCode::NOT_FOUND,
             AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant | RefreshReuse => {
                 StatusCode::UNAUTHORIZED
             }
@@ -144,12 +264,12 @@ impl GatewayError {
             | BadHost
             | DuplicateAuthorization
             | MalformedHead
-            | BadLoginRequest(_)
+            | BadRequest(_)
             | BadRequestBody
             | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
             UriTooLong => "uri_too_long",
-            NoRoute => "not_found",
+            NoRoute | NoSuchSession => "not_found",
             AuthenticationRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
@@ -204,9 +324,15 @@ impl GatewayError {
         )
     }
 
+    /// The response of the public listener.
     pub fn to_response(&self) -> Response<ResponseBody> {
+        self.to_plain_response().map(Either::Right)
+    }
+
+    /// The same response with a plain body, for the admin listener.
+    pub fn to_plain_response(&self) -> Response<Full<Bytes>> {
         let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
-        let mut response = Response::new(Either::Right(Full::new(Bytes::from(body.to_string()))));
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -251,6 +377,7 @@ mod tests {
             (HeadersTooLarge, 431),
             (UriTooLong, 414),
             (NoRoute, 404),
+            (NoSuchSession, 404),
             (AuthenticationRequired, 401),
             (InvalidToken(TokenError::Expired), 401),
             (InsufficientScope, 403),
@@ -269,7 +396,7 @@ mod tests {
             (RateLimited { retry_after_secs: 3 }, 429),
             (LoginOverloaded, 503),
             (CheckerUnavailable, 503),
-            (BadLoginRequest("x"), 400),
+            (BadRequest("x"), 400),
             (GatewayError::method_not_allowed("GET"), 405),
             (UnsupportedMediaType, 415),
             (Internal, 500),

@@ -6,14 +6,17 @@
 pub mod auth;
 pub mod caller;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod endpoints;
 pub mod error;
 pub mod gateway;
 pub mod limits;
+pub mod path;
 pub mod proxy;
 pub mod reload;
 pub mod routes;
+pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod sessions;
@@ -28,9 +31,9 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::gateway::{Runtime, Shared};
 use crate::limits::HashPool;
 use crate::proxy::UpstreamClient;
+use crate::runtime::{Runtime, Shared};
 use crate::sessions::service::SessionService;
 use crate::sessions::users::{PasswordCheck, USERS_POLL_INTERVAL};
 
@@ -42,7 +45,7 @@ use crate::server::{ConnectionLimits, Lifecycle};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Runtime(#[from] gateway::RuntimeError),
+    Runtime(#[from] runtime::RuntimeError),
     #[error(transparent)]
     Store(#[from] sessions::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -123,7 +126,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// Everything the listeners share, and the revocation feed position to follow from.
 async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, String), StartError> {
     let client = UpstreamClient::new();
-    auth::keys::generate_missing(&config.tokens).map_err(gateway::RuntimeError::from)?;
+    auth::keys::generate_missing(&config.tokens).map_err(runtime::RuntimeError::from)?;
     let runtime = Runtime::build(config.clone(), &client, None)?;
     let revocations = Arc::new(auth::Revocations::new());
     let sessions = SessionService::new(sessions::open_store(&config.store).await?, revocations.clone());

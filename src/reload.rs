@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, Config, KeySource};
-use crate::gateway::{Runtime, Shared};
+use crate::runtime::{Runtime, Shared};
 use crate::server::Lifecycle;
 use crate::sessions::users::{PasswordCheck, Stamp, USERS_POLL_INTERVAL, stamp};
 

@@ -514,7 +514,7 @@ fn assembled_token(fixture: &TokenFixture, data: &[u8]) -> String {
 
 /// Fuzz target: request-path normalisation.
 pub fn path(data: &[u8]) {
-    use portcullis::routes::normalize_path;
+    use portcullis::path::normalize_path;
     let raw = String::from_utf8_lossy(data);
     let result = normalize_path(&raw);
     assert_eq!(
@@ -608,8 +608,8 @@ fn percent_decode(text: &str) -> Vec<u8> {
 }
 
 /// RFC 3986 dot-segment removal over decoded segments, with the gateway's refusals.
-fn path_model(raw: &str) -> Result<String, portcullis::routes::PathRejection> {
-    use portcullis::routes::PathRejection as R;
+fn path_model(raw: &str) -> Result<String, portcullis::path::PathRejection> {
+    use portcullis::path::PathRejection as R;
     let rest = raw.strip_prefix('/').ok_or(R::NotOriginForm)?;
     let segments: Vec<&str> = rest.split('/').collect();
     let mut stack: Vec<String> = Vec::new();
@@ -710,7 +710,7 @@ pub fn config(data: &[u8]) {
             }
         }
         Ok(config) => {
-            use portcullis::routes::normalize_path;
+            use portcullis::path::normalize_path;
             assert!(
                 !config.tokens.keys.is_empty(),
                 "a config without keys for {text:?}"

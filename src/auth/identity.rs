@@ -1,9 +1,8 @@
-//! Where a request's credential comes from (SPEC 6), and the identity headers set from it.
+//! Where a request's credential comes from (SPEC 6).
 
+use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName};
 
-use super::Identity;
 use crate::config::CookiesConfig;
 
 /// The access token a request presents, and where it was found.
@@ -53,13 +52,6 @@ fn bearer(value: &[u8]) -> Result<&str, CredentialError> {
     }
 }
 
-/// Sets exactly one of each identity header (the client's copies were stripped before).
-pub fn set_identity(headers: &mut HeaderMap, names: &[HeaderName; 3], identity: &Identity) {
-    headers.insert(names[0].clone(), identity.sub_header.clone());
-    headers.insert(names[1].clone(), identity.role_header.clone());
-    headers.insert(names[2].clone(), identity.sid_header.clone());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +70,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 value.parse().unwrap(),
             );
         }

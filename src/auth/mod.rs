@@ -9,7 +9,7 @@ pub mod revocation;
 pub mod tokens;
 mod weak_secret;
 
-pub use identity::{Credential, CredentialError, credential, set_identity};
+pub use identity::{Credential, CredentialError, credential};
 pub use tokens::{AccessTokens, Identity, TokenError};
 
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use crate::config::CookiesConfig;
-use crate::error::GatewayError;
 pub use revocation::Revocations;
 
 /// The verified caller of a request, if it presents a credential: `Ok(None)` means none was
@@ -28,15 +27,14 @@ pub fn identify(
     cookies: &CookiesConfig,
     headers: &HeaderMap,
     now: u64,
-) -> Result<Option<Arc<Identity>>, GatewayError> {
+) -> Result<Option<Arc<Identity>>, TokenError> {
     let token = match credential(headers, cookies) {
         Ok(Some(Credential::Bearer(token) | Credential::Cookie(token))) => token,
         Ok(None) => return Ok(None),
-        Err(_) => return Err(GatewayError::InvalidToken(TokenError::Malformed)),
+        // A malformed `Authorization` or a tossed cookie is an invalid credential.
+        Err(_) => return Err(TokenError::Malformed),
     };
-    verify(tokens, revocations, token, now)
-        .map(Some)
-        .map_err(GatewayError::InvalidToken)
+    verify(tokens, revocations, token, now).map(Some)
 }
 
 /// Every check of SPEC 5.1, revocation included: memory only, no I/O.

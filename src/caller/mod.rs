@@ -1,20 +1,18 @@
-//! Who is calling (phase 3) and whether they may (phase 4); `rotation` renews a session.
-//!
-//! Phases 3 and 4: who is calling (bearer token or access cookie) and whether they may
-//! (roles, and the same-origin rule for cookie-authenticated unsafe requests).
+//! Who is calling (phase 3) and whether they may (phase 4): bearer token or access cookie,
+//! a transparent refresh when a browser's access cookie is gone or expired, then roles and
+//! the same-origin rule for cookie-authenticated unsafe requests. `rotation` renews a
+//! session for both refresh paths.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::header::{ACCEPT, SET_COOKIE};
+use http::header::ACCEPT;
 use http::{HeaderMap, HeaderValue, Method, Request};
-use hyper::body::Incoming;
 
 use crate::auth::tokens::unix_now;
 use crate::auth::{self, Credential, Identity, TokenError, cookies, csrf};
 use crate::config::AuthPolicy;
+use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
-use crate::gateway::{Runtime, Shared, Target};
 use crate::proxy::upgrade;
 use crate::routes::Route;
 
@@ -22,58 +20,62 @@ pub mod rotation;
 
 use rotation::Asker;
 
-/// The caller of one proxied request.
-#[derive(Default)]
-pub(crate) struct Caller {
-    pub identity: Option<Arc<Identity>>,
-    /// The credential was the access cookie, which browsers attach to cross-site requests.
-    pub via_cookie: bool,
-    /// `Set-Cookie` values for the response, after a transparent refresh.
-    pub set_cookies: Vec<HeaderValue>,
+/// The verified caller of a request that presents a credential, for the gateway's own
+/// endpoints: `Ok(None)` when it presents none.
+pub(crate) fn identify(
+    ctx: &RequestCtx<'_>,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<Identity>>, GatewayError> {
+    let (runtime, revocations) = (ctx.runtime, &ctx.shared.revocations);
+    let identity = auth::identify(
+        &runtime.tokens,
+        revocations,
+        &runtime.config.cookies,
+        headers,
+        unix_now(),
+    );
+    Ok(identity?)
 }
 
-/// A protected route needs a valid credential; a public one forwards a valid credential's
-/// identity and treats a missing or invalid one as anonymous.
-pub(crate) async fn authenticate(
-    shared: &Shared,
-    runtime: &Runtime,
+/// Phase 3. A protected route needs a valid credential; a public one forwards a valid
+/// credential's identity and treats a missing or invalid one as anonymous. Sets the
+/// context's caller (and the cookies of a transparent refresh).
+pub(crate) async fn authenticate<B>(
+    ctx: &mut RequestCtx<'_>,
     route: &Route,
-    request: &Request<Incoming>,
-    client: IpAddr,
-) -> Result<Caller, GatewayError> {
+    request: &Request<B>,
+) -> Result<(), GatewayError> {
     let refused = |error| match route.auth {
         AuthPolicy::Required => Err(login_page_or(route, request, error)),
-        AuthPolicy::Public => Ok(Caller::default()),
+        AuthPolicy::Public => Ok(()),
     };
+    let runtime = ctx.runtime;
     let (token, via_cookie) = match auth::credential(request.headers(), &runtime.config.cookies) {
         Ok(Some(Credential::Bearer(token))) => (token, false),
         Ok(Some(Credential::Cookie(token))) => (token, true),
         // A browser drops the access cookie when its Max-Age (the token's lifetime) ends and
         // keeps sending only the refresh cookie: that is the usual case for a refresh.
-        Ok(None) if may_refresh_transparently(runtime, request) && holds_refresh_cookie(runtime, request) => {
-            let refreshed = transparent_refresh(shared, runtime, request.headers(), client, unix_now());
-            return match Box::pin(refreshed).await? {
-                Some(caller) => Ok(caller),
-                None => refused(GatewayError::AuthenticationRequired),
+        Ok(None) if may_refresh_transparently(ctx, request) && holds_refresh_cookie(ctx, request) => {
+            return match Box::pin(transparent_refresh(ctx, request.headers())).await? {
+                true => Ok(()),
+                false => refused(GatewayError::AuthenticationRequired),
             };
         }
         Ok(None) => return refused(GatewayError::AuthenticationRequired),
         Err(_) => return refused(GatewayError::InvalidToken(TokenError::Malformed)),
     };
-    let now = unix_now();
-    match auth::verify(&runtime.tokens, &shared.revocations, token, now) {
-        Ok(identity) => Ok(Caller {
-            identity: Some(identity),
-            via_cookie,
-            set_cookies: Vec::new(),
-        }),
-        Err(TokenError::Expired) if via_cookie && may_refresh_transparently(runtime, request) => {
+    match auth::verify(&runtime.tokens, &ctx.shared.revocations, token, unix_now()) {
+        Ok(identity) => {
+            ctx.caller = Some(identity);
+            ctx.via_cookie = via_cookie;
+            Ok(())
+        }
+        Err(TokenError::Expired) if via_cookie && may_refresh_transparently(ctx, request) => {
             // Boxed: the store round trip is a large future that only this rare branch needs,
             // and every proxied request would otherwise carry (and copy) its space.
-            let refreshed = transparent_refresh(shared, runtime, request.headers(), client, now);
-            match Box::pin(refreshed).await? {
-                Some(caller) => Ok(caller),
-                None => refused(GatewayError::InvalidToken(TokenError::Expired)),
+            match Box::pin(transparent_refresh(ctx, request.headers())).await? {
+                true => Ok(()),
+                false => refused(GatewayError::InvalidToken(TokenError::Expired)),
             }
         }
         Err(error) => refused(GatewayError::InvalidToken(error)),
@@ -81,7 +83,7 @@ pub(crate) async fn authenticate(
 }
 
 /// A browser navigating to a route with a `login_page` goes there instead of getting a 401.
-fn login_page_or(route: &Route, request: &Request<Incoming>, error: GatewayError) -> GatewayError {
+fn login_page_or<B>(route: &Route, request: &Request<B>, error: GatewayError) -> GatewayError {
     let Some(page) = &route.login_page else {
         return error;
     };
@@ -102,8 +104,8 @@ fn login_page_or(route: &Route, request: &Request<Incoming>, error: GatewayError
     }
 }
 
-fn holds_refresh_cookie(runtime: &Runtime, request: &Request<Incoming>) -> bool {
-    let cookies = &runtime.config.cookies;
+fn holds_refresh_cookie<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> bool {
+    let cookies = &ctx.runtime.config.cookies;
     cookies.enabled
         && matches!(
             cookies::find(request.headers(), &cookies.refresh_name),
@@ -113,64 +115,60 @@ fn holds_refresh_cookie(runtime: &Runtime, request: &Request<Incoming>) -> bool 
 
 /// Only a same-site navigation-like read may rotate tokens behind the caller's back: an
 /// unsafe method or a cross-site fetch (per `Sec-Fetch-Site`) never triggers a refresh.
-fn may_refresh_transparently(runtime: &Runtime, request: &Request<Incoming>) -> bool {
+fn may_refresh_transparently<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> bool {
     let fetch_site = request
         .headers()
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok());
-    runtime.config.cookies.transparent_refresh
+    ctx.runtime.config.cookies.transparent_refresh
         && matches!(*request.method(), Method::GET | Method::HEAD)
         && matches!(fetch_site, None | Some("same-origin") | Some("none"))
 }
 
 /// Rotates the refresh cookie and mints a new access token, so the request goes on once.
 /// Concurrent requests presenting the same refresh cookie get the same successor (the grace
-/// of SPEC 5.3), so the session keeps one lineage. `Ok(None)`: no usable refresh cookie or a
-/// refused rotation (the request is then unauthenticated); over the session's refresh limit
-/// the request is refused with 429, as `POST /auth/refresh` would be.
-async fn transparent_refresh(
-    shared: &Shared,
-    runtime: &Runtime,
-    headers: &HeaderMap,
-    client: IpAddr,
-    now: u64,
-) -> Result<Option<Caller>, GatewayError> {
-    let names = &runtime.config.cookies;
-    let Ok(Some(refresh_token)) = cookies::find(headers, &names.refresh_name) else {
-        return Ok(None);
+/// of SPEC 5.3), so the session keeps one lineage. `Ok(false)`: no usable refresh cookie or
+/// a refused rotation (the request is then unauthenticated); over the session's refresh
+/// limit the request is refused with 429, as `POST /auth/refresh` would be.
+async fn transparent_refresh(ctx: &mut RequestCtx<'_>, headers: &HeaderMap) -> Result<bool, GatewayError> {
+    let runtime = ctx.runtime;
+    let Ok(Some(refresh_token)) = cookies::find(headers, &runtime.config.cookies.refresh_name) else {
+        return Ok(false);
     };
-    let rotated = match rotation::rotate(shared, runtime, refresh_token, client, Asker::Transparent).await {
+    let rotated = match rotation::rotate(ctx, refresh_token, Asker::Transparent).await {
         Ok(rotated) => rotated,
         Err(limited @ GatewayError::RateLimited { .. }) => return Err(limited),
-        Err(_) => return Ok(None),
+        Err(_) => return Ok(false),
     };
-    let Ok(identity) = auth::verify(&runtime.tokens, &shared.revocations, &rotated.access_token, now) else {
-        return Ok(None);
+    let verified = auth::verify(
+        &runtime.tokens,
+        &ctx.shared.revocations,
+        &rotated.access_token,
+        unix_now(),
+    );
+    let Ok(identity) = verified else {
+        return Ok(false);
     };
-    let set_cookies = runtime.session_cookies(&rotated.access_token, &rotated.refresh_token);
-    Ok(Some(Caller {
-        identity: Some(identity),
-        via_cookie: true,
-        set_cookies,
-    }))
+    ctx.caller = Some(identity);
+    ctx.via_cookie = true;
+    ctx.set_cookies = runtime.session_cookies(&rotated.access_token, &rotated.refresh_token);
+    Ok(true)
 }
 
-// === phase 4: authorize ===
-
-pub(crate) fn authorize(
-    runtime: &Runtime,
+/// Phase 4.
+pub(crate) fn authorize<B>(
+    ctx: &RequestCtx<'_>,
     route: &Route,
-    caller: &Caller,
-    request: &Request<Incoming>,
+    request: &Request<B>,
     target: &Target,
 ) -> Result<(), GatewayError> {
-    let Some(identity) = &caller.identity else {
+    let Some(identity) = &ctx.caller else {
         return Ok(());
     };
     // A WebSocket upgrade is a GET, but it opens a channel that can act: same rule as unsafe
     // methods (cross-site WebSocket hijacking).
-    if caller.via_cookie && (!request.method().is_safe() || upgrade::is_websocket(request)) {
-        let allowed = &runtime.config.cookies.allowed_origins;
+    if ctx.via_cookie && (!request.method().is_safe() || upgrade::is_websocket(request)) {
+        let allowed = &ctx.runtime.config.cookies.allowed_origins;
         if !csrf::same_origin(request.headers(), target.authority.as_str(), allowed) {
             return Err(GatewayError::CrossSiteRequest);
         }
@@ -179,11 +177,4 @@ pub(crate) fn authorize(
         return Err(GatewayError::InsufficientScope);
     }
     Ok(())
-}
-
-/// Adds the cookies a transparent refresh produced to the response.
-pub(crate) fn attach_cookies(headers: &mut HeaderMap, set_cookies: Vec<HeaderValue>) {
-    for cookie in set_cookies {
-        headers.append(SET_COOKIE, cookie);
-    }
 }

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use crate::auth::tokens::unix_now;
-use crate::error::GatewayError;
-use crate::gateway::{Runtime, Shared};
+use crate::context::RequestCtx;
+use crate::error::{GatewayError, refresh_result};
 use crate::sessions::refresh_token;
 use crate::sessions::service::RefreshError;
 
@@ -30,38 +30,26 @@ pub struct Rotated {
 
 /// Retires `token` and issues its successor pair (SPEC 5.3), counting the outcome in
 /// `portcullis_refreshes_total{result}`.
-pub async fn rotate(
-    shared: &Shared,
-    runtime: &Runtime,
-    token: &str,
-    ip: IpAddr,
-    asker: Asker,
-) -> Result<Rotated, GatewayError> {
-    let result = rotate_counted(shared, runtime, token, ip, asker).await;
-    shared.metrics.refresh(result_label(&result));
+pub(crate) async fn rotate(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Result<Rotated, GatewayError> {
+    let result = rotate_uncounted(ctx, token, asker).await;
+    ctx.shared.metrics.refresh(refresh_result(&result));
     result
 }
 
-async fn rotate_counted(
-    shared: &Shared,
-    runtime: &Runtime,
-    token: &str,
-    ip: IpAddr,
-    asker: Asker,
-) -> Result<Rotated, GatewayError> {
+async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Result<Rotated, GatewayError> {
+    let (runtime, ip) = (ctx.runtime, ctx.client);
     // Keyed on the session the token names: a client cannot spread one session's refreshes
     // over several budgets, and an unparseable token never reaches the store anyway.
     if let Some(presented) = refresh_token::parse(token) {
         runtime
             .refresh_limits
             .check(&presented.sid)
-            .map_err(|wait| GatewayError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
-            })?;
+            .map_err(GatewayError::rate_limited)?;
     }
     let now = unix_now();
     let standing = |sub: &str| runtime.passwords.standing(sub);
-    let refreshed = shared
+    let refreshed = ctx
+        .shared
         .sessions
         .refresh(token, runtime.timing(now), standing)
         .await
@@ -90,16 +78,5 @@ fn refresh_failed(error: RefreshError, ip: IpAddr, asker: Asker) -> GatewayError
             GatewayError::RefreshReuse
         }
         RefreshError::Invalid | RefreshError::Ended | RefreshError::Barred => GatewayError::InvalidGrant,
-    }
-}
-
-/// The `result` label of `portcullis_refreshes_total`.
-fn result_label<T>(result: &Result<T, GatewayError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(GatewayError::RateLimited { .. }) => "rate_limited",
-        Err(GatewayError::StoreUnavailable) => "unavailable",
-        Err(GatewayError::RefreshReuse) => "reuse",
-        Err(_) => "invalid",
     }
 }

@@ -8,7 +8,7 @@ use http::{HeaderName, Method};
 use ipnet::IpNet;
 
 use super::{HostPattern, KeyAlgorithm};
-use crate::routes::normalize_path;
+use crate::path::normalize_path;
 
 /// Headers a route or the gateway itself owns; an identity header may not reuse them.
 const RESERVED_HEADERS: &[&str] = &[

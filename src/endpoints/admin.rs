@@ -11,7 +11,8 @@ use serde_json::json;
 use super::json;
 use super::sessions::describe;
 use crate::auth::tokens::unix_now;
-use crate::gateway::Shared;
+use crate::error::GatewayError;
+use crate::runtime::Shared;
 
 pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
@@ -27,19 +28,13 @@ pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Ful
         (&Method::POST, p) if p.starts_with("/admin/users/") && p.ends_with("/revoke") => {
             revoke_user(&shared, &p["/admin/users/".len()..p.len() - "/revoke".len()]).await
         }
-        _ => Err((StatusCode::NOT_FOUND, "no such admin endpoint")),
+        _ => Err(GatewayError::NoRoute),
     };
-    result.unwrap_or_else(|(status, message)| {
-        json(status, json!({ "error": error_code(status), "message": message }))
-    })
+    result.unwrap_or_else(|error| error.to_plain_response())
 }
 
-type AdminResult = Result<Response<Full<Bytes>>, (StatusCode, &'static str)>;
-
-const STORE_DOWN: (StatusCode, &str) = (
-    StatusCode::SERVICE_UNAVAILABLE,
-    "the session store is unavailable",
-);
+/// Failures go through the same error table as the public listener's.
+type AdminResult = Result<Response<Full<Bytes>>, GatewayError>;
 
 /// Prometheus text; the revocation gauges are read at scrape time.
 fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
@@ -72,34 +67,30 @@ async fn list(shared: &Shared, query: Option<&str>) -> AdminResult {
         .flat_map(|q| q.split('&'))
         .find_map(|pair| pair.strip_prefix("sub="))
         .filter(|sub| !sub.is_empty())
-        .ok_or((StatusCode::BAD_REQUEST, "give the user as ?sub=NAME"))?;
-    let sub = percent_decode(sub).ok_or((StatusCode::BAD_REQUEST, "sub is not valid percent-encoding"))?;
+        .ok_or(GatewayError::BadRequest("give the user as ?sub=NAME"))?;
+    let sub = percent_decode(sub).ok_or(GatewayError::BadRequest("sub is not valid percent-encoding"))?;
     let timing = shared.runtime.load().timing(unix_now());
-    let sessions = shared.sessions.list(&sub, timing).await.map_err(|_| STORE_DOWN)?;
+    let sessions = shared.sessions.list(&sub, timing).await?;
     let body: Vec<_> = sessions.iter().map(|s| describe(s, None)).collect();
     Ok(json(StatusCode::OK, serde_json::Value::Array(body)))
 }
 
 async fn revoke_session(shared: &Shared, sid: &str) -> AdminResult {
     let timing = shared.runtime.load().timing(unix_now());
-    match shared.sessions.end(sid, timing).await.map_err(|_| STORE_DOWN)? {
+    match shared.sessions.end(sid, timing).await? {
         Some(session) => {
             tracing::info!(target: "portcullis::audit", event = "session_revoked", sub = %session.sub, %sid, by = "admin");
             Ok(no_content())
         }
-        None => Err((StatusCode::NOT_FOUND, "no live session with that id")),
+        None => Err(GatewayError::NoSuchSession),
     }
 }
 
 async fn revoke_user(shared: &Shared, sub: &str) -> AdminResult {
     let sub =
-        percent_decode(sub).ok_or((StatusCode::BAD_REQUEST, "the user is not valid percent-encoding"))?;
+        percent_decode(sub).ok_or(GatewayError::BadRequest("the user is not valid percent-encoding"))?;
     let timing = shared.runtime.load().timing(unix_now());
-    let ended = shared
-        .sessions
-        .end_all(&sub, timing)
-        .await
-        .map_err(|_| STORE_DOWN)?;
+    let ended = shared.sessions.end_all(&sub, timing).await?;
     tracing::info!(target: "portcullis::audit", event = "session_revoked", %sub, sessions = ended.len(), by = "admin");
     Ok(no_content())
 }
@@ -122,14 +113,6 @@ fn no_content() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
-}
-
-fn error_code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        _ => "not_found",
-    }
 }
 
 /// Decodes `%XX` escapes in a user name taken from a path or query; `None` if malformed.

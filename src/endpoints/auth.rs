@@ -1,25 +1,25 @@
-//! The gateway's own public endpoints: `/auth/login` (JSON token or cookie mode, or an HTML
-//! form), `/auth/me` and `/.well-known/jwks.json`; the session endpoints are in `sessions`.
-
-use std::net::IpAddr;
+//! Logging in and saying who is logged in: `/auth/login` (JSON token or cookie mode, or an
+//! HTML form), `/auth/me` and `/.well-known/jwks.json`; the session endpoints are in
+//! `sessions`, the dispatch in `endpoints::handle`.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::body::{self, BodyKind};
-use super::{cors, json};
-use crate::auth::{self, csrf, tokens::unix_now};
-use crate::error::GatewayError;
-use crate::gateway::{ConnectionInfo, Runtime, Shared, Target};
+use super::json;
+use crate::auth::{csrf, tokens::unix_now};
+use crate::caller::identify;
+use crate::context::{RequestCtx, Target};
+use crate::error::{GatewayError, login_result};
 use crate::proxy::ResponseBody;
-use crate::proxy::headers::client_ip;
+use crate::runtime::Runtime;
 use crate::secret::Secret;
-use crate::sessions::users::{Authenticated, LoginError};
+use crate::sessions::users::Authenticated;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,38 +46,24 @@ struct LoginAttempt {
     delivery: Delivery,
 }
 
-pub async fn handle(
-    shared: &Shared,
-    runtime: &Runtime,
-    connection: &ConnectionInfo,
+/// `POST /auth/login`, counted in `portcullis_logins_total{result}`.
+pub(super) async fn login(
+    ctx: &RequestCtx<'_>,
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    match (target.path.as_str(), request.method()) {
-        (_, &Method::OPTIONS) if cors::allowed_origin(request.headers(), allowed(runtime)).is_some() => {
-            Ok(cors::preflight())
-        }
-        ("/auth/login", &Method::POST) => {
-            let result = login(shared, runtime, connection, request, target).await;
-            shared.metrics.login(login_result(&result));
-            result
-        }
-        ("/auth/me", &Method::GET) => me(shared, runtime, &request),
-        ("/.well-known/jwks.json", &Method::GET) => Ok(jwks(runtime)),
-        ("/auth/login", _) => Err(GatewayError::method_not_allowed("POST")),
-        ("/auth/me" | "/.well-known/jwks.json", _) => Err(GatewayError::method_not_allowed("GET")),
-        _ => super::sessions::handle(shared, runtime, connection, request, target).await,
-    }
+    let result = login_uncounted(ctx, request, target).await;
+    ctx.shared.metrics.login(login_result(&result));
+    result
 }
 
-async fn login(
-    shared: &Shared,
-    runtime: &Runtime,
-    connection: &ConnectionInfo,
+async fn login_uncounted(
+    ctx: &RequestCtx<'_>,
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let (ip, user_agent) = client_meta(runtime, connection, request.headers());
+    let (runtime, ip) = (ctx.runtime, ctx.client);
+    let user_agent = user_agent(request.headers());
     let cross_site = !same_origin(runtime, request.headers(), target);
     let attempt = read_attempt(runtime, request).await?;
     // Cookie logins are a CSRF target (login CSRF plants the attacker's session).
@@ -87,17 +73,15 @@ async fn login(
     runtime
         .login_limits
         .check(ip, &attempt.username)
-        .map_err(|wait| GatewayError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
-        })?;
-    let who = check_password(shared, runtime, &attempt, ip).await?;
+        .map_err(GatewayError::rate_limited)?;
+    let who = check_password(ctx, &attempt).await?;
     let now = unix_now();
     let lifetime = runtime.config.tokens.refresh_ttl.as_secs();
-    let session = shared
+    let session = ctx
+        .shared
         .sessions
         .begin(&who.sub, &who.role, ip.to_string(), user_agent, now, lifetime)
-        .await;
-    let session = session.map_err(|_| GatewayError::StoreUnavailable)?;
+        .await?;
     let access = runtime
         .tokens
         .issue(&who.sub, &who.role, &session.sid, now)
@@ -119,8 +103,8 @@ async fn read_attempt(runtime: &Runtime, request: Request<Incoming>) -> Result<L
                 .position(|(n, _)| n == name)
                 .map(|i| fields.swap_remove(i).1)
         };
-        let username = take("username").ok_or(GatewayError::BadLoginRequest("the form needs username"))?;
-        let password = take("password").ok_or(GatewayError::BadLoginRequest("the form needs password"))?;
+        let username = take("username").ok_or(GatewayError::BadRequest("the form needs username"))?;
+        let password = take("password").ok_or(GatewayError::BadRequest("the form needs password"))?;
         let return_to = csrf::safe_return_to(take("return_to").as_deref());
         return Ok(LoginAttempt {
             username,
@@ -133,9 +117,7 @@ async fn read_attempt(runtime: &Runtime, request: Request<Incoming>) -> Result<L
         None | Some("token") => Delivery::Tokens,
         Some("cookie") => Delivery::Cookies,
         Some(_) => {
-            return Err(GatewayError::BadLoginRequest(
-                "mode must be \"token\" or \"cookie\"",
-            ));
+            return Err(GatewayError::BadRequest("mode must be \"token\" or \"cookie\""));
         }
     };
     Ok(LoginAttempt {
@@ -145,36 +127,21 @@ async fn read_attempt(runtime: &Runtime, request: Request<Incoming>) -> Result<L
     })
 }
 
-async fn check_password(
-    shared: &Shared,
-    runtime: &Runtime,
-    attempt: &LoginAttempt,
-    ip: IpAddr,
-) -> Result<Authenticated, GatewayError> {
-    let checked = runtime
+async fn check_password(ctx: &RequestCtx<'_>, attempt: &LoginAttempt) -> Result<Authenticated, GatewayError> {
+    let checked = ctx
+        .runtime
         .passwords
-        .check(&shared.hash_pool, &attempt.username, attempt.password.expose())
+        .check(
+            &ctx.shared.hash_pool,
+            &attempt.username,
+            attempt.password.expose(),
+        )
         .await;
     checked.map_err(|error| {
+        let ip = ctx.client;
         tracing::info!(target: "portcullis::audit", event = "login_failed", user = %attempt.username, %ip, reason = %error);
-        match error {
-            LoginError::InvalidCredentials => GatewayError::InvalidCredentials,
-            LoginError::Overloaded => GatewayError::LoginOverloaded,
-            LoginError::CheckerUnavailable => GatewayError::CheckerUnavailable,
-        }
+        GatewayError::from(error)
     })
-}
-
-/// The `result` label of `portcullis_logins_total`.
-fn login_result<T>(result: &Result<T, GatewayError>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(GatewayError::InvalidCredentials) => "invalid_credentials",
-        Err(GatewayError::RateLimited { .. }) => "rate_limited",
-        Err(GatewayError::LoginOverloaded) => "overloaded",
-        Err(GatewayError::CheckerUnavailable | GatewayError::StoreUnavailable) => "unavailable",
-        Err(_) => "bad_request",
-    }
 }
 
 /// SPEC 4's token pair, never cached.
@@ -228,25 +195,18 @@ fn redirect_with_cookies(
     response
 }
 
-fn me(
-    shared: &Shared,
-    runtime: &Runtime,
-    request: &Request<Incoming>,
+/// `GET /auth/me`: who the credential names.
+pub(super) fn me<B>(
+    ctx: &RequestCtx<'_>,
+    request: &Request<B>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let identity = auth::identify(
-        &runtime.tokens,
-        &shared.revocations,
-        &runtime.config.cookies,
-        request.headers(),
-        unix_now(),
-    )?
-    .ok_or(GatewayError::AuthenticationRequired)?;
+    let identity = identify(ctx, request.headers())?.ok_or(GatewayError::AuthenticationRequired)?;
     let body =
         json!({ "sub": identity.sub, "role": identity.role, "sid": identity.sid, "exp": identity.exp });
     Ok(no_store(json(StatusCode::OK, body)))
 }
 
-fn jwks(runtime: &Runtime) -> Response<ResponseBody> {
+pub(super) fn jwks(runtime: &Runtime) -> Response<ResponseBody> {
     let mut response = Response::new(Either::Right(runtime.tokens.keys().jwks().into()));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
@@ -264,23 +224,14 @@ pub(super) fn no_store(response: Response<Full<Bytes>>) -> Response<ResponseBody
 
 /// Whether a browser request comes from this gateway's origin or an allowed one.
 pub(super) fn same_origin(runtime: &Runtime, headers: &HeaderMap, target: &Target) -> bool {
-    csrf::same_origin(headers, target.authority.as_str(), allowed(runtime))
+    let allowed = &runtime.config.cookies.allowed_origins;
+    csrf::same_origin(headers, target.authority.as_str(), allowed)
 }
 
-fn allowed(runtime: &Runtime) -> &[String] {
-    &runtime.config.cookies.allowed_origins
-}
-
-/// The client address (SPEC 6) and a bounded, printable copy of its User-Agent.
-pub(super) fn client_meta(
-    runtime: &Runtime,
-    connection: &ConnectionInfo,
-    headers: &HeaderMap,
-) -> (IpAddr, Option<String>) {
-    let ip = client_ip(connection.peer, headers, &runtime.config.server.trusted_proxies);
-    let user_agent = headers
+/// A bounded, printable copy of the User-Agent, for the session list.
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect());
-    (ip, user_agent)
+        .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect())
 }

@@ -52,7 +52,7 @@ pub async fn json<T: for<'de> Deserialize<'de>>(
     }
     let body = read(request, deadline).await?;
     serde_json::from_slice(&body)
-        .map_err(|_| GatewayError::BadLoginRequest("the body is not the JSON this endpoint takes"))
+        .map_err(|_| GatewayError::BadRequest("the body is not the JSON this endpoint takes"))
 }
 
 /// Reads an HTML form as name/value pairs; a name given twice is refused.
@@ -69,7 +69,7 @@ pub async fn form(
         .enumerate()
         .any(|(i, (name, _))| pairs[..i].iter().any(|(n, _)| n == name));
     match repeated {
-        true => Err(GatewayError::BadLoginRequest("a form field is repeated")),
+        true => Err(GatewayError::BadRequest("a form field is repeated")),
         false => Ok(pairs),
     }
 }
@@ -81,7 +81,7 @@ async fn read(request: Request<Incoming>, deadline: Duration) -> Result<Bytes, G
     match tokio::time::timeout(deadline, collect).await {
         Ok(Ok(body)) => Ok(body.to_bytes()),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(GatewayError::BodyTooLarge),
-        Ok(Err(_)) => Err(GatewayError::BadLoginRequest("the request body was cut short")),
+        Ok(Err(_)) => Err(GatewayError::BadRequest("the request body was cut short")),
         Err(_) => Err(GatewayError::RequestTimeout),
     }
 }

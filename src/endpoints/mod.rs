@@ -1,17 +1,62 @@
-//! Requests the gateway answers itself: `/auth/*` and the JWKS on the public listener, the
-//! admin listener, and the plain-HTTP redirect.
+//! Requests the gateway answers itself: `/auth/*` and the JWKS on the public listener
+//! (dispatched here, by path and method), the admin listener, and the plain-HTTP redirect.
 
 pub mod admin;
-pub mod auth;
+mod auth;
 mod body;
 pub mod cors;
 pub mod redirect;
-pub mod sessions;
+mod sessions;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::context::{RequestCtx, Target};
+use crate::error::GatewayError;
+use crate::proxy::ResponseBody;
+
+/// `DELETE` under here ends one of the caller's own sessions.
+const OWN_SESSION: &str = "/auth/sessions/";
+
+/// The gateway endpoints of the public listener (phase 2 sends them here).
+pub(crate) async fn handle(
+    ctx: &mut RequestCtx<'_>,
+    request: Request<Incoming>,
+    target: &Target,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    ctx.cors = cors::allowed_origin(request.headers(), &ctx.runtime.config.cookies.allowed_origins);
+    let ctx = &*ctx;
+    match (target.path.as_str(), request.method()) {
+        (_, &Method::OPTIONS) if ctx.cors.is_some() => Ok(cors::preflight()),
+        ("/auth/login", &Method::POST) => auth::login(ctx, request, target).await,
+        ("/auth/me", &Method::GET) => auth::me(ctx, &request),
+        ("/.well-known/jwks.json", &Method::GET) => Ok(auth::jwks(ctx.runtime)),
+        ("/auth/refresh", &Method::POST) => sessions::refresh(ctx, request, target).await,
+        ("/auth/logout", &Method::POST) => sessions::logout(ctx, request, target).await,
+        ("/auth/logout-all", &Method::POST) => sessions::logout_all(ctx, &request, target).await,
+        ("/auth/sessions", &Method::GET) => sessions::list(ctx, &request).await,
+        (path, &Method::DELETE) if path.starts_with(OWN_SESSION) => {
+            let sid = &path[OWN_SESSION.len()..];
+            sessions::revoke_own(ctx, &request, target, sid).await
+        }
+        (path, _) => {
+            Err(allowed_method(path).map_or(GatewayError::NoRoute, GatewayError::method_not_allowed))
+        }
+    }
+}
+
+/// The one method each gateway path takes, for the `Allow` of a 405.
+fn allowed_method(path: &str) -> Option<&'static str> {
+    match path {
+        "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/logout-all" => Some("POST"),
+        "/auth/me" | "/auth/sessions" | "/.well-known/jwks.json" => Some("GET"),
+        path if path.starts_with(OWN_SESSION) => Some("DELETE"),
+        _ => None,
+    }
+}
 
 /// A small JSON response for the gateway's own endpoints.
 pub fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

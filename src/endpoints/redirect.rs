@@ -14,7 +14,7 @@ use http_body_util::Full;
 use serde_json::json;
 
 use super::json;
-use crate::gateway::Runtime;
+use crate::runtime::Runtime;
 
 /// Answers 308 to `https://<host>[:port]<path>?<query>`, or 400 for a host it does not serve.
 pub fn handle<B>(runtime: &Runtime, https_port: u16, request: &Request<B>) -> Response<Full<Bytes>> {

@@ -8,19 +8,18 @@ use http::uri::Authority;
 use http::{Method, Request, Version};
 use hyper::body::Incoming;
 
-use super::{ConnectionInfo, Runtime, Target};
+use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
-use crate::routes::normalize_path;
+use crate::path::normalize_path;
 use crate::server::framing::FramingViolation;
 
 pub(super) fn early_checks(
-    runtime: &Runtime,
-    connection: &ConnectionInfo,
+    ctx: &RequestCtx<'_>,
     request: &Request<Incoming>,
 ) -> Result<Target, GatewayError> {
     // The framing verdict is taken first so that verdicts stay in step with requests.
-    if let Some(framing) = &connection.framing {
-        framing.next_request().map_err(GatewayError::from)?;
+    if let Some(framing) = &ctx.connection.framing {
+        framing.next_request()?;
     }
     let headers = request.headers();
     if headers.get_all(CONTENT_LENGTH).iter().count() > 1 {
@@ -29,7 +28,7 @@ pub(super) fn early_checks(
         ));
     }
     let header_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
-    if header_bytes > runtime.config.server.max_header_bytes {
+    if header_bytes > ctx.runtime.config.server.max_header_bytes {
         return Err(GatewayError::HeadersTooLarge);
     }
     if headers.get_all(AUTHORIZATION).iter().count() > 1 {
@@ -40,7 +39,7 @@ pub(super) fn early_checks(
     }
     let authority = request_authority(request)?;
     let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
-    let path = normalize_path(request.uri().path()).map_err(GatewayError::BadPath)?;
+    let path = normalize_path(request.uri().path())?;
     Ok(Target {
         host,
         authority,

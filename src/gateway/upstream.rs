@@ -1,33 +1,27 @@
-//! Phases 5 and 7: the request the upstream receives, and the response the client receives.
-
-use std::sync::Arc;
+//! Phase 5: the request the upstream receives. Identity and forwarding headers are the
+//! gateway's alone: every client copy is stripped before the verified values are set.
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, STRICT_TRANSPORT_SECURITY};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version};
-use http_body_util::Either;
+use http::{Request, Uri, Version};
 use hyper::body::Incoming;
 
-use super::{ConnectionInfo, Runtime, Target};
-use crate::auth::{self, Identity};
+use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
+use crate::proxy::RequestBody;
 use crate::proxy::headers::{self, Forwarding, X_REQUEST_ID};
-use crate::proxy::{RequestBody, ResponseBody};
+use crate::proxy::upgrade;
 use crate::routes::{self, Route};
 
-/// On every response of the public listener (unless the upstream set its own).
-const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
-
 pub(super) fn upstream_request(
-    runtime: &Runtime,
-    connection: &ConnectionInfo,
+    ctx: &RequestCtx<'_>,
     route: &Route,
     target: &Target,
     request: Request<Incoming>,
-    request_id: &HeaderValue,
-    identity: Option<Arc<Identity>>,
+    asks_upgrade: bool,
 ) -> Result<Request<RequestBody>, GatewayError> {
+    let (runtime, connection) = (ctx.runtime, ctx.connection);
     let config = &runtime.config;
     let (mut parts, body) = request.into_parts();
     let declared = parts
@@ -39,24 +33,29 @@ pub(super) fn upstream_request(
     }
     let headers = &mut parts.headers;
     headers::strip_hop_by_hop(headers);
-    headers::strip_identity(headers, &runtime.identity_headers);
+    runtime
+        .identity_headers
+        .strip_then_set(headers, ctx.caller.as_deref());
     if !config.headers.forward_authorization {
         headers.remove(AUTHORIZATION);
     }
     headers::strip_own_cookies(headers, &runtime.own_cookies());
-    let trusted = &config.server.trusted_proxies;
     let peer_ip = connection.peer.ip().to_canonical();
     let forwarding = Forwarding {
-        client_ip: headers::client_ip(connection.peer, headers, trusted),
+        client_ip: ctx.client,
         peer_ip,
-        peer_trusted: trusted.iter().any(|net| net.contains(&peer_ip)),
+        peer_trusted: config
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer_ip)),
         peer_headers: &connection.peer_headers,
         host: target.authority.as_str(),
     };
     headers::set_forwarding(headers, &forwarding);
-    headers.insert(X_REQUEST_ID, request_id.clone());
-    if let Some(identity) = identity {
-        auth::set_identity(headers, &runtime.identity_headers, &identity);
+    headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    if asks_upgrade {
+        upgrade::ask_for_upgrade(headers);
     }
     parts.uri = upstream_uri(route, target, parts.uri.query())?;
     parts.version = Version::HTTP_11;
@@ -83,19 +82,4 @@ fn upstream_uri(route: &Route, target: &Target, query: Option<&str>) -> Result<U
         .path_and_query(path_and_query)
         .build()
         .map_err(|_| GatewayError::BadRequestTarget)
-}
-
-// === phase 7: respond ===
-
-pub(super) fn downstream_response(runtime: &Runtime, response: Response<Incoming>) -> Response<ResponseBody> {
-    let (mut parts, body) = response.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    headers::strip_own_set_cookies(&mut parts.headers, &runtime.own_cookies());
-    Response::from_parts(parts, Either::Left(body))
-}
-
-pub(super) fn respond(response: &mut Response<ResponseBody>, request_id: HeaderValue) {
-    let headers = response.headers_mut();
-    headers.entry(STRICT_TRANSPORT_SECURITY).or_insert(HSTS);
-    headers.insert(X_REQUEST_ID, request_id);
 }

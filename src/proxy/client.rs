@@ -15,7 +15,23 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::body::{BodyTooLarge, ClientBodyFailed, RequestBody};
 use super::connector::{SpoilableConnector, Spoiler};
-use crate::error::GatewayError;
+
+/// Why a request to an upstream got no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream refused the connection")]
+    Unreachable,
+    #[error("the upstream failed to answer")]
+    Failed,
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    /// The client's body passed the size limit mid-stream.
+    #[error("request body exceeds the size limit")]
+    BodyTooLarge,
+    /// The client's body broke off or was malformed.
+    #[error("the request body is malformed or was cut short")]
+    ClientBody,
+}
 
 /// Answers to the gateway's own requests are small JSON documents.
 const MAX_OWN_RESPONSE: usize = 64 * 1024;
@@ -65,32 +81,32 @@ impl UpstreamClient {
         uri: &Uri,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), GatewayError> {
+    ) -> Result<(StatusCode, Bytes), UpstreamError> {
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
         let request = Request::post(uri.clone())
             .header(HOST, authority)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(body))
-            .map_err(|_| GatewayError::UpstreamFailed)?;
+            .map_err(|_| UpstreamError::Failed)?;
         let exchange = async {
             let response = self
                 .own_requests
                 .request(request)
                 .await
                 .map_err(|e| match e.is_connect() {
-                    true => GatewayError::UpstreamUnreachable,
-                    false => GatewayError::UpstreamFailed,
+                    true => UpstreamError::Unreachable,
+                    false => UpstreamError::Failed,
                 })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_OWN_RESPONSE)
                 .collect()
                 .await;
-            let body = body.map_err(|_| GatewayError::UpstreamFailed)?.to_bytes();
+            let body = body.map_err(|_| UpstreamError::Failed)?.to_bytes();
             Ok((status, body))
         };
         tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| GatewayError::UpstreamTimeout)?
+            .map_err(|_| UpstreamError::Timeout)?
     }
 
     /// Sends `request`, waiting at most `timeout` for the response head.
@@ -98,7 +114,7 @@ impl UpstreamClient {
         &self,
         request: Request<RequestBody>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, GatewayError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let asked_to_upgrade = request.headers().contains_key(UPGRADE);
         match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => match malformed(&response, asked_to_upgrade) {
@@ -109,20 +125,20 @@ impl UpstreamClient {
                     if let Some(spoiler) = response.extensions().get::<Spoiler>() {
                         spoiler.spoil();
                     }
-                    Err(GatewayError::UpstreamFailed)
+                    Err(UpstreamError::Failed)
                 }
             },
-            Ok(Err(e)) if caused_by::<BodyTooLarge>(&e) => Err(GatewayError::BodyTooLarge),
-            Ok(Err(e)) if caused_by::<ClientBodyFailed>(&e) => Err(GatewayError::BadRequestBody),
+            Ok(Err(e)) if caused_by::<BodyTooLarge>(&e) => Err(UpstreamError::BodyTooLarge),
+            Ok(Err(e)) if caused_by::<ClientBodyFailed>(&e) => Err(UpstreamError::ClientBody),
             Ok(Err(e)) if e.is_connect() => {
                 tracing::debug!(error = %e, "upstream connect failed");
-                Err(GatewayError::UpstreamUnreachable)
+                Err(UpstreamError::Unreachable)
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, source = ?e.source(), "upstream request failed");
-                Err(GatewayError::UpstreamFailed)
+                Err(UpstreamError::Failed)
             }
-            Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
+            Err(_elapsed) => Err(UpstreamError::Timeout),
         }
     }
 }

@@ -76,8 +76,11 @@ static UNDERSCORE_GUARDED: [HeaderName; 7] = [
 
 /// Removes every client copy of the identity headers, and the `_` spellings of those and of
 /// the headers the gateway owns (`Forwarded`, with no `-`, needs no such care).
-pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
-    for name in identity {
+pub fn strip_identity<'n, I>(headers: &mut HeaderMap, identity: I)
+where
+    I: IntoIterator<Item = &'n HeaderName> + Clone,
+{
+    for name in identity.clone() {
         headers.remove(name);
     }
     // Some servers (CGI, WSGI, nginx's underscores_in_headers) read `X_Auth_Sub` as `X-Auth-Sub`.
@@ -86,7 +89,8 @@ pub fn strip_identity(headers: &mut HeaderMap, identity: &[HeaderName]) {
         .filter(|k| k.as_str().contains('_'))
         .filter(|k| {
             identity
-                .iter()
+                .clone()
+                .into_iter()
                 .chain(&UNDERSCORE_GUARDED)
                 .chain(&REWRITE_HEADERS)
                 .any(|id| same_with_underscores(k.as_str(), id.as_str()))

@@ -5,7 +5,9 @@ mod body;
 mod client;
 mod connector;
 pub mod headers;
+pub mod identity;
 pub mod upgrade;
 
 pub use body::{BodyTooLarge, RequestBody, ResponseBody};
-pub use client::UpstreamClient;
+pub use client::{UpstreamClient, UpstreamError};
+pub use identity::IdentityHeaders;

@@ -9,14 +9,10 @@
 //! file order, then the one without). A method no route of the group takes is a 405 with
 //! `Allow`, never a fall-through to a shorter prefix.
 
-mod normalize;
-
 use std::borrow::Cow;
 use std::cmp::Reverse;
 
 use http::{HeaderValue, Method};
-
-pub use normalize::{PathRejection, normalize_path};
 
 use crate::config::{HostPattern, RouteConfig};
 
@@ -197,7 +193,7 @@ fn segments_match(bare_prefix: &str, path: &str) -> bool {
 }
 
 fn without_parameters(segment: &str) -> &str {
-    match normalize::parameters_start(segment.as_bytes()) {
+    match crate::path::parameters_start(segment.as_bytes()) {
         Some(start) => &segment[..start],
         None => segment,
     }

@@ -23,7 +23,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::gateway::{self, ConnectionInfo, Shared};
+use tokio_rustls::TlsAcceptor;
+
+use crate::proxy::ResponseBody;
+use crate::proxy::headers::PeerHeaders;
+use framing::FramingVerdicts;
 
 /// Shutdown signals and the set of tasks to wait for; cloned into every listener.
 #[derive(Clone, Default)]
@@ -44,15 +48,47 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
 }
 
+/// What the server knows about the connection a request came on.
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    /// The framing guard's verdicts; `None` on HTTP/2, where h2 itself enforces framing.
+    pub framing: Option<Arc<FramingVerdicts>>,
+    pub peer_headers: PeerHeaders,
+}
+
+impl ConnectionInfo {
+    pub fn new(peer: SocketAddr, framing: Option<Arc<FramingVerdicts>>) -> ConnectionInfo {
+        ConnectionInfo {
+            peer,
+            framing,
+            peer_headers: PeerHeaders::new(peer.ip().to_canonical()),
+        }
+    }
+}
+
+/// What the public listener serves: the gateway, seen from the sockets.
+pub trait PublicService: Send + Sync + 'static {
+    /// For a new connection: the certificate in force when it starts.
+    fn acceptor(&self) -> TlsAcceptor;
+    fn connection_opened(&self);
+    fn connection_closed(&self);
+    /// Answers one request; every error is already a response.
+    fn handle(
+        self: Arc<Self>,
+        connection: Arc<ConnectionInfo>,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static;
+}
+
 /// Accepts TLS connections for the gateway until shutdown.
-pub async fn serve_public(
+pub async fn serve_public<S: PublicService>(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    gateway: Arc<S>,
     limits: ConnectionLimits,
     life: Lifecycle,
 ) {
     while let Some((tcp, peer)) = accept(&listener, &life).await {
-        let connection = serve_tls(tcp, peer, shared.clone(), limits, life.clone());
+        let connection = serve_tls(tcp, peer, gateway.clone(), limits, life.clone());
         life.tasks.spawn(connection);
     }
 }
@@ -94,16 +130,16 @@ async fn accept(listener: &TcpListener, life: &Lifecycle) -> Option<(TcpStream, 
     }
 }
 
-async fn serve_tls(
+async fn serve_tls<S: PublicService>(
     tcp: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    gateway: Arc<S>,
     limits: ConnectionLimits,
     life: Lifecycle,
 ) {
-    let _open = OpenConnection::count(&shared);
-    // Loaded per connection: after a reload, new handshakes get the new certificate.
-    let acceptor = shared.runtime.load().tls.clone();
+    let _open = OpenConnection::count(&gateway);
+    // Asked per connection: after a reload, new handshakes get the new certificate.
+    let acceptor = gateway.acceptor();
     let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
     let tls = tokio::select! {
         outcome = handshake => match outcome {
@@ -119,7 +155,7 @@ async fn serve_tls(
     if is_h2 {
         let (io, activity) = idle::track(tls);
         let info = Arc::new(ConnectionInfo::new(peer, None));
-        let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
+        let service = service_fn(move |request| respond(gateway.clone(), info.clone(), request));
         let connection = http2_builder(limits).serve_connection(TokioIo::new(io), service);
         let watch = Http2Watch {
             activity,
@@ -130,25 +166,34 @@ async fn serve_tls(
     } else {
         let (io, verdicts) = framing::guard(tls, limits.header_read_timeout, limits.max_header_bytes);
         let info = Arc::new(ConnectionInfo::new(peer, Some(verdicts)));
-        let service = service_fn(move |request| gateway::handle(shared.clone(), info.clone(), request));
+        let service = service_fn(move |request| respond(gateway.clone(), info.clone(), request));
         let connection = http1_builder(limits).serve_connection(TokioIo::new(io), service);
         drive(connection.with_upgrades(), life, None).await;
     }
 }
 
-/// Keeps `portcullis_open_connections` right on every way out of a connection task.
-struct OpenConnection(Arc<Shared>);
+/// hyper's service: the answer, which cannot fail.
+async fn respond<S: PublicService>(
+    gateway: Arc<S>,
+    connection: Arc<ConnectionInfo>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    Ok(gateway.handle(connection, request).await)
+}
 
-impl OpenConnection {
-    fn count(shared: &Arc<Shared>) -> OpenConnection {
-        shared.metrics.connection_opened();
-        OpenConnection(shared.clone())
+/// Keeps the open-connection count right on every way out of a connection task.
+struct OpenConnection<S: PublicService>(Arc<S>);
+
+impl<S: PublicService> OpenConnection<S> {
+    fn count(service: &Arc<S>) -> OpenConnection<S> {
+        service.connection_opened();
+        OpenConnection(service.clone())
     }
 }
 
-impl Drop for OpenConnection {
+impl<S: PublicService> Drop for OpenConnection<S> {
     fn drop(&mut self) {
-        self.0.metrics.connection_closed();
+        self.0.connection_closed();
     }
 }
 

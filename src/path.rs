@@ -185,7 +185,7 @@ fn is_dot_with_parameters(segment: &[u8]) -> bool {
 
 /// Where a normalised segment's `;parameters` begin: at `;`, or at `%3B` (this normaliser
 /// writes an escaped `;` that way), since a backend may decode before it strips parameters.
-pub(super) fn parameters_start(segment: &[u8]) -> Option<usize> {
+pub(crate) fn parameters_start(segment: &[u8]) -> Option<usize> {
     let literal = segment.iter().position(|&b| b == b';');
     let escaped = segment.windows(3).position(|w| w == b"%3B");
     literal.into_iter().chain(escaped).min()

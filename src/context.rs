@@ -1,0 +1,72 @@
+//! One request's context: what the pipeline's phases learn as they run, and what the answer
+//! and the access log need at the end, also after a failure. `gateway::handle` owns it; each
+//! phase (and each gateway endpoint) takes it instead of a row of loose parameters.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::uri::Authority;
+use http::{HeaderValue, Method, Request};
+
+use crate::auth::Identity;
+use crate::proxy::headers;
+use crate::runtime::{Runtime, Shared};
+use crate::server::ConnectionInfo;
+
+pub struct RequestCtx<'r> {
+    pub shared: &'r Shared,
+    /// The runtime the request started with; a reload meanwhile does not change it.
+    pub runtime: &'r Runtime,
+    pub connection: &'r ConnectionInfo,
+    pub started: Instant,
+    pub method: Method,
+    pub request_id: HeaderValue,
+    /// SPEC 6's client address, computed once: rate limits, sessions and the log all use it.
+    pub client: IpAddr,
+    /// The route's name for metrics and the log: `-` before routing, `gateway` for `/auth/*`.
+    pub route: &'r str,
+    /// The verified caller, if any.
+    pub caller: Option<Arc<Identity>>,
+    /// The credential was the access cookie, which browsers attach to cross-site requests.
+    pub via_cookie: bool,
+    /// An allowed origin calling a gateway endpoint: the answer says it may read it.
+    pub cors: Option<HeaderValue>,
+    /// From a transparent refresh: set on the answer even when the upstream failed, so a
+    /// browser never keeps a refresh token that was retired.
+    pub set_cookies: Vec<HeaderValue>,
+}
+
+impl<'r> RequestCtx<'r> {
+    pub fn new<B>(
+        shared: &'r Shared,
+        runtime: &'r Runtime,
+        connection: &'r ConnectionInfo,
+        request: &Request<B>,
+    ) -> RequestCtx<'r> {
+        let trusted = &runtime.config.server.trusted_proxies;
+        RequestCtx {
+            shared,
+            runtime,
+            connection,
+            started: Instant::now(),
+            method: request.method().clone(),
+            request_id: headers::request_id(request.headers()),
+            client: headers::client_ip(connection.peer, request.headers(), trusted),
+            route: "-",
+            caller: None,
+            via_cookie: false,
+            cors: None,
+            set_cookies: Vec::new(),
+        }
+    }
+}
+
+/// The request after `early_checks`: where it is going, in canonical form.
+pub struct Target {
+    /// Lower-case host without port, for routing.
+    pub host: String,
+    /// The authority as the client sent it, for `Host` and `X-Forwarded-Host`.
+    pub authority: Authority,
+    pub path: String,
+}

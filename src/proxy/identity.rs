@@ -1,0 +1,120 @@
+//! The identity headers a backend trusts (SPEC 6): every client copy is removed, in any
+//! spelling, then the verified caller's values are set, exactly one of each. Part two's
+//! headers (`amr`, an assertion) join as new `IdentityField`s.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::headers;
+use crate::auth::Identity;
+use crate::config::HeadersConfig;
+
+/// Which of the caller's values a header carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityField {
+    Subject,
+    Role,
+    Session,
+}
+
+impl IdentityField {
+    fn value(self, identity: &Identity) -> &HeaderValue {
+        match self {
+            IdentityField::Subject => &identity.sub_header,
+            IdentityField::Role => &identity.role_header,
+            IdentityField::Session => &identity.sid_header,
+        }
+    }
+}
+
+/// The configured identity header names, each with the value it carries.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    fields: Vec<(HeaderName, IdentityField)>,
+}
+
+impl IdentityHeaders {
+    pub fn new(config: &HeadersConfig) -> IdentityHeaders {
+        IdentityHeaders {
+            fields: vec![
+                (config.subject.clone(), IdentityField::Subject),
+                (config.role.clone(), IdentityField::Role),
+                (config.session.clone(), IdentityField::Session),
+            ],
+        }
+    }
+
+    /// Removes every client copy (also `_` spellings), then sets the caller's values when
+    /// there is a caller. Runs on every proxied request, public routes included.
+    pub fn strip_then_set(&self, headers: &mut HeaderMap, caller: Option<&Identity>) {
+        headers::strip_identity(headers, self.fields.iter().map(|(name, _)| name));
+        if let Some(identity) = caller {
+            for (name, field) in &self.fields {
+                headers.insert(name.clone(), field.value(identity).clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers() -> IdentityHeaders {
+        IdentityHeaders {
+            fields: vec![
+                (HeaderName::from_static("x-auth-sub"), IdentityField::Subject),
+                (HeaderName::from_static("x-auth-role"), IdentityField::Role),
+                (HeaderName::from_static("x-auth-session"), IdentityField::Session),
+            ],
+        }
+    }
+
+    fn spoofed() -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("x-auth-sub", "admin"),
+            ("x_auth_role", "admin"),
+            ("x-auth-session", "s"),
+        ] {
+            map.append(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        map.append("x-auth-sub", HeaderValue::from_static("root"));
+        map
+    }
+
+    #[test]
+    fn without_a_caller_every_client_copy_is_gone() {
+        let mut map = spoofed();
+        headers().strip_then_set(&mut map, None);
+        assert!(map.is_empty(), "{map:?}");
+    }
+
+    #[test]
+    fn with_a_caller_exactly_its_values_are_set() {
+        let identity = Identity {
+            sub: "alice".into(),
+            role: "user".into(),
+            sid: "sid1".into(),
+            jti: "j".into(),
+            iat: 0,
+            exp: 0,
+            sub_header: HeaderValue::from_static("alice"),
+            role_header: HeaderValue::from_static("user"),
+            sid_header: HeaderValue::from_static("sid1"),
+        };
+        let mut map = spoofed();
+        headers().strip_then_set(&mut map, Some(&identity));
+        let set: Vec<(&str, &str)> = map
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                ("x-auth-sub", "alice"),
+                ("x-auth-role", "user"),
+                ("x-auth-session", "sid1")
+            ]
+        );
+    }
+}

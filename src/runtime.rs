@@ -1,0 +1,159 @@
+//! The state the request path reads: `Runtime`, everything built from one `Config` and
+//! swapped as a unit on reload, and `Shared`, what outlives reloads (store, revocations,
+//! metrics, the upstream client).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::keys::{KeyError, KeySet};
+use crate::auth::{AccessTokens, Revocations, cookies};
+use crate::config::{Config, ConfigErrors, UsersConfig};
+use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
+use crate::proxy::{IdentityHeaders, UpstreamClient};
+use crate::routes::RouteTable;
+use crate::sessions::service::SessionService;
+use crate::sessions::store::Timing;
+use crate::sessions::users::{PasswordCheck, Users, UsersFile};
+use crate::telemetry::metrics::Metrics;
+use crate::tls;
+
+/// What is built from one `Config` and swapped as a unit on reload.
+pub struct Runtime {
+    pub config: Config,
+    pub routes: RouteTable,
+    /// New handshakes use the certificate of the runtime current when they start.
+    pub tls: TlsAcceptor,
+    /// The certificate behind `tls`, for the host names it covers.
+    pub certificate: tls::ServerTls,
+    pub tokens: AccessTokens,
+    pub login_limits: LoginLimiter,
+    pub refresh_limits: KeyedLimiter<String>,
+    pub passwords: PasswordCheck,
+    pub identity_headers: IdentityHeaders,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Users(#[from] ConfigErrors),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+impl Runtime {
+    /// Loads what the config names (certificate, keys, users) and compiles the rest. A
+    /// `previous` runtime's users file is kept when its path is unchanged, so its reloader
+    /// and its current contents carry over.
+    pub fn build(
+        config: Config,
+        client: &UpstreamClient,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, RuntimeError> {
+        let identity_headers = IdentityHeaders::new(&config.headers);
+        let certificate = tls::server_config(&config.tls)?;
+        let tls = TlsAcceptor::from(certificate.config.clone());
+        let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?);
+        let passwords = match (&config.users, previous.map(|p| &p.passwords)) {
+            (UsersConfig::File(path), Some(PasswordCheck::File(users))) if users.path() == path => {
+                users.reload_now()?;
+                PasswordCheck::File(users.clone())
+            }
+            (UsersConfig::File(path), _) => {
+                PasswordCheck::File(Users::new(path.clone(), UsersFile::load(path)?))
+            }
+            (UsersConfig::CheckUrl(url), _) => PasswordCheck::Remote {
+                url: url.clone(),
+                client: client.clone(),
+            },
+        };
+        let limits = &config.limits;
+        Ok(Runtime {
+            routes: RouteTable::new(&config.routes),
+            tls,
+            certificate,
+            tokens,
+            login_limits: LoginLimiter::new(limits.login_per_ip, limits.login_per_user),
+            refresh_limits: KeyedLimiter::new(limits.refresh_per_session),
+            passwords,
+            identity_headers,
+            config,
+        })
+    }
+
+    /// `Set-Cookie` values that hand a browser a new token pair (SPEC 4's cookie mode).
+    pub fn session_cookies(&self, access_token: &str, refresh_token: &str) -> Vec<HeaderValue> {
+        let (names, tokens) = (&self.config.cookies, &self.config.tokens);
+        vec![
+            cookies::set(&names.access_name, access_token, "/", tokens.access_ttl.as_secs()),
+            cookies::set(
+                &names.refresh_name,
+                refresh_token,
+                self.refresh_cookie_path(),
+                tokens.refresh_ttl.as_secs(),
+            ),
+        ]
+    }
+
+    /// `Set-Cookie` values that remove both cookies (same names, paths and attributes).
+    pub fn clearing_cookies(&self) -> Vec<HeaderValue> {
+        let names = &self.config.cookies;
+        vec![
+            cookies::clear(&names.access_name, "/"),
+            cookies::clear(&names.refresh_name, self.refresh_cookie_path()),
+        ]
+    }
+
+    /// `/auth`, except with transparent refresh, where proxied paths must receive it too.
+    pub fn refresh_cookie_path(&self) -> &'static str {
+        match self.config.cookies.transparent_refresh {
+            true => "/",
+            false => cookies::REFRESH_PATH,
+        }
+    }
+
+    /// The durations the session store decides with, at `now`.
+    pub fn timing(&self, now: u64) -> Timing {
+        let tokens = &self.config.tokens;
+        Timing {
+            now,
+            now_ms: crate::auth::tokens::unix_now_ms(),
+            grace_ms: tokens.refresh_grace.as_millis() as u64,
+            idle_ttl: tokens.refresh_idle_ttl.as_secs(),
+            revocation_ttl: (tokens.access_ttl + tokens.leeway).as_secs(),
+        }
+    }
+
+    /// Whether `host` (lower-case, no port) is one this gateway serves: named by a route's
+    /// host pattern or by the listener's certificate.
+    pub fn serves_host(&self, host: &str) -> bool {
+        self.routes.names_host(host) || self.certificate.names(host)
+    }
+
+    pub fn own_cookies(&self) -> [&str; 2] {
+        [
+            &self.config.cookies.access_name,
+            &self.config.cookies.refresh_name,
+        ]
+    }
+}
+
+/// State shared by every connection of the public listener.
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub client: UpstreamClient,
+    pub hash_pool: HashPool,
+    /// Outlives reloads: revocations must never be forgotten early.
+    pub revocations: Arc<Revocations>,
+    pub sessions: SessionService,
+    pub metrics: Metrics,
+    /// Held for the whole of a reload, so reloads apply in the order they read the files.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// Cancelled when the shutdown grace is over: long-lived tunnels close then.
+    pub shutdown: CancellationToken,
+}
