@@ -10,7 +10,7 @@ use portcullis::auth::Revocations;
 use portcullis::auth::tokens::unix_now;
 use portcullis::secret::Secret;
 use portcullis::sessions::refresh_token::new_seed;
-use portcullis::sessions::service::{SessionService, Standing};
+use portcullis::sessions::service::{Holder, SessionService, Standing};
 use portcullis::sessions::sqlite::SqliteStore;
 use portcullis::sessions::store::{NewSession, Store, Timing};
 
@@ -25,13 +25,22 @@ fn timing() -> Timing {
     }
 }
 
+fn alice() -> Holder<'static> {
+    Holder {
+        sub: "alice",
+        role: "admin",
+        ip: "127.0.0.1".into(),
+        user_agent: None,
+    }
+}
+
 fn refresh(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("open"));
     let service = SessionService::new(store, Arc::new(Revocations::new()));
     let started = runtime
-        .block_on(service.begin("alice", "admin", "127.0.0.1".into(), None, unix_now(), 86_400))
+        .block_on(service.begin(alice(), unix_now(), 86_400))
         .expect("begin");
     let mut token = started.refresh_token;
     c.bench_function("refresh/sqlite (rotate, fsync per commit)", |b| {

@@ -14,7 +14,7 @@ use crate::proxy::headers;
 use crate::runtime::{Runtime, Shared};
 use crate::server::ConnectionInfo;
 
-pub struct RequestCtx<'r> {
+pub(crate) struct RequestCtx<'r> {
     pub shared: &'r Shared,
     /// The runtime the request started with; a reload meanwhile does not change it.
     pub runtime: &'r Runtime,
@@ -38,7 +38,7 @@ pub struct RequestCtx<'r> {
 }
 
 impl<'r> RequestCtx<'r> {
-    pub fn new<B>(
+    pub(crate) fn new<B>(
         shared: &'r Shared,
         runtime: &'r Runtime,
         connection: &'r ConnectionInfo,
@@ -63,7 +63,7 @@ impl<'r> RequestCtx<'r> {
 }
 
 /// The request after `early_checks`: where it is going, in canonical form.
-pub struct Target {
+pub(crate) struct Target {
     /// Lower-case host without port, for routing.
     pub host: String,
     /// The authority as the client sent it, for `Host` and `X-Forwarded-Host`.

@@ -17,7 +17,7 @@ use crate::sessions::store::StoreError;
 use crate::sessions::users::LoginError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GatewayError {
+pub(crate) enum GatewayError {
     #[error("ambiguous request framing ({0:?})")]
     AmbiguousFraming(FramingViolation),
     #[error("{0}")]
@@ -160,7 +160,7 @@ impl From<UpstreamError> for GatewayError {
 
 impl GatewayError {
     /// `portcullis_auth_failures_total{reason}`, for the failures that are about credentials.
-    pub fn auth_failure_reason(&self) -> Option<&'static str> {
+    pub(crate) fn auth_failure_reason(&self) -> Option<&'static str> {
         use GatewayError::*;
         Some(match self {
             AuthenticationRequired | LoginRequired { .. } => "missing",
@@ -174,7 +174,7 @@ impl GatewayError {
     }
 
     /// `portcullis_upstream_errors_total{kind}`, for failures of the upstream.
-    pub fn upstream_error_kind(&self) -> Option<&'static str> {
+    pub(crate) fn upstream_error_kind(&self) -> Option<&'static str> {
         match self {
             GatewayError::UpstreamUnreachable => Some("connect"),
             GatewayError::UpstreamTimeout => Some("timeout"),
@@ -185,7 +185,7 @@ impl GatewayError {
 }
 
 /// `portcullis_logins_total{result}`.
-pub fn login_result<T>(result: &Result<T, GatewayError>) -> &'static str {
+pub(crate) fn login_result<T>(result: &Result<T, GatewayError>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(GatewayError::InvalidCredentials) => "invalid_credentials",
@@ -197,7 +197,7 @@ pub fn login_result<T>(result: &Result<T, GatewayError>) -> &'static str {
 }
 
 /// `portcullis_refreshes_total{result}`.
-pub fn refresh_result<T>(result: &Result<T, GatewayError>) -> &'static str {
+pub(crate) fn refresh_result<T>(result: &Result<T, GatewayError>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(GatewayError::RateLimited { .. }) => "rate_limited",
@@ -209,20 +209,20 @@ pub fn refresh_result<T>(result: &Result<T, GatewayError>) -> &'static str {
 
 impl GatewayError {
     /// A 429 telling the client how long to wait (at least a second).
-    pub fn rate_limited(wait: std::time::Duration) -> GatewayError {
+    pub(crate) fn rate_limited(wait: std::time::Duration) -> GatewayError {
         GatewayError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         }
     }
 
     /// A 405 whose `Allow` names the methods the path takes.
-    pub fn method_not_allowed(allow: &'static str) -> GatewayError {
+    pub(crate) fn method_not_allowed(allow: &'static str) -> GatewayError {
         GatewayError::MethodNotAllowed {
             allow: HeaderValue::from_static(allow),
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         use GatewayError::*;
         match self {
             AmbiguousFraming(_)
@@ -255,7 +255,7 @@ impl GatewayError {
     }
 
     /// The machine-readable `error` member of the JSON body.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         use GatewayError::*;
         match self {
             AmbiguousFraming(_)
@@ -325,12 +325,12 @@ impl GatewayError {
     }
 
     /// The response of the public listener.
-    pub fn to_response(&self) -> Response<ResponseBody> {
+    pub(crate) fn to_response(&self) -> Response<ResponseBody> {
         self.to_plain_response().map(Either::Right)
     }
 
     /// The same response with a plain body, for the admin listener.
-    pub fn to_plain_response(&self) -> Response<Full<Bytes>> {
+    pub(crate) fn to_plain_response(&self) -> Response<Full<Bytes>> {
         let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = self.status();

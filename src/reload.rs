@@ -19,7 +19,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 
 /// Rebuilds the runtime from the config file; returns the changed settings that only a
 /// restart applies, or every error found.
-pub async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'static str>, String> {
+pub(crate) async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec<&'static str>, String> {
     // One reload at a time: a slow reload of an older file must not land after a newer one.
     let _one_at_a_time = shared.reload_lock.lock().await;
     let current = shared.runtime.load_full();
@@ -114,17 +114,17 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
 }
 
 /// The state of the watched files, taken when a runtime is built from them.
-pub struct Watched(Vec<(PathBuf, Option<Stamp>)>);
+pub(crate) struct Watched(Vec<(PathBuf, Option<Stamp>)>);
 
 impl Watched {
-    pub fn now(config: &Config) -> Watched {
+    pub(crate) fn now(config: &Config) -> Watched {
         Watched(stamps(config))
     }
 }
 
 /// Reloads whenever the config file, the certificate or a key file changes from `initial`
 /// (taken at start, so an edit saved before this task first runs is not missed).
-pub async fn watch(shared: Arc<Shared>, life: Lifecycle, initial: Watched) {
+pub(crate) async fn watch(shared: Arc<Shared>, life: Lifecycle, initial: Watched) {
     let mut seen = initial.0;
     let mut ticks = tokio::time::interval(WATCH_INTERVAL);
     loop {

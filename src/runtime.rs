@@ -22,7 +22,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::tls;
 
 /// What is built from one `Config` and swapped as a unit on reload.
-pub struct Runtime {
+pub(crate) struct Runtime {
     pub config: Config,
     pub routes: RouteTable,
     /// New handshakes use the certificate of the runtime current when they start.
@@ -50,7 +50,7 @@ impl Runtime {
     /// Loads what the config names (certificate, keys, users) and compiles the rest. A
     /// `previous` runtime's users file is kept when its path is unchanged, so its reloader
     /// and its current contents carry over.
-    pub fn build(
+    pub(crate) fn build(
         config: Config,
         client: &UpstreamClient,
         previous: Option<&Runtime>,
@@ -87,7 +87,7 @@ impl Runtime {
     }
 
     /// `Set-Cookie` values that hand a browser a new token pair (SPEC 4's cookie mode).
-    pub fn session_cookies(&self, access_token: &str, refresh_token: &str) -> Vec<HeaderValue> {
+    pub(crate) fn session_cookies(&self, access_token: &str, refresh_token: &str) -> Vec<HeaderValue> {
         let (names, tokens) = (&self.config.cookies, &self.config.tokens);
         vec![
             cookies::set(&names.access_name, access_token, "/", tokens.access_ttl.as_secs()),
@@ -101,7 +101,7 @@ impl Runtime {
     }
 
     /// `Set-Cookie` values that remove both cookies (same names, paths and attributes).
-    pub fn clearing_cookies(&self) -> Vec<HeaderValue> {
+    pub(crate) fn clearing_cookies(&self) -> Vec<HeaderValue> {
         let names = &self.config.cookies;
         vec![
             cookies::clear(&names.access_name, "/"),
@@ -110,7 +110,7 @@ impl Runtime {
     }
 
     /// `/auth`, except with transparent refresh, where proxied paths must receive it too.
-    pub fn refresh_cookie_path(&self) -> &'static str {
+    pub(crate) fn refresh_cookie_path(&self) -> &'static str {
         match self.config.cookies.transparent_refresh {
             true => "/",
             false => cookies::REFRESH_PATH,
@@ -118,7 +118,7 @@ impl Runtime {
     }
 
     /// The durations the session store decides with, at `now`.
-    pub fn timing(&self, now: u64) -> Timing {
+    pub(crate) fn timing(&self, now: u64) -> Timing {
         let tokens = &self.config.tokens;
         Timing {
             now,
@@ -131,11 +131,11 @@ impl Runtime {
 
     /// Whether `host` (lower-case, no port) is one this gateway serves: named by a route's
     /// host pattern or by the listener's certificate.
-    pub fn serves_host(&self, host: &str) -> bool {
+    pub(crate) fn serves_host(&self, host: &str) -> bool {
         self.routes.names_host(host) || self.certificate.names(host)
     }
 
-    pub fn own_cookies(&self) -> [&str; 2] {
+    pub(crate) fn own_cookies(&self) -> [&str; 2] {
         [
             &self.config.cookies.access_name,
             &self.config.cookies.refresh_name,
@@ -144,7 +144,7 @@ impl Runtime {
 }
 
 /// State shared by every connection of the public listener.
-pub struct Shared {
+pub(crate) struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub client: UpstreamClient,
     pub hash_pool: HashPool,

@@ -10,7 +10,7 @@ const KNOWN_SECRETS: &str = include_str!("known_secrets.txt");
 const MIN_ESTIMATED_BITS: f64 = 100.0;
 
 /// Why `secret` is guessable, or `None` when nothing simple gives it away.
-pub fn weakness(secret: &[u8]) -> Option<&'static str> {
+pub(super) fn weakness(secret: &[u8]) -> Option<&'static str> {
     if is_known(secret) {
         return Some("is a publicly known secret");
     }

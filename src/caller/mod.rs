@@ -16,7 +16,7 @@ use crate::error::GatewayError;
 use crate::proxy::upgrade;
 use crate::routes::Route;
 
-pub mod rotation;
+pub(crate) mod rotation;
 
 use rotation::Asker;
 

@@ -12,7 +12,7 @@ use crate::sessions::service::RefreshError;
 
 /// Which path asked for the rotation; recorded in the audit event, nothing else differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Asker {
+pub(crate) enum Asker {
     /// `POST /auth/refresh`.
     Endpoint,
     /// A proxied request whose access cookie expired (`transparent_refresh`).
@@ -20,10 +20,9 @@ pub enum Asker {
 }
 
 /// A rotated session: the new pair and whose it is.
-pub struct Rotated {
+pub(crate) struct Rotated {
     pub sub: String,
     pub role: String,
-    pub sid: String,
     pub access_token: String,
     pub refresh_token: String,
 }
@@ -63,7 +62,6 @@ async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Re
     Ok(Rotated {
         sub: refreshed.sub,
         role: refreshed.role,
-        sid: refreshed.sid,
         access_token: access.token,
         refresh_token: refreshed.refresh_token,
     })

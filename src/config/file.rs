@@ -11,7 +11,7 @@ type Text = Spanned<String>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(super) struct FileConfig {
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
@@ -36,7 +36,7 @@ pub struct FileConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerFile {
+pub(super) struct ServerFile {
     pub listen: Option<Text>,
     pub redirect_listen: Option<Text>,
     pub public_host: Option<Text>,
@@ -51,7 +51,7 @@ pub struct ServerFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsFile {
+pub(super) struct TlsFile {
     pub cert: Option<Text>,
     pub key: Option<Text>,
     pub self_signed_if_missing: Option<bool>,
@@ -59,7 +59,7 @@ pub struct TlsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokensFile {
+pub(super) struct TokensFile {
     pub issuer: Option<Text>,
     pub audience: Option<Text>,
     pub access_ttl: Option<Text>,
@@ -73,7 +73,7 @@ pub struct TokensFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyFile {
+pub(super) struct KeyFile {
     pub kid: Option<Text>,
     pub alg: Option<Text>,
     pub private_key_file: Option<Text>,
@@ -86,14 +86,14 @@ pub struct KeyFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UsersFile {
+pub(super) struct UsersFile {
     pub file: Option<Text>,
     pub check_url: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreFile {
+pub(super) struct StoreFile {
     pub backend: Option<Text>,
     pub path: Option<Text>,
     pub url: Option<Text>,
@@ -103,7 +103,7 @@ pub struct StoreFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CookiesFile {
+pub(super) struct CookiesFile {
     pub enabled: Option<bool>,
     pub access_name: Option<Text>,
     pub refresh_name: Option<Text>,
@@ -114,7 +114,7 @@ pub struct CookiesFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HeadersFile {
+pub(super) struct HeadersFile {
     pub subject: Option<Text>,
     pub role: Option<Text>,
     pub session: Option<Text>,
@@ -123,7 +123,7 @@ pub struct HeadersFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsFile {
+pub(super) struct LimitsFile {
     pub login_per_ip: Option<Text>,
     pub login_per_user: Option<Text>,
     pub refresh_per_session: Option<Text>,
@@ -132,7 +132,7 @@ pub struct LimitsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogFile {
+pub(super) struct LogFile {
     pub format: Option<Text>,
     pub level: Option<Text>,
 }
@@ -140,13 +140,13 @@ pub struct LogFile {
 /// Not in the SPEC: a built-in echo upstream so a fresh clone has something to proxy to.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DemoFile {
+pub(super) struct DemoFile {
     pub echo_listen: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteFile {
+pub(super) struct RouteFile {
     pub name: Option<Text>,
     pub host: Option<Text>,
     pub path: Option<Text>,

@@ -19,7 +19,7 @@ pub(crate) struct Problems<'a> {
 }
 
 impl<'a> Problems<'a> {
-    pub fn new(file: &'a Path, text: &'a str) -> Self {
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
         Problems {
             file,
             text,
@@ -28,7 +28,7 @@ impl<'a> Problems<'a> {
         }
     }
 
-    pub fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
         let (line, column) = line_and_column(self.text, span.start);
         self.list.push(ConfigError {
             file: self.file.to_path_buf(),
@@ -40,7 +40,7 @@ impl<'a> Problems<'a> {
 
     /// Reads the text into its serde mirror, recording every unknown key and wrong type and
     /// leaving them out; `None` when not even that could be read (a syntax error).
-    pub fn read<T: DeserializeOwned>(&mut self) -> Option<T> {
+    pub(crate) fn read<T: DeserializeOwned>(&mut self) -> Option<T> {
         let (value, problems) = match structure::parse(self.text) {
             Ok(parsed) => {
                 self.dropped = parsed.dropped;
@@ -56,39 +56,39 @@ impl<'a> Problems<'a> {
 
     /// Reports that the table at `table` (the span of its `Spanned` mirror), called `name` in
     /// the message, lacks `key`; unless `read` left the key out, which is reported already.
-    pub fn missing(&mut self, table: &Range<usize>, name: &str, key: &str) {
+    pub(crate) fn missing(&mut self, table: &Range<usize>, name: &str, key: &str) {
         if !self.dropped.in_table(table, key) {
             self.push(table.clone(), format!("{name} is missing `{key}`"));
         }
     }
 
     /// What `read` left out of the mirror.
-    pub fn dropped(&self) -> &Dropped {
+    pub(crate) fn dropped(&self) -> &Dropped {
         &self.dropped
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     /// The 1-based line of a byte offset.
-    pub fn line_of(&self, offset: usize) -> usize {
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
         line_and_column(self.text, offset).0
     }
 
     /// `value` if nothing was wrong, else every problem in the order of the file.
-    pub fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
         match self.list.is_empty() {
             true => Ok(value),
             false => Err(self.into_errors()),
         }
     }
 
-    pub fn into_errors(self) -> ConfigErrors {
+    pub(crate) fn into_errors(self) -> ConfigErrors {
         let mut list = self.list;
         list.sort_by_key(|e| (e.line, e.column));
         ConfigErrors(list)

@@ -39,14 +39,14 @@ pub(crate) struct Dropped {
 impl Dropped {
     /// Whether `key` was dropped from the table at `table`, the span its `Spanned` mirror has:
     /// a check for a required key must then not report it missing as well.
-    pub fn in_table(&self, table: &Range<usize>, key: &str) -> bool {
+    pub(crate) fn in_table(&self, table: &Range<usize>, key: &str) -> bool {
         self.keys
             .iter()
             .any(|(t, k)| t.as_ref() == Some(table) && k == key)
     }
 
     /// Whether `key` was dropped from the top level of the file.
-    pub fn at_top(&self, key: &str) -> bool {
+    pub(crate) fn at_top(&self, key: &str) -> bool {
         self.keys.iter().any(|(t, k)| t.is_none() && k == key)
     }
 }

@@ -14,7 +14,7 @@ use crate::auth::tokens::unix_now;
 use crate::error::GatewayError;
 use crate::runtime::Shared;
 
-pub async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Full<Bytes>> {
+pub(crate) async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let result = match (request.method(), path) {
         (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, json!({ "status": "ok" }))),

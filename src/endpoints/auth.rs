@@ -19,6 +19,7 @@ use crate::error::{GatewayError, login_result};
 use crate::proxy::ResponseBody;
 use crate::runtime::Runtime;
 use crate::secret::Secret;
+use crate::sessions::service::Holder;
 use crate::sessions::users::Authenticated;
 
 #[derive(Deserialize)]
@@ -77,11 +78,13 @@ async fn login_uncounted(
     let who = check_password(ctx, &attempt).await?;
     let now = unix_now();
     let lifetime = runtime.config.tokens.refresh_ttl.as_secs();
-    let session = ctx
-        .shared
-        .sessions
-        .begin(&who.sub, &who.role, ip.to_string(), user_agent, now, lifetime)
-        .await?;
+    let holder = Holder {
+        sub: &who.sub,
+        role: &who.role,
+        ip: ip.to_string(),
+        user_agent,
+    };
+    let session = ctx.shared.sessions.begin(holder, now, lifetime).await?;
     let access = runtime
         .tokens
         .issue(&who.sub, &who.role, &session.sid, now)

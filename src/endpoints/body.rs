@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 const MAX_BODY: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyKind {
+pub(super) enum BodyKind {
     Json,
     Form,
     /// No `Content-Type`: no body is expected (cookie refresh and logout).
@@ -23,7 +23,7 @@ pub enum BodyKind {
     Other,
 }
 
-pub fn kind<B>(request: &Request<B>) -> BodyKind {
+pub(super) fn kind<B>(request: &Request<B>) -> BodyKind {
     let Some(value) = request.headers().get(CONTENT_TYPE) else {
         return BodyKind::Absent;
     };
@@ -43,7 +43,7 @@ pub fn kind<B>(request: &Request<B>) -> BodyKind {
 }
 
 /// Reads a JSON body of type `T` (unknown or duplicate members are refused by `T`).
-pub async fn json<T: for<'de> Deserialize<'de>>(
+pub(super) async fn json<T: for<'de> Deserialize<'de>>(
     request: Request<Incoming>,
     deadline: Duration,
 ) -> Result<T, GatewayError> {
@@ -56,7 +56,7 @@ pub async fn json<T: for<'de> Deserialize<'de>>(
 }
 
 /// Reads an HTML form as name/value pairs; a name given twice is refused.
-pub async fn form(
+pub(super) async fn form(
     request: Request<Incoming>,
     deadline: Duration,
 ) -> Result<Vec<(String, String)>, GatewayError> {

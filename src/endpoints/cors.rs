@@ -11,14 +11,14 @@ use http_body_util::Either;
 use crate::proxy::ResponseBody;
 
 /// The request's `Origin` when it is one of `allowed` (compared in lower case).
-pub fn allowed_origin(headers: &HeaderMap, allowed: &[String]) -> Option<HeaderValue> {
+pub(crate) fn allowed_origin(headers: &HeaderMap, allowed: &[String]) -> Option<HeaderValue> {
     let origin = headers.get(ORIGIN)?;
     let lower = origin.to_str().ok()?.to_ascii_lowercase();
     allowed.contains(&lower).then(|| origin.clone())
 }
 
 /// The answer to a preflight `OPTIONS`.
-pub fn preflight() -> Response<ResponseBody> {
+pub(crate) fn preflight() -> Response<ResponseBody> {
     let mut response = Response::new(Either::Right(Default::default()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
@@ -35,7 +35,7 @@ pub fn preflight() -> Response<ResponseBody> {
 }
 
 /// Marks a response as readable by `origin`, with credentials.
-pub fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
+pub(crate) fn allow(headers: &mut HeaderMap, origin: HeaderValue) {
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
     headers.append(VARY, HeaderValue::from_static("Origin"));

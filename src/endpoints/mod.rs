@@ -1,11 +1,11 @@
 //! Requests the gateway answers itself: `/auth/*` and the JWKS on the public listener
 //! (dispatched here, by path and method), the admin listener, and the plain-HTTP redirect.
 
-pub mod admin;
+pub(crate) mod admin;
 mod auth;
 mod body;
-pub mod cors;
-pub mod redirect;
+pub(crate) mod cors;
+pub(crate) mod redirect;
 mod sessions;
 
 use bytes::Bytes;
@@ -59,7 +59,7 @@ fn allowed_method(path: &str) -> Option<&'static str> {
 }
 
 /// A small JSON response for the gateway's own endpoints.
-pub fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();

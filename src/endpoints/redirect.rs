@@ -17,7 +17,7 @@ use super::json;
 use crate::runtime::Runtime;
 
 /// Answers 308 to `https://<host>[:port]<path>?<query>`, or 400 for a host it does not serve.
-pub fn handle<B>(runtime: &Runtime, https_port: u16, request: &Request<B>) -> Response<Full<Bytes>> {
+pub(crate) fn handle<B>(runtime: &Runtime, https_port: u16, request: &Request<B>) -> Response<Full<Bytes>> {
     let location = match &runtime.config.server.public_host {
         Some(public) => with_target(public.as_str(), request),
         None => client_host(runtime, request).and_then(|host| {

@@ -202,7 +202,7 @@ fn caller<B>(
 }
 
 /// The JSON shape of SPEC 4's session list.
-pub fn describe(session: &SessionRecord, current: Option<&str>) -> serde_json::Value {
+pub(super) fn describe(session: &SessionRecord, current: Option<&str>) -> serde_json::Value {
     json!({
         "id": session.sid,
         "sub": session.sub,

@@ -61,7 +61,7 @@ impl PublicService for Shared {
 }
 
 /// Answers one request of the public listener; every error is already a response.
-pub async fn handle(
+pub(crate) async fn handle(
     shared: Arc<Shared>,
     connection: Arc<ConnectionInfo>,
     request: Request<Incoming>,

@@ -22,7 +22,7 @@ pub struct BodyTooLarge;
 /// told apart from the upstream's so that it answers 400, not 502.
 #[derive(Debug, thiserror::Error)]
 #[error("reading the client's request body failed: {0}")]
-pub struct ClientBodyFailed(hyper::Error);
+pub(super) struct ClientBodyFailed(hyper::Error);
 
 /// The client's request body on its way upstream: counted against `max_body_bytes`, and
 /// with trailers dropped (the gateway does not forward request trailers).

@@ -21,10 +21,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Marks the connection a response came on as unfit for another request.
 #[derive(Clone, Default)]
-pub struct Spoiler(Arc<AtomicBool>);
+pub(super) struct Spoiler(Arc<AtomicBool>);
 
 impl Spoiler {
-    pub fn spoil(&self) {
+    pub(super) fn spoil(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
@@ -38,7 +38,7 @@ impl Spoiler {
 
 /// `HttpConnector`, with each connection wrapped in a `SpoilableStream`.
 #[derive(Clone)]
-pub struct SpoilableConnector(pub HttpConnector);
+pub(super) struct SpoilableConnector(pub HttpConnector);
 
 impl tower_service::Service<Uri> for SpoilableConnector {
     type Response = SpoilableStream;
@@ -61,7 +61,7 @@ impl tower_service::Service<Uri> for SpoilableConnector {
     }
 }
 
-pub struct SpoilableStream {
+pub(super) struct SpoilableStream {
     io: TokioIo<TcpStream>,
     spoiler: Spoiler,
 }

@@ -17,11 +17,11 @@ use http::{HeaderValue, Method};
 use crate::config::{HostPattern, RouteConfig};
 
 /// A configured route, as the gateway uses it at request time.
-pub type Route = RouteConfig;
+pub(crate) type Route = RouteConfig;
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
-pub enum Destination<'a> {
+pub(crate) enum Destination<'a> {
     /// `/auth/*` or `/.well-known/jwks.json`: answered by the gateway, whatever the host.
     Gateway,
     Upstream(&'a Route),
@@ -33,7 +33,7 @@ pub enum Destination<'a> {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     /// Most specific first, so the first group that matches host and path is the answer.
     groups: Vec<RouteGroup>,
 }
@@ -48,7 +48,7 @@ struct RouteGroup {
 }
 
 impl RouteTable {
-    pub fn new(routes: &[RouteConfig]) -> Self {
+    pub(crate) fn new(routes: &[RouteConfig]) -> Self {
         let mut groups: Vec<Vec<Route>> = Vec::new();
         let mut group_of = std::collections::HashMap::with_capacity(routes.len());
         for route in routes {
@@ -64,7 +64,7 @@ impl RouteTable {
     }
 
     /// `host` is lower-case without port; `path` is normalised.
-    pub fn find(&self, host: &str, path: &str, method: &Method) -> Option<Destination<'_>> {
+    pub(crate) fn find(&self, host: &str, path: &str, method: &Method) -> Option<Destination<'_>> {
         if is_gateway_path(path) {
             return Some(Destination::Gateway);
         }
@@ -78,7 +78,7 @@ impl RouteTable {
 
 impl RouteTable {
     /// Whether some route's host pattern names `host` (routes without a host name none).
-    pub fn names_host(&self, host: &str) -> bool {
+    pub(crate) fn names_host(&self, host: &str) -> bool {
         self.groups.iter().any(|g| {
             let pattern = g.routes[0].host.as_ref();
             pattern.is_some() && host_matches(pattern, host)
@@ -112,7 +112,7 @@ impl RouteGroup {
 }
 
 /// Whether `route` takes `method`. A route that takes `GET` takes `HEAD` too (RFC 9110 9.3.2).
-pub fn takes(route: &Route, method: &Method) -> bool {
+pub(crate) fn takes(route: &Route, method: &Method) -> bool {
     match &route.methods {
         None => true,
         Some(list) => list.contains(method) || (method == Method::HEAD && list.contains(&Method::GET)),
@@ -135,7 +135,7 @@ fn allow_header(routes: &[Route]) -> HeaderValue {
 }
 
 /// The path the upstream sees: the normalised path, less the route prefix with `strip_prefix`.
-pub fn upstream_path<'p>(route: &Route, path: &'p str) -> Cow<'p, str> {
+pub(crate) fn upstream_path<'p>(route: &Route, path: &'p str) -> Cow<'p, str> {
     if !route.strip_prefix {
         return Cow::Borrowed(path);
     }

@@ -18,7 +18,7 @@ const NONE: u64 = u64::MAX;
 
 /// When the connection last moved bytes, and since when a client frame or header block has
 /// been in transit, as milliseconds since it opened.
-pub struct Activity {
+pub(super) struct Activity {
     opened: Instant,
     last_ms: AtomicU64,
     frame_since_ms: AtomicU64,
@@ -31,12 +31,12 @@ impl Activity {
     }
 
     /// Counts as activity now (also used when the gateway itself starts a goodbye).
-    pub fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// Resolves once a frame or a header block has been in transit for `timeout`.
-    pub async fn stalled(&self, timeout: Duration) {
+    pub(super) async fn stalled(&self, timeout: Duration) {
         loop {
             let frame = self.frame_since_ms.load(Ordering::Relaxed);
             let since = frame.min(self.block_since_ms.load(Ordering::Relaxed));
@@ -52,7 +52,7 @@ impl Activity {
     }
 
     /// Resolves once `timeout` has passed without any bytes moving.
-    pub async fn expired(&self, timeout: Duration) {
+    pub(super) async fn expired(&self, timeout: Duration) {
         loop {
             let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let deadline = last + timeout;
@@ -65,7 +65,7 @@ impl Activity {
 }
 
 /// Wraps `io` so that every read or write that moves bytes counts as activity.
-pub fn track<IO>(io: IO) -> (ActivityIo<IO>, Arc<Activity>) {
+pub(super) fn track<IO>(io: IO) -> (ActivityIo<IO>, Arc<Activity>) {
     let activity = Arc::new(Activity {
         opened: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -82,7 +82,7 @@ pub fn track<IO>(io: IO) -> (ActivityIo<IO>, Arc<Activity>) {
     )
 }
 
-pub struct ActivityIo<IO> {
+pub(super) struct ActivityIo<IO> {
     inner: IO,
     activity: Arc<Activity>,
     frames: FrameCursor,

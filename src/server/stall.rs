@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// Wraps `io` so that a write or flush stuck for `timeout` fails with `TimedOut`.
-pub fn guard<IO>(io: IO, timeout: Duration) -> StallGuard<IO> {
+pub(super) fn guard<IO>(io: IO, timeout: Duration) -> StallGuard<IO> {
     StallGuard {
         io,
         timeout,
@@ -20,7 +20,7 @@ pub fn guard<IO>(io: IO, timeout: Duration) -> StallGuard<IO> {
     }
 }
 
-pub struct StallGuard<IO> {
+pub(super) struct StallGuard<IO> {
     io: IO,
     timeout: Duration,
     /// Allocated at the first stall and reused after.

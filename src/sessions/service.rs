@@ -65,6 +65,14 @@ pub struct SessionService {
     revocations: Arc<Revocations>,
 }
 
+/// Who a new session is for, and where they logged in from (shown in the session list).
+pub struct Holder<'a> {
+    pub sub: &'a str,
+    pub role: &'a str,
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
 impl SessionService {
     pub fn new(store: Arc<dyn Store>, revocations: Arc<Revocations>) -> Self {
         SessionService { store, revocations }
@@ -126,10 +134,7 @@ impl SessionService {
     /// A new session with a fresh id and seed (never one the client sent), and its first token.
     pub async fn begin(
         &self,
-        sub: &str,
-        role: &str,
-        ip: String,
-        user_agent: Option<String>,
+        holder: Holder<'_>,
         created_at: u64,
         lifetime: u64,
     ) -> Result<Started, StoreError> {
@@ -139,13 +144,13 @@ impl SessionService {
             .ok_or_else(|| StoreError::Corrupt("a generated session id is not hex".into()))?;
         let session = NewSession {
             sid: sid.clone(),
-            sub: sub.to_string(),
-            role: role.to_string(),
+            sub: holder.sub.to_string(),
+            role: holder.role.to_string(),
             seed: Secret::new(seed),
             created_at,
             expires_at: created_at.saturating_add(lifetime),
-            user_agent,
-            ip,
+            user_agent: holder.user_agent,
+            ip: holder.ip,
         };
         self.store.create(session).await?;
         Ok(Started { sid, refresh_token })

@@ -16,7 +16,7 @@ use super::problems::Problems;
 use super::values::*;
 use super::*;
 
-pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let mut checker = Checker::new(path, text);
     let Some(file) = checker.problems.read::<FileConfig>() else {
         return Err(checker.problems.into_errors());

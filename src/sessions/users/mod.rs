@@ -138,7 +138,7 @@ impl UsersFile {
 // === checking one entry ===
 
 /// Checks every field of one entry (reporting all its problems); the user and its name's span.
-fn user(problems: &mut Problems, entry: UserToml, span: Range<usize>) -> Option<(User, Range<usize>)> {
+fn user(problems: &mut Problems<'_>, entry: UserToml, span: Range<usize>) -> Option<(User, Range<usize>)> {
     let UserToml {
         name,
         password_hash,
@@ -161,7 +161,7 @@ fn user(problems: &mut Problems, entry: UserToml, span: Range<usize>) -> Option<
 }
 
 fn required<T>(
-    problems: &mut Problems,
+    problems: &mut Problems<'_>,
     value: Option<Spanned<String>>,
     key: &str,
     entry: &Range<usize>,
