@@ -1,5 +1,7 @@
 //! Who may log in and, with the sessions issue, the sessions they hold.
 
+#[cfg(test)]
+mod contract;
 pub mod redis;
 pub mod refresh_token;
 pub mod service;

@@ -3,152 +3,18 @@
 //! between two stores ("replicas"), the revocation feed, and surviving a Redis restart.
 //!
 //! Without `redis-server` on the PATH the tests pass after saying so, unless `CI` is set:
-//! there they fail, so CI cannot go green without having run them.
+//! there they fail, so CI cannot go green without having run them (`contract::redis_server`).
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Barrier;
 
 use super::*;
-use crate::sessions::store::SEED_BYTES;
-
-const T0: u64 = 1_700_000_000;
-const REFRESH_TTL: u64 = 30 * 24 * 3600;
-const IDLE_TTL: u64 = 7 * 24 * 3600;
-const GRACE: u64 = 10;
-const REVOCATION_TTL: u64 = 960;
-const PREFIX: &str = "portcullis:";
-
-/// A `redis-server` child process on its own port, stopped (only it) when dropped.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-    extra: Vec<String>,
-}
-
-impl RedisServer {
-    /// Starts a server, or returns `None` (after saying why) when `redis-server` is missing
-    /// outside CI.
-    fn start() -> Option<RedisServer> {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed, and CI must run the Redis store tests"
-            );
-            eprintln!("SKIPPED: redis-server is not installed; the Redis store tests did not run");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let mut server = RedisServer {
-            port: 0,
-            child: None,
-            _dir: dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        // Another process may take the free port before redis-server binds it: try again.
-        for _ in 0..5 {
-            server.port = free_port();
-            if server.spawn() {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// Starts redis-server on `self.port` and waits until it accepts connections.
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self._dir.path())
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && child.try_wait().expect("the child's status").is_some()
-            {
-                self.child = None;
-                return false;
-            }
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.stop();
-        false
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A new server on the same port (with no data: nothing is saved).
-    fn restart(&mut self) {
-        self.stop();
-        for _ in 0..50 {
-            if self.spawn() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("redis-server did not start again on port {}", self.port);
-    }
-
-    async fn store(&self) -> RedisStore {
-        RedisStore::connect(&self.url(), None, PREFIX)
-            .await
-            .expect("the store connects")
-    }
-
-    /// A plain connection for looking at (and damaging) what the store wrote.
-    async fn raw(&self) -> MultiplexedConnection {
-        Client::open(self.url())
-            .expect("a client")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("a raw connection")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
+use crate::sessions::contract::redis_server::{PREFIX, RedisServer, free_port};
+use crate::sessions::contract::{
+    GRACE, IDLE_TTL, REFRESH_TTL, REVOCATION_TTL, T0, at, created, new_session, revocation_list, seed_for,
+};
 
 /// Starts a server and a store on it, or ends the test when the tests are skipped.
 macro_rules! setup {
@@ -159,49 +25,6 @@ macro_rules! setup {
         let store = server.store().await;
         (server, store)
     }};
-}
-
-fn at(now: u64) -> Timing {
-    Timing {
-        now,
-        now_ms: now * 1000,
-        grace_ms: GRACE * 1000,
-        idle_ttl: IDLE_TTL,
-        revocation_ttl: REVOCATION_TTL,
-    }
-}
-
-fn seed_for(sid: &str) -> [u8; SEED_BYTES] {
-    let mut seed = [0u8; SEED_BYTES];
-    for (byte, (i, c)) in seed.iter_mut().zip(sid.bytes().cycle().enumerate()) {
-        *byte = c.wrapping_add(i as u8);
-    }
-    seed
-}
-
-fn new_session(sid: &str, sub: &str, created_at: u64) -> NewSession {
-    NewSession {
-        sid: sid.to_owned(),
-        sub: sub.to_owned(),
-        role: "user".to_owned(),
-        seed: Secret::new(seed_for(sid)),
-        created_at,
-        expires_at: created_at + REFRESH_TTL,
-        user_agent: Some("curl/8".to_owned()),
-        ip: "192.0.2.7".to_owned(),
-    }
-}
-
-async fn created(store: &RedisStore, sid: &str, sub: &str, created_at: u64) {
-    store
-        .create(new_session(sid, sub, created_at))
-        .await
-        .expect("create");
-}
-
-async fn revocation_list(store: &RedisStore, now: u64) -> Vec<(RevocationKind, String)> {
-    let all = store.revocations(now).await.expect("revocations");
-    all.into_iter().map(|r| (r.kind, r.key)).collect()
 }
 
 async fn query<T: redis::FromRedisValue>(conn: &mut MultiplexedConnection, cmd: &mut redis::Cmd) -> T {

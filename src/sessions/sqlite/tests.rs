@@ -6,61 +6,14 @@ use tempfile::TempDir;
 use tokio::sync::Barrier;
 
 use super::*;
-use crate::sessions::store::SEED_BYTES;
-
-const T0: u64 = 1_700_000_000;
-const REFRESH_TTL: u64 = 30 * 24 * 3600;
-const IDLE_TTL: u64 = 7 * 24 * 3600;
-const GRACE: u64 = 10;
-const REVOCATION_TTL: u64 = 960;
-
-fn at(now: u64) -> Timing {
-    Timing {
-        now,
-        now_ms: now * 1000,
-        grace_ms: GRACE * 1000,
-        idle_ttl: IDLE_TTL,
-        revocation_ttl: REVOCATION_TTL,
-    }
-}
+use crate::sessions::contract::{
+    GRACE, IDLE_TTL, REFRESH_TTL, REVOCATION_TTL, T0, at, created, new_session, revocation_list, seed_for,
+};
 
 fn open_temp() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let store = SqliteStore::open(&dir.path().join("nested/folder/sessions.db")).expect("the store opens");
     (dir, store)
-}
-
-fn seed_for(sid: &str) -> [u8; SEED_BYTES] {
-    let mut seed = [0u8; SEED_BYTES];
-    for (byte, (i, c)) in seed.iter_mut().zip(sid.bytes().cycle().enumerate()) {
-        *byte = c.wrapping_add(i as u8);
-    }
-    seed
-}
-
-fn new_session(sid: &str, sub: &str, created_at: u64) -> NewSession {
-    NewSession {
-        sid: sid.to_owned(),
-        sub: sub.to_owned(),
-        role: "user".to_owned(),
-        seed: Secret::new(seed_for(sid)),
-        created_at,
-        expires_at: created_at + REFRESH_TTL,
-        user_agent: Some("curl/8".to_owned()),
-        ip: "192.0.2.7".to_owned(),
-    }
-}
-
-async fn created(store: &SqliteStore, sid: &str, sub: &str, created_at: u64) {
-    store
-        .create(new_session(sid, sub, created_at))
-        .await
-        .expect("create");
-}
-
-async fn revocation_list(store: &SqliteStore, now: u64) -> Vec<(RevocationKind, String)> {
-    let all = store.revocations(now).await.expect("revocations");
-    all.into_iter().map(|r| (r.kind, r.key)).collect()
 }
 
 #[tokio::test]
