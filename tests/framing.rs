@@ -5,16 +5,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::raw::{Response, parse_responses};
+use support::recorder::{Recorded, Recorder, Then, ok_with};
 use support::upstreams::Upstream;
-use support::{Gateway, Setup, public_route, read_until_closed, within};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use support::{Gateway, Setup, public_route, read_until_closed};
+use tokio::io::AsyncWriteExt;
 
 /// A connection the gateway must close answers long before `raw`'s own 10 s deadline.
 const CLOSED_WITHIN: Duration = Duration::from_secs(5);
@@ -24,6 +22,25 @@ const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 const BODY_LIMIT: &str = "[limits]\nmax_body_bytes = \"1KiB\"\n\n";
 
+/// A raw upstream that reads each request in full and answers a complete one with 200 and
+/// its body; it records a request cut short as incomplete.
+async fn body_upstream() -> Recorder {
+    Recorder::start(|request: &Recorded| (ok_with(&request.body), Then::KeepAlive)).await
+}
+
+/// The bodies of the requests the upstream read in full.
+fn complete(upstream: &Recorder) -> Vec<String> {
+    let requests = upstream.requests().into_iter().filter(|r| r.complete);
+    requests
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+/// How many requests the upstream saw cut short: EOF, reset, or malformed framing.
+fn aborted(upstream: &Recorder) -> usize {
+    upstream.requests().iter().filter(|r| !r.complete).count()
+}
+
 async fn gateway_with_echo() -> (Gateway, Upstream) {
     let echo = Upstream::echo().await;
     let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
@@ -32,52 +49,15 @@ async fn gateway_with_echo() -> (Gateway, Upstream) {
 
 // === reading what came back ===
 
-/// One HTTP/1.1 response as the client read it off the wire.
-#[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    /// For an echo upstream's answer: the request target it received.
-    fn upstream_uri(&self) -> String {
-        self.json()["uri"].as_str().expect("echo uri").to_string()
-    }
-
-    /// For an echo upstream's answer: every value it received under `name`.
-    fn upstream_header(&self, name: &str) -> Vec<String> {
-        self.json()["headers"]
-            .as_array()
-            .expect("echo headers")
-            .iter()
-            .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-            .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-}
-
 /// Everything the gateway wrote before it closed the connection, and how long that took.
 struct Exchange {
     text: String,
-    responses: Vec<RawResponse>,
+    responses: Vec<Response>,
     elapsed: Duration,
 }
 
 impl Exchange {
-    fn only(&self) -> &RawResponse {
+    fn only(&self) -> &Response {
         assert_eq!(
             self.responses.len(),
             1,
@@ -102,78 +82,10 @@ async fn exchange(gateway: &Gateway, bytes: &[u8]) -> Exchange {
     let text = gateway.raw(bytes).await;
     let elapsed = started.elapsed();
     Exchange {
-        responses: parse_responses(&text),
+        responses: parse_responses(text.as_bytes()),
         text,
         elapsed,
     }
-}
-
-/// Splits a byte stream into responses (Content-Length or chunked bodies); stops at anything
-/// incomplete, so a truncated stream shows up as a missing response.
-fn parse_responses(mut text: &str) -> Vec<RawResponse> {
-    let mut responses = Vec::new();
-    while let Some(end) = text.find("\r\n\r\n") {
-        let mut lines = text[..end].split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let Some(status) = status_line
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok())
-        else {
-            break;
-        };
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-            .collect();
-        let mut rest = &text[end + 4..];
-        let find = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
-        let body = if find("transfer-encoding").is_some_and(|(_, v)| v.eq_ignore_ascii_case("chunked")) {
-            let mut body = String::new();
-            loop {
-                let Some((size_line, after)) = rest.split_once("\r\n") else {
-                    return responses;
-                };
-                let size_text = size_line.split(';').next().unwrap_or_default().trim();
-                let Ok(size) = usize::from_str_radix(size_text, 16) else {
-                    return responses;
-                };
-                if size == 0 {
-                    let trailers_end = match after.starts_with("\r\n") {
-                        true => Some(2),
-                        false => after.find("\r\n\r\n").map(|i| i + 4),
-                    };
-                    let Some(trailers_end) = trailers_end else {
-                        return responses;
-                    };
-                    rest = &after[trailers_end..];
-                    break;
-                }
-                let Some(chunk) = after.get(..size) else {
-                    return responses;
-                };
-                body.push_str(chunk);
-                rest = after.get(size + 2..).unwrap_or_default();
-            }
-            body
-        } else {
-            let len: usize = find("content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            let Some(body) = rest.get(..len) else {
-                return responses;
-            };
-            rest = &rest[len..];
-            body.to_string()
-        };
-        responses.push(RawResponse {
-            status,
-            headers,
-            body,
-        });
-        text = rest;
-    }
-    responses
 }
 
 /// Sends `request` followed by a smuggled second request, and checks the contract for
@@ -308,7 +220,7 @@ async fn a_chunked_post_with_a_trailer_reaches_the_upstream_whole_and_without_th
 
 #[tokio::test]
 async fn a_request_trailer_never_reaches_the_upstream_on_the_wire() {
-    let upstream = BodyUpstream::start().await;
+    let upstream = body_upstream().await;
     let gateway = Gateway::start(Setup::routes(public_route("raw", "/", upstream.addr))).await;
     let exchange = exchange(
         &gateway,
@@ -319,10 +231,9 @@ async fn a_request_trailer_never_reaches_the_upstream_on_the_wire() {
     .await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
-    assert_eq!(reply.body, "hello world");
-    let seen = upstream.seen();
-    assert_eq!(seen.complete, ["hello world"]);
-    let wire = String::from_utf8_lossy(&seen.wire).to_ascii_lowercase();
+    assert_eq!(reply.body_text(), "hello world");
+    assert_eq!(complete(&upstream), ["hello world"]);
+    let wire = String::from_utf8_lossy(&upstream.log().wire).to_ascii_lowercase();
     assert!(
         !wire.contains("secret"),
         "the trailer reached the upstream:\n{wire}"
@@ -338,7 +249,7 @@ async fn two_pipelined_gets_on_one_connection_both_reach_the_upstream_in_order()
           GET /second HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
-    let uris: Vec<String> = exchange.responses.iter().map(RawResponse::upstream_uri).collect();
+    let uris: Vec<String> = exchange.responses.iter().map(Response::upstream_uri).collect();
     assert_eq!(uris, ["/first", "/second"], "{}", exchange.text);
     assert!(exchange.responses.iter().all(|r| r.status == 200));
     assert_eq!(echo.counts.requests(), 2);
@@ -445,7 +356,7 @@ async fn a_head_within_a_large_max_header_bytes_is_forwarded_not_refused_as_ambi
     );
     let exchange = exchange(&gateway, request.as_bytes()).await;
     let reply = exchange.only();
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
     assert_eq!(reply.upstream_uri(), "/big");
     assert_eq!(echo.counts.requests(), 1);
 }
@@ -569,7 +480,7 @@ const CHUNKED_POST: &[u8] = b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransf
 
 #[tokio::test]
 async fn a_chunked_body_of_exactly_max_body_bytes_reaches_the_upstream_complete() {
-    let upstream = BodyUpstream::start().await;
+    let upstream = body_upstream().await;
     let gateway = Gateway::start(Setup::routes(format!(
         "{BODY_LIMIT}{}",
         public_route("raw", "/", upstream.addr)
@@ -585,14 +496,16 @@ async fn a_chunked_body_of_exactly_max_body_bytes_reaches_the_upstream_complete(
     .concat();
     let exchange = exchange(&gateway, &request).await;
     assert_eq!(exchange.only().status, 200, "{}", exchange.text);
-    let seen = upstream.seen();
-    assert_eq!(seen.complete, [format!("{}{}", "a".repeat(512), "b".repeat(512))]);
-    assert_eq!(seen.aborted, 0);
+    assert_eq!(
+        complete(&upstream),
+        [format!("{}{}", "a".repeat(512), "b".repeat(512))]
+    );
+    assert_eq!(aborted(&upstream), 0);
 }
 
 #[tokio::test]
 async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_upstream() {
-    let upstream = BodyUpstream::start().await;
+    let upstream = body_upstream().await;
     let gateway = Gateway::start(Setup::routes(format!(
         "{BODY_LIMIT}{}",
         public_route("raw", "/", upstream.addr)
@@ -605,7 +518,7 @@ async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_up
         .expect("write");
     stream.flush().await.expect("flush");
     // The request is under way upstream before the limit is crossed: truly mid-stream.
-    upstream.wait_for(|seen| seen.heads == 1).await;
+    upstream.wait_for(|log| log.requests.len() == 1).await;
     stream
         .write_all(&[chunk(b'b', 600), b"0\r\n\r\n".to_vec()].concat())
         .await
@@ -620,25 +533,74 @@ async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_up
         "the gateway kept the connection open:\n{text}"
     );
     // Every connection the upstream accepted has ended; none carried a complete request.
-    let seen = upstream
-        .wait_for(|seen| seen.connections >= 1 && seen.ended == seen.connections)
+    upstream
+        .wait_for(|log| log.connections >= 1 && log.ended == log.connections)
         .await;
+    let complete = complete(&upstream);
     assert!(
-        seen.complete.is_empty(),
+        complete.is_empty(),
         "the upstream received a complete (truncated) request: {} bytes",
-        seen.complete.iter().map(String::len).sum::<usize>()
+        complete.iter().map(String::len).sum::<usize>()
     );
-    assert_eq!(seen.aborted, 1, "the upstream did not see an aborted request");
+    assert_eq!(
+        aborted(&upstream),
+        1,
+        "the upstream did not see an aborted request"
+    );
 }
 
 // === 7. heads hyper's own parser would refuse ===
 
-/// `max_header_bytes` for the malformed-head table: large enough for a 64 KiB request target.
-const HEAD_LIMIT: usize = 70_000;
+/// What is wrong with the one answer to a refused head, if anything.
+fn refusal_problems(exchange: &Exchange, status: u16, code: &str) -> Vec<String> {
+    let [reply] = exchange.responses.as_slice() else {
+        return vec![format!(
+            "expected exactly one response, got {}",
+            exchange.responses.len()
+        )];
+    };
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    expect(
+        reply.status == status,
+        format!("status {} instead of {status}", reply.status),
+    );
+    expect(
+        reply.header("strict-transport-security").is_some(),
+        "no Strict-Transport-Security".into(),
+    );
+    expect(
+        reply.header("content-type") == Some("application/json"),
+        format!("content-type {:?}", reply.header("content-type")),
+    );
+    expect(
+        reply.header("connection") == Some("close"),
+        format!("connection {:?}", reply.header("connection")),
+    );
+    let body: Option<Value> = serde_json::from_slice(&reply.body).ok();
+    let error = body.as_ref().and_then(|b| b["error"].as_str());
+    let message = body.as_ref().and_then(|b| b["message"].as_str());
+    expect(
+        error == Some(code) && message.is_some(),
+        format!("body {:?}", reply.body_text()),
+    );
+    expect(
+        exchange.elapsed < CLOSED_WITHIN,
+        "the connection stayed open".into(),
+    );
+    problems
+}
 
-/// (name, bytes, status, `error` code): every head hyper's HTTP/1.1 parser refuses, which must
-/// still get the gateway's own answer.
-fn malformed_heads() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
+#[tokio::test]
+async fn heads_hyper_would_refuse_get_the_gateways_own_json_answer_with_hsts_and_a_close() {
+    // `max_header_bytes` large enough for a 64 KiB request target.
+    const HEAD_LIMIT: usize = 70_000;
+    // (name, bytes, status, `error` code): every head hyper's HTTP/1.1 parser refuses, which
+    // must still get the gateway's own answer.
     let get = |lines: &str| format!("GET /a HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n").into_bytes();
     let post = |lines: &str, body: &str| {
         format!("POST /a HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n{body}").into_bytes()
@@ -646,7 +608,7 @@ fn malformed_heads() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
     let line = |request_line: &[u8]| [request_line, b"\r\nHost: localhost\r\n\r\n"].concat();
     let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     let fill = |len: usize| get(&format!("X-Fill: {}\r\n", "a".repeat(len)));
-    vec![
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
             "two different Content-Length values",
             post("Content-Length: 5\r\nContent-Length: 6\r\n", "hello"),
@@ -764,55 +726,7 @@ fn malformed_heads() -> Vec<(&'static str, Vec<u8>, u16, &'static str)> {
             414,
             "uri_too_long",
         ),
-    ]
-}
-
-/// What is wrong with the one answer to a refused head, if anything.
-fn refusal_problems(exchange: &Exchange, status: u16, code: &str) -> Vec<String> {
-    let [reply] = exchange.responses.as_slice() else {
-        return vec![format!(
-            "expected exactly one response, got {}",
-            exchange.responses.len()
-        )];
-    };
-    let mut problems = Vec::new();
-    let mut expect = |ok: bool, what: String| {
-        if !ok {
-            problems.push(what);
-        }
-    };
-    expect(
-        reply.status == status,
-        format!("status {} instead of {status}", reply.status),
-    );
-    expect(
-        reply.header("strict-transport-security").is_some(),
-        "no Strict-Transport-Security".into(),
-    );
-    expect(
-        reply.header("content-type") == Some("application/json"),
-        format!("content-type {:?}", reply.header("content-type")),
-    );
-    expect(
-        reply.header("connection") == Some("close"),
-        format!("connection {:?}", reply.header("connection")),
-    );
-    let body: Option<Value> = serde_json::from_str(&reply.body).ok();
-    let error = body.as_ref().and_then(|b| b["error"].as_str());
-    let message = body.as_ref().and_then(|b| b["message"].as_str());
-    expect(
-        error == Some(code) && message.is_some(),
-        format!("body {:?}", reply.body),
-    );
-    expect(
-        exchange.elapsed < CLOSED_WITHIN,
-        "the connection stayed open".into(),
-    );
-    problems
-}
-
-#[tokio::test]
-async fn heads_hyper_would_refuse_get_the_gateways_own_json_answer_with_hsts_and_a_close() {
+    ];
     let echo = Upstream::echo().await;
     let gateway = Gateway::start(
         Setup::routes(public_route("echo", "/", echo.addr))
@@ -820,7 +734,7 @@ async fn heads_hyper_would_refuse_get_the_gateways_own_json_answer_with_hsts_and
     )
     .await;
     let mut failures = Vec::new();
-    for (name, head, status, code) in malformed_heads() {
+    for (name, head, status, code) in cases {
         let sent = [head.as_slice(), SMUGGLED.as_bytes()].concat();
         let exchange = exchange(&gateway, &sent).await;
         let mut problems = refusal_problems(&exchange, status, code);
@@ -881,7 +795,7 @@ async fn trickle(gateway: &Gateway, pieces: &[&[u8]]) -> Exchange {
     let started = Instant::now();
     let text = read_until_closed(&mut stream).await;
     Exchange {
-        responses: parse_responses(&text),
+        responses: parse_responses(text.as_bytes()),
         elapsed: started.elapsed(),
         text,
     }
@@ -923,158 +837,4 @@ async fn a_malformed_head_that_arrives_in_pieces_gets_the_json_answer() {
         Vec::<String>::new()
     );
     assert_eq!(echo.counts.requests(), 0);
-}
-
-// === a raw upstream that reads whole requests ===
-
-/// What a `BodyUpstream` saw, over all its connections.
-#[derive(Debug, Default, Clone)]
-struct Seen {
-    connections: usize,
-    ended: usize,
-    /// Request heads read in full.
-    heads: usize,
-    /// Bodies of requests read in full (a chunked body up to its last chunk and trailers).
-    complete: Vec<String>,
-    /// Requests that stopped early: EOF, reset, or malformed framing.
-    aborted: usize,
-    /// Every byte received.
-    wire: Vec<u8>,
-}
-
-/// A TCP upstream that reads each request in full (Content-Length or chunked), answers a
-/// complete one with 200 and its body, and records a request cut short as aborted.
-struct BodyUpstream {
-    addr: SocketAddr,
-    seen: watch::Receiver<Seen>,
-}
-
-impl BodyUpstream {
-    async fn start() -> BodyUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-        let addr = listener.local_addr().expect("addr");
-        let (sender, seen) = watch::channel(Seen::default());
-        let sender = Arc::new(sender);
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                sender.send_modify(|seen| seen.connections += 1);
-                tokio::spawn(serve_body_connection(tcp, sender.clone()));
-            }
-        });
-        BodyUpstream { addr, seen }
-    }
-
-    fn seen(&self) -> Seen {
-        self.seen.borrow().clone()
-    }
-
-    async fn wait_for(&self, condition: impl FnMut(&Seen) -> bool) -> Seen {
-        let mut seen = self.seen.clone();
-        let result = within(seen.wait_for(condition)).await;
-        result.expect("upstream state").clone()
-    }
-}
-
-async fn serve_body_connection(tcp: tokio::net::TcpStream, seen: Arc<watch::Sender<Seen>>) {
-    let (read, mut write) = tcp.into_split();
-    let mut reader = Recording {
-        inner: BufReader::new(read),
-        seen: seen.clone(),
-    };
-    loop {
-        match read_request(&mut reader).await {
-            Ok(Some(body)) => {
-                let text = String::from_utf8_lossy(&body).into_owned();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{text}",
-                    text.len()
-                );
-                seen.send_modify(|seen| seen.complete.push(text));
-                if write.write_all(response.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(_) => {
-                seen.send_modify(|seen| seen.aborted += 1);
-                break;
-            }
-        }
-    }
-    seen.send_modify(|seen| seen.ended += 1);
-}
-
-/// A buffered reader that copies every byte it returns into `Seen::wire`.
-struct Recording {
-    inner: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    seen: Arc<watch::Sender<Seen>>,
-}
-
-impl Recording {
-    async fn line(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut line = Vec::new();
-        self.inner.read_until(b'\n', &mut line).await?;
-        self.record(&line);
-        match line.strip_suffix(b"\r\n") {
-            Some(content) => Ok(content.to_vec()),
-            None if line.is_empty() => Err(std::io::ErrorKind::UnexpectedEof.into()),
-            None => Err(std::io::ErrorKind::InvalidData.into()),
-        }
-    }
-
-    async fn exact(&mut self, len: usize) -> std::io::Result<Vec<u8>> {
-        let mut data = vec![0; len];
-        let read = self.inner.read_exact(&mut data).await;
-        self.record(&data);
-        read.map(|_| data)
-    }
-
-    fn record(&self, bytes: &[u8]) {
-        self.seen.send_modify(|seen| seen.wire.extend_from_slice(bytes));
-    }
-}
-
-/// One request's body; `None` when the connection ended cleanly between requests.
-async fn read_request(reader: &mut Recording) -> std::io::Result<Option<Vec<u8>>> {
-    let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidData);
-    let mut first = true;
-    let (mut chunked, mut length) = (false, 0usize);
-    loop {
-        let line = match reader.line().await {
-            Err(e) if first && e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            line => line?,
-        };
-        first = false;
-        if line.is_empty() {
-            break;
-        }
-        let line = String::from_utf8(line).map_err(|_| invalid())?;
-        if let Some((name, value)) = line.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            } else if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse().map_err(|_| invalid())?;
-            }
-        }
-    }
-    reader.seen.send_modify(|seen| seen.heads += 1);
-    if !chunked {
-        return reader.exact(length).await.map(Some);
-    }
-    let mut body = Vec::new();
-    loop {
-        let size_line = String::from_utf8(reader.line().await?).map_err(|_| invalid())?;
-        let size_text = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid())?;
-        if size == 0 {
-            // Trailers, if any, up to the empty line that ends the request.
-            while !reader.line().await?.is_empty() {}
-            return Ok(Some(body));
-        }
-        body.extend(reader.exact(size).await?);
-        if !reader.line().await?.is_empty() {
-            return Err(invalid());
-        }
-    }
 }

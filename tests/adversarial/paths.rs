@@ -23,89 +23,12 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-use support::{Gateway, Setup, within};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-
-// ===================================================================================
-// Recording upstreams: each keeps the request line and head of every request it gets.
-// ===================================================================================
-
-#[derive(Debug, Clone)]
-struct Seen {
-    target: String,
-    head: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Vec<String> {
-        let named = |(n, _): &&(String, String)| n.eq_ignore_ascii_case(name);
-        self.head.iter().filter(named).map(|(_, v)| v.clone()).collect()
-    }
-}
-
-struct Recorder {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Recorder {
-    /// Answers every request (bodies are not expected) with 200 `ok`.
-    async fn start() -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind recorder");
-        let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let store = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let mut reader = BufReader::new(tcp);
-                    loop {
-                        let mut lines = Vec::new();
-                        loop {
-                            let mut line = String::new();
-                            match reader.read_line(&mut line).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(_) => {}
-                            }
-                            let line = line.trim_end_matches(['\r', '\n']).to_string();
-                            if line.is_empty() {
-                                break;
-                            }
-                            lines.push(line);
-                        }
-                        let target = lines[0].split(' ').nth(1).unwrap_or_default().to_string();
-                        let head = lines[1..]
-                            .iter()
-                            .filter_map(|l| l.split_once(':'))
-                            .map(|(n, v)| (n.to_string(), v.trim().to_string()))
-                            .collect();
-                        store.lock().unwrap().push(Seen { target, head });
-                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if reader.get_mut().write_all(reply).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Recorder { addr, seen }
-    }
-
-    fn tagged(&self, tag: &str) -> Vec<Seen> {
-        let seen = self.seen.lock().unwrap();
-        let tagged = |s: &&Seen| s.header("x-case").first().map(String::as_str) == Some(tag);
-        seen.iter().filter(tagged).cloned().collect()
-    }
-}
-
-#[path = "h2raw.rs"]
-mod h2raw;
+use support::h2raw::{self, field};
+use support::recorder::{Recorded, Recorder, plain_responder};
+use support::{Gateway, Setup};
 
 // ===================================================================================
 // Probes: one request on a fresh connection, HTTP/1.1 written as raw bytes, HTTP/2 as raw
@@ -158,29 +81,23 @@ async fn probe(gateway: &Gateway, proto: Proto, probe: &Probe<'_>) -> Answer {
             }
         }
         Proto::H2 => {
-            let field = |n: &str, v: &[u8]| (n.as_bytes().to_vec(), v.to_vec());
-            let mut fields = vec![field(":method", b"GET"), field(":scheme", b"https")];
+            let mut fields = vec![field(":method", "GET"), field(":scheme", "https")];
             if let Some(authority) = probe.authority {
-                fields.push(field(":authority", authority.as_bytes()));
+                fields.push(field(":authority", authority));
             }
             fields.push(field(":path", probe.target));
-            fields.extend(probe.hosts.iter().map(|h| field("host", h.as_bytes())));
+            fields.extend(probe.hosts.iter().map(|h| field("host", h)));
             if let Some(token) = probe.token {
-                fields.push(field("authorization", format!("Bearer {token}").as_bytes()));
+                fields.push(field("authorization", format!("Bearer {token}")));
             }
-            fields.push(field("x-case", probe.tag.as_bytes()));
+            fields.push(field("x-case", probe.tag));
             let request = h2raw::Request {
                 fields,
-                body: None,
-                trailers: Vec::new(),
+                ..Default::default()
             };
-            let mut stream = gateway.tls_connect(&[b"h2"]).await;
-            let outcome = within(h2raw::exchange(&mut stream, &request)).await;
+            let outcome = h2raw::send(gateway, &request).await;
             Answer {
-                status: match outcome {
-                    h2raw::Outcome::Status(status) => Some(status),
-                    _ => None,
-                },
+                status: outcome.status(),
                 refused: outcome.refused(),
                 text: format!("{outcome:?}"),
             }
@@ -206,7 +123,7 @@ impl PathBench {
     async fn start() -> PathBench {
         let mut recorders = Vec::new();
         for _ in ROUTES {
-            recorders.push(Recorder::start().await);
+            recorders.push(Recorder::start(plain_responder).await);
         }
         let route = |name: &str, path: &str, upstream: SocketAddr, extra: &str| {
             format!(
@@ -255,15 +172,15 @@ impl PathBench {
             token,
         };
         let answer = probe(&self.gateway, proto, &request).await;
-        let reached: Vec<(usize, Seen)> = self
+        let reached: Vec<(usize, Recorded)> = self
             .recorders
             .iter()
             .enumerate()
-            .flat_map(|(i, r)| r.tagged(tag).into_iter().map(move |s| (i, s)))
+            .flat_map(|(i, r)| r.case(tag).into_iter().map(move |s| (i, s)))
             .collect();
         let landed: Vec<String> = reached
             .iter()
-            .map(|(i, s)| format!("{} got {:?}", ROUTES[*i], s.target))
+            .map(|(i, s)| format!("{} got {:?}", ROUTES[*i], s.path))
             .collect();
         let mut problems = Vec::new();
         if let Verdict::Routed { or_refused: true, .. } = want
@@ -294,7 +211,7 @@ impl PathBench {
                 let good = answer.status == Some(200)
                     && reached.len() == 1
                     && reached[0].0 == want_index
-                    && reached[0].1.target == *path;
+                    && reached[0].1.path == *path;
                 if !good {
                     problems.push(format!(
                         "want {route} to get {path:?}; client got {}, upstreams: {landed:?}",
@@ -732,7 +649,7 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
                 token: None,
             };
             let answer = probe(&bench.gateway, proto, &request).await;
-            let reached: usize = bench.recorders.iter().map(|r| r.tagged(&tag).len()).sum();
+            let reached: usize = bench.recorders.iter().map(|r| r.case(&tag).len()).sum();
             if !(answer.status == Some(401) || answer.refused) || reached != 0 {
                 failures.push(format!(
                     "{target:?} {proto:?} without a token: client got {}, {reached} upstream request(s)",
@@ -972,7 +889,7 @@ fn host_route(host: &str) -> &'static str {
 async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
     let mut recorders = Vec::new();
     for _ in HOST_ROUTES {
-        recorders.push(Recorder::start().await);
+        recorders.push(Recorder::start(plain_responder).await);
     }
     let config = format!(
         "[[routes]]\nname = \"exact\"\nhost = \"api.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
@@ -992,10 +909,10 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
             token: None,
         };
         let answer = probe(&gateway, case.proto, &request).await;
-        let reached: Vec<(&str, Seen)> = recorders
+        let reached: Vec<(&str, Recorded)> = recorders
             .iter()
             .zip(HOST_ROUTES)
-            .flat_map(|(r, name)| r.tagged(&tag).into_iter().map(move |s| (name, s)))
+            .flat_map(|(r, name)| r.case(&tag).into_iter().map(move |s| (name, s)))
             .collect();
         let routed = match reached.as_slice() {
             [(route, seen)] if answer.status == Some(200) => Some((*route, seen)),
@@ -1023,13 +940,13 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
         if let Some((route, seen)) = routed {
             let host = seen.header("host");
             let forwarded_host = seen.header("x-forwarded-host");
-            if host.len() != 1 || host != forwarded_host || host_route(&host[0]) != route {
+            if host.len() != 1 || host != forwarded_host || host_route(host[0]) != route {
                 problems.push(format!(
                     "routed to {route} but the upstream was told Host {host:?}, X-Forwarded-Host {forwarded_host:?}"
                 ));
             }
-            if seen.target != "/x" {
-                problems.push(format!("the upstream got target {:?}", seen.target));
+            if seen.path != "/x" {
+                problems.push(format!("the upstream got target {:?}", seen.path));
             }
         }
         if !problems.is_empty() {

@@ -2,6 +2,10 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod client;
+pub mod h2raw;
+pub mod raw;
+pub mod recorder;
 pub mod upstreams;
 
 use std::net::SocketAddr;

@@ -1,0 +1,93 @@
+//! TLS clients built by hand, for a gateway the harness did not start (the real binary) or
+//! for tests at the TLS level: configs trusting given certificates, handshakes, and hyper
+//! connections on them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::{ClientConfig, SupportedProtocolVersion};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::within;
+
+/// A client connection's task: it ends when the connection closes.
+pub type Connection = JoinHandle<Result<(), hyper::Error>>;
+
+/// The certificate a gateway generated into `dir`.
+pub fn gateway_cert(dir: &Path) -> CertificateDer<'static> {
+    let path = dir.join("certs/gateway.crt");
+    CertificateDer::from_pem_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A client config that trusts exactly `roots`, speaks `versions` and offers `alpn`.
+pub fn config(
+    roots: &[CertificateDer<'static>],
+    versions: &[&'static SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in roots {
+        store.add(cert.clone()).expect("add root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// `config` with TLS 1.2 and 1.3, trusting the certificate a gateway generated into `dir`.
+pub fn trusting(dir: &Path, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    config(&[gateway_cert(dir)], rustls::DEFAULT_VERSIONS, alpn)
+}
+
+/// A new TLS connection to `addr` as `localhost`, or why it could not be made (callers
+/// bound the wait).
+pub async fn connect(addr: SocketAddr, config: &Arc<ClientConfig>) -> Result<TlsStream<TcpStream>, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = ServerName::try_from("localhost").expect("name");
+    let connector = TlsConnector::from(config.clone());
+    connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
+}
+
+/// The ClientHello a client with `config` sends first.
+pub fn client_hello(config: &Arc<ClientConfig>) -> Vec<u8> {
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut connection = rustls::ClientConnection::new(config.clone(), name).expect("client");
+    let mut hello = Vec::new();
+    connection.write_tls(&mut hello).expect("ClientHello");
+    hello
+}
+
+/// An HTTP/1.1 client on `stream`.
+pub async fn h1(stream: TlsStream<TcpStream>) -> (http1::SendRequest<Full<Bytes>>, Connection) {
+    let (sender, connection) = within(http1::handshake(TokioIo::new(stream)))
+        .await
+        .expect("h1 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+/// An HTTP/2 client on `stream`.
+pub async fn h2(stream: TlsStream<TcpStream>) -> (http2::SendRequest<Full<Bytes>>, Connection) {
+    let (sender, connection) = within(http2::handshake(TokioExecutor::new(), TokioIo::new(stream)))
+        .await
+        .expect("h2 handshake");
+    (sender, tokio::spawn(connection))
+}
