@@ -6,7 +6,6 @@ mod support;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,16 +13,15 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use rustls::{ProtocolVersion, SupportedProtocolVersion};
-use support::binary::free_port;
+use rustls::ProtocolVersion;
+use support::binary::{self, free_port};
+use support::client::{self, Connection};
+use support::raw::{Response, plain_exchange};
 use support::upstreams::Upstream;
 use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, public_route, test_users, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 // === helpers ===
@@ -46,54 +44,6 @@ async fn closed_within<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration)
         Ok(_) => Some(started.elapsed()),
         Err(_) => None,
     }
-}
-
-/// A TLS client that trusts the gateway's generated certificate.
-fn tls_connector(
-    cert: &Path,
-    versions: &[&'static SupportedProtocolVersion],
-    alpn: &[&[u8]],
-) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cert).expect("cert file") {
-        roots.add(cert.expect("cert")).expect("add root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    TlsConnector::from(Arc::new(config))
-}
-
-fn gateway_cert(dir: &Path) -> PathBuf {
-    dir.join("certs/gateway.crt")
-}
-
-async fn tls_connect(addr: SocketAddr, connector: &TlsConnector) -> TlsStream<TcpStream> {
-    let tcp = within(TcpStream::connect(addr)).await.expect("connect");
-    let name = ServerName::try_from("localhost").expect("name");
-    within(connector.connect(name, tcp)).await.expect("TLS handshake")
-}
-
-type Connection = JoinHandle<Result<(), hyper::Error>>;
-
-/// An HTTP/1.1 client on `stream`; the handle ends when the connection closes.
-async fn h1_client(stream: TlsStream<TcpStream>) -> (http1::SendRequest<Full<Bytes>>, Connection) {
-    let (sender, connection) = within(http1::handshake(TokioIo::new(stream)))
-        .await
-        .expect("h1 handshake");
-    (sender, tokio::spawn(connection))
-}
-
-/// An HTTP/2 client on `stream`; the handle ends when the connection closes.
-async fn h2_client(stream: TlsStream<TcpStream>) -> (http2::SendRequest<Full<Bytes>>, Connection) {
-    let (sender, connection) = within(http2::handshake(TokioExecutor::new(), TokioIo::new(stream)))
-        .await
-        .expect("h2 handshake");
-    (sender, tokio::spawn(connection))
 }
 
 async fn read_response(
@@ -125,74 +75,15 @@ async fn h2_get(
 /// Sends `GET path` over HTTP/2 when ALPN chose h2, else over HTTP/1.1, on `stream`.
 async fn get_over(stream: TlsStream<TcpStream>, path: &str) -> Result<(StatusCode, Bytes), hyper::Error> {
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        let (mut sender, _connection) = h2_client(stream).await;
+        let (mut sender, _connection) = client::h2(stream).await;
         h2_get(&mut sender, path).await
     } else {
-        let (mut sender, _connection) = h1_client(stream).await;
+        let (mut sender, _connection) = client::h1(stream).await;
         h1_get(&mut sender, path).await
     }
 }
 
-/// A plain-HTTP response read from a raw socket.
-#[derive(Debug)]
-struct PlainReply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl PlainReply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// Writes `request` verbatim on a new plain TCP connection and reads one response.
-async fn plain_exchange(addr: SocketAddr, request: &str) -> PlainReply {
-    let mut tcp = within(TcpStream::connect(addr)).await.expect("connect");
-    tcp.write_all(request.as_bytes()).await.expect("write");
-    let mut buffer = Vec::new();
-    loop {
-        let mut chunk = [0u8; 4096];
-        let n = within(tcp.read(&mut chunk)).await.expect("read");
-        buffer.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        let parsed = response.parse(&buffer).expect("a valid HTTP response");
-        if let httparse::Status::Complete(head_len) = parsed {
-            let headers: Vec<(String, String)> = response
-                .headers
-                .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
-                .collect();
-            let length = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                .map_or(0, |(_, v)| v.parse::<usize>().expect("content-length"));
-            if buffer.len() >= head_len + length {
-                return PlainReply {
-                    status: response.code.expect("status"),
-                    headers,
-                    body: String::from_utf8_lossy(&buffer[head_len..head_len + length]).into_owned(),
-                };
-            }
-        }
-        assert!(
-            n > 0,
-            "closed before a full response: {:?}",
-            String::from_utf8_lossy(&buffer)
-        );
-    }
-}
-
-async fn plain_get(addr: SocketAddr, path: &str) -> PlainReply {
+async fn plain_get(addr: SocketAddr, path: &str) -> Response {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     plain_exchange(addr, &request).await
 }
@@ -275,7 +166,7 @@ async fn gateway_with_redirect() -> (Gateway, SocketAddr) {
     gateway_with_redirect_and("").await
 }
 
-async fn redirect_for(redirect: SocketAddr, host: &str) -> PlainReply {
+async fn redirect_for(redirect: SocketAddr, host: &str) -> Response {
     let request = format!("GET /x?y=1 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     plain_exchange(redirect, &request).await
 }
@@ -346,13 +237,13 @@ async fn the_redirect_listener_answers_400_to_a_request_without_host() {
 async fn tls_1_2_only_and_tls_1_3_only_clients_both_complete_a_handshake() {
     let echo = Upstream::echo().await;
     let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
-    let cert = gateway_cert(gateway.dir.path());
+    let cert = client::gateway_cert(gateway.dir.path());
     for (version, expected) in [
         (&rustls::version::TLS12, ProtocolVersion::TLSv1_2),
         (&rustls::version::TLS13, ProtocolVersion::TLSv1_3),
     ] {
-        let connector = tls_connector(&cert, &[version], &[b"http/1.1"]);
-        let stream = tls_connect(gateway.addr, &connector).await;
+        let config = client::config(std::slice::from_ref(&cert), &[version], &[b"http/1.1"]);
+        let stream = within(client::connect(gateway.addr, &config)).await.expect("TLS");
         assert_eq!(stream.get_ref().1.protocol_version(), Some(expected));
         let (status, _) = get_over(stream, "/").await.expect("response");
         assert_eq!(status, 200, "{expected:?}");
@@ -437,7 +328,7 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_idle_timeout() {
     let setup = Setup::routes(public_route("echo", "/", echo.addr))
         .server("idle_timeout = \"500ms\"\nheader_read_timeout = \"10s\"");
     let gateway = Gateway::start(setup).await;
-    let (mut sender, connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+    let (mut sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
     let (status, _) = h1_get(&mut sender, "/").await.expect("response");
     assert_eq!(status, 200);
     assert_closed_when_idle(connection).await;
@@ -452,7 +343,7 @@ async fn an_idle_http2_connection_is_closed_after_idle_timeout() {
     let gateway = Gateway::start(setup).await;
     let stream = gateway.tls_connect(&[b"h2"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) = h2_client(stream).await;
+    let (mut sender, connection) = client::h2(stream).await;
     let (status, _) = h2_get(&mut sender, "/").await.expect("response");
     assert_eq!(status, 200);
     assert_closed_when_idle(connection).await;
@@ -520,9 +411,9 @@ async fn stop_does_not_wait_for_idle_keep_alive_connections() {
     let setup = Setup::routes(public_route("echo", "/", echo.addr)).server("idle_timeout = \"30s\"");
     let mut gateway = Gateway::start(setup).await;
     // Two idle connections that each served one request: HTTP/1.1 and HTTP/2.
-    let (mut h1_sender, h1_connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+    let (mut h1_sender, h1_connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
     assert_eq!(h1_get(&mut h1_sender, "/").await.expect("h1 response").0, 200);
-    let (mut h2_sender, h2_connection) = h2_client(gateway.tls_connect(&[b"h2"]).await).await;
+    let (mut h2_sender, h2_connection) = client::h2(gateway.tls_connect(&[b"h2"]).await).await;
     assert_eq!(h2_get(&mut h2_sender, "/").await.expect("h2 response").0, 200);
     let started = Instant::now();
     let drained = within(gateway.stop()).await;
@@ -579,18 +470,7 @@ async fn a_connection_stuck_in_the_tls_handshake_does_not_hold_stop_past_the_gra
     // Send a real ClientHello and never answer the server's flight: the gateway's handshake
     // is then provably under way (it has written its ServerHello) and waiting for us.
     let mut tcp = TcpStream::connect(gateway.addr).await.expect("connect");
-    let mut client_hello = Vec::new();
-    {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        let name = ServerName::try_from("localhost").expect("name");
-        let mut client = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
-        client.write_tls(&mut client_hello).expect("ClientHello");
-    }
+    let client_hello = client::client_hello(&client::config(&[], rustls::DEFAULT_VERSIONS, &[]));
     tcp.write_all(&client_hello).await.expect("write");
     let mut server_hello = [0u8; 5];
     within(tcp.read_exact(&mut server_hello))
@@ -736,21 +616,11 @@ async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
 
     // Ready: the admin listener answers /healthz.
     let deadline = Instant::now() + DEADLINE;
-    loop {
+    while !binary::plain_get(config.admin, "/healthz")
+        .await
+        .is_some_and(|reply| reply.starts_with("HTTP/1.1 200"))
+    {
         child.assert_running();
-        if let Ok(Ok(mut tcp)) =
-            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(config.admin)).await
-        {
-            let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-            let mut reply = Vec::new();
-            let answered = tcp.write_all(request).await.is_ok()
-                && tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut reply))
-                    .await
-                    .is_ok_and(|read| read.is_ok());
-            if answered && reply.starts_with(b"HTTP/1.1 200") {
-                break;
-            }
-        }
         assert!(
             Instant::now() < deadline,
             "/healthz never answered:\n{}",
@@ -759,12 +629,8 @@ async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let connector = tls_connector(
-        &gateway_cert(dir.path()),
-        rustls::DEFAULT_VERSIONS,
-        &[b"http/1.1"],
-    );
-    let stream = tls_connect(config.public, &connector).await;
+    let tls = client::trusting(dir.path(), &[b"http/1.1"]);
+    let stream = within(client::connect(config.public, &tls)).await.expect("TLS");
     let in_flight = tokio::spawn(async move { get_over(stream, "/slow").await });
     wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
 
@@ -794,6 +660,6 @@ async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
     assert_eq!(status.code(), Some(0), "exit status {status}:\n{}", child.log());
     assert_refuses_connections(config.public).await;
     // The generated certificate is now on disk, and check still accepts the config.
-    assert!(gateway_cert(dir.path()).exists());
+    assert!(dir.path().join("certs/gateway.crt").exists());
     assert_check_passes(&config.path);
 }

@@ -20,14 +20,14 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use support::binary::free_port;
+use support::binary::{self, free_port};
+use support::client::{self, Connection};
 use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, test_users, within};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 // === upstreams that say who they are ===
@@ -253,48 +253,16 @@ fn assert_rejected_at(reply: &(StatusCode, Value), prefix: &str, word: &str) {
 // === TLS clients ===
 
 type Sender = http1::SendRequest<Full<Bytes>>;
-type Connection = JoinHandle<Result<(), hyper::Error>>;
 
-/// A TLS client (HTTP/1.1 by ALPN) that trusts exactly `certs`.
-fn connector_trusting(certs: &[CertificateDer<'static>]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots.add(cert.clone()).expect("add root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    TlsConnector::from(Arc::new(config))
-}
-
-fn read_cert(path: &Path) -> CertificateDer<'static> {
-    CertificateDer::from_pem_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// A new TLS connection to `addr` as `localhost`, or why the handshake failed.
-async fn tls_connect(addr: SocketAddr, connector: &TlsConnector) -> Result<TlsStream<TcpStream>, String> {
-    let tcp = within(TcpStream::connect(addr)).await.expect("connect");
-    let name = ServerName::try_from("localhost").expect("name");
-    within(connector.connect(name, tcp))
-        .await
-        .map_err(|e| e.to_string())
+/// An HTTP/1.1 client config that trusts exactly `certs`.
+fn trusting(certs: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
+    client::config(certs, rustls::DEFAULT_VERSIONS, &[b"http/1.1"])
 }
 
 /// The certificate the gateway presented on `stream`.
 fn presented(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     let certs = stream.get_ref().1.peer_certificates().expect("peer certificates");
     certs[0].clone().into_owned()
-}
-
-async fn h1_client(stream: TlsStream<TcpStream>) -> (Sender, Connection) {
-    let (sender, connection) = within(http1::handshake(TokioIo::new(stream)))
-        .await
-        .expect("h1 handshake");
-    (sender, tokio::spawn(connection))
 }
 
 /// `GET path` on an open connection: the status and body, or what went wrong (never panics,
@@ -495,7 +463,7 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
     let mut progress = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        let (sender, connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+        let (sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
         let counter = Arc::new(AtomicUsize::new(0));
         progress.push(counter.clone());
         clients.push(tokio::spawn(run_load_client(
@@ -667,7 +635,7 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_upstream_it_started
     let b = Named::start("B").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
-    let (mut sender, connection) = h1_client(gateway.tls_connect(&[b"http/1.1"]).await).await;
+    let (mut sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
     let in_flight = tokio::spawn(async move {
         let reply = exchange(&mut sender, SVC).await;
         (reply, sender)
@@ -715,14 +683,17 @@ fn replace_certificate(dir: &Path) -> CertificateDer<'static> {
 async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_keeps_working() {
     let a = Named::start("A").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
-    let old = read_cert(&gateway.dir.path().join("certs/gateway.crt"));
+    let old = client::gateway_cert(gateway.dir.path());
 
     // A connection opened before the swap, used once.
-    let before = tls_connect(gateway.addr, &connector_trusting(std::slice::from_ref(&old)))
-        .await
-        .expect("handshake before the swap");
+    let before = within(client::connect(
+        gateway.addr,
+        &trusting(std::slice::from_ref(&old)),
+    ))
+    .await
+    .expect("handshake before the swap");
     assert_eq!(presented(&before), old);
-    let (mut kept, kept_connection) = h1_client(before).await;
+    let (mut kept, kept_connection) = client::h1(before).await;
     assert_eq!(exchange(&mut kept, SVC).await, Ok((StatusCode::OK, "A".into())));
 
     let new = replace_certificate(gateway.dir.path());
@@ -733,19 +704,19 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
         "a certificate swap needs no restart: {restart:?}"
     );
 
-    let both = connector_trusting(&[old.clone(), new.clone()]);
-    let after = tls_connect(gateway.addr, &both)
+    let both = trusting(&[old.clone(), new.clone()]);
+    let after = within(client::connect(gateway.addr, &both))
         .await
         .expect("handshake after the swap");
     assert!(
         presented(&after) == new,
         "a connection opened after the reload was given the old certificate"
     );
-    let (mut fresh, _fresh_connection) = h1_client(after).await;
+    let (mut fresh, _fresh_connection) = client::h1(after).await;
     assert_eq!(exchange(&mut fresh, SVC).await, Ok((StatusCode::OK, "A".into())));
-    let refused = tls_connect(gateway.addr, &connector_trusting(&[old])).await;
+    let refused = within(client::connect(gateway.addr, &trusting(&[old]))).await;
     assert!(
-        refused.is_err(),
+        refused.is_err_and(|e| e.starts_with("handshake")),
         "a client that trusts only the old certificate still completed a handshake"
     );
 
@@ -765,14 +736,16 @@ async fn the_file_watcher_alone_serves_a_replaced_certificate_to_new_connections
     let a = Named::start("A").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let_the_watcher_start(&gateway).await;
-    let old = read_cert(&gateway.dir.path().join("certs/gateway.crt"));
+    let old = client::gateway_cert(gateway.dir.path());
     let new = replace_certificate(gateway.dir.path());
-    let both = connector_trusting(&[old, new.clone()]);
+    let both = trusting(&[old, new.clone()]);
     let started = Instant::now();
     loop {
-        let stream = tls_connect(gateway.addr, &both).await.expect("handshake");
+        let stream = within(client::connect(gateway.addr, &both))
+            .await
+            .expect("handshake");
         if presented(&stream) == new {
-            let (mut sender, _connection) = h1_client(stream).await;
+            let (mut sender, _connection) = client::h1(stream).await;
             assert_eq!(exchange(&mut sender, SVC).await, Ok((StatusCode::OK, "A".into())));
             break;
         }
@@ -1092,25 +1065,10 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// Whether the admin listener at `admin` answers `/healthz` with 200 (without failing).
-async fn healthy(admin: SocketAddr) -> bool {
-    let Ok(Ok(mut tcp)) = tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(admin)).await
-    else {
-        return false;
-    };
-    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let mut reply = Vec::new();
-    tcp.write_all(request).await.is_ok()
-        && tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut reply))
-            .await
-            .is_ok_and(|read| read.is_ok())
-        && reply.starts_with(b"HTTP/1.1 200")
-}
-
 /// The upstream that answered `GET /svc/x` on a new connection to the binary.
-async fn binary_served_by(public: SocketAddr, connector: &TlsConnector) -> String {
-    let stream = tls_connect(public, connector).await.expect("handshake");
-    let (mut sender, _connection) = h1_client(stream).await;
+async fn binary_served_by(public: SocketAddr, config: &Arc<ClientConfig>) -> String {
+    let stream = within(client::connect(public, config)).await.expect("handshake");
+    let (mut sender, _connection) = client::h1(stream).await;
     let (status, body) = exchange(&mut sender, SVC).await.expect("response");
     assert_eq!(status, 200, "GET {SVC}: {body}");
     body
@@ -1154,7 +1112,10 @@ async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a
     let mut child = ChildGuard { child, log };
 
     let deadline = Instant::now() + DEADLINE;
-    while !healthy(admin).await {
+    while !binary::plain_get(admin, "/healthz")
+        .await
+        .is_some_and(|reply| reply.starts_with("HTTP/1.1 200"))
+    {
         child.assert_running();
         assert!(
             Instant::now() < deadline,
@@ -1163,7 +1124,7 @@ async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let connector = connector_trusting(&[read_cert(&dir.path().join("certs/gateway.crt"))]);
+    let connector = trusting(&[client::gateway_cert(dir.path())]);
     assert_eq!(binary_served_by(public, &connector).await, "A");
 
     // A bad edit (that would also move the route to B), then SIGHUP.

@@ -49,14 +49,17 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use support::ES256_TOKENS;
 use support::binary::{Binary, plain_get};
+use support::client;
+use support::h2raw::{
+    self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
+    hpack_string, literal, literal_indexed, preface,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 // === the configuration under attack ===
@@ -374,53 +377,26 @@ struct Client {
 
 impl Client {
     fn new(addr: SocketAddr, dir: &Path) -> Client {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(dir.join("certs/gateway.crt")).expect("cert") {
-            roots.add(cert.expect("cert")).expect("root");
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Client {
-            addr,
-            config: Arc::new(config),
-        }
+        let config = client::trusting(dir, &[]);
+        Client { addr, config }
     }
 
-    fn config(&self, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    fn config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         let mut config = (*self.config).clone();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        config
+        Arc::new(config)
     }
 
     async fn tls(&self, alpn: &[&[u8]]) -> Result<TlsStream<TcpStream>, String> {
-        let connector = TlsConnector::from(Arc::new(self.config(alpn)));
-        let attempt = async {
-            let tcp = TcpStream::connect(self.addr)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-            let name = ServerName::try_from("localhost").expect("name");
-            connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("handshake: {e}"))
-        };
-        timeout(LEGIT_MAX * 2, attempt)
+        let config = self.config(alpn);
+        timeout(LEGIT_MAX * 2, client::connect(self.addr, &config))
             .await
             .map_err(|_| "TLS connect timed out".to_string())?
     }
 
     /// A real ClientHello as this client sends it.
     fn client_hello(&self) -> Vec<u8> {
-        let name = ServerName::try_from("localhost").expect("name");
-        let mut connection =
-            rustls::ClientConnection::new(Arc::new(self.config(&[b"http/1.1"])), name).expect("client");
-        let mut hello = Vec::new();
-        connection.write_tls(&mut hello).expect("ClientHello");
-        hello
+        client::client_hello(&self.config(&[b"http/1.1"]))
     }
 
     /// One request on a fresh HTTP/1.1 connection: status and body.
@@ -728,144 +704,7 @@ async fn check_fds_return(target: &Target, what: &str, baseline: Baseline, failu
     }
 }
 
-// === HTTP/2 on the wire: a minimal frame writer, HPACK literal encoder and frame reader ===
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = Vec::with_capacity(9 + payload.len());
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.push(kind);
-    out.push(flags);
-    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// An HPACK integer with an `prefix`-bit prefix, the high bits of the first byte set to `flags`.
-fn hpack_int(out: &mut Vec<u8>, flags: u8, prefix: u8, value: u64) {
-    let max = (1u64 << prefix) - 1;
-    if value < max {
-        out.push(flags | value as u8);
-        return;
-    }
-    out.push(flags | max as u8);
-    let mut rest = value - max;
-    while rest >= 128 {
-        out.push((rest % 128) as u8 | 0x80);
-        rest /= 128;
-    }
-    out.push(rest as u8);
-}
-
-fn hpack_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    hpack_int(out, 0, 7, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-/// A literal header field without indexing, with a literal name.
-fn literal(name: &str, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x00];
-    hpack_string(&mut out, name.as_bytes());
-    hpack_string(&mut out, value);
-    out
-}
-
-/// A literal header field added to the dynamic table (it then has index 62).
-fn literal_indexed(name: &str, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x40];
-    hpack_string(&mut out, name.as_bytes());
-    hpack_string(&mut out, value);
-    out
-}
-
-fn request_block(path: &str) -> Vec<u8> {
-    let mut block = literal(":method", b"GET");
-    block.extend(literal(":scheme", b"https"));
-    block.extend(literal(":path", path.as_bytes()));
-    block.extend(literal(":authority", b"localhost"));
-    block
-}
-
-/// What the gateway sent back on a raw HTTP/2 connection.
-#[derive(Debug, Default)]
-struct H2Events {
-    goaway: Option<u32>,
-    resets: BTreeMap<u32, usize>,
-    headers: usize,
-    ping_acks: usize,
-    settings_acks: usize,
-    /// When the gateway closed the connection, from the start of the reader.
-    closed: Option<Duration>,
-}
-
-impl H2Events {
-    fn refused(&self) -> usize {
-        self.resets.values().sum()
-    }
-}
-
-/// Reads frames until the gateway closes the connection or `limit` passes; shared so that the
-/// writer can look at it while it floods.
-fn read_frames<R: AsyncRead + Unpin + Send + 'static>(
-    mut reader: R,
-    limit: Duration,
-) -> (Arc<Mutex<H2Events>>, JoinHandle<()>) {
-    let events = Arc::new(Mutex::new(H2Events::default()));
-    let shared = events.clone();
-    let task = tokio::spawn(async move {
-        let start = Instant::now();
-        let deadline = start + limit;
-        let mut buffer: Vec<u8> = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
-                Err(_) => return,
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    shared.lock().unwrap().closed = Some(start.elapsed());
-                    return;
-                }
-                Ok(Ok(n)) => n,
-            };
-            buffer.extend_from_slice(&chunk[..n]);
-            while buffer.len() >= 9 {
-                let len = u32::from_be_bytes([0, buffer[0], buffer[1], buffer[2]]) as usize;
-                if buffer.len() < 9 + len {
-                    break;
-                }
-                let (kind, flags) = (buffer[3], buffer[4]);
-                let payload = &buffer[9..9 + len];
-                let code = |at: usize| {
-                    payload
-                        .get(at..at + 4)
-                        .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()))
-                };
-                let mut events = shared.lock().unwrap();
-                match kind {
-                    GOAWAY => events.goaway = Some(code(4)),
-                    RST_STREAM => *events.resets.entry(code(0)).or_insert(0) += 1,
-                    HEADERS => events.headers += 1,
-                    PING if flags & ACK != 0 => events.ping_acks += 1,
-                    SETTINGS if flags & ACK != 0 => events.settings_acks += 1,
-                    _ => {}
-                }
-                drop(events);
-                buffer.drain(..9 + len);
-            }
-        }
-    });
-    (events, task)
-}
+// === HTTP/2 on the wire ===
 
 /// A raw HTTP/2 connection: preface and an empty SETTINGS written, frames read in the
 /// background, the write half returned for the attack.
@@ -874,17 +713,15 @@ async fn raw_h2(
     limit: Duration,
 ) -> (
     tokio::io::WriteHalf<TlsStream<TcpStream>>,
-    Arc<Mutex<H2Events>>,
+    Arc<Mutex<h2raw::Events>>,
     JoinHandle<()>,
 ) {
     let stream = client.tls(&[b"h2"]).await.expect("TLS");
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (reader, mut writer) = tokio::io::split(stream);
-    let mut hello = PREFACE.to_vec();
-    hello.extend(frame(SETTINGS, 0, 0, &[]));
-    writer.write_all(&hello).await.expect("preface");
+    writer.write_all(&preface()).await.expect("preface");
     writer.flush().await.expect("flush");
-    let (events, task) = read_frames(reader, limit);
+    let (events, task) = h2raw::read_events(reader, limit);
     (writer, events, task)
 }
 
@@ -1019,8 +856,8 @@ async fn h2_slowloris(cases: &[(&'static str, H2Stall)]) {
                 let (mut writer, events, reader) = raw_h2(&client, bound + SLACK).await;
                 let start = Instant::now();
                 let block = [
-                    request_block(&format!("/attack/h2slowloris/{case}/{i}")),
-                    literal("x-pad", &[b'p'; 200]),
+                    get_block(&format!("/attack/h2slowloris/{case}/{i}")),
+                    literal("x-pad", [b'p'; 200]),
                 ]
                 .concat();
                 let writing = tokio::spawn(async move {
@@ -1719,7 +1556,7 @@ async fn header_floods_are_refused_with_bounded_memory() {
     // The HPACK amplification bomb: one 4000-byte header stored in the dynamic table, then
     // referenced by a one-byte index thousands of times (16 MB decoded from ~8 KB of frames).
     let (mut writer, events, reader) = raw_h2(&target.client, SLACK + SLACK).await;
-    let mut block = request_block("/attack/h2/hpack-bomb");
+    let mut block = get_block("/attack/h2/hpack-bomb");
     block.extend(literal_indexed("x-bomb", &[b'b'; 4000]));
     let mut frames = frame(HEADERS, END_STREAM, 1, &block);
     let references = vec![0x80 | 62; 4000];
@@ -1862,29 +1699,24 @@ async fn http2_continuation_floods_close_the_connection() {
                 HEADERS,
                 END_STREAM,
                 1,
-                &request_block("/attack/continuation/literals"),
+                &get_block("/attack/continuation/literals"),
             ),
             Box::new(|i| {
                 let block: Vec<u8> = (0..100)
-                    .flat_map(|j| literal(&format!("x-c{i}-{j}"), &[b'v'; 100]))
+                    .flat_map(|j| literal(format!("x-c{i}-{j}"), [b'v'; 100]))
                     .collect();
                 Some(frame(CONTINUATION, 0, 1, &block))
             }),
         ),
         (
             "empty CONTINUATION frames",
-            frame(
-                HEADERS,
-                END_STREAM,
-                1,
-                &request_block("/attack/continuation/empty"),
-            ),
+            frame(HEADERS, END_STREAM, 1, &get_block("/attack/continuation/empty")),
             Box::new(|_| Some((0..1000).flat_map(|_| frame(CONTINUATION, 0, 1, &[])).collect())),
         ),
         (
             "one endless header value across CONTINUATION frames",
             {
-                let mut block = request_block("/attack/continuation/endless");
+                let mut block = get_block("/attack/continuation/endless");
                 block.push(0x00);
                 hpack_string(&mut block, b"x-endless");
                 hpack_int(&mut block, 0, 7, 1 << 30);
@@ -1894,12 +1726,7 @@ async fn http2_continuation_floods_close_the_connection() {
         ),
         (
             "CONTINUATION for another stream",
-            frame(
-                HEADERS,
-                END_STREAM,
-                1,
-                &request_block("/attack/continuation/other"),
-            ),
+            frame(HEADERS, END_STREAM, 1, &get_block("/attack/continuation/other")),
             Box::new(|_| Some(frame(CONTINUATION, 0, 3, &literal("x-other", b"v")))),
         ),
     ];
@@ -1964,7 +1791,7 @@ async fn http2_streams_beyond_the_concurrency_limit_are_refused() {
                 HEADERS,
                 END_STREAM | END_HEADERS,
                 id,
-                &request_block(&format!("/attack/streams/{id}/slow")),
+                &get_block(&format!("/attack/streams/{id}/slow")),
             )
         })
         .collect();
@@ -2018,9 +1845,7 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
         let stream = target.client.tls(&[b"h2"]).await.expect("TLS");
         // The read half is kept but never read: ACKs pile up on the gateway's side.
         let (reader, mut writer) = tokio::io::split(stream);
-        let mut hello = PREFACE.to_vec();
-        hello.extend(frame(SETTINGS, 0, 0, &[]));
-        writer.write_all(&hello).await.expect("preface");
+        writer.write_all(&preface()).await.expect("preface");
         let batch: Vec<u8> = unit.iter().copied().cycle().take(unit.len() * 1000).collect();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(3);
