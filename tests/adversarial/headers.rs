@@ -67,7 +67,7 @@ struct Bench {
 }
 
 impl Bench {
-    async fn start(reply: Responder) -> Bench {
+    async fn start(reply: impl Responder) -> Bench {
         let recorder = Recorder::start(reply).await;
         let upstream = recorder.addr;
         let routes = format!(
@@ -674,118 +674,117 @@ struct HopCase {
     h2_refused: bool,
 }
 
-const HOP_CASES: &[HopCase] = &[
-    HopCase {
-        name: "keep-alive",
-        fields: &[("Keep-Alive", "timeout=99, max=77")],
-        connection: &["Keep-Alive"],
-        absent: &["keep-alive"],
-        values: &["timeout=99"],
-        h2_refused: true,
-    },
-    HopCase {
-        name: "te-gzip",
-        fields: &[("TE", "gzip, spoofed-coding")],
-        connection: &["TE"],
-        absent: &["te"],
-        values: &["spoofed-coding"],
-        h2_refused: true,
-    },
-    HopCase {
-        name: "te-trailers",
-        fields: &[("TE", "trailers")],
-        connection: &[],
-        absent: &["te"],
-        values: &[],
-        h2_refused: false,
-    },
-    HopCase {
-        name: "upgrade-websocket-outside-websocket-route",
-        fields: &[
-            ("Upgrade", "websocket"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Sec-WebSocket-Version", "13"),
-        ],
-        connection: &["Upgrade"],
-        absent: &["upgrade"],
-        values: &[],
-        h2_refused: true,
-    },
-    HopCase {
-        name: "upgrade-h2c-smuggling",
-        fields: &[("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")],
-        connection: &["Upgrade", "HTTP2-Settings"],
-        absent: &["upgrade", "http2-settings"],
-        values: &["h2c", "AAMAAABkAARAAAAAAAIAAAAA"],
-        h2_refused: true,
-    },
-    HopCase {
-        name: "http2-settings-alone",
-        fields: &[("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")],
-        connection: &[],
-        absent: &["http2-settings"],
-        values: &["AAMAAABkAARAAAAAAAIAAAAA"],
-        h2_refused: false,
-    },
-    HopCase {
-        name: "proxy-connection",
-        fields: &[("Proxy-Connection", "keep-alive")],
-        connection: &[],
-        absent: &["proxy-connection"],
-        values: &[],
-        h2_refused: true,
-    },
-    HopCase {
-        name: "proxy-authorization",
-        fields: &[("Proxy-Authorization", "Basic c3Bvb2Y6c3Bvb2Y=")],
-        connection: &[],
-        absent: &["proxy-authorization"],
-        values: &["c3Bvb2Y6c3Bvb2Y="],
-        h2_refused: false,
-    },
-    HopCase {
-        name: "trailer-announced-without-body",
-        fields: &[("Trailer", "X-Auth-Sub")],
-        connection: &[],
-        absent: &["trailer"],
-        values: &[],
-        h2_refused: false,
-    },
-    HopCase {
-        name: "connection-named-custom",
-        fields: &[("X-Internal-Debug", "spoofed-debug")],
-        connection: &["X-Internal-Debug"],
-        absent: &["x-internal-debug"],
-        values: &["spoofed-debug"],
-        h2_refused: true,
-    },
-    HopCase {
-        name: "url-rewrite-headers",
-        fields: &[
-            ("X-Original-URL", "/admin/secret"),
-            ("X-Rewrite-URL", "/admin/secret"),
-        ],
-        connection: &[],
-        absent: &["x-original-url", "x-rewrite-url"],
-        values: &["/admin/secret"],
-        h2_refused: false,
-    },
-    HopCase {
-        name: "method-overrides",
-        fields: &[
-            ("X-HTTP-Method-Override", "DELETE"),
-            ("X-HTTP-Method", "DELETE"),
-            ("X-Method-Override", "DELETE"),
-        ],
-        connection: &[],
-        absent: &["x-http-method-override", "x-http-method", "x-method-override"],
-        values: &["DELETE"],
-        h2_refused: false,
-    },
-];
-
 #[tokio::test]
 async fn hop_by_hop_and_rewrite_headers_never_reach_the_upstream() {
+    const HOP_CASES: &[HopCase] = &[
+        HopCase {
+            name: "keep-alive",
+            fields: &[("Keep-Alive", "timeout=99, max=77")],
+            connection: &["Keep-Alive"],
+            absent: &["keep-alive"],
+            values: &["timeout=99"],
+            h2_refused: true,
+        },
+        HopCase {
+            name: "te-gzip",
+            fields: &[("TE", "gzip, spoofed-coding")],
+            connection: &["TE"],
+            absent: &["te"],
+            values: &["spoofed-coding"],
+            h2_refused: true,
+        },
+        HopCase {
+            name: "te-trailers",
+            fields: &[("TE", "trailers")],
+            connection: &[],
+            absent: &["te"],
+            values: &[],
+            h2_refused: false,
+        },
+        HopCase {
+            name: "upgrade-websocket-outside-websocket-route",
+            fields: &[
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13"),
+            ],
+            connection: &["Upgrade"],
+            absent: &["upgrade"],
+            values: &[],
+            h2_refused: true,
+        },
+        HopCase {
+            name: "upgrade-h2c-smuggling",
+            fields: &[("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")],
+            connection: &["Upgrade", "HTTP2-Settings"],
+            absent: &["upgrade", "http2-settings"],
+            values: &["h2c", "AAMAAABkAARAAAAAAAIAAAAA"],
+            h2_refused: true,
+        },
+        HopCase {
+            name: "http2-settings-alone",
+            fields: &[("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")],
+            connection: &[],
+            absent: &["http2-settings"],
+            values: &["AAMAAABkAARAAAAAAAIAAAAA"],
+            h2_refused: false,
+        },
+        HopCase {
+            name: "proxy-connection",
+            fields: &[("Proxy-Connection", "keep-alive")],
+            connection: &[],
+            absent: &["proxy-connection"],
+            values: &[],
+            h2_refused: true,
+        },
+        HopCase {
+            name: "proxy-authorization",
+            fields: &[("Proxy-Authorization", "Basic c3Bvb2Y6c3Bvb2Y=")],
+            connection: &[],
+            absent: &["proxy-authorization"],
+            values: &["c3Bvb2Y6c3Bvb2Y="],
+            h2_refused: false,
+        },
+        HopCase {
+            name: "trailer-announced-without-body",
+            fields: &[("Trailer", "X-Auth-Sub")],
+            connection: &[],
+            absent: &["trailer"],
+            values: &[],
+            h2_refused: false,
+        },
+        HopCase {
+            name: "connection-named-custom",
+            fields: &[("X-Internal-Debug", "spoofed-debug")],
+            connection: &["X-Internal-Debug"],
+            absent: &["x-internal-debug"],
+            values: &["spoofed-debug"],
+            h2_refused: true,
+        },
+        HopCase {
+            name: "url-rewrite-headers",
+            fields: &[
+                ("X-Original-URL", "/admin/secret"),
+                ("X-Rewrite-URL", "/admin/secret"),
+            ],
+            connection: &[],
+            absent: &["x-original-url", "x-rewrite-url"],
+            values: &["/admin/secret"],
+            h2_refused: false,
+        },
+        HopCase {
+            name: "method-overrides",
+            fields: &[
+                ("X-HTTP-Method-Override", "DELETE"),
+                ("X-HTTP-Method", "DELETE"),
+                ("X-Method-Override", "DELETE"),
+            ],
+            connection: &[],
+            absent: &["x-http-method-override", "x-http-method", "x-method-override"],
+            values: &["DELETE"],
+            h2_refused: false,
+        },
+    ];
     let bench = Bench::start(plain_responder).await;
     let mut failures = Vec::new();
     let routes = RouteKind::ALL

@@ -530,57 +530,56 @@ fn random_paths_route_where_the_reference_normaliser_says() {
 // Explicit prefix-boundary cases (and proptest regressions).
 // ===================================================================================
 
-/// Target, and the route and upstream request target SPEC 3 gives it (`None`: 400).
-const BOUNDARY: &[(&str, Option<(&str, &str)>)] = &[
-    ("/apiX", Some(("root", "/apiX"))),
-    ("/apiX/admin", Some(("root", "/apiX/admin"))),
-    ("/API", Some(("root", "/API"))),
-    ("/API/admin", Some(("root", "/API/admin"))),
-    ("/api/ADMIN", Some(("api", "/api/ADMIN"))),
-    ("/api%2fadmin", None),
-    ("/api%2Fadmin/x", None),
-    ("/api/./admin", Some(("admin", "/api/admin"))),
-    ("/./api/admin", Some(("admin", "/api/admin"))),
-    ("/../api/admin", Some(("admin", "/api/admin"))),
-    ("/static/../api/admin", Some(("admin", "/api/admin"))),
-    ("/static;x=/../api/admin", Some(("admin", "/api/admin"))),
-    ("/static/..%2fapi/admin", None),
-    ("/static/%2e%2e/api/admin", None),
-    ("/static/.%2e/api/admin", None),
-    ("/static/..;/api/admin", None),
-    ("/static/.;/../api/admin", None),
-    ("/api/%61dmin", Some(("admin", "/api/admin"))),
-    ("/api/adm%69n", Some(("admin", "/api/admin"))),
-    ("/%61pi/admin", Some(("admin", "/api/admin"))),
-    ("/api//admin", Some(("admin", "/api/admin"))),
-    ("//api/admin", Some(("admin", "/api/admin"))),
-    ("/api/admin/.", Some(("admin", "/api/admin/"))),
-    ("/api/admin/..", Some(("api", "/api/"))),
-    ("/api/admin/../admin/x", Some(("admin", "/api/admin/x"))),
-    ("/api/admin%2f..", None),
-    ("/api/admin\\..\\x", None),
-    ("/api/admin%5c..%5cx", None),
-    ("/api/admin%00", None),
-    ("/api/admin%2500", Some(("api", "/api/admin%2500"))),
-    ("/api/admin.", Some(("api", "/api/admin."))),
-    (
-        "/api/admin?x=/../static",
-        Some(("admin", "/api/admin?x=/../static")),
-    ),
-    ("/static?/../api/admin", Some(("static", "/static?/../api/admin"))),
-    ("/api/admin#/../../static", Some(("admin", "/api/admin"))),
-    ("/static#/../api/admin", Some(("static", "/static"))),
-    // Shrunk proptest failures, kept as regressions (a fragment is dropped, whatever it holds).
-    ("/#", Some(("root", "/"))),
-    ("/#ü", Some(("root", "/"))),
-    ("/?ü", Some(("root", "/?ü"))),
-    ("/api/adminü", None),
-    ("*", None),
-    ("api/admin", None),
-];
-
 #[tokio::test]
 async fn prefix_boundary_confusion_routes_where_the_spec_says() {
+    /// Target, and the route and upstream request target SPEC 3 gives it (`None`: 400).
+    const BOUNDARY: &[(&str, Option<(&str, &str)>)] = &[
+        ("/apiX", Some(("root", "/apiX"))),
+        ("/apiX/admin", Some(("root", "/apiX/admin"))),
+        ("/API", Some(("root", "/API"))),
+        ("/API/admin", Some(("root", "/API/admin"))),
+        ("/api/ADMIN", Some(("api", "/api/ADMIN"))),
+        ("/api%2fadmin", None),
+        ("/api%2Fadmin/x", None),
+        ("/api/./admin", Some(("admin", "/api/admin"))),
+        ("/./api/admin", Some(("admin", "/api/admin"))),
+        ("/../api/admin", Some(("admin", "/api/admin"))),
+        ("/static/../api/admin", Some(("admin", "/api/admin"))),
+        ("/static;x=/../api/admin", Some(("admin", "/api/admin"))),
+        ("/static/..%2fapi/admin", None),
+        ("/static/%2e%2e/api/admin", None),
+        ("/static/.%2e/api/admin", None),
+        ("/static/..;/api/admin", None),
+        ("/static/.;/../api/admin", None),
+        ("/api/%61dmin", Some(("admin", "/api/admin"))),
+        ("/api/adm%69n", Some(("admin", "/api/admin"))),
+        ("/%61pi/admin", Some(("admin", "/api/admin"))),
+        ("/api//admin", Some(("admin", "/api/admin"))),
+        ("//api/admin", Some(("admin", "/api/admin"))),
+        ("/api/admin/.", Some(("admin", "/api/admin/"))),
+        ("/api/admin/..", Some(("api", "/api/"))),
+        ("/api/admin/../admin/x", Some(("admin", "/api/admin/x"))),
+        ("/api/admin%2f..", None),
+        ("/api/admin\\..\\x", None),
+        ("/api/admin%5c..%5cx", None),
+        ("/api/admin%00", None),
+        ("/api/admin%2500", Some(("api", "/api/admin%2500"))),
+        ("/api/admin.", Some(("api", "/api/admin."))),
+        (
+            "/api/admin?x=/../static",
+            Some(("admin", "/api/admin?x=/../static")),
+        ),
+        ("/static?/../api/admin", Some(("static", "/static?/../api/admin"))),
+        ("/api/admin#/../../static", Some(("admin", "/api/admin"))),
+        ("/static#/../api/admin", Some(("static", "/static"))),
+        // Shrunk proptest failures, kept as regressions (a fragment is dropped, whatever it holds).
+        ("/#", Some(("root", "/"))),
+        ("/#ü", Some(("root", "/"))),
+        ("/?ü", Some(("root", "/?ü"))),
+        ("/api/adminü", None),
+        ("*", None),
+        ("api/admin", None),
+    ];
     let bench = PathBench::start().await;
     let mut failures = Vec::new();
     for (i, (target, want)) in BOUNDARY.iter().enumerate() {
@@ -718,158 +717,6 @@ const fn h2(
 
 use HostWant::{Refused, Route, RouteOrRefused};
 
-const HOST_CASES: &[HostCase] = &[
-    h1("plain", "/x", &["api.example.com"], Route("exact")),
-    h1("upper case", "/x", &["API.Example.COM"], Route("exact")),
-    // A fully qualified name: the same host; refusing it would be safe too.
-    h1(
-        "trailing dot",
-        "/x",
-        &["api.example.com."],
-        RouteOrRefused("exact"),
-    ),
-    h1("port", "/x", &["api.example.com:8443"], Route("exact")),
-    h1("default port", "/x", &["api.example.com:443"], Route("exact")),
-    h1("wildcard", "/x", &["x.api.example.com"], Route("wild")),
-    h1("wildcard needs a label", "/x", &["example.com"], Route("default")),
-    h1(
-        "suffix look-alike",
-        "/x",
-        &["api.example.com.evil.net"],
-        Route("default"),
-    ),
-    h1("glued look-alike", "/x", &["evilexample.com"], Route("default")),
-    h1("other host", "/x", &["evil.net"], Route("default")),
-    h1("ipv6 literal", "/x", &["[::1]:8443"], Route("default")),
-    h1(
-        "two different Hosts",
-        "/x",
-        &["evil.net", "api.example.com"],
-        Refused,
-    ),
-    h1(
-        "two equal Hosts",
-        "/x",
-        &["api.example.com", "api.example.com"],
-        Refused,
-    ),
-    h1("empty Host", "/x", &[""], Refused),
-    h1("no Host", "/x", &[], Refused),
-    h1("userinfo", "/x", &["evil.net@api.example.com"], Refused),
-    h1("userinfo reversed", "/x", &["api.example.com@evil.net"], Refused),
-    h1("Host with a path", "/x", &["api.example.com/admin"], Refused),
-    h1("two ports", "/x", &["api.example.com:1:2"], Refused),
-    h1("comma list", "/x", &["evil.net, api.example.com"], Refused),
-    // Percent-encoding is not allowed in a Host; it must never match the exact route.
-    h1(
-        "escaped dot",
-        "/x",
-        &["api%2eexample.com"],
-        RouteOrRefused("default"),
-    ),
-    h1(
-        "absolute-form",
-        "http://api.example.com/x",
-        &["api.example.com"],
-        Route("exact"),
-    ),
-    h1(
-        "absolute-form https",
-        "https://api.example.com/x",
-        &["api.example.com"],
-        Route("exact"),
-    ),
-    h1(
-        "absolute-form case",
-        "http://API.example.com/x",
-        &["api.EXAMPLE.com"],
-        Route("exact"),
-    ),
-    h1(
-        "absolute-form vs other Host",
-        "http://api.example.com/x",
-        &["evil.net"],
-        Refused,
-    ),
-    h1(
-        "other absolute-form vs Host",
-        "http://evil.net/x",
-        &["api.example.com"],
-        Refused,
-    ),
-    h1(
-        "absolute-form userinfo",
-        "http://evil.net@api.example.com/x",
-        &["api.example.com"],
-        Refused,
-    ),
-    h1(
-        "absolute-form other port",
-        "http://api.example.com:8443/x",
-        &["api.example.com"],
-        Refused,
-    ),
-    h1(
-        "absolute-form without Host",
-        "http://api.example.com/x",
-        &[],
-        Refused,
-    ),
-    h1(
-        "absolute-form path normalised",
-        "http://api.example.com/a/../x",
-        &["api.example.com"],
-        Route("exact"),
-    ),
-    h2("authority", Some("api.example.com"), &[], Route("exact")),
-    h2(
-        "authority upper case",
-        Some("API.EXAMPLE.COM"),
-        &[],
-        Route("exact"),
-    ),
-    h2(
-        "authority with port",
-        Some("api.example.com:8443"),
-        &[],
-        Route("exact"),
-    ),
-    h2("authority wildcard", Some("x.example.com"), &[], Route("wild")),
-    h2(
-        "authority and equal Host",
-        Some("api.example.com"),
-        &["api.example.com"],
-        Route("exact"),
-    ),
-    h2(
-        "authority and other Host",
-        Some("api.example.com"),
-        &["evil.net"],
-        Refused,
-    ),
-    h2(
-        "other authority and Host",
-        Some("evil.net"),
-        &["api.example.com"],
-        Refused,
-    ),
-    h2("Host only", None, &["api.example.com"], Route("exact")),
-    h2(
-        "two Hosts, no authority",
-        None,
-        &["api.example.com", "evil.net"],
-        Refused,
-    ),
-    h2(
-        "authority userinfo",
-        Some("evil.net@api.example.com"),
-        &[],
-        Refused,
-    ),
-    h2("empty authority", Some(""), &[], Refused),
-    h2("no authority, no Host", None, &[], Refused),
-];
-
 /// The route a host (as the upstream was told it) belongs to, by the host patterns above.
 fn host_route(host: &str) -> &'static str {
     let lower = host.to_ascii_lowercase();
@@ -958,6 +805,157 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
 
 #[tokio::test]
 async fn routing_uses_one_consistent_authority_and_refuses_mismatches() {
+    const HOST_CASES: &[HostCase] = &[
+        h1("plain", "/x", &["api.example.com"], Route("exact")),
+        h1("upper case", "/x", &["API.Example.COM"], Route("exact")),
+        // A fully qualified name: the same host; refusing it would be safe too.
+        h1(
+            "trailing dot",
+            "/x",
+            &["api.example.com."],
+            RouteOrRefused("exact"),
+        ),
+        h1("port", "/x", &["api.example.com:8443"], Route("exact")),
+        h1("default port", "/x", &["api.example.com:443"], Route("exact")),
+        h1("wildcard", "/x", &["x.api.example.com"], Route("wild")),
+        h1("wildcard needs a label", "/x", &["example.com"], Route("default")),
+        h1(
+            "suffix look-alike",
+            "/x",
+            &["api.example.com.evil.net"],
+            Route("default"),
+        ),
+        h1("glued look-alike", "/x", &["evilexample.com"], Route("default")),
+        h1("other host", "/x", &["evil.net"], Route("default")),
+        h1("ipv6 literal", "/x", &["[::1]:8443"], Route("default")),
+        h1(
+            "two different Hosts",
+            "/x",
+            &["evil.net", "api.example.com"],
+            Refused,
+        ),
+        h1(
+            "two equal Hosts",
+            "/x",
+            &["api.example.com", "api.example.com"],
+            Refused,
+        ),
+        h1("empty Host", "/x", &[""], Refused),
+        h1("no Host", "/x", &[], Refused),
+        h1("userinfo", "/x", &["evil.net@api.example.com"], Refused),
+        h1("userinfo reversed", "/x", &["api.example.com@evil.net"], Refused),
+        h1("Host with a path", "/x", &["api.example.com/admin"], Refused),
+        h1("two ports", "/x", &["api.example.com:1:2"], Refused),
+        h1("comma list", "/x", &["evil.net, api.example.com"], Refused),
+        // Percent-encoding is not allowed in a Host; it must never match the exact route.
+        h1(
+            "escaped dot",
+            "/x",
+            &["api%2eexample.com"],
+            RouteOrRefused("default"),
+        ),
+        h1(
+            "absolute-form",
+            "http://api.example.com/x",
+            &["api.example.com"],
+            Route("exact"),
+        ),
+        h1(
+            "absolute-form https",
+            "https://api.example.com/x",
+            &["api.example.com"],
+            Route("exact"),
+        ),
+        h1(
+            "absolute-form case",
+            "http://API.example.com/x",
+            &["api.EXAMPLE.com"],
+            Route("exact"),
+        ),
+        h1(
+            "absolute-form vs other Host",
+            "http://api.example.com/x",
+            &["evil.net"],
+            Refused,
+        ),
+        h1(
+            "other absolute-form vs Host",
+            "http://evil.net/x",
+            &["api.example.com"],
+            Refused,
+        ),
+        h1(
+            "absolute-form userinfo",
+            "http://evil.net@api.example.com/x",
+            &["api.example.com"],
+            Refused,
+        ),
+        h1(
+            "absolute-form other port",
+            "http://api.example.com:8443/x",
+            &["api.example.com"],
+            Refused,
+        ),
+        h1(
+            "absolute-form without Host",
+            "http://api.example.com/x",
+            &[],
+            Refused,
+        ),
+        h1(
+            "absolute-form path normalised",
+            "http://api.example.com/a/../x",
+            &["api.example.com"],
+            Route("exact"),
+        ),
+        h2("authority", Some("api.example.com"), &[], Route("exact")),
+        h2(
+            "authority upper case",
+            Some("API.EXAMPLE.COM"),
+            &[],
+            Route("exact"),
+        ),
+        h2(
+            "authority with port",
+            Some("api.example.com:8443"),
+            &[],
+            Route("exact"),
+        ),
+        h2("authority wildcard", Some("x.example.com"), &[], Route("wild")),
+        h2(
+            "authority and equal Host",
+            Some("api.example.com"),
+            &["api.example.com"],
+            Route("exact"),
+        ),
+        h2(
+            "authority and other Host",
+            Some("api.example.com"),
+            &["evil.net"],
+            Refused,
+        ),
+        h2(
+            "other authority and Host",
+            Some("evil.net"),
+            &["api.example.com"],
+            Refused,
+        ),
+        h2("Host only", None, &["api.example.com"], Route("exact")),
+        h2(
+            "two Hosts, no authority",
+            None,
+            &["api.example.com", "evil.net"],
+            Refused,
+        ),
+        h2(
+            "authority userinfo",
+            Some("evil.net@api.example.com"),
+            &[],
+            Refused,
+        ),
+        h2("empty authority", Some(""), &[], Refused),
+        h2("no authority, no Host", None, &[], Refused),
+    ];
     let failures = run_host_cases(HOST_CASES).await;
     assert!(
         failures.is_empty(),

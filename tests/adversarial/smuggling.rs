@@ -32,6 +32,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::collections::HashMap;
+
 use support::h2raw::{self, Field, Outcome, field};
 use support::raw::{Client, ReadEnd, Response, exchange};
 use support::recorder::{Recorded, Recorder, Responder, Then, ok_reply, plain_responder};
@@ -43,7 +45,7 @@ use support::{Gateway, Setup};
 
 /// Routes: `/pub/` public, `/private/` authenticated, `/getonly/` GET only, `/slow/` with a
 /// 1 s timeout, `/ws/` WebSocket; nothing else is routed (404). Bodies are limited to 1 KiB.
-async fn start(responder: Responder) -> (Gateway, Recorder) {
+async fn start(responder: impl Responder) -> (Gateway, Recorder) {
     let upstream = Recorder::start(responder).await;
     let up = upstream.addr;
     let routes = format!(
@@ -203,10 +205,11 @@ async fn run_matrix(gateway: &Gateway, upstream: &Recorder, prefix: &str, cases:
     failures
 }
 
-/// Transfer-Encoding spellings: (name, header line, valid chunked?). `None` means invalid:
-/// the gateway must refuse it; `Some(true)` valid; `Some(false)` borderline.
-fn te_variants() -> Vec<(&'static str, &'static str, Option<bool>)> {
-    vec![
+#[tokio::test]
+async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
+    // Transfer-Encoding spellings: (name, header line, valid chunked?). `None` means invalid:
+    // the gateway must refuse it; `Some(true)` valid; `Some(false)` borderline.
+    let variants: Vec<(&str, &str, Option<bool>)> = vec![
         ("plain", "Transfer-Encoding: chunked\r\n", Some(true)),
         ("xchunked", "Transfer-Encoding: xchunked\r\n", None),
         ("leading space", "Transfer-Encoding:  chunked\r\n", Some(true)),
@@ -267,14 +270,10 @@ fn te_variants() -> Vec<(&'static str, &'static str, Option<bool>)> {
         ("chunked;q", "Transfer-Encoding: chunked;q=1\r\n", None),
         ("gzip", "Transfer-Encoding: gzip\r\n", None),
         ("unicode k", "Transfer-Encoding: chun\u{212a}ed\r\n", None),
-    ]
-}
-
-#[tokio::test]
-async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
+    ];
     let (gateway, upstream) = start(plain_responder).await;
     let mut cases = Vec::new();
-    for (name, te, valid) in te_variants() {
+    for (name, te, valid) in variants {
         let hidden = smuggled(TAG);
         // CL.TE: a front end honouring CL forwards it all; one honouring TE stops at `0`.
         let cl_te_body = format!("0\r\n\r\n{hidden}");
@@ -1008,126 +1007,6 @@ async fn pipelined_requests_in_one_write_are_answered_in_order_and_forwarded_onc
 
 const POISON: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned";
 
-/// For `/pub/bad-<name>/main` (and `/slow/...`), the malformed reply named `<name>`.
-fn malformed_reply(name: &str) -> (String, Then) {
-    let ka = Then::KeepAlive;
-    match name {
-        "cl-and-te" => (
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n{POISON}"
-            ),
-            ka,
-        ),
-        "te-and-cl-clean" => (
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n2\r\nok\r\n0\r\n\r\n"
-                .into(),
-            ka,
-        ),
-        "cl-shorter-than-chunked" => (
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\nok{POISON}\r\n0\r\n\r\n",
-                2 + POISON.len()
-            ),
-            ka,
-        ),
-        "two-cls" => (
-            format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 45\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "cl-list" => (
-            format!("HTTP/1.1 200 OK\r\nContent-Length: 2, 45\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "cl-plus" => (
-            format!("HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "bad-chunk-size" => (
-            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n{POISON}"),
-            ka,
-        ),
-        "chunk-data-overrun" => (
-            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nok\r\n0\r\n\r\n{POISON}"),
-            ka,
-        ),
-        "extra-response-after-body" => (
-            format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "extra-after-chunked" => (
-            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n{POISON}"),
-            ka,
-        ),
-        "204-with-body" => (format!("HTTP/1.1 204 No Content\r\n\r\n{POISON}"), ka),
-        "304-with-body" => (
-            format!("HTTP/1.1 304 Not Modified\r\nContent-Length: 8\r\n\r\npoisoned{POISON}"),
-            ka,
-        ),
-        "head-with-body" => (
-            format!("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned{POISON}"),
-            ka,
-        ),
-        "bare-cr-header" => (
-            format!("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "bare-cr-line-end" => (
-            format!("HTTP/1.1 200 OK\rContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "nul-in-header" => (
-            format!("HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "obs-fold" => (
-            format!("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "space-before-colon" => (
-            format!("HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "status-garbage" => (
-            format!("HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "version-garbage" => (
-            format!("HTTX/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{POISON}"),
-            ka,
-        ),
-        "not-http-at-all" => (format!("hello there\r\n\r\n{POISON}"), ka),
-        "1xx-then-response" => (
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
-            ka,
-        ),
-        "1xx-then-nothing" => ("HTTP/1.1 102 Processing\r\n\r\n".into(), Then::Hold),
-        "1xx-then-close" => ("HTTP/1.1 100 Continue\r\n\r\n".into(), Then::Close),
-        "short-body-then-close" => (
-            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok".into(),
-            Then::Close,
-        ),
-        _ => (
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into(),
-            ka,
-        ),
-    }
-}
-
-fn malformed_responder(request: &Recorded) -> (Vec<u8>, Then) {
-    let name = request
-        .path
-        .split('/')
-        .nth(2)
-        .and_then(|s| s.strip_prefix("bad-"));
-    match name {
-        Some(name) if request.path.ends_with("/main") => {
-            let (reply, then) = malformed_reply(name);
-            (reply.into_bytes(), then)
-        }
-        _ => (ok_reply(request), Then::KeepAlive),
-    }
-}
-
 /// What the client may get for a malformed upstream response.
 #[derive(Debug, PartialEq)]
 enum Allowed {
@@ -1139,13 +1018,21 @@ enum Allowed {
 }
 
 /// A malformed-response case: (name, method, route, allowed outcomes, is the response
-/// malformed, so that its upstream connection must be retired?).
-type Malformed = (&'static str, &'static str, &'static str, Vec<Allowed>, bool);
+/// malformed, so that its upstream connection must be retired?, the upstream's reply to
+/// `/<route>/bad-<name>/main` and what it does next).
+type Malformed = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<Allowed>,
+    bool,
+    (String, Then),
+);
 
 /// Runs one malformed-response case; returns its problems.
 async fn malformed_case(gateway: &Gateway, upstream: &Recorder, case: &Malformed) -> Vec<String> {
     use Allowed::*;
-    let (name, method, route, allowed, retire) = case;
+    let (name, method, route, allowed, retire, _) = case;
     let base = format!("/{route}/bad-{name}");
     let mut client = Client::open(gateway).await;
     client
@@ -1220,7 +1107,20 @@ async fn malformed_case(gateway: &Gateway, upstream: &Recorder, case: &Malformed
 }
 
 async fn malformed_matrix(cases: &[Malformed]) -> Vec<String> {
-    let (gateway, upstream) = start(malformed_responder).await;
+    let replies: HashMap<String, (Vec<u8>, Then)> = cases
+        .iter()
+        .map(|(name, _, route, _, _, (reply, then))| {
+            (
+                format!("/{route}/bad-{name}/main"),
+                (reply.clone().into_bytes(), *then),
+            )
+        })
+        .collect();
+    let responder = move |request: &Recorded| match replies.get(&request.path) {
+        Some(reply) => reply.clone(),
+        None => (ok_reply(request), Then::KeepAlive),
+    };
+    let (gateway, upstream) = start(responder).await;
     let mut failures = Vec::new();
     for case in cases {
         failures.extend(malformed_case(&gateway, &upstream, case).await);
@@ -1231,17 +1131,55 @@ async fn malformed_matrix(cases: &[Malformed]) -> Vec<String> {
 #[tokio::test]
 async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_response() {
     use Allowed::*;
+    let ka = |reply: String| (reply, Then::KeepAlive);
     let cases: Vec<Malformed> = vec![
-        ("two-cls", "GET", "pub", vec![Status(502)], true),
-        ("cl-list", "GET", "pub", vec![Status(502)], true),
-        ("cl-plus", "GET", "pub", vec![Status(502)], true),
-        ("bad-chunk-size", "GET", "pub", vec![Status(502), Aborted], true),
+        (
+            "two-cls",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 45\r\n\r\nok{POISON}"
+            )),
+        ),
+        (
+            "cl-list",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2, 45\r\n\r\nok{POISON}"
+            )),
+        ),
+        (
+            "cl-plus",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!("HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok{POISON}")),
+        ),
+        (
+            "bad-chunk-size",
+            "GET",
+            "pub",
+            vec![Status(502), Aborted],
+            true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n{POISON}"
+            )),
+        ),
         (
             "chunk-data-overrun",
             "GET",
             "pub",
             vec![Status(502), Aborted],
             true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nok\r\n0\r\n\r\n{POISON}"
+            )),
         ),
         (
             "extra-response-after-body",
@@ -1249,6 +1187,7 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
             "pub",
             vec![Status(502), Ok("ok")],
             true,
+            ka(format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{POISON}")),
         ),
         (
             "extra-after-chunked",
@@ -1256,6 +1195,9 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
             "pub",
             vec![Status(502), Ok("ok")],
             true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n{POISON}"
+            )),
         ),
         (
             "204-with-body",
@@ -1263,6 +1205,7 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
             "pub",
             vec![Status(502), Status(204)],
             true,
+            ka(format!("HTTP/1.1 204 No Content\r\n\r\n{POISON}")),
         ),
         (
             "304-with-body",
@@ -1270,6 +1213,9 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
             "pub",
             vec![Status(502), Status(304)],
             true,
+            ka(format!(
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 8\r\n\r\npoisoned{POISON}"
+            )),
         ),
         (
             "head-with-body",
@@ -1277,24 +1223,114 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
             "pub",
             vec![Status(502), Status(200)],
             true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned{POISON}"
+            )),
         ),
-        ("bare-cr-header", "GET", "pub", vec![Status(502)], true),
-        ("bare-cr-line-end", "GET", "pub", vec![Status(502)], true),
-        ("nul-in-header", "GET", "pub", vec![Status(502)], true),
-        ("obs-fold", "GET", "pub", vec![Status(502)], true),
-        ("space-before-colon", "GET", "pub", vec![Status(502)], true),
-        ("status-garbage", "GET", "pub", vec![Status(502)], true),
-        ("version-garbage", "GET", "pub", vec![Status(502)], true),
-        ("not-http-at-all", "GET", "pub", vec![Status(502)], true),
-        ("1xx-then-response", "GET", "pub", vec![Ok("ok")], false),
-        ("1xx-then-nothing", "GET", "slow", vec![Status(504)], true),
-        ("1xx-then-close", "GET", "pub", vec![Status(502)], true),
+        (
+            "bare-cr-header",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\nok{POISON}"
+            )),
+        ),
+        (
+            "bare-cr-line-end",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!("HTTP/1.1 200 OK\rContent-Length: 2\r\n\r\nok{POISON}")),
+        ),
+        (
+            "nul-in-header",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok{POISON}"
+            )),
+        ),
+        (
+            "obs-fold",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!(
+                "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok{POISON}"
+            )),
+        ),
+        (
+            "space-before-colon",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!("HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok{POISON}")),
+        ),
+        (
+            "status-garbage",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!("HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\nok{POISON}")),
+        ),
+        (
+            "version-garbage",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!("HTTX/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{POISON}")),
+        ),
+        (
+            "not-http-at-all",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ka(format!("hello there\r\n\r\n{POISON}")),
+        ),
+        (
+            "1xx-then-response",
+            "GET",
+            "pub",
+            vec![Ok("ok")],
+            false,
+            ka("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into()),
+        ),
+        (
+            "1xx-then-nothing",
+            "GET",
+            "slow",
+            vec![Status(504)],
+            true,
+            ("HTTP/1.1 102 Processing\r\n\r\n".into(), Then::Hold),
+        ),
+        (
+            "1xx-then-close",
+            "GET",
+            "pub",
+            vec![Status(502)],
+            true,
+            ("HTTP/1.1 100 Continue\r\n\r\n".into(), Then::Close),
+        ),
         (
             "short-body-then-close",
             "GET",
             "pub",
             vec![Status(502), Aborted],
             true,
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok".into(),
+                Then::Close,
+            ),
         ),
     ];
     report("malformed upstream responses", malformed_matrix(&cases).await);
@@ -1306,10 +1342,17 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
 #[tokio::test]
 async fn an_upstream_response_with_content_length_and_transfer_encoding_is_not_relayed_inconsistently() {
     use Allowed::*;
+    let ka = |reply: String| (reply, Then::KeepAlive);
     let cases: Vec<Malformed> = vec![
-        ("cl-and-te", "GET", "pub", vec![Status(502), Ok("ok")], true),
-        ("te-and-cl-clean", "GET", "pub", vec![Status(502), Ok("ok")], true),
-        ("cl-shorter-than-chunked", "GET", "pub", vec![Status(502)], true),
+        ("cl-and-te", "GET", "pub", vec![Status(502), Ok("ok")], true, ka(format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n{POISON}"
+            ))),
+        ("te-and-cl-clean", "GET", "pub", vec![Status(502), Ok("ok")], true, ka("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                .into())),
+        ("cl-shorter-than-chunked", "GET", "pub", vec![Status(502)], true, ka(format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\nok{POISON}\r\n0\r\n\r\n",
+                2 + POISON.len()
+            ))),
     ];
     report("CL+TE upstream responses", malformed_matrix(&cases).await);
 }

@@ -67,6 +67,7 @@ pub struct Log {
 }
 
 /// What the upstream does after answering a request.
+#[derive(Clone, Copy)]
 pub enum Then {
     KeepAlive,
     Close,
@@ -74,7 +75,10 @@ pub enum Then {
     Hold,
 }
 
-pub type Responder = fn(&Recorded) -> (Vec<u8>, Then);
+/// How the upstream answers a request: the bytes to write, and what to do next.
+pub trait Responder: Fn(&Recorded) -> (Vec<u8>, Then) + Send + Sync + 'static {}
+
+impl<F: Fn(&Recorded) -> (Vec<u8>, Then) + Send + Sync + 'static> Responder for F {}
 
 /// A 200 with `body` as text/plain.
 pub fn ok_with(body: &[u8]) -> Vec<u8> {
@@ -100,7 +104,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub async fn start(responder: Responder) -> Recorder {
+    pub async fn start(responder: impl Responder) -> Recorder {
+        let responder = Arc::new(responder);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let log = Arc::new(watch::Sender::new(Log::default()));
@@ -112,9 +117,9 @@ impl Recorder {
                     log.connections += 1;
                     conn = log.connections;
                 });
-                let log = shared.clone();
+                let (log, responder) = (shared.clone(), responder.clone());
                 tokio::spawn(async move {
-                    serve(tcp, conn, &log, responder).await;
+                    serve(tcp, conn, &log, &*responder).await;
                     log.send_modify(|log| log.ended += 1);
                 });
             }
@@ -171,7 +176,7 @@ impl Recorder {
     }
 }
 
-async fn serve(mut tcp: TcpStream, conn: usize, log: &watch::Sender<Log>, responder: Responder) {
+async fn serve(mut tcp: TcpStream, conn: usize, log: &watch::Sender<Log>, responder: &impl Responder) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     // The log index of the request whose head is in, but not yet its body.
