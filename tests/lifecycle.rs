@@ -9,20 +9,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use http::Request;
+use http_body_util::Full;
 use rustls::ProtocolVersion;
 use support::binary::{self, free_port};
 use support::client::{self, Connection};
 use support::raw::{Response, plain_exchange};
 use support::upstreams::Upstream;
-use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, public_route, test_users, within};
+use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, public_route, test_users, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_rustls::client::TlsStream;
 
 // === helpers ===
 
@@ -46,43 +43,6 @@ async fn closed_within<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration)
     }
 }
 
-async fn read_response(
-    response: Result<http::Response<Incoming>, hyper::Error>,
-) -> Result<(StatusCode, Bytes), hyper::Error> {
-    let response = response?;
-    let status = response.status();
-    let body = within(response.into_body().collect()).await?.to_bytes();
-    Ok((status, body))
-}
-
-async fn h1_get(
-    sender: &mut http1::SendRequest<Full<Bytes>>,
-    path: &str,
-) -> Result<(StatusCode, Bytes), hyper::Error> {
-    read_response(within(sender.send_request(get(path))).await).await
-}
-
-async fn h2_get(
-    sender: &mut http2::SendRequest<Full<Bytes>>,
-    path: &str,
-) -> Result<(StatusCode, Bytes), hyper::Error> {
-    let request = Request::get(format!("https://localhost{path}"))
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    read_response(within(sender.send_request(request)).await).await
-}
-
-/// Sends `GET path` over HTTP/2 when ALPN chose h2, else over HTTP/1.1, on `stream`.
-async fn get_over(stream: TlsStream<TcpStream>, path: &str) -> Result<(StatusCode, Bytes), hyper::Error> {
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        let (mut sender, _connection) = client::h2(stream).await;
-        h2_get(&mut sender, path).await
-    } else {
-        let (mut sender, _connection) = client::h1(stream).await;
-        h1_get(&mut sender, path).await
-    }
-}
-
 async fn plain_get(addr: SocketAddr, path: &str) -> Response {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     plain_exchange(addr, &request).await
@@ -102,13 +62,10 @@ async fn assert_refuses_connections(addr: SocketAddr) {
 }
 
 /// Starts `GET path` on its own HTTP/1.1 connection in the background.
-async fn start_request(
-    gateway: &Gateway,
-    path: &str,
-) -> JoinHandle<Result<(StatusCode, Bytes), hyper::Error>> {
+async fn start_request(gateway: &Gateway, path: &str) -> JoinHandle<client::Answer> {
     let stream = gateway.tls_connect(&[b"http/1.1"]).await;
     let path = path.to_string();
-    tokio::spawn(async move { get_over(stream, &path).await })
+    tokio::spawn(async move { client::get_over(stream, &path).await })
 }
 
 // === admin listener ===
@@ -245,7 +202,7 @@ async fn tls_1_2_only_and_tls_1_3_only_clients_both_complete_a_handshake() {
         let config = client::config(std::slice::from_ref(&cert), &[version], &[b"http/1.1"]);
         let stream = within(client::connect(gateway.addr, &config)).await.expect("TLS");
         assert_eq!(stream.get_ref().1.protocol_version(), Some(expected));
-        let (status, _) = get_over(stream, "/").await.expect("response");
+        let (status, _) = client::get_over(stream, "/").await.expect("response");
         assert_eq!(status, 200, "{expected:?}");
     }
     assert_eq!(echo.counts.requests(), 2);
@@ -262,9 +219,9 @@ async fn alpn_offers_of_h2_and_http_1_1_are_each_honoured() {
     ] {
         let stream = gateway.tls_connect(offer).await;
         assert_eq!(stream.get_ref().1.alpn_protocol(), expected, "offer {offer:?}");
-        let (status, body) = get_over(stream, "/").await.expect("response");
+        let (status, body) = client::get_over(stream, "/").await.expect("response");
         assert_eq!(status, 200, "offer {offer:?}");
-        let json: serde_json::Value = serde_json::from_slice(&body).expect("echo JSON");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
         assert_eq!(json["uri"], "/", "offer {offer:?}");
     }
     assert_eq!(echo.counts.requests(), 3);
@@ -329,7 +286,7 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_idle_timeout() {
         .server("idle_timeout = \"500ms\"\nheader_read_timeout = \"10s\"");
     let gateway = Gateway::start(setup).await;
     let (mut sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
-    let (status, _) = h1_get(&mut sender, "/").await.expect("response");
+    let (status, _) = client::h1_get(&mut sender, "/").await.expect("response");
     assert_eq!(status, 200);
     assert_closed_when_idle(connection).await;
     drop(sender);
@@ -344,7 +301,7 @@ async fn an_idle_http2_connection_is_closed_after_idle_timeout() {
     let stream = gateway.tls_connect(&[b"h2"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut sender, connection) = client::h2(stream).await;
-    let (status, _) = h2_get(&mut sender, "/").await.expect("response");
+    let (status, _) = client::h2_get(&mut sender, "/").await.expect("response");
     assert_eq!(status, 200);
     assert_closed_when_idle(connection).await;
     drop(sender);
@@ -379,7 +336,7 @@ async fn stop_lets_an_in_flight_request_finish_and_then_refuses_connections() {
         .expect("task")
         .expect("the in-flight request was cut");
     assert_eq!(status, 200);
-    let json: serde_json::Value = serde_json::from_slice(&body).expect("echo JSON");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
     assert_eq!(json["uri"], "/slow");
     assert!(drained, "stop() reported connections left after the grace");
     assert_refuses_connections(gateway.addr).await;
@@ -391,7 +348,7 @@ async fn an_in_flight_http2_request_survives_a_graceful_stop() {
     let slow = Upstream::delayed_echo(Duration::from_millis(800)).await;
     let mut gateway = Gateway::start(Setup::routes(public_route("slow", "/", slow.addr))).await;
     let stream = gateway.tls_connect(&[b"h2"]).await;
-    let in_flight = tokio::spawn(async move { get_over(stream, "/slow").await });
+    let in_flight = tokio::spawn(async move { client::get_over(stream, "/slow").await });
     wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
 
     let drained = within(gateway.stop()).await;
@@ -412,9 +369,15 @@ async fn stop_does_not_wait_for_idle_keep_alive_connections() {
     let mut gateway = Gateway::start(setup).await;
     // Two idle connections that each served one request: HTTP/1.1 and HTTP/2.
     let (mut h1_sender, h1_connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
-    assert_eq!(h1_get(&mut h1_sender, "/").await.expect("h1 response").0, 200);
+    assert_eq!(
+        client::h1_get(&mut h1_sender, "/").await.expect("h1 response").0,
+        200
+    );
     let (mut h2_sender, h2_connection) = client::h2(gateway.tls_connect(&[b"h2"]).await).await;
-    assert_eq!(h2_get(&mut h2_sender, "/").await.expect("h2 response").0, 200);
+    assert_eq!(
+        client::h2_get(&mut h2_sender, "/").await.expect("h2 response").0,
+        200
+    );
     let started = Instant::now();
     let drained = within(gateway.stop()).await;
     let took = started.elapsed();
@@ -631,7 +594,7 @@ async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
 
     let tls = client::trusting(dir.path(), &[b"http/1.1"]);
     let stream = within(client::connect(config.public, &tls)).await.expect("TLS");
-    let in_flight = tokio::spawn(async move { get_over(stream, "/slow").await });
+    let in_flight = tokio::spawn(async move { client::get_over(stream, "/slow").await });
     wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
 
     let kill = Command::new("kill")

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::service::service_fn;
@@ -25,7 +25,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use support::binary::{self, free_port};
 use support::client::{self, Connection};
-use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, get, test_users, within};
+use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, test_users, within};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
@@ -265,32 +265,6 @@ fn presented(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     certs[0].clone().into_owned()
 }
 
-/// `GET path` on an open connection: the status and body, or what went wrong (never panics,
-/// so a load client can count failures).
-async fn exchange(sender: &mut Sender, path: &str) -> Result<(StatusCode, String), String> {
-    let attempt = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection unusable: {e}"))?;
-        let response = sender
-            .send_request(get(path))
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body failed: {e}"))?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    };
-    tokio::time::timeout(DEADLINE, attempt)
-        .await
-        .unwrap_or_else(|_| Err("no response within the deadline".into()))
-}
-
 /// The name of the upstream that answered `GET /svc/x` on a new connection.
 async fn served_by(gateway: &Gateway) -> String {
     let reply = gateway.get(SVC).await;
@@ -354,7 +328,7 @@ async fn run_load_client(
     let mut lost = None;
     while !stop.load(Ordering::SeqCst) && Instant::now() < until {
         let sent = Instant::now();
-        let outcome = match exchange(&mut sender, SVC).await {
+        let outcome = match client::h1_get(&mut sender, SVC).await {
             Ok((status, body)) if status == 200 => Ok(body),
             Ok((status, body)) => Err(format!("{status}: {body}")),
             Err(e) => {
@@ -576,7 +550,7 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
             !client.connection.is_finished(),
             "client {k}'s connection was closed"
         );
-        let reply = exchange(&mut client.sender, SVC).await;
+        let reply = client::h1_get(&mut client.sender, SVC).await;
         assert_eq!(
             reply,
             Ok((StatusCode::OK, last.to_string())),
@@ -637,7 +611,7 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_upstream_it_started
     let file = ConfigFile::of(&gateway, a.addr);
     let (mut sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
     let in_flight = tokio::spawn(async move {
-        let reply = exchange(&mut sender, SVC).await;
+        let reply = client::h1_get(&mut sender, SVC).await;
         (reply, sender)
     });
     let deadline = Instant::now() + DEADLINE;
@@ -658,7 +632,7 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_upstream_it_started
     );
     // The same connection goes on, with the new routes.
     assert_eq!(
-        exchange(&mut sender, SVC).await,
+        client::h1_get(&mut sender, SVC).await,
         Ok((StatusCode::OK, "B".to_string()))
     );
     assert!(!connection.is_finished());
@@ -694,7 +668,10 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
     .expect("handshake before the swap");
     assert_eq!(presented(&before), old);
     let (mut kept, kept_connection) = client::h1(before).await;
-    assert_eq!(exchange(&mut kept, SVC).await, Ok((StatusCode::OK, "A".into())));
+    assert_eq!(
+        client::h1_get(&mut kept, SVC).await,
+        Ok((StatusCode::OK, "A".into()))
+    );
 
     let new = replace_certificate(gateway.dir.path());
     assert_ne!(new, old);
@@ -713,7 +690,10 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
         "a connection opened after the reload was given the old certificate"
     );
     let (mut fresh, _fresh_connection) = client::h1(after).await;
-    assert_eq!(exchange(&mut fresh, SVC).await, Ok((StatusCode::OK, "A".into())));
+    assert_eq!(
+        client::h1_get(&mut fresh, SVC).await,
+        Ok((StatusCode::OK, "A".into()))
+    );
     let refused = within(client::connect(gateway.addr, &trusting(&[old]))).await;
     assert!(
         refused.is_err_and(|e| e.starts_with("handshake")),
@@ -723,7 +703,7 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
     // The connection from before the swap goes on.
     for n in 0..3 {
         assert_eq!(
-            exchange(&mut kept, SVC).await,
+            client::h1_get(&mut kept, SVC).await,
             Ok((StatusCode::OK, "A".into())),
             "request {n} on the connection opened before the swap"
         );
@@ -746,7 +726,10 @@ async fn the_file_watcher_alone_serves_a_replaced_certificate_to_new_connections
             .expect("handshake");
         if presented(&stream) == new {
             let (mut sender, _connection) = client::h1(stream).await;
-            assert_eq!(exchange(&mut sender, SVC).await, Ok((StatusCode::OK, "A".into())));
+            assert_eq!(
+                client::h1_get(&mut sender, SVC).await,
+                Ok((StatusCode::OK, "A".into()))
+            );
             break;
         }
         assert!(
@@ -1069,7 +1052,7 @@ fn strip_ansi(text: &str) -> String {
 async fn binary_served_by(public: SocketAddr, config: &Arc<ClientConfig>) -> String {
     let stream = within(client::connect(public, config)).await.expect("handshake");
     let (mut sender, _connection) = client::h1(stream).await;
-    let (status, body) = exchange(&mut sender, SVC).await.expect("response");
+    let (status, body) = client::h1_get(&mut sender, SVC).await.expect("response");
     assert_eq!(status, 200, "GET {SVC}: {body}");
     body
 }

@@ -490,18 +490,14 @@ async fn on_a_route_without_websocket_the_upgrade_is_not_passed_and_the_client_g
     assert_eq!(http_echo.counts.requests(), 2);
 }
 
-fn refuse_with_400(_: usize) -> Vec<u8> {
-    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 13\r\n\r\nno websockets".to_vec()
-}
-
-fn refuse_with_200(_: usize) -> Vec<u8> {
-    b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\njust some html".to_vec()
-}
-
 #[tokio::test]
 async fn an_upstream_that_refuses_the_upgrade_sends_its_status_and_no_tunnel_opens() {
+    type Answer = fn(usize) -> Vec<u8>;
+    let refuse_with_400: Answer =
+        |_| b"HTTP/1.1 400 Bad Request\r\ncontent-length: 13\r\n\r\nno websockets".to_vec();
+    let refuse_with_200: Answer = |_| b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\njust some html".to_vec();
     for (status, reply, body) in [
-        (400, refuse_with_400 as fn(usize) -> Vec<u8>, "no websockets"),
+        (400, refuse_with_400, "no websockets"),
         (200, refuse_with_200, "just some html"),
     ] {
         let upstream = Upstream::raw(reply, false).await;

@@ -50,7 +50,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use support::ES256_TOKENS;
-use support::binary::{Binary, plain_get};
+use support::binary::{Binary, free_port, plain_get};
 use support::client;
 use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
@@ -251,7 +251,7 @@ impl Target {
     async fn start() -> Target {
         let upstream = Recorder::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let (public, admin) = two_free_ports();
+        let [public, admin] = [free_port(), free_port()].map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         std::fs::write(dir.path().join("users.toml"), support::test_users()).expect("users");
         let text = config(public, admin, upstream.addr);
         std::fs::write(dir.path().join("gateway.toml"), text).expect("config");
@@ -314,16 +314,6 @@ impl Target {
         let json: serde_json::Value = serde_json::from_slice(&body).expect("login JSON");
         json["access_token"].as_str().expect("access_token").to_string()
     }
-}
-
-/// Two distinct free ports (two calls to `free_port` can return the same one).
-fn two_free_ports() -> (SocketAddr, SocketAddr) {
-    let first = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let second = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    (
-        first.local_addr().expect("addr"),
-        second.local_addr().expect("addr"),
-    )
 }
 
 fn rss_kib(pid: u32) -> u64 {

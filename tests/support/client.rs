@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -17,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::within;
+use super::{get, within};
 
 /// A client connection's task: it ends when the connection closes.
 pub type Connection = JoinHandle<Result<(), hyper::Error>>;
@@ -90,4 +92,38 @@ pub async fn h2(stream: TlsStream<TcpStream>) -> (http2::SendRequest<Full<Bytes>
         .await
         .expect("h2 handshake");
     (sender, tokio::spawn(connection))
+}
+
+/// A response's status and body (as text), or what went wrong on the connection; a hang fails
+/// the test.
+pub type Answer = Result<(StatusCode, String), String>;
+
+/// `GET path` on an open HTTP/1.1 connection.
+pub async fn h1_get(sender: &mut http1::SendRequest<Full<Bytes>>, path: &str) -> Answer {
+    let ready = within(sender.ready()).await;
+    ready.map_err(|e| format!("connection unusable: {e}"))?;
+    read(within(sender.send_request(get(path))).await).await
+}
+
+/// `GET path` on an open HTTP/2 connection.
+pub async fn h2_get(sender: &mut http2::SendRequest<Full<Bytes>>, path: &str) -> Answer {
+    let request = Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new()));
+    read(within(sender.send_request(request.expect("request"))).await).await
+}
+
+async fn read(response: Result<http::Response<Incoming>, hyper::Error>) -> Answer {
+    let response = response.map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    let body = within(response.into_body().collect()).await;
+    let body = body.map_err(|e| format!("body failed: {e}"))?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// `GET path` on a new client on `stream`: over HTTP/2 when ALPN chose h2, else HTTP/1.1.
+pub async fn get_over(stream: TlsStream<TcpStream>, path: &str) -> Answer {
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        h2_get(&mut h2(stream).await.0, path).await
+    } else {
+        h1_get(&mut h1(stream).await.0, path).await
+    }
 }

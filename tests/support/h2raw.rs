@@ -221,7 +221,6 @@ pub async fn send(gateway: &Gateway, request: &Request) -> Outcome {
 async fn read_stream_one<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Outcome {
     let (mut status, mut body, mut goaway) = (None, Vec::new(), None);
     while let Some(frame) = read_frame(stream).await {
-        let end = frame.flags & END_STREAM != 0;
         match (frame.kind, frame.stream) {
             (SETTINGS, 0) if frame.flags & ACK == 0 => {
                 let _ = stream.write_all(&self::frame(SETTINGS, ACK, 0, &[])).await;
@@ -233,22 +232,14 @@ async fn read_stream_one<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> O
             (GOAWAY, 0) if frame.u32_at(0) & 0x7fff_ffff == 0 => return Outcome::GoAway(frame.u32_at(4)),
             (GOAWAY, 0) if frame.u32_at(4) != 0 => goaway = Some(frame.u32_at(4)),
             (RST_STREAM, 1) => return Outcome::Reset(frame.u32_at(0)),
-            (HEADERS, 1) => {
-                status = status.or(Some(status_of(frame.content())));
-                if end {
-                    return Outcome::Answered {
-                        status: status.flatten(),
-                        body,
-                    };
+            (HEADERS | DATA, 1) => {
+                match frame.kind {
+                    HEADERS => status = status.or(Some(status_of(frame.content()))),
+                    _ => body.extend_from_slice(frame.content()),
                 }
-            }
-            (DATA, 1) => {
-                body.extend_from_slice(frame.content());
-                if end {
-                    return Outcome::Answered {
-                        status: status.flatten(),
-                        body,
-                    };
+                if frame.flags & END_STREAM != 0 {
+                    let status = status.flatten();
+                    return Outcome::Answered { status, body };
                 }
             }
             _ => {}
