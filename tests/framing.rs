@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cases::assert_none_failed;
 use support::raw::{Response, parse_responses};
 use support::recorder::{Recorded, Recorder, Then, ok_with};
 use support::upstreams::Upstream;
@@ -749,12 +750,7 @@ async fn heads_hyper_would_refuse_get_the_gateways_own_json_answer_with_hsts_and
             failures.push(format!("[{name}] {}\n  got: {shown:?}", problems.join("; ")));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed("malformed heads", &failures);
 }
 
 #[tokio::test]

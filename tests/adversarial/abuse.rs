@@ -51,6 +51,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use support::ES256_TOKENS;
 use support::binary::{Binary, free_port, plain_get};
+use support::cases::assert_none_failed;
 use support::client;
 use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
@@ -525,16 +526,6 @@ impl ProbeReport {
     }
 }
 
-/// Collects named failures and fails once, listing them all.
-fn assert_none(what: &str, failures: &[String]) {
-    assert!(
-        failures.is_empty(),
-        "{what}: {} failure(s):\n  {}",
-        failures.len(),
-        failures.join("\n  ")
-    );
-}
-
 /// Everything a connection read until the peer closed it or `limit` passed since `start`.
 struct Watched {
     /// When the connection ended (EOF or error), measured from `start`.
@@ -813,7 +804,7 @@ async fn slowloris_hundreds_of_trickled_heads_are_cut_off_at_the_head_deadline()
         ));
     }
     check_fds_return(&target, "slowloris", baseline, &mut failures).await;
-    assert_none("slowloris", &failures);
+    assert_none_failed("slowloris", &failures);
 }
 
 /// How an HTTP/2 slowloris connection stalls after the preface and SETTINGS.
@@ -905,7 +896,7 @@ async fn h2_slowloris(cases: &[(&'static str, H2Stall)]) {
         ));
     }
     check_fds_return(&target, "h2 slowloris", baseline, &mut failures).await;
-    assert_none("HTTP/2 slowloris", &failures);
+    assert_none_failed("HTTP/2 slowloris", &failures);
 }
 
 /// An HTTP/2 connection that sends no request must be closed after `idle_timeout`, even when
@@ -1069,7 +1060,7 @@ async fn stalled_tls_handshakes_are_closed_at_the_handshake_deadline() {
     }
     let baseline = measured.finish("stalled handshakes", 64, &mut failures).await;
     check_fds_return(&target, "stalled handshakes", baseline, &mut failures).await;
-    assert_none("stalled TLS handshakes", &failures);
+    assert_none_failed("stalled TLS handshakes", &failures);
 }
 
 /// What became of one stalled handshake.
@@ -1220,7 +1211,7 @@ async fn slow_posts(what: &str, cases: &[(Over, &'static str, BodyPace)]) {
     }
     let baseline = measured.finish(what, 64, &mut failures).await;
     check_fds_return(&target, what, baseline, &mut failures).await;
-    assert_none(what, &failures);
+    assert_none_failed(what, &failures);
 }
 
 /// A stalled or trickled body on a proxied route (the upstream reads the whole body before
@@ -1335,7 +1326,7 @@ async fn slow_readers_of_a_huge_response_get_back_pressure_not_buffering() {
         ));
     }
     check_fds_return(&target, "slow read", baseline, &mut failures).await;
-    assert_none("slow read", &failures);
+    assert_none_failed("slow read", &failures);
 }
 
 /// A client that asks for a large response and then stops reading while keeping the socket
@@ -1587,7 +1578,7 @@ async fn header_floods_are_refused_with_bounded_memory() {
         ));
     }
     check_fds_return(&target, "header floods", baseline, &mut failures).await;
-    assert_none("header floods", &failures);
+    assert_none_failed("header floods", &failures);
 }
 
 // === 6. HTTP/2 protocol abuse ===
@@ -1669,7 +1660,7 @@ async fn http2_rapid_reset_is_bounded() {
     }
     let baseline = measured.finish("rapid reset", 64, &mut failures).await;
     check_fds_return(&target, "rapid reset", baseline, &mut failures).await;
-    assert_none("HTTP/2 rapid reset", &failures);
+    assert_none_failed("HTTP/2 rapid reset", &failures);
 }
 
 /// CONTINUATION floods (CVE-2024-27316 class) on raw frames: a HEADERS frame without
@@ -1761,7 +1752,7 @@ async fn http2_continuation_floods_close_the_connection() {
         ));
     }
     check_fds_return(&target, "CONTINUATION floods", baseline, &mut failures).await;
-    assert_none("CONTINUATION floods", &failures);
+    assert_none_failed("CONTINUATION floods", &failures);
 }
 
 /// 1,000 streams opened at once on one connection, beyond SETTINGS_MAX_CONCURRENT_STREAMS:
@@ -1815,7 +1806,7 @@ async fn http2_streams_beyond_the_concurrency_limit_are_refused() {
     drop(writer);
     let baseline = measured.finish("concurrent streams", 64, &mut failures).await;
     check_fds_return(&target, "concurrent streams", baseline, &mut failures).await;
-    assert_none("streams beyond the concurrency limit", &failures);
+    assert_none_failed("streams beyond the concurrency limit", &failures);
 }
 
 /// SETTINGS and PING floods from a client that never reads: every frame obliges the server
@@ -1861,7 +1852,7 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
     }
     let baseline = measured.finish("control-frame floods", 48, &mut failures).await;
     check_fds_return(&target, "control-frame floods", baseline, &mut failures).await;
-    assert_none("SETTINGS and PING floods", &failures);
+    assert_none_failed("SETTINGS and PING floods", &failures);
 }
 
 // === 7. bogus tokens ===
@@ -2019,5 +2010,5 @@ async fn a_flood_of_distinct_bogus_tokens_is_refused_without_hurting_legitimate_
     }
     let baseline = measured.finish("bogus tokens", 64, &mut failures).await;
     check_fds_return(&target, "bogus tokens", baseline, &mut failures).await;
-    assert_none("bogus-token flood", &failures);
+    assert_none_failed("bogus-token flood", &failures);
 }

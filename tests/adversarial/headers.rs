@@ -28,6 +28,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use serde_json::Value;
+use support::cases::assert_none_failed;
 use support::h2raw::{self, field};
 use support::recorder::{Recorded, Recorder, Responder, Then, plain_responder};
 use support::{Gateway, Setup, public_route};
@@ -592,15 +593,6 @@ async fn run_matrix(
     (failures, outcomes)
 }
 
-fn assert_no_failures(what: &str, failures: &[String]) {
-    assert!(
-        failures.is_empty(),
-        "{what}: {} failing case(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
 /// Known finding (see `underscore_spellings_of_forwarding_headers_never_reach_the_upstream`):
 /// the `_`-for-`-` spellings of the gateway-owned headers pass through.
 fn underscore_spelling_of_owned(name: &str, variant: Variant) -> bool {
@@ -618,25 +610,25 @@ fn all_but_known_findings(name: &str, variant: Variant) -> bool {
 #[tokio::test]
 async fn client_identity_headers_never_reach_the_upstream_over_http1() {
     let (failures, _) = run_matrix(Proto::H1, &IDENTITY_SPOOFS, every_case).await;
-    assert_no_failures("identity headers over HTTP/1.1", &failures);
+    assert_none_failed("identity headers over HTTP/1.1", &failures);
 }
 
 #[tokio::test]
 async fn client_identity_headers_never_reach_the_upstream_over_http2() {
     let (failures, _) = run_matrix(Proto::H2, &IDENTITY_SPOOFS, every_case).await;
-    assert_no_failures("identity headers over HTTP/2", &failures);
+    assert_none_failed("identity headers over HTTP/2", &failures);
 }
 
 #[tokio::test]
 async fn client_copies_of_gateway_owned_headers_are_replaced_over_http1() {
     let (failures, _) = run_matrix(Proto::H1, &OWNED_SPOOFS, all_but_known_findings).await;
-    assert_no_failures("gateway-owned headers over HTTP/1.1", &failures);
+    assert_none_failed("gateway-owned headers over HTTP/1.1", &failures);
 }
 
 #[tokio::test]
 async fn client_copies_of_gateway_owned_headers_are_replaced_over_http2() {
     let (failures, _) = run_matrix(Proto::H2, &OWNED_SPOOFS, all_but_known_findings).await;
-    assert_no_failures("gateway-owned headers over HTTP/2", &failures);
+    assert_none_failed("gateway-owned headers over HTTP/2", &failures);
 }
 
 /// SPEC 6 folds `_` into `-` only for the identity headers, but the reason it gives applies
@@ -653,7 +645,7 @@ async fn underscore_spellings_of_forwarding_headers_never_reach_the_upstream() {
                 .0,
         );
     }
-    assert_no_failures("underscore spellings of gateway-owned headers", &failures);
+    assert_none_failed("underscore spellings of gateway-owned headers", &failures);
 }
 
 // ===================================================================================
@@ -860,7 +852,7 @@ async fn hop_by_hop_and_rewrite_headers_never_reach_the_upstream() {
             }
         }
     }
-    assert_no_failures("hop-by-hop headers", &failures);
+    assert_none_failed("hop-by-hop headers", &failures);
 }
 
 // ===================================================================================
@@ -955,7 +947,7 @@ async fn hop_by_hop_response_headers_and_the_upstream_request_id_never_reach_the
             failures.push(format!("{tag}: {}", problems.join("; ")));
         }
     }
-    assert_no_failures("response hygiene", &failures);
+    assert_none_failed("response hygiene", &failures);
 }
 
 /// SPEC is silent on what an upstream may set, but SPEC 1 says tokens live only in cookies the
@@ -985,5 +977,5 @@ async fn an_upstream_cannot_set_the_gateway_cookies() {
             failures.push(format!("{tag}: status {}, Set-Cookie {cookies:?}", reply.status));
         }
     }
-    assert_no_failures("upstream Set-Cookie for the gateway's cookies", &failures);
+    assert_none_failed("upstream Set-Cookie for the gateway's cookies", &failures);
 }

@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use support::cases::assert_none_failed;
 use support::h2raw::{self, field};
 use support::recorder::{Recorded, Recorder, plain_responder};
 use support::{Gateway, Setup};
@@ -613,12 +614,7 @@ async fn prefix_boundary_confusion_routes_where_the_spec_says() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing case(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed("prefix boundaries", &failures);
 }
 
 /// `/api/admin;x=1` is the segment `admin;x=1` for the gateway, so it misses the admin route
@@ -657,7 +653,7 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_none_failed("path parameters on a protected route", &failures);
 }
 
 // ===================================================================================
@@ -957,12 +953,7 @@ async fn routing_uses_one_consistent_authority_and_refuses_mismatches() {
         h2("no authority, no Host", None, &[], Refused),
     ];
     let failures = run_host_cases(HOST_CASES).await;
-    assert!(
-        failures.is_empty(),
-        "{} failing case(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed("host confusion", &failures);
 }
 
 /// RFC 9110 4.2.3 / RFC 3986 3.2.3: a port is digits only. The gateway routes
@@ -989,10 +980,5 @@ async fn a_malformed_port_in_the_authority_is_refused() {
         ),
     ];
     let failures = run_host_cases(CASES).await;
-    assert!(
-        failures.is_empty(),
-        "{} failing case(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_none_failed("malformed ports", &failures);
 }

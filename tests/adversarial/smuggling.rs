@@ -1,12 +1,12 @@
 //! Adversarial suite (issue 9): request smuggling and desync, attacked the way Burp's HTTP
 //! Request Smuggler, smuggler.py and h2csmuggler do.
 //!
-//! The oracle is a recording raw upstream (in this file): it parses what the gateway sends with
-//! httparse and its own strict body framing, records every request per connection, and notes
-//! any request it could not frame. For every attack the upstream must receive at most the one
-//! intended request and never the `.../smuggled` request hidden in a body, and the client
-//! connection must stay in step: a follow-up request on it gets its own response, or the
-//! gateway has closed it.
+//! The oracle is the recording raw upstream of `support::recorder`: it parses what the gateway
+//! sends with httparse and its own strict body framing, records every request per connection,
+//! and notes any request it could not frame. For every attack the upstream must receive at
+//! most the one intended request and never the `.../smuggled` request hidden in a body, and
+//! the client connection must stay in step: a follow-up request on it gets its own response,
+//! or the gateway has closed it.
 //!
 //! Covered, as data-driven matrices (each case reported by name):
 //! - HTTP/1.1 CL.TE, TE.CL and TE-only with obfuscated `Transfer-Encoding` (spacing, tab,
@@ -34,6 +34,7 @@ mod support;
 
 use std::collections::HashMap;
 
+use support::cases::assert_none_failed;
 use support::h2raw::{self, Field, Outcome, field};
 use support::raw::{Client, ReadEnd, Response, exchange};
 use support::recorder::{Recorded, Recorder, Responder, Then, ok_reply, plain_responder};
@@ -86,16 +87,6 @@ fn follow_up(tag: &str) -> String {
 
 fn statuses(responses: &[Response]) -> Vec<u16> {
     responses.iter().map(|r| r.status).collect()
-}
-
-/// Fails the test with every collected failure at once.
-fn report(what: &str, failures: Vec<String>) {
-    assert!(
-        failures.is_empty(),
-        "{what}: {} case(s) failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
 }
 
 // =====================================================================================
@@ -307,7 +298,7 @@ async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
         });
     }
     let failures = run_matrix(&gateway, &upstream, "te", &cases).await;
-    report("Transfer-Encoding obfuscation", failures);
+    assert_none_failed("Transfer-Encoding obfuscation", &failures);
 }
 
 #[tokio::test]
@@ -389,7 +380,7 @@ async fn obfuscated_content_length_never_smuggles() {
         },
     ];
     let failures = run_matrix(&gateway, &upstream, "cl", &cases).await;
-    report("Content-Length obfuscation", failures);
+    assert_none_failed("Content-Length obfuscation", &failures);
 }
 
 #[tokio::test]
@@ -473,7 +464,7 @@ async fn transfer_encoding_on_http10_and_odd_request_lines_never_smuggle() {
             ));
         }
     }
-    report("request line and version oddities", failures);
+    assert_none_failed("request line and version oddities", &failures);
 }
 
 // =====================================================================================
@@ -651,7 +642,7 @@ async fn bad_chunk_sizes_and_terminators_never_smuggle_or_reach_the_upstream_who
             "the upstream could not frame what the gateway sent on conn {conn}: {why}"
         ));
     }
-    report("chunked framing", failures);
+    assert_none_failed("chunked framing", &failures);
 }
 
 // =====================================================================================
@@ -804,7 +795,7 @@ async fn a_body_left_unread_by_an_early_answer_is_never_parsed_as_a_request() {
     {
         failures.push(format!("late upstream arrivals: {:?}", upstream.requests()));
     }
-    report("early answers", failures);
+    assert_none_failed("early answers", &failures);
 }
 
 #[tokio::test]
@@ -846,7 +837,7 @@ async fn a_body_sent_after_an_early_answer_is_never_parsed_as_a_request() {
             ));
         }
     }
-    report("late bodies", failures);
+    assert_none_failed("late bodies", &failures);
 }
 
 // =====================================================================================
@@ -998,7 +989,7 @@ async fn pipelined_requests_in_one_write_are_answered_in_order_and_forwarded_onc
             ));
         }
     }
-    report("pipelining", failures);
+    assert_none_failed("pipelining", &failures);
 }
 
 // =====================================================================================
@@ -1333,7 +1324,7 @@ async fn malformed_upstream_responses_are_502_and_never_leak_into_the_next_respo
             ),
         ),
     ];
-    report("malformed upstream responses", malformed_matrix(&cases).await);
+    assert_none_failed("malformed upstream responses", &malformed_matrix(&cases).await);
 }
 
 /// An upstream response with both Content-Length and Transfer-Encoding: RFC 9112 6.3 says an
@@ -1354,7 +1345,7 @@ async fn an_upstream_response_with_content_length_and_transfer_encoding_is_not_r
                 2 + POISON.len()
             ))),
     ];
-    report("CL+TE upstream responses", malformed_matrix(&cases).await);
+    assert_none_failed("CL+TE upstream responses", &malformed_matrix(&cases).await);
 }
 
 // =====================================================================================
@@ -1381,7 +1372,7 @@ fn upgrade_responder(request: &Recorded) -> (Vec<u8>, Then) {
 #[tokio::test]
 async fn a_refused_upgrade_or_an_unasked_101_never_opens_a_tunnel_to_the_upstream() {
     // The relayed 101 itself is the separate test below.
-    report("upgrade desync", upgrade_matrix(false, true).await);
+    assert_none_failed("upgrade desync", &upgrade_matrix(false, true).await);
 }
 
 /// RFC 9110 15.2.2: a server must not switch to a protocol the client did not ask for, so an
@@ -1389,7 +1380,7 @@ async fn a_refused_upgrade_or_an_unasked_101_never_opens_a_tunnel_to_the_upstrea
 /// strips) is a bad upstream response: 502, like any other malformed one.
 #[tokio::test]
 async fn an_upstream_101_to_a_request_that_asked_for_no_upgrade_is_a_502() {
-    report("unasked 101", upgrade_matrix(true, false).await);
+    assert_none_failed("unasked 101", &upgrade_matrix(true, false).await);
 }
 
 /// `strict`: the unasked-101 cases must be 502 (else a relayed 101 is tolerated as long as
@@ -2113,5 +2104,5 @@ async fn http2_requests_downgraded_to_http11_never_smuggle() {
             "the upstream could not frame what the gateway sent on conn {conn}: {why}"
         ));
     }
-    report("HTTP/2 downgrade", failures);
+    assert_none_failed("HTTP/2 downgrade", &failures);
 }

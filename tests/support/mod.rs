@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cases;
 pub mod client;
 pub mod h2raw;
 pub mod raw;
