@@ -8,7 +8,7 @@ mod support;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
-use support::binary::{self, free_port};
+use support::binary::{Binary, free_port};
 use support::client::{self, Connection};
 use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, test_users, within};
 use tokio::net::{TcpListener, TcpStream};
@@ -980,72 +980,32 @@ async fn edits_to_a_users_file_named_by_a_reload_still_take_effect_without_a_res
 
 // === the real binary: SIGHUP ===
 
-/// Kills (if still running) and reaps the child it owns, also when the test fails.
-struct ChildGuard {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ChildGuard {
-    /// The child's stderr and stdout so far, without ANSI colour codes.
-    fn log(&self) -> String {
-        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("portcullis exited with {status}:\n{}", self.log());
-        }
-    }
-
-    fn sighup(&mut self) {
-        self.assert_running();
-        let status = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -HUP failed");
-    }
-
-    /// Polls the log until a line satisfies `wanted`; fails after `DEADLINE`.
-    async fn wait_for_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if self.log().lines().any(&wanted) {
-                return;
-            }
-            self.assert_running();
-            assert!(Instant::now() < deadline, "no log line {what}:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+/// Fails the test if the binary has exited (a zombie, not yet reaped, counts as exited).
+fn assert_running(binary: &Binary) {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", binary.pid())).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+    if matches!(state, None | Some("Z" | "X")) {
+        panic!("portcullis exited:\n{}", binary.log());
     }
 }
 
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // `kill` on a child that was already reaped is a no-op; never another process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn sighup(binary: &Binary) {
+    assert_running(binary);
+    let status = Command::new("kill")
+        .arg("-HUP")
+        .arg(binary.pid().to_string())
+        .status();
+    assert!(status.expect("run kill").success(), "kill -HUP failed");
 }
 
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, ended by a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
+/// Polls the log until a line satisfies `wanted`; fails after `DEADLINE`.
+async fn wait_for_line(binary: &Binary, what: &str, wanted: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !binary.log().lines().any(&wanted) {
+        assert_running(binary);
+        assert!(Instant::now() < deadline, "no log line {what}:\n{}", binary.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    out
 }
 
 /// The upstream that answered `GET /svc/x` on a new connection to the binary.
@@ -1078,53 +1038,25 @@ async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a
         first: a.addr,
     };
 
-    let log = dir.path().join("portcullis.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .current_dir(dir.path())
-        .env_remove("PORTCULLIS_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn portcullis");
-    let mut child = ChildGuard { child, log };
-
-    let deadline = Instant::now() + DEADLINE;
-    while !binary::plain_get(admin, "/healthz")
-        .await
-        .is_some_and(|reply| reply.starts_with("HTTP/1.1 200"))
-    {
-        child.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "/healthz never answered:\n{}",
-            child.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let child = Binary::start(dir.path(), admin).await;
     let connector = trusting(&[client::gateway_cert(dir.path())]);
     assert_eq!(binary_served_by(public, &connector).await, "A");
 
     // A bad edit (that would also move the route to B), then SIGHUP.
     let (text, at, word) = BadEdit::Duration.apply(&file.pointing_at(b.addr));
     file.write(&text);
-    child.sighup();
+    sighup(&child);
     let prefix = file.prefix(at);
-    child
-        .wait_for_line(&format!("containing {prefix:?}"), |line| {
-            line.contains(&prefix) && line.contains(word)
-        })
-        .await;
-    child
-        .wait_for_line("with the config_rejected audit event of the signal", |line| {
-            line.contains("config_rejected") && line.contains("signal")
-        })
-        .await;
+    wait_for_line(&child, &format!("containing {prefix:?}"), |line| {
+        line.contains(&prefix) && line.contains(word)
+    })
+    .await;
+    wait_for_line(
+        &child,
+        "with the config_rejected audit event of the signal",
+        |line| line.contains("config_rejected") && line.contains("signal"),
+    )
+    .await;
     for _ in 0..3 {
         assert_eq!(
             binary_served_by(public, &connector).await,
@@ -1137,17 +1069,18 @@ async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a
 
     // A good edit, then SIGHUP.
     file.write(&file.pointing_at(b.addr));
-    child.sighup();
-    child
-        .wait_for_line("with the config_reloaded audit event of the signal", |line| {
-            line.contains("config_reloaded") && line.contains("signal")
-        })
-        .await;
+    sighup(&child);
+    wait_for_line(
+        &child,
+        "with the config_reloaded audit event of the signal",
+        |line| line.contains("config_reloaded") && line.contains("signal"),
+    )
+    .await;
     assert_eq!(
         binary_served_by(public, &connector).await,
         "B",
         "after the good edit and SIGHUP:\n{}",
         child.log()
     );
-    child.assert_running();
+    assert_running(&child);
 }

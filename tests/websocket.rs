@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use support::upstreams::Upstream;
-use support::{ES256_TOKENS, Gateway, Reply, Setup, within};
+use support::{ES256_TOKENS, Gateway, Reply, Setup, client, config, within};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
@@ -137,9 +137,11 @@ async fn serve(tcp: TcpStream, seen: Arc<Mutex<Vec<HeaderMap>>>) {
 // === the gateway ===
 
 fn route(name: &str, path: &str, upstream: SocketAddr, websocket: bool) -> String {
-    format!(
-        "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\n\
-         auth = \"required\"\nwebsocket = {websocket}\n"
+    config::route(
+        name,
+        path,
+        upstream,
+        &format!("auth = \"required\"\nwebsocket = {websocket}"),
     )
 }
 
@@ -195,11 +197,13 @@ async fn login(gateway: &Gateway, user: &str) -> Pair {
 }
 
 fn json_post(path: &str, body: Value) -> Request<Full<Bytes>> {
-    Request::post(path)
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("request")
+    client::request(
+        "POST",
+        path,
+        None,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
 }
 
 async fn refresh(gateway: &Gateway, refresh_token: &str) -> Reply {
@@ -213,12 +217,9 @@ async fn refresh(gateway: &Gateway, refresh_token: &str) -> Reply {
 
 /// `POST path` with `Authorization: Bearer <access>` and no body.
 async fn bearer_post(gateway: &Gateway, path: &str, access: &str) -> Reply {
-    let request = Request::post(path)
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {access}"))
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    gateway.send(request).await
+    gateway
+        .send(client::request("POST", path, Some(access), &[], ""))
+        .await
 }
 
 async fn admin(gateway: &Gateway, method: Method, path: &str) -> StatusCode {

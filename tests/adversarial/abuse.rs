@@ -52,11 +52,11 @@ use hyper_util::rt::TokioIo;
 use support::ES256_TOKENS;
 use support::binary::{Binary, free_port, plain_get};
 use support::cases::assert_none_failed;
-use support::client;
 use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
     hpack_string, literal, literal_indexed, preface,
 };
+use support::{client, config};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -85,11 +85,13 @@ const FD_SLACK: usize = 20;
 const MIB: u64 = 1024 * 1024;
 
 fn config(public: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> String {
+    let timeout = ROUTE_TIMEOUT.as_millis();
     let route = |name: &str, path: &str, auth: &str| {
-        format!(
-            "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\n\
-             auth = \"{auth}\"\ntimeout = \"{}ms\"\n\n",
-            ROUTE_TIMEOUT.as_millis()
+        config::route(
+            name,
+            path,
+            upstream,
+            &format!("auth = \"{auth}\"\ntimeout = \"{timeout}ms\""),
         )
     };
     format!(
@@ -295,21 +297,15 @@ impl Target {
             .and_then(|value| value.trim().parse().ok())
     }
 
-    fn sampler(&self) -> Sampler {
-        Sampler::start(self.pid())
-    }
-
-    fn probe(&self, token: Option<String>) -> Probe {
-        Probe::start(self.client.clone(), token)
-    }
-
     async fn token(&self, user: &str) -> String {
         let body = format!("{{\"username\":\"{user}\",\"password\":\"{user}-password\"}}");
-        let request = Request::post("/auth/login")
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .expect("request");
+        let request = client::request(
+            "POST",
+            "/auth/login",
+            None,
+            &[("content-type", "application/json")],
+            body,
+        );
         let (status, body) = self.client.send(request).await.expect("login");
         assert_eq!(status, 200, "login: {}", String::from_utf8_lossy(&body));
         let json: serde_json::Value = serde_json::from_slice(&body).expect("login JSON");
@@ -330,33 +326,49 @@ fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
-/// Peak RSS and descriptor count of a process, sampled every 20 ms.
-struct Sampler {
+/// A loop in the background until `finish`: `step` runs every `every`, on the state it returns.
+struct Background<T> {
     stop: Arc<AtomicBool>,
-    task: JoinHandle<(u64, usize)>,
+    task: JoinHandle<T>,
 }
 
-impl Sampler {
-    fn start(pid: u32) -> Sampler {
+impl<T: Send + 'static> Background<T> {
+    fn start<F>(mut state: T, every: Duration, mut step: impl FnMut(T) -> F + Send + 'static) -> Self
+    where
+        F: std::future::Future<Output = (T, bool)> + Send,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
-            let (mut rss, mut fds) = (0, 0);
             while !stopped.load(Ordering::SeqCst) {
-                rss = rss.max(rss_kib(pid));
-                fds = fds.max(fd_count(pid));
-                sleep(Duration::from_millis(20)).await;
+                let more;
+                (state, more) = step(state).await;
+                if !more {
+                    break;
+                }
+                sleep(every).await;
             }
-            (rss, fds)
+            state
         });
-        Sampler { stop, task }
+        Background { stop, task }
     }
 
-    /// Peak RSS in KiB and peak descriptor count.
-    async fn finish(self) -> (u64, usize) {
+    async fn finish(self) -> T {
         self.stop.store(true, Ordering::SeqCst);
-        self.task.await.expect("sampler")
+        timeout(LEGIT_MAX * 3, self.task)
+            .await
+            .expect("background loop ends")
+            .expect("background loop")
     }
+}
+
+/// Peak RSS in KiB and peak descriptor count of a process, sampled every 20 ms.
+fn sampler(pid: u32) -> Background<(u64, usize)> {
+    Background::start(
+        (0, 0),
+        Duration::from_millis(20),
+        move |(rss, fds): (u64, usize)| async move { ((rss.max(rss_kib(pid)), fds.max(fd_count(pid))), true) },
+    )
 }
 
 /// A TLS client for the gateway's public listener.
@@ -417,31 +429,20 @@ impl Client {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, Bytes), String> {
-        let mut request = Request::get(path).header("host", "localhost");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        self.send(request.body(Full::new(Bytes::new())).expect("request"))
-            .await
+        self.send(client::request("GET", path, token, &[], "")).await
     }
 }
 
-/// Legitimate traffic during an attack: a GET on a fresh connection every 100 ms, each
-/// checked to have reached the upstream and come back whole.
-struct Probe {
-    stop: Arc<AtomicBool>,
-    task: JoinHandle<Vec<Result<Duration, String>>>,
-}
-
-impl Probe {
-    fn start(client: Client, token: Option<String>) -> Probe {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut results = Vec::new();
-            let mut n = 0;
-            while !stopped.load(Ordering::SeqCst) && n < 1000 {
-                n += 1;
+/// Legitimate traffic during an attack: a GET on a fresh connection every 100 ms (at most
+/// 1000), each checked to have reached the upstream and come back whole.
+fn probe(client: Client, token: Option<String>) -> Background<Vec<Result<Duration, String>>> {
+    Background::start(
+        Vec::new(),
+        Duration::from_millis(100),
+        move |mut results: Vec<_>| {
+            let (client, token) = (client.clone(), token.clone());
+            async move {
+                let n = results.len() + 1;
                 let path = match token {
                     Some(_) => format!("/api/legit/{n}"),
                     None => format!("/legit/{n}"),
@@ -454,24 +455,10 @@ impl Probe {
                     Ok((status, body)) => Err(format!("{path}: {status} {}", String::from_utf8_lossy(&body))),
                     Err(e) => Err(format!("{path}: {e}")),
                 });
-                sleep(Duration::from_millis(100)).await;
+                (results, n < 1000)
             }
-            results
-        });
-        Probe { stop, task }
-    }
-
-    async fn finish(self) -> ProbeReport {
-        self.stop.store(true, Ordering::SeqCst);
-        let results = timeout(LEGIT_MAX * 3, self.task)
-            .await
-            .expect("probe ends")
-            .expect("probe");
-        let mut latencies: Vec<Duration> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
-        latencies.sort();
-        let failures = results.into_iter().filter_map(Result::err).collect();
-        ProbeReport { latencies, failures }
-    }
+        },
+    )
 }
 
 struct ProbeReport {
@@ -480,6 +467,13 @@ struct ProbeReport {
 }
 
 impl ProbeReport {
+    fn of(results: Vec<Result<Duration, String>>) -> ProbeReport {
+        let mut latencies: Vec<Duration> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+        latencies.sort();
+        let failures = results.into_iter().filter_map(Result::err).collect();
+        ProbeReport { latencies, failures }
+    }
+
     fn percentile(&self, p: f64) -> Duration {
         match self.latencies.len() {
             0 => Duration::ZERO,
@@ -545,28 +539,16 @@ impl Watched {
 async fn watch_reads<R: AsyncRead + Unpin>(mut reader: R, start: Instant, limit: Duration) -> Watched {
     let mut buffer = vec![0u8; 16 * 1024];
     let mut text = Vec::new();
-    let deadline = start + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, reader.read(&mut buffer)).await {
-            Err(_) => {
-                return Watched {
-                    closed: None,
-                    text: String::from_utf8_lossy(&text).into_owned(),
-                };
-            }
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                return Watched {
-                    closed: Some(start.elapsed()),
-                    text: String::from_utf8_lossy(&text).into_owned(),
-                };
-            }
-            Ok(Ok(n)) => {
-                if text.len() < 64 * 1024 {
-                    text.extend_from_slice(&buffer[..n]);
-                }
-            }
+    let closed = loop {
+        match tokio::time::timeout_at(start + limit, reader.read(&mut buffer)).await {
+            Err(_) => break None,
+            Ok(Ok(0)) | Ok(Err(_)) => break Some(start.elapsed()),
+            Ok(Ok(n)) if text.len() < 64 * 1024 => text.extend_from_slice(&buffer[..n]),
+            Ok(Ok(_)) => {}
         }
-    }
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    Watched { closed, text }
 }
 
 /// A boxed attack job.
@@ -598,8 +580,8 @@ async fn bounded<T: Send + 'static>(width: usize, jobs: Vec<Job<T>>) -> Vec<T> {
 struct Measured {
     baseline_rss: u64,
     baseline: Baseline,
-    sampler: Sampler,
-    probe: Probe,
+    sampler: Background<(u64, usize)>,
+    probe: Background<Vec<Result<Duration, String>>>,
 }
 
 impl Measured {
@@ -610,14 +592,14 @@ impl Measured {
                 fds: target.fds(),
                 upstream_open: target.seen().open.load(Ordering::SeqCst),
             },
-            sampler: target.sampler(),
-            probe: target.probe(token),
+            sampler: sampler(target.pid()),
+            probe: probe(target.client.clone(), token),
         }
     }
 
     /// Stops the probe and the sampler and checks legit traffic and peak memory.
     async fn finish(self, what: &str, rss_bound_mib: u64, failures: &mut Vec<String>) -> Baseline {
-        let report = self.probe.finish().await;
+        let report = ProbeReport::of(self.probe.finish().await);
         let (peak_rss, peak_fds) = self.sampler.finish().await;
         let growth_kib = peak_rss.saturating_sub(self.baseline_rss);
         eprintln!(

@@ -24,11 +24,10 @@ mod support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
 use serde_json::Value;
 use support::cases::assert_none_failed;
+use support::client;
+use support::config::route;
 use support::h2raw::{self, field};
 use support::recorder::{Recorded, Recorder, Responder, Then, plain_responder};
 use support::{Gateway, Setup, public_route};
@@ -72,12 +71,16 @@ impl Bench {
         let recorder = Recorder::start(reply).await;
         let upstream = recorder.addr;
         let routes = format!(
-            "{}{}\
-             [[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{upstream}\"\nauth = \"required\"\n\
-             [[routes]]\nname = \"admin\"\npath = \"/admin/\"\nupstream = \"http://{upstream}\"\n\
-             auth = \"required\"\nroles = [\"admin\"]\n",
+            "{}{}{}{}",
             public_route("pub", "/pub/", upstream),
             public_route("ws", "/ws/", upstream) + "websocket = true\n",
+            route("api", "/api/", upstream, "auth = \"required\""),
+            route(
+                "admin",
+                "/admin/",
+                upstream,
+                "auth = \"required\"\nroles = [\"admin\"]"
+            ),
         );
         let gateway = Gateway::start(Setup::routes(routes)).await;
         let user_token = gateway.token("bob").await;
@@ -859,23 +862,13 @@ async fn hop_by_hop_and_rewrite_headers_never_reach_the_upstream() {
 // Response hygiene.
 // ===================================================================================
 
-fn get_with(path: &str, tag: &str, token: Option<&str>) -> Request<Full<Bytes>> {
-    let mut builder = Request::get(path)
-        .header("host", "localhost")
-        .header("x-case", tag);
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    builder.body(Full::new(Bytes::new())).expect("request")
-}
-
 /// The responses of every route over both protocols, with the upstream's view of each request.
 async fn responses(bench: &Bench) -> Vec<(String, support::Reply, Option<Recorded>)> {
     let mut out = Vec::new();
     for route in RouteKind::ALL {
         for proto in [Proto::H1, Proto::H2] {
             let tag = format!("{proto:?}/{route:?}");
-            let request = get_with(route.path(), &tag, bench.token(route));
+            let request = client::request("GET", route.path(), bench.token(route), &[("x-case", &tag)], "");
             let reply = match proto {
                 Proto::H1 => bench.gateway.send(request).await,
                 Proto::H2 => bench.gateway.send_h2(request).await,

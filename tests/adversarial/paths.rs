@@ -22,11 +22,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::net::SocketAddr;
-
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use support::cases::assert_none_failed;
+use support::config::route;
 use support::h2raw::{self, field};
 use support::recorder::{Recorded, Recorder, plain_responder};
 use support::{Gateway, Setup};
@@ -126,11 +125,6 @@ impl PathBench {
         for _ in ROUTES {
             recorders.push(Recorder::start(plain_responder).await);
         }
-        let route = |name: &str, path: &str, upstream: SocketAddr, extra: &str| {
-            format!(
-                "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\n{extra}"
-            )
-        };
         let config = [
             route(
                 "admin",

@@ -35,6 +35,7 @@ mod support;
 use std::collections::HashMap;
 
 use support::cases::assert_none_failed;
+use support::config::route;
 use support::h2raw::{self, Field, Outcome, field};
 use support::raw::{Client, ReadEnd, Response, exchange};
 use support::recorder::{Recorded, Recorder, Responder, Then, ok_reply, plain_responder};
@@ -49,17 +50,16 @@ use support::{Gateway, Setup};
 async fn start(responder: impl Responder) -> (Gateway, Recorder) {
     let upstream = Recorder::start(responder).await;
     let up = upstream.addr;
-    let routes = format!(
-        "[limits]\nmax_body_bytes = \"1KiB\"\n\n\
-         [[routes]]\nname = \"pub\"\npath = \"/pub/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\n\
-         [[routes]]\nname = \"private\"\npath = \"/private/\"\nupstream = \"http://{up}\"\nauth = \"required\"\n\n\
-         [[routes]]\nname = \"getonly\"\npath = \"/getonly/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\
-         methods = [\"GET\"]\n\n\
-         [[routes]]\nname = \"slow\"\npath = \"/slow/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\
-         timeout = \"1s\"\n\n\
-         [[routes]]\nname = \"ws\"\npath = \"/ws/\"\nupstream = \"http://{up}\"\nauth = \"public\"\n\
-         websocket = true\n"
-    );
+    let named = |name: &str, settings: &str| route(name, &format!("/{name}/"), up, settings);
+    let routes = [
+        "[limits]\nmax_body_bytes = \"1KiB\"\n",
+        &named("pub", "auth = \"public\""),
+        &named("private", "auth = \"required\""),
+        &named("getonly", "auth = \"public\"\nmethods = [\"GET\"]"),
+        &named("slow", "auth = \"public\"\ntimeout = \"1s\""),
+        &named("ws", "auth = \"public\"\nwebsocket = true"),
+    ]
+    .concat();
     let gateway = Gateway::start(Setup::routes(routes)).await;
     (gateway, upstream)
 }

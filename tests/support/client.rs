@@ -94,6 +94,27 @@ pub async fn h2(stream: TlsStream<TcpStream>) -> (http2::SendRequest<Full<Bytes>
     (sender, tokio::spawn(connection))
 }
 
+/// A request for `path` with `Host: localhost`, a bearer `token` if any, `headers` and `body`.
+pub fn request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Full::new(body.into())).expect("request")
+}
+
 /// A response's status and body (as text), or what went wrong on the connection; a hang fails
 /// the test.
 pub type Answer = Result<(StatusCode, String), String>;

@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod cases;
 pub mod client;
+pub mod config;
 pub mod h2raw;
 pub mod raw;
 pub mod recorder;
