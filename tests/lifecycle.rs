@@ -12,11 +12,11 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use rustls::ProtocolVersion;
-use support::binary::{self, free_port};
+use support::binary;
 use support::client::{self, Connection};
 use support::raw::{Response, plain_exchange};
 use support::upstreams::Upstream;
-use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, public_route, test_users, within};
+use support::{DEADLINE, Gateway, Setup, config, public_route, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -483,26 +483,13 @@ impl Drop for ChildGuard {
     }
 }
 
-struct BinaryConfig {
-    path: PathBuf,
-    public: SocketAddr,
-    admin: SocketAddr,
-}
-
-/// The binary's config: real ports, a generated certificate and signing key, the harness's
-/// test users, and one public route to `upstream`.
-fn write_binary_config(dir: &Path, upstream: SocketAddr) -> BinaryConfig {
-    let public: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let text = format!(
-        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\nshutdown_grace = \"5s\"\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n{}",
-        public_route("slow", "/", upstream)
-    );
-    std::fs::write(dir.join("users.toml"), test_users()).expect("write users");
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).expect("write config");
-    BinaryConfig { path, public, admin }
+/// The binary's config: real ports, the test users, and one public route to `upstream`.
+fn write_binary_config(dir: &Path, upstream: SocketAddr) -> config::BinaryConfig {
+    config::for_binary(
+        dir,
+        "shutdown_grace = \"5s\"",
+        &public_route("slow", "/", upstream),
+    )
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {

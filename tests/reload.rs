@@ -25,7 +25,7 @@ use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use support::binary::{Binary, free_port};
 use support::client::{self, Connection};
-use support::{DEADLINE, ES256_TOKENS, Gateway, Setup, test_users, within};
+use support::{DEADLINE, Gateway, Setup, config, test_users, within};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
@@ -1022,19 +1022,11 @@ async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a
     let a = Named::start("A").await;
     let b = Named::start("B").await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let public: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let path = dir.path().join("gateway.toml");
-    let original = format!(
-        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\nshutdown_grace = \"5s\"\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n{}",
-        svc_route(a.addr)
-    );
-    std::fs::write(dir.path().join("users.toml"), test_users()).expect("write users");
-    std::fs::write(&path, &original).expect("write config");
+    let written = config::for_binary(dir.path(), "shutdown_grace = \"5s\"", &svc_route(a.addr));
+    let (public, admin) = (written.public, written.admin);
     let file = ConfigFile {
-        path: path.clone(),
-        original,
+        path: written.path,
+        original: written.text,
         first: a.addr,
     };
 

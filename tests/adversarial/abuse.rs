@@ -49,8 +49,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::ES256_TOKENS;
-use support::binary::{Binary, free_port, plain_get};
+use support::binary::{Binary, plain_get};
 use support::cases::assert_none_failed;
 use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
@@ -84,7 +83,7 @@ const LEGIT_P99: Duration = Duration::from_secs(1);
 const FD_SLACK: usize = 20;
 const MIB: u64 = 1024 * 1024;
 
-fn config(public: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> String {
+fn config(dir: &Path, upstream: SocketAddr) -> config::BinaryConfig {
     let timeout = ROUTE_TIMEOUT.as_millis();
     let route = |name: &str, path: &str, auth: &str| {
         config::route(
@@ -94,15 +93,13 @@ fn config(public: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> String
             &format!("auth = \"{auth}\"\ntimeout = \"{timeout}ms\""),
         )
     };
-    format!(
-        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\n\
-         header_read_timeout = \"{}ms\"\nidle_timeout = \"{}ms\"\nmax_header_bytes = {MAX_HEADER_BYTES}\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n{}{}",
+    let server = format!(
+        "header_read_timeout = \"{}ms\"\nidle_timeout = \"{}ms\"\nmax_header_bytes = {MAX_HEADER_BYTES}",
         HEAD_DEADLINE.as_millis(),
         IDLE.as_millis(),
-        route("api", "/api/", "required"),
-        route("public", "/", "public"),
-    )
+    );
+    let routes = route("api", "/api/", "required") + &route("public", "/", "public");
+    config::for_binary(dir, &server, &routes)
 }
 
 // === the recording upstream: the oracle ===
@@ -254,10 +251,7 @@ impl Target {
     async fn start() -> Target {
         let upstream = Recorder::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let [public, admin] = [free_port(), free_port()].map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
-        std::fs::write(dir.path().join("users.toml"), support::test_users()).expect("users");
-        let text = config(public, admin, upstream.addr);
-        std::fs::write(dir.path().join("gateway.toml"), text).expect("config");
+        let config::BinaryConfig { public, admin, .. } = config(dir.path(), upstream.addr);
         let binary = Binary::start(dir.path(), admin).await;
         let client = Client::new(public, dir.path());
         let target = Target {
