@@ -119,6 +119,9 @@ struct Seen {
     big_bytes: AtomicU64,
     /// `/big` bodies not yet dropped: the gateway is still holding their response open.
     big_open: AtomicUsize,
+    /// `/big` responses ever started (a reader that stalls past `idle_timeout` is cut off,
+    /// which lowers `big_open` but not this).
+    big_started: AtomicUsize,
 }
 
 impl Seen {
@@ -182,6 +185,7 @@ async fn answer(seen: Arc<Seen>, request: Request<Incoming>) -> Result<Response<
     let _in_flight = InFlight(seen.clone());
     if path.ends_with("/big") {
         seen.big_open.fetch_add(1, Ordering::SeqCst);
+        seen.big_started.fetch_add(1, Ordering::SeqCst);
         let body = BigBody {
             left: 1024 * MIB,
             seen: seen.clone(),
@@ -1243,9 +1247,13 @@ async fn open_slow_readers(target: &Target) -> Vec<TlsStream<TcpStream>> {
     streams
 }
 
-/// Waits (bounded) until the upstream's produced bytes stop growing for 500 ms.
+/// Waits (bounded) until every slow reader's response has started and the upstream's produced
+/// bytes then stop growing for 500 ms.
 async fn wait_for_back_pressure(seen: &Seen, within: Duration) -> u64 {
     let deadline = Instant::now() + within;
+    while seen.big_started.load(Ordering::SeqCst) < SLOW_READERS && Instant::now() < deadline {
+        sleep(Duration::from_millis(50)).await;
+    }
     let mut last = seen.big_bytes.load(Ordering::SeqCst);
     loop {
         sleep(Duration::from_millis(500)).await;
@@ -1267,11 +1275,13 @@ async fn slow_readers_of_a_huge_response_get_back_pressure_not_buffering() {
     let measured = Measured::start(&target, None);
     let streams = open_slow_readers(&target).await;
     let produced = wait_for_back_pressure(target.seen(), Duration::from_secs(8)).await;
-    let open = target.seen().big_open.load(Ordering::SeqCst);
+    // Started, not still open: on a busy machine the first readers may already have been cut
+    // off for stalling past `idle_timeout` (the next test's subject) while the rest connected.
+    let open = target.seen().big_started.load(Ordering::SeqCst);
     let per_connection = produced / SLOW_READERS as u64;
     eprintln!(
         "[slow read] {SLOW_READERS} readers that never read: upstream produced {:.1} MiB in all, \
-         {:.1} MiB per connection, {open} responses open",
+         {:.1} MiB per connection, {open} responses started",
         produced as f64 / MIB as f64,
         per_connection as f64 / MIB as f64
     );
