@@ -3,12 +3,23 @@
 #
 #   sudo bench/run.sh                                          # defaults below
 #   DURATION=3 IDLE_N=300 UNCACHED_N=20000 PASSES=1 bench/run.sh  # quick run
+#   BASELINE=main bench/run.sh                                 # A/B: also the build of a revision
 #
 # Everything listens on 127.0.0.1 only. The proxy under test is pinned to CPU $PROXY_CPU,
 # the load generator (and the cheap nginx upstream) to CPU $LOAD_CPU. The whole sequence runs
 # $PASSES times with fresh processes; RESULTS.md reports the median of the passes per cell, the
 # spread, and the issue's targets computed from those medians. Results go to bench/RESULTS.md;
 # raw tool output to bench/last-run.log.
+#
+# A/B mode: BASELINE=<git rev> also builds that revision (release profile, in a temporary git
+# worktree under /tmp, removed after the build; target dir $BASELINE_TARGET, shared by all
+# baseline builds and never the current tree's) and measures it as one more peer,
+# "portcullis@<short sha>", in every pass right next to the current tree's build: same config
+# (its own session-store file), same CPU, same token, same distinct-token list, the same runs.
+# Odd passes run the current build first, even passes the baseline first. The binary is kept
+# in /tmp/portcullis-baseline-<sha>/ and reused by later runs with the same revision. The
+# report gets both rows and lines "HS256 CPU µs/request: current X vs baseline Y (Δ Z %)".
+# PEERS gains "portcullis" when BASELINE is set (there is nothing to compare with otherwise).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +37,8 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-$HERE/RESULTS.md}
 RAW=${RAW:-$HERE/last-run.log}
+BASELINE=${BASELINE:-}          # git revision to compare with (A/B mode); empty: no baseline
+BASELINE_TARGET=${BASELINE_TARGET:-/tmp/portcullis-baseline-target}  # cargo target dir of baseline builds
 
 UP_PORT=${UP_PORT:-18080}; P_PORT=${P_PORT:-18443}; P_ADMIN=${P_ADMIN:-18901}
 H_PORT=${H_PORT:-18444}; N_PORT=${N_PORT:-18445}
@@ -52,9 +65,47 @@ fi
 [[ "$FLOOD_CONNS" =~ ^[0-9]+$ ]] || die "FLOOD_CONNS must be a number (got '$FLOOD_CONNS')"
 [ "$(nproc --all)" -ge 2 ] || die "needs at least 2 CPUs (one for the proxy, one for the load)"
 
+if [ -n "$BASELINE" ]; then
+  BASE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BASELINE^{commit}") ||
+    die "BASELINE=$BASELINE is not a commit of the repository at $ROOT"
+  BASE_SHORT=$(git -C "$ROOT" rev-parse --short "$BASE_SHA")
+  BASE_LABEL=portcullis@$BASE_SHORT
+  BASE_DIR=/tmp/portcullis-baseline-$BASE_SHA
+  BASE_BIN=$BASE_DIR/portcullis
+  CUR_DESC="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")"
+  [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || CUR_DESC+=" with uncommitted changes"
+  [[ " $PEERS " == *" portcullis "* ]] || { PEERS="portcullis $PEERS"; log "BASELINE is set: PEERS is now \"$PEERS\""; }
+fi
+
 log "cargo build --release"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/portcullis
+
+build_baseline() {  # release build of $BASE_SHA into $BASE_BIN, unless an earlier run left it there
+  local wt=$BASE_DIR/src
+  if [ -x "$BASE_BIN" ]; then log "baseline $BASE_LABEL: reusing $BASE_BIN"; return 0; fi
+  mkdir -p "$BASE_DIR"
+  exec 8>"$BASELINE_TARGET.lock"
+  flock 8  # one baseline build at a time: they share the target dir and its release/portcullis
+  if [ -x "$BASE_BIN" ]; then
+    log "baseline $BASE_LABEL: reusing $BASE_BIN (built by a concurrent run)"
+  else
+    log "baseline $BASE_LABEL: cargo build --release of $BASE_SHA (target dir $BASELINE_TARGET; kept for later runs)"
+    git -C "$ROOT" worktree remove --force "$wt" 2>/dev/null || true  # left by an interrupted run
+    rm -rf "$wt"
+    git -C "$ROOT" worktree prune
+    BASE_WT=$wt
+    trap 'git -C "$ROOT" worktree remove --force "$BASE_WT" >/dev/null 2>&1 || true' EXIT
+    git -C "$ROOT" worktree add --detach --quiet "$wt" "$BASE_SHA"
+    (cd "$wt" && CARGO_TARGET_DIR=$BASELINE_TARGET cargo build --release --quiet)
+    cp "$BASELINE_TARGET/release/portcullis" "$BASE_BIN.tmp"
+    mv "$BASE_BIN.tmp" "$BASE_BIN"
+    git -C "$ROOT" worktree remove --force "$wt"
+    trap - EXIT
+  fi
+  exec 8>&-
+}
+[ -z "$BASELINE" ] || build_baseline
 
 ulimit -n 65536 2>/dev/null || true
 WORK=$(mktemp -d /tmp/portcullis-bench.XXXXXX)
@@ -536,19 +587,39 @@ behaviour() {  # behaviour LABEL PORT TOKEN
     "sub=bench role=user auth="
 }
 
-start_portcullis() {  # start_portcullis ALG [flood]: sets PPID_ and TOK_ (a token from its /auth/login)
+start_portcullis() {  # start_portcullis ALG [flood|baseline]: sets PPID_ and TOK_ (a token from its
+  # /auth/login; none for the baseline build, which runs with its own session-store file)
   local cfg name=$1${2:+-$2}
   cfg=$(portcullis_cfg "$@")
-  "$BIN" check --config "$cfg" >&2
-  taskset -c "$PROXY_CPU" "$BIN" run --config "$cfg" >"$WORK/portcullis-$name-$PASS.log" 2>&1 &
+  local bin=$BIN
+  [ "${2:-}" = baseline ] && bin=$BASE_BIN
+  "$bin" check --config "$cfg" >&2
+  taskset -c "$PROXY_CPU" "$bin" run --config "$cfg" >>"$WORK/portcullis-$name-$PASS.log" 2>&1 &
   PPID_=$!; PIDS+=("$PPID_")
   wait_port "$P_PORT" "$PPID_"
+  TOK_=""
+  [ "${2:-}" = baseline ] && return 0  # the baseline is measured with the current build's token
   TOK_=$(curl -sk "https://127.0.0.1:$P_PORT/auth/login" -H 'content-type: application/json' \
         -d '{"username":"bench","password":"bench-password"}' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') ||
     die "login to Portcullis ($name) failed; log: $(tail -5 "$WORK/portcullis-$name-$PASS.log")"
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+measure_portcullis() {  # LABEL PID TOKEN CHECK_LABEL: a Portcullis build's runs (the $alg loop's)
+  measure_peer "$1 $alg" "$2" "$P_PORT" "$3"
+  if [ "$alg" = HS256 ] && [ "$UNCACHED_N" -gt 0 ] && minted_ok "$P_PORT" "$4"; then
+    measure_uncached "$1 HS256" "$2" "$P_PORT"
+  fi
+}
+run_baseline() {  # ALG TOKEN: the baseline build, checked then measured exactly like the current one
+  local bpid
+  start_portcullis "$1" baseline
+  bpid=$PPID_
+  behaviour "$BASE_LABEL-$1" "$P_PORT" "$2"
+  [ "$FAIL" = 0 ] || die "behaviour check failed for $BASE_LABEL-$1 with the current build's token: not benchmarking it"
+  measure_portcullis "$BASE_LABEL" "$bpid" "$2" "$BASE_LABEL-$1"
+  stop "$bpid"
+}
 
 # ---------------------------------------------------------------- runs
 want() { [[ " $PEERS " == *" $1 "* ]]; }
@@ -562,11 +633,19 @@ for PASS in $(seq 1 "$PASSES"); do
     echo "== pass $PASS: token $alg header: $(cut -d. -f1 <<<"$tok" | python3 -c 'import base64,sys; s=sys.stdin.read().strip(); print(base64.urlsafe_b64decode(s+"="*(-len(s)%4)).decode())')" >>"$RAW"
     behaviour "portcullis-$alg" "$P_PORT" "$tok"
     [ "$FAIL" = 0 ] || die "behaviour check failed for portcullis-$alg: not benchmarking a broken config"
-    want portcullis && measure_peer "Portcullis $alg" "$ppid" "$P_PORT" "$tok"
-    if want portcullis && [ "$alg" = HS256 ] && [ "$UNCACHED_N" -gt 0 ] && minted_ok "$P_PORT" portcullis-HS256; then
-      measure_uncached "Portcullis HS256" "$ppid" "$P_PORT"
+    if [ -n "$BASELINE" ] && [ $((PASS % 2)) = 0 ]; then
+      # even passes: the baseline first, then a fresh current build with the same token, so
+      # that neither build always runs in the other's wake
+      stop "$ppid"
+      run_baseline "$alg" "$tok"
+      start_portcullis "$alg"
+      ppid=$PPID_
+      behaviour "portcullis-$alg" "$P_PORT" "$tok"
+      [ "$FAIL" = 0 ] || die "behaviour check failed for portcullis-$alg: not benchmarking a broken config"
     fi
+    want portcullis && measure_portcullis Portcullis "$ppid" "$tok" "portcullis-$alg"
     stop "$ppid"
+    if [ -n "$BASELINE" ] && [ $((PASS % 2)) = 1 ]; then run_baseline "$alg" "$tok"; fi
     want haproxy || continue
 
     # HAProxy, same token, same key
@@ -673,6 +752,24 @@ done
 target "proxied p99 during a failed-login flood ÷ quiet p99, Portcullis HS256" "$(med "$FLOOD_LABEL" fl_ratio %.2f)" le 2 \
   "$(med "$FLOOD_LABEL" fl_f_p99 %.2f) vs $(med "$FLOOD_LABEL" fl_q_p99 %.2f) ms; median of the per-pass ratios"
 
+AB_LINES=()
+ab_line() {  # ab_line WHAT COLUMN BUSY_COLUMN ALG: current vs baseline medians, and every pass's pair
+  local cur="Portcullis $4" base="$BASE_LABEL $4" a b slack
+  a=$(med "$cur" "$2") b=$(med "$base" "$2")
+  [ "$a" = n/a ] && [ "$b" = n/a ] && return 0
+  AB_LINES+=("$1: current $a vs baseline $b (Δ $(awk -v a="$a" -v b="$b" 'BEGIN{ if (a=="n/a" || b=="n/a" || b+0==0) print "n/a"; else printf "%+.1f", 100*(a-b)/b }') %)")
+  AB_LINES+=("  per pass, current vs baseline: $(awk -F'\t' -v c="$cur" -v b="$base" -v col="$2" -v n="$PASSES" '
+    $3==col && $2==c {x[$1]=$4} $3==col && $2==b {y[$1]=$4}
+    END{ for (i=1;i<=n;i++) printf "%s%s vs %s", (i>1 ? "; " : ""), (i in x ? x[i] : "n/a"), (i in y ? y[i] : "n/a") }' "$RES")")
+  slack=$( (values "$cur" "$3"; values "$base" "$3") | awk '$1 < 90 {n++} END{printf "%d of these %d", n, NR}')
+  [[ $slack == 0\ of* ]] ||
+    AB_LINES+=("  noisy: the proxy core was below 90 % busy in $slack runs, so their CPU per request depends on the machine's other load as much as on the build (the proxy core busy column): re-run on a quieter machine before trusting Δ")
+}
+if [ -n "$BASELINE" ]; then
+  for alg in $ALGS; do ab_line "$alg CPU µs/request" cpu busy "$alg"; done
+  ab_line "HS256 CPU µs/request, distinct tokens" u_cpu u_busy HS256
+fi
+
 # ---------------------------------------------------------------- report
 CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
 {
@@ -682,8 +779,8 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); the whole run took $((T_RUN / 60)) min $((T_RUN % 60)) s"
   echo "- machine: $(nproc) CPUs ($(nproc --all) online), ${CPU_MODEL:-unknown CPU}, $(uname -sr)"
-  echo "- versions: $("$BIN" --version 2>/dev/null || echo "portcullis $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)"), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), h2load $(h2load --version | awk '{print $NF}'), $(openssl version | cut -d' ' -f1-2)"
-  echo "- command: \`PASSES=$PASSES DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS IDLE_N=$IDLE_N UNCACHED_N=$UNCACHED_N FLOOD_CONNS=$FLOOD_CONNS ALGS=\"$ALGS\" PEERS=\"$PEERS\" bench/run.sh\`"
+  echo "- versions: $("$BIN" --version 2>/dev/null || echo "portcullis $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)"), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), h2load $(h2load --version | awk '{print $NF}'), $(openssl version | cut -d' ' -f1-2)${BASELINE:+; baseline \`$BASE_LABEL\` = $("$BASE_BIN" --version 2>/dev/null || echo portcullis) at $BASE_SHA}"
+  echo "- command: \`${BASELINE:+BASELINE=$BASELINE }PASSES=$PASSES DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS IDLE_N=$IDLE_N UNCACHED_N=$UNCACHED_N FLOOD_CONNS=$FLOOD_CONNS ALGS=\"$ALGS\" PEERS=\"$PEERS\" bench/run.sh\`"
   echo "- **every figure below is the median of $PASSES passes**; each pass starts every proxy afresh and runs the whole sequence; the spread table shows how far the passes were apart"
   echo "- layout: proxy pinned to CPU $PROXY_CPU (\`taskset -c $PROXY_CPU\`, all of its threads); wrk/h2load and the upstream (nginx \`return 200\`, 1 worker) on CPU $LOAD_CPU; all on 127.0.0.1"
   echo "- TLS: one ECDSA P-256 self-signed certificate for every peer; wrk speaks HTTP/1.1 without session resumption"
@@ -713,6 +810,12 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
     echo "| $l, distinct tokens | $(each "$l" u_cpu) | $(span "$l" u_cpu) | $(span "$l" u_p99 %.2f) | | |"
   done
   echo
+  if [ -n "$BASELINE" ]; then
+    echo "A/B: the current tree ($CUR_DESC) against the baseline \`$BASE_LABEL\` (\`BASELINE=$BASELINE\`, release build of $BASE_SHA), both measured in every pass with the same config (each its own session-store file), the same CPU pinning, the same token (minted by the current build) and the same runs; odd passes run the current build first, even passes the baseline first. Medians over the $PASSES passes, Δ = (current − baseline) ÷ baseline:"
+    echo
+    printf '%s\n' "${AB_LINES[@]}" | sed 's/^  /  - /; t; s/^/- /'
+    echo
+  fi
   if ((${#ULABELS[@]})); then
     echo "Distinct token on every request (HS256, $UNCACHED_N tokens minted with the same secret and claims by \`bench/mint_hs256.py\`, cycled by \`bench/tokens.lua\`; more than Portcullis' 50,000-entry cache, so every request pays a full verification there too):"
     echo
@@ -726,7 +829,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   if [ -n "$(values "$FLOOD_LABEL" fl_ratio)" ]; then
     l=$FLOOD_LABEL
     echo "Failed-login flood (Portcullis HS256, \`[limits] login_per_ip\` and \`login_per_user\` raised to 1000000/min so that every attempt reaches argon2id instead of the rate limiter): the keep-alive run of the main table (\`wrk -t1 -c$CONNS -d$DURATION --latency\`, valid token) once quiet, then again while a second wrk on the load CPU sends \`POST /auth/login\` \`{\"username\":\"bench\",\"password\":\"wrong\"}\` on $FLOOD_CONNS connections (\`bench/login_flood.lua\`; it starts 1 s before the measured run and ends 1 s after it)."
-    echo "The gateway verifies passwords on dedicated threads under the `SCHED_IDLE` scheduling policy (they run only when no proxy thread wants the core) with a bounded queue (full queue → 503 with Retry-After); that is the mechanism measured here. All of the proxy's threads, the hashing ones included, are pinned to CPU $PROXY_CPU by taskset, so the flood and the proxied traffic compete for the one core."
+    echo "The gateway verifies passwords on dedicated threads under the \`SCHED_IDLE\` scheduling policy (they run only when no proxy thread wants the core) with a bounded queue (full queue → 503 with Retry-After); that is the mechanism measured here. All of the proxy's threads, the hashing ones included, are pinned to CPU $PROXY_CPU by taskset, so the flood and the proxied traffic compete for the one core."
     echo
     echo "| peer | quiet req/s | quiet p99 ms | flood req/s | flood p99 ms | p99 flood ÷ quiet | failed logins answered /s | 401 | 503 (queue full) | 429 | other | client timeouts | proxy core busy (quiet → flood) | of which hashing threads |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -747,3 +850,4 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   echo "Raw tool output of the last run, and every per-pass figure: \`bench/last-run.log\`."
 } >"$OUT"
 log "wrote $OUT (run took ${T_RUN}s)"
+if [ -n "$BASELINE" ]; then for l in "${AB_LINES[@]}"; do log "$l"; done; fi
