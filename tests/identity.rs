@@ -4,42 +4,29 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
+use http::{Method, Request};
 use serde_json::Value;
+use support::auth::assert_challenge;
+use support::jwt::claims_of;
+use support::request as req;
 use support::upstreams::Upstream;
-use support::{Gateway, Reply, Setup, public_route};
+use support::{ACCESS_COOKIE, Gateway, RequestExt, Setup, public_route, required_route};
 
 const IDENTITY: [&str; 3] = ["x-auth-sub", "x-auth-role", "x-auth-session"];
-const ACCESS_COOKIE: &str = "__Host-portcullis-access";
-
-fn required_route(name: &str, path: &str, upstream: SocketAddr, extra: &str) -> String {
-    format!(
-        "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\n\
-         auth = \"required\"\n{extra}"
-    )
-}
 
 /// A gateway with `/api/` (required) and `/pub/` (public) to one echo, plus `rest`.
 async fn gateway_with(rest: &str) -> (Gateway, Upstream) {
     let echo = Upstream::echo().await;
     let routes = format!(
         "{}{}{rest}",
-        required_route("api", "/api/", echo.addr, ""),
+        required_route("api", "/api/", echo.addr),
         public_route("pub", "/pub/", echo.addr)
     );
     (Gateway::start(Setup::routes(routes)).await, echo)
-}
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims")
 }
 
 /// Every value the echo received under a header whose name, read case-insensitively and with
@@ -116,29 +103,6 @@ fn dechunk(mut text: &str) -> Vec<u8> {
     }
 }
 
-fn with_token(path: &str, token: &str) -> http::request::Builder {
-    Request::get(path)
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {token}"))
-}
-
-fn empty(builder: http::request::Builder) -> Request<Full<Bytes>> {
-    builder.body(Full::new(Bytes::new())).expect("request")
-}
-
-fn assert_challenge(reply: &Reply, error: &str) {
-    let challenge = reply
-        .headers
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(
-        challenge.starts_with("Bearer") && challenge.contains(&format!("error=\"{error}\"")),
-        "WWW-Authenticate {challenge:?}"
-    );
-    assert_eq!(reply.json()["error"], error);
-}
-
 // === identity headers ===
 
 #[tokio::test]
@@ -158,7 +122,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream_of_a_public_route() {
         .header("x-auth-sub", "root")
         .header("x_auth_session", "s1")
         .header("X-Auth-Role", "admin");
-    let reply = gateway.send_h2(empty(spoofed)).await;
+    let reply = gateway.send_h2(spoofed.empty()).await;
     assert_eq!(reply.status, 200);
     assert_no_identity(&reply.json());
 }
@@ -178,7 +142,8 @@ async fn a_valid_token_sets_exactly_one_of_each_identity_header_despite_spoofed_
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_identity(&serde_json::from_slice(&body).expect("echo JSON"), &token);
 
-    let spoofed = with_token("https://localhost/api/h2", &token)
+    let spoofed = req(Method::GET, "https://localhost/api/h2")
+        .bearer(&token)
         .header("x-auth-sub", "alice")
         .header("x-auth-sub", "root")
         .header("x_auth_sub", "alice")
@@ -186,7 +151,7 @@ async fn a_valid_token_sets_exactly_one_of_each_identity_header_despite_spoofed_
         .header("x_auth_role", "admin")
         .header("x-auth-session", "stolen")
         .header("X_AUTH_SESSION", "stolen");
-    let reply = gateway.send_h2(empty(spoofed)).await;
+    let reply = gateway.send_h2(spoofed.empty()).await;
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     assert_eq!(reply.json()["version"], "HTTP/1.1");
     assert_identity(&reply.json(), &token);
@@ -224,7 +189,7 @@ async fn a_public_route_forwards_a_valid_identity_and_ignores_an_invalid_token()
     let basic = Request::get("/pub/basic")
         .header("host", "localhost")
         .header("authorization", "Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ=");
-    let reply = gateway.send(empty(basic)).await;
+    let reply = gateway.send(basic.empty()).await;
     assert_eq!(reply.status, 200);
     assert_no_identity(&reply.json());
     assert_eq!(echo.counts.requests(), 6);
@@ -237,8 +202,10 @@ async fn authorization_is_stripped_before_the_upstream_by_default() {
     let (gateway, _echo) = gateway_with("").await;
     let token = gateway.token("alice").await;
     for path in ["/api/a", "/pub/a"] {
-        let request = with_token(path, &token).header("proxy-authorization", "Basic eDp5");
-        let reply = gateway.send(empty(request)).await;
+        let request = req(Method::GET, path)
+            .bearer(&token)
+            .header("proxy-authorization", "Basic eDp5");
+        let reply = gateway.send(request.empty()).await;
         assert_eq!(reply.status, 200, "{path}");
         assert!(
             reply.upstream_header("authorization").is_empty(),
@@ -267,13 +234,17 @@ async fn two_authorization_headers_are_refused_with_400() {
     let (gateway, echo) = gateway_with("").await;
     let token = gateway.token("alice").await;
     for path in ["/api/a", "/pub/a"] {
-        let request = with_token(path, &token).header("authorization", format!("Bearer {token}"));
-        let reply = gateway.send(empty(request)).await;
+        let request = req(Method::GET, path)
+            .bearer(&token)
+            .header("authorization", format!("Bearer {token}"));
+        let reply = gateway.send(request.empty()).await;
         assert_eq!(reply.status, 400, "{path}");
-        let request = with_token(path, &token).header("authorization", "Basic eDp5");
-        assert_eq!(gateway.send(empty(request)).await.status, 400, "{path}");
+        let request = req(Method::GET, path)
+            .bearer(&token)
+            .header("authorization", "Basic eDp5");
+        assert_eq!(gateway.send(request.empty()).await.status, 400, "{path}");
     }
-    let mut h2 = empty(with_token("https://localhost/api/a", &token));
+    let mut h2 = req(Method::GET, "https://localhost/api/a").bearer(&token).empty();
     h2.headers_mut()
         .append("authorization", format!("Bearer {token}").parse().unwrap());
     assert_eq!(gateway.send_h2(h2).await.status, 400, "over HTTP/2");
@@ -294,9 +265,9 @@ async fn a_non_bearer_authorization_fails_and_never_falls_back_to_the_cookie() {
             .header("host", "localhost")
             .header("authorization", authorization.as_str())
             .header("cookie", format!("{ACCESS_COOKIE}={token}"));
-        let reply = gateway.send(empty(request)).await;
+        let reply = gateway.send(request.empty()).await;
         assert_eq!(reply.status, 401, "{authorization}");
-        assert_challenge(&reply, "invalid_token");
+        assert_challenge(&reply, "invalid_token", &authorization);
         assert!(!String::from_utf8_lossy(&reply.body).contains(&token));
     }
     assert_eq!(echo.counts.requests(), 0);
@@ -304,7 +275,7 @@ async fn a_non_bearer_authorization_fails_and_never_falls_back_to_the_cookie() {
     let request = Request::get("/api/a")
         .header("host", "localhost")
         .header("authorization", format!("bEaReR {token}"));
-    assert_eq!(gateway.send(empty(request)).await.status, 200);
+    assert_eq!(gateway.send(request.empty()).await.status, 200);
 }
 
 // === the access cookie ===
@@ -316,7 +287,7 @@ async fn the_access_cookie_authenticates_and_is_removed_from_the_upstream_cookie
     let request = Request::get("/api/page")
         .header("host", "localhost")
         .header("cookie", format!("theme=dark; {ACCESS_COOKIE}={token}; lang=en"));
-    let reply = gateway.send(empty(request)).await;
+    let reply = gateway.send(request.empty()).await;
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     assert_identity(&reply.json(), &token);
     assert_eq!(reply.upstream_header("cookie"), ["theme=dark; lang=en"]);
@@ -324,7 +295,7 @@ async fn the_access_cookie_authenticates_and_is_removed_from_the_upstream_cookie
     let only = Request::get("/api/page")
         .header("host", "localhost")
         .header("cookie", format!("{ACCESS_COOKIE}={token}"));
-    let reply = gateway.send(empty(only)).await;
+    let reply = gateway.send(only.empty()).await;
     assert_eq!(reply.status, 200);
     let cookies = reply.upstream_header("cookie");
     assert!(
@@ -357,7 +328,7 @@ async fn two_access_cookies_are_refused_with_401() {
         ("in two headers", two_headers),
         ("the same token twice", same_token),
     ] {
-        let reply = gateway.send(empty(request)).await;
+        let reply = gateway.send(request.empty()).await;
         assert_eq!(reply.status, 401, "{case}");
         assert!(!String::from_utf8_lossy(&reply.body).contains(&alice));
     }
@@ -375,7 +346,7 @@ async fn the_access_cookie_is_never_forwarded_beside_a_non_ascii_cookie() {
     let (gateway, _echo) = gateway_with("").await;
     let token = gateway.token("bob").await;
     for path in ["/pub/page", "/api/page"] {
-        let mut request = empty(Request::get(path).header("host", "localhost"));
+        let mut request = req(Method::GET, path).empty();
         request.headers_mut().insert(
             "cookie",
             cookie_with_non_ascii(&format!("{ACCESS_COOKIE}={token}")),
@@ -402,11 +373,9 @@ async fn two_access_cookies_are_refused_even_when_one_sits_beside_a_non_ascii_co
     let (gateway, echo) = gateway_with("").await;
     let alice = gateway.token("alice").await;
     let bob = gateway.token("bob").await;
-    let mut request = empty(
-        Request::get("/api/a")
-            .header("host", "localhost")
-            .header("cookie", format!("{ACCESS_COOKIE}={alice}")),
-    );
+    let mut request = req(Method::GET, "/api/a")
+        .header("cookie", format!("{ACCESS_COOKIE}={alice}"))
+        .empty();
     request
         .headers_mut()
         .append("cookie", cookie_with_non_ascii(&format!("{ACCESS_COOKIE}={bob}")));
@@ -438,17 +407,12 @@ async fn a_token_in_the_query_string_is_ignored() {
 #[tokio::test]
 async fn a_route_with_roles_admits_only_those_roles() {
     let admin_echo = Upstream::echo().await;
-    let (gateway, _echo) = gateway_with(&required_route(
-        "admin",
-        "/admin/",
-        admin_echo.addr,
-        "roles = [\"admin\"]\n",
-    ))
-    .await;
+    let admin = required_route("admin", "/admin/", admin_echo.addr);
+    let (gateway, _echo) = gateway_with(&format!("{admin}roles = [\"admin\"]\n")).await;
     let bob = gateway.token("bob").await;
     let reply = gateway.get_with_token("/admin/panel", &bob).await;
     assert_eq!(reply.status, 403, "{}", String::from_utf8_lossy(&reply.body));
-    assert_challenge(&reply, "insufficient_scope");
+    assert_challenge(&reply, "insufficient_scope", "bob on /admin/");
     assert_eq!(admin_echo.counts.requests(), 0);
 
     let alice = gateway.token("alice").await;
@@ -481,7 +445,7 @@ async fn auth_me_describes_the_caller_and_needs_a_token() {
     let cookie = Request::get("/auth/me")
         .header("host", "localhost")
         .header("cookie", format!("{ACCESS_COOKIE}={token}"));
-    assert_eq!(gateway.send(empty(cookie)).await.json()["sub"], "bob");
+    assert_eq!(gateway.send(cookie.empty()).await.json()["sub"], "bob");
 
     let anonymous = gateway.get("/auth/me").await;
     assert_eq!(anonymous.status, 401);
@@ -491,7 +455,7 @@ async fn auth_me_describes_the_caller_and_needs_a_token() {
     };
     let invalid = gateway.get_with_token("/auth/me", &format!("{h}.{p}.AAAA")).await;
     assert_eq!(invalid.status, 401);
-    assert_challenge(&invalid, "invalid_token");
+    assert_challenge(&invalid, "invalid_token", "a bad signature");
 }
 
 #[tokio::test]

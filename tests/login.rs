@@ -10,27 +10,24 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use portcullis::auth::tokens::unix_now;
 use serde_json::{Value, json};
 use support::upstreams::Upstream;
-use support::{DEADLINE, ES256_TOKENS, Gateway, Reply, Setup, public_route, test_users};
-
-/// Limits high enough that only the tests about limits ever meet them.
-const GENEROUS_LIMITS: &str = "[limits]\nlogin_per_ip = \"1000/min\"\nlogin_per_user = \"1000/min\"\n";
+use support::{
+    ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup, public_route, replace_users_file,
+    request, test_users,
+};
 
 async fn gateway_with(rest: &str) -> Gateway {
     Gateway::start(Setup::routes(rest)).await
 }
 
 fn login_request(content_type: Option<&str>, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    let mut request = Request::post("/auth/login").header("host", "localhost");
-    if let Some(content_type) = content_type {
-        request = request.header("content-type", content_type);
-    }
-    request.body(Full::new(body.into())).expect("request")
+    let request = request(Method::POST, "/auth/login");
+    let headers = content_type.map(|value| ("content-type", value));
+    request.headers(headers.as_slice()).with_body(body)
 }
 
 fn login_json(username: &str, password: &str) -> String {
@@ -39,24 +36,12 @@ fn login_json(username: &str, password: &str) -> String {
 
 /// Status, body and headers, without the ones that differ on every response by design.
 fn comparable(reply: &Reply) -> (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>) {
-    let headers = reply
-        .headers
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id" | "retry-after"))
-        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-        .collect();
-    (reply.status, reply.body.clone(), headers)
+    reply.comparable(&["date", "x-request-id", "retry-after"])
 }
 
 fn retry_after(reply: &Reply) -> u64 {
-    reply
-        .headers
-        .get("retry-after")
-        .unwrap_or_else(|| panic!("{} without Retry-After", reply.status))
-        .to_str()
-        .expect("ASCII")
-        .parse()
-        .expect("whole seconds")
+    let seconds = reply.retry_after();
+    seconds.unwrap_or_else(|| panic!("{} without Retry-After in whole seconds", reply.status))
 }
 
 fn decode_segment(segment: &str) -> Value {
@@ -77,30 +62,6 @@ fn users_without_bob(extra: &[(&str, &str, &str)]) -> String {
         ));
     }
     text
-}
-
-/// Replaces users.toml the way editors do: a new file renamed over the old one.
-fn replace_users_file(gateway: &Gateway, text: &str) {
-    let path = gateway.dir.path().join("users.toml");
-    let temporary = gateway.dir.path().join("users.toml.new");
-    std::fs::write(&temporary, text).expect("write users");
-    std::fs::rename(&temporary, &path).expect("rename users");
-}
-
-/// Logs in until the answer is `expected`, failing after `DEADLINE`.
-async fn login_until(gateway: &Gateway, user: &str, password: &str, expected: u16) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let status = gateway.login(user, password).await.status;
-        if status == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{user}: still {status}, never {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 // === the token pair ===
@@ -440,10 +401,10 @@ async fn an_edited_users_file_is_picked_up_without_a_restart() {
     assert_eq!(gateway.login("dave", "dave-password").await.status, 401);
     assert_eq!(gateway.login("bob", "bob-password").await.status, 200);
     replace_users_file(
-        &gateway,
+        gateway.dir.path(),
         &users_without_bob(&[("dave", "auditor", "dave-password")]),
     );
-    login_until(&gateway, "dave", "dave-password", 200).await;
+    gateway.login_until("dave", "dave-password", 200).await;
     let token = gateway.token("dave").await;
     let claims = decode_segment(token.split('.').nth(1).unwrap());
     assert_eq!(claims["role"], "auditor");
@@ -465,7 +426,7 @@ async fn a_broken_users_file_edit_keeps_the_previous_users() {
         ),
     ];
     for text in &broken {
-        replace_users_file(&gateway, text);
+        replace_users_file(gateway.dir.path(), text);
         // The file is polled about every second; watch for well over two polls.
         let watch = tokio::time::Instant::now() + Duration::from_millis(2500);
         let mut rounds = 0;
@@ -481,8 +442,11 @@ async fn a_broken_users_file_edit_keeps_the_previous_users() {
         }
     }
     // The reloader survived the rejections: a good edit still applies.
-    replace_users_file(&gateway, &users_without_bob(&[("dave", "user", "dave-password")]));
-    login_until(&gateway, "dave", "dave-password", 200).await;
+    replace_users_file(
+        gateway.dir.path(),
+        &users_without_bob(&[("dave", "user", "dave-password")]),
+    );
+    gateway.login_until("dave", "dave-password", 200).await;
 }
 
 // === a login flood ===
@@ -493,11 +457,7 @@ const FLOOD_DEADLINE: Duration = Duration::from_secs(60);
 /// A login on its own connection with its own deadline; `None` if the deadline passed.
 async fn flood_login(gateway: &Gateway, n: usize) -> Option<(u16, bool)> {
     let attempt = async {
-        let stream = gateway.tls_connect(&[b"http/1.1"]).await;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("h1 handshake");
-        tokio::spawn(connection);
+        let mut sender = gateway.h1().await;
         let body = login_json(&format!("flood{n}"), "wrong-password");
         let response = sender
             .send_request(login_request(Some("application/json"), body))
@@ -554,5 +514,5 @@ async fn proxied_requests_keep_flowing_during_a_flood_of_failed_logins() {
     assert_eq!(statuses.values().sum::<usize>(), 200, "{statuses:?}");
     eprintln!("flood answers: {statuses:?}; proxied during the flood: {proxied}");
     // The pool drains: a real login works again afterwards.
-    login_until(&gateway, "alice", "alice-password", 200).await;
+    gateway.login_until("alice", "alice-password", 200).await;
 }

@@ -12,29 +12,29 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, StatusCode};
+use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use portcullis::config::KeyAlgorithm;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use serde_json::{Value, json};
-use support::binary::{Binary, free_port, plain_get};
+use support::auth::{Pair, assert_invalid_grant, login_request, logout_request, refresh_request};
+use support::binary::{Binary, plain_get, start_binary};
+use support::jwt::{key_entry, tokens_section};
+use support::redis::RedisServer;
 use support::upstreams::Upstream;
-use support::{DEADLINE, Gateway, Setup, test_users, within};
+use support::{
+    Client, DEADLINE, GENEROUS_LIMITS, Gateway, PROTECTED, Reply, RequestExt, Setup, request, required_route,
+    within,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Barrier, watch};
-use tokio_rustls::TlsConnector;
 
 // === the bounds under test ===
 
@@ -44,146 +44,6 @@ const PROPAGATION_BOUND: Duration = Duration::from_secs(1);
 const PROPAGATION_TARGET: Duration = Duration::from_millis(100);
 /// How long a replica may take to notice that Redis is back (reconnecting with backoff).
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(10);
-
-// === redis-server ===
-
-/// A `redis-server` child on its own port; only it is killed and reaped, on drop too.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    /// Starts a server on a free port, or `None` (after saying so) when `redis-server` is not
-    /// installed and `CI` is not set.
-    async fn start() -> Option<RedisServer> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !installed {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed, and CI must run the replica tests"
-            );
-            println!("skipping: redis-server not installed");
-            return None;
-        }
-        let mut server = RedisServer {
-            port: 0,
-            child: None,
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        // Another process may take the free port before redis-server binds it: try again.
-        for _ in 0..5 {
-            server.port = free_port();
-            if server.spawn().await {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// Spawns redis-server on `self.port` and waits until it answers `PING`; false when it
-    /// exited (the port was taken) or never answered.
-    async fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut()
-                && child.try_wait().expect("redis-server status").is_some()
-            {
-                self.child = None;
-                return false;
-            }
-            if answers_ping(self.port).await {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.stop();
-        false
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// Kills and reaps the server (its data is gone: nothing is saved).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A new, empty server on the same port.
-    async fn restart(&mut self) {
-        self.stop();
-        for _ in 0..50 {
-            if self.spawn().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("redis-server did not start again on port {}", self.port);
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Whether a Redis on `port` answers a raw `PING` with `+PONG`.
-async fn answers_ping(port: u16) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        stream.write_all(b"PING\r\n").await.ok()?;
-        let mut answer = Vec::new();
-        let mut byte = [0u8; 1];
-        while !answer.ends_with(b"\r\n") {
-            if stream.read(&mut byte).await.ok()? == 0 {
-                return None;
-            }
-            answer.push(byte[0]);
-        }
-        Some(answer == b"+PONG\r\n")
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), attempt).await,
-        Ok(Some(true))
-    )
-}
-
-/// Starts Redis, or ends the test when redis-server is missing outside CI.
-macro_rules! redis_or_skip {
-    () => {
-        match RedisServer::start().await {
-            Some(server) => server,
-            None => return,
-        }
-    };
-}
 
 // === a TCP proxy between one replica and Redis, to partition them ===
 
@@ -284,13 +144,6 @@ async fn pump(
 
 // === replicas ===
 
-/// Limits high enough that no test here meets them (50 logins of one user, 16 refreshes).
-const GENEROUS_LIMITS: &str = "[limits]\nlogin_per_ip = \"10000/min\"\nlogin_per_user = \"10000/min\"\n\
-                               refresh_per_session = \"10000/min\"\n";
-
-/// The protected path every test proxies through (an echo behind `auth = "required"`).
-const PROTECTED: &str = "/api/whoami";
-
 /// One signing key for every replica of a test, in a temp dir of its own.
 struct SharedKey {
     _dir: tempfile::TempDir,
@@ -307,20 +160,18 @@ impl SharedKey {
 
     /// A `[tokens]` section signing with this key, with `extra` settings.
     fn tokens(&self, extra: &str) -> String {
-        format!(
-            "[tokens]\nleeway = \"5s\"\n{extra}\n[[tokens.keys]]\nkid = \"k1\"\nalg = \"ES256\"\n\
-             private_key_file = \"{}\"\n",
-            self.path.display()
-        )
+        let source = format!("private_key_file = \"{}\"", self.path.display());
+        tokens_section(&format!(
+            "{extra}\n{}",
+            key_entry("k1", KeyAlgorithm::Es256, &source)
+        ))
     }
 }
 
 /// Top-level TOML of every replica: the protected route, generous limits, the Redis store.
 fn replica_rest(redis_url: &str, upstream: SocketAddr) -> String {
-    format!(
-        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{upstream}\"\nauth = \"required\"\n\n\
-         {GENEROUS_LIMITS}\n[store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\n"
-    )
+    let route = required_route("api", "/api/", upstream);
+    format!("{route}\n{GENEROUS_LIMITS}\n[store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\n")
 }
 
 /// An in-process replica on `redis_url`, and a client for it.
@@ -330,10 +181,10 @@ async fn replica(
     key: &SharedKey,
     echo: &Upstream,
     tokens: &str,
-) -> (Gateway, Node) {
+) -> (Gateway, Client) {
     let setup = Setup::routes(replica_rest(redis_url, echo.addr)).tokens(&key.tokens(tokens));
     let gateway = Gateway::start(setup).await;
-    let node = Node::new(name, gateway.addr, gateway.admin, gateway.dir.path());
+    let node = gateway.clone().named(name);
     (gateway, node)
 }
 
@@ -344,301 +195,28 @@ async fn binary_replica(
     redis_url: &str,
     key: &SharedKey,
     echo: &Upstream,
-) -> (tempfile::TempDir, Binary, Node) {
+) -> (tempfile::TempDir, Binary, Client) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (public, admin) = (free_port(), free_port());
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{}\n{}",
-        key.tokens(""),
-        replica_rest(redis_url, echo.addr)
-    );
-    std::fs::write(dir.path().join("users.toml"), test_users()).expect("write users");
-    std::fs::write(dir.path().join("gateway.toml"), text).expect("write config");
-    let admin = SocketAddr::from(([127, 0, 0, 1], admin));
-    let binary = Binary::start(dir.path(), admin).await;
-    let node = Node::new(
-        name,
-        SocketAddr::from(([127, 0, 0, 1], public)),
-        admin,
-        dir.path(),
-    );
-    (dir, binary, node)
-}
-
-// === a client for one replica ===
-
-/// A response read in full.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        if self.body.is_empty() {
-            return Value::Null;
-        }
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// For an echo upstream's reply: every value it received under `name`.
-    fn upstream_header(&self, name: &str) -> Vec<String> {
-        self.json()["headers"]
-            .as_array()
-            .unwrap_or_else(|| panic!("not an echo reply: {}", self.text()))
-            .iter()
-            .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-            .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
-            .collect()
-    }
-}
-
-async fn read_answer(response: http::Response<hyper::body::Incoming>) -> Answer {
-    let (parts, body) = response.into_parts();
-    let body = within(body.collect()).await.expect("body").to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-/// One access/refresh pair, as login and refresh return it.
-#[derive(Debug, Clone)]
-struct Pair {
-    access: String,
-    refresh: String,
-}
-
-impl Pair {
-    fn from_answer(answer: &Answer, what: &str) -> Pair {
-        assert_eq!(answer.status, 200, "{what}: {}", answer.text());
-        let body = answer.json();
-        let field = |name: &str| {
-            body[name]
-                .as_str()
-                .unwrap_or_else(|| panic!("{what}: no {name} in {body}"))
-                .to_string()
-        };
-        Pair {
-            access: field("access_token"),
-            refresh: field("refresh_token"),
-        }
-    }
-
-    fn sid(&self) -> String {
-        sid_of(&self.access)
-    }
-}
-
-fn sid_of(access: &str) -> String {
-    let payload = access.split('.').nth(1).expect("a JWT payload");
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims JSON");
-    claims["sid"].as_str().expect("sid claim").to_string()
-}
-
-fn json_post(path: &str, body: Value) -> Request<Full<Bytes>> {
-    Request::post(path)
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("request")
-}
-
-fn login_request(user: &str) -> Request<Full<Bytes>> {
-    json_post(
-        "/auth/login",
-        json!({ "username": user, "password": format!("{user}-password") }),
-    )
-}
-
-fn refresh_request(token: &str) -> Request<Full<Bytes>> {
-    json_post("/auth/refresh", json!({ "refresh_token": token }))
-}
-
-fn logout_request(refresh_token: &str) -> Request<Full<Bytes>> {
-    json_post("/auth/logout", json!({ "refresh_token": refresh_token }))
-}
-
-fn bearer(method: Method, path: &str, access: &str) -> Request<Full<Bytes>> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .header("authorization", format!("Bearer {access}"))
-        .body(Full::new(Bytes::new()))
-        .expect("request")
-}
-
-/// The public and admin addresses of one replica, and a TLS client trusting its certificate.
-#[derive(Clone)]
-struct Node {
-    name: &'static str,
-    public: SocketAddr,
-    admin: SocketAddr,
-    tls: TlsConnector,
-}
-
-impl Node {
-    fn new(name: &'static str, public: SocketAddr, admin: SocketAddr, dir: &Path) -> Node {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(dir.join("certs/gateway.crt")).expect("cert file") {
-            roots.add(cert.expect("cert")).expect("add root");
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Node {
-            name,
-            public,
-            admin,
-            tls: TlsConnector::from(Arc::new(config)),
-        }
-    }
-
-    /// A new HTTP/1.1 connection to the public listener.
-    async fn handshake(&self) -> SendRequest<Full<Bytes>> {
-        let tcp = within(TcpStream::connect(self.public)).await.expect("connect");
-        let name = ServerName::try_from("localhost").expect("name");
-        let stream = within(self.tls.connect(name, tcp)).await.expect("TLS handshake");
-        let (sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(stream)))
-            .await
-            .expect("h1 handshake");
-        tokio::spawn(connection);
-        sender
-    }
-
-    /// A kept-alive connection, for requests whose timing matters.
-    async fn connect(&self) -> Conn {
-        Conn {
-            sender: Some(self.handshake().await),
-            node: self.clone(),
-        }
-    }
-
-    /// One request on a new connection.
-    async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
-        let mut sender = self.handshake().await;
-        let response = within(sender.send_request(request)).await.expect("response");
-        read_answer(response).await
-    }
-
-    async fn try_login(&self, user: &str) -> Answer {
-        self.send(login_request(user)).await
-    }
-
-    async fn login(&self, user: &str) -> Pair {
-        let answer = self.try_login(user).await;
-        Pair::from_answer(&answer, &format!("login {user} on {}", self.name))
-    }
-
-    async fn refresh(&self, token: &str) -> Answer {
-        self.send(refresh_request(token)).await
-    }
-
-    async fn refreshed(&self, token: &str, what: &str) -> Pair {
-        let answer = self.refresh(token).await;
-        Pair::from_answer(&answer, &format!("{what} on {}", self.name))
-    }
-
-    async fn logout(&self, refresh_token: &str) -> Answer {
-        self.send(logout_request(refresh_token)).await
-    }
-
-    async fn protected(&self, access: &str) -> Answer {
-        self.send(bearer(Method::GET, PROTECTED, access)).await
-    }
-
-    /// The access token works on the protected route, and the upstream is told its session.
-    async fn assert_accepts(&self, access: &str, what: &str) {
-        let answer = self.protected(access).await;
-        assert_eq!(
-            answer.status,
-            200,
-            "{what}: refused by {}: {}",
-            self.name,
-            answer.text()
-        );
-        assert_eq!(
-            answer.upstream_header("x-auth-session"),
-            [sid_of(access)],
-            "{what} on {}",
-            self.name
-        );
-    }
-
-    /// A plain-HTTP request to the admin listener.
-    async fn admin(&self, method: Method, path: &str) -> Answer {
-        let tcp = within(TcpStream::connect(self.admin))
-            .await
-            .expect("connect admin");
-        let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
-            .await
-            .expect("admin handshake");
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        let response = within(sender.send_request(request))
-            .await
-            .expect("admin response");
-        read_answer(response).await
-    }
-
-    async fn readyz(&self) -> StatusCode {
-        self.admin(Method::GET, "/readyz").await.status
-    }
-
-    async fn healthz(&self) -> StatusCode {
-        self.admin(Method::GET, "/healthz").await.status
-    }
-
-    /// The ids of the live sessions of `sub`, as this replica's admin API lists them.
-    async fn session_ids(&self, sub: &str) -> Vec<String> {
-        let answer = self
-            .admin(Method::GET, &format!("/admin/sessions?sub={sub}"))
-            .await;
-        assert_eq!(
-            answer.status,
-            200,
-            "admin list on {}: {}",
-            self.name,
-            answer.text()
-        );
-        let mut ids: Vec<String> = answer
-            .json()
-            .as_array()
-            .unwrap_or_else(|| panic!("not a list: {}", answer.text()))
-            .iter()
-            .map(|s| s["id"].as_str().expect("id").to_string())
-            .collect();
-        ids.sort();
-        ids
-    }
+    let rest = format!("{}\n{}", key.tokens(""), replica_rest(redis_url, echo.addr));
+    let (binary, client) = start_binary(dir.path(), "", &rest).await;
+    (dir, binary, client.named(name))
 }
 
 /// A kept-alive HTTP/1.1 connection to one replica, opened again if the replica closed it.
 struct Conn {
-    node: Node,
+    node: Client,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    async fn send(&mut self, request: Request<Full<Bytes>>) -> Answer {
+    async fn open(node: &Client) -> Conn {
+        Conn {
+            sender: Some(node.h1().await),
+            node: node.clone(),
+        }
+    }
+
+    async fn send(&mut self, request: http::Request<Full<Bytes>>) -> Reply {
         if let Some(sender) = self.sender.as_mut()
             && within(sender.ready()).await.is_err()
         {
@@ -646,14 +224,16 @@ impl Conn {
         }
         let sender = match &mut self.sender {
             Some(sender) => sender,
-            slot => slot.insert(self.node.handshake().await),
+            slot => slot.insert(self.node.h1().await),
         };
         let response = within(sender.send_request(request)).await.expect("response");
-        read_answer(response).await
+        Reply::read(response).await
     }
 
     async fn protected(&mut self, access: &str) -> StatusCode {
-        self.send(bearer(Method::GET, PROTECTED, access)).await.status
+        self.send(request(Method::GET, PROTECTED).bearer(access).empty())
+            .await
+            .status
     }
 }
 
@@ -680,10 +260,12 @@ async fn poll_until(
 
 /// Waits until `node` refuses `access` (401 `invalid_token`) and returns how long that took
 /// from `since`; fails when it still accepts the token `limit` after `since`.
-async fn wait_refused(node: &Node, access: &str, since: Instant, limit: Duration, what: &str) -> Duration {
-    let mut conn = node.connect().await;
+async fn wait_refused(node: &Client, access: &str, since: Instant, limit: Duration, what: &str) -> Duration {
+    let mut conn = Conn::open(node).await;
     loop {
-        let answer = conn.send(bearer(Method::GET, PROTECTED, access)).await;
+        let answer = conn
+            .send(request(Method::GET, PROTECTED).bearer(access).empty())
+            .await;
         if answer.status == 401 {
             assert_eq!(answer.json()["error"], "invalid_token", "{what} on {}", node.name);
             return since.elapsed();
@@ -700,12 +282,10 @@ async fn wait_refused(node: &Node, access: &str, since: Instant, limit: Duration
 }
 
 /// 503 with a `Retry-After` of whole seconds, and no token in the body.
-fn assert_unavailable(answer: &Answer, what: &str) {
+fn assert_unavailable(answer: &Reply, what: &str) {
     assert_eq!(answer.status, 503, "{what}: {}", answer.text());
     let retry_after = answer
-        .headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
+        .header("retry-after")
         .unwrap_or_else(|| panic!("{what}: 503 without Retry-After"));
     assert!(
         retry_after.parse::<u64>().is_ok_and(|s| s >= 1),
@@ -716,11 +296,6 @@ fn assert_unavailable(answer: &Answer, what: &str) {
         body.get("access_token").is_none() && body.get("refresh_token").is_none(),
         "{what}: a 503 carried tokens: {body}"
     );
-}
-
-fn assert_invalid_grant(answer: &Answer, what: &str) {
-    assert_eq!(answer.status, 401, "{what}: {}", answer.text());
-    assert_eq!(answer.json()["error"], "invalid_grant", "{what}");
 }
 
 /// Min, median, p99 and max of `samples` (sorted in place).
@@ -739,12 +314,14 @@ fn ms(d: Duration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_begun_on_one_replica_refreshes_on_another_and_its_tokens_work_on_both() {
-    let redis = redis_or_skip!();
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
     let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
 
-    let p0 = a.login("alice").await;
+    let p0 = a.pair("alice").await;
     let p1 = b.refreshed(&p0.refresh, "refresh of A's login").await;
     assert_ne!(p1.refresh, p0.refresh, "B did not rotate the refresh token");
     assert_eq!(p1.sid(), p0.sid(), "B's refresh moved to another session");
@@ -755,18 +332,18 @@ async fn a_session_begun_on_one_replica_refreshes_on_another_and_its_tokens_work
 
     for (pair, issued_by) in [(&p0, "A"), (&p1, "B"), (&p2, "A")] {
         for node in [&a, &b] {
-            node.assert_accepts(&pair.access, &format!("an access token issued by {issued_by}"))
+            node.assert_access_works(&pair.access, &format!("an access token issued by {issued_by}"))
                 .await;
         }
     }
-    let me = b.send(bearer(Method::GET, "/auth/me", &p2.access)).await;
+    let me = b.get_with_token("/auth/me", &p2.access).await;
     assert_eq!(me.status, 200, "{}", me.text());
     assert_eq!(me.json()["sid"], p0.sid().as_str());
     assert_eq!(me.json()["sub"], "alice");
     for node in [&a, &b] {
         assert_eq!(
             node.session_ids("alice").await,
-            [p0.sid()],
+            BTreeSet::from([p0.sid()]),
             "alice's sessions as {} lists them",
             node.name
         );
@@ -778,17 +355,19 @@ async fn a_session_begun_on_one_replica_refreshes_on_another_and_its_tokens_work
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_second() {
     const TRIALS: usize = 50;
-    let redis = redis_or_skip!();
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
     let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
-    let mut on_a = a.connect().await;
-    let mut on_b = b.connect().await;
+    let mut on_a = Conn::open(&a).await;
+    let mut on_b = Conn::open(&b).await;
 
     let mut latencies = Vec::with_capacity(TRIALS);
     let mut acks = Vec::with_capacity(TRIALS);
     for trial in 0..TRIALS {
-        let pair = a.login("bob").await;
+        let pair = a.pair("bob").await;
         assert_eq!(
             on_b.protected(&pair.access).await,
             200,
@@ -864,18 +443,20 @@ async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_seco
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() {
     const REFRESHES: usize = 16;
-    let redis = redis_or_skip!();
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
     let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
-    let p0 = a.login("alice").await;
+    let p0 = a.pair("alice").await;
 
     // Connections first, so that the requests themselves leave together.
     let barrier = Arc::new(Barrier::new(REFRESHES));
     let mut tasks = Vec::new();
     for i in 0..REFRESHES {
         let node = if i % 2 == 0 { &a } else { &b };
-        let mut conn = node.connect().await;
+        let mut conn = Conn::open(node).await;
         let (barrier, token) = (barrier.clone(), p0.refresh.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
@@ -887,7 +468,7 @@ async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() 
         let (name, answer) = within(task).await.expect("refresh task");
         pairs.push((
             name,
-            Pair::from_answer(&answer, &format!("a concurrent refresh on {name}")),
+            Pair::from_reply(&answer, &format!("a concurrent refresh on {name}")),
         ));
     }
 
@@ -907,7 +488,7 @@ async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() 
     for (i, (name, pair)) in pairs.iter().enumerate() {
         let other = if i % 2 == 0 { &b } else { &a };
         other
-            .assert_accepts(&pair.access, &format!("the access token of a refresh on {name}"))
+            .assert_access_works(&pair.access, &format!("the access token of a refresh on {name}"))
             .await;
     }
     // The session survives: its successor refreshes on either replica, once each.
@@ -915,10 +496,11 @@ async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() 
     let p3 = b.refreshed(&p2.refresh, "the next refresh").await;
     assert_eq!(p3.sid(), p0.sid());
     for node in [&a, &b] {
-        node.assert_accepts(&p3.access, "the latest access token").await;
+        node.assert_access_works(&p3.access, "the latest access token")
+            .await;
         assert_eq!(
             node.session_ids("alice").await,
-            [p0.sid()],
+            BTreeSet::from([p0.sid()]),
             "alice's sessions on {}",
             node.name
         );
@@ -930,17 +512,19 @@ async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retired_refresh_token_replayed_on_another_replica_after_the_grace_revokes_the_session_everywhere()
 {
-    let redis = redis_or_skip!();
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let grace = "refresh_grace = \"1s\"";
     let (_ga, a) = replica("A", &redis.url(), &key, &echo, grace).await;
     let (_gb, b) = replica("B", &redis.url(), &key, &echo, grace).await;
 
-    let p0 = a.login("alice").await;
-    let bystander = a.login("alice").await;
+    let p0 = a.pair("alice").await;
+    let bystander = a.pair("alice").await;
     let p1 = a.refreshed(&p0.refresh, "refresh R0").await;
     for node in [&a, &b] {
-        node.assert_accepts(&p1.access, "A1 before the reuse").await;
+        node.assert_access_works(&p1.access, "A1 before the reuse").await;
     }
     // The grace is 1 s and the gateway may count in whole seconds: wait it out with margin.
     tokio::time::sleep(Duration::from_millis(2200)).await;
@@ -959,10 +543,10 @@ async fn a_retired_refresh_token_replayed_on_another_replica_after_the_grace_rev
             &node.refresh(&p1.refresh).await,
             &format!("R1 on {} after the reuse", node.name),
         );
-        node.assert_accepts(&bystander.access, "another session of the same user")
+        node.assert_access_works(&bystander.access, "another session of the same user")
             .await;
     }
-    assert_eq!(a.session_ids("alice").await, [bystander.sid()]);
+    assert_eq!(a.session_ids("alice").await, BTreeSet::from([bystander.sid()]));
 }
 
 // === 5. Redis stopped and started again ===
@@ -970,14 +554,16 @@ async fn a_retired_refresh_token_replayed_on_another_replica_after_the_grace_rev
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_logout_answer_503_until_it_returns()
  {
-    let mut redis = redis_or_skip!();
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
     let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
 
-    let alice = a.login("alice").await;
-    let bob = b.login("bob").await;
-    let revoked = a.login("alice").await;
+    let alice = a.pair("alice").await;
+    let bob = b.pair("bob").await;
+    let revoked = a.pair("alice").await;
     assert_eq!(a.logout(&revoked.refresh).await.status, 204);
     wait_refused(
         &b,
@@ -988,7 +574,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
     )
     .await;
     for node in [&a, &b] {
-        node.assert_accepts(&alice.access, "before the outage").await;
+        node.assert_access_works(&alice.access, "before the outage").await;
         assert_eq!(node.readyz().await, 200, "{} before the outage", node.name);
     }
 
@@ -996,8 +582,9 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
 
     for node in [&a, &b] {
         let what = |s: &str| format!("{s} on {} with Redis down", node.name);
-        node.assert_accepts(&alice.access, &what("alice's token")).await;
-        node.assert_accepts(&bob.access, &what("bob's token")).await;
+        node.assert_access_works(&alice.access, &what("alice's token"))
+            .await;
+        node.assert_access_works(&bob.access, &what("bob's token")).await;
         let answer = node.protected(&revoked.access).await;
         assert_eq!(
             answer.status,
@@ -1006,7 +593,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
             what("a revoked token"),
             answer.text()
         );
-        assert_unavailable(&node.try_login("bob").await, &what("login"));
+        assert_unavailable(&node.send(login_request("bob")).await, &what("login"));
         assert_unavailable(&node.refresh(&bob.refresh).await, &what("refresh"));
         assert_unavailable(
             &node.logout(&alice.refresh).await,
@@ -1014,7 +601,11 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
         );
         assert_unavailable(
             &node
-                .send(bearer(Method::POST, "/auth/logout", &alice.access))
+                .send(
+                    request(Method::POST, "/auth/logout")
+                        .bearer(&alice.access)
+                        .empty(),
+                )
                 .await,
             &what("logout with the access token"),
         );
@@ -1029,7 +620,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
     }
     // Memory still decides: the failed logouts and revoke changed nothing.
     for node in [&a, &b] {
-        node.assert_accepts(&alice.access, "alice's token after the refused logouts")
+        node.assert_access_works(&alice.access, "alice's token after the refused logouts")
             .await;
     }
 
@@ -1043,7 +634,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
         let took = took.unwrap_or_else(|| panic!("{}: /readyz not 200 after Redis returned", node.name));
         println!("Redis back -> {} ready: {}", node.name, ms(took));
         let login = poll_until(RECOVERY_DEADLINE, Duration::from_millis(50), async || {
-            node.try_login("bob").await.status == 200
+            node.send(login_request("bob")).await.status == 200
         })
         .await;
         assert!(login.is_some(), "{}: no login after Redis returned", node.name);
@@ -1052,12 +643,13 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
     // The new Redis is empty: the old sessions are gone, refused rather than 5xx or accepted.
     assert_invalid_grant(&a.refresh(&bob.refresh).await, "a session of the old Redis");
     for node in [&a, &b] {
-        node.assert_accepts(&alice.access, "a token of the old Redis, never revoked")
+        node.assert_access_works(&alice.access, "a token of the old Redis, never revoked")
             .await;
     }
     // Both follow the feed again: a revocation on A reaches B.
-    let fresh = a.login("bob").await;
-    b.assert_accepts(&fresh.access, "a login after the restart").await;
+    let fresh = a.pair("bob").await;
+    b.assert_access_works(&fresh.access, "a login after the restart")
+        .await;
     let started = Instant::now();
     assert_eq!(a.logout(&fresh.refresh).await.status, 204);
     let took = wait_refused(
@@ -1087,11 +679,11 @@ async fn revoke_during_partition(how: Link) -> Option<Duration> {
     let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
     let (_gb, b) = replica("B", &partition.url(), &key, &echo, "").await;
 
-    let doomed = a.login("alice").await;
-    let user = a.login("bob").await;
-    let control = a.login("alice").await;
+    let doomed = a.pair("alice").await;
+    let user = a.pair("bob").await;
+    let control = a.pair("alice").await;
     for pair in [&doomed, &user, &control] {
-        b.assert_accepts(&pair.access, "before the partition").await;
+        b.assert_access_works(&pair.access, "before the partition").await;
     }
 
     partition.set(how);
@@ -1133,7 +725,7 @@ async fn revoke_during_partition(how: Link) -> Option<Duration> {
         "a user revoked meanwhile",
     )
     .await;
-    b.assert_accepts(&control.access, "a session nobody revoked")
+    b.assert_access_works(&control.access, "a session nobody revoked")
         .await;
     let ready = poll_until(RECOVERY_DEADLINE, Duration::from_millis(50), async || {
         b.readyz().await == 200
@@ -1147,7 +739,7 @@ async fn revoke_during_partition(how: Link) -> Option<Duration> {
     let moved = b
         .refreshed(&control.refresh, "a refresh on B after the partition")
         .await;
-    a.assert_accepts(&moved.access, "B's token after the partition")
+    a.assert_access_works(&moved.access, "B's token after the partition")
         .await;
     Some(took_session.max(took_user))
 }
@@ -1174,20 +766,22 @@ async fn a_replica_silently_partitioned_from_redis_during_a_revocation_enforces_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateway_processes_share_sessions_and_revocations_through_redis() {
-    let redis = redis_or_skip!();
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_dx, xb, x) = binary_replica("X", &redis.url(), &key, &echo).await;
     let (_dy, yb, y) = binary_replica("Y", &redis.url(), &key, &echo).await;
     let (x, y) = (&x, &y);
 
-    let p0 = x.login("alice").await;
+    let p0 = x.pair("alice").await;
     let p1 = y.refreshed(&p0.refresh, "refresh of X's login").await;
     assert_eq!(p1.sid(), p0.sid());
     let p2 = x.refreshed(&p1.refresh, "refresh of Y's token").await;
     assert_eq!(p2.sid(), p0.sid());
     for pair in [&p0, &p1, &p2] {
         for node in [x, y] {
-            node.assert_accepts(&pair.access, "an access token of the shared session")
+            node.assert_access_works(&pair.access, "an access token of the shared session")
                 .await;
         }
     }
@@ -1215,8 +809,8 @@ async fn two_gateway_processes_share_sessions_and_revocations_through_redis() {
     assert_invalid_grant(&y.refresh(&p2.refresh).await, "the logged-out refresh token on Y");
 
     // Admin revoke of a user on Y -> refused by X.
-    let bob = y.login("bob").await;
-    x.assert_accepts(&bob.access, "bob's token from Y").await;
+    let bob = y.pair("bob").await;
+    x.assert_access_works(&bob.access, "bob's token from Y").await;
     let started = Instant::now();
     let revoke = y.admin(Method::POST, "/admin/users/bob/revoke").await;
     assert_eq!(revoke.status, 204, "admin revoke on Y: {}", revoke.text());
@@ -1236,16 +830,18 @@ async fn two_gateway_processes_share_sessions_and_revocations_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gateway_processes_outlive_a_redis_restart_and_follow_revocations_again() {
-    let mut redis = redis_or_skip!();
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_dx, xb, x) = binary_replica("X", &redis.url(), &key, &echo).await;
     let (_dy, yb, y) = binary_replica("Y", &redis.url(), &key, &echo).await;
-    let alice = x.login("alice").await;
+    let alice = x.pair("alice").await;
 
     redis.stop();
     for node in [&x, &y] {
-        node.assert_accepts(&alice.access, "with Redis down").await;
-        assert_unavailable(&node.try_login("bob").await, "login with Redis down");
+        node.assert_access_works(&alice.access, "with Redis down").await;
+        assert_unavailable(&node.send(login_request("bob")).await, "login with Redis down");
         assert_unavailable(&node.refresh(&alice.refresh).await, "refresh with Redis down");
         assert_unavailable(&node.logout(&alice.refresh).await, "logout with Redis down");
         let down = poll_until(DEADLINE, Duration::from_millis(50), async || {
@@ -1268,8 +864,9 @@ async fn gateway_processes_outlive_a_redis_restart_and_follow_revocations_again(
         );
         assert_eq!(node.healthz().await, 200, "{} after the outage", node.name);
     }
-    let fresh = x.login("bob").await;
-    y.assert_accepts(&fresh.access, "a login after the restart").await;
+    let fresh = x.pair("bob").await;
+    y.assert_access_works(&fresh.access, "a login after the restart")
+        .await;
     let started = Instant::now();
     assert_eq!(x.logout(&fresh.refresh).await.status, 204);
     let took = wait_refused(
@@ -1311,7 +908,9 @@ async fn gateway_processes_outlive_a_redis_restart_and_follow_revocations_again(
 /// follower that sleeps out a long backoff would show it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_long_redis_outage_a_replica_that_is_ready_again_enforces_new_revocations_within_a_second() {
-    let mut redis = redis_or_skip!();
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
     let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let (_dx, _xb, x) = binary_replica("X", &redis.url(), &key, &echo).await;
     let (_dy, _yb, y) = binary_replica("Y", &redis.url(), &key, &echo).await;
@@ -1331,8 +930,9 @@ async fn after_a_long_redis_outage_a_replica_that_is_ready_again_enforces_new_re
             node.name
         );
     }
-    let pair = x.login("bob").await;
-    y.assert_accepts(&pair.access, "a login after the outage").await;
+    let pair = x.pair("bob").await;
+    y.assert_access_works(&pair.access, "a login after the outage")
+        .await;
     let started = Instant::now();
     assert_eq!(x.logout(&pair.refresh).await.status, 204);
     let took = wait_refused(

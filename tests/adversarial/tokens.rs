@@ -32,502 +32,28 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::EcdsaKeyPair;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use portcullis::auth::tokens::unix_now;
 use portcullis::config::KeyAlgorithm;
 use serde_json::{Value, json};
+use support::jwt::*;
 use support::upstreams::Upstream;
-use support::{Gateway, Reply, Setup, within};
-
-const LEEWAY: u64 = 5;
 
 /// The order n of the P-256 group (the value the psychic-signature bug compared against).
 const P256_ORDER: &str = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
 /// The order L of the Ed25519 group, little-endian (an S of L is the non-canonical zero).
 const ED25519_ORDER_LE: &str = "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010";
 
-// === keys ===
-
-/// A private key this test holds, with its public forms.
-struct Key {
-    alg: KeyAlgorithm,
-    encoding: EncodingKey,
-    /// PKCS#8 PEM.
-    pem: Vec<u8>,
-}
-
-impl Key {
-    fn from_pem(alg: KeyAlgorithm, pem: Vec<u8>) -> Key {
-        let encoding = match alg {
-            KeyAlgorithm::Es256 => EncodingKey::from_ec_pem(&pem),
-            KeyAlgorithm::EdDsa => EncodingKey::from_ed_pem(&pem),
-            KeyAlgorithm::Rs256 => EncodingKey::from_rsa_pem(&pem),
-            KeyAlgorithm::Hs256 => Ok(EncodingKey::from_secret(pem.trim_ascii())),
-        }
-        .expect("key loads");
-        Key { alg, encoding, pem }
-    }
-
-    /// A new key made by the gateway's own generator, written to `path`.
-    fn generate(alg: KeyAlgorithm, path: &Path) -> Key {
-        portcullis::auth::keys::generate(alg, path).expect("generate key");
-        Key::from_pem(alg, std::fs::read(path).expect("read key"))
-    }
-
-    /// An attacker's key (one per algorithm for the whole binary: RSA generation is slow).
-    fn attacker(alg: KeyAlgorithm) -> &'static Key {
-        static KEYS: LazyLock<Vec<Key>> = LazyLock::new(|| {
-            let dir = tempfile::tempdir().expect("temp dir");
-            [KeyAlgorithm::Es256, KeyAlgorithm::EdDsa, KeyAlgorithm::Rs256]
-                .into_iter()
-                .map(|alg| Key::generate(alg, &dir.path().join(alg.name())))
-                .collect()
-        });
-        KEYS.iter().find(|k| k.alg == alg).expect("asymmetric algorithm")
-    }
-
-    fn pkcs8(&self) -> Vec<u8> {
-        pem::parse(&self.pem).expect("PEM").into_contents()
-    }
-
-    /// SubjectPublicKeyInfo DER.
-    fn spki(&self) -> Vec<u8> {
-        let pkcs8 = self.pkcs8();
-        match self.alg {
-            KeyAlgorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-                .expect("EC key")
-                .public_key()
-                .as_der()
-                .expect("SPKI")
-                .as_ref()
-                .to_vec(),
-            KeyAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8(&pkcs8)
-                .expect("Ed25519 key")
-                .public_key()
-                .as_der()
-                .expect("SPKI")
-                .as_ref()
-                .to_vec(),
-            KeyAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8)
-                .expect("RSA key")
-                .public_key()
-                .as_der()
-                .expect("SPKI")
-                .as_ref()
-                .to_vec(),
-            KeyAlgorithm::Hs256 => unreachable!("no public half"),
-        }
-    }
-
-    /// The raw public key: the EC point, the Ed25519 bytes, or the PKCS#1 RSAPublicKey.
-    fn raw_public(&self) -> Vec<u8> {
-        let pkcs8 = self.pkcs8();
-        match self.alg {
-            KeyAlgorithm::Es256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-                .expect("EC key")
-                .public_key()
-                .as_ref()
-                .to_vec(),
-            KeyAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8(&pkcs8)
-                .expect("Ed25519 key")
-                .public_key()
-                .as_ref()
-                .to_vec(),
-            KeyAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8)
-                .expect("RSA key")
-                .public_key()
-                .as_ref()
-                .to_vec(),
-            KeyAlgorithm::Hs256 => unreachable!("no public half"),
-        }
-    }
-
-    fn public_pem(&self) -> String {
-        pem::encode(&pem::Pem::new("PUBLIC KEY", self.spki()))
-    }
-
-    fn jwk(&self) -> Value {
-        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&self.encoding, jose(self.alg)).expect("jwk");
-        serde_json::to_value(jwk).expect("jwk")
-    }
-}
-
-fn jose(alg: KeyAlgorithm) -> Algorithm {
-    match alg {
-        KeyAlgorithm::Es256 => Algorithm::ES256,
-        KeyAlgorithm::EdDsa => Algorithm::EdDSA,
-        KeyAlgorithm::Rs256 => Algorithm::RS256,
-        KeyAlgorithm::Hs256 => Algorithm::HS256,
-    }
-}
-
-// === building tokens ===
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Signs `input` verbatim; `None` when the library cannot sign with this key and algorithm.
-fn try_sign(input: &str, key: &EncodingKey, alg: Algorithm) -> Option<String> {
-    jsonwebtoken::crypto::sign(input.as_bytes(), key, alg)
-        .ok()
-        .map(|signature| format!("{input}.{signature}"))
-}
-
-fn sign_input(input: &str, key: &EncodingKey, alg: Algorithm) -> String {
-    try_sign(input, key, alg).unwrap_or_else(|| panic!("cannot sign with {alg:?}"))
-}
-
-/// `b64(header).b64(claims).signature` over those exact bytes.
-fn sign_bytes(header: &[u8], claims: &[u8], key: &EncodingKey, alg: Algorithm) -> String {
-    sign_input(&format!("{}.{}", b64(header), b64(claims)), key, alg)
-}
-
-fn sign_json(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
-    sign_bytes(
-        header.to_string().as_bytes(),
-        claims.to_string().as_bytes(),
-        key,
-        alg,
-    )
-}
-
-fn hmac(header: &Value, claims: &Value, secret: &[u8], alg: Algorithm) -> String {
-    sign_json(header, claims, &EncodingKey::from_secret(secret), alg)
-}
-
-fn unsigned(header: &Value, claims: &Value, signature: &str) -> String {
-    format!(
-        "{}.{}.{signature}",
-        b64(header.to_string()),
-        b64(claims.to_string())
-    )
-}
-
-fn header(alg: &str, kid: &str) -> Value {
-    json!({ "alg": alg, "typ": "at+jwt", "kid": kid })
-}
-
-fn claims() -> Value {
-    let now = unix_now();
-    json!({
-        "iss": "portcullis",
-        "aud": "default",
-        "sub": "mallory",
-        "role": "admin",
-        "sid": "forged-session",
-        "jti": "forged-jti",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    })
-}
-
-fn set(mut object: Value, member: &str, value: Value) -> Value {
-    object
-        .as_object_mut()
-        .expect("object")
-        .insert(member.into(), value);
-    object
-}
-
-fn unset(mut object: Value, member: &str) -> Value {
-    object.as_object_mut().expect("object").remove(member);
-    object
-}
-
-/// The claims JSON text with `member` spelt as the raw JSON `value` text.
-fn raw_member(member: &str, value: &str) -> String {
-    let text = unset(claims(), member).to_string();
-    format!("{{\"{member}\":{value},{}", &text[1..])
-}
-
-fn parts(token: &str) -> Vec<&str> {
-    token.split('.').collect()
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// DER `SEQUENCE { INTEGER r, INTEGER s }` from big-endian magnitudes.
-fn der_ecdsa(r: &[u8], s: &[u8]) -> Vec<u8> {
-    fn integer(bytes: &[u8]) -> Vec<u8> {
-        let start = bytes
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(bytes.len().saturating_sub(1));
-        let mut value = bytes[start..].to_vec();
-        if value.is_empty() {
-            value.push(0);
-        }
-        if value[0] & 0x80 != 0 {
-            value.insert(0, 0);
-        }
-        let mut out = vec![0x02, value.len() as u8];
-        out.extend(value);
-        out
-    }
-    let body = [integer(r), integer(s)].concat();
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend(body);
-    out
-}
-
-type Cases = Vec<(String, String)>;
-
-fn case(name: impl Into<String>, token: impl Into<String>) -> (String, String) {
-    (name.into(), token.into())
-}
-
-// === the bench ===
-
-fn required_route(upstream: SocketAddr) -> String {
-    format!(
-        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{upstream}\"\nauth = \"required\"\n"
-    )
-}
-
-/// A gateway with k1 (ES256, signs), k2 (EdDSA, verify-only) and k3 (RS256, verify-only).
-struct Bench {
-    gateway: Gateway,
-    echo: Upstream,
-    k1: Key,
-    k2: Key,
-    k3: Key,
-    /// Where the verify-only public keys live (absolute paths an attacker might name).
-    k2_public: PathBuf,
-    k3_public: PathBuf,
-    _keys: tempfile::TempDir,
-}
-
-impl Bench {
-    async fn start() -> Bench {
-        let keys = tempfile::tempdir().expect("temp dir");
-        let k2 = Key::generate(KeyAlgorithm::EdDsa, &keys.path().join("k2.pem"));
-        let k3 = Key::generate(KeyAlgorithm::Rs256, &keys.path().join("k3.pem"));
-        let k2_public = keys.path().join("k2.pub.pem");
-        let k3_public = keys.path().join("k3.pub.pem");
-        std::fs::write(&k2_public, k2.public_pem()).expect("write k2");
-        std::fs::write(&k3_public, k3.public_pem()).expect("write k3");
-        let tokens = format!(
-            "[tokens]\nleeway = \"{LEEWAY}s\"\n\
-             [[tokens.keys]]\nkid = \"k1\"\nalg = \"ES256\"\nprivate_key_file = \"keys/k1.pem\"\ngenerate_if_missing = true\n\
-             [[tokens.keys]]\nkid = \"k2\"\nalg = \"EdDSA\"\npublic_key_file = '{}'\n\
-             [[tokens.keys]]\nkid = \"k3\"\nalg = \"RS256\"\npublic_key_file = '{}'\n",
-            k2_public.display(),
-            k3_public.display()
-        );
-        let echo = Upstream::echo().await;
-        let gateway = Gateway::start(Setup::routes(required_route(echo.addr)).tokens(&tokens)).await;
-        let k1_pem = std::fs::read(gateway.dir.path().join("keys/k1.pem")).expect("k1");
-        let k1 = Key::from_pem(KeyAlgorithm::Es256, k1_pem);
-        Bench {
-            gateway,
-            echo,
-            k1,
-            k2,
-            k3,
-            k2_public,
-            k3_public,
-            _keys: keys,
-        }
-    }
-
-    /// The kids, their keys, and the algorithm each is pinned to.
-    fn kids(&self) -> [(&'static str, &Key); 3] {
-        [("k1", &self.k1), ("k2", &self.k2), ("k3", &self.k3)]
-    }
-
-    fn key(&self, kid: &str) -> &Key {
-        self.kids()
-            .into_iter()
-            .find(|(k, _)| *k == kid)
-            .map(|(_, key)| key)
-            .expect("known kid")
-    }
-
-    /// A token the gateway must accept, signed by the real key of `kid`.
-    fn genuine(&self, kid: &str, claims: &Value) -> String {
-        let key = self.key(kid);
-        sign_json(&header(key.alg.name(), kid), claims, &key.encoding, jose(key.alg))
-    }
-
-    /// Signs exact header and claims texts with k1.
-    fn k1_raw(&self, header: &str, claims: &str) -> String {
-        sign_bytes(
-            header.as_bytes(),
-            claims.as_bytes(),
-            &self.k1.encoding,
-            Algorithm::ES256,
-        )
-    }
-
-    fn k1(&self, claims: &Value) -> String {
-        self.genuine("k1", claims)
-    }
-
-    async fn send(&self, token: &str) -> Reply {
-        send_token(&self.gateway, token).await
-    }
-
-    async fn assert_rejected(&self, cases: Cases) {
-        assert_rejected(&self.gateway, &self.echo, cases).await;
-    }
-
-    async fn assert_accepted(&self, cases: Cases) {
-        assert_accepted(&self.gateway, &self.echo, cases).await;
-    }
-
-    /// A genuine token under every kid is accepted, so the refusals were about their cases.
-    async fn assert_controls_accepted(&self) {
-        let cases = self
-            .kids()
-            .into_iter()
-            .map(|(kid, _)| case(format!("control signed by {kid}"), self.genuine(kid, &claims())))
-            .collect();
-        self.assert_accepted(cases).await;
-    }
-}
-
-/// `GET /api/resource` with `Authorization: Bearer <token>` over a fresh HTTP/1.1 connection.
-async fn send_token(gateway: &Gateway, token: &str) -> Reply {
-    match try_send_token(gateway, token).await {
-        Ok(reply) => reply,
-        Err(e) => panic!("no response: {e}"),
-    }
-}
-
-/// As `send_token`, with a dropped connection reported instead of failing the test.
-async fn try_send_token(gateway: &Gateway, token: &str) -> Result<Reply, hyper::Error> {
-    let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}")) else {
-        panic!("the test built a token that is not a header value: {token:?}");
-    };
-    let request = Request::get("/api/resource")
-        .header("host", "localhost")
-        .header("authorization", value)
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let stream = gateway.tls_connect(&[b"http/1.1"]).await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("h1 handshake");
-    tokio::spawn(connection);
-    let response = within(sender.send_request(request)).await?;
-    let (parts, body) = response.into_parts();
-    let body = within(body.collect()).await?.to_bytes();
-    Ok(Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
-}
-
-/// Why `reply` is not a proper refusal of `token` (SPEC 6), if it is not.
-fn refusal_problem(reply: &Reply, token: &str) -> Option<String> {
-    if reply.status != 401 {
-        let body = String::from_utf8_lossy(&reply.body);
-        return Some(format!(
-            "status {} ({})",
-            reply.status,
-            &body[..body.len().min(200)]
-        ));
-    }
-    let challenge = reply
-        .headers
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>();
-    if challenge.len() != 1
-        || !challenge[0].starts_with("Bearer")
-        || !challenge[0].contains("error=\"invalid_token\"")
-    {
-        return Some(format!("WWW-Authenticate is {challenge:?}"));
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&reply.body) else {
-        return Some(format!(
-            "body is not JSON: {}",
-            String::from_utf8_lossy(&reply.body)
-        ));
-    };
-    if body["error"] != "invalid_token" || !body["message"].is_string() {
-        return Some(format!("body is {body}"));
-    }
-    let text = String::from_utf8_lossy(&reply.body);
-    let echoed = std::iter::once(token)
-        .chain(token.split('.'))
-        .any(|part| part.len() >= 8 && text.contains(part));
-    echoed.then(|| format!("the body echoes the token: {text}"))
-}
-
-/// Sends every case; collects each one not refused properly or that reached the upstream.
-async fn assert_rejected(gateway: &Gateway, echo: &Upstream, cases: Cases) {
-    assert!(!cases.is_empty());
-    let mut failures = Vec::new();
-    for (name, token) in &cases {
-        let before = echo.counts.requests();
-        let reply = send_token(gateway, token).await;
-        if let Some(problem) = refusal_problem(&reply, token) {
-            failures.push(format!("{name}: {problem}"));
-        }
-        let reached = echo.counts.requests() - before;
-        if reached != 0 {
-            failures.push(format!("{name}: the upstream received {reached} request(s)"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} forged tokens were not refused properly:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-}
-
-/// Each case reaches the upstream exactly once, as `mallory` unless its claims say otherwise.
-async fn assert_accepted(gateway: &Gateway, echo: &Upstream, cases: Cases) {
-    let mut failures = Vec::new();
-    for (name, token) in &cases {
-        let before = echo.counts.requests();
-        let reply = send_token(gateway, token).await;
-        if reply.status != 200 {
-            failures.push(format!(
-                "{name}: status {} ({})",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            ));
-        } else if echo.counts.requests() != before + 1 {
-            failures.push(format!("{name}: the upstream did not receive it once"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "control tokens were refused:\n{}",
-        failures.join("\n")
-    );
-}
-
 // === alg none and algorithm substitution ===
 
 #[tokio::test]
 async fn alg_none_is_refused_under_every_kid_in_every_spelling_and_signature_shape() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let claims = claims();
     let mut cases = Vec::new();
     for alg in ["none", "None", "NONE", "nOnE", "none ", " none", "", "null"] {
@@ -556,7 +82,10 @@ async fn alg_none_is_refused_under_every_kid_in_every_spelling_and_signature_sha
     // alg none in other JSON shapes.
     for alg in [Value::Null, json!(["none"]), json!({"none": true}), json!(0)] {
         let header = set(header("x", "k1"), "alg", alg.clone());
-        cases.push(case(format!("alg {alg}"), unsigned(&header, &claims, "")));
+        cases.push(case(
+            format!("alg {alg}"),
+            unsigned(header.to_string(), claims.to_string(), ""),
+        ));
     }
     bench.assert_rejected(cases).await;
     assert_eq!(bench.echo.counts.requests(), 0);
@@ -565,7 +94,7 @@ async fn alg_none_is_refused_under_every_kid_in_every_spelling_and_signature_sha
 
 #[tokio::test]
 async fn every_other_algorithm_under_every_kid_is_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let claims = claims();
     let p384 = {
         let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -640,7 +169,7 @@ async fn every_other_algorithm_under_every_kid_is_refused() {
 
 #[tokio::test]
 async fn the_published_public_keys_used_as_hmac_secrets_are_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let jwks_reply = bench.gateway.get("/.well-known/jwks.json").await;
     assert_eq!(jwks_reply.status, 200);
     let jwks = jwks_reply.json();
@@ -727,11 +256,11 @@ async fn the_published_public_keys_used_as_hmac_secrets_are_refused() {
 
 #[tokio::test]
 async fn injected_kids_are_refused_whatever_secret_they_point_at() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let claims = claims();
     let k1_file = bench.gateway.dir.path().join("keys/k1.pem");
-    let k2_public_text = std::fs::read(&bench.k2_public).expect("k2 public");
-    let k3_public_text = std::fs::read(&bench.k3_public).expect("k3 public");
+    let k2_public_text = std::fs::read(bench.public_file("k2")).expect("k2 public");
+    let k3_public_text = std::fs::read(bench.public_file("k3")).expect("k3 public");
     let k1_file_text = std::fs::read(&k1_file).expect("k1 file");
     let config_text = std::fs::read(bench.gateway.config_path()).expect("config");
     // (kid, the secret an attacker expects that kid to select)
@@ -745,14 +274,23 @@ async fn injected_kids_are_refused_whatever_secret_they_point_at() {
             "/etc/hostname".into(),
             std::fs::read("/etc/hostname").unwrap_or_default(),
         ),
-        (bench.k2_public.display().to_string(), k2_public_text.clone()),
-        (bench.k3_public.display().to_string(), k3_public_text.clone()),
+        (
+            bench.public_file("k2").display().to_string(),
+            k2_public_text.clone(),
+        ),
+        (
+            bench.public_file("k3").display().to_string(),
+            k3_public_text.clone(),
+        ),
         (k1_file.display().to_string(), k1_file_text.clone()),
         ("keys/k1.pem".into(), k1_file_text.clone()),
         ("./keys/k1.pem".into(), k1_file_text.clone()),
         ("gateway.toml".into(), config_text.clone()),
         (bench.gateway.config_path().display().to_string(), config_text),
-        (format!("file://{}", bench.k3_public.display()), k3_public_text),
+        (
+            format!("file://{}", bench.public_file("k3").display()),
+            k3_public_text,
+        ),
         ("' OR 1=1 --".into(), vec![]),
         ("' OR '1'='1".into(), b"k1".to_vec()),
         (
@@ -826,7 +364,7 @@ async fn injected_kids_are_refused_whatever_secret_they_point_at() {
 
 #[tokio::test]
 async fn embedded_and_remote_keys_are_never_trusted_or_fetched_even_with_correct_signatures() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     // Anything the gateway fetched would connect here.
     let trap = Upstream::echo().await;
     let claims = claims();
@@ -834,7 +372,7 @@ async fn embedded_and_remote_keys_are_never_trusted_or_fetched_even_with_correct
     let oct_jwk = json!({ "kty": "oct", "k": b64(&attacker_secret), "alg": "HS256", "kid": "k1" });
     let certificate = {
         let pair = rcgen::KeyPair::from_pem(
-            std::str::from_utf8(&Key::attacker(KeyAlgorithm::Es256).pem).expect("PEM"),
+            std::str::from_utf8(&Key::attacker(KeyAlgorithm::Es256).file).expect("PEM"),
         )
         .expect("attacker key pair");
         rcgen::CertificateParams::new(vec!["localhost".to_string()])
@@ -861,7 +399,7 @@ async fn embedded_and_remote_keys_are_never_trusted_or_fetched_even_with_correct
             ("jku (own JWKS URL)", json!(own_jwks)),
             (
                 "jku (file URL)",
-                json!(format!("file://{}", bench.k3_public.display())),
+                json!(format!("file://{}", bench.public_file("k3").display())),
             ),
             ("x5u", json!(trap_url("/cert.pem"))),
             ("x5c", json!([STANDARD.encode(&der)])),
@@ -926,7 +464,7 @@ async fn embedded_and_remote_keys_are_never_trusted_or_fetched_even_with_correct
 
 #[tokio::test]
 async fn psychic_and_degenerate_signatures_are_refused_for_every_key_type() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let claims = claims();
     let order = hex(P256_ORDER);
     let zero = [0u8; 32];
@@ -982,7 +520,7 @@ async fn psychic_and_degenerate_signatures_are_refused_for_every_key_type() {
         ("R = 0, S = L", [&zero[..], &l[..]].concat()),
         (
             "R = public key, S = 0",
-            [&bench.k2.raw_public()[..], &zero[..]].concat(),
+            [&bench.key("k2").raw_public()[..], &zero[..]].concat(),
         ),
         ("63 bytes", vec![0u8; 63]),
         ("empty", vec![]),
@@ -1016,7 +554,7 @@ async fn psychic_and_degenerate_signatures_are_refused_for_every_key_type() {
         b64(header("RS256", "k3").to_string()),
         b64(claims.to_string())
     );
-    let modulus = bench.k3.jwk()["n"]
+    let modulus = bench.key("k3").jwk()["n"]
         .as_str()
         .map(|n| URL_SAFE_NO_PAD.decode(n).expect("n"))
         .expect("n");
@@ -1048,7 +586,7 @@ async fn psychic_and_degenerate_signatures_are_refused_for_every_key_type() {
 
 #[tokio::test]
 async fn time_claims_of_the_wrong_type_or_range_are_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let now = unix_now();
     let mut cases = Vec::new();
     for (member, valid) in [("exp", now + 600), ("nbf", now), ("iat", now)] {
@@ -1075,7 +613,7 @@ async fn time_claims_of_the_wrong_type_or_range_are_refused() {
         ] {
             cases.push(case(
                 format!("{member} {name}"),
-                bench.k1_raw(&header("ES256", "k1").to_string(), &raw_member(member, &value)),
+                bench.sign_raw(&header("ES256", "k1").to_string(), &raw_member(member, &value)),
             ));
         }
     }
@@ -1103,7 +641,7 @@ async fn time_claims_of_the_wrong_type_or_range_are_refused() {
 
 #[tokio::test]
 async fn identity_and_audience_claims_of_the_wrong_shape_are_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let mut cases = Vec::new();
     for aud in [
         json!({ "aud": "default" }),
@@ -1189,12 +727,12 @@ async fn identity_and_audience_claims_of_the_wrong_shape_are_refused() {
             )),
         ),
     ];
-    bench.assert_accepted(accepted).await;
+    bench.assert_all_accepted(accepted).await;
 }
 
 #[tokio::test]
 async fn nested_double_encoded_and_non_utf8_json_is_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let header_text = header("ES256", "k1").to_string();
     let claims_text = claims().to_string();
     let k1 = |h: &[u8], c: &[u8]| sign_bytes(h, c, &bench.k1.encoding, Algorithm::ES256);
@@ -1298,10 +836,7 @@ async fn nested_double_encoded_and_non_utf8_json_is_refused() {
         ),
         case(
             "claims with a trailing comma",
-            k1(
-                header_text.as_bytes(),
-                format!("{},}}", &claims_text[..claims_text.len() - 1]).as_bytes(),
-            ),
+            k1(header_text.as_bytes(), append(&claims(), "").as_bytes()),
         ),
         case(
             "single-quoted claims",
@@ -1340,7 +875,7 @@ async fn nested_double_encoded_and_non_utf8_json_is_refused() {
         serde_json::to_string_pretty(&claims()).expect("json").as_bytes(),
     );
     bench
-        .assert_accepted(vec![case("pretty-printed JSON", pretty)])
+        .assert_all_accepted(vec![case("pretty-printed JSON", pretty)])
         .await;
 }
 
@@ -1348,7 +883,7 @@ async fn nested_double_encoded_and_non_utf8_json_is_refused() {
 
 #[tokio::test]
 async fn non_canonical_encodings_of_the_compact_form_are_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let control = bench.k1(&claims());
     let [h, p, s] = parts(&control)[..] else {
         panic!("three segments")
@@ -1434,7 +969,7 @@ async fn non_canonical_encodings_of_the_compact_form_are_refused() {
         case("a token of 14 KiB", big_aud(10_500)),
         case(
             "a header of 8 KiB",
-            bench.k1_raw(
+            bench.sign_raw(
                 &set(
                     header("ES256", "k1"),
                     "typ",
@@ -1452,7 +987,7 @@ async fn non_canonical_encodings_of_the_compact_form_are_refused() {
 
 #[tokio::test]
 async fn a_token_beyond_the_header_limit_never_reaches_the_upstream() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let token = bench.k1(&set(claims(), "aud", json!(["default", "x".repeat(40_000)])));
     let reply = bench.send(&token).await;
     assert!(
@@ -1469,7 +1004,7 @@ async fn a_token_beyond_the_header_limit_never_reaches_the_upstream() {
 
 #[tokio::test]
 async fn crit_and_typ_variants_are_refused() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let claims = claims();
     let mut cases = Vec::new();
     for (name, extra) in [
@@ -1545,7 +1080,7 @@ struct Boundary {
 
 #[tokio::test]
 async fn exp_nbf_and_iat_are_judged_to_the_second_at_the_leeway() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let leeway = LEEWAY as i64;
     let boundaries = [
         Boundary {
@@ -1781,21 +1316,11 @@ fn low_entropy_secrets() -> Vec<String> {
     ]
 }
 
-fn hs256_tokens_section(source: &str) -> String {
-    format!("[tokens]\nleeway = \"{LEEWAY}s\"\n[[tokens.keys]]\nkid = \"k1\"\nalg = \"HS256\"\n{source}\n")
-}
-
 #[tokio::test]
 async fn hs256_tokens_signed_with_wordlist_secrets_are_refused() {
     assert!(WEAK_SECRETS.len() >= 100, "{}", WEAK_SECRETS.len());
-    let echo = Upstream::echo().await;
-    let gateway = Gateway::start(
-        Setup::routes(required_route(echo.addr)).tokens(&hs256_tokens_section(
-            "secret_file = \"keys/k1.secret\"\ngenerate_if_missing = true",
-        )),
-    )
-    .await;
-    let secret_file = std::fs::read(gateway.dir.path().join("keys/k1.secret")).expect("secret");
+    let bench = Bench::one_key(KeyAlgorithm::Hs256).await;
+    let secret_file = bench.k1.file.clone();
     let secret = secret_file.trim_ascii().to_vec();
     assert!(secret.len() >= 32);
     let claims = claims();
@@ -1844,13 +1369,15 @@ async fn hs256_tokens_signed_with_wordlist_secrets_are_refused() {
             hmac(&header(name, "k1"), &claims, &secret, alg),
         ));
     }
-    assert_rejected(&gateway, &echo, cases).await;
-    assert_eq!(echo.counts.requests(), 0);
+    bench.assert_rejected(cases).await;
+    assert_eq!(bench.echo.counts.requests(), 0);
     // The JWKS publishes nothing to confuse with, and the real secret is accepted.
-    let jwks = gateway.get("/.well-known/jwks.json").await.json();
+    let jwks = bench.gateway.get("/.well-known/jwks.json").await.json();
     assert_eq!(jwks["keys"], json!([]), "{jwks}");
     let genuine = hmac(&header("HS256", "k1"), &claims, &secret, Algorithm::HS256);
-    assert_accepted(&gateway, &echo, vec![case("the real secret", genuine)]).await;
+    bench
+        .assert_all_accepted(vec![case("the real secret", genuine)])
+        .await;
 }
 
 /// Writes a config whose only key is an HS256 secret file holding `secret`; returns its path.
@@ -1860,7 +1387,11 @@ fn secret_config(dir: &Path, secret: &str) -> PathBuf {
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
          [tls]\nself_signed_if_missing = true\n\n{}",
-        hs256_tokens_section("secret_file = \"k1.secret\"")
+        tokens_section(&key_entry(
+            "k1",
+            KeyAlgorithm::Hs256,
+            "secret_file = \"k1.secret\""
+        ))
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, config).expect("write config");
@@ -1941,7 +1472,7 @@ fn config_refuses_wordlist_and_low_entropy_hs256_secrets_of_32_bytes_or_more() {
 /// and the verdict does not change between the first (uncached) and second (cached) use.
 #[tokio::test]
 async fn an_absurdly_distant_exp_does_not_break_the_gateway() {
-    let bench = Bench::start().await;
+    let bench = Bench::three_keys().await;
     let mut failures = Vec::new();
     for exp in [
         u64::MAX,
@@ -1953,7 +1484,7 @@ async fn an_absurdly_distant_exp_does_not_break_the_gateway() {
         let token = bench.k1(&set(claims(), "exp", json!(exp)));
         let mut verdicts = Vec::new();
         for attempt in 1..=2 {
-            match try_send_token(&bench.gateway, &token).await {
+            match bench.try_send(&token).await {
                 Ok(reply) => verdicts.push(reply.status.as_u16()),
                 Err(e) => failures.push(format!("exp {exp}, attempt {attempt}: no answer ({e})")),
             }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::DEADLINE;
+use super::{Client, DEADLINE, test_users};
 
 /// A port that was free a moment ago (the binary needs real port numbers in its config),
 /// never one this test process handed out before: the kernel may offer a just-released
@@ -66,6 +66,16 @@ impl Binary {
         self.child.id()
     }
 
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9 portcullis");
+        let status = self.child.wait().expect("reap portcullis");
+        assert!(
+            !status.success(),
+            "portcullis exited cleanly on SIGKILL: {status}"
+        );
+    }
+
     async fn wait_healthy(&mut self, admin: SocketAddr) {
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
@@ -89,6 +99,44 @@ impl Drop for Binary {
         // `kill` on a child that was already reaped is a no-op; never another process.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Writes `dir`/gateway.toml (fresh ports, `server` in `[server]`, a self-signed certificate,
+/// then `rest`) and the test users; the public and admin addresses.
+pub fn write_config(dir: &Path, server: &str, rest: &str) -> (SocketAddr, SocketAddr) {
+    let (public, admin) = (free_port(), free_port());
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{server}\n\n\
+         [tls]\nself_signed_if_missing = true\n\n{rest}"
+    );
+    std::fs::write(dir.join("users.toml"), test_users()).expect("write users");
+    std::fs::write(dir.join("gateway.toml"), text).expect("write config");
+    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    (local(public), local(admin))
+}
+
+/// `write_config`, then `portcullis run` on it until `/readyz` answers 200, and a client.
+pub async fn start_binary(dir: &Path, server: &str, rest: &str) -> (Binary, Client) {
+    let (public, admin) = write_config(dir, server, rest);
+    let binary = Binary::start(dir, admin).await;
+    let client = Client::new(public, admin, dir);
+    binary.wait_ready(&client).await;
+    (binary, client)
+}
+
+impl Binary {
+    /// Waits until `/readyz` answers 200 (after a start, the store may still be opening).
+    pub async fn wait_ready(&self, client: &Client) {
+        let deadline = Instant::now() + DEADLINE;
+        while client.readyz().await != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered 200:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 

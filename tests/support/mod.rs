@@ -10,13 +10,15 @@ pub mod raw;
 pub mod recorder;
 pub mod upstreams;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use portcullis::Running;
@@ -27,17 +29,21 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+// The kit for sessions and tokens: logins, refreshes, JWT forging, a redis-server.
+pub mod auth;
+pub mod jwt;
+pub mod redis;
+
 /// Every test waits at most this long for anything; a hang fails instead of stalling CI.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A running gateway with its own temp dir (config, generated certificate).
+/// A running gateway with its own temp dir (config, generated certificate). It derefs to its
+/// `Client`, so `gateway.addr`, `gateway.admin` and every request helper are the client's.
 pub struct Gateway {
     pub running: Option<Running>,
-    pub addr: SocketAddr,
-    pub admin: SocketAddr,
     pub redirect: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
-    tls: TlsConnector,
+    client: Client,
 }
 
 /// Settings a test may change; everything else is the shipped default.
@@ -56,6 +62,22 @@ pub struct Setup {
 pub const ES256_TOKENS: &str = "[tokens]\nleeway = \"5s\"\n[[tokens.keys]]\nkid = \"k1\"\nalg = \"ES256\"\n\
     private_key_file = \"keys/k1.pem\"\ngenerate_if_missing = true\n";
 
+/// `ES256_TOKENS` with `extra` settings (e.g. `refresh_grace = "1s"`) in its `[tokens]`.
+pub fn tokens_with(extra: &str) -> String {
+    ES256_TOKENS.replace("[tokens]\n", &format!("[tokens]\n{extra}\n"))
+}
+
+/// Limits high enough that no test meets them unless it sets its own.
+pub const GENEROUS_LIMITS: &str = "[limits]\nlogin_per_ip = \"10000/min\"\nlogin_per_user = \"10000/min\"\n\
+                                   refresh_per_session = \"10000/min\"\n";
+
+/// The access and refresh cookies of cookie mode.
+pub const ACCESS_COOKIE: &str = "__Host-portcullis-access";
+pub const REFRESH_COOKIE: &str = "__Secure-portcullis-refresh";
+
+/// The protected path of `api_gateway` (and of `Client::assert_access_works`).
+pub const PROTECTED: &str = "/api/whoami";
+
 /// Test users: alice (admin), bob (user), carol (disabled); the password is `<name>-password`.
 pub fn test_users() -> String {
     static HASHES: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
@@ -69,6 +91,13 @@ pub fn test_users() -> String {
          [[user]]\nname = \"carol\"\nrole = \"user\"\ndisabled = true\npassword_hash = \"{}\"\n",
         HASHES[0], HASHES[1], HASHES[2]
     )
+}
+
+/// Replaces `dir`/users.toml the way editors do: a new file renamed over the old one.
+pub fn replace_users_file(dir: &Path, text: &str) {
+    let temporary = dir.join("users.toml.new");
+    std::fs::write(&temporary, text).expect("write users");
+    std::fs::rename(&temporary, dir.join("users.toml")).expect("rename users");
 }
 
 impl Setup {
@@ -100,6 +129,24 @@ pub fn public_route(name: &str, path: &str, upstream: SocketAddr) -> String {
     )
 }
 
+/// A route named `name` at `path` to `upstream` that needs a token.
+pub fn required_route(name: &str, path: &str, upstream: SocketAddr) -> String {
+    format!(
+        "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\nauth = \"required\"\n"
+    )
+}
+
+/// A gateway with an echo behind the required route `api` at `/api/`, `GENEROUS_LIMITS`,
+/// the `[tokens]` section `tokens`, and `rest` (more sections or routes).
+pub async fn api_gateway(tokens: &str, rest: &str) -> (Gateway, upstreams::Upstream) {
+    let echo = upstreams::Upstream::echo().await;
+    let routes = format!(
+        "{}{GENEROUS_LIMITS}{rest}",
+        required_route("api", "/api/", echo.addr)
+    );
+    (Gateway::start(Setup::routes(routes).tokens(tokens)).await, echo)
+}
+
 impl Gateway {
     pub async fn start(setup: Setup) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -113,14 +160,11 @@ impl Gateway {
         std::fs::write(&path, &text).expect("write config");
         let config = portcullis::config::load(&path).unwrap_or_else(|e| panic!("config:\n{e}\n{text}"));
         let running = portcullis::start(config).await.expect("gateway starts");
-        let tls = client_tls(&dir.path().join("certs/gateway.crt"));
         Gateway {
-            addr: running.public_addr,
-            admin: running.admin_addr,
+            client: Client::new(running.public_addr, running.admin_addr, dir.path()),
             redirect: running.redirect_addr,
             running: Some(running),
             dir,
-            tls,
         }
     }
 
@@ -128,42 +172,97 @@ impl Gateway {
         self.dir.path().join("gateway.toml")
     }
 
+    pub async fn stop(&mut self) -> bool {
+        match self.running.take() {
+            Some(running) => running.shutdown().await,
+            None => true,
+        }
+    }
+}
+
+impl Deref for Gateway {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A client of one gateway (in this process or the real binary): its public and admin
+/// addresses and a TLS config trusting the certificate it generated.
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    /// Names the gateway in failure messages (replicas set it).
+    pub name: &'static str,
+    tls: TlsConnector,
+}
+
+impl Client {
+    /// A client trusting `dir`/certs/gateway.crt.
+    pub fn new(addr: SocketAddr, admin: SocketAddr, dir: &Path) -> Client {
+        Client {
+            addr,
+            admin,
+            name: "the gateway",
+            tls: client_tls(&dir.join("certs/gateway.crt")),
+        }
+    }
+
+    pub fn named(self, name: &'static str) -> Client {
+        Client { name, ..self }
+    }
+
     /// A fresh TLS connection offering the given ALPN protocols.
     pub async fn tls_connect(&self, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
         let tcp = TcpStream::connect(self.addr).await.expect("connect");
-        let connector = self.connector(alpn);
+        let mut config = (*self.tls.config().clone()).clone();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let name = ServerName::try_from("localhost").expect("name");
+        let connector = TlsConnector::from(Arc::new(config));
         connector.connect(name, tcp).await.expect("TLS handshake")
     }
 
-    fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
-        let mut config = (*self.tls.config().clone()).clone();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        TlsConnector::from(Arc::new(config))
+    /// A new HTTP/1.1 connection, for requests sent on it later (or many on one).
+    pub async fn h1(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+        let stream = self.tls_connect(&[b"http/1.1"]).await;
+        let (sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(stream)))
+            .await
+            .expect("h1 handshake");
+        tokio::spawn(connection);
+        sender
+    }
+
+    /// A new HTTP/2 connection (ALPN h2 is checked), for many requests on it.
+    pub async fn h2(&self) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+        let stream = self.tls_connect(&[b"h2"]).await;
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let executor = hyper_util::rt::TokioExecutor::new();
+        let (sender, connection) = hyper::client::conn::http2::handshake(executor, TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+        tokio::spawn(connection);
+        sender
     }
 
     /// Sends one request over a new HTTP/1.1 connection.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
-        let stream = self.tls_connect(&[b"http/1.1"]).await;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("h1 handshake");
-        tokio::spawn(connection);
-        let response = within(sender.send_request(request)).await.expect("response");
-        Reply::read(response).await
+        self.try_send(request).await.expect("response")
+    }
+
+    /// `send`, with a broken connection or response reported instead of failing the test.
+    pub async fn try_send(&self, request: Request<Full<Bytes>>) -> Result<Reply, hyper::Error> {
+        Reply::try_read(within(self.h1().await.send_request(request)).await).await
     }
 
     /// Sends one request over a new HTTP/2 connection.
     pub async fn send_h2(&self, request: Request<Full<Bytes>>) -> Reply {
-        let stream = self.tls_connect(&[b"h2"]).await;
-        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-        let executor = hyper_util::rt::TokioExecutor::new();
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(executor, TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-        tokio::spawn(connection);
-        let response = within(sender.send_request(request)).await.expect("response");
-        Reply::read(response).await
+        self.try_send_h2(request).await.expect("response")
+    }
+
+    pub async fn try_send_h2(&self, request: Request<Full<Bytes>>) -> Result<Reply, hyper::Error> {
+        Reply::try_read(within(self.h2().await.send_request(request)).await).await
     }
 
     /// `GET path` with `Host: localhost` over HTTP/1.1.
@@ -182,24 +281,14 @@ impl Gateway {
 
     /// `POST /auth/login` with a JSON body.
     pub async fn login(&self, username: &str, password: &str) -> Reply {
-        let body = serde_json::json!({ "username": username, "password": password }).to_string();
-        let request = Request::post("/auth/login")
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .expect("request");
-        self.send(request).await
+        let body = serde_json::json!({ "username": username, "password": password });
+        self.send(request(Method::POST, "/auth/login").json(&body)).await
     }
 
     /// An access token for a test user (see `test_users`).
     pub async fn token(&self, username: &str) -> String {
         let reply = self.login(username, &format!("{username}-password")).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "login failed: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        assert_eq!(reply.status, 200, "login failed: {}", reply.text());
         reply.json()["access_token"]
             .as_str()
             .expect("access_token")
@@ -208,19 +297,21 @@ impl Gateway {
 
     /// `GET path` with `Authorization: Bearer <token>`.
     pub async fn get_with_token(&self, path: &str, token: &str) -> Reply {
-        let request = Request::get(path)
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {token}"))
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        self.send(request).await
+        self.send(request(Method::GET, path).bearer(token).empty()).await
     }
 
-    pub async fn stop(&mut self) -> bool {
-        match self.running.take() {
-            Some(running) => running.shutdown().await,
-            None => true,
-        }
+    /// One plain-HTTP request to the admin listener.
+    pub async fn admin(&self, method: Method, path: &str) -> Reply {
+        admin_reply(self.admin, method, path).await
+    }
+
+    /// The status of `GET /readyz` on the admin listener.
+    pub async fn readyz(&self) -> StatusCode {
+        self.admin(Method::GET, "/readyz").await.status
+    }
+
+    pub async fn healthz(&self) -> StatusCode {
+        self.admin(Method::GET, "/healthz").await.status
     }
 }
 
@@ -233,10 +324,61 @@ pub async fn read_until_closed<S: AsyncReadExt + Unpin>(stream: &mut S) -> Strin
 
 /// A GET request for `path` with `Host: localhost`.
 pub fn get(path: &str) -> Request<Full<Bytes>> {
-    Request::get(path)
+    request(Method::GET, path).empty()
+}
+
+/// A request for `path` with `Host: localhost`, finished with `RequestExt`.
+pub fn request(method: Method, path: &str) -> http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .expect("request")
+}
+
+/// Headers and bodies for a request being built.
+pub trait RequestExt: Sized {
+    fn headers(self, headers: &[(&str, &str)]) -> Self;
+    /// `Authorization: Bearer <token>`.
+    fn bearer(self, token: &str) -> Self;
+    /// One `Cookie` header with every pair of `jar`; none when `jar` is empty.
+    fn cookies(self, jar: &[(&str, &str)]) -> Self;
+    fn with_body(self, body: impl Into<Bytes>) -> Request<Full<Bytes>>;
+    /// `Content-Type: application/json` and `body` as its JSON text.
+    fn json(self, body: &Value) -> Request<Full<Bytes>>;
+
+    fn empty(self) -> Request<Full<Bytes>> {
+        self.with_body(Bytes::new())
+    }
+}
+
+impl RequestExt for http::request::Builder {
+    fn headers(mut self, headers: &[(&str, &str)]) -> Self {
+        for (name, value) in headers {
+            self = self.header(*name, *value);
+        }
+        self
+    }
+
+    fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    fn cookies(self, jar: &[(&str, &str)]) -> Self {
+        if jar.is_empty() {
+            return self;
+        }
+        let joined: Vec<String> = jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        self.header("cookie", joined.join("; "))
+    }
+
+    fn with_body(self, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+        self.body(Full::new(body.into())).expect("request")
+    }
+
+    fn json(self, body: &Value) -> Request<Full<Bytes>> {
+        self.header("content-type", "application/json")
+            .with_body(body.to_string())
+    }
 }
 
 /// Awaits `future` within `DEADLINE`, failing the test on a hang.
@@ -252,26 +394,58 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn read(response: http::Response<hyper::body::Incoming>) -> Reply {
-        let (parts, body) = response.into_parts();
-        let body = within(body.collect()).await.expect("body").to_bytes();
-        Reply {
+    pub async fn read(response: http::Response<hyper::body::Incoming>) -> Reply {
+        Reply::try_read(Ok(response)).await.expect("body")
+    }
+
+    async fn try_read(
+        response: Result<http::Response<hyper::body::Incoming>, hyper::Error>,
+    ) -> Result<Reply, hyper::Error> {
+        let (parts, body) = response?.into_parts();
+        let body = within(body.collect()).await?.to_bytes();
+        Ok(Reply {
             status: parts.status,
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The body as (lossy) text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first value of header `name`, if it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Retry-After` in whole seconds, if there is one.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.header("retry-after")?.parse().ok()
+    }
+
+    /// Status, body and headers, without `ignored` ones (those that differ on every
+    /// response by design), to compare two answers.
+    pub fn comparable(&self, ignored: &[&str]) -> (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>) {
+        let headers = self
+            .headers
+            .iter()
+            .filter(|(name, _)| !ignored.contains(&name.as_str()))
+            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+            .collect();
+        (self.status, self.body.clone(), headers)
     }
 
     /// For an echo upstream's reply: every value it received under `name`.
     pub fn upstream_header(&self, name: &str) -> Vec<String> {
         self.json()["headers"]
             .as_array()
-            .expect("echo headers")
+            .unwrap_or_else(|| panic!("not an echo reply: {}", self.text()))
             .iter()
             .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
             .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
@@ -284,7 +458,7 @@ impl Reply {
     }
 }
 
-fn client_tls(cert: &std::path::Path) -> TlsConnector {
+fn client_tls(cert: &Path) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(cert).expect("cert file") {
         roots.add(cert.expect("cert")).expect("add root");
@@ -299,25 +473,17 @@ fn client_tls(cert: &std::path::Path) -> TlsConnector {
 }
 
 /// One plain-HTTP request to an admin listener: its status and body.
-pub async fn admin_request(admin: SocketAddr, method: http::Method, path: &str) -> (StatusCode, Bytes) {
+pub async fn admin_request(admin: SocketAddr, method: Method, path: &str) -> (StatusCode, Bytes) {
+    let reply = admin_reply(admin, method, path).await;
+    (reply.status, reply.body)
+}
+
+async fn admin_reply(admin: SocketAddr, method: Method, path: &str) -> Reply {
     let tcp = within(TcpStream::connect(admin)).await.expect("connect to admin");
     let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
         .await
         .expect("admin handshake");
     tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost")
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let response = within(sender.send_request(request))
-        .await
-        .expect("admin response");
-    let status = response.status();
-    let body = within(response.into_body().collect())
-        .await
-        .expect("admin body")
-        .to_bytes();
-    (status, body)
+    let response = within(sender.send_request(request(method, path).empty())).await;
+    Reply::read(response.expect("admin response")).await
 }

@@ -1,0 +1,546 @@
+//! One JWT forging kit: keys the test holds, tokens built by hand (base64url segments and a
+//! signature over their exact bytes), and a bench: a gateway with a required `/api/` route to a
+//! recording echo, where every forged token must be refused as SPEC 6 says (401, one
+//! `WWW-Authenticate: Bearer error="invalid_token"`, a JSON `invalid_token` body that does not
+//! echo the token) without reaching the upstream, and every control token must be accepted.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use portcullis::auth::tokens::unix_now;
+use portcullis::config::KeyAlgorithm;
+use serde_json::{Value, json};
+
+use super::upstreams::Upstream;
+use super::{Gateway, Reply, RequestExt, api_gateway, request};
+
+/// The leeway of every bench's `[tokens]`.
+pub const LEEWAY: u64 = 5;
+
+pub const ALL_ALGORITHMS: [KeyAlgorithm; 4] = [
+    KeyAlgorithm::Es256,
+    KeyAlgorithm::EdDsa,
+    KeyAlgorithm::Rs256,
+    KeyAlgorithm::Hs256,
+];
+
+pub fn jose(alg: KeyAlgorithm) -> Algorithm {
+    match alg {
+        KeyAlgorithm::Es256 => Algorithm::ES256,
+        KeyAlgorithm::EdDsa => Algorithm::EdDSA,
+        KeyAlgorithm::Rs256 => Algorithm::RS256,
+        KeyAlgorithm::Hs256 => Algorithm::HS256,
+    }
+}
+
+// === keys ===
+
+/// A signing key and the algorithm it signs with.
+pub struct Key {
+    pub alg: KeyAlgorithm,
+    pub encoding: EncodingKey,
+    /// The key file as written: PKCS#8 PEM, or the HS256 secret text.
+    pub file: Vec<u8>,
+}
+
+impl Key {
+    /// A key from its file, read the way the gateway reads it (an HS256 secret is its trimmed text).
+    pub fn from_file(alg: KeyAlgorithm, file: Vec<u8>) -> Key {
+        let encoding = match alg {
+            KeyAlgorithm::Es256 => EncodingKey::from_ec_pem(&file),
+            KeyAlgorithm::EdDsa => EncodingKey::from_ed_pem(&file),
+            KeyAlgorithm::Rs256 => EncodingKey::from_rsa_pem(&file),
+            KeyAlgorithm::Hs256 => Ok(EncodingKey::from_secret(file.trim_ascii())),
+        }
+        .expect("key loads");
+        Key { alg, encoding, file }
+    }
+
+    pub fn load(alg: KeyAlgorithm, path: &Path) -> Key {
+        let file = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Key::from_file(alg, file)
+    }
+
+    /// A new key made by the gateway's own generator, written to `path`.
+    pub fn generate(alg: KeyAlgorithm, path: &Path) -> Key {
+        portcullis::auth::keys::generate(alg, path).expect("generate key");
+        Key::load(alg, path)
+    }
+
+    /// A key no gateway knows, of the kind the gateway makes. One per algorithm for the whole
+    /// test binary: RSA generation is slow unoptimised.
+    pub fn attacker(alg: KeyAlgorithm) -> &'static Key {
+        static KEYS: LazyLock<Vec<Key>> = LazyLock::new(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            ALL_ALGORITHMS
+                .map(|alg| Key::generate(alg, &dir.path().join(alg.name())))
+                .into()
+        });
+        KEYS.iter().find(|k| k.alg == alg).expect("every algorithm")
+    }
+
+    pub fn pkcs8(&self) -> Vec<u8> {
+        pem::parse(&self.file).expect("PEM").into_contents()
+    }
+
+    /// The SubjectPublicKeyInfo DER and the raw public key (the EC point, the Ed25519 bytes,
+    /// or the PKCS#1 RSAPublicKey) of an asymmetric key.
+    fn public(&self) -> (Vec<u8>, Vec<u8>) {
+        fn both(key: &(impl AsDer<PublicKeyX509Der<'static>> + AsRef<[u8]>)) -> (Vec<u8>, Vec<u8>) {
+            (
+                key.as_der().expect("SPKI").as_ref().to_vec(),
+                key.as_ref().to_vec(),
+            )
+        }
+        let pkcs8 = self.pkcs8();
+        match self.alg {
+            KeyAlgorithm::Es256 => both(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                    .expect("EC key")
+                    .public_key(),
+            ),
+            KeyAlgorithm::EdDsa => both(
+                Ed25519KeyPair::from_pkcs8(&pkcs8)
+                    .expect("Ed25519 key")
+                    .public_key(),
+            ),
+            KeyAlgorithm::Rs256 => both(
+                aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8)
+                    .expect("RSA key")
+                    .public_key(),
+            ),
+            KeyAlgorithm::Hs256 => panic!("an HMAC secret has no public key"),
+        }
+    }
+
+    /// SubjectPublicKeyInfo DER.
+    pub fn spki(&self) -> Vec<u8> {
+        self.public().0
+    }
+
+    /// The raw public key: the EC point, the Ed25519 bytes, or the PKCS#1 RSAPublicKey.
+    pub fn raw_public(&self) -> Vec<u8> {
+        self.public().1
+    }
+
+    pub fn public_pem(&self) -> String {
+        pem::encode(&pem::Pem::new("PUBLIC KEY", self.spki()))
+    }
+
+    pub fn jwk(&self) -> Value {
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&self.encoding, jose(self.alg)).expect("jwk");
+        serde_json::to_value(jwk).expect("jwk")
+    }
+}
+
+// === building tokens ===
+
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Signs `input` verbatim; `None` when the library cannot sign with this key and algorithm.
+pub fn try_sign(input: &str, key: &EncodingKey, alg: Algorithm) -> Option<String> {
+    jsonwebtoken::crypto::sign(input.as_bytes(), key, alg)
+        .ok()
+        .map(|signature| format!("{input}.{signature}"))
+}
+
+/// A token whose signing input is given verbatim.
+pub fn sign_input(input: &str, key: &EncodingKey, alg: Algorithm) -> String {
+    try_sign(input, key, alg).unwrap_or_else(|| panic!("cannot sign with {alg:?}"))
+}
+
+/// `b64(header).b64(claims).signature` over those exact bytes.
+pub fn sign_bytes(
+    header: impl AsRef<[u8]>,
+    claims: impl AsRef<[u8]>,
+    key: &EncodingKey,
+    alg: Algorithm,
+) -> String {
+    sign_input(&format!("{}.{}", b64(header), b64(claims)), key, alg)
+}
+
+pub fn sign_json(header: &Value, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
+    sign_bytes(header.to_string(), claims.to_string(), key, alg)
+}
+
+pub fn hmac(header: &Value, claims: &Value, secret: &[u8], alg: Algorithm) -> String {
+    sign_json(header, claims, &EncodingKey::from_secret(secret), alg)
+}
+
+/// A token with the given signature segment, whatever it is.
+pub fn unsigned(header: impl AsRef<[u8]>, claims: impl AsRef<[u8]>, signature: &str) -> String {
+    format!("{}.{}.{signature}", b64(header), b64(claims))
+}
+
+pub fn header(alg: &str, kid: &str) -> Value {
+    json!({ "alg": alg, "typ": "at+jwt", "kid": kid })
+}
+
+/// The claims of a token that is valid right now, for a subject no user has.
+pub fn claims() -> Value {
+    let now = unix_now();
+    json!({
+        "iss": "portcullis",
+        "aud": "default",
+        "sub": "mallory",
+        "role": "admin",
+        "sid": "forged-session",
+        "jti": "forged-jti",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    })
+}
+
+pub fn set(mut object: Value, member: &str, value: Value) -> Value {
+    object
+        .as_object_mut()
+        .expect("object")
+        .insert(member.into(), value);
+    object
+}
+
+pub fn unset(mut object: Value, member: &str) -> Value {
+    object.as_object_mut().expect("object").remove(member);
+    object
+}
+
+/// The JSON text of `object` with `members` (raw JSON text) inserted first: `{members,...}`.
+pub fn prepend(object: &Value, members: &str) -> String {
+    let text = object.to_string();
+    format!("{{{members},{}", &text[1..])
+}
+
+/// The JSON text of `object` with `members` (raw JSON text) added last: `{...,members}`.
+pub fn append(object: &Value, members: &str) -> String {
+    let text = object.to_string();
+    format!("{},{members}}}", &text[..text.len() - 1])
+}
+
+/// The claims JSON text with `member` spelt as the raw JSON `value` text.
+pub fn raw_member(member: &str, value: &str) -> String {
+    prepend(&unset(claims(), member), &format!("\"{member}\":{value}"))
+}
+
+/// Base64url with `=` padding of `json`, lengthened with insignificant spaces until it needs padding.
+pub fn padded(json: &str) -> String {
+    let mut text = json.to_string();
+    while text.len().is_multiple_of(3) {
+        text.insert(1, ' ');
+    }
+    let encoded = URL_SAFE.encode(&text);
+    assert!(encoded.ends_with('='), "{encoded}");
+    encoded
+}
+
+/// `text` with the character at `index` replaced by another base64url character.
+pub fn flip(text: &str, index: usize) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes[index] = if bytes[index] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+pub fn parts(token: &str) -> Vec<&str> {
+    token.split('.').collect()
+}
+
+pub fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// DER `SEQUENCE { INTEGER r, INTEGER s }` from big-endian magnitudes.
+pub fn der_ecdsa(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn integer(bytes: &[u8]) -> Vec<u8> {
+        let start = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len().saturating_sub(1));
+        let mut value = bytes[start..].to_vec();
+        if value.is_empty() {
+            value.push(0);
+        }
+        if value[0] & 0x80 != 0 {
+            value.insert(0, 0);
+        }
+        [vec![0x02, value.len() as u8], value].concat()
+    }
+    let body = [integer(r), integer(s)].concat();
+    [vec![0x30, body.len() as u8], body].concat()
+}
+
+/// The decoded claims of a JWT.
+pub fn claims_of(token: &str) -> Value {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a JWT: {token:?}"));
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims JSON")
+}
+
+/// The session id an access token names.
+pub fn sid_of(access: &str) -> String {
+    claims_of(access)["sid"].as_str().expect("sid claim").to_string()
+}
+
+/// `(name, token)` test cases.
+pub type Cases = Vec<(String, String)>;
+
+pub fn case(name: impl Into<String>, token: impl Into<String>) -> (String, String) {
+    (name.into(), token.into())
+}
+
+/// `[tokens]` with the bench's leeway and the given `[[tokens.keys]]` entries.
+pub fn tokens_section(keys: &str) -> String {
+    format!("[tokens]\nleeway = \"{LEEWAY}s\"\n{keys}")
+}
+
+/// One `[[tokens.keys]]` entry; `source` names its file (and may say more).
+pub fn key_entry(kid: &str, alg: KeyAlgorithm, source: &str) -> String {
+    format!(
+        "[[tokens.keys]]\nkid = \"{kid}\"\nalg = \"{}\"\n{source}\n",
+        alg.name()
+    )
+}
+
+// === the bench ===
+
+/// A gateway whose signing key k1 the test read from its temp dir, with optional verify-only
+/// keys whose private halves only the test holds, in front of a recording echo at `/api/`.
+pub struct Bench {
+    pub gateway: Gateway,
+    pub echo: Upstream,
+    /// The gateway's own signing key.
+    pub k1: Key,
+    /// Verify-only keys: kid, key, and the public key file the gateway reads.
+    verify_only: Vec<(&'static str, Key, PathBuf)>,
+    _keys: tempfile::TempDir,
+}
+
+impl Bench {
+    pub async fn es256() -> Bench {
+        Bench::one_key(KeyAlgorithm::Es256).await
+    }
+
+    /// A bench whose only key is k1, of `alg`, generated by the gateway.
+    pub async fn one_key(alg: KeyAlgorithm) -> Bench {
+        let file = match alg {
+            KeyAlgorithm::Hs256 => "secret_file = \"keys/k1.secret\"",
+            _ => "private_key_file = \"keys/k1.pem\"",
+        };
+        let k1 = key_entry("k1", alg, &format!("{file}\ngenerate_if_missing = true"));
+        Bench::start(alg, &k1, Vec::new(), tempfile::tempdir().expect("temp dir")).await
+    }
+
+    /// k1 (ES256, signs), and two verify-only keys from `public_key_file`: k2 (EdDSA) and k3 (RS256).
+    pub async fn three_keys() -> Bench {
+        let keys = tempfile::tempdir().expect("temp dir");
+        let mut entries = key_entry(
+            "k1",
+            KeyAlgorithm::Es256,
+            "private_key_file = \"keys/k1.pem\"\ngenerate_if_missing = true",
+        );
+        let mut verify_only = Vec::new();
+        for (kid, alg) in [("k2", KeyAlgorithm::EdDsa), ("k3", KeyAlgorithm::Rs256)] {
+            let key = Key::generate(alg, &keys.path().join(format!("{kid}.pem")));
+            let public = keys.path().join(format!("{kid}.pub.pem"));
+            std::fs::write(&public, key.public_pem()).expect("write public key");
+            entries += &key_entry(kid, alg, &format!("public_key_file = '{}'", public.display()));
+            verify_only.push((kid, key, public));
+        }
+        Bench::start(KeyAlgorithm::Es256, &entries, verify_only, keys).await
+    }
+
+    async fn start(
+        alg: KeyAlgorithm,
+        keys: &str,
+        verify_only: Vec<(&'static str, Key, PathBuf)>,
+        dir: tempfile::TempDir,
+    ) -> Bench {
+        let (gateway, echo) = api_gateway(&tokens_section(keys), "").await;
+        let file = if alg == KeyAlgorithm::Hs256 {
+            "keys/k1.secret"
+        } else {
+            "keys/k1.pem"
+        };
+        let k1 = Key::load(alg, &gateway.dir.path().join(file));
+        Bench {
+            gateway,
+            echo,
+            k1,
+            verify_only,
+            _keys: dir,
+        }
+    }
+
+    /// Every kid and its key.
+    pub fn kids(&self) -> Vec<(&'static str, &Key)> {
+        let others = self.verify_only.iter().map(|(kid, key, _)| (*kid, key));
+        std::iter::once(("k1", &self.k1)).chain(others).collect()
+    }
+
+    pub fn key(&self, kid: &str) -> &Key {
+        let found = self.kids().into_iter().find(|(k, _)| *k == kid);
+        found.map(|(_, key)| key).expect("known kid")
+    }
+
+    /// Where a verify-only key's public half lives (an absolute path an attacker might name).
+    pub fn public_file(&self, kid: &str) -> &Path {
+        let found = self.verify_only.iter().find(|(k, _, _)| *k == kid);
+        found
+            .map(|(_, _, path)| path.as_path())
+            .expect("a verify-only kid")
+    }
+
+    /// k1's header: its algorithm, `at+jwt`, kid k1.
+    pub fn header(&self) -> Value {
+        header(self.k1.alg.name(), "k1")
+    }
+
+    /// Signs exact header and claims texts with k1.
+    pub fn sign_raw(&self, header: &str, claims: &str) -> String {
+        sign_bytes(header, claims, &self.k1.encoding, jose(self.k1.alg))
+    }
+
+    /// Signs with k1.
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        sign_json(header, claims, &self.k1.encoding, jose(self.k1.alg))
+    }
+
+    /// A token the gateway must accept, signed by the real key of `kid` under its own header.
+    pub fn genuine(&self, kid: &str, claims: &Value) -> String {
+        let key = self.key(kid);
+        sign_json(&header(key.alg.name(), kid), claims, &key.encoding, jose(key.alg))
+    }
+
+    pub fn k1(&self, claims: &Value) -> String {
+        self.genuine("k1", claims)
+    }
+
+    /// k1's genuine token with the default claims.
+    pub fn control(&self) -> String {
+        self.k1(&claims())
+    }
+
+    /// `GET /api/resource` with `Authorization: Bearer <token>` over a fresh HTTP/1.1 connection.
+    pub async fn send(&self, token: &str) -> Reply {
+        self.try_send(token)
+            .await
+            .unwrap_or_else(|e| panic!("no response: {e}"))
+    }
+
+    /// `send`, with a dropped connection reported instead of failing the test.
+    pub async fn try_send(&self, token: &str) -> Result<Reply, hyper::Error> {
+        let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}")) else {
+            panic!("the test built a token that is not a header value: {token:?}");
+        };
+        let request = request(http::Method::GET, "/api/resource").header("authorization", value);
+        self.gateway.try_send(request.empty()).await
+    }
+
+    /// Sends every case; fails listing each one not refused properly or that reached the upstream.
+    pub async fn assert_rejected(&self, cases: Cases) {
+        assert!(!cases.is_empty());
+        let mut failures = Vec::new();
+        for (name, token) in &cases {
+            let before = self.echo.counts.requests();
+            let reply = self.send(token).await;
+            if let Some(problem) = refusal_problem(&reply, token) {
+                failures.push(format!("{name}: {problem}"));
+            }
+            let reached = self.echo.counts.requests() - before;
+            if reached != 0 {
+                failures.push(format!("{name}: the upstream received {reached} request(s)"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} forged tokens were not refused properly:\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n")
+        );
+    }
+
+    /// The token reaches the upstream exactly once; its reply.
+    pub async fn assert_accepted(&self, case: &str, token: &str) -> Reply {
+        let before = self.echo.counts.requests();
+        let reply = self.send(token).await;
+        assert_eq!(reply.status, 200, "{case}: {}", reply.text());
+        assert_eq!(self.echo.counts.requests(), before + 1, "{case}");
+        reply
+    }
+
+    /// Each case reaches the upstream exactly once; fails listing those that did not.
+    pub async fn assert_all_accepted(&self, cases: Cases) {
+        let mut failures = Vec::new();
+        for (name, token) in &cases {
+            let before = self.echo.counts.requests();
+            let reply = self.send(token).await;
+            if reply.status != 200 {
+                failures.push(format!("{name}: status {} ({})", reply.status, reply.text()));
+            } else if self.echo.counts.requests() != before + 1 {
+                failures.push(format!("{name}: the upstream did not receive it once"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "control tokens were refused:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// A genuine token under every kid is accepted as `mallory`, so the refusals were about
+    /// their cases and not an accident of the forging.
+    pub async fn assert_controls_accepted(&self) {
+        for (kid, _) in self.kids() {
+            let case = format!("control signed by {kid}");
+            let reply = self.assert_accepted(&case, &self.genuine(kid, &claims())).await;
+            assert_eq!(reply.upstream_header("x-auth-sub"), ["mallory"], "{case}");
+        }
+    }
+}
+
+/// Why `reply` is not a proper refusal of `token` (SPEC 6), if it is not.
+pub fn refusal_problem(reply: &Reply, token: &str) -> Option<String> {
+    if reply.status != 401 {
+        let body = reply.text();
+        return Some(format!(
+            "status {} ({})",
+            reply.status,
+            &body[..body.len().min(200)]
+        ));
+    }
+    let challenge = reply
+        .headers
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    if challenge.len() != 1
+        || !challenge[0].starts_with("Bearer")
+        || !challenge[0].contains("error=\"invalid_token\"")
+    {
+        return Some(format!("WWW-Authenticate is {challenge:?}"));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&reply.body) else {
+        return Some(format!("body is not JSON: {}", reply.text()));
+    };
+    if body["error"] != "invalid_token" || !body["message"].is_string() {
+        return Some(format!("body is {body}"));
+    }
+    let text = reply.text();
+    let echoed = std::iter::once(token)
+        .chain(token.split('.'))
+        .any(|part| part.len() >= 8 && text.contains(part));
+    echoed.then(|| format!("the body echoes the token: {text}"))
+}
