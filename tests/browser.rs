@@ -10,20 +10,19 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use http::{Method, Request};
+use http_body_util::Full;
+use serde_json::json;
+use support::jwt::{claims_of, sid_of};
 use support::upstreams::Upstream;
-use support::{ES256_TOKENS, Gateway, Reply, Setup, within};
+use support::{
+    ACCESS_COOKIE as ACCESS, ES256_TOKENS, GENEROUS_LIMITS, Gateway, REFRESH_COOKIE as REFRESH, Reply,
+    RequestExt, Setup, api_gateway, request, within,
+};
 
 // === configuration ===
 
-const ACCESS: &str = "__Host-portcullis-access";
-const REFRESH: &str = "__Secure-portcullis-refresh";
 /// The harness sends `Host: localhost`, so this is the gateway's own origin.
 const OWN_ORIGIN: &str = "https://localhost";
 const ALLOWED_ORIGIN: &str = "https://app.example.com";
@@ -32,10 +31,6 @@ const ACCESS_TTL: u64 = 15 * 60;
 const REFRESH_TTL: u64 = 14 * 24 * 60 * 60;
 /// The protected path every test proxies through (an echo behind `auth = "required"`).
 const PROTECTED: &str = "/api/things/1";
-
-/// Limits high enough that no test here meets them.
-const GENEROUS_LIMITS: &str = "[limits]\nlogin_per_ip = \"1000/min\"\nlogin_per_user = \"1000/min\"\n\
-                               refresh_per_session = \"1000/min\"\n";
 
 /// `[cookies]` with one allowed cross-origin front end.
 const COOKIES: &str = "[cookies]\nallowed_origins = [\"https://app.example.com\"]\n";
@@ -51,19 +46,9 @@ fn short_lived_tokens() -> String {
     tokens
 }
 
-/// A gateway with `/api/` (required) to an echo, generous limits, `cookies` and `tokens`.
-async fn gateway_with(cookies: &str, tokens: &str) -> (Gateway, Upstream) {
-    let echo = Upstream::echo().await;
-    let rest = format!(
-        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\nauth = \"required\"\n\
-         {GENEROUS_LIMITS}{cookies}",
-        echo.addr
-    );
-    (Gateway::start(Setup::routes(rest).tokens(tokens)).await, echo)
-}
-
+/// A gateway with `/api/` (required) to an echo, generous limits and `COOKIES`.
 async fn gateway() -> (Gateway, Upstream) {
-    gateway_with(COOKIES, ES256_TOKENS).await
+    api_gateway(ES256_TOKENS, COOKIES).await
 }
 
 // === where a request says it comes from ===
@@ -110,37 +95,15 @@ const SAME_SITE: [(&str, Site); 3] = [
 
 /// A request with `Host: localhost`, the `Origin`/`Referer` of `site` and the `cookies`.
 fn browser(method: Method, path: &str, site: Site, cookies: &[(&str, &str)]) -> http::request::Builder {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost");
-    match site {
-        Site::Nothing => {}
-        Site::Origin(origin) => builder = builder.header("origin", origin),
-        Site::Referer(referer) => builder = builder.header("referer", referer),
-        Site::Both(origin, referer) => builder = builder.header("origin", origin).header("referer", referer),
-    }
-    if !cookies.is_empty() {
-        let joined: Vec<String> = cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        builder = builder.header("cookie", joined.join("; "));
-    }
-    builder
-}
-
-fn empty() -> Full<Bytes> {
-    Full::new(Bytes::new())
-}
-
-fn full(body: impl Into<Bytes>) -> Full<Bytes> {
-    Full::new(body.into())
-}
-
-fn body_text(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
-    reply.headers.get(name).and_then(|v| v.to_str().ok())
+    let (origin, referer) = match site {
+        Site::Nothing => (None, None),
+        Site::Origin(origin) => (Some(origin), None),
+        Site::Referer(referer) => (None, Some(referer)),
+        Site::Both(origin, referer) => (Some(origin), Some(referer)),
+    };
+    let said = [("origin", origin), ("referer", referer)];
+    let headers: Vec<(&str, &str)> = said.into_iter().filter_map(|(n, v)| Some((n, v?))).collect();
+    request(method, path).headers(&headers).cookies(cookies)
 }
 
 // === Set-Cookie, parsed exactly ===
@@ -176,18 +139,14 @@ impl SetCookie {
     }
 
     fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        let found = self.attributes.iter().find(|(key, _)| key == name);
+        found.map(|(_, value)| value.as_str())
     }
 }
 
 fn set_cookies(reply: &Reply) -> Vec<SetCookie> {
-    reply
-        .headers
-        .get_all("set-cookie")
-        .iter()
+    let values = reply.headers.get_all("set-cookie").iter();
+    values
         .map(|v| SetCookie::parse(v.to_str().expect("Set-Cookie is ASCII")))
         .collect()
 }
@@ -222,15 +181,16 @@ fn assert_cookie(cookie: &SetCookie, name: &str, path: &str, max_age: u64, what:
         ["httponly", "max-age", "path", "samesite", "secure"],
         "{what}: attributes (each exactly once, no Domain)"
     );
-    assert_eq!(cookie.attribute("path"), Some(path), "{what}: Path");
-    assert_eq!(
-        cookie.attribute("max-age"),
-        Some(max_age.to_string().as_str()),
-        "{what}: Max-Age"
-    );
-    assert_eq!(cookie.attribute("httponly"), Some(""), "{what}: HttpOnly");
-    assert_eq!(cookie.attribute("secure"), Some(""), "{what}: Secure");
-    assert_eq!(cookie.attribute("samesite"), Some("Strict"), "{what}: SameSite");
+    let max_age = max_age.to_string();
+    for (attribute, expected) in [
+        ("path", path),
+        ("max-age", &max_age),
+        ("httponly", ""),
+        ("secure", ""),
+        ("samesite", "Strict"),
+    ] {
+        assert_eq!(cookie.attribute(attribute), Some(expected), "{what}: {attribute}");
+    }
 }
 
 /// The two session cookies a browser was handed.
@@ -267,10 +227,8 @@ fn issued_cookies(reply: &Reply, expect: Expect, what: &str) -> Cookies {
     let cookies = set_cookies(reply);
     assert_eq!(cookies.len(), 2, "{what}: Set-Cookie {cookies:?}");
     let named = |name: &str| {
-        cookies
-            .iter()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("{what}: no {name} cookie in {cookies:?}"))
+        let found = cookies.iter().find(|c| c.name == name);
+        found.unwrap_or_else(|| panic!("{what}: no {name} cookie in {cookies:?}"))
     };
     let (access, refresh) = (named(ACCESS), named(REFRESH));
     assert_cookie(access, ACCESS, "/", expect.access_ttl, what);
@@ -284,10 +242,10 @@ fn issued_cookies(reply: &Reply, expect: Expect, what: &str) -> Cookies {
 /// The cookie-mode body: `{"sub","role","expires_in"}` and no token anywhere in it.
 fn assert_cookie_body(reply: &Reply, cookies: &Cookies, sub: &str, role: &str, expect: Expect, what: &str) {
     let body = reply.json();
-    let keys: BTreeSet<&str> = body
-        .as_object()
-        .unwrap_or_else(|| panic!("{what}: not an object: {body}"))
-        .keys()
+    let object = body.as_object();
+    let keys: BTreeSet<&str> = object
+        .into_iter()
+        .flat_map(|o| o.keys())
         .map(String::as_str)
         .collect();
     assert_eq!(
@@ -298,92 +256,56 @@ fn assert_cookie_body(reply: &Reply, cookies: &Cookies, sub: &str, role: &str, e
     assert_eq!(body["sub"], sub, "{what}");
     assert_eq!(body["role"], role, "{what}");
     assert_eq!(body["expires_in"], expect.access_ttl, "{what}");
-    let text = body_text(reply);
+    let text = reply.text();
     assert!(
         !text.contains(&cookies.access) && !text.contains(&cookies.refresh),
         "{what}: the body holds a token: {text}"
     );
     assert_eq!(
-        header(reply, "cache-control"),
+        reply.header("cache-control"),
         Some("no-store"),
         "{what}: Cache-Control"
     );
 }
 
-// === tokens ===
-
-fn claims_of(token: &str) -> Value {
-    let payload = token
-        .split('.')
-        .nth(1)
-        .unwrap_or_else(|| panic!("not a JWT: {token:?}"));
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims JSON")
-}
-
-fn sid_of(access: &str) -> String {
-    claims_of(access)["sid"].as_str().expect("sid claim").to_string()
-}
-
 // === logins, refreshes, logouts ===
-
-fn json_post(path: &str, site: Site, body: Value) -> Request<Full<Bytes>> {
-    browser(Method::POST, path, site, &[])
-        .header("content-type", "application/json")
-        .body(full(body.to_string()))
-        .expect("request")
-}
 
 async fn cookie_login(gateway: &Gateway, user: &str, site: Site) -> Reply {
     let body = json!({ "username": user, "password": format!("{user}-password"), "mode": "cookie" });
-    gateway.send(json_post("/auth/login", site, body)).await
+    gateway
+        .send(browser(Method::POST, "/auth/login", site, &[]).json(&body))
+        .await
 }
 
 /// A browser logged in from the own origin, with the cookies checked.
 async fn logged_in(gateway: &Gateway, user: &str) -> Cookies {
     let reply = cookie_login(gateway, user, Site::Origin(OWN_ORIGIN)).await;
-    assert_eq!(reply.status, 200, "cookie login: {}", body_text(&reply));
+    assert_eq!(reply.status, 200, "cookie login: {}", reply.text());
     issued_cookies(&reply, DEFAULTS, "cookie login")
 }
 
-fn form_body(user: &str, return_to: Option<&str>) -> String {
+async fn form_login(gateway: &Gateway, user: &str, return_to: Option<&str>, site: Site) -> Reply {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("username", user)
         .append_pair("password", &format!("{user}-password"));
     if let Some(return_to) = return_to {
         form.append_pair("return_to", return_to);
     }
-    form.finish()
-}
-
-async fn form_login(gateway: &Gateway, user: &str, return_to: Option<&str>, site: Site) -> Reply {
     let request = browser(Method::POST, "/auth/login", site, &[])
         .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "text/html")
-        .body(full(form_body(user, return_to)))
-        .expect("request");
-    gateway.send(request).await
+        .header("accept", "text/html");
+    gateway.send(request.with_body(form.finish())).await
 }
 
 /// `POST /auth/refresh` with no body: the cookie refresh.
 async fn cookie_refresh(gateway: &Gateway, site: Site, cookies: &[(&str, &str)]) -> Reply {
-    let request = browser(Method::POST, "/auth/refresh", site, cookies)
-        .body(empty())
-        .expect("request");
-    gateway.send(request).await
+    let request = browser(Method::POST, "/auth/refresh", site, cookies);
+    gateway.send(request.empty()).await
 }
 
 async fn cookie_logout(gateway: &Gateway, site: Site, cookies: &[(&str, &str)]) -> Reply {
-    let request = browser(Method::POST, "/auth/logout", site, cookies)
-        .body(empty())
-        .expect("request");
-    gateway.send(request).await
-}
-
-/// `POST /auth/refresh` with a JSON body (what an API client sends).
-async fn json_refresh(gateway: &Gateway, refresh_token: &str) -> Reply {
-    let body = json!({ "refresh_token": refresh_token });
     gateway
-        .send(json_post("/auth/refresh", Site::Nothing, body))
+        .send(browser(Method::POST, "/auth/logout", site, cookies).empty())
         .await
 }
 
@@ -392,12 +314,12 @@ async fn json_refresh(gateway: &Gateway, refresh_token: &str) -> Reply {
 /// with the live token (SPEC 5.3). Had anything rotated `live` behind our back, `retired`
 /// would be two generations old, which is reuse: 401 and the session revoked.
 async fn assert_live_refresh_token(gateway: &Gateway, retired: &str, live: &str, what: &str) {
-    let reply = json_refresh(gateway, retired).await;
+    let reply = gateway.refresh(retired).await;
     assert_eq!(
         reply.status,
         200,
         "{what}: the token retired last was refused, so the live one was rotated behind our back: {}",
-        body_text(&reply)
+        reply.text()
     );
     assert_eq!(
         reply.json()["refresh_token"].as_str(),
@@ -407,43 +329,23 @@ async fn assert_live_refresh_token(gateway: &Gateway, retired: &str, live: &str,
 }
 
 async fn cookie_get(gateway: &Gateway, path: &str, cookies: &[(&str, &str)]) -> Reply {
-    let request = browser(Method::GET, path, Site::Nothing, cookies)
-        .body(empty())
-        .expect("request");
-    gateway.send(request).await
+    gateway
+        .send(browser(Method::GET, path, Site::Nothing, cookies).empty())
+        .await
 }
 
 /// The access cookie authenticates `/auth/me` as `sub`.
 async fn assert_cookie_works(gateway: &Gateway, access: &str, sub: &str, what: &str) {
     let reply = cookie_get(gateway, "/auth/me", &[(ACCESS, access)]).await;
-    assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{what}: {}", reply.text());
     assert_eq!(reply.json()["sub"], sub, "{what}");
 }
 
 /// 403 `cross_site_request`, and no cookie handed out.
 fn assert_cross_site(reply: &Reply, what: &str) {
-    assert_eq!(reply.status, 403, "{what}: {}", body_text(reply));
+    assert_eq!(reply.status, 403, "{what}: {}", reply.text());
     assert_eq!(reply.json()["error"], "cross_site_request", "{what}");
     assert_no_set_cookie(reply, what);
-}
-
-// === the admin listener (plain HTTP) ===
-
-async fn admin(gateway: &Gateway, method: Method, path: &str) -> (StatusCode, Bytes) {
-    support::admin_request(gateway.admin, method, path).await
-}
-
-/// The live session ids of `sub`, from `GET /admin/sessions?sub=`.
-async fn sessions_of(gateway: &Gateway, sub: &str) -> BTreeSet<String> {
-    let (status, body) = admin(gateway, Method::GET, &format!("/admin/sessions?sub={sub}")).await;
-    let text = String::from_utf8_lossy(&body);
-    assert_eq!(status, 200, "admin sessions of {sub}: {text}");
-    let list: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|s| s["id"].as_str().expect("id").to_string())
-        .collect()
 }
 
 // === 1. the cookies themselves ===
@@ -452,14 +354,14 @@ async fn sessions_of(gateway: &Gateway, sub: &str) -> BTreeSet<String> {
 async fn a_cookie_mode_login_sets_both_cookies_with_every_attribute_and_returns_no_token() {
     let (gateway, _echo) = gateway().await;
     let reply = cookie_login(&gateway, "alice", Site::Origin(OWN_ORIGIN)).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let cookies = issued_cookies(&reply, DEFAULTS, "cookie login");
     assert_cookie_body(&reply, &cookies, "alice", "admin", DEFAULTS, "cookie login");
     assert_ne!(cookies.access, cookies.refresh);
     let claims = claims_of(&cookies.access);
     assert_eq!(claims["sub"], "alice", "the access cookie is alice's token");
     assert!(
-        sessions_of(&gateway, "alice").await.contains(&cookies.sid()),
+        gateway.session_ids("alice").await.contains(&cookies.sid()),
         "the login began no session"
     );
 
@@ -473,10 +375,9 @@ async fn a_cookie_mode_login_sets_both_cookies_with_every_attribute_and_returns_
         &planted.both(),
     )
     .header("content-type", "application/json")
-    .body(full(body.to_string()))
-    .expect("request");
+    .with_body(body.to_string());
     let reply = gateway.send(request).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let fresh = issued_cookies(&reply, DEFAULTS, "a login over planted cookies");
     assert_ne!(fresh.sid(), planted.sid(), "the login reused the planted session");
     assert_ne!(fresh.sid(), cookies.sid());
@@ -494,7 +395,7 @@ async fn the_access_cookie_authenticates_a_proxied_get_and_the_upstream_never_se
         ("lang", "en"),
     ];
     let reply = cookie_get(&gateway, PROTECTED, &jar).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(echo.counts.requests(), 1);
     assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
     assert_eq!(reply.upstream_header("x-auth-role"), ["user"]);
@@ -523,17 +424,17 @@ async fn a_form_login_answers_303_to_return_to_and_sets_the_same_cookies() {
         Site::Origin(OWN_ORIGIN),
     )
     .await;
-    assert_eq!(reply.status, 303, "{}", body_text(&reply));
-    assert_eq!(header(&reply, "location"), Some("/app/page?x=1#top"));
-    assert_eq!(header(&reply, "cache-control"), Some("no-store"));
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    assert_eq!(reply.header("location"), Some("/app/page?x=1#top"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
     let cookies = issued_cookies(&reply, DEFAULTS, "form login");
-    let text = body_text(&reply);
+    let text = reply.text();
     assert!(
         !text.contains(&cookies.access) && !text.contains(&cookies.refresh),
         "the redirect's body holds a token: {text}"
     );
     assert_cookie_works(&gateway, &cookies.access, "bob", "the form login's access cookie").await;
-    assert!(sessions_of(&gateway, "bob").await.contains(&cookies.sid()));
+    assert!(gateway.session_ids("bob").await.contains(&cookies.sid()));
 }
 
 #[tokio::test]
@@ -541,7 +442,7 @@ async fn a_cookie_refresh_rotates_both_cookies_and_returns_no_token() {
     let (gateway, _echo) = gateway().await;
     let first = logged_in(&gateway, "alice").await;
     let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &first.both()).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let second = issued_cookies(&reply, DEFAULTS, "cookie refresh");
     assert_cookie_body(&reply, &second, "alice", "admin", DEFAULTS, "cookie refresh");
     assert_ne!(
@@ -562,7 +463,7 @@ async fn a_cookie_refresh_rotates_both_cookies_and_returns_no_token() {
 
     // The new refresh cookie rotates again.
     let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &second.both()).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let third = issued_cookies(&reply, DEFAULTS, "second cookie refresh");
     assert_ne!(third.refresh, second.refresh);
 }
@@ -572,7 +473,7 @@ async fn a_cookie_logout_ends_the_session_and_clears_both_cookies_with_the_same_
     let (gateway, echo) = gateway().await;
     let cookies = logged_in(&gateway, "alice").await;
     let reply = cookie_logout(&gateway, Site::Origin(OWN_ORIGIN), &cookies.both()).await;
-    assert_eq!(reply.status, 204, "{}", body_text(&reply));
+    assert_eq!(reply.status, 204, "{}", reply.text());
     let cleared = set_cookies(&reply);
     assert_eq!(cleared.len(), 2, "{cleared:?}");
     let named = |name: &str| {
@@ -585,7 +486,7 @@ async fn a_cookie_logout_ends_the_session_and_clears_both_cookies_with_the_same_
     assert_cookie(named(REFRESH), REFRESH, "/auth", 0, "clearing the refresh cookie");
 
     assert!(
-        !sessions_of(&gateway, "alice").await.contains(&cookies.sid()),
+        !gateway.session_ids("alice").await.contains(&cookies.sid()),
         "the session is still live"
     );
     let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &cookies.access)]).await;
@@ -593,7 +494,7 @@ async fn a_cookie_logout_ends_the_session_and_clears_both_cookies_with_the_same_
         reply.status,
         401,
         "the access cookie outlived the logout: {}",
-        body_text(&reply)
+        reply.text()
     );
     assert_eq!(echo.counts.requests(), 0);
     let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &cookies.both()).await;
@@ -614,8 +515,7 @@ async fn cookie_authenticated_unsafe_methods_need_the_own_or_an_allowed_origin()
             let before = echo.counts.requests();
             let request = browser(method.clone(), PROTECTED, site, &jar)
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(full("amount=1000&to=mallory"))
-                .expect("request");
+                .with_body("amount=1000&to=mallory");
             let reply = gateway.send(request).await;
             assert_cross_site(&reply, &what);
             assert_eq!(echo.counts.requests(), before, "{what}: the upstream saw it");
@@ -623,11 +523,9 @@ async fn cookie_authenticated_unsafe_methods_need_the_own_or_an_allowed_origin()
         for (what, site) in SAME_SITE {
             let what = format!("cookie {method} with {what}");
             let before = echo.counts.requests();
-            let request = browser(method.clone(), PROTECTED, site, &jar)
-                .body(full("amount=1"))
-                .expect("request");
+            let request = browser(method.clone(), PROTECTED, site, &jar).with_body("amount=1");
             let reply = gateway.send(request).await;
-            assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+            assert_eq!(reply.status, 200, "{what}: {}", reply.text());
             assert_eq!(reply.json()["method"], method.as_str(), "{what}");
             assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"], "{what}");
             assert_eq!(echo.counts.requests(), before + 1, "{what}");
@@ -642,20 +540,16 @@ async fn a_cookie_get_needs_no_origin_and_a_bearer_post_needs_no_origin() {
     let (gateway, echo) = gateway().await;
     let cookies = logged_in(&gateway, "alice").await;
     let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &cookies.access)]).await;
-    assert_eq!(reply.status, 200, "cookie GET: {}", body_text(&reply));
+    assert_eq!(reply.status, 200, "cookie GET: {}", reply.text());
     assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
 
     let access = gateway.token("bob").await;
     for method in [Method::POST, Method::DELETE] {
-        let request = Request::builder()
-            .method(method.clone())
-            .uri(PROTECTED)
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {access}"))
-            .body(full("x=1"))
-            .expect("request");
+        let request = request(method.clone(), PROTECTED)
+            .bearer(&access)
+            .with_body("x=1");
         let reply = gateway.send(request).await;
-        assert_eq!(reply.status, 200, "bearer {method}: {}", body_text(&reply));
+        assert_eq!(reply.status, 200, "bearer {method}: {}", reply.text());
         assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
     }
     // A bearer token beside a cookie: the bearer decides, and it needs no Origin either.
@@ -666,15 +560,9 @@ async fn a_cookie_get_needs_no_origin_and_a_bearer_post_needs_no_origin() {
         &[(ACCESS, &cookies.access)],
     )
     .header("authorization", format!("Bearer {access}"))
-    .body(empty())
-    .expect("request");
+    .empty();
     let reply = gateway.send(request).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "bearer POST with a cookie: {}",
-        body_text(&reply)
-    );
+    assert_eq!(reply.status, 200, "bearer POST with a cookie: {}", reply.text());
     assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
     assert_eq!(echo.counts.requests(), 4);
 }
@@ -687,18 +575,18 @@ async fn a_cookie_mode_login_needs_the_own_or_an_allowed_origin_and_a_refused_on
         let reply = cookie_login(&gateway, "bob", site).await;
         assert_cross_site(&reply, &what);
         assert_eq!(
-            sessions_of(&gateway, "bob").await,
+            gateway.session_ids("bob").await,
             BTreeSet::new(),
             "{what}: a session was begun"
         );
     }
     for (what, site) in SAME_SITE {
         let what = format!("cookie login with {what}");
-        let before = sessions_of(&gateway, "bob").await;
+        let before = gateway.session_ids("bob").await;
         let reply = cookie_login(&gateway, "bob", site).await;
-        assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 200, "{what}: {}", reply.text());
         let cookies = issued_cookies(&reply, DEFAULTS, &what);
-        let after = sessions_of(&gateway, "bob").await;
+        let after = gateway.session_ids("bob").await;
         assert_eq!(after.len(), before.len() + 1, "{what}");
         assert!(after.contains(&cookies.sid()), "{what}");
     }
@@ -711,21 +599,21 @@ async fn a_form_login_needs_the_own_or_an_allowed_origin_and_a_refused_one_begin
         let what = format!("form login with {what}");
         let reply = form_login(&gateway, "bob", Some("/app"), site).await;
         assert_cross_site(&reply, &what);
-        assert_eq!(header(&reply, "location"), None, "{what}");
+        assert_eq!(reply.header("location"), None, "{what}");
         assert_eq!(
-            sessions_of(&gateway, "bob").await,
+            gateway.session_ids("bob").await,
             BTreeSet::new(),
             "{what}: a session was begun"
         );
     }
     for (what, site) in SAME_SITE {
         let what = format!("form login with {what}");
-        let before = sessions_of(&gateway, "bob").await;
+        let before = gateway.session_ids("bob").await;
         let reply = form_login(&gateway, "bob", Some("/app"), site).await;
-        assert_eq!(reply.status, 303, "{what}: {}", body_text(&reply));
-        assert_eq!(header(&reply, "location"), Some("/app"), "{what}");
+        assert_eq!(reply.status, 303, "{what}: {}", reply.text());
+        assert_eq!(reply.header("location"), Some("/app"), "{what}");
         let cookies = issued_cookies(&reply, DEFAULTS, &what);
-        let after = sessions_of(&gateway, "bob").await;
+        let after = gateway.session_ids("bob").await;
         assert_eq!(after.len(), before.len() + 1, "{what}");
         assert!(after.contains(&cookies.sid()), "{what}");
     }
@@ -736,8 +624,8 @@ async fn a_cookie_refresh_needs_the_own_or_an_allowed_origin_and_a_refused_one_r
     let (gateway, _echo) = gateway().await;
     let login = logged_in(&gateway, "alice").await;
     // One JSON rotation first, so that there is a retired token to prove liveness with.
-    let reply = json_refresh(&gateway, &login.refresh).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let reply = gateway.refresh(&login.refresh).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let mut retired = login.refresh.clone();
     let mut live = reply.json()["refresh_token"]
         .as_str()
@@ -754,7 +642,7 @@ async fn a_cookie_refresh_needs_the_own_or_an_allowed_origin_and_a_refused_one_r
     for (what, site) in SAME_SITE {
         let what = format!("cookie refresh with {what}");
         let reply = cookie_refresh(&gateway, site, &[(ACCESS, &access), (REFRESH, &live)]).await;
-        assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 200, "{what}: {}", reply.text());
         let cookies = issued_cookies(&reply, DEFAULTS, &what);
         assert_cookie_body(&reply, &cookies, "alice", "admin", DEFAULTS, &what);
         assert_ne!(cookies.refresh, live, "{what}: not rotated");
@@ -773,7 +661,7 @@ async fn a_cookie_logout_needs_the_own_or_an_allowed_origin_and_a_refused_one_en
         let reply = cookie_logout(&gateway, site, &victim.both()).await;
         assert_cross_site(&reply, &what);
         assert!(
-            sessions_of(&gateway, "alice").await.contains(&victim.sid()),
+            gateway.session_ids("alice").await.contains(&victim.sid()),
             "{what}: the session was ended"
         );
         assert_cookie_works(&gateway, &victim.access, "alice", &what).await;
@@ -782,7 +670,7 @@ async fn a_cookie_logout_needs_the_own_or_an_allowed_origin_and_a_refused_one_en
         let what = format!("cookie logout with {what}");
         let cookies = logged_in(&gateway, "alice").await;
         let reply = cookie_logout(&gateway, site, &cookies.both()).await;
-        assert_eq!(reply.status, 204, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 204, "{what}: {}", reply.text());
         let cleared = set_cookies(&reply);
         assert_eq!(cleared.len(), 2, "{what}: {cleared:?}");
         assert!(
@@ -791,7 +679,7 @@ async fn a_cookie_logout_needs_the_own_or_an_allowed_origin_and_a_refused_one_en
                 .all(|c| c.value.is_empty() && c.attribute("max-age") == Some("0")),
             "{what}: {cleared:?}"
         );
-        let live = sessions_of(&gateway, "alice").await;
+        let live = gateway.session_ids("alice").await;
         assert!(!live.contains(&cookies.sid()), "{what}: the session lives on");
         assert!(live.contains(&victim.sid()), "{what}: ended another session");
         let reply = cookie_get(&gateway, "/auth/me", &[(ACCESS, &cookies.access)]).await;
@@ -812,31 +700,26 @@ async fn cookie_authenticated_logout_all_and_session_deletion_need_the_own_or_an
             (Method::DELETE, delete_two.as_str()),
         ] {
             let what = format!("cookie {method} {path} with {what}");
-            let request = browser(method, path, site, &one.both())
-                .body(empty())
-                .expect("request");
+            let request = browser(method, path, site, &one.both()).empty();
             let reply = gateway.send(request).await;
             assert_cross_site(&reply, &what);
-            assert_eq!(sessions_of(&gateway, "alice").await, all, "{what}");
+            assert_eq!(gateway.session_ids("alice").await, all, "{what}");
         }
     }
-    let request = browser(Method::DELETE, &delete_two, Site::Origin(OWN_ORIGIN), &one.both())
-        .body(empty())
-        .expect("request");
+    let request = browser(Method::DELETE, &delete_two, Site::Origin(OWN_ORIGIN), &one.both()).empty();
     let reply = gateway.send(request).await;
-    assert_eq!(reply.status, 204, "{}", body_text(&reply));
-    assert_eq!(sessions_of(&gateway, "alice").await, BTreeSet::from([one.sid()]));
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(gateway.session_ids("alice").await, BTreeSet::from([one.sid()]));
     let request = browser(
         Method::POST,
         "/auth/logout-all",
         Site::Referer("https://localhost/settings"),
         &one.both(),
     )
-    .body(empty())
-    .expect("request");
+    .empty();
     let reply = gateway.send(request).await;
-    assert_eq!(reply.status, 204, "{}", body_text(&reply));
-    assert_eq!(sessions_of(&gateway, "alice").await, BTreeSet::new());
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(gateway.session_ids("alice").await, BTreeSet::new());
 }
 
 #[tokio::test]
@@ -845,8 +728,7 @@ async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
     let form_post = |path: &str, cookies: &Cookies| {
         browser(Method::POST, path, Site::Origin(OWN_ORIGIN), &cookies.both())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(empty())
-            .expect("request")
+            .empty()
     };
     let cookies = logged_in(&gateway, "alice").await;
     let reply = gateway.send(form_post("/auth/logout", &cookies)).await;
@@ -854,10 +736,10 @@ async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
         reply.status,
         204,
         "<form method=post action=/auth/logout>: {}",
-        body_text(&reply)
+        reply.text()
     );
     assert_eq!(set_cookies(&reply).len(), 2, "both cookies cleared");
-    assert!(!sessions_of(&gateway, "alice").await.contains(&cookies.sid()));
+    assert!(!gateway.session_ids("alice").await.contains(&cookies.sid()));
 
     let cookies = logged_in(&gateway, "alice").await;
     let reply = gateway.send(form_post("/auth/refresh", &cookies)).await;
@@ -865,7 +747,7 @@ async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
         reply.status,
         200,
         "<form method=post action=/auth/refresh>: {}",
-        body_text(&reply)
+        reply.text()
     );
     let refreshed = issued_cookies(&reply, DEFAULTS, "form refresh");
     assert_live_refresh_token(&gateway, &cookies.refresh, &refreshed.refresh, "form refresh").await;
@@ -879,8 +761,7 @@ async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
         &other.both(),
     )
     .header("content-type", "application/x-www-form-urlencoded")
-    .body(empty())
-    .expect("request");
+    .empty();
     assert_cross_site(&gateway.send(request).await, "a cross-site logout form");
 }
 
@@ -916,7 +797,7 @@ async fn the_form_login_redirects_only_to_a_same_origin_path_and_every_open_redi
     ];
     for trick in tricks {
         let reply = form_login(&gateway, "bob", Some(trick), Site::Origin(OWN_ORIGIN)).await;
-        assert_eq!(reply.status, 303, "{trick:?}: {}", body_text(&reply));
+        assert_eq!(reply.status, 303, "{trick:?}: {}", reply.text());
         assert_eq!(
             reply.headers.get_all("location").iter().collect::<Vec<_>>(),
             ["/"],
@@ -930,11 +811,11 @@ async fn the_form_login_redirects_only_to_a_same_origin_path_and_every_open_redi
     }
     let reply = form_login(&gateway, "bob", None, Site::Origin(OWN_ORIGIN)).await;
     assert_eq!(reply.status, 303);
-    assert_eq!(header(&reply, "location"), Some("/"), "no return_to");
+    assert_eq!(reply.header("location"), Some("/"), "no return_to");
     for kept in ["/app?x=1", "/app/page?x=1&y=%2F#top", "/"] {
         let reply = form_login(&gateway, "bob", Some(kept), Site::Origin(OWN_ORIGIN)).await;
         assert_eq!(reply.status, 303, "{kept:?}");
-        assert_eq!(header(&reply, "location"), Some(kept), "return_to {kept:?}");
+        assert_eq!(reply.header("location"), Some(kept), "return_to {kept:?}");
     }
 }
 
@@ -955,7 +836,7 @@ async fn two_access_cookies_on_a_proxied_route_are_refused_with_401_and_reach_no
         ("the same cookie twice", same_twice),
     ] {
         let reply = cookie_get(&gateway, PROTECTED, &jar).await;
-        assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 401, "{what}: {}", reply.text());
     }
     // The copies split over two Cookie headers (as HTTP/2 clients send them).
     let request = browser(
@@ -965,15 +846,14 @@ async fn two_access_cookies_on_a_proxied_route_are_refused_with_401_and_reach_no
         &[(ACCESS, &attacker.access)],
     )
     .header("cookie", format!("{ACCESS}={}", victim.access))
-    .body(empty())
-    .expect("request");
+    .empty();
     let reply = gateway.send(request).await;
-    assert_eq!(reply.status, 401, "two Cookie headers: {}", body_text(&reply));
+    assert_eq!(reply.status, 401, "two Cookie headers: {}", reply.text());
     assert_eq!(echo.counts.requests(), 0, "the upstream saw a tossed request");
 
     // One copy still works.
     let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &victim.access)]).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
 }
 
@@ -982,8 +862,8 @@ async fn two_cookies_under_one_name_on_the_cookie_refresh_are_refused_with_400_a
     let (gateway, _echo) = gateway().await;
     let victim = logged_in(&gateway, "alice").await;
     let attacker = logged_in(&gateway, "bob").await;
-    let reply = json_refresh(&gateway, &victim.refresh).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let reply = gateway.refresh(&victim.refresh).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let retired = victim.refresh.clone();
     let live = reply.json()["refresh_token"]
         .as_str()
@@ -1014,18 +894,13 @@ async fn two_cookies_under_one_name_on_the_cookie_refresh_are_refused_with_400_a
     ];
     for (what, jar) in &tossed {
         let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), jar).await;
-        assert_eq!(reply.status, 400, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 400, "{what}: {}", reply.text());
         assert_no_set_cookie(&reply, what);
         assert_live_refresh_token(&gateway, &retired, &live, what).await;
     }
     // The attacker's session was not rotated either.
     let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &attacker.both()).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "the attacker's own refresh: {}",
-        body_text(&reply)
-    );
+    assert_eq!(reply.status, 200, "the attacker's own refresh: {}", reply.text());
     assert_live_refresh_token(
         &gateway,
         &attacker.refresh,
@@ -1036,7 +911,7 @@ async fn two_cookies_under_one_name_on_the_cookie_refresh_are_refused_with_400_a
 
     // The single cookie afterwards is a proper rotation of the same live token.
     let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &[(REFRESH, &live)]).await;
-    assert_eq!(reply.status, 200, "single-cookie refresh: {}", body_text(&reply));
+    assert_eq!(reply.status, 200, "single-cookie refresh: {}", reply.text());
     let next = issued_cookies(&reply, DEFAULTS, "single-cookie refresh");
     assert_ne!(next.refresh, live);
     assert_eq!(next.sid(), victim.sid());
@@ -1054,10 +929,10 @@ async fn two_cookies_under_one_name_on_the_cookie_logout_are_refused_and_end_not
         (ACCESS, victim.access.as_str()),
     ];
     let reply = cookie_logout(&gateway, Site::Origin(OWN_ORIGIN), &jar).await;
-    assert_eq!(reply.status, 400, "{}", body_text(&reply));
+    assert_eq!(reply.status, 400, "{}", reply.text());
     assert_no_set_cookie(&reply, "a tossed logout");
-    assert!(sessions_of(&gateway, "alice").await.contains(&victim.sid()));
-    assert!(sessions_of(&gateway, "bob").await.contains(&attacker.sid()));
+    assert!(gateway.session_ids("alice").await.contains(&victim.sid()));
+    assert!(gateway.session_ids("bob").await.contains(&attacker.sid()));
 }
 
 // === 5. CORS ===
@@ -1066,16 +941,14 @@ async fn two_cookies_under_one_name_on_the_cookie_logout_are_refused_and_end_not
 async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_other_origin_does() {
     let (gateway, _echo) = gateway().await;
     let preflight = |origin: &'static str| {
-        Request::options("/auth/login")
-            .header("host", "localhost")
+        request(Method::OPTIONS, "/auth/login")
             .header("origin", origin)
             .header("access-control-request-method", "POST")
             .header("access-control-request-headers", "content-type")
-            .body(empty())
-            .expect("request")
+            .empty()
     };
     let reply = gateway.send(preflight(ALLOWED_ORIGIN)).await;
-    assert_eq!(reply.status, 204, "preflight: {}", body_text(&reply));
+    assert_eq!(reply.status, 204, "preflight: {}", reply.text());
     assert_eq!(
         reply
             .headers
@@ -1084,7 +957,7 @@ async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_o
             .collect::<Vec<_>>(),
         [ALLOWED_ORIGIN]
     );
-    assert_eq!(header(&reply, "access-control-allow-credentials"), Some("true"));
+    assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
     let vary: Vec<String> = reply
         .headers
         .get_all("vary")
@@ -1097,7 +970,7 @@ async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_o
         })
         .collect();
     assert!(vary.contains(&"origin".to_string()), "Vary: {vary:?}");
-    let methods = header(&reply, "access-control-allow-methods").unwrap_or_default();
+    let methods = reply.header("access-control-allow-methods").unwrap_or_default();
     assert!(
         methods.contains("POST"),
         "Access-Control-Allow-Methods: {methods:?}"
@@ -1111,12 +984,12 @@ async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_o
     ] {
         let reply = gateway.send(preflight(origin)).await;
         assert_eq!(
-            header(&reply, "access-control-allow-origin"),
+            reply.header("access-control-allow-origin"),
             None,
             "preflight from {origin}"
         );
         assert_eq!(
-            header(&reply, "access-control-allow-credentials"),
+            reply.header("access-control-allow-credentials"),
             None,
             "preflight from {origin}"
         );
@@ -1124,28 +997,21 @@ async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_o
 
     // The real request from the allowed origin may be read by it.
     let reply = cookie_login(&gateway, "alice", Site::Origin(ALLOWED_ORIGIN)).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
-    assert_eq!(
-        header(&reply, "access-control-allow-origin"),
-        Some(ALLOWED_ORIGIN)
-    );
-    assert_eq!(header(&reply, "access-control-allow-credentials"), Some("true"));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("access-control-allow-origin"), Some(ALLOWED_ORIGIN));
+    assert_eq!(reply.header("access-control-allow-credentials"), Some("true"));
     let cookies = issued_cookies(&reply, DEFAULTS, "cookie login from the allowed origin");
     let reply = cookie_refresh(&gateway, Site::Origin(ALLOWED_ORIGIN), &cookies.both()).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
-    assert_eq!(
-        header(&reply, "access-control-allow-origin"),
-        Some(ALLOWED_ORIGIN)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("access-control-allow-origin"), Some(ALLOWED_ORIGIN));
 
     // A token-mode login from another origin works, but that origin may not read it.
     let body = json!({ "username": "bob", "password": "bob-password" });
-    let reply = gateway
-        .send(json_post("/auth/login", Site::Origin("https://evil.com"), body))
-        .await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
-    assert_eq!(header(&reply, "access-control-allow-origin"), None);
-    assert_eq!(header(&reply, "access-control-allow-credentials"), None);
+    let login = browser(Method::POST, "/auth/login", Site::Origin("https://evil.com"), &[]);
+    let reply = gateway.send(login.json(&body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    assert_eq!(reply.header("access-control-allow-credentials"), None);
 }
 
 // === 6. login_page ===
@@ -1161,23 +1027,14 @@ async fn a_browser_without_a_session_is_sent_to_the_login_page_and_an_api_client
     );
     let gateway = Gateway::start(Setup::routes(rest)).await;
     let request_for = |method: Method, accept: Option<&str>| {
-        let mut request = Request::builder()
-            .method(method)
-            .uri("/path?q=1")
-            .header("host", "localhost");
-        if let Some(accept) = accept {
-            request = request.header("accept", accept);
-        }
-        request.body(empty()).expect("request")
+        let accept = accept.map(|value| ("accept", value));
+        request(method, "/path?q=1").headers(accept.as_slice()).empty()
     };
     const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
     let reply = gateway.send(request_for(Method::GET, Some(BROWSER_ACCEPT))).await;
-    assert_eq!(reply.status, 302, "{}", body_text(&reply));
-    assert_eq!(
-        header(&reply, "location"),
-        Some("/login?return_to=%2Fpath%3Fq%3D1")
-    );
+    assert_eq!(reply.status, 302, "{}", reply.text());
+    assert_eq!(reply.header("location"), Some("/login?return_to=%2Fpath%3Fq%3D1"));
 
     for (what, request) in [
         (
@@ -1188,10 +1045,10 @@ async fn a_browser_without_a_session_is_sent_to_the_login_page_and_an_api_client
         ("a POST", request_for(Method::POST, Some(BROWSER_ACCEPT))),
     ] {
         let reply = gateway.send(request).await;
-        assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));
-        assert_eq!(header(&reply, "location"), None, "{what}");
+        assert_eq!(reply.status, 401, "{what}: {}", reply.text());
+        assert_eq!(reply.header("location"), None, "{what}");
         assert_eq!(
-            header(&reply, "www-authenticate"),
+            reply.header("www-authenticate"),
             Some("Bearer realm=\"portcullis\""),
             "{what}"
         );
@@ -1199,8 +1056,8 @@ async fn a_browser_without_a_session_is_sent_to_the_login_page_and_an_api_client
     assert_eq!(echo.counts.requests(), 0, "the upstream saw an anonymous request");
 
     // The login page itself is reachable, and a session passes straight through.
-    let reply = gateway.send(support::get("/login")).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let reply = gateway.get("/login").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let cookies = logged_in(&gateway, "bob").await;
     let request = browser(
         Method::GET,
@@ -1209,10 +1066,9 @@ async fn a_browser_without_a_session_is_sent_to_the_login_page_and_an_api_client
         &[(ACCESS, &cookies.access)],
     )
     .header("accept", BROWSER_ACCEPT)
-    .body(empty())
-    .expect("request");
+    .empty();
     let reply = gateway.send(request).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
     assert_eq!(reply.upstream_uri(), "/path?q=1");
 }
@@ -1237,9 +1093,9 @@ fn assert_fresh_access(access: &str, before: &str, what: &str) {
 /// A gateway with 1 s access tokens (1 s leeway), a browser logged in, and the access cookie
 /// expired: the one place in this file where a sleep is the point.
 async fn expired_browser(cookies: &str, expect: Expect) -> (Gateway, Upstream, Cookies) {
-    let (gateway, echo) = gateway_with(cookies, &short_lived_tokens()).await;
+    let (gateway, echo) = api_gateway(&short_lived_tokens(), cookies).await;
     let reply = cookie_login(&gateway, "alice", Site::Origin(OWN_ORIGIN)).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let login = issued_cookies(&reply, expect, "cookie login");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let reply = cookie_get(&gateway, "/auth/me", &[(ACCESS, &login.access)]).await;
@@ -1247,7 +1103,7 @@ async fn expired_browser(cookies: &str, expect: Expect) -> (Gateway, Upstream, C
         reply.status,
         401,
         "the access cookie should be expired by now: {}",
-        body_text(&reply)
+        reply.text()
     );
     (gateway, echo, login)
 }
@@ -1257,8 +1113,7 @@ fn navigation(cookies: &[(&str, &str)]) -> Request<Full<Bytes>> {
     browser(Method::GET, PROTECTED, Site::Nothing, cookies)
         .header("accept", "text/html")
         .header("sec-fetch-site", "same-origin")
-        .body(empty())
-        .expect("request")
+        .empty()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1266,7 +1121,7 @@ async fn an_expired_access_cookie_with_a_valid_refresh_cookie_is_refreshed_trans
     let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
 
     let reply = gateway.send(navigation(&login.both())).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(echo.counts.requests(), 1, "forwarded once");
     assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
     assert_eq!(reply.upstream_header("x-auth-role"), ["admin"]);
@@ -1295,30 +1150,19 @@ async fn an_expired_access_cookie_with_a_valid_refresh_cookie_is_refreshed_trans
     let barrier = Arc::new(tokio::sync::Barrier::new(N));
     let mut tasks = Vec::new();
     for _ in 0..N {
-        let stream = gateway.tls_connect(&[b"http/1.1"]).await;
-        let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(stream)))
-            .await
-            .expect("h1 handshake");
-        tokio::spawn(connection);
+        let mut sender = gateway.h1().await;
         let request = navigation(&[(ACCESS, &login.access), (REFRESH, &second.refresh)]);
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            let response = within(sender.send_request(request)).await.expect("response");
-            let (parts, body) = response.into_parts();
-            let body = within(body.collect()).await.expect("body").to_bytes();
-            Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            }
+            Reply::read(within(sender.send_request(request)).await.expect("response")).await
         }));
     }
     let mut refreshes = BTreeSet::new();
     for (n, task) in tasks.into_iter().enumerate() {
         let reply = within(task).await.expect("task");
         let what = format!("concurrent navigation {n}");
-        assert_eq!(reply.status, 200, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 200, "{what}: {}", reply.text());
         assert_eq!(reply.upstream_header("x-auth-session"), [login.sid()], "{what}");
         let cookies = issued_cookies(&reply, TRANSPARENT, &what);
         assert_eq!(cookies.sid(), login.sid(), "{what}");
@@ -1342,20 +1186,20 @@ async fn an_expired_access_cookie_with_a_valid_refresh_cookie_is_refreshed_trans
 
     // The session survived (no reuse detection): the kept cookie refreshes.
     let reply = cookie_refresh(&gateway, Site::Origin(OWN_ORIGIN), &[(REFRESH, &third)]).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let fourth = issued_cookies(&reply, TRANSPARENT, "refresh after the concurrent navigations");
     assert_fresh_access(&fourth.access, &login.access, "the refresh after the navigations");
-    assert!(sessions_of(&gateway, "alice").await.contains(&login.sid()));
+    assert!(gateway.session_ids("alice").await.contains(&login.sid()));
 
     // The logout clears the refresh cookie where it was set: Path=/.
     let reply = cookie_logout(&gateway, Site::Origin(OWN_ORIGIN), &fourth.both()).await;
-    assert_eq!(reply.status, 204, "{}", body_text(&reply));
+    assert_eq!(reply.status, 204, "{}", reply.text());
     let cleared = set_cookies(&reply);
     assert_eq!(cleared.len(), 2, "{cleared:?}");
     for cookie in &cleared {
         assert_cookie(cookie, &cookie.name, "/", 0, "a logout with transparent refresh");
     }
-    assert!(!sessions_of(&gateway, "alice").await.contains(&login.sid()));
+    assert!(!gateway.session_ids("alice").await.contains(&login.sid()));
 }
 
 /// What a real browser sends once the access cookie's Max-Age has run out: the refresh cookie
@@ -1364,7 +1208,7 @@ async fn an_expired_access_cookie_with_a_valid_refresh_cookie_is_refreshed_trans
 async fn a_navigation_with_only_the_refresh_cookie_is_refreshed_transparently() {
     let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
     let reply = gateway.send(navigation(&[(REFRESH, &login.refresh)])).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(echo.counts.requests(), 1, "forwarded once");
     assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
     assert_eq!(reply.upstream_header("x-auth-session"), [login.sid()]);
@@ -1379,7 +1223,7 @@ async fn a_navigation_with_only_the_refresh_cookie_is_refreshed_transparently() 
 
     // No cookie at all is still a plain 401.
     let reply = gateway.send(navigation(&[])).await;
-    assert_eq!(reply.status, 401, "{}", body_text(&reply));
+    assert_eq!(reply.status, 401, "{}", reply.text());
     assert_no_set_cookie(&reply, "a navigation without cookies");
 }
 
@@ -1405,7 +1249,7 @@ async fn a_transparent_refresh_past_the_session_refresh_limit_is_429_and_rotates
     );
 
     let first = gateway.send(navigation(&[(REFRESH, &login.refresh)])).await;
-    assert_eq!(first.status, 200, "{}", body_text(&first));
+    assert_eq!(first.status, 200, "{}", first.text());
     let second = issued_cookies(
         &first,
         Expect {
@@ -1416,16 +1260,15 @@ async fn a_transparent_refresh_past_the_session_refresh_limit_is_429_and_rotates
     );
 
     let over = gateway.send(navigation(&[(REFRESH, &second.refresh)])).await;
-    assert_eq!(over.status, 429, "{}", body_text(&over));
-    assert!(header(&over, "retry-after").is_some(), "429 without Retry-After");
+    assert_eq!(over.status, 429, "{}", over.text());
+    assert!(over.header("retry-after").is_some(), "429 without Retry-After");
     assert_no_set_cookie(&over, "a transparent refresh over the limit");
     assert_eq!(
         echo.counts.requests(),
         1,
         "the limited request reached the upstream"
     );
-    let (_, metrics) = support::admin_request(gateway.admin, Method::GET, "/metrics").await;
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = gateway.admin(Method::GET, "/metrics").await.text();
     for series in [
         "portcullis_refreshes_total{result=\"ok\"} 1",
         "portcullis_refreshes_total{result=\"rate_limited\"} 1",
@@ -1438,8 +1281,8 @@ async fn a_transparent_refresh_past_the_session_refresh_limit_is_429_and_rotates
 async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_refresh() {
     let (gateway, echo, login) = expired_browser(TRANSPARENT_COOKIES, TRANSPARENT).await;
     // A retired token to prove that nothing rotated.
-    let reply = json_refresh(&gateway, &login.refresh).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let reply = gateway.refresh(&login.refresh).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let live = reply.json()["refresh_token"]
         .as_str()
         .expect("refresh_token")
@@ -1452,13 +1295,10 @@ async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_r
         browser(Method::GET, PROTECTED, Site::Nothing, jar)
             .header("accept", "text/html")
             .header("sec-fetch-site", "cross-site")
-            .body(empty())
-            .expect("request")
+            .empty()
     };
     let post = |jar: &[(&str, &str)]| {
-        browser(Method::POST, PROTECTED, Site::Origin(OWN_ORIGIN), jar)
-            .body(full("x=1"))
-            .expect("request")
+        browser(Method::POST, PROTECTED, Site::Origin(OWN_ORIGIN), jar).with_body("x=1")
     };
     let tossed = navigation(&[
         (ACCESS, &login.access),
@@ -1481,7 +1321,7 @@ async fn a_cross_site_request_or_an_unsafe_method_never_triggers_a_transparent_r
         ("a GET with two refresh cookies alone", tossed_alone),
     ] {
         let reply = gateway.send(request).await;
-        assert_eq!(reply.status, 401, "{what}: {}", body_text(&reply));
+        assert_eq!(reply.status, 401, "{what}: {}", reply.text());
         assert_no_set_cookie(&reply, what);
         assert_live_refresh_token(&gateway, &login.refresh, &live, what).await;
     }
@@ -1496,8 +1336,8 @@ async fn without_transparent_refresh_an_expired_access_cookie_is_401_and_rotates
     };
     let (gateway, echo, login) = expired_browser(COOKIES, expect).await;
     // A retired token to prove that nothing rotated.
-    let reply = json_refresh(&gateway, &login.refresh).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    let reply = gateway.refresh(&login.refresh).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
     let live = reply.json()["refresh_token"]
         .as_str()
         .expect("refresh_token")
@@ -1506,8 +1346,8 @@ async fn without_transparent_refresh_an_expired_access_cookie_is_401_and_rotates
     let reply = gateway
         .send(navigation(&[(ACCESS, &login.access), (REFRESH, &live)]))
         .await;
-    assert_eq!(reply.status, 401, "{}", body_text(&reply));
-    let challenge = header(&reply, "www-authenticate").unwrap_or_default();
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    let challenge = reply.header("www-authenticate").unwrap_or_default();
     assert!(
         challenge.contains("error=\"invalid_token\""),
         "WWW-Authenticate {challenge:?}"

@@ -20,7 +20,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use support::binary::free_port;
-use support::{ES256_TOKENS, Gateway, Setup, public_route};
+use support::{
+    ACCESS_COOKIE, ES256_TOKENS, Gateway, Setup, echo_header, eventually, public_route, skip_without,
+};
 
 /// The whole test, browser start and the one deliberate sleep included.
 const WHOLE_TEST: Duration = Duration::from_secs(50);
@@ -28,8 +30,6 @@ const WHOLE_TEST: Duration = Duration::from_secs(50);
 const STEP: Duration = Duration::from_secs(10);
 /// Access tokens live 2 s with 1 s of leeway: after this they are refused for sure.
 const ACCESS_EXPIRY: Duration = Duration::from_millis(3500);
-
-const ACCESS_COOKIE: &str = "__Host-portcullis-access";
 
 /// Flags this machine needs (closed network, no GPU, root), plus a self-signed gateway
 /// certificate that the browser must accept.
@@ -48,12 +48,128 @@ const CHROMIUM_FLAGS: &[&str] = &[
 
 #[tokio::test]
 async fn a_browser_session_logs_in_refreshes_and_logs_out() {
-    within_whole_test(browser_session).await;
+    within_whole_test(|chromium, chromedriver| async move {
+        let (_gateway, origin) = demo_gateway("").await;
+        let (mut browser, client) = Browser::start(&chromium, &chromedriver).await;
+
+        // A browser navigating to the protected API is sent to the login page; the plain HTML
+        // form logs in and answers 303 back to /api/hello with HttpOnly cookies.
+        log_in_through_the_form(&client, &origin).await;
+        let landed = page_json(&client).await;
+        assert_eq!(echo_header(&landed, "x-auth-sub"), ["alice"], "{landed}");
+
+        // The app page: the browser holds the access cookie, HttpOnly, and scripts see no token.
+        client
+            .goto(&format!("{origin}/demo/app.html"))
+            .await
+            .expect("open the app page");
+        let access = client
+            .get_named_cookie(ACCESS_COOKIE)
+            .await
+            .expect("the browser holds the access cookie");
+        assert_eq!(
+            access.http_only(),
+            Some(true),
+            "the access cookie is not HttpOnly"
+        );
+        assert_eq!(access.secure(), Some(true), "the access cookie is not Secure");
+        assert_no_token_in_document_cookie(&client).await;
+
+        let first = call_api(&client).await;
+        assert_eq!(echo_header(&first, "x-auth-sub"), ["alice"], "{first}");
+        let session = echo_header(&first, "x-auth-session");
+        assert_eq!(session.len(), 1, "{first}");
+
+        // The one deliberate sleep: let the access token expire (2 s + 1 s leeway).
+        tokio::time::sleep(ACCESS_EXPIRY).await;
+        assert_eq!(
+            fetch_status(&client, "/api/hello").await,
+            401,
+            "the access token should have expired by now"
+        );
+
+        // The page refreshes through /auth/refresh and retries: the same session goes on.
+        let second = call_api(&client).await;
+        assert_eq!(echo_header(&second, "x-auth-sub"), ["alice"], "{second}");
+        assert_eq!(
+            echo_header(&second, "x-auth-session"),
+            session,
+            "a new session instead of the old one"
+        );
+        assert_no_token_in_document_cookie(&client).await;
+
+        // Log out with the page's button.
+        client
+            .find(Locator::Css("#logout"))
+            .await
+            .expect("logout button")
+            .click()
+            .await
+            .expect("click");
+        let shown = wait_for_text(&client, "#status", |text| text.starts_with("logged out")).await;
+        assert_eq!(shown, "logged out (204)");
+
+        // The API refuses, and keeps refusing: the refresh cookie is gone too.
+        for attempt in 0..2 {
+            let status = execute_async(
+                &client,
+                "window.portcullisDemo.callApi().then(done, e => done(String(e)));",
+            )
+            .await;
+            assert_eq!(status, json!(401), "call {attempt} after logout");
+            assert_eq!(text_of(&client, "#status").await, "401");
+            let result: Value =
+                serde_json::from_str(&text_of(&client, "#result").await).expect("JSON error body");
+            assert!(result["error"].is_string(), "{result}");
+        }
+        assert_no_token_in_document_cookie(&client).await;
+
+        client.close().await.expect("end the WebDriver session");
+        browser.session = None;
+    })
+    .await;
 }
 
+/// With transparent refresh on, the browser itself drops the expired access cookie and sends
+/// only the refresh cookie; a navigation must still reach the API in the same session.
 #[tokio::test]
 async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_transparently() {
-    within_whole_test(transparent_navigation).await;
+    within_whole_test(|chromium, chromedriver| async move {
+        let (_gateway, origin) = demo_gateway("[cookies]\ntransparent_refresh = true\n").await;
+        let (mut browser, client) = Browser::start(&chromium, &chromedriver).await;
+        log_in_through_the_form(&client, &origin).await;
+        let landed = page_json(&client).await;
+        let session = echo_header(&landed, "x-auth-session");
+        assert_eq!(session.len(), 1, "{landed}");
+
+        // The one deliberate sleep: the access cookie's Max-Age (2 s) runs out in the browser.
+        tokio::time::sleep(ACCESS_EXPIRY).await;
+        let held = client.get_named_cookie(ACCESS_COOKIE).await;
+        assert!(
+            held.is_err(),
+            "the browser still holds the access cookie: {held:?}"
+        );
+
+        client
+            .goto(&format!("{origin}/api/again"))
+            .await
+            .expect("open /api/again");
+        let url = client.current_url().await.expect("url");
+        assert_eq!(url.path(), "/api/again", "sent elsewhere: {url}");
+        let again = page_json(&client).await;
+        assert_eq!(echo_header(&again, "x-auth-sub"), ["alice"], "{again}");
+        assert_eq!(echo_header(&again, "x-auth-session"), session, "a new session");
+        let renewed = client
+            .get_named_cookie(ACCESS_COOKIE)
+            .await
+            .expect("the refresh handed the browser a new access cookie");
+        assert_eq!(renewed.http_only(), Some(true));
+        assert_no_token_in_document_cookie(&client).await;
+
+        client.close().await.expect("end the WebDriver session");
+        browser.session = None;
+    })
+    .await;
 }
 
 /// Runs one browser scenario within `WHOLE_TEST`, or skips it without the browser.
@@ -88,48 +204,6 @@ async fn demo_gateway(cookies: &str) -> (Gateway, String) {
     (gateway, origin)
 }
 
-/// With transparent refresh on, the browser itself drops the expired access cookie and sends
-/// only the refresh cookie; a navigation must still reach the API in the same session.
-async fn transparent_navigation(chromium: PathBuf, chromedriver: PathBuf) {
-    let (_gateway, origin) = demo_gateway("[cookies]\ntransparent_refresh = true\n").await;
-    let (mut browser, client) = Browser::start(&chromium, &chromedriver).await;
-    log_in_through_the_form(&client, &origin).await;
-    let landed = page_json(&client).await;
-    let session = upstream_header(&landed, "x-auth-session");
-    assert_eq!(session.len(), 1, "{landed}");
-
-    // The one deliberate sleep: the access cookie's Max-Age (2 s) runs out in the browser.
-    tokio::time::sleep(ACCESS_EXPIRY).await;
-    let held = client.get_named_cookie(ACCESS_COOKIE).await;
-    assert!(
-        held.is_err(),
-        "the browser still holds the access cookie: {held:?}"
-    );
-
-    client
-        .goto(&format!("{origin}/api/again"))
-        .await
-        .expect("open /api/again");
-    let url = client.current_url().await.expect("url");
-    assert_eq!(url.path(), "/api/again", "sent elsewhere: {url}");
-    let again = page_json(&client).await;
-    assert_eq!(upstream_header(&again, "x-auth-sub"), ["alice"], "{again}");
-    assert_eq!(
-        upstream_header(&again, "x-auth-session"),
-        session,
-        "a new session"
-    );
-    let renewed = client
-        .get_named_cookie(ACCESS_COOKIE)
-        .await
-        .expect("the refresh handed the browser a new access cookie");
-    assert_eq!(renewed.http_only(), Some(true));
-    assert_no_token_in_document_cookie(&client).await;
-
-    client.close().await.expect("end the WebDriver session");
-    browser.session = None;
-}
-
 /// From a protected page to the login form and back, logged in as alice.
 async fn log_in_through_the_form(client: &Client, origin: &str) {
     client
@@ -149,94 +223,8 @@ async fn log_in_through_the_form(client: &Client, origin: &str) {
     assert_eq!(return_to.as_deref(), Some("/api/hello"), "{url}");
     fill(client, "#username", "alice").await;
     fill(client, "#password", "alice-password").await;
-    client
-        .find(Locator::Css("#submit"))
-        .await
-        .expect("submit button")
-        .click()
-        .await
-        .expect("submit");
+    find(client, "#submit").await.click().await.expect("submit");
     wait_for_path(client, "/api/hello").await;
-}
-
-async fn browser_session(chromium: PathBuf, chromedriver: PathBuf) {
-    let (_gateway, origin) = demo_gateway("").await;
-    let (mut browser, client) = Browser::start(&chromium, &chromedriver).await;
-
-    // A browser navigating to the protected API is sent to the login page; the plain HTML
-    // form logs in and answers 303 back to /api/hello with HttpOnly cookies.
-    log_in_through_the_form(&client, &origin).await;
-    let landed = page_json(&client).await;
-    assert_eq!(upstream_header(&landed, "x-auth-sub"), ["alice"], "{landed}");
-
-    // The app page: the browser holds the access cookie, HttpOnly, and scripts see no token.
-    client
-        .goto(&format!("{origin}/demo/app.html"))
-        .await
-        .expect("open the app page");
-    let access = client
-        .get_named_cookie(ACCESS_COOKIE)
-        .await
-        .expect("the browser holds the access cookie");
-    assert_eq!(
-        access.http_only(),
-        Some(true),
-        "the access cookie is not HttpOnly"
-    );
-    assert_eq!(access.secure(), Some(true), "the access cookie is not Secure");
-    assert_no_token_in_document_cookie(&client).await;
-
-    let first = call_api(&client).await;
-    assert_eq!(upstream_header(&first, "x-auth-sub"), ["alice"], "{first}");
-    let session = upstream_header(&first, "x-auth-session");
-    assert_eq!(session.len(), 1, "{first}");
-
-    // The one deliberate sleep: let the access token expire (2 s + 1 s leeway).
-    tokio::time::sleep(ACCESS_EXPIRY).await;
-    assert_eq!(
-        fetch_status(&client, "/api/hello").await,
-        401,
-        "the access token should have expired by now"
-    );
-
-    // The page refreshes through /auth/refresh and retries: the same session goes on.
-    let second = call_api(&client).await;
-    assert_eq!(upstream_header(&second, "x-auth-sub"), ["alice"], "{second}");
-    assert_eq!(
-        upstream_header(&second, "x-auth-session"),
-        session,
-        "a new session instead of the old one"
-    );
-    assert_no_token_in_document_cookie(&client).await;
-
-    // Log out with the page's button.
-    client
-        .find(Locator::Css("#logout"))
-        .await
-        .expect("logout button")
-        .click()
-        .await
-        .expect("click");
-    let shown = wait_for_text(&client, "#status", |text| text.starts_with("logged out")).await;
-    assert_eq!(shown, "logged out (204)");
-
-    // The API refuses, and keeps refusing: the refresh cookie is gone too.
-    for attempt in 0..2 {
-        let status = execute_async(
-            &client,
-            "window.portcullisDemo.callApi().then(done, e => done(String(e)));",
-        )
-        .await;
-        assert_eq!(status, json!(401), "call {attempt} after logout");
-        assert_eq!(text_of(&client, "#status").await, "401");
-        let result: Value =
-            serde_json::from_str(&text_of(&client, "#result").await).expect("JSON error body");
-        assert!(result["error"].is_string(), "{result}");
-    }
-    assert_no_token_in_document_cookie(&client).await;
-
-    client.close().await.expect("end the WebDriver session");
-    browser.session = None;
 }
 
 /// `(chromium, chromedriver)`, or `None` (after saying so) when they are missing outside CI.
@@ -245,18 +233,11 @@ fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
     let chromedriver = find_program(&["chromedriver"]);
     match (chromium, chromedriver) {
         (Some(chromium), Some(chromedriver)) => Some((chromium, chromedriver)),
-        _ if in_ci() => panic!("chromium/chromedriver not installed, and CI must run the browser test"),
         _ => {
-            eprintln!(
-                "skipping: chromium/chromedriver not installed (apt-get install chromium chromium-driver)"
-            );
+            skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");
             None
         }
     }
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
 }
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
@@ -331,21 +312,16 @@ impl Browser {
     }
 
     async fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + STEP;
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
+        eventually(STEP, async || {
             if let Ok(Some(status)) = self.driver.try_wait() {
                 panic!("chromedriver exited ({status})\n{}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver not listening within {STEP:?}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let listening = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            listening
+                .then_some(())
+                .ok_or_else(|| format!("chromedriver not listening\n{}", self.log()))
+        })
+        .await
     }
 
     fn log(&self) -> String {
@@ -419,49 +395,40 @@ fn read_one_response(stream: &mut TcpStream) {
     }
 }
 
+async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
+    let found = client.find(Locator::Css(css)).await;
+    found.unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
 async fn fill(client: &Client, css: &str, text: &str) {
-    let field = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    field
-        .send_keys(text)
-        .await
-        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    let typed = find(client, css).await.send_keys(text).await;
+    typed.unwrap_or_else(|e| panic!("type into {css}: {e}"));
 }
 
 async fn wait_for_path(client: &Client, path: &str) {
-    let deadline = Instant::now() + STEP;
-    loop {
+    eventually(STEP, async || {
         let url = client.current_url().await.expect("url");
-        if url.path() == path {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still on {url}, expected {path}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (url.path() == path)
+            .then_some(())
+            .ok_or(format!("still on {url}, expected {path}"))
+    })
+    .await
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("text of {css}: {e}"))
+    let text = find(client, css).await.text().await;
+    text.unwrap_or_else(|e| panic!("text of {css}: {e}"))
 }
 
 async fn wait_for_text(client: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + STEP;
-    loop {
+    eventually(STEP, async || {
         let text = text_of(client, css).await;
-        if ready(&text) {
-            return text;
+        match ready(&text) {
+            true => Ok(text),
+            false => Err(format!("{css} still shows {text:?}")),
         }
-        assert!(Instant::now() < deadline, "{css} still shows {text:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Runs `body` as an async script; it calls `done(value)` to finish.
@@ -503,17 +470,6 @@ async fn call_api(client: &Client) -> Value {
 async fn page_json(client: &Client) -> Value {
     let text = text_of(client, "pre").await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("the page is not JSON ({e}): {text}"))
-}
-
-/// Every value the echo upstream received under `name`.
-fn upstream_header(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an echo: {echo}"))
-        .iter()
-        .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-        .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 async fn assert_no_token_in_document_cookie(client: &Client) {

@@ -15,6 +15,8 @@
 //!
 //! Leaves out: anything over the network (the tests/adversarial/ suites).
 
+mod support;
+
 #[path = "../fuzz/src/targets.rs"]
 #[allow(dead_code)]
 mod targets;
@@ -22,6 +24,8 @@ mod targets;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use support::Xorshift;
 
 type Target = fn(&[u8]);
 
@@ -140,24 +144,9 @@ fn every_seed_and_regression_input_holds_the_invariants() {
     );
 }
 
-/// Fixed-seed xorshift64, so a failure here reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// libFuzzer-like mutations: flip, insert, erase, duplicate a chunk, splice another seed,
 /// insert an interesting token. The first byte (a mode selector for `token`) is kept.
-fn mutate(rng: &mut Rng, input: &[u8], other: &[u8], interesting: &[&[u8]]) -> Vec<u8> {
+fn mutate(rng: &mut Xorshift, input: &[u8], other: &[u8], interesting: &[&[u8]]) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..=rng.below(4) {
         let at = 1.min(out.len()) + rng.below(out.len().saturating_sub(1) + 1);
@@ -219,7 +208,8 @@ fn mutated_seeds_hold_the_invariants() {
             failures.push(format!("{name}: no seeds"));
             continue;
         }
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+        // A fixed seed, so that a failure here reproduces.
+        let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
         for n in 0..MUTATIONS_PER_TARGET {
             let other = rng.below(seeds.len());
             let input = mutate(&mut rng, &seeds[n % seeds.len()], &seeds[other], INTERESTING);

@@ -3,106 +3,17 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use serde_json::{Value, json};
-use support::binary::{Binary, free_port, plain_get};
+use http::Method;
+use serde_json::json;
+use support::binary::{plain_get, start_binary};
 use support::upstreams::Upstream;
-use support::{ES256_TOKENS, test_users, within};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use support::{Client, ES256_TOKENS, Reply, RequestExt, public_route, request};
 
-struct Client {
-    addr: SocketAddr,
-    tls: TlsConnector,
-}
-
-struct Answer {
-    status: StatusCode,
-    set_cookies: Vec<String>,
-    body: Value,
-}
-
-impl Client {
-    fn new(addr: SocketAddr, dir: &Path) -> Client {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(dir.join("certs/gateway.crt")).expect("cert") {
-            roots.add(cert.expect("cert")).expect("root");
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Client {
-            addr,
-            tls: TlsConnector::from(Arc::new(config)),
-        }
-    }
-
-    async fn send(&self, request: Request<Full<Bytes>>) -> Answer {
-        let tcp = TcpStream::connect(self.addr).await.expect("connect");
-        let name = ServerName::try_from("localhost").expect("name");
-        let stream = self.tls.connect(name, tcp).await.expect("handshake");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("h1");
-        tokio::spawn(connection);
-        let response = within(sender.send_request(request)).await.expect("response");
-        let status = response.status();
-        let set_cookies = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect();
-        let body = within(response.into_body().collect())
-            .await
-            .expect("body")
-            .to_bytes();
-        Answer {
-            status,
-            set_cookies,
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value, extra: &[(&str, &str)]) -> Answer {
-        let mut request = Request::post(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json");
-        for (name, value) in extra {
-            request = request.header(*name, *value);
-        }
-        self.send(request.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-            .await
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut request = Request::get(path).header("host", "localhost");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        self.send(request.body(Full::new(Bytes::new())).unwrap()).await
-    }
-}
-
-fn write_config(dir: &Path, public: SocketAddr, admin: SocketAddr, upstream: SocketAddr) {
-    let text = format!(
-        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\n\n[tls]\nself_signed_if_missing = true\n\n\
-         {ES256_TOKENS}\n[log]\nformat = \"json\"\n\n\
-         [[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{upstream}\"\n"
-    );
-    std::fs::write(dir.join("users.toml"), test_users()).unwrap();
-    std::fs::write(dir.join("gateway.toml"), text).unwrap();
+/// `POST path` with a JSON body and `extra` headers.
+async fn post(client: &Client, path: &str, body: serde_json::Value, extra: &[(&str, &str)]) -> Reply {
+    client
+        .send(request(Method::POST, path).headers(extra).json(&body))
+        .await
 }
 
 /// The value of one series in Prometheus text, or 0 when absent.
@@ -117,45 +28,35 @@ fn series(metrics: &str, name_and_labels: &str) -> f64 {
 async fn a_scripted_session_moves_the_counters_and_leaves_no_secret_in_logs_or_metrics() {
     let echo = Upstream::echo().await;
     let dir = tempfile::tempdir().unwrap();
-    let (public, admin): (SocketAddr, SocketAddr) = (
-        ([127, 0, 0, 1], free_port()).into(),
-        ([127, 0, 0, 1], free_port()).into(),
+    let rest = format!(
+        "{ES256_TOKENS}\n[log]\nformat = \"json\"\n\n\
+         [[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\n",
+        echo.addr
     );
-    write_config(dir.path(), public, admin, echo.addr);
-    let binary = Binary::start(dir.path(), admin).await;
-    let client = Client::new(public, dir.path());
+    let (binary, client) = start_binary(dir.path(), "", &rest).await;
 
-    let login = client
-        .post(
-            "/auth/login",
-            json!({ "username": "alice", "password": "alice-password" }),
-            &[],
-        )
-        .await;
+    let login = client.login("alice", "alice-password").await;
     assert_eq!(login.status, 200);
-    let access = login.body["access_token"].as_str().unwrap().to_string();
-    let refresh_token = login.body["refresh_token"].as_str().unwrap().to_string();
-    let wrong = client
-        .post(
-            "/auth/login",
-            json!({ "username": "alice", "password": "not-her-password" }),
-            &[],
-        )
-        .await;
+    let access = login.json()["access_token"].as_str().unwrap().to_string();
+    let refresh_token = login.json()["refresh_token"].as_str().unwrap().to_string();
+    let wrong = client.login("alice", "not-her-password").await;
     assert_eq!(wrong.status, 401);
-    let cookie_login = client
-        .post(
-            "/auth/login",
-            json!({ "username": "bob", "password": "bob-password", "mode": "cookie" }),
-            &[("origin", "https://localhost")],
-        )
-        .await;
+    let cookie_login = post(
+        &client,
+        "/auth/login",
+        json!({ "username": "bob", "password": "bob-password", "mode": "cookie" }),
+        &[("origin", "https://localhost")],
+    )
+    .await;
     assert_eq!(cookie_login.status, 200);
     let cookie_values: Vec<String> = cookie_login
-        .set_cookies
+        .headers
+        .get_all("set-cookie")
         .iter()
         .map(|c| {
-            c.split(';')
+            c.to_str()
+                .unwrap()
+                .split(';')
                 .next()
                 .unwrap()
                 .split_once('=')
@@ -165,23 +66,22 @@ async fn a_scripted_session_moves_the_counters_and_leaves_no_secret_in_logs_or_m
         })
         .collect();
 
-    assert_eq!(client.get("/api/one", Some(&access)).await.status, 200);
-    assert_eq!(client.get("/api/two", Some(&access)).await.status, 200);
-    assert_eq!(client.get("/api/three", None).await.status, 401);
-    assert_eq!(client.get("/api/four", Some("not.a.token")).await.status, 401);
-    let refreshed = client
-        .post("/auth/refresh", json!({ "refresh_token": refresh_token }), &[])
-        .await;
+    assert_eq!(client.get_with_token("/api/one", &access).await.status, 200);
+    assert_eq!(client.get_with_token("/api/two", &access).await.status, 200);
+    assert_eq!(client.get("/api/three").await.status, 401);
+    assert_eq!(
+        client.get_with_token("/api/four", "not.a.token").await.status,
+        401
+    );
+    let refreshed = client.refresh(&refresh_token).await;
     assert_eq!(refreshed.status, 200);
-    let new_refresh = refreshed.body["refresh_token"].as_str().unwrap().to_string();
-    let new_access = refreshed.body["access_token"].as_str().unwrap().to_string();
-    let logout = client
-        .post("/auth/logout", json!({ "refresh_token": new_refresh }), &[])
-        .await;
+    let new_refresh = refreshed.json()["refresh_token"].as_str().unwrap().to_string();
+    let new_access = refreshed.json()["access_token"].as_str().unwrap().to_string();
+    let logout = client.logout(&new_refresh).await;
     assert_eq!(logout.status, 204);
-    assert_eq!(client.get("/api/five", Some(&new_access)).await.status, 401);
+    assert_eq!(client.get_with_token("/api/five", &new_access).await.status, 401);
 
-    let metrics = plain_get(admin, "/metrics").await.expect("metrics");
+    let metrics = plain_get(client.admin, "/metrics").await.expect("metrics");
     let expected = [
         ("portcullis_requests_total{route=\"api\",status=\"200\"}", 2.0),
         ("portcullis_requests_total{route=\"api\",status=\"401\"}", 3.0),
@@ -231,28 +131,14 @@ async fn a_scripted_session_moves_the_counters_and_leaves_no_secret_in_logs_or_m
 async fn text_logs_in_a_file_are_plain_and_name_the_client_behind_a_trusted_proxy() {
     let echo = Upstream::echo().await;
     let dir = tempfile::tempdir().unwrap();
-    let (public, admin): (SocketAddr, SocketAddr) = (
-        ([127, 0, 0, 1], free_port()).into(),
-        ([127, 0, 0, 1], free_port()).into(),
-    );
-    let text = format!(
-        "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n\
-         [[routes]]\nname = \"open\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n",
-        echo.addr
-    );
-    std::fs::write(dir.path().join("users.toml"), test_users()).unwrap();
-    std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
-    let binary = Binary::start(dir.path(), admin).await;
-    let client = Client::new(public, dir.path());
+    let server = "trusted_proxies = [\"127.0.0.1/32\"]";
+    let rest = format!("{ES256_TOKENS}\n{}", public_route("open", "/", echo.addr));
+    let (binary, client) = start_binary(dir.path(), server, &rest).await;
 
-    let wrong = json!({ "username": "alice", "password": "wrong" });
-    assert_eq!(client.post("/auth/login", wrong, &[]).await.status, 401);
-    let from_proxy = Request::get("/hello")
-        .header("host", "localhost")
+    assert_eq!(client.login("alice", "wrong").await.status, 401);
+    let from_proxy = request(Method::GET, "/hello")
         .header("x-forwarded-for", "203.0.113.7")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+        .empty();
     assert_eq!(client.send(from_proxy).await.status, 200);
 
     let log = binary.log();

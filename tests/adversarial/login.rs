@@ -23,12 +23,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+use support::auth::Pair;
 use support::upstreams::Upstream;
-use support::{Gateway, Reply, Setup, within};
+use support::{Gateway, Reply, RequestExt, Setup, Xorshift, request, required_route, send_on, within};
 
 const GENEROUS: &str = "login_per_ip = \"100000/min\"\nlogin_per_user = \"100000/min\"\n";
 
@@ -47,114 +47,35 @@ fn login_request(
     body: impl Into<Bytes>,
     headers: &[(&str, &str)],
 ) -> Request<Full<Bytes>> {
-    let mut request = Request::post("/auth/login")
-        .header("host", "localhost")
-        .header("content-type", content_type);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.body(Full::new(body.into())).expect("request")
+    let request = request(Method::POST, "/auth/login").header("content-type", content_type);
+    request.headers(headers).with_body(body)
 }
 
 fn json_request(username: &str, password: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     login_request("application/json", json_login(username, password), headers)
 }
 
-async fn read_reply(response: http::Response<hyper::body::Incoming>) -> Reply {
-    let (parts, body) = response.into_parts();
-    let body = within(body.collect()).await.expect("body").to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
-}
-
-/// One HTTP/2 connection carrying many requests.
-struct H2 {
-    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
-}
-
-impl H2 {
-    async fn connect(gateway: &Gateway) -> H2 {
-        let stream = gateway.tls_connect(&[b"h2"]).await;
-        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-        let (sender, connection) =
-            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .expect("h2 handshake");
-        tokio::spawn(connection);
-        H2 { sender }
-    }
-
-    async fn send(&self, request: Request<Full<Bytes>>) -> Reply {
-        let mut sender = self.sender.clone();
-        within(sender.ready()).await.expect("h2 ready");
-        let response = within(sender.send_request(request)).await.expect("h2 response");
-        read_reply(response).await
-    }
-}
-
-fn retry_after(reply: &Reply) -> Option<u64> {
-    reply.headers.get("retry-after")?.to_str().ok()?.parse().ok()
-}
-
 /// What is wrong with `reply` as SPEC 7's over-the-limit answer, if anything.
 fn limited_problem(reply: &Reply) -> Option<String> {
     if reply.status != 429 {
-        let body = String::from_utf8_lossy(&reply.body);
+        let body = reply.text();
         return Some(format!(
             "status {} ({})",
             reply.status,
             &body[..body.len().min(120)]
         ));
     }
-    match retry_after(reply) {
+    match reply.retry_after() {
         Some(1..=3600) => None,
         other => Some(format!("429 with Retry-After {other:?}")),
     }
-}
-
-fn body_text(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
 }
 
 /// Status, body and headers, without the ones that differ on every response by design.
 type Comparable = (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>);
 
 fn comparable(reply: &Reply) -> Comparable {
-    let headers = reply
-        .headers
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
-        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-        .collect();
-    (reply.status, reply.body.clone(), headers)
-}
-
-/// A small xorshift generator seeded from the OS: shuffles without a `rand` dependency.
-struct Shuffle(u64);
-
-impl Shuffle {
-    fn new() -> Shuffle {
-        let mut seed = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut seed).expect("entropy");
-        Shuffle(u64::from_le_bytes(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
+    reply.comparable(&["date", "x-request-id"])
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
@@ -184,29 +105,29 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
         ("disabled user, right password", "carol", "carol-password"),
         ("disabled user, wrong password", "carol", "not-carols-password"),
     ];
-    let h2 = H2::connect(&gateway).await;
+    let h2 = gateway.h2().await;
     // Warm up: the dummy hash is built on first use, and connections and caches settle.
     for (_, user, password) in &classes {
-        h2.send(json_request(user, password, &[])).await;
+        send_on(&h2, json_request(user, password, &[])).await;
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); classes.len()];
     let mut reference: Option<(&str, Comparable)> = None;
     let mut differences = Vec::new();
-    let mut shuffle = Shuffle::new();
+    let mut shuffle = Xorshift::from_entropy();
     let mut order: Vec<usize> = (0..classes.len()).collect();
     for round in 0..ROUNDS {
         shuffle.shuffle(&mut order);
         for &index in &order {
             let (name, user, password) = classes[index];
             let started = Instant::now();
-            let reply = h2.send(json_request(user, password, &[])).await;
+            let reply = send_on(&h2, json_request(user, password, &[])).await;
             samples[index].push(started.elapsed());
             let seen = comparable(&reply);
             if reply.status != 401 || reply.json()["error"] != "invalid_credentials" {
                 differences.push(format!(
                     "round {round}, {name}: {} {}",
                     reply.status,
-                    body_text(&reply)
+                    reply.text()
                 ));
             }
             match &reference {
@@ -253,53 +174,54 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
     );
     // Control: the same connection logs the right password in.
     assert_eq!(
-        h2.send(json_request("alice", "alice-password", &[])).await.status,
+        send_on(&h2, json_request("alice", "alice-password", &[]))
+            .await
+            .status,
         200
     );
 }
 
 // === per-IP limit ===
 
-/// Every header that tools rotate to look like a new client (Burp IP Rotate, ffuf, hydra
-/// wrappers), each with a fresh address on every attempt.
-fn spoofing_headers(n: usize) -> Vec<(&'static str, String)> {
-    let v4 = format!("198.51.100.{}", n % 250 + 1);
-    vec![
-        ("x-forwarded-for", v4.clone()),
-        ("x-forwarded-for", format!("{v4}, 203.0.113.{}", n % 250 + 1)),
-        ("x-forwarded-for", format!("2001:db8::{n:x}")),
-        ("x-forwarded-for", format!("::ffff:{v4}")),
-        ("x-forwarded-for", "127.0.0.1".to_string()),
-        ("x-forwarded-for", "unknown".to_string()),
-        ("x-real-ip", v4.clone()),
-        ("forwarded", format!("for={v4};proto=https")),
-        ("forwarded", format!("for=\"[2001:db8::{n:x}]\"")),
-        ("true-client-ip", v4.clone()),
-        ("cf-connecting-ip", v4.clone()),
-        ("fastly-client-ip", v4.clone()),
-        ("x-client-ip", v4.clone()),
-        ("x-cluster-client-ip", v4.clone()),
-        ("x-originating-ip", v4.clone()),
-        ("x-remote-ip", v4.clone()),
-        ("x-remote-addr", v4.clone()),
-        ("x-host", v4.clone()),
-        ("client-ip", v4.clone()),
-        ("x-forwarded", format!("for={v4}")),
-        ("forwarded-for", v4.clone()),
-        ("x-proxyuser-ip", v4.clone()),
-        ("x_forwarded_for", v4.clone()),
-        ("via", format!("1.1 {v4}")),
-    ]
-}
-
 /// With `login_per_ip = 3/min` and no trusted proxies, no client-sent header makes a new
 /// client: after the budget, every spoofed attempt is 429, the right password included.
 #[tokio::test]
 async fn no_client_address_header_resets_the_per_ip_limit() {
+    // Every header that tools rotate to look like a new client (Burp IP Rotate, ffuf, hydra
+    // wrappers), each with a fresh address on every attempt.
+    let spoofing_headers = |n: usize| -> Vec<(&'static str, String)> {
+        let v4 = format!("198.51.100.{}", n % 250 + 1);
+        vec![
+            ("x-forwarded-for", v4.clone()),
+            ("x-forwarded-for", format!("{v4}, 203.0.113.{}", n % 250 + 1)),
+            ("x-forwarded-for", format!("2001:db8::{n:x}")),
+            ("x-forwarded-for", format!("::ffff:{v4}")),
+            ("x-forwarded-for", "127.0.0.1".to_string()),
+            ("x-forwarded-for", "unknown".to_string()),
+            ("x-real-ip", v4.clone()),
+            ("forwarded", format!("for={v4};proto=https")),
+            ("forwarded", format!("for=\"[2001:db8::{n:x}]\"")),
+            ("true-client-ip", v4.clone()),
+            ("cf-connecting-ip", v4.clone()),
+            ("fastly-client-ip", v4.clone()),
+            ("x-client-ip", v4.clone()),
+            ("x-cluster-client-ip", v4.clone()),
+            ("x-originating-ip", v4.clone()),
+            ("x-remote-ip", v4.clone()),
+            ("x-remote-addr", v4.clone()),
+            ("x-host", v4.clone()),
+            ("client-ip", v4.clone()),
+            ("x-forwarded", format!("for={v4}")),
+            ("forwarded-for", v4.clone()),
+            ("x-proxyuser-ip", v4.clone()),
+            ("x_forwarded_for", v4.clone()),
+            ("via", format!("1.1 {v4}")),
+        ]
+    };
     let gateway = gateway_with("", "login_per_ip = \"3/min\"\nlogin_per_user = \"100000/min\"\n").await;
     for n in 0..3 {
         let reply = gateway.login(&format!("spray{n}"), "Winter2024!").await;
-        assert_eq!(reply.status, 401, "attempt {n}: {}", body_text(&reply));
+        assert_eq!(reply.status, 401, "attempt {n}: {}", reply.text());
     }
     let mut failures = Vec::new();
     for (n, (name, value)) in spoofing_headers(7).into_iter().enumerate() {
@@ -349,7 +271,7 @@ async fn spoofed_hops_before_a_trusted_proxy_do_not_reset_the_per_ip_limit() {
                 &[("x-forwarded-for", &chain)],
             ))
             .await;
-        assert_eq!(reply.status, 401, "attempt {n}: {}", body_text(&reply));
+        assert_eq!(reply.status, 401, "attempt {n}: {}", reply.text());
     }
     let mut failures = Vec::new();
     for (n, chain) in [
@@ -392,7 +314,7 @@ async fn spoofed_hops_before_a_trusted_proxy_do_not_reset_the_per_ip_limit() {
             &[("x-forwarded-for", "203.0.113.8")],
         ))
         .await;
-    assert_eq!(other.status, 200, "{}", body_text(&other));
+    assert_eq!(other.status, 200, "{}", other.text());
     assert!(
         failures.is_empty(),
         "spoofed hops evaded the per-IP limit:\n{}",
@@ -452,7 +374,7 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
     let gateway = gateway_with("", "login_per_ip = \"100000/min\"\nlogin_per_user = \"3/min\"\n").await;
     for n in 0..3 {
         let reply = gateway.login("alice", &format!("guess-{n}")).await;
-        assert_eq!(reply.status, 401, "attempt {n}: {}", body_text(&reply));
+        assert_eq!(reply.status, 401, "attempt {n}: {}", reply.text());
     }
     let right = "alice-password";
     let origin = [("origin", "https://localhost")];
@@ -597,11 +519,11 @@ fn admitted(replies: &[Reply]) -> (usize, Vec<String>) {
     let mut passed = 0;
     for (i, reply) in replies.iter().enumerate() {
         match reply.status.as_u16() {
-            429 if retry_after(reply).is_some() => {}
+            429 if reply.retry_after().is_some() => {}
             429 => problems.push(format!("attempt {i}: 429 without Retry-After")),
             200 | 303 => problems.push(format!("attempt {i}: LOGGED IN")),
             401 => passed += 1,
-            other => problems.push(format!("attempt {i}: unexpected {other}: {}", body_text(reply))),
+            other => problems.push(format!("attempt {i}: unexpected {other}: {}", reply.text())),
         }
     }
     (passed, problems)
@@ -612,13 +534,13 @@ fn admitted(replies: &[Reply]) -> (usize, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_multiplexed_on_one_http2_connection_gets_only_the_budget() {
     let gateway = gateway_with("", "login_per_ip = \"5/min\"\nlogin_per_user = \"100000/min\"\n").await;
-    let h2 = H2::connect(&gateway).await;
-    let attempts = (0..40).map(|n| h2.send(json_request(&format!("burst{n}"), "guess", &[])));
+    let h2 = gateway.h2().await;
+    let attempts = (0..40).map(|n| send_on(&h2, json_request(&format!("burst{n}"), "guess", &[])));
     let replies = within(futures_util::future::join_all(attempts)).await;
     let (passed, problems) = admitted(&replies);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(passed, 5, "attempts past a limit of 5");
-    let reply = h2.send(json_request("bob", "bob-password", &[])).await;
+    let reply = send_on(&h2, json_request("bob", "bob-password", &[])).await;
     assert!(
         limited_problem(&reply).is_none(),
         "the right password after the burst: {}",
@@ -664,27 +586,9 @@ async fn a_burst_over_many_parallel_connections_gets_only_the_budget() {
 
 // === refresh limit ===
 
-struct Pair {
-    access: String,
-    refresh: String,
-}
-
-fn pair_of(reply: &Reply) -> Pair {
-    let body: Value = reply.json();
-    Pair {
-        access: body["access_token"].as_str().expect("access_token").to_string(),
-        refresh: body["refresh_token"].as_str().expect("refresh_token").to_string(),
-    }
-}
-
 fn refresh_request(body: String, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut request = Request::post("/auth/refresh")
-        .header("host", "localhost")
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.body(Full::new(Bytes::from(body))).expect("request")
+    let request = request(Method::POST, "/auth/refresh").header("content-type", "application/json");
+    request.headers(headers).with_body(body)
 }
 
 fn refresh_json(token: &str) -> String {
@@ -697,22 +601,21 @@ fn refresh_json(token: &str) -> String {
 async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     let echo = Upstream::echo().await;
     let rest = format!(
-        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\nauth = \"required\"\n\
-         [limits]\n{GENEROUS}refresh_per_session = \"3/min\"\n",
-        echo.addr
+        "{}[limits]\n{GENEROUS}refresh_per_session = \"3/min\"\n",
+        required_route("api", "/api/", echo.addr)
     );
     let gateway = Gateway::start(Setup::routes(rest)).await;
     let login = gateway.login("alice", "alice-password").await;
-    assert_eq!(login.status, 200, "{}", body_text(&login));
-    let mut pair = pair_of(&login);
+    assert_eq!(login.status, 200, "{}", login.text());
+    let mut pair = Pair::from_reply(&login, "login");
     let mut retired = Vec::new();
     for n in 1..=3 {
         let reply = gateway
             .send(refresh_request(refresh_json(&pair.refresh), &[]))
             .await;
-        assert_eq!(reply.status, 200, "refresh {n}: {}", body_text(&reply));
+        assert_eq!(reply.status, 200, "refresh {n}: {}", reply.text());
         retired.push(pair.refresh.clone());
-        pair = pair_of(&reply);
+        pair = Pair::from_reply(&reply, "refresh");
     }
     let live = pair.refresh.clone();
     let escaped: String = live.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
@@ -796,8 +699,8 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
         }
     }
     // A burst of the live token over one HTTP/2 connection and over parallel connections.
-    let h2 = H2::connect(&gateway).await;
-    let burst = (0..20).map(|_| h2.send(refresh_request(refresh_json(&live), &[])));
+    let h2 = gateway.h2().await;
+    let burst = (0..20).map(|_| send_on(&h2, refresh_request(refresh_json(&live), &[])));
     let gateway_ref = &gateway;
     let live_ref = &live;
     let parallel = (0..10).map(|_| async move {
@@ -824,11 +727,11 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     );
     // Nothing rotated: the live pair's access token still reaches the upstream.
     let reply = gateway.get_with_token("/api/x", &pair.access).await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     // Control: another session of the same user is not limited.
-    let other = pair_of(&gateway.login("alice", "alice-password").await);
+    let other = Pair::from_reply(&gateway.login("alice", "alice-password").await, "login");
     let reply = gateway
         .send(refresh_request(refresh_json(&other.refresh), &[]))
         .await;
-    assert_eq!(reply.status, 200, "{}", body_text(&reply));
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }

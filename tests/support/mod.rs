@@ -20,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2;
 use hyper_util::rt::TokioIo;
 use portcullis::Running;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -235,11 +236,11 @@ impl Client {
     }
 
     /// A new HTTP/2 connection (ALPN h2 is checked), for many requests on it.
-    pub async fn h2(&self) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    pub async fn h2(&self) -> http2::SendRequest<Full<Bytes>> {
         let stream = self.tls_connect(&[b"h2"]).await;
         assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
         let executor = hyper_util::rt::TokioExecutor::new();
-        let (sender, connection) = hyper::client::conn::http2::handshake(executor, TokioIo::new(stream))
+        let (sender, connection) = http2::handshake(executor, TokioIo::new(stream))
             .await
             .expect("h2 handshake");
         tokio::spawn(connection);
@@ -386,6 +387,13 @@ pub async fn within<F: std::future::Future>(future: F) -> F::Output {
     tokio::time::timeout(DEADLINE, future).await.expect("timed out")
 }
 
+/// Sends `request` on an open HTTP/2 connection (from `Client::h2`), which carries many at once.
+pub async fn send_on(sender: &http2::SendRequest<Full<Bytes>>, request: Request<Full<Bytes>>) -> Reply {
+    let mut sender = sender.clone();
+    within(sender.ready()).await.expect("h2 ready");
+    Reply::read(within(sender.send_request(request)).await.expect("h2 response")).await
+}
+
 /// A response read in full.
 pub struct Reply {
     pub status: StatusCode,
@@ -443,19 +451,77 @@ impl Reply {
 
     /// For an echo upstream's reply: every value it received under `name`.
     pub fn upstream_header(&self, name: &str) -> Vec<String> {
-        self.json()["headers"]
-            .as_array()
-            .unwrap_or_else(|| panic!("not an echo reply: {}", self.text()))
-            .iter()
-            .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-            .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
-            .collect()
+        echo_header(&self.json(), name)
     }
 
     /// For an echo upstream's reply: the request target it received.
     pub fn upstream_uri(&self) -> String {
         self.json()["uri"].as_str().expect("echo uri").to_string()
     }
+}
+
+/// Every value an echo upstream (its JSON answer) received under `name`.
+pub fn echo_header(echo: &Value, name: &str) -> Vec<String> {
+    let pairs = echo["headers"].as_array();
+    let pairs = pairs.unwrap_or_else(|| panic!("not an echo reply: {echo}"));
+    let named = pairs
+        .iter()
+        .filter(|pair| pair[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)));
+    named
+        .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A small xorshift generator: a fixed seed reproduces a run, `from_entropy` shuffles without
+/// a `rand` dependency.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    pub fn from_entropy() -> Xorshift {
+        let mut seed = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut seed).expect("entropy");
+        Xorshift(u64::from_le_bytes(seed) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// Polls `check` about every 50 ms until it gives a value; fails with its last complaint once
+/// `limit` has passed.
+pub async fn eventually<T>(limit: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(complaint) => assert!(tokio::time::Instant::now() < deadline, "{complaint}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a tool a test needs may be missing: not under CI (the `CI` variable set to anything
+/// but "", "0" or "false"), where this fails; elsewhere it says that the test skips.
+pub fn skip_without(tool: &str) -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    assert!(!ci, "{tool} is not installed, and CI must run this test");
+    eprintln!("skipping: {tool} not installed");
+    true
 }
 
 fn client_tls(cert: &Path) -> TlsConnector {
