@@ -4,13 +4,14 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Method, Request};
 use serde_json::Value;
 use support::auth::assert_challenge;
+use support::binary::portcullis;
 use support::jwt::claims_of;
 use support::request as req;
 use support::upstreams::Upstream;
@@ -504,16 +505,12 @@ async fn the_jwks_is_an_empty_set_when_only_hs256_is_configured() {
 
 // === the binary ===
 
-fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-}
-
 #[test]
 fn keygen_writes_a_0600_key_for_every_algorithm() {
     let dir = tempfile::tempdir().expect("temp dir");
     for alg in ["ES256", "EdDSA", "RS256", "HS256"] {
         let path = dir.path().join("keys").join(alg);
-        let output = binary()
+        let output = portcullis()
             .args(["keygen", "--alg", alg, "--out"])
             .arg(&path)
             .output()
@@ -537,7 +534,7 @@ fn keygen_writes_a_0600_key_for_every_algorithm() {
         let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600, "{alg}: mode {mode:o}");
     }
-    let bad = binary()
+    let bad = portcullis()
         .args(["keygen", "--alg", "HS512", "--out"])
         .arg(dir.path().join("bad"))
         .output()
@@ -550,7 +547,7 @@ fn keygen_writes_a_0600_key_for_every_algorithm() {
 fn keygen_writes_a_private_pem_and_refuses_to_overwrite_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("k.pem");
-    let output = binary()
+    let output = portcullis()
         .args(["keygen", "--alg", "ES256", "--out"])
         .arg(&path)
         .output()
@@ -566,7 +563,7 @@ fn keygen_writes_a_private_pem_and_refuses_to_overwrite_it() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
 
-    let again = binary()
+    let again = portcullis()
         .args(["keygen", "--alg", "ES256", "--out"])
         .arg(&path)
         .output()
@@ -584,7 +581,7 @@ fn keygen_writes_a_private_pem_and_refuses_to_overwrite_it() {
 /// Runs `portcullis hash-password` with `input` on stdin.
 fn hash_password(input: &[u8]) -> std::process::Output {
     use std::io::Write;
-    let mut child = binary()
+    let mut child = portcullis()
         .arg("hash-password")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

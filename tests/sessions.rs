@@ -11,9 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
 use http::Method;
-use http_body_util::Full;
 use serde_json::Value;
 use support::auth::{
     Pair, assert_invalid_grant, assert_invalid_token, login_json, logout_request, refresh_request,
@@ -135,17 +133,6 @@ async fn a_retired_refresh_token_presented_after_the_grace_revokes_the_whole_ses
 
 // === 3. concurrent refreshes ===
 
-/// Sends one refresh on a connection that is already open, once `barrier` releases it.
-async fn refresh_on(
-    mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    barrier: Arc<tokio::sync::Barrier>,
-    token: String,
-) -> Reply {
-    let request = refresh_request(&token);
-    barrier.wait().await;
-    Reply::read(within(sender.send_request(request)).await.expect("response")).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_of_one_token_all_succeed_in_one_lineage_that_outlives_the_grace() {
     // A grace of 2 s rather than 1 s: the gateway keeps times in whole seconds, so a "1s" grace
@@ -160,11 +147,12 @@ async fn concurrent_refreshes_of_one_token_all_succeed_in_one_lineage_that_outli
     let barrier = Arc::new(tokio::sync::Barrier::new(N));
     let mut tasks = Vec::new();
     for _ in 0..N {
-        tasks.push(tokio::spawn(refresh_on(
-            gateway.h1().await,
-            barrier.clone(),
-            r0.refresh.clone(),
-        )));
+        let (mut sender, barrier) = (gateway.h1().await, barrier.clone());
+        let request = refresh_request(&r0.refresh);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            Reply::read(within(sender.send_request(request)).await.expect("response")).await
+        }));
     }
     let mut pairs = Vec::new();
     for (n, task) in tasks.into_iter().enumerate() {

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::Full;
 use support::upstreams::{Upstream, ok_response, refused_addr};
-use support::{Gateway, Reply, Setup, get, public_route, within};
+use support::{Gateway, Reply, Setup, get, public_route};
 
 /// A gateway with one public catch-all route to `upstream`, plus `extra` route keys.
 async fn gateway_to(upstream: SocketAddr, extra: &str) -> Gateway {
@@ -40,24 +39,14 @@ fn assert_gateway_error(reply: &Reply, status: u16, code: &str) {
 
 /// One GET over a new connection that reports a broken response instead of panicking.
 async fn fetch(gateway: &Gateway, path: &str, h2: bool) -> Result<(StatusCode, Bytes), hyper::Error> {
-    let response = if h2 {
-        let stream = gateway.tls_connect(&[b"h2"]).await;
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let request = Request::get(format!("https://localhost{path}"))
-            .body(Full::new(Bytes::new()))
-            .expect("request");
-        within(sender.send_request(request)).await?
-    } else {
-        let stream = gateway.tls_connect(&[b"http/1.1"]).await;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        within(sender.send_request(get(path))).await?
+    let reply = match h2 {
+        true => {
+            let request = Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new()));
+            gateway.try_send_h2(request.expect("request")).await?
+        }
+        false => gateway.try_send(get(path)).await?,
     };
-    let status = response.status();
-    let body = within(response.into_body().collect()).await?.to_bytes();
-    Ok((status, body))
+    Ok((reply.status, reply.body))
 }
 
 #[tokio::test]

@@ -1411,7 +1411,7 @@ fn refused_in_process(dir: &Path, secret: &str) -> bool {
 /// `portcullis check` on the same config: true when it exits 1 without echoing the secret.
 fn refused_by_check(dir: &Path, secret: &str) -> bool {
     let path = secret_config(dir, secret);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let output = support::binary::portcullis()
         .args(["check", "--config"])
         .arg(&path)
         .current_dir(dir)

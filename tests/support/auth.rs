@@ -147,13 +147,15 @@ impl Client {
     }
 }
 
-/// The session ids in a session list.
+/// The session ids in a session list, each listed once.
 pub fn session_ids(list: &Value) -> BTreeSet<String> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
+    let entries = list.as_array().unwrap_or_else(|| panic!("not a list: {list}"));
+    let ids: BTreeSet<String> = entries
         .iter()
         .map(|s| s["id"].as_str().expect("id").to_string())
-        .collect()
+        .collect();
+    assert_eq!(ids.len(), entries.len(), "a session listed twice: {list}");
+    ids
 }
 
 /// A `Bearer` challenge naming `error`, and `error` in the JSON body.

@@ -28,6 +28,11 @@ pub fn free_port() -> u16 {
     panic!("no fresh port in 100 tries");
 }
 
+/// The `portcullis` binary of this build, to run a command of it.
+pub fn portcullis() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+}
+
 /// A running `portcullis run`; killed and reaped on drop, also when the test fails.
 pub struct Binary {
     child: Child,
@@ -40,7 +45,7 @@ impl Binary {
     pub async fn start(dir: &Path, admin: SocketAddr) -> Binary {
         let log = dir.join("portcullis.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        let child = portcullis()
             .args(["run", "--config"])
             .arg(dir.join("gateway.toml"))
             .current_dir(dir)
