@@ -20,6 +20,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use support::binary::free_port;
+use support::raw::{Parse, parse_response};
 use support::{
     ACCESS_COOKIE, ES256_TOKENS, Gateway, Setup, echo_header, eventually, public_route, skip_without,
 };
@@ -372,24 +373,13 @@ impl Drop for Browser {
     }
 }
 
-/// Reads one HTTP response with a `Content-Length` body, or until EOF, an error or the read
-/// timeout.
+/// Reads one HTTP response, or until EOF, an error or the read timeout.
 fn read_one_response(stream: &mut TcpStream) {
     let mut received = Vec::new();
     let mut chunk = [0u8; 4096];
     while let Ok(n @ 1..) = stream.read(&mut chunk) {
         received.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&received);
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let length = head
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, value)| value.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        if body.len() >= length {
+        if !matches!(parse_response(&received, false), Parse::Partial) {
             return;
         }
     }

@@ -13,6 +13,7 @@ use serde_json::Value;
 use support::auth::assert_challenge;
 use support::binary::portcullis;
 use support::jwt::claims_of;
+use support::raw::exchange;
 use support::request as req;
 use support::upstreams::Upstream;
 use support::{ACCESS_COOKIE, Gateway, RequestExt, Setup, public_route, required_route};
@@ -73,35 +74,9 @@ fn assert_no_identity(echo_reply: &Value) {
 /// Sends `head` (a request head without its final empty line) on its own connection, asking
 /// the gateway to close it, and returns the status and the body.
 async fn raw_exchange(gateway: &Gateway, head: &str) -> (u16, Vec<u8>) {
-    let request = format!("{head}\r\n\r\n");
-    let text = gateway.raw(request.as_bytes()).await;
-    let (response_head, body) = text.split_once("\r\n\r\n").expect("a response head");
-    let status = response_head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response_head}"));
-    let chunked = response_head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = match chunked {
-        true => dechunk(body),
-        false => body.as_bytes().to_vec(),
-    };
-    (status, body)
-}
-
-fn dechunk(mut text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let (size, rest) = text.split_once("\r\n").expect("chunk size");
-        let size = usize::from_str_radix(size.trim(), 16).expect("hex size");
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&rest.as_bytes()[..size]);
-        text = &rest[size + 2..];
-    }
+    let (responses, _) = exchange(gateway, format!("{head}\r\n\r\n").as_bytes(), &[]).await;
+    let response = responses.first().expect("a response");
+    (response.status, response.body.clone())
 }
 
 // === identity headers ===

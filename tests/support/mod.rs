@@ -20,10 +20,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2;
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use portcullis::Running;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -207,7 +207,7 @@ impl Client {
             addr,
             admin,
             name: "the gateway",
-            tls: client_tls(&dir.join("certs/gateway.crt")),
+            tls: TlsConnector::from(client::trusting(dir, &[])),
         }
     }
 
@@ -226,25 +226,15 @@ impl Client {
     }
 
     /// A new HTTP/1.1 connection, for requests sent on it later (or many on one).
-    pub async fn h1(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-        let stream = self.tls_connect(&[b"http/1.1"]).await;
-        let (sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(stream)))
-            .await
-            .expect("h1 handshake");
-        tokio::spawn(connection);
-        sender
+    pub async fn h1(&self) -> http1::SendRequest<Full<Bytes>> {
+        client::h1(self.tls_connect(&[b"http/1.1"]).await).await.0
     }
 
     /// A new HTTP/2 connection (ALPN h2 is checked), for many requests on it.
     pub async fn h2(&self) -> http2::SendRequest<Full<Bytes>> {
         let stream = self.tls_connect(&[b"h2"]).await;
         assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-        let executor = hyper_util::rt::TokioExecutor::new();
-        let (sender, connection) = http2::handshake(executor, TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-        tokio::spawn(connection);
-        sender
+        client::h2(stream).await.0
     }
 
     /// Sends one request over a new HTTP/1.1 connection.
@@ -522,20 +512,6 @@ pub fn skip_without(tool: &str) -> bool {
     assert!(!ci, "{tool} is not installed, and CI must run this test");
     eprintln!("skipping: {tool} not installed");
     true
-}
-
-fn client_tls(cert: &Path) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cert).expect("cert file") {
-        roots.add(cert.expect("cert")).expect("add root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
 }
 
 /// One plain-HTTP request to an admin listener: its status and body.
