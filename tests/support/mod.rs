@@ -125,16 +125,12 @@ impl Setup {
 
 /// A public route named `name` at `path` to `upstream`.
 pub fn public_route(name: &str, path: &str, upstream: SocketAddr) -> String {
-    format!(
-        "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\nauth = \"public\"\n"
-    )
+    config::route(name, path, upstream, "auth = \"public\"")
 }
 
 /// A route named `name` at `path` to `upstream` that needs a token.
 pub fn required_route(name: &str, path: &str, upstream: SocketAddr) -> String {
-    format!(
-        "[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"http://{upstream}\"\nauth = \"required\"\n"
-    )
+    config::route(name, path, upstream, "auth = \"required\"")
 }
 
 /// A gateway with an echo behind the required route `api` at `/api/`, `GENEROUS_LIMITS`,
