@@ -794,19 +794,25 @@ fn with_filler_routes(text: &str, count: usize) -> String {
     big
 }
 
+/// Upstreams A, B and C, a gateway on A, and an edit to B that is slow to validate: the
+/// watcher picks it up within 1.3 s and is then busy with it for a second or more.
+async fn watcher_busy_with_a_slow_edit_to_b() -> (Gateway, ConfigFile, [Named; 3]) {
+    let upstreams = [
+        Named::start("A").await,
+        Named::start("B").await,
+        Named::start("C").await,
+    ];
+    let gateway = Gateway::start(Setup::routes(svc_route(upstreams[0].addr))).await;
+    let file = ConfigFile::of(&gateway, upstreams[0].addr);
+    let_the_watcher_start(&gateway).await;
+    file.write(&with_filler_routes(&file.pointing_at(upstreams[1].addr), 15_000));
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    (gateway, file, upstreams)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_watcher_reload_of_an_older_edit_does_not_overwrite_a_newer_admin_reload() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
-    let c = Named::start("C").await;
-    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
-    let file = ConfigFile::of(&gateway, a.addr);
-    let_the_watcher_start(&gateway).await;
-
-    // An edit to B that is slow to validate: the watcher picks it up within 1.3 s and is then
-    // busy with it for a second or more.
-    file.write(&with_filler_routes(&file.pointing_at(b.addr), 15_000));
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let (gateway, file, [_a, _b, c]) = watcher_busy_with_a_slow_edit_to_b().await;
     // A newer edit to C, reloaded through the admin API while the watcher is still busy.
     file.write(&file.pointing_at(c.addr));
     assert_reloaded(&reload(gateway.admin).await);
@@ -827,17 +833,8 @@ async fn a_slow_watcher_reload_of_an_older_edit_does_not_overwrite_a_newer_admin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_saved_while_the_watcher_builds_an_older_one_is_applied_after_it() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
-    let c = Named::start("C").await;
-    let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
-    let file = ConfigFile::of(&gateway, a.addr);
-    let_the_watcher_start(&gateway).await;
-
-    // The watcher picks up the slow edit to B within 1.3 s and is busy with it for a second or
-    // more; the edit to C lands meanwhile, and nothing but the watcher may apply it.
-    file.write(&with_filler_routes(&file.pointing_at(b.addr), 15_000));
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let (gateway, file, [_a, _b, c]) = watcher_busy_with_a_slow_edit_to_b().await;
+    // The edit to C lands while the watcher is busy, and nothing but the watcher may apply it.
     file.write(&file.pointing_at(c.addr));
     wait_until_served_by(&gateway, &c, Duration::from_secs(15)).await;
 }
