@@ -5,7 +5,9 @@
 //! `cargo test --test architecture -- --nocapture` prints the graph.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use petgraph::graphmap::DiGraphMap;
 
 /// Top-level module -> the top-level modules its non-test code names as `crate::module`.
 type Graph = BTreeMap<String, BTreeSet<String>>;
@@ -54,7 +56,11 @@ fn test_code_and_comments_do_not_count() {
 
 fn module_graph(src: &Path) -> Graph {
     let mut graph = Graph::new();
-    for file in rust_files(src) {
+    for entry in walkdir::WalkDir::new(src) {
+        let file = entry.expect("walk src").into_path();
+        if file.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
         let relative = file.strip_prefix(src).expect("under src");
         let Some(module) = top_level_module(relative) else {
             continue;
@@ -80,19 +86,6 @@ fn top_level_module(relative: &Path) -> Option<String> {
     let first = relative.components().next()?.as_os_str().to_str()?;
     let name = first.strip_suffix(".rs").unwrap_or(first);
     (!matches!(name, "lib" | "main")).then(|| name.to_string())
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read src") {
-        let path = entry.expect("dir entry").path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// The module names after each `crate::` in code that is neither a comment nor inside a
@@ -149,58 +142,21 @@ fn without_test_items(text: &str) -> String {
     kept
 }
 
-/// Tarjan's strongly connected components, each sorted, in a stable order.
+/// The strongly connected components (petgraph's Tarjan), each sorted.
 fn strongly_connected(graph: &Graph) -> Vec<Vec<String>> {
-    struct State<'g> {
-        graph: &'g Graph,
-        index: BTreeMap<&'g str, usize>,
-        low: BTreeMap<&'g str, usize>,
-        stack: Vec<&'g str>,
-        on_stack: BTreeSet<&'g str>,
-        components: Vec<Vec<String>>,
-    }
-    fn visit<'g>(state: &mut State<'g>, node: &'g str) {
-        let n = state.index.len();
-        state.index.insert(node, n);
-        state.low.insert(node, n);
-        state.stack.push(node);
-        state.on_stack.insert(node);
-        for next in state.graph.get(node).into_iter().flatten() {
-            let next = next.as_str();
-            if !state.index.contains_key(next) {
-                visit(state, next);
-                let low = state.low[node].min(state.low[next]);
-                state.low.insert(node, low);
-            } else if state.on_stack.contains(next) {
-                let low = state.low[node].min(state.index[next]);
-                state.low.insert(node, low);
-            }
-        }
-        if state.low[node] == state.index[node] {
-            let mut component = Vec::new();
-            while let Some(member) = state.stack.pop() {
-                state.on_stack.remove(member);
-                component.push(member.to_string());
-                if member == node {
-                    break;
-                }
-            }
-            component.sort();
-            state.components.push(component);
+    let mut map = DiGraphMap::<&str, ()>::new();
+    for (module, uses) in graph {
+        map.add_node(module);
+        for used in uses {
+            map.add_edge(module, used, ());
         }
     }
-    let mut state = State {
-        graph,
-        index: BTreeMap::new(),
-        low: BTreeMap::new(),
-        stack: Vec::new(),
-        on_stack: BTreeSet::new(),
-        components: Vec::new(),
-    };
-    for node in graph.keys() {
-        if !state.index.contains_key(node.as_str()) {
-            visit(&mut state, node);
-        }
-    }
-    state.components
+    let components = petgraph::algo::tarjan_scc(&map).into_iter();
+    components
+        .map(|component| {
+            let mut names: Vec<String> = component.into_iter().map(String::from).collect();
+            names.sort();
+            names
+        })
+        .collect()
 }
