@@ -6,6 +6,7 @@ mod support;
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
+use support::config::route;
 use support::upstreams::Upstream;
 use support::{Gateway, Reply, Setup};
 
@@ -26,14 +27,6 @@ fn methods() -> Vec<Method> {
         all.push(Method::from_bytes(extension.as_bytes()).unwrap());
     }
     all
-}
-
-fn route(name: &str, host: Option<&str>, path: &str, upstream: &Upstream, extra: &str) -> String {
-    let host = host.map(|h| format!("host = \"{h}\"\n")).unwrap_or_default();
-    format!(
-        "[[routes]]\nname = \"{name}\"\n{host}path = \"{path}\"\nupstream = \"http://{}\"\n{extra}\n",
-        upstream.addr
-    )
 }
 
 /// What a request should come to.
@@ -104,12 +97,11 @@ async fn a_method_outside_a_protected_routes_list_never_reaches_a_public_catch_a
         "{}{}",
         route(
             "admin-area",
-            None,
             "/admin-area/",
-            &admin,
+            admin.addr,
             "methods = [\"GET\"]\nroles = [\"admin\"]"
         ),
-        route("everything", None, "/", &public, "auth = \"public\""),
+        route("everything", "/", public.addr, "auth = \"public\""),
     );
     let gateway = Gateway::start(Setup::routes(routes)).await;
     let upstreams = [admin, public];
@@ -155,9 +147,9 @@ async fn reads_and_writes(writes_extra: &str) -> (Gateway, [Upstream; 3]) {
     let public_get = "methods = [\"GET\"]\nauth = \"public\"";
     let routes = format!(
         "{}{}{}",
-        route("reads", None, "/api/", &upstreams[0], public_get),
-        route("writes", None, "/api", &upstreams[1], writes_extra),
-        route("everything", None, "/", &upstreams[2], "auth = \"public\""),
+        route("reads", "/api/", upstreams[0].addr, public_get),
+        route("writes", "/api", upstreams[1].addr, writes_extra),
+        route("everything", "/", upstreams[2].addr, "auth = \"public\""),
     );
     (Gateway::start(Setup::routes(routes)).await, upstreams)
 }
@@ -204,12 +196,11 @@ async fn a_method_never_moves_a_request_to_a_less_specific_host() {
         "{}{}",
         route(
             "exact",
-            Some("app.example.com"),
             "/",
-            &exact,
-            "methods = [\"GET\"]"
+            exact.addr,
+            "host = \"app.example.com\"\nmethods = [\"GET\"]"
         ),
-        route("any-host", None, "/", &any_host, "auth = \"public\""),
+        route("any-host", "/", any_host.addr, "auth = \"public\""),
     );
     let gateway = Gateway::start(Setup::routes(routes)).await;
     let upstreams = [exact, any_host];
@@ -228,8 +219,8 @@ async fn http2_requests_follow_the_same_method_rule() {
     let (admin, public) = (Upstream::echo().await, Upstream::echo().await);
     let routes = format!(
         "{}{}",
-        route("admin-area", None, "/admin-area/", &admin, "methods = [\"GET\"]"),
-        route("everything", None, "/", &public, "auth = \"public\""),
+        route("admin-area", "/admin-area/", admin.addr, "methods = [\"GET\"]"),
+        route("everything", "/", public.addr, "auth = \"public\""),
     );
     let gateway = Gateway::start(Setup::routes(routes)).await;
     for method in [
@@ -255,9 +246,9 @@ async fn check_refuses_two_routes_of_one_prefix_that_take_the_same_method() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[tls]\nself_signed_if_missing = true\n{}{}{}",
-        route("a", None, "/api/", &upstream, "methods = [\"GET\", \"POST\"]"),
-        route("b", None, "/api", &upstream, "methods = [\"PUT\", \"POST\"]"),
-        route("c", None, "/x/", &upstream, "methods = []"),
+        route("a", "/api/", upstream.addr, "methods = [\"GET\", \"POST\"]"),
+        route("b", "/api", upstream.addr, "methods = [\"PUT\", \"POST\"]"),
+        route("c", "/x/", upstream.addr, "methods = []"),
     );
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, text).unwrap();
