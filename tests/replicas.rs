@@ -13,8 +13,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,15 +24,13 @@ use portcullis::config::KeyAlgorithm;
 use support::auth::{Pair, assert_invalid_grant, login_request, logout_request, refresh_request};
 use support::binary::{Binary, plain_get, start_binary};
 use support::jwt::{key_entry, tokens_section};
-use support::redis::RedisServer;
+use support::redis::{Link, RedisServer};
 use support::upstreams::Upstream;
 use support::{
     Client, DEADLINE, GENEROUS_LIMITS, Gateway, PROTECTED, Reply, RequestExt, Setup, request, required_route,
     within,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Barrier, watch};
+use tokio::sync::Barrier;
 
 // === the bounds under test ===
 
@@ -45,189 +41,78 @@ const PROPAGATION_TARGET: Duration = Duration::from_millis(100);
 /// How long a replica may take to notice that Redis is back (reconnecting with backoff).
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(10);
 
-// === a TCP proxy between one replica and Redis, to partition them ===
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    /// Bytes flow both ways.
-    Open,
-    /// Every connection is dropped at once, and new ones are closed as soon as accepted.
-    Cut,
-    /// Packets are lost: connections stay open but nothing is delivered (held, not dropped)
-    /// until the link opens again; new connections are accepted and left hanging.
-    Silent,
-}
-
-/// `127.0.0.1:<port>` forwarding to a target, with a link the test cuts and restores.
-struct Partition {
-    addr: SocketAddr,
-    link: watch::Sender<Link>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Partition {
-    async fn start(target: SocketAddr) -> Partition {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let (link, _) = watch::channel(Link::Open);
-        let links = link.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                if *links.borrow() == Link::Cut {
-                    drop(inbound);
-                    continue;
-                }
-                tokio::spawn(forward(inbound, target, links.subscribe()));
-            }
-        });
-        Partition { addr, link, accept }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}/0", self.addr)
-    }
-
-    fn set(&self, link: Link) {
-        self.link.send_replace(link);
-    }
-}
-
-impl Drop for Partition {
-    fn drop(&mut self) {
-        self.link.send_replace(Link::Cut);
-        self.accept.abort();
-    }
-}
-
-/// One proxied connection: ends when either side closes or the link is cut.
-async fn forward(inbound: TcpStream, target: SocketAddr, mut link: watch::Receiver<Link>) {
-    // A connection accepted while the link is silent hangs until it opens (or is cut).
-    match link.wait_for(|l| *l != Link::Silent).await {
-        Ok(l) if *l == Link::Open => {}
-        _ => return,
-    }
-    let Ok(outbound) = TcpStream::connect(target).await else {
-        return;
-    };
-    let (in_read, in_write) = inbound.into_split();
-    let (out_read, out_write) = outbound.into_split();
-    tokio::select! {
-        _ = pump(in_read, out_write, link.clone()) => {}
-        _ = pump(out_read, in_write, link) => {}
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut link: watch::Receiver<Link>,
-) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let n = tokio::select! {
-            read = from.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            },
-            _ = link.wait_for(|l| *l == Link::Cut) => return,
-        };
-        // Silent: hold what was read until the link opens again.
-        match link.wait_for(|l| *l != Link::Silent).await {
-            Ok(l) if *l == Link::Open => {}
-            _ => return,
-        }
-        if to.write_all(&buffer[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
 // === replicas ===
 
-/// One signing key for every replica of a test, in a temp dir of its own.
-struct SharedKey {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+/// A Redis and what every replica on it shares: one signing key (in a temp dir) and an echo.
+struct Cluster {
+    redis: RedisServer,
+    key: tempfile::TempDir,
+    echo: Upstream,
 }
 
-impl SharedKey {
-    fn generate() -> SharedKey {
+impl Cluster {
+    /// `None` (after saying so) without `redis-server`: see `RedisServer::start`.
+    async fn start() -> Option<Cluster> {
+        let redis = RedisServer::start().await?;
+        let key = tempfile::tempdir().expect("temp dir");
+        portcullis::auth::keys::generate(KeyAlgorithm::Es256, &key.path().join("k1.pem"))
+            .expect("signing key");
+        let echo = Upstream::echo().await;
+        Some(Cluster { redis, key, echo })
+    }
+
+    /// A replica's `[tokens]` (the shared key, `extra` settings) and the rest of its config:
+    /// the protected route, generous limits, and the Redis store at `url`.
+    fn config(&self, url: &str, extra: &str) -> (String, String) {
+        let source = format!(
+            "private_key_file = \"{}\"",
+            self.key.path().join("k1.pem").display()
+        );
+        let keys = key_entry("k1", KeyAlgorithm::Es256, &source);
+        let route = required_route("api", "/api/", self.echo.addr);
+        let rest = format!("{route}\n{GENEROUS_LIMITS}\n[store]\nbackend = \"redis\"\nurl = \"{url}\"\n");
+        (tokens_section(&format!("{extra}\n{keys}")), rest)
+    }
+
+    /// An in-process replica on the Redis at `url` (this one's, or a partition of it), and a
+    /// client for it.
+    async fn replica(&self, name: &'static str, url: &str, extra: &str) -> (Gateway, Client) {
+        let (tokens, rest) = self.config(url, extra);
+        let gateway = Gateway::start(Setup::routes(rest).tokens(&tokens)).await;
+        let node = gateway.clone().named(name);
+        (gateway, node)
+    }
+
+    /// A real `portcullis` process: its dir (config, log, certificate), the running binary,
+    /// and a client for it.
+    async fn process(&self, name: &'static str) -> (tempfile::TempDir, Binary, Client) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("signing-k1.pem");
-        portcullis::auth::keys::generate(KeyAlgorithm::Es256, &path).expect("generate the signing key");
-        SharedKey { _dir: dir, path }
+        let (tokens, rest) = self.config(&self.redis.url(), "");
+        let (binary, client) = start_binary(dir.path(), "", &format!("{tokens}\n{rest}")).await;
+        (dir, binary, client.named(name))
     }
-
-    /// A `[tokens]` section signing with this key, with `extra` settings.
-    fn tokens(&self, extra: &str) -> String {
-        let source = format!("private_key_file = \"{}\"", self.path.display());
-        tokens_section(&format!(
-            "{extra}\n{}",
-            key_entry("k1", KeyAlgorithm::Es256, &source)
-        ))
-    }
-}
-
-/// Top-level TOML of every replica: the protected route, generous limits, the Redis store.
-fn replica_rest(redis_url: &str, upstream: SocketAddr) -> String {
-    let route = required_route("api", "/api/", upstream);
-    format!("{route}\n{GENEROUS_LIMITS}\n[store]\nbackend = \"redis\"\nurl = \"{redis_url}\"\n")
-}
-
-/// An in-process replica on `redis_url`, and a client for it.
-async fn replica(
-    name: &'static str,
-    redis_url: &str,
-    key: &SharedKey,
-    echo: &Upstream,
-    tokens: &str,
-) -> (Gateway, Client) {
-    let setup = Setup::routes(replica_rest(redis_url, echo.addr)).tokens(&key.tokens(tokens));
-    let gateway = Gateway::start(setup).await;
-    let node = gateway.clone().named(name);
-    (gateway, node)
-}
-
-/// A real `portcullis` process on `redis_url`: its dir (config, log, certificate), the
-/// running binary, and a client for it.
-async fn binary_replica(
-    name: &'static str,
-    redis_url: &str,
-    key: &SharedKey,
-    echo: &Upstream,
-) -> (tempfile::TempDir, Binary, Client) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let rest = format!("{}\n{}", key.tokens(""), replica_rest(redis_url, echo.addr));
-    let (binary, client) = start_binary(dir.path(), "", &rest).await;
-    (dir, binary, client.named(name))
 }
 
 /// A kept-alive HTTP/1.1 connection to one replica, opened again if the replica closed it.
 struct Conn {
     node: Client,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    sender: SendRequest<Full<Bytes>>,
 }
 
 impl Conn {
     async fn open(node: &Client) -> Conn {
+        let sender = node.h1().await;
         Conn {
-            sender: Some(node.h1().await),
             node: node.clone(),
+            sender,
         }
     }
 
     async fn send(&mut self, request: http::Request<Full<Bytes>>) -> Reply {
-        if let Some(sender) = self.sender.as_mut()
-            && within(sender.ready()).await.is_err()
-        {
-            self.sender = None;
+        if within(self.sender.ready()).await.is_err() {
+            self.sender = self.node.h1().await;
         }
-        let sender = match &mut self.sender {
-            Some(sender) => sender,
-            slot => slot.insert(self.node.h1().await),
-        };
-        let response = within(sender.send_request(request)).await.expect("response");
-        Reply::read(response).await
+        Reply::read(within(self.sender.send_request(request)).await.expect("response")).await
     }
 
     async fn protected(&mut self, access: &str) -> StatusCode {
@@ -239,23 +124,20 @@ impl Conn {
 
 // === waiting ===
 
-/// Polls `check` (about every `every`) until it holds; the time it took, or `None` when it
-/// still did not hold after `limit`.
-async fn poll_until(
-    limit: Duration,
-    every: Duration,
-    mut check: impl AsyncFnMut() -> bool,
-) -> Option<Duration> {
+/// Polls `check` (every 20 ms) until it holds; the time it took. Fails with `what` after `limit`.
+async fn poll_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
-    loop {
-        if check().await {
-            return Some(started.elapsed());
-        }
-        if started.elapsed() >= limit {
-            return None;
-        }
-        tokio::time::sleep(every).await;
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    started.elapsed()
+}
+
+/// Waits until `node`'s `/readyz` answers `status`; the time it took. Fails after `limit`.
+async fn wait_readyz(node: &Client, status: u16, limit: Duration, why: &str) -> Duration {
+    let what = format!("{}: /readyz never answered {status} {why}", node.name);
+    poll_until(limit, &what, async || node.readyz().await == status).await
 }
 
 /// Waits until `node` refuses `access` (401 `invalid_token`) and returns how long that took
@@ -284,11 +166,9 @@ async fn wait_refused(node: &Client, access: &str, since: Instant, limit: Durati
 /// 503 with a `Retry-After` of whole seconds, and no token in the body.
 fn assert_unavailable(answer: &Reply, what: &str) {
     assert_eq!(answer.status, 503, "{what}: {}", answer.text());
-    let retry_after = answer
-        .header("retry-after")
-        .unwrap_or_else(|| panic!("{what}: 503 without Retry-After"));
+    let retry_after = answer.header("retry-after");
     assert!(
-        retry_after.parse::<u64>().is_ok_and(|s| s >= 1),
+        answer.retry_after() >= Some(1),
         "{what}: Retry-After {retry_after:?}"
     );
     let body = answer.json();
@@ -314,12 +194,11 @@ fn ms(d: Duration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_begun_on_one_replica_refreshes_on_another_and_its_tokens_work_on_both() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some(cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
-    let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
+    let (_ga, a) = cluster.replica("A", &cluster.redis.url(), "").await;
+    let (_gb, b) = cluster.replica("B", &cluster.redis.url(), "").await;
 
     let p0 = a.pair("alice").await;
     let p1 = b.refreshed(&p0.refresh, "refresh of A's login").await;
@@ -355,12 +234,11 @@ async fn a_session_begun_on_one_replica_refreshes_on_another_and_its_tokens_work
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_second() {
     const TRIALS: usize = 50;
-    let Some(redis) = RedisServer::start().await else {
+    let Some(cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
-    let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
+    let (_ga, a) = cluster.replica("A", &cluster.redis.url(), "").await;
+    let (_gb, b) = cluster.replica("B", &cluster.redis.url(), "").await;
     let mut on_a = Conn::open(&a).await;
     let mut on_b = Conn::open(&b).await;
 
@@ -443,12 +321,11 @@ async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_seco
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() {
     const REFRESHES: usize = 16;
-    let Some(redis) = RedisServer::start().await else {
+    let Some(cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
-    let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
+    let (_ga, a) = cluster.replica("A", &cluster.redis.url(), "").await;
+    let (_gb, b) = cluster.replica("B", &cluster.redis.url(), "").await;
     let p0 = a.pair("alice").await;
 
     // Connections first, so that the requests themselves leave together.
@@ -512,13 +389,12 @@ async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retired_refresh_token_replayed_on_another_replica_after_the_grace_revokes_the_session_everywhere()
 {
-    let Some(redis) = RedisServer::start().await else {
+    let Some(cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
     let grace = "refresh_grace = \"1s\"";
-    let (_ga, a) = replica("A", &redis.url(), &key, &echo, grace).await;
-    let (_gb, b) = replica("B", &redis.url(), &key, &echo, grace).await;
+    let (_ga, a) = cluster.replica("A", &cluster.redis.url(), grace).await;
+    let (_gb, b) = cluster.replica("B", &cluster.redis.url(), grace).await;
 
     let p0 = a.pair("alice").await;
     let bystander = a.pair("alice").await;
@@ -554,12 +430,11 @@ async fn a_retired_refresh_token_replayed_on_another_replica_after_the_grace_rev
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_logout_answer_503_until_it_returns()
  {
-    let Some(mut redis) = RedisServer::start().await else {
+    let Some(mut cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
-    let (_gb, b) = replica("B", &redis.url(), &key, &echo, "").await;
+    let (_ga, a) = cluster.replica("A", &cluster.redis.url(), "").await;
+    let (_gb, b) = cluster.replica("B", &cluster.redis.url(), "").await;
 
     let alice = a.pair("alice").await;
     let bob = b.pair("bob").await;
@@ -578,7 +453,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
         assert_eq!(node.readyz().await, 200, "{} before the outage", node.name);
     }
 
-    redis.stop();
+    cluster.redis.stop();
 
     for node in [&a, &b] {
         let what = |s: &str| format!("{s} on {} with Redis down", node.name);
@@ -609,11 +484,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
                 .await,
             &what("logout with the access token"),
         );
-        let ready = poll_until(DEADLINE, Duration::from_millis(50), async || {
-            node.readyz().await == 503
-        })
-        .await;
-        assert!(ready.is_some(), "{}", what("/readyz never answered 503"));
+        wait_readyz(node, 503, DEADLINE, "with Redis down").await;
         let revoke = node.admin(Method::POST, "/admin/users/alice/revoke").await;
         assert_eq!(revoke.status, 503, "{}: {}", what("admin revoke"), revoke.text());
         assert_eq!(node.healthz().await, 200, "{}", what("/healthz"));
@@ -624,20 +495,16 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
             .await;
     }
 
-    redis.restart().await;
+    cluster.redis.restart().await;
     let restarted = Instant::now();
     for node in [&a, &b] {
-        let took = poll_until(RECOVERY_DEADLINE, Duration::from_millis(50), async || {
-            node.readyz().await == 200
-        })
-        .await;
-        let took = took.unwrap_or_else(|| panic!("{}: /readyz not 200 after Redis returned", node.name));
+        let took = wait_readyz(node, 200, RECOVERY_DEADLINE, "after Redis returned").await;
         println!("Redis back -> {} ready: {}", node.name, ms(took));
-        let login = poll_until(RECOVERY_DEADLINE, Duration::from_millis(50), async || {
+        let what = format!("{}: no login after Redis returned", node.name);
+        poll_until(RECOVERY_DEADLINE, &what, async || {
             node.send(login_request("bob")).await.status == 200
         })
         .await;
-        assert!(login.is_some(), "{}: no login after Redis returned", node.name);
         assert_eq!(node.healthz().await, 200);
     }
     // The new Redis is empty: the old sessions are gone, refused rather than 5xx or accepted.
@@ -670,14 +537,13 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
 
 // === 6. one replica partitioned from Redis during a revoke ===
 
-/// Partitions B (which reaches Redis through a proxy) with `how`, revokes on A a session B had
-/// accepted, heals, and returns how long B took to refuse it after the link opened.
+/// Partitions B (which reaches Redis through a proxy) with `how`, revokes on A a session and a
+/// user B had accepted, heals, and returns how long B took to refuse them after the link opened.
 async fn revoke_during_partition(how: Link) -> Option<Duration> {
-    let redis = RedisServer::start().await?;
-    let partition = Partition::start(redis.addr()).await;
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_ga, a) = replica("A", &redis.url(), &key, &echo, "").await;
-    let (_gb, b) = replica("B", &partition.url(), &key, &echo, "").await;
+    let cluster = Cluster::start().await?;
+    let partition = cluster.redis.partition().await;
+    let (_ga, a) = cluster.replica("A", &cluster.redis.url(), "").await;
+    let (_gb, b) = cluster.replica("B", &partition.url(), "").await;
 
     let doomed = a.pair("alice").await;
     let user = a.pair("bob").await;
@@ -687,11 +553,7 @@ async fn revoke_during_partition(how: Link) -> Option<Duration> {
     }
 
     partition.set(how);
-    let cut_off = poll_until(DEADLINE, Duration::from_millis(50), async || {
-        b.readyz().await == 503
-    })
-    .await;
-    assert!(cut_off.is_some(), "B's /readyz never answered 503 while cut off");
+    wait_readyz(&b, 503, DEADLINE, "while cut off").await;
     assert_eq!(a.readyz().await, 200, "A is not partitioned");
     assert_eq!(a.logout(&doomed.refresh).await.status, 204, "logout on A");
     let revoke = a.admin(Method::POST, "/admin/users/bob/revoke").await;
@@ -709,39 +571,24 @@ async fn revoke_during_partition(how: Link) -> Option<Duration> {
 
     partition.set(Link::Open);
     let healed = Instant::now();
-    let took_session = wait_refused(
-        &b,
-        &doomed.access,
-        healed,
-        RECOVERY_DEADLINE,
-        "a session revoked meanwhile",
-    )
-    .await;
-    let took_user = wait_refused(
-        &b,
-        &user.access,
-        healed,
-        RECOVERY_DEADLINE,
-        "a user revoked meanwhile",
-    )
-    .await;
+    let mut took = Duration::ZERO;
+    for (pair, what) in [
+        (&doomed, "a session revoked meanwhile"),
+        (&user, "a user revoked meanwhile"),
+    ] {
+        took = took.max(wait_refused(&b, &pair.access, healed, RECOVERY_DEADLINE, what).await);
+    }
     b.assert_access_works(&control.access, "a session nobody revoked")
         .await;
-    let ready = poll_until(RECOVERY_DEADLINE, Duration::from_millis(50), async || {
-        b.readyz().await == 200
-    })
-    .await;
-    assert!(ready.is_some(), "B's /readyz not 200 after the partition healed");
-    assert_invalid_grant(
-        &b.refresh(&doomed.refresh).await,
-        "the revoked session's refresh token on B",
-    );
+    wait_readyz(&b, 200, RECOVERY_DEADLINE, "after the partition healed").await;
+    let what = "the revoked session's refresh token on B";
+    assert_invalid_grant(&b.refresh(&doomed.refresh).await, what);
     let moved = b
         .refreshed(&control.refresh, "a refresh on B after the partition")
         .await;
     a.assert_access_works(&moved.access, "B's token after the partition")
         .await;
-    Some(took_session.max(took_user))
+    Some(took)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -766,12 +613,11 @@ async fn a_replica_silently_partitioned_from_redis_during_a_revocation_enforces_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateway_processes_share_sessions_and_revocations_through_redis() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some(cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_dx, xb, x) = binary_replica("X", &redis.url(), &key, &echo).await;
-    let (_dy, yb, y) = binary_replica("Y", &redis.url(), &key, &echo).await;
+    let (_dx, xb, x) = cluster.process("X").await;
+    let (_dy, yb, y) = cluster.process("Y").await;
     let (x, y) = (&x, &y);
 
     let p0 = x.pair("alice").await;
@@ -830,38 +676,25 @@ async fn two_gateway_processes_share_sessions_and_revocations_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gateway_processes_outlive_a_redis_restart_and_follow_revocations_again() {
-    let Some(mut redis) = RedisServer::start().await else {
+    let Some(mut cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_dx, xb, x) = binary_replica("X", &redis.url(), &key, &echo).await;
-    let (_dy, yb, y) = binary_replica("Y", &redis.url(), &key, &echo).await;
+    let (_dx, xb, x) = cluster.process("X").await;
+    let (_dy, yb, y) = cluster.process("Y").await;
     let alice = x.pair("alice").await;
 
-    redis.stop();
+    cluster.redis.stop();
     for node in [&x, &y] {
         node.assert_access_works(&alice.access, "with Redis down").await;
         assert_unavailable(&node.send(login_request("bob")).await, "login with Redis down");
         assert_unavailable(&node.refresh(&alice.refresh).await, "refresh with Redis down");
         assert_unavailable(&node.logout(&alice.refresh).await, "logout with Redis down");
-        let down = poll_until(DEADLINE, Duration::from_millis(50), async || {
-            node.readyz().await == 503
-        })
-        .await;
-        assert!(down.is_some(), "{}: /readyz never answered 503", node.name);
+        wait_readyz(node, 503, DEADLINE, "with Redis down").await;
     }
 
-    redis.restart().await;
+    cluster.redis.restart().await;
     for node in [&x, &y] {
-        let ready = poll_until(RECOVERY_DEADLINE, Duration::from_millis(50), async || {
-            node.readyz().await == 200
-        })
-        .await;
-        assert!(
-            ready.is_some(),
-            "{}: /readyz not 200 after Redis returned",
-            node.name
-        );
+        wait_readyz(node, 200, RECOVERY_DEADLINE, "after Redis returned").await;
         assert_eq!(node.healthz().await, 200, "{} after the outage", node.name);
     }
     let fresh = x.pair("bob").await;
@@ -908,27 +741,18 @@ async fn gateway_processes_outlive_a_redis_restart_and_follow_revocations_again(
 /// follower that sleeps out a long backoff would show it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_long_redis_outage_a_replica_that_is_ready_again_enforces_new_revocations_within_a_second() {
-    let Some(mut redis) = RedisServer::start().await else {
+    let Some(mut cluster) = Cluster::start().await else {
         return;
     };
-    let (key, echo) = (SharedKey::generate(), Upstream::echo().await);
-    let (_dx, _xb, x) = binary_replica("X", &redis.url(), &key, &echo).await;
-    let (_dy, _yb, y) = binary_replica("Y", &redis.url(), &key, &echo).await;
+    let (_dx, _xb, x) = cluster.process("X").await;
+    let (_dy, _yb, y) = cluster.process("Y").await;
 
-    redis.stop();
+    cluster.redis.stop();
     // An outage long enough for the follower's backoff to grow (the point of the test).
     tokio::time::sleep(Duration::from_secs(8)).await;
-    redis.restart().await;
+    cluster.redis.restart().await;
     for node in [&x, &y] {
-        let ready = poll_until(RECOVERY_DEADLINE, Duration::from_millis(20), async || {
-            node.readyz().await == 200
-        })
-        .await;
-        assert!(
-            ready.is_some(),
-            "{}: /readyz not 200 after Redis returned",
-            node.name
-        );
+        wait_readyz(node, 200, RECOVERY_DEADLINE, "after Redis returned").await;
     }
     let pair = x.pair("bob").await;
     y.assert_access_works(&pair.access, "a login after the outage")
