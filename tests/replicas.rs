@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
 use portcullis::config::KeyAlgorithm;
 use support::auth::{Pair, assert_invalid_grant, login_request, logout_request, refresh_request};
 use support::binary::{Binary, plain_get, start_binary};
@@ -28,7 +28,7 @@ use support::redis::{Link, RedisServer};
 use support::upstreams::Upstream;
 use support::{
     Client, DEADLINE, GENEROUS_LIMITS, Gateway, PROTECTED, Reply, RequestExt, Setup, request, required_route,
-    within,
+    send_on, within,
 };
 use tokio::sync::Barrier;
 
@@ -93,33 +93,9 @@ impl Cluster {
     }
 }
 
-/// A kept-alive HTTP/1.1 connection to one replica, opened again if the replica closed it.
-struct Conn {
-    node: Client,
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    async fn open(node: &Client) -> Conn {
-        let sender = node.h1().await;
-        Conn {
-            node: node.clone(),
-            sender,
-        }
-    }
-
-    async fn send(&mut self, request: http::Request<Full<Bytes>>) -> Reply {
-        if within(self.sender.ready()).await.is_err() {
-            self.sender = self.node.h1().await;
-        }
-        Reply::read(within(self.sender.send_request(request)).await.expect("response")).await
-    }
-
-    async fn protected(&mut self, access: &str) -> StatusCode {
-        self.send(request(Method::GET, PROTECTED).bearer(access).empty())
-            .await
-            .status
-    }
+/// `GET` of the protected route with `access`, on an open HTTP/2 connection (`Client::h2`).
+async fn protected_on(conn: &http2::SendRequest<Full<Bytes>>, access: &str) -> Reply {
+    send_on(conn, request(Method::GET, PROTECTED).bearer(access).empty()).await
 }
 
 // === waiting ===
@@ -143,11 +119,9 @@ async fn wait_readyz(node: &Client, status: u16, limit: Duration, why: &str) -> 
 /// Waits until `node` refuses `access` (401 `invalid_token`) and returns how long that took
 /// from `since`; fails when it still accepts the token `limit` after `since`.
 async fn wait_refused(node: &Client, access: &str, since: Instant, limit: Duration, what: &str) -> Duration {
-    let mut conn = Conn::open(node).await;
+    let conn = node.h2().await;
     loop {
-        let answer = conn
-            .send(request(Method::GET, PROTECTED).bearer(access).empty())
-            .await;
+        let answer = protected_on(&conn, access).await;
         if answer.status == 401 {
             assert_eq!(answer.json()["error"], "invalid_token", "{what} on {}", node.name);
             return since.elapsed();
@@ -239,22 +213,21 @@ async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_seco
     };
     let (_ga, a) = cluster.replica("A", &cluster.redis.url(), "").await;
     let (_gb, b) = cluster.replica("B", &cluster.redis.url(), "").await;
-    let mut on_a = Conn::open(&a).await;
-    let mut on_b = Conn::open(&b).await;
+    let (on_a, on_b) = (a.h2().await, b.h2().await);
 
     let mut latencies = Vec::with_capacity(TRIALS);
     let mut acks = Vec::with_capacity(TRIALS);
     for trial in 0..TRIALS {
         let pair = a.pair("bob").await;
         assert_eq!(
-            on_b.protected(&pair.access).await,
+            protected_on(&on_b, &pair.access).await.status,
             200,
             "trial {trial}: B refused a fresh token"
         );
         let by_admin = trial % 2 == 1;
         let started = Instant::now();
         let revoked = match by_admin {
-            false => on_a.send(logout_request(&pair.refresh)).await,
+            false => send_on(&on_a, logout_request(&pair.refresh)).await,
             true => {
                 a.admin(Method::DELETE, &format!("/admin/sessions/{}", pair.sid()))
                     .await
@@ -269,7 +242,7 @@ async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_seco
         );
         let mut latency = None;
         while started.elapsed() < DEADLINE {
-            let status = on_b.protected(&pair.access).await;
+            let status = protected_on(&on_b, &pair.access).await.status;
             if status == 401 {
                 latency = Some(started.elapsed());
                 break;
@@ -280,7 +253,7 @@ async fn a_revocation_on_one_replica_is_enforced_by_the_other_well_within_a_seco
         let latency =
             latency.unwrap_or_else(|| panic!("trial {trial}: B still accepts the token after {DEADLINE:?}"));
         assert_eq!(
-            on_a.protected(&pair.access).await,
+            protected_on(&on_a, &pair.access).await.status,
             401,
             "trial {trial}: A accepts a token it revoked itself"
         );
@@ -333,11 +306,11 @@ async fn concurrent_refreshes_of_one_session_on_two_replicas_keep_one_lineage() 
     let mut tasks = Vec::new();
     for i in 0..REFRESHES {
         let node = if i % 2 == 0 { &a } else { &b };
-        let mut conn = Conn::open(node).await;
+        let (conn, name) = (node.h2().await, node.name);
         let (barrier, token) = (barrier.clone(), p0.refresh.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            (conn.node.name, conn.send(refresh_request(&token)).await)
+            (name, send_on(&conn, refresh_request(&token)).await)
         }));
     }
     let mut pairs = Vec::new();
