@@ -4,16 +4,17 @@
 //!
 //! This is a test binary of its own because it installs a counting global allocator.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
-use std::time::Duration;
 
 use portcullis::auth::keys::{KeySet, generate_missing};
 use portcullis::auth::revocation::{Revocation, RevocationKind};
 use portcullis::auth::tokens::{random_id, unix_now};
 use portcullis::auth::{AccessTokens, Identity, Revocations, TokenError};
-use portcullis::config::{KeyAlgorithm, KeyConfig, KeySource, TokensConfig};
+use support::config::for_binary;
 
 // === a per-thread counting allocator ===
 
@@ -47,29 +48,12 @@ unsafe impl GlobalAlloc for Counting {
         ptr
     }
 
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count(layout.size() as i64);
-        }
-        ptr
-    }
-
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         count(-(layout.size() as i64));
     }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` was allocated by `System` (through us) with `layout`.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            count(new_size as i64 - layout.size() as i64);
-        }
-        new
-    }
+    // alloc_zeroed and realloc keep their defaults, which go through these two.
 }
 
 #[global_allocator]
@@ -89,23 +73,11 @@ const REVOCATIONS: usize = 100_000;
 /// allocator's rounding comes on top.
 const MAX_BYTES_PER_REVOCATION: f64 = 128.0;
 
-/// An ES256 `AccessTokens` with a key generated into `dir`, as benches/hot_path.rs builds it.
+/// The `AccessTokens` of the kit's config for the binary (ES256), its key generated into `dir`.
 fn access_tokens(dir: &std::path::Path) -> AccessTokens {
-    let config = TokensConfig {
-        issuer: "portcullis".into(),
-        audience: "default".into(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(86_400),
-        refresh_idle_ttl: Duration::from_secs(86_400),
-        refresh_grace: Duration::from_secs(30),
-        leeway: Duration::from_secs(5),
-        keys: vec![KeyConfig {
-            kid: "k1".into(),
-            alg: KeyAlgorithm::Es256,
-            source: KeySource::PrivateKeyFile(dir.join("k1.pem")),
-            generate_if_missing: true,
-        }],
-    };
+    let config = portcullis::config::load(&for_binary(dir, "", "").path)
+        .expect("config")
+        .tokens;
     generate_missing(&config).expect("generate key");
     AccessTokens::new(&config, KeySet::load(&config).expect("load key"))
 }
