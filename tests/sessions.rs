@@ -25,11 +25,6 @@ use support::{
     request, required_route, test_users, tokens_with, within,
 };
 
-/// A gateway with the default `[tokens]` (a 30 s grace) and a protected `/api/` to an echo.
-async fn gateway() -> (Gateway, Upstream) {
-    api_gateway(ES256_TOKENS, "").await
-}
-
 /// Sleeps until a retired token presented now is past a grace of `grace` from a rotation that
 /// happened before this call. The gateway may keep times in whole seconds, so this waits the
 /// grace plus a margin of more than a second. The one place where a sleep is the point.
@@ -54,7 +49,7 @@ fn unix_time() -> Duration {
 
 #[tokio::test]
 async fn a_refresh_rotates_the_refresh_token_and_keeps_the_session() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let first = gateway.pair("alice").await;
     let me_first = gateway.get_with_token("/auth/me", &first.access).await;
     assert_eq!(me_first.status, 200, "{}", me_first.text());
@@ -209,7 +204,7 @@ async fn concurrent_refreshes_of_one_token_all_succeed_in_one_lineage_that_outli
 #[tokio::test]
 async fn a_token_two_generations_old_is_reuse_even_within_the_grace() {
     // The default 30 s grace: everything below happens well within it.
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let r0 = gateway.pair("alice").await;
     let r1 = gateway.refreshed(&r0.refresh, "R0 -> R1").await;
     let r2 = gateway.refreshed(&r1.refresh, "R1 -> R2").await;
@@ -242,7 +237,7 @@ async fn a_token_two_generations_old_is_reuse_even_within_the_grace() {
 
 #[tokio::test]
 async fn a_logged_out_session_is_never_resurrected_whichever_token_logs_it_out() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let survivor = gateway.pair("alice").await;
 
     // Logout with the refresh token in the body.
@@ -286,7 +281,7 @@ async fn a_logged_out_session_is_never_resurrected_whichever_token_logs_it_out()
 
 #[tokio::test]
 async fn logout_all_ends_every_session_of_the_caller_and_nobody_elses() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let first = gateway.pair("alice").await;
     let second = gateway.pair("alice").await;
     let bob = gateway.pair("bob").await;
@@ -332,26 +327,21 @@ async fn logout_all_ends_every_session_of_the_caller_and_nobody_elses() {
 // === 7. the caller's session list ===
 
 async fn list_sessions(gateway: &Gateway, access: &str) -> Value {
-    let reply = gateway
-        .send(request(Method::GET, "/auth/sessions").bearer(access).empty())
-        .await;
+    let reply = gateway.get_with_token("/auth/sessions", access).await;
     assert_eq!(reply.status, 200, "GET /auth/sessions: {}", reply.text());
     reply.json()
 }
 
 async fn delete_session(gateway: &Gateway, access: &str, id: &str) -> Reply {
+    let path = format!("/auth/sessions/{id}");
     gateway
-        .send(
-            request(Method::DELETE, &format!("/auth/sessions/{id}"))
-                .bearer(access)
-                .empty(),
-        )
+        .send(request(Method::DELETE, &path).bearer(access).empty())
         .await
 }
 
 #[tokio::test]
 async fn a_user_lists_their_own_sessions_and_may_end_only_their_own() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let one = login_as(&gateway, "alice", "agent-one/1.0").await;
     let two = login_as(&gateway, "alice", "agent-two/2.0 (tests)").await;
     let bob = login_as(&gateway, "bob", "bob-agent").await;
@@ -440,7 +430,7 @@ async fn a_user_lists_their_own_sessions_and_may_end_only_their_own() {
 
 #[tokio::test]
 async fn the_admin_api_lists_sessions_and_revokes_one_session_or_a_whole_user() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let one = gateway.pair("alice").await;
     let two = gateway.pair("alice").await;
     let bob = gateway.pair("bob").await;
@@ -490,7 +480,7 @@ async fn the_admin_api_lists_sessions_and_revokes_one_session_or_a_whole_user() 
 
 #[tokio::test]
 async fn a_user_disabled_in_the_users_file_can_no_longer_refresh() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let bob = gateway.pair("bob").await;
     let alice = gateway.pair("alice").await;
 
@@ -516,7 +506,7 @@ async fn a_user_disabled_in_the_users_file_can_no_longer_refresh() {
 
 #[tokio::test]
 async fn garbage_refresh_tokens_are_refused_and_do_not_harm_the_real_session() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, "").await;
     let real = gateway.pair("alice").await;
     let length = real.refresh.len();
 
