@@ -64,11 +64,8 @@ impl Cluster {
     /// A replica's `[tokens]` (the shared key, `extra` settings) and the rest of its config:
     /// the protected route, generous limits, and the Redis store at `url`.
     fn config(&self, url: &str, extra: &str) -> (String, String) {
-        let source = format!(
-            "private_key_file = \"{}\"",
-            self.key.path().join("k1.pem").display()
-        );
-        let keys = key_entry("k1", KeyAlgorithm::Es256, &source);
+        let key = format!("private_key_file = {:?}", self.key.path().join("k1.pem"));
+        let keys = key_entry("k1", KeyAlgorithm::Es256, &key);
         let route = required_route("api", "/api/", self.echo.addr);
         let rest = format!("{route}\n{GENEROUS_LIMITS}\n[store]\nbackend = \"redis\"\nurl = \"{url}\"\n");
         (tokens_section(&format!("{extra}\n{keys}")), rest)
