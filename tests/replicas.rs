@@ -97,20 +97,16 @@ async fn protected_on(conn: &http2::SendRequest<Full<Bytes>>, access: &str) -> R
 
 // === waiting ===
 
-/// Polls `check` (every 20 ms) until it holds; the time it took. Fails with `what` after `limit`.
-async fn poll_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+/// Waits (polling every 20 ms) until `node`'s `/readyz` answers `status`; the time it took.
+/// Fails after `limit`.
+async fn wait_readyz(node: &Client, status: u16, limit: Duration, why: &str) -> Duration {
     let started = Instant::now();
-    while !check().await {
+    while node.readyz().await != status {
+        let what = format!("{}: /readyz never answered {status} {why}", node.name);
         assert!(started.elapsed() < limit, "{what} within {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
-}
-
-/// Waits until `node`'s `/readyz` answers `status`; the time it took. Fails after `limit`.
-async fn wait_readyz(node: &Client, status: u16, limit: Duration, why: &str) -> Duration {
-    let what = format!("{}: /readyz never answered {status} {why}", node.name);
-    poll_until(limit, &what, async || node.readyz().await == status).await
 }
 
 /// Waits until `node` refuses `access` (401 `invalid_token`) and returns how long that took
@@ -470,11 +466,7 @@ async fn with_redis_stopped_tokens_verify_from_memory_while_login_refresh_and_lo
     for node in [&a, &b] {
         let took = wait_readyz(node, 200, RECOVERY_DEADLINE, "after Redis returned").await;
         println!("Redis back -> {} ready: {}", node.name, ms(took));
-        let what = format!("{}: no login after Redis returned", node.name);
-        poll_until(RECOVERY_DEADLINE, &what, async || {
-            node.send(login_request("bob")).await.status == 200
-        })
-        .await;
+        node.login_until("bob", "bob-password", 200).await;
         assert_eq!(node.healthz().await, 200);
     }
     // The new Redis is empty: the old sessions are gone, refused rather than 5xx or accepted.

@@ -78,10 +78,6 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
     /// Kills and reaps the server (its data is gone: nothing is saved).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -105,7 +101,8 @@ impl RedisServer {
     /// A proxy to this server on `127.0.0.1:<port>`, open until the test cuts it.
     pub async fn partition(&self) -> Partition {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let (addr, target) = (listener.local_addr().expect("proxy addr"), self.addr());
+        let addr = listener.local_addr().expect("proxy addr");
+        let target = ("127.0.0.1", self.port);
         let (link, _) = watch::channel(Link::Open);
         let links = link.clone();
         tokio::spawn(async move {
