@@ -70,21 +70,20 @@ async fn a_browser_session_logs_in_refreshes_and_logs_out() {
         assert_eq!(access.secure(), Some(true), "the access cookie is not Secure");
         assert_no_token_in_document_cookie(client).await;
 
-        let first = call_api(client).await;
+        let first = call_api(client, 200).await;
         assert_eq!(echo_header(&first, "x-auth-sub"), ["alice"], "{first}");
         let session = echo_header(&first, "x-auth-session");
         assert_eq!(session.len(), 1, "{first}");
 
         // The one deliberate sleep: let the access token expire (2 s + 1 s leeway).
         tokio::time::sleep(ACCESS_EXPIRY).await;
-        assert_eq!(
-            fetch_status(client, "/api/hello").await,
-            401,
-            "the access token should have expired by now"
-        );
+        let fetch = "fetch('/api/hello', { credentials: 'same-origin' })\
+                     .then(r => done(r.status), e => done(String(e)));";
+        let status = execute_async(client, fetch).await;
+        assert_eq!(status, json!(401), "the access token should have expired by now");
 
         // The page refreshes through /auth/refresh and retries: the same session goes on.
-        let second = call_api(client).await;
+        let second = call_api(client, 200).await;
         assert_eq!(echo_header(&second, "x-auth-sub"), ["alice"], "{second}");
         assert_eq!(
             echo_header(&second, "x-auth-session"),
@@ -101,20 +100,18 @@ async fn a_browser_session_logs_in_refreshes_and_logs_out() {
             .click()
             .await
             .expect("click");
-        let shown = wait_for_text(client, "#status", |text| text.starts_with("logged out")).await;
+        let shown = eventually(STEP, async || {
+            let text = text_of(client, "#status").await;
+            let done = text.starts_with("logged out");
+            done.then(|| text.clone())
+                .ok_or(format!("#status still shows {text:?}"))
+        })
+        .await;
         assert_eq!(shown, "logged out (204)");
 
         // The API refuses, and keeps refusing: the refresh cookie is gone too.
-        for attempt in 0..2 {
-            let status = execute_async(
-                client,
-                "window.portcullisDemo.callApi().then(done, e => done(String(e)));",
-            )
-            .await;
-            assert_eq!(status, json!(401), "call {attempt} after logout");
-            assert_eq!(text_of(client, "#status").await, "401");
-            let result: Value =
-                serde_json::from_str(&text_of(client, "#result").await).expect("JSON error body");
+        for _ in 0..2 {
+            let result = call_api(client, 401).await;
             assert!(result["error"].is_string(), "{result}");
         }
         assert_no_token_in_document_cookie(client).await;
@@ -377,17 +374,6 @@ async fn text_of(client: &Client, css: &str) -> String {
     text.unwrap_or_else(|e| panic!("text of {css}: {e}"))
 }
 
-async fn wait_for_text(client: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
-    eventually(STEP, async || {
-        let text = text_of(client, css).await;
-        match ready(&text) {
-            true => Ok(text),
-            false => Err(format!("{css} still shows {text:?}")),
-        }
-    })
-    .await
-}
-
 /// Runs `body` as an async script; it calls `done(value)` to finish.
 async fn execute_async(client: &Client, body: &str) -> Value {
     let script = format!("const done = arguments[arguments.length - 1];\n{body}");
@@ -397,29 +383,15 @@ async fn execute_async(client: &Client, body: &str) -> Value {
         .unwrap_or_else(|e| panic!("script {body:?}: {e}"))
 }
 
-/// The status of a plain `fetch` of `path` from the page, cookies included.
-async fn fetch_status(client: &Client, path: &str) -> u64 {
-    let body = format!(
-        "fetch({path:?}, {{ credentials: 'same-origin' }}).then(r => done(r.status), e => done(String(e)));"
-    );
-    let status = execute_async(client, &body).await;
-    status
-        .as_u64()
-        .unwrap_or_else(|| panic!("fetch {path}: {status}"))
-}
-
-/// Calls the API through the app page, which shows the status in `#status` and the echoed
-/// request in `#result`; returns the latter after checking that the page shows 200.
-async fn call_api(client: &Client) -> Value {
-    let status = execute_async(
-        client,
-        "window.portcullisDemo.callApi().then(done, e => done(String(e)));",
-    )
-    .await;
+/// Calls the API through the app page, which shows the status in `#status` and the response
+/// in `#result`; checks that both say `expected` and returns the JSON of the latter.
+async fn call_api(client: &Client, expected: u64) -> Value {
+    let call = "window.portcullisDemo.callApi().then(done, e => done(String(e)));";
+    let status = execute_async(client, call).await;
     let shown = text_of(client, "#status").await;
     let result = text_of(client, "#result").await;
-    assert_eq!(status, json!(200), "the page showed {shown}: {result}");
-    assert_eq!(shown, "200");
+    assert_eq!(status, json!(expected), "the page showed {shown}: {result}");
+    assert_eq!(shown, expected.to_string());
     serde_json::from_str(&result).unwrap_or_else(|e| panic!("#result is not JSON ({e}): {result}"))
 }
 

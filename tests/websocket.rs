@@ -39,47 +39,46 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 /// connections it accepted and the ones that ended.
 struct WsEcho {
     addr: SocketAddr,
-    seen: Arc<Seen>,
-}
-
-#[derive(Default)]
-struct Seen {
     connections: AtomicUsize,
     handshakes: Mutex<Vec<HeaderMap>>,
     ended: watch::Sender<usize>,
 }
 
 impl WsEcho {
-    async fn start() -> WsEcho {
+    async fn start() -> Arc<WsEcho> {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-        let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Seen::default());
-        let shared = seen.clone();
+        let echo = Arc::new(WsEcho {
+            addr: listener.local_addr().expect("addr"),
+            connections: AtomicUsize::new(0),
+            handshakes: Mutex::default(),
+            ended: watch::Sender::default(),
+        });
+        let shared = echo.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 shared.connections.fetch_add(1, Ordering::SeqCst);
-                let seen = shared.clone();
+                let echo = shared.clone();
                 tokio::spawn(async move {
-                    serve(tcp, &seen).await;
-                    seen.ended.send_modify(|n| *n += 1);
+                    serve(tcp, &echo).await;
+                    echo.ended.send_modify(|n| *n += 1);
                 });
             }
         });
-        WsEcho { addr, seen }
+        echo
     }
 
     fn connections(&self) -> usize {
-        self.seen.connections.load(Ordering::SeqCst)
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// The headers of the n-th handshake the upstream accepted.
     fn handshake(&self, n: usize) -> HeaderMap {
-        self.seen.handshakes.lock().expect("lock")[n].clone()
+        self.handshakes.lock().expect("lock")[n].clone()
     }
 
     /// Waits until `n` upstream connections have ended in all.
     async fn wait_ended(&self, n: usize, what: &str) {
-        let mut ended = self.seen.ended.subscribe();
+        let mut ended = self.ended.subscribe();
         let waited = tokio::time::timeout(CLOSE_WITHIN, ended.wait_for(|count| *count >= n)).await;
         let ended = self.ended();
         assert!(
@@ -89,19 +88,19 @@ impl WsEcho {
     }
 
     fn ended(&self) -> usize {
-        *self.seen.ended.borrow()
+        *self.ended.borrow()
     }
 }
 
 // The callback's `Result<Response, ErrorResponse>` is tungstenite's signature, not ours.
 #[allow(clippy::result_large_err)]
-async fn serve(tcp: TcpStream, seen: &Seen) {
+async fn serve(tcp: TcpStream, echo: &WsEcho) {
     let mut greeting = String::new();
     let callback = |request: &Handshake, response: Response| -> Result<Response, ErrorResponse> {
         let headers = request.headers();
         let value = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
         greeting = format!("hello {} {}", value("x-auth-sub"), value("x-auth-session"));
-        seen.handshakes.lock().expect("lock").push(headers.clone());
+        echo.handshakes.lock().expect("lock").push(headers.clone());
         Ok(response)
     };
     let Ok(mut ws) = accept_hdr_async(tcp, callback).await else {
@@ -124,15 +123,13 @@ async fn serve(tcp: TcpStream, seen: &Seen) {
 /// A gateway with `/ws/` (auth required, `websocket` as given) to `upstream`.
 async fn gateway_to(upstream: SocketAddr, websocket: bool, tokens: &str) -> Gateway {
     let settings = format!("auth = \"required\"\nwebsocket = {websocket}");
-    let rest = format!(
-        "{}{GENEROUS_LIMITS}",
-        config::route("ws", "/ws/", upstream, &settings)
-    );
+    let route = config::route("ws", "/ws/", upstream, &settings);
+    let rest = format!("{route}{GENEROUS_LIMITS}");
     Gateway::start(Setup::routes(rest).tokens(tokens)).await
 }
 
 /// `gateway_to` a WebSocket echo.
-async fn gateway() -> (Gateway, WsEcho) {
+async fn gateway() -> (Gateway, Arc<WsEcho>) {
     let echo = WsEcho::start().await;
     (gateway_to(echo.addr, true, ES256_TOKENS).await, echo)
 }
@@ -182,17 +179,11 @@ async fn refused(gateway: &Gateway, path: &str, headers: &[(&str, &str)], what: 
     }
 }
 
-/// A tunnel that the gateway accepted with 101, past the upstream's greeting, which must name
-/// `sub` and the session `sid`: what the gateway told the upstream.
-async fn tunnel(gateway: &Gateway, path: &str, headers: &[(&str, &str)], sub: &str, sid: &str) -> Ws {
-    let (mut ws, response) = connect(gateway, path, headers).await.unwrap_or_else(|e| match e {
-        tungstenite::Error::Http(response) => panic!(
-            "upgrade refused with {}: {:?}",
-            response.status(),
-            response.body()
-        ),
-        e => panic!("upgrade failed: {e}"),
-    });
+/// A tunnel to `/ws/chat` that the gateway accepted with 101, past the upstream's greeting,
+/// which must name `sub` and the session `sid`: what the gateway told the upstream.
+async fn tunnel(gateway: &Gateway, headers: &[(&str, &str)], sub: &str, sid: &str) -> Ws {
+    let connected = connect(gateway, "/ws/chat", headers).await;
+    let (mut ws, response) = connected.unwrap_or_else(|e| panic!("upgrade failed: {e:?}"));
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     let greeting = next_data(&mut ws, "the greeting").await;
     assert_eq!(greeting, Message::text(format!("hello {sub} {sid}")));
@@ -201,14 +192,7 @@ async fn tunnel(gateway: &Gateway, path: &str, headers: &[(&str, &str)], sub: &s
 
 async fn bearer_tunnel(gateway: &Gateway, pair: &Pair, sub: &str) -> Ws {
     let authorization = format!("Bearer {}", pair.access);
-    tunnel(
-        gateway,
-        "/ws/chat",
-        &[("authorization", &authorization)],
-        sub,
-        &pair.sid(),
-    )
-    .await
+    tunnel(gateway, &[("authorization", &authorization)], sub, &pair.sid()).await
 }
 
 /// The next text or binary message, past pings and pongs.
@@ -292,7 +276,7 @@ async fn an_upgrade_with_the_access_cookie_gets_101_hides_the_cookie_and_closes_
     let jar = [("theme", "dark"), (ACCESS, &access)];
     let cookie = format!("theme=dark; {ACCESS}={access}");
     let headers = [("cookie", cookie.as_str()), ("origin", OWN_ORIGIN)];
-    let mut ws = tunnel(&gateway, "/ws/chat", &headers, "bob", &sid_of(&access)).await;
+    let mut ws = tunnel(&gateway, &headers, "bob", &sid_of(&access)).await;
     assert_echoes(&mut ws, "a cookie tunnel").await;
     let seen = echo.handshake(0);
     let cookies: Vec<_> = seen.get_all("cookie").iter().collect();

@@ -56,34 +56,26 @@ pub fn short_lived_tokens(access_ttl: &str) -> String {
     tokens
 }
 
-/// One `Set-Cookie`: name, value, and the attributes but `Expires` (names in lower case,
-/// values empty for flags), sorted.
-#[derive(Debug)]
-pub struct SetCookie {
-    pub name: String,
-    pub value: String,
-    pub attributes: Vec<(String, String)>,
-}
-
-pub fn set_cookies(reply: &Reply) -> Vec<SetCookie> {
+/// Every `Set-Cookie` of `reply` as its name, its value, and its attributes but `Expires`
+/// in a canonical form: `key=value` (just `key` for a flag), keys in lower case, sorted,
+/// joined by `; `.
+fn set_cookies(reply: &Reply) -> Vec<(String, String, String)> {
     let parse = |raw: &str| {
         let mut parts = raw.split(';').map(str::trim);
-        let first = parts.next().unwrap_or_default();
-        let split = first.split_once('=');
-        let (name, value) = split.unwrap_or_else(|| panic!("Set-Cookie without name=value: {raw:?}"));
-        let attribute = |part: &str| {
-            let (key, value) = part.split_once('=').unwrap_or((part, ""));
-            (key.trim().to_ascii_lowercase(), value.trim().to_string())
+        let first = parts.next().unwrap_or_default().split_once('=');
+        let (name, value) = first.unwrap_or_else(|| panic!("Set-Cookie without name=value: {raw:?}"));
+        let attribute = |part: &str| match part.split_once('=') {
+            Some((key, value)) => format!("{}={}", key.trim().to_ascii_lowercase(), value.trim()),
+            None => part.to_ascii_lowercase(),
         };
         let mut attributes: Vec<_> = parts.filter(|part| !part.is_empty()).map(attribute).collect();
-        attributes.retain(|(key, _)| key != "expires");
+        attributes.retain(|attribute| !attribute.starts_with("expires="));
         attributes.sort();
-        let (name, value) = (name.trim().to_string(), value.trim().to_string());
-        SetCookie {
-            name,
-            value,
-            attributes,
-        }
+        (
+            name.trim().to_string(),
+            value.trim().to_string(),
+            attributes.join("; "),
+        )
     };
     let values = reply.headers.get_all("set-cookie").iter();
     values
@@ -94,37 +86,6 @@ pub fn set_cookies(reply: &Reply) -> Vec<SetCookie> {
 pub fn assert_no_set_cookie(reply: &Reply, what: &str) {
     let cookies: Vec<_> = reply.headers.get_all("set-cookie").iter().collect();
     assert!(cookies.is_empty(), "{what}: cookies were set: {cookies:?}");
-}
-
-/// Exactly `<value>; Path=<path>; Max-Age=<max_age>; HttpOnly; Secure; SameSite=Strict` in
-/// any order, each once, with no `Domain` and nothing else (`Expires` tolerated). A `max_age`
-/// of 0 means a clearing cookie, with an empty value.
-fn assert_cookie(cookie: &SetCookie, path: &str, max_age: u64, what: &str) {
-    let what = format!("{what}: {cookie:?}");
-    match max_age {
-        0 => assert_eq!(cookie.value, "", "{what}: a clearing cookie keeps a value"),
-        _ => assert!(
-            !cookie.value.is_empty() && cookie.value.bytes().all(|b| b.is_ascii_graphic() && b != b';'),
-            "{what}: not a usable cookie value"
-        ),
-    }
-    let max_age = max_age.to_string();
-    let expected = [
-        ("httponly", ""),
-        ("max-age", &max_age),
-        ("path", path),
-        ("samesite", "Strict"),
-        ("secure", ""),
-    ];
-    let attributes: Vec<(&str, &str)> = cookie
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    assert_eq!(
-        attributes, expected,
-        "{what}: attributes (each exactly once, no Domain)"
-    );
 }
 
 /// The two session cookies a browser was handed.
@@ -170,19 +131,34 @@ impl Expect {
     }
 }
 
-/// Exactly two `Set-Cookie`, the access and the refresh cookie, with every attribute right.
+/// Exactly two `Set-Cookie`, the access and the refresh cookie, each exactly
+/// `<value>; Path=<path>; Max-Age=<ttl>; HttpOnly; Secure; SameSite=Strict` in any order, each
+/// attribute once, with no `Domain` and nothing else (`Expires` tolerated). A ttl of 0 means a
+/// clearing cookie, with an empty value.
 pub fn issued_cookies(reply: &Reply, expect: Expect, what: &str) -> Cookies {
     let cookies = set_cookies(reply);
     assert_eq!(cookies.len(), 2, "{what}: Set-Cookie {cookies:?}");
-    let named = |name: &str| {
-        let found = cookies.iter().find(|c| c.name == name);
-        found.unwrap_or_else(|| panic!("{what}: no {name} cookie in {cookies:?}"))
+    let cookie = |name: &str, path: &str, max_age: u64| {
+        let found = cookies.iter().find(|(n, _, _)| n == name);
+        let (_, value, attributes) =
+            found.unwrap_or_else(|| panic!("{what}: no {name} cookie in {cookies:?}"));
+        let what = format!("{what}: {name}={value}; {attributes}");
+        match max_age {
+            0 => assert_eq!(value, "", "{what}: a clearing cookie keeps a value"),
+            _ => assert!(
+                !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b';'),
+                "{what}: not a usable cookie value"
+            ),
+        }
+        let expected = format!("httponly; max-age={max_age}; path={path}; samesite=Strict; secure");
+        assert_eq!(
+            attributes, &expected,
+            "{what}: attributes (each exactly once, no Domain)"
+        );
+        value.clone()
     };
-    let (access, refresh) = (named(ACCESS), named(REFRESH));
-    assert_cookie(access, "/", expect.access_ttl, what);
-    assert_cookie(refresh, expect.refresh_path, expect.refresh_ttl, what);
     Cookies {
-        access: access.value.clone(),
-        refresh: refresh.value.clone(),
+        access: cookie(ACCESS, "/", expect.access_ttl),
+        refresh: cookie(REFRESH, expect.refresh_path, expect.refresh_ttl),
     }
 }
