@@ -21,13 +21,11 @@ use support::browser::{
 use support::jwt::claims_of;
 use support::upstreams::Upstream;
 use support::{ACCESS_COOKIE as ACCESS, ES256_TOKENS, GENEROUS_LIMITS, Gateway, REFRESH_COOKIE as REFRESH};
-use support::{Reply, RequestExt, Setup, api_gateway, request, within};
+use support::{PROTECTED, Reply, RequestExt, Setup, api_gateway, request, within};
 
 // === configuration ===
 
 const ALLOWED_ORIGIN: &str = "https://app.example.com";
-/// The protected path every test proxies through (an echo behind `auth = "required"`).
-const PROTECTED: &str = "/api/things/1";
 
 /// `[cookies]` with one allowed cross-origin front end.
 const COOKIES: &str = "[cookies]\nallowed_origins = [\"https://app.example.com\"]\n";
