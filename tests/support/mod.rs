@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod browser;
 pub mod cases;
 pub mod client;
 pub mod config;
