@@ -43,13 +43,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::binary::{Binary, plain_get, start_binary};
+use support::binary::{Binary, start_binary};
 use support::cases::assert_none_failed;
 use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
@@ -86,41 +86,29 @@ const H1: &[&[u8]] = &[b"http/1.1"];
 
 // === the recording upstream: the oracle ===
 
-/// What the upstream saw. Attack traffic always uses paths containing `/attack/`.
+/// What the upstream saw. Attack traffic always uses paths containing `/attack/`. A gauge
+/// (`Arc<()>`, read with `live`) counts what holds a clone of it: a request in flight, an open
+/// connection or `/big` body holds one until it is dropped, also when the gateway cancels it.
 #[derive(Default)]
 struct Seen {
     attack: AtomicUsize,
-    in_flight: AtomicUsize,
+    in_flight: Arc<()>,
     max_in_flight: AtomicUsize,
     connections: AtomicUsize,
     /// Upstream connections open right now (the gateway's pool included).
-    open: AtomicUsize,
+    open: Arc<()>,
     /// Bytes of `/big` bodies handed to the upstream's HTTP stack (so: accepted by the gateway
     /// or sitting in socket buffers on the way to it).
     big_bytes: AtomicU64,
     /// `/big` bodies not yet dropped: the gateway is still holding their response open.
-    big_open: AtomicUsize,
+    big_open: Arc<()>,
     /// `/big` responses ever started (a reader that stalls past `idle_timeout` is cut off,
     /// which lowers `big_open` but not this).
     big_started: AtomicUsize,
 }
 
-/// Counts once in a gauge of `Seen` while it lives: dropped when the gateway cancels a request
-/// or drops a body or connection, too.
-struct Held(Arc<Seen>, fn(&Seen) -> &AtomicUsize);
-
-impl Held {
-    /// The guard and the gauge's new value.
-    fn new(seen: &Arc<Seen>, gauge: fn(&Seen) -> &AtomicUsize) -> (Held, usize) {
-        let now = gauge(seen).fetch_add(1, SeqCst) + 1;
-        (Held(seen.clone(), gauge), now)
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        (self.1)(&self.0).fetch_sub(1, SeqCst);
-    }
+fn live(gauge: &Arc<()>) -> usize {
+    Arc::strong_count(gauge) - 1
 }
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -136,8 +124,7 @@ async fn upstream() -> (SocketAddr, Arc<Seen>) {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             shared.connections.fetch_add(1, SeqCst);
-            let (open, _) = Held::new(&shared, |seen| &seen.open);
-            let seen = shared.clone();
+            let (seen, open) = (shared.clone(), shared.open.clone());
             let service = service_fn(move |request| answer(seen.clone(), request));
             let connection =
                 hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
@@ -158,13 +145,14 @@ async fn answer(
     if path.contains("/attack/") {
         seen.attack.fetch_add(1, SeqCst);
     }
-    let (_in_flight, now) = Held::new(&seen, |seen| &seen.in_flight);
-    seen.max_in_flight.fetch_max(now, SeqCst);
+    let _in_flight = seen.in_flight.clone();
+    seen.max_in_flight.fetch_max(live(&seen.in_flight), SeqCst);
     if path.ends_with("/big") {
         seen.big_started.fetch_add(1, SeqCst);
-        let (open, _) = Held::new(&seen, |seen| &seen.big_open);
+        let open = seen.big_open.clone();
         let chunks = futures_util::stream::iter(0..1024 * MIB / ZEROS.len() as u64).map(move |_| {
-            open.0.big_bytes.fetch_add(ZEROS.len() as u64, SeqCst);
+            let _body_open = &open;
+            seen.big_bytes.fetch_add(ZEROS.len() as u64, SeqCst);
             Ok(Frame::data(Bytes::from_static(&ZEROS)))
         });
         let response = Response::builder().header("content-length", (1024 * MIB).to_string());
@@ -253,7 +241,7 @@ struct Measured {
 impl Measured {
     fn start(target: &Target, token: Option<String>) -> Measured {
         let pid = target.binary.pid();
-        let baseline = (rss_kib(pid), fd_count(pid), target.seen.open.load(SeqCst));
+        let baseline = (rss_kib(pid), fd_count(pid), live(&target.seen.open));
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let peaks = tokio::spawn(async move {
@@ -269,18 +257,13 @@ impl Measured {
             let mut results = Vec::new();
             while !stopped.load(SeqCst) && results.len() < 1000 {
                 let n = results.len() + 1;
-                let path = match token {
-                    Some(_) => format!("/api/legit/{n}"),
-                    None => format!("/legit/{n}"),
-                };
+                let path = format!("{}/legit/{n}", if token.is_some() { "/api" } else { "" });
                 let started = Instant::now();
                 let request = client::request("GET", &path, token.as_deref(), &[], "");
                 let reply = timeout(LEGIT_MAX * 2, client.try_send(request)).await;
                 let elapsed = started.elapsed();
                 results.push(match reply {
-                    Ok(Ok(reply)) if reply.status == 200 && reply.text() == format!("ok {path}") => {
-                        Ok(elapsed)
-                    }
+                    Ok(Ok(r)) if r.status == 200 && r.text() == format!("ok {path}") => Ok(elapsed),
                     Ok(Ok(reply)) => Err(format!("{path}: {} {}", reply.status, reply.text())),
                     Ok(Err(e)) => Err(format!("{path}: {e}")),
                     Err(_) => Err(format!("{path}: timed out")),
@@ -324,42 +307,30 @@ impl Measured {
             failed.len(),
             at(0.5),
         );
-        let checks = [
-            (
-                latencies.is_empty(),
-                "no legitimate request completed".to_string(),
-            ),
-            (
-                !failed.is_empty(),
-                format!("legitimate requests failed: {failed:?}"),
-            ),
-            (
-                max > LEGIT_MAX,
-                format!("a legitimate request took {max:?} (bound {LEGIT_MAX:?})"),
-            ),
-            (
-                p99 > LEGIT_P99,
-                format!("legitimate p99 {p99:?} (bound {LEGIT_P99:?})"),
-            ),
-            (
-                growth_mib > rss_bound_mib as f64,
-                format!("RSS grew by {growth_mib:.1} MiB (bound {rss_bound_mib} MiB)"),
-            ),
-        ];
-        failures.extend(
-            checks
-                .into_iter()
-                .filter(|(bad, _)| *bad)
-                .map(|(_, why)| format!("{what}: {why}")),
-        );
-
+        if latencies.is_empty() {
+            failures.push(format!("{what}: no legitimate request completed"));
+        }
+        if !failed.is_empty() {
+            failures.push(format!("{what}: legitimate requests failed: {failed:?}"));
+        }
+        if max > LEGIT_MAX {
+            failures.push(format!(
+                "{what}: a legitimate request took {max:?} (bound {LEGIT_MAX:?})"
+            ));
+        }
+        if p99 > LEGIT_P99 {
+            failures.push(format!("{what}: legitimate p99 {p99:?} (bound {LEGIT_P99:?})"));
+        }
+        if growth_mib > rss_bound_mib as f64 {
+            failures.push(format!(
+                "{what}: RSS grew by {growth_mib:.1} MiB (bound {rss_bound_mib} MiB)"
+            ));
+        }
         let deadline = Instant::now() + IDLE + SLACK;
         let (now, pooled, gauge) = loop {
             let now = fd_count(target.binary.pid());
-            let pooled = target.seen.open.load(SeqCst).saturating_sub(upstream_open);
-            let metrics = plain_get(target.client.admin, "/metrics")
-                .await
-                .unwrap_or_default();
+            let pooled = live(&target.seen.open).saturating_sub(upstream_open);
+            let metrics = target.client.admin(Method::GET, "/metrics").await.text();
             let gauge: Option<f64> = metrics
                 .lines()
                 .find_map(|line| line.strip_prefix("portcullis_open_connections "))
@@ -952,10 +923,10 @@ async fn slow_readers_of_a_huge_response_get_back_pressure_not_buffering() {
     }
     drop(streams);
     let deadline = Instant::now() + SLACK;
-    while target.seen.big_open.load(SeqCst) > 0 && Instant::now() < deadline {
+    while live(&target.seen.big_open) > 0 && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
     }
-    let still_open = target.seen.big_open.load(SeqCst);
+    let still_open = live(&target.seen.big_open);
     if still_open > 0 {
         failures.push(format!(
             "{still_open} upstream responses are still being held {SLACK:?} after their clients left"
@@ -975,10 +946,10 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_idle_timeout() {
     let (streams, _) = slow_readers(&target).await;
     let stalled_at = Instant::now();
     let deadline = stalled_at + IDLE + SLACK;
-    while target.seen.big_open.load(SeqCst) > 0 && Instant::now() < deadline {
+    while live(&target.seen.big_open) > 0 && Instant::now() < deadline {
         sleep(Duration::from_millis(100)).await;
     }
-    let still_open = target.seen.big_open.load(SeqCst);
+    let still_open = live(&target.seen.big_open);
     eprintln!(
         "[stalled reader] {still_open} of {SLOW_READERS} upstream responses still held {:?} after the stall",
         stalled_at.elapsed()
