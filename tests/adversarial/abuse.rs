@@ -34,8 +34,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,7 +54,7 @@ use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
     hpack_string, literal, literal_indexed, preface,
 };
-use support::{Client, ES256_TOKENS, client, config, get, within};
+use support::{Client, ES256_TOKENS, Reply, client, config, get, within};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -185,15 +184,14 @@ impl Target {
     async fn start() -> Target {
         let (upstream, seen) = upstream().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let route = |name: &str, path: &str, auth: &str| {
-            let settings = format!("auth = \"{auth}\"\ntimeout = \"{}ms\"", ROUTE_TIMEOUT.as_millis());
-            config::route(name, path, upstream, &settings)
-        };
+        let timeout = format!("timeout = \"{}ms\"", ROUTE_TIMEOUT.as_millis());
         let server = format!(
             "header_read_timeout = \"{}ms\"\nidle_timeout = \"{}ms\"\nmax_header_bytes = {MAX_HEADER_BYTES}",
             HEAD_DEADLINE.as_millis(),
             IDLE.as_millis(),
         );
+        let route =
+            |name, path, auth| config::route(name, path, upstream, &format!("auth = \"{auth}\"\n{timeout}"));
         let routes = route("api", "/api/", "required") + &route("public", "/", "public");
         let (binary, client) = start_binary(dir.path(), &server, &format!("{ES256_TOKENS}\n{routes}")).await;
         let warm_up = client.get("/warmup").await;
@@ -214,17 +212,13 @@ impl Target {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A process's resident memory in KiB and its open descriptors, from `/proc`.
+fn usage(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+    let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
+    let rss = rss.and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok());
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count());
+    (rss.unwrap_or(0), fds)
 }
 
 /// What every attack test measures while it runs: legitimate traffic (a GET on a fresh
@@ -241,13 +235,14 @@ struct Measured {
 impl Measured {
     fn start(target: &Target, token: Option<String>) -> Measured {
         let pid = target.binary.pid();
-        let baseline = (rss_kib(pid), fd_count(pid), live(&target.seen.open));
+        let ((rss, fds), upstream_open) = (usage(pid), live(&target.seen.open));
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let peaks = tokio::spawn(async move {
             let (mut rss, mut fds) = (0, 0);
             while !stopped.load(SeqCst) {
-                (rss, fds) = (rss.max(rss_kib(pid)), fds.max(fd_count(pid)));
+                let (now_rss, now_fds) = usage(pid);
+                (rss, fds) = (rss.max(now_rss), fds.max(now_fds));
                 sleep(Duration::from_millis(20)).await;
             }
             (rss, fds)
@@ -273,7 +268,7 @@ impl Measured {
             results
         });
         Measured {
-            baseline,
+            baseline: (rss, fds, upstream_open),
             stop,
             peaks,
             probe,
@@ -328,7 +323,7 @@ impl Measured {
         }
         let deadline = Instant::now() + IDLE + SLACK;
         let (now, pooled, gauge) = loop {
-            let now = fd_count(target.binary.pid());
+            let (_, now) = usage(target.binary.pid());
             let pooled = live(&target.seen.open).saturating_sub(upstream_open);
             let metrics = target.client.admin(Method::GET, "/metrics").await.text();
             let gauge: Option<f64> = metrics
@@ -794,13 +789,11 @@ async fn slow_posts(what: &str, cases: &[(&'static str, &'static str, BodyPace)]
                     let (response, mut body) = sender.send_request(request, false).expect("send");
                     let start = Instant::now();
                     let writing = tokio::spawn(async move {
-                        if let BodyPace::Trickled = pace {
-                            for _ in 0..4000 {
-                                if body.send_data(Bytes::from_static(b"a"), false).is_err() {
-                                    return;
-                                }
-                                sleep(trickle).await;
+                        for _ in 0..if let BodyPace::Trickled = pace { 4000 } else { 0 } {
+                            if body.send_data(Bytes::from_static(b"a"), false).is_err() {
+                                return;
                             }
+                            sleep(trickle).await;
                         }
                         sleep(Duration::from_secs(60)).await;
                         drop(body);
@@ -1417,7 +1410,7 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
                 _ => break,
             }
         }
-        let rss = rss_kib(target.binary.pid());
+        let (rss, _) = usage(target.binary.pid());
         eprintln!(
             "[control flood] {name}: {frames} frames written in {:?} before the gateway stopped reading; RSS now {rss} KiB",
             started.elapsed()
@@ -1492,8 +1485,8 @@ fn bogus_token(rng: &mut Rng, n: u64) -> String {
 }
 
 /// One flooding connection: bogus tokens on `/api/attack/flood/...` as fast as the gateway
-/// answers, until `until`. Returns the statuses it got, and 1 if the connection failed or timed
-/// out (it stops there), else 0.
+/// answers, until `until`. Returns the statuses it got, and 1 if a request failed or timed out
+/// (it stops there), else 0.
 async fn flood_tokens(client: Client, worker: u64, until: Instant) -> (BTreeMap<u16, usize>, usize) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (worker + 1).wrapping_mul(0x1234_5678_9abc_def1));
     let mut statuses = BTreeMap::new();
@@ -1504,14 +1497,12 @@ async fn flood_tokens(client: Client, worker: u64, until: Instant) -> (BTreeMap<
         let token = bogus_token(&mut rng, n);
         let path = format!("/api/attack/flood/{worker}/{n}");
         let request = client::request("GET", &path, Some(&token), &[], "");
-        let answer = async {
-            let response = sender.send_request(request).await?;
-            let status = response.status().as_u16();
-            response.into_body().collect().await?;
-            Ok::<_, hyper::Error>(status)
-        };
-        match timeout(LEGIT_MAX * 2, answer).await {
-            Ok(Ok(status)) => *statuses.entry(status).or_insert(0) += 1,
+        match timeout(LEGIT_MAX * 2, sender.send_request(request)).await {
+            Ok(Ok(response)) => {
+                *statuses
+                    .entry(Reply::read(response).await.status.as_u16())
+                    .or_insert(0) += 1
+            }
             _ => return (statuses, 1),
         }
     }
