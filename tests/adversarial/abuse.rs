@@ -406,16 +406,15 @@ where
     (task, written)
 }
 
-/// A raw HTTP/2 connection: preface and an empty SETTINGS written, frames read in the
-/// background for `limit`, the write half returned for the attack.
-async fn raw_h2(
-    client: &Client,
-    limit: Duration,
-) -> (
+type RawH2 = (
     WriteHalf<TlsStream<TcpStream>>,
     Arc<Mutex<h2raw::Events>>,
     JoinHandle<()>,
-) {
+);
+
+/// A raw HTTP/2 connection: preface and an empty SETTINGS written, frames read in the
+/// background for `limit`, the write half returned for the attack.
+async fn raw_h2(client: &Client, limit: Duration) -> RawH2 {
     let stream = within(client.tls_connect(&[b"h2"])).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (reader, mut writer) = tokio::io::split(stream);
@@ -738,10 +737,11 @@ enum BodyPace {
     Trickled,
 }
 
-/// Runs each (protocol: "HTTP/1.1" or "HTTP/2", path, pace) attempt at once: a POST announcing a 4000-byte body (JSON
-/// to `/auth/`), with the body sent at `pace`. Expects each to be answered or closed (a
-/// response or a reset stream on HTTP/2) within max(route timeout, idle timeout) plus slack,
-/// counted from the end of the head; with legit traffic, memory and descriptors checked.
+/// Runs each (protocol: "HTTP/1.1" or "HTTP/2", path, pace) attempt at once: a POST announcing
+/// a 4000-byte body (JSON to `/auth/`), with the body sent at `pace`. Expects each to be
+/// answered or closed (a response or a reset stream on HTTP/2) within max(route timeout, idle
+/// timeout) plus slack, counted from the end of the head; with legit traffic, memory and
+/// descriptors checked.
 async fn slow_posts(what: &str, cases: &[(&'static str, &'static str, BodyPace)]) {
     let target = Target::start().await;
     let measured = Measured::start(&target, None);
