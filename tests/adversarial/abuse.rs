@@ -31,34 +31,33 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use futures_util::StreamExt;
+use http::{Method, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::binary::{Binary, plain_get};
+use support::binary::{Binary, start_binary};
 use support::cases::assert_none_failed;
 use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
     hpack_string, literal, literal_indexed, preface,
 };
-use support::{client, config};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use support::{Client, ES256_TOKENS, Reply, client, config, get, within};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_rustls::client::TlsStream;
 
@@ -82,459 +81,283 @@ const LEGIT_P99: Duration = Duration::from_secs(1);
 /// upstream connections opened by the legitimate probe account for a few).
 const FD_SLACK: usize = 20;
 const MIB: u64 = 1024 * 1024;
-
-fn config(dir: &Path, upstream: SocketAddr) -> config::BinaryConfig {
-    let timeout = ROUTE_TIMEOUT.as_millis();
-    let route = |name: &str, path: &str, auth: &str| {
-        config::route(
-            name,
-            path,
-            upstream,
-            &format!("auth = \"{auth}\"\ntimeout = \"{timeout}ms\""),
-        )
-    };
-    let server = format!(
-        "header_read_timeout = \"{}ms\"\nidle_timeout = \"{}ms\"\nmax_header_bytes = {MAX_HEADER_BYTES}",
-        HEAD_DEADLINE.as_millis(),
-        IDLE.as_millis(),
-    );
-    let routes = route("api", "/api/", "required") + &route("public", "/", "public");
-    config::for_binary(dir, &server, &routes)
-}
+const H1: &[&[u8]] = &[b"http/1.1"];
 
 // === the recording upstream: the oracle ===
 
-/// What the upstream saw. Attack traffic always uses paths containing `/attack/`.
+/// What the upstream saw. Attack traffic always uses paths containing `/attack/`. A gauge
+/// (`Arc<()>`, read with `live`) counts what holds a clone of it: a request in flight, an open
+/// connection or `/big` body holds one until it is dropped, also when the gateway cancels it.
 #[derive(Default)]
 struct Seen {
-    requests: AtomicUsize,
     attack: AtomicUsize,
-    in_flight: AtomicUsize,
+    in_flight: Arc<()>,
     max_in_flight: AtomicUsize,
     connections: AtomicUsize,
     /// Upstream connections open right now (the gateway's pool included).
-    open: AtomicUsize,
+    open: Arc<()>,
     /// Bytes of `/big` bodies handed to the upstream's HTTP stack (so: accepted by the gateway
     /// or sitting in socket buffers on the way to it).
     big_bytes: AtomicU64,
     /// `/big` bodies not yet dropped: the gateway is still holding their response open.
-    big_open: AtomicUsize,
+    big_open: Arc<()>,
     /// `/big` responses ever started (a reader that stalls past `idle_timeout` is cut off,
     /// which lowers `big_open` but not this).
     big_started: AtomicUsize,
 }
 
-impl Seen {
-    fn attack(&self) -> usize {
-        self.attack.load(Ordering::SeqCst)
-    }
-}
-
-struct Recorder {
-    addr: SocketAddr,
-    seen: Arc<Seen>,
-}
-
-/// An in-flight request: decremented when the gateway cancels it too.
-struct InFlight(Arc<Seen>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-type UpstreamBody = Either<Full<Bytes>, BigBody>;
-
-impl Recorder {
-    /// Paths ending in `/slow` are answered after 1.5 s, paths ending in `/big` with a 1 GiB
-    /// body streamed as fast as the gateway takes it; everything else reads the whole request
-    /// body and answers `ok <path>`.
-    async fn start() -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-        let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Seen::default());
-        let shared = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                shared.connections.fetch_add(1, Ordering::SeqCst);
-                shared.open.fetch_add(1, Ordering::SeqCst);
-                let seen = shared.clone();
-                let service = service_fn(move |request| answer(seen.clone(), request));
-                let seen = shared.clone();
-                tokio::spawn(async move {
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service);
-                    let _ = connection.await;
-                    seen.open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
-        Recorder { addr, seen }
-    }
-}
-
-async fn answer(seen: Arc<Seen>, request: Request<Incoming>) -> Result<Response<UpstreamBody>, Infallible> {
-    let path = request.uri().path().to_string();
-    seen.requests.fetch_add(1, Ordering::SeqCst);
-    if path.contains("/attack/") {
-        seen.attack.fetch_add(1, Ordering::SeqCst);
-    }
-    let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let _in_flight = InFlight(seen.clone());
-    if path.ends_with("/big") {
-        seen.big_open.fetch_add(1, Ordering::SeqCst);
-        seen.big_started.fetch_add(1, Ordering::SeqCst);
-        let body = BigBody {
-            left: 1024 * MIB,
-            seen: seen.clone(),
-        };
-        let response = Response::builder()
-            .header("content-length", body.left.to_string())
-            .body(Either::Right(body))
-            .expect("response");
-        return Ok(response);
-    }
-    if path.ends_with("/slow") {
-        sleep(Duration::from_millis(1500)).await;
-    }
-    let body = Limited::new(request.into_body(), 1 << 20).collect().await;
-    let text = match body {
-        Ok(_) => format!("ok {path}"),
-        Err(_) => format!("body error {path}"),
-    };
-    Ok(Response::new(Either::Left(Full::new(Bytes::from(text)))))
+fn live(gauge: &Arc<()>) -> usize {
+    Arc::strong_count(gauge) - 1
 }
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// A huge response body produced only as fast as the gateway consumes it.
-struct BigBody {
-    left: u64,
-    seen: Arc<Seen>,
-}
-
-impl Drop for BigBody {
-    fn drop(&mut self) {
-        self.seen.big_open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl hyper::body::Body for BigBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        if this.left == 0 {
-            return Poll::Ready(None);
+/// The upstream: paths ending in `/slow` are answered after 1.5 s, paths ending in `/big` with
+/// a 1 GiB body produced only as fast as the gateway takes it; everything else reads the whole
+/// request body and answers `ok <path>`.
+async fn upstream() -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Seen::default());
+    let shared = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            shared.connections.fetch_add(1, SeqCst);
+            let (seen, open) = (shared.clone(), shared.open.clone());
+            let service = service_fn(move |request| answer(seen.clone(), request));
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(open);
+            });
         }
-        let n = this.left.min(ZEROS.len() as u64);
-        this.left -= n;
-        this.seen.big_bytes.fetch_add(n, Ordering::SeqCst);
-        let chunk = Bytes::from_static(&ZEROS[..n as usize]);
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    });
+    (addr, seen)
+}
+
+async fn answer(
+    seen: Arc<Seen>,
+    request: Request<Incoming>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    let path = request.uri().path().to_string();
+    if path.contains("/attack/") {
+        seen.attack.fetch_add(1, SeqCst);
     }
+    let _in_flight = seen.in_flight.clone();
+    seen.max_in_flight.fetch_max(live(&seen.in_flight), SeqCst);
+    if path.ends_with("/big") {
+        seen.big_started.fetch_add(1, SeqCst);
+        let open = seen.big_open.clone();
+        let chunks = futures_util::stream::iter(0..1024 * MIB / ZEROS.len() as u64).map(move |_| {
+            let _body_open = &open;
+            seen.big_bytes.fetch_add(ZEROS.len() as u64, SeqCst);
+            Ok(Frame::data(Bytes::from_static(&ZEROS)))
+        });
+        let response = Response::builder().header("content-length", (1024 * MIB).to_string());
+        return Ok(response
+            .body(BodyExt::boxed(StreamBody::new(chunks)))
+            .expect("response"));
+    }
+    if path.ends_with("/slow") {
+        sleep(Duration::from_millis(1500)).await;
+    }
+    let text = match Limited::new(request.into_body(), 1 << 20).collect().await {
+        Ok(_) => format!("ok {path}"),
+        Err(_) => format!("body error {path}"),
+    };
+    Ok(Response::new(Full::new(Bytes::from(text)).boxed()))
 }
 
 // === the gateway process, measured from outside ===
 
 struct Target {
     binary: Binary,
-    admin: SocketAddr,
-    _dir: tempfile::TempDir,
     client: Client,
-    upstream: Recorder,
+    dir: tempfile::TempDir,
+    seen: Arc<Seen>,
 }
 
 impl Target {
+    /// The binary with the deadlines above, routes `/api/` (a token required) and `/` (public)
+    /// to the upstream, and one request through, so that the baseline includes a pooled upstream.
     async fn start() -> Target {
-        let upstream = Recorder::start().await;
+        let (upstream, seen) = upstream().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let config::BinaryConfig { public, admin, .. } = config(dir.path(), upstream.addr);
-        let binary = Binary::start(dir.path(), admin).await;
-        let client = Client::new(public, dir.path());
-        let target = Target {
-            binary,
-            admin,
-            _dir: dir,
-            client,
-            upstream,
-        };
-        // Warm up: one request through, so that the baseline includes a pooled upstream.
-        let (status, body) = target.client.get("/warmup", None).await.expect("warm-up request");
-        assert_eq!((status, body.as_ref()), (200, &b"ok /warmup"[..]));
-        target
-    }
-
-    fn seen(&self) -> &Seen {
-        &self.upstream.seen
-    }
-
-    fn pid(&self) -> u32 {
-        self.binary.pid()
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.pid())
-    }
-
-    fn fds(&self) -> usize {
-        fd_count(self.pid())
-    }
-
-    /// The gateway's own `portcullis_open_connections` gauge.
-    async fn open_connections(&self) -> Option<f64> {
-        let text = plain_get(self.admin, "/metrics").await?;
-        text.lines()
-            .find_map(|line| line.strip_prefix("portcullis_open_connections "))
-            .and_then(|value| value.trim().parse().ok())
-    }
-
-    async fn token(&self, user: &str) -> String {
-        let body = format!("{{\"username\":\"{user}\",\"password\":\"{user}-password\"}}");
-        let request = client::request(
-            "POST",
-            "/auth/login",
-            None,
-            &[("content-type", "application/json")],
-            body,
+        let timeout = format!("timeout = \"{}ms\"", ROUTE_TIMEOUT.as_millis());
+        let server = format!(
+            "header_read_timeout = \"{}ms\"\nidle_timeout = \"{}ms\"\nmax_header_bytes = {MAX_HEADER_BYTES}",
+            HEAD_DEADLINE.as_millis(),
+            IDLE.as_millis(),
         );
-        let (status, body) = self.client.send(request).await.expect("login");
-        assert_eq!(status, 200, "login: {}", String::from_utf8_lossy(&body));
-        let json: serde_json::Value = serde_json::from_slice(&body).expect("login JSON");
-        json["access_token"].as_str().expect("access_token").to_string()
+        let route =
+            |name, path, auth| config::route(name, path, upstream, &format!("auth = \"{auth}\"\n{timeout}"));
+        let routes = route("api", "/api/", "required") + &route("public", "/", "public");
+        let (binary, client) = start_binary(dir.path(), &server, &format!("{ES256_TOKENS}\n{routes}")).await;
+        let warm_up = client.get("/warmup").await;
+        assert_eq!(
+            (warm_up.status.as_u16(), warm_up.text().as_str()),
+            (200, "ok /warmup")
+        );
+        Target {
+            binary,
+            client,
+            dir,
+            seen,
+        }
+    }
+
+    fn attack(&self) -> usize {
+        self.seen.attack.load(SeqCst)
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A process's resident memory in KiB and its open descriptors, from `/proc`.
+fn usage(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    let rss = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
+    let rss = rss.and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok());
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count());
+    (rss.unwrap_or(0), fds)
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
-}
-
-/// A loop in the background until `finish`: `step` runs every `every`, on the state it returns.
-struct Background<T> {
+/// What every attack test measures while it runs: legitimate traffic (a GET on a fresh
+/// connection every 100 ms, at most 1000, each checked to have reached the upstream and come
+/// back whole) and the gateway's peak RSS and descriptors (sampled every 20 ms), against the
+/// baseline: RSS, descriptors, and open upstream connections.
+struct Measured {
+    baseline: (u64, usize, usize),
     stop: Arc<AtomicBool>,
-    task: JoinHandle<T>,
+    peaks: JoinHandle<(u64, usize)>,
+    probe: JoinHandle<Vec<Result<Duration, String>>>,
 }
 
-impl<T: Send + 'static> Background<T> {
-    fn start<F>(mut state: T, every: Duration, mut step: impl FnMut(T) -> F + Send + 'static) -> Self
-    where
-        F: std::future::Future<Output = (T, bool)> + Send,
-    {
+impl Measured {
+    fn start(target: &Target, token: Option<String>) -> Measured {
+        let pid = target.binary.pid();
+        let ((rss, fds), upstream_open) = (usage(pid), live(&target.seen.open));
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
-        let task = tokio::spawn(async move {
-            while !stopped.load(Ordering::SeqCst) {
-                let more;
-                (state, more) = step(state).await;
-                if !more {
-                    break;
-                }
-                sleep(every).await;
+        let peaks = tokio::spawn(async move {
+            let (mut rss, mut fds) = (0, 0);
+            while !stopped.load(SeqCst) {
+                let (now_rss, now_fds) = usage(pid);
+                (rss, fds) = (rss.max(now_rss), fds.max(now_fds));
+                sleep(Duration::from_millis(20)).await;
             }
-            state
+            (rss, fds)
         });
-        Background { stop, task }
-    }
-
-    async fn finish(self) -> T {
-        self.stop.store(true, Ordering::SeqCst);
-        timeout(LEGIT_MAX * 3, self.task)
-            .await
-            .expect("background loop ends")
-            .expect("background loop")
-    }
-}
-
-/// Peak RSS in KiB and peak descriptor count of a process, sampled every 20 ms.
-fn sampler(pid: u32) -> Background<(u64, usize)> {
-    Background::start(
-        (0, 0),
-        Duration::from_millis(20),
-        move |(rss, fds): (u64, usize)| async move { ((rss.max(rss_kib(pid)), fds.max(fd_count(pid))), true) },
-    )
-}
-
-/// A TLS client for the gateway's public listener.
-#[derive(Clone)]
-struct Client {
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-}
-
-impl Client {
-    fn new(addr: SocketAddr, dir: &Path) -> Client {
-        let config = client::trusting(dir, &[]);
-        Client { addr, config }
-    }
-
-    fn config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut config = (*self.config).clone();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
-    }
-
-    async fn tls(&self, alpn: &[&[u8]]) -> Result<TlsStream<TcpStream>, String> {
-        let config = self.config(alpn);
-        timeout(LEGIT_MAX * 2, client::connect(self.addr, &config))
-            .await
-            .map_err(|_| "TLS connect timed out".to_string())?
-    }
-
-    /// A real ClientHello as this client sends it.
-    fn client_hello(&self) -> Vec<u8> {
-        client::client_hello(&self.config(&[b"http/1.1"]))
-    }
-
-    /// One request on a fresh HTTP/1.1 connection: status and body.
-    async fn send(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
-        let exchange = async {
-            let stream = self.tls(&[b"http/1.1"]).await?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("h1 handshake: {e}"))?;
-            tokio::spawn(connection);
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| format!("request: {e}"))?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("body: {e}"))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        timeout(LEGIT_MAX * 2, exchange)
-            .await
-            .map_err(|_| "timed out".to_string())?
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, Bytes), String> {
-        self.send(client::request("GET", path, token, &[], "")).await
-    }
-}
-
-/// Legitimate traffic during an attack: a GET on a fresh connection every 100 ms (at most
-/// 1000), each checked to have reached the upstream and come back whole.
-fn probe(client: Client, token: Option<String>) -> Background<Vec<Result<Duration, String>>> {
-    Background::start(
-        Vec::new(),
-        Duration::from_millis(100),
-        move |mut results: Vec<_>| {
-            let (client, token) = (client.clone(), token.clone());
-            async move {
+        let (client, stopped) = (target.client.clone(), stop.clone());
+        let probe = tokio::spawn(async move {
+            let mut results = Vec::new();
+            while !stopped.load(SeqCst) && results.len() < 1000 {
                 let n = results.len() + 1;
-                let path = match token {
-                    Some(_) => format!("/api/legit/{n}"),
-                    None => format!("/legit/{n}"),
-                };
+                let path = format!("{}/legit/{n}", if token.is_some() { "/api" } else { "" });
                 let started = Instant::now();
-                let result = client.get(&path, token.as_deref()).await;
+                let request = client::request("GET", &path, token.as_deref(), &[], "");
+                let reply = timeout(LEGIT_MAX * 2, client.try_send(request)).await;
                 let elapsed = started.elapsed();
-                results.push(match result {
-                    Ok((200, body)) if body == format!("ok {path}").as_bytes() => Ok(elapsed),
-                    Ok((status, body)) => Err(format!("{path}: {status} {}", String::from_utf8_lossy(&body))),
-                    Err(e) => Err(format!("{path}: {e}")),
+                results.push(match reply {
+                    Ok(Ok(r)) if r.status == 200 && r.text() == format!("ok {path}") => Ok(elapsed),
+                    Ok(Ok(reply)) => Err(format!("{path}: {} {}", reply.status, reply.text())),
+                    Ok(Err(e)) => Err(format!("{path}: {e}")),
+                    Err(_) => Err(format!("{path}: timed out")),
                 });
-                (results, n < 1000)
+                sleep(Duration::from_millis(100)).await;
             }
-        },
-    )
-}
+            results
+        });
+        Measured {
+            baseline: (rss, fds, upstream_open),
+            stop,
+            peaks,
+            probe,
+        }
+    }
 
-struct ProbeReport {
-    latencies: Vec<Duration>,
-    failures: Vec<String>,
-}
-
-impl ProbeReport {
-    fn of(results: Vec<Result<Duration, String>>) -> ProbeReport {
+    /// Stops the probe and the sampler and checks that legitimate traffic kept flowing (some
+    /// requests, none failed, all within `LEGIT_MAX`, 99 % within `LEGIT_P99`) and that memory
+    /// grew at most `rss_bound_mib` MiB. Then, once the attack's connections are gone, that the
+    /// gateway's client connections (its `portcullis_open_connections` gauge) drop to zero and
+    /// its descriptors return to the baseline, not counting upstream connections it keeps pooled
+    /// (the upstream counts those).
+    async fn finish(self, target: &Target, what: &str, rss_bound_mib: u64, failures: &mut Vec<String>) {
+        self.stop.store(true, SeqCst);
+        let results = within(self.probe).await.expect("probe");
+        let (peak_rss, peak_fds) = within(self.peaks).await.expect("sampler");
         let mut latencies: Vec<Duration> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
         latencies.sort();
-        let failures = results.into_iter().filter_map(Result::err).collect();
-        ProbeReport { latencies, failures }
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        match self.latencies.len() {
-            0 => Duration::ZERO,
-            n => self.latencies[((n as f64 * p).ceil() as usize).clamp(1, n) - 1],
+        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        let at = |p: f64| {
+            let rank = (latencies.len() as f64 * p).ceil() as usize;
+            latencies.get(rank.max(1) - 1).copied().unwrap_or_default()
+        };
+        let (p99, max) = (at(0.99), at(1.0));
+        let (rss, fds, upstream_open) = self.baseline;
+        let growth_mib = peak_rss.saturating_sub(rss) as f64 / 1024.0;
+        eprintln!(
+            "[{what}] legit: {} ok, {} failed, p50 {:?}, p99 {p99:?}, max {max:?}; RSS baseline {rss} KiB, \
+             peak {peak_rss} KiB (+{growth_mib:.1} MiB, bound {rss_bound_mib} MiB); fds baseline {fds}, peak {peak_fds}",
+            latencies.len(),
+            failed.len(),
+            at(0.5),
+        );
+        if latencies.is_empty() {
+            failures.push(format!("{what}: no legitimate request completed"));
         }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{} ok, {} failed, p50 {:?}, p99 {:?}, max {:?}",
-            self.latencies.len(),
-            self.failures.len(),
-            self.percentile(0.5),
-            self.percentile(0.99),
-            self.latencies.last().copied().unwrap_or_default()
-        )
-    }
-
-    /// Legitimate traffic kept flowing: at least a few requests, none failed, all within
-    /// `LEGIT_MAX`, and 99 % within `LEGIT_P99`.
-    fn check(&self, during: &str, failures: &mut Vec<String>) {
-        if self.latencies.is_empty() {
-            failures.push(format!(
-                "{during}: only {} legitimate requests completed",
-                self.latencies.len()
-            ));
+        if !failed.is_empty() {
+            failures.push(format!("{what}: legitimate requests failed: {failed:?}"));
         }
-        if !self.failures.is_empty() {
-            failures.push(format!(
-                "{during}: legitimate requests failed: {:?}",
-                self.failures
-            ));
-        }
-        let max = self.latencies.last().copied().unwrap_or_default();
         if max > LEGIT_MAX {
             failures.push(format!(
-                "{during}: a legitimate request took {max:?} (bound {LEGIT_MAX:?})"
+                "{what}: a legitimate request took {max:?} (bound {LEGIT_MAX:?})"
             ));
         }
-        let p99 = self.percentile(0.99);
         if p99 > LEGIT_P99 {
-            failures.push(format!("{during}: legitimate p99 {p99:?} (bound {LEGIT_P99:?})"));
+            failures.push(format!("{what}: legitimate p99 {p99:?} (bound {LEGIT_P99:?})"));
+        }
+        if growth_mib > rss_bound_mib as f64 {
+            failures.push(format!(
+                "{what}: RSS grew by {growth_mib:.1} MiB (bound {rss_bound_mib} MiB)"
+            ));
+        }
+        let deadline = Instant::now() + IDLE + SLACK;
+        let (now, pooled, gauge) = loop {
+            let (_, now) = usage(target.binary.pid());
+            let pooled = live(&target.seen.open).saturating_sub(upstream_open);
+            let metrics = target.client.admin(Method::GET, "/metrics").await.text();
+            let gauge: Option<f64> = metrics
+                .lines()
+                .find_map(|line| line.strip_prefix("portcullis_open_connections "))
+                .and_then(|value| value.trim().parse().ok());
+            let settled = now <= fds + pooled + FD_SLACK && gauge == Some(0.0);
+            if settled || Instant::now() >= deadline {
+                break (now, pooled, gauge);
+            }
+            sleep(Duration::from_millis(50)).await;
+        };
+        eprintln!(
+            "[{what}] after the attack: {now} fds (baseline {fds}, {pooled} more pooled upstream connections), \
+             open_connections gauge {gauge:?}"
+        );
+        if now > fds + pooled + FD_SLACK || gauge != Some(0.0) {
+            failures.push(format!(
+                "{what}: after the attack the gateway holds {now} descriptors (baseline {fds}, pooled upstream \
+                 {pooled}, slack {FD_SLACK}) and its portcullis_open_connections gauge is {gauge:?}, not 0"
+            ));
         }
     }
 }
 
-/// Everything a connection read until the peer closed it or `limit` passed since `start`.
-struct Watched {
-    /// When the connection ended (EOF or error), measured from `start`.
-    closed: Option<Duration>,
-    text: String,
-}
+// === connections on the wire ===
 
-impl Watched {
-    fn status(&self) -> Option<u16> {
-        self.text
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok())
-    }
-}
-
-async fn watch_reads<R: AsyncRead + Unpin>(mut reader: R, start: Instant, limit: Duration) -> Watched {
+/// Reads (keeping up to 64 KiB) until the peer closes the connection or `limit` passes since
+/// `start`: when it closed, measured from `start` (`None`: still open), and the text read.
+async fn watch_reads<R: AsyncRead + Unpin>(
+    mut reader: R,
+    start: Instant,
+    limit: Duration,
+) -> (Option<Duration>, String) {
     let mut buffer = vec![0u8; 16 * 1024];
     let mut text = Vec::new();
     let closed = loop {
@@ -545,168 +368,60 @@ async fn watch_reads<R: AsyncRead + Unpin>(mut reader: R, start: Instant, limit:
             Ok(Ok(_)) => {}
         }
     };
-    let text = String::from_utf8_lossy(&text).into_owned();
-    Watched { closed, text }
+    (closed, String::from_utf8_lossy(&text).into_owned())
 }
 
-/// A boxed attack job.
-type Job<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
-/// Runs `jobs` with at most `width` at a time; returns their outputs in order.
-async fn bounded<T: Send + 'static>(width: usize, jobs: Vec<Job<T>>) -> Vec<T> {
-    let gate = Arc::new(tokio::sync::Semaphore::new(width));
-    let handles: Vec<JoinHandle<T>> = jobs
-        .into_iter()
-        .map(|job| {
-            let gate = gate.clone();
-            tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await.expect("semaphore");
-                job.await
-            })
-        })
-        .collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        out.push(handle.await.expect("job"));
-    }
-    out
+/// The status of the HTTP/1.1 response `text` starts with.
+fn status(text: &str) -> Option<u16> {
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
-/// The common end of every attack test: legit traffic flowed, memory grew at most `rss_bound`
-/// MiB over the baseline, nothing of the attack reached the upstream (unless `attack_allowed`),
-/// and the descriptors went back to the baseline.
-struct Measured {
-    baseline_rss: u64,
-    baseline: Baseline,
-    sampler: Background<(u64, usize)>,
-    probe: Background<Vec<Result<Duration, String>>>,
-}
-
-impl Measured {
-    fn start(target: &Target, token: Option<String>) -> Measured {
-        Measured {
-            baseline_rss: target.rss_kib(),
-            baseline: Baseline {
-                fds: target.fds(),
-                upstream_open: target.seen().open.load(Ordering::SeqCst),
-            },
-            sampler: sampler(target.pid()),
-            probe: probe(target.client.clone(), token),
+/// Writes `chunks` in the background, `every` apart, until done or a write fails or stalls for
+/// `SLACK`; then keeps the writer, and so the connection, open until the task is aborted: only
+/// the gateway may end it. Also returns the count of bytes written.
+fn write_and_hold<W, C>(mut writer: W, chunks: C, every: Duration) -> (JoinHandle<()>, Arc<AtomicU64>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    C: IntoIterator<Item = Vec<u8>, IntoIter: Send + 'static>,
+{
+    let (written, counter) = (Arc::new(AtomicU64::new(0)), chunks.into_iter());
+    let count = written.clone();
+    let task = tokio::spawn(async move {
+        for chunk in counter {
+            let write = async {
+                writer.write_all(&chunk).await?;
+                writer.flush().await
+            };
+            match timeout(SLACK, write).await {
+                Ok(Ok(())) => count.fetch_add(chunk.len() as u64, SeqCst),
+                _ => break,
+            };
+            if !every.is_zero() {
+                sleep(every).await;
+            }
         }
-    }
-
-    /// Stops the probe and the sampler and checks legit traffic and peak memory.
-    async fn finish(self, what: &str, rss_bound_mib: u64, failures: &mut Vec<String>) -> Baseline {
-        let report = ProbeReport::of(self.probe.finish().await);
-        let (peak_rss, peak_fds) = self.sampler.finish().await;
-        let growth_kib = peak_rss.saturating_sub(self.baseline_rss);
-        eprintln!(
-            "[{what}] legit: {}; RSS baseline {} KiB, peak {} KiB (+{:.1} MiB, bound {rss_bound_mib} MiB); \
-             fds baseline {}, peak {peak_fds}",
-            report.describe(),
-            self.baseline_rss,
-            peak_rss,
-            growth_kib as f64 / 1024.0,
-            self.baseline.fds
-        );
-        report.check(what, failures);
-        if growth_kib > rss_bound_mib * 1024 {
-            failures.push(format!(
-                "{what}: RSS grew by {:.1} MiB (bound {rss_bound_mib} MiB)",
-                growth_kib as f64 / 1024.0
-            ));
-        }
-        self.baseline
-    }
+        sleep(Duration::from_secs(60)).await;
+        drop(writer);
+    });
+    (task, written)
 }
 
-/// Descriptors and the connection gauge before an attack.
-#[derive(Clone, Copy)]
-struct Baseline {
-    fds: usize,
-    upstream_open: usize,
-}
-
-/// After the attack's connections are gone, the gateway's client connections (its own gauge)
-/// drop to zero and its descriptors return to the baseline, not counting upstream connections
-/// it keeps pooled (the recording upstream counts those).
-async fn check_fds_return(target: &Target, what: &str, baseline: Baseline, failures: &mut Vec<String>) {
-    let deadline = Instant::now() + IDLE + SLACK;
-    let (mut fds, mut pooled, mut gauge);
-    loop {
-        fds = target.fds();
-        pooled = target
-            .seen()
-            .open
-            .load(Ordering::SeqCst)
-            .saturating_sub(baseline.upstream_open);
-        gauge = target.open_connections().await;
-        let settled = fds <= baseline.fds + pooled + FD_SLACK && gauge == Some(0.0);
-        if settled || Instant::now() >= deadline {
-            break;
-        }
-        sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!(
-        "[{what}] after the attack: {fds} fds (baseline {}, {pooled} more pooled upstream connections), \
-         open_connections gauge {gauge:?}",
-        baseline.fds
-    );
-    if fds > baseline.fds + pooled + FD_SLACK {
-        failures.push(format!(
-            "{what}: the gateway still holds {fds} descriptors after the attack (baseline {}, pooled upstream {pooled})",
-            baseline.fds
-        ));
-    }
-    if gauge != Some(0.0) {
-        failures.push(format!(
-            "{what}: portcullis_open_connections is {gauge:?} after the attack, not 0"
-        ));
-    }
-}
-
-// === HTTP/2 on the wire ===
-
-/// A raw HTTP/2 connection: preface and an empty SETTINGS written, frames read in the
-/// background, the write half returned for the attack.
-async fn raw_h2(
-    client: &Client,
-    limit: Duration,
-) -> (
-    tokio::io::WriteHalf<TlsStream<TcpStream>>,
+type RawH2 = (
+    WriteHalf<TlsStream<TcpStream>>,
     Arc<Mutex<h2raw::Events>>,
     JoinHandle<()>,
-) {
-    let stream = client.tls(&[b"h2"]).await.expect("TLS");
+);
+
+/// A raw HTTP/2 connection: preface and an empty SETTINGS written, frames read in the
+/// background for `limit`, the write half returned for the attack.
+async fn raw_h2(client: &Client, limit: Duration) -> RawH2 {
+    let stream = within(client.tls_connect(&[b"h2"])).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (reader, mut writer) = tokio::io::split(stream);
     writer.write_all(&preface()).await.expect("preface");
     writer.flush().await.expect("flush");
     let (events, task) = h2raw::read_events(reader, limit);
     (writer, events, task)
-}
-
-/// Writes `chunks()` until it returns `None`, the gateway closes, a write fails, or `limit`
-/// passes. Returns the bytes written.
-async fn flood<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    reader: &JoinHandle<()>,
-    limit: Duration,
-    mut chunks: impl FnMut(usize) -> Option<Vec<u8>>,
-) -> u64 {
-    let deadline = Instant::now() + limit;
-    let mut written = 0u64;
-    let mut i = 0;
-    while Instant::now() < deadline && !reader.is_finished() {
-        let Some(bytes) = chunks(i) else { break };
-        i += 1;
-        match tokio::time::timeout_at(deadline, writer.write_all(&bytes)).await {
-            Ok(Ok(())) => written += bytes.len() as u64,
-            _ => break,
-        }
-    }
-    let _ = timeout(Duration::from_millis(200), writer.flush()).await;
-    written
 }
 
 // === 1. slowloris ===
@@ -720,45 +435,35 @@ async fn slowloris_hundreds_of_trickled_heads_are_cut_off_at_the_head_deadline()
     let target = Target::start().await;
     let measured = Measured::start(&target, None);
     let started = Instant::now();
-    let jobs = (0..CONNECTIONS)
+    // All connections are opened at once.
+    let jobs: JoinSet<_> = (0..CONNECTIONS)
         .map(|i| {
             let client = target.client.clone();
-            Box::pin(async move {
-                let stream = client.tls(&[b"http/1.1"]).await?;
-                let (reader, mut writer) = tokio::io::split(stream);
+            async move {
+                let stream = within(client.tls_connect(H1)).await;
+                let (reader, writer) = tokio::io::split(stream);
                 let first_byte = Instant::now();
-                let trickle = tokio::spawn(async move {
-                    let head = format!(
-                        "GET /attack/slowloris/{i} HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}",
-                        "a".repeat(200)
-                    );
-                    for byte in head.bytes() {
-                        if writer.write_all(&[byte]).await.is_err() || writer.flush().await.is_err() {
-                            return;
-                        }
-                        sleep(Duration::from_millis(100)).await;
-                    }
-                });
+                let head = format!(
+                    "GET /attack/slowloris/{i} HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}",
+                    "a".repeat(200)
+                );
+                let bytes = head.as_bytes().chunks(1).map(<[u8]>::to_vec).collect::<Vec<_>>();
+                let (trickle, _) = write_and_hold(writer, bytes, Duration::from_millis(100));
                 let watched = watch_reads(reader, first_byte, HEAD_DEADLINE + SLACK + SLACK).await;
                 trickle.abort();
-                Ok::<_, String>(watched)
-            }) as Job<Result<Watched, String>>
+                (i, watched)
+            }
         })
         .collect();
-    // All connections are opened at once (the width is the number of connections).
-    let outcomes = bounded(CONNECTIONS, jobs).await;
+    let outcomes = jobs.join_all().await;
     let attack_time = started.elapsed();
 
     let mut failures = Vec::new();
     let mut closed_after = Vec::new();
-    for (i, outcome) in outcomes.iter().enumerate() {
-        match outcome {
-            Err(e) => failures.push(format!("connection {i}: could not even connect: {e}")),
-            Ok(Watched { closed: None, .. }) => failures.push(format!("connection {i}: still open")),
-            Ok(Watched {
-                closed: Some(at),
-                text,
-            }) => {
+    for (i, watched) in &outcomes {
+        match watched {
+            (None, _) => failures.push(format!("connection {i}: still open")),
+            (Some(at), text) => {
                 closed_after.push(*at);
                 if *at > HEAD_DEADLINE + SLACK {
                     failures.push(format!("connection {i}: closed only after {at:?}"));
@@ -776,107 +481,93 @@ async fn slowloris_hundreds_of_trickled_heads_are_cut_off_at_the_head_deadline()
         closed_after.get(closed_after.len() / 2),
         closed_after.last()
     );
-    let baseline = measured.finish("slowloris", 96, &mut failures).await;
-    if target.seen().attack() != 0 {
+    if target.attack() != 0 {
         failures.push(format!(
             "{} slowloris requests reached the upstream",
-            target.seen().attack()
+            target.attack()
         ));
     }
-    check_fds_return(&target, "slowloris", baseline, &mut failures).await;
+    measured.finish(&target, "slowloris", 96, &mut failures).await;
     assert_none_failed("slowloris", &failures);
 }
 
-/// How an HTTP/2 slowloris connection stalls after the preface and SETTINGS.
-#[derive(Clone, Copy, Debug)]
-enum H2Stall {
-    /// Nothing more: no request, and no answer to the gateway's PINGs.
-    Silent,
-    /// A HEADERS frame without END_HEADERS, then nothing.
-    Unfinished,
-    /// A complete HEADERS frame (about 300 bytes) written one byte every 100 ms: bytes keep
-    /// moving, so an idle timer alone never fires.
-    Trickled,
-}
-
-/// Opens `PER_CASE` raw HTTP/2 connections per case, each stalling as its case says, and
-/// expects every one closed within max(head deadline, idle timeout) plus slack, like an
-/// HTTP/1.1 connection in the same state; with legit traffic, memory and descriptors checked.
-async fn h2_slowloris(cases: &[(&'static str, H2Stall)]) {
-    const PER_CASE: usize = 20;
-    let target = Target::start().await;
-    let measured = Measured::start(&target, None);
-    let bound = HEAD_DEADLINE.max(IDLE) + SLACK;
-    /// Per connection: its case, when it was closed, and the GOAWAY code it got, if any.
-    type Ended = (usize, Option<Duration>, Option<u32>);
-    let mut jobs: Vec<Job<Ended>> = Vec::new();
-    for (case, (_, stall)) in cases.iter().enumerate() {
-        for i in 0..PER_CASE {
-            let (client, stall) = (target.client.clone(), *stall);
-            jobs.push(Box::pin(async move {
-                let (mut writer, events, reader) = raw_h2(&client, bound + SLACK).await;
-                let start = Instant::now();
-                let block = [
-                    get_block(&format!("/attack/h2slowloris/{case}/{i}")),
-                    literal("x-pad", [b'p'; 200]),
-                ]
-                .concat();
-                let writing = tokio::spawn(async move {
-                    match stall {
-                        H2Stall::Silent => {}
-                        H2Stall::Unfinished => {
-                            let _ = writer.write_all(&frame(HEADERS, END_STREAM, 1, &block)).await;
-                            let _ = writer.flush().await;
-                        }
-                        H2Stall::Trickled => {
-                            for byte in frame(HEADERS, END_STREAM | END_HEADERS, 1, &block) {
-                                if writer.write_all(&[byte]).await.is_err() || writer.flush().await.is_err() {
-                                    return;
-                                }
-                                sleep(Duration::from_millis(100)).await;
-                            }
-                        }
-                    }
-                    // Keep the write half (and so the connection) open until aborted.
-                    sleep(Duration::from_secs(60)).await;
-                    drop(writer);
-                });
-                let _ = reader.await;
-                writing.abort();
-                let events = events.lock().unwrap();
-                (case, events.closed.map(|_| start.elapsed()), events.goaway)
-            }));
-        }
-    }
-    let outcomes = bounded(jobs.len(), jobs).await;
+/// The end of an attack by connections that stall: each job ends with its case's name, when
+/// the gateway ended its connection or stream (`None`: not within the job's limit), and how.
+/// Expects every one ended within `bound`, nothing of the attack at the upstream (unless it
+/// `may_reach_upstream`), and what `Measured::finish` checks.
+async fn expect_ended(
+    target: &Target,
+    measured: Measured,
+    what: &str,
+    bound: Duration,
+    jobs: JoinSet<(String, Option<Duration>, String)>,
+    may_reach_upstream: bool,
+) {
+    let outcomes = jobs.join_all().await;
+    let names: BTreeSet<&String> = outcomes.iter().map(|(name, ..)| name).collect();
     let mut failures = Vec::new();
-    for (case, (name, _)) in cases.iter().enumerate() {
-        let mine: Vec<&Ended> = outcomes.iter().filter(|(c, _, _)| *c == case).collect();
-        let open = mine
+    for name in names {
+        let mine: Vec<_> = outcomes.iter().filter(|(case, ..)| case == name).collect();
+        let late = mine
             .iter()
-            .filter(|(_, closed, _)| closed.is_none_or(|at| at > bound))
-            .count();
-        let slowest = mine.iter().filter_map(|(_, closed, _)| *closed).max();
-        let goaways = tally_goaways(mine.iter().map(|(_, _, goaway)| *goaway));
+            .filter(|(_, ended, _)| ended.is_none_or(|at| at > bound));
+        let (late, slowest) = (late.count(), mine.iter().filter_map(|(_, ended, _)| *ended).max());
+        let mut hows = BTreeMap::new();
+        for (.., how) in &mine {
+            *hows.entry(how).or_insert(0) += 1;
+        }
+        let n = mine.len();
         eprintln!(
-            "[h2 slowloris] {name}: {open}/{PER_CASE} not closed within {bound:?}; slowest close {slowest:?}; \
-             GOAWAY codes received {goaways:?}"
+            "[{what}] {name}: {late}/{n} not ended within {bound:?}; slowest end {slowest:?}; {hows:?}"
         );
-        if open > 0 {
+        if late > 0 {
             failures.push(format!(
-                "{name}: {open} of {PER_CASE} connections still open after {bound:?} (GOAWAY codes {goaways:?})"
+                "{name}: {late} of {n} still held after {bound:?} (slowest end {slowest:?}; {hows:?})"
             ));
         }
     }
-    let baseline = measured.finish("h2 slowloris", 64, &mut failures).await;
-    if target.seen().attack() != 0 {
+    if !may_reach_upstream && target.attack() != 0 {
         failures.push(format!(
             "{} stalled requests reached the upstream",
-            target.seen().attack()
+            target.attack()
         ));
     }
-    check_fds_return(&target, "h2 slowloris", baseline, &mut failures).await;
-    assert_none_failed("HTTP/2 slowloris", &failures);
+    measured.finish(target, what, 64, &mut failures).await;
+    assert_none_failed(what, &failures);
+}
+
+/// Opens 20 raw HTTP/2 connections per case, each stalling after the preface and SETTINGS as
+/// its case says: (name, the flags of a HEADERS frame then sent (none when `None`), and the
+/// pace of its bytes (all at once when zero)). Expects every one closed within max(head
+/// deadline, idle timeout) plus slack, like an HTTP/1.1 connection in the same state.
+async fn h2_slowloris(cases: &[(&'static str, Option<u8>, Duration)]) {
+    let target = Target::start().await;
+    let measured = Measured::start(&target, None);
+    let bound = HEAD_DEADLINE.max(IDLE) + SLACK;
+    let mut jobs = JoinSet::new();
+    for (case, &(name, flags, every)) in cases.iter().enumerate() {
+        for i in 0..20 {
+            let client = target.client.clone();
+            jobs.spawn(async move {
+                let (writer, events, reader) = raw_h2(&client, bound + SLACK).await;
+                let start = Instant::now();
+                let path = format!("/attack/h2slowloris/{case}/{i}");
+                let block = [get_block(&path), literal("x-pad", [b'p'; 200])].concat();
+                let headers = flags.map_or(Vec::new(), |flags| frame(HEADERS, flags, 1, &block));
+                let size = if every.is_zero() { usize::MAX } else { 1 };
+                let chunks: Vec<Vec<u8>> = headers.chunks(size).map(<[u8]>::to_vec).collect();
+                let (writing, _) = write_and_hold(writer, chunks, every);
+                let _ = reader.await;
+                writing.abort();
+                let events = events.lock().unwrap();
+                let how = events
+                    .goaway
+                    .map_or("no GOAWAY".into(), |code| format!("GOAWAY {code}"));
+                (name.to_string(), events.closed.map(|_| start.elapsed()), how)
+            });
+        }
+    }
+    expect_ended(&target, measured, "HTTP/2 slowloris", bound, jobs, false).await;
 }
 
 /// An HTTP/2 connection that sends no request must be closed after `idle_timeout`, even when
@@ -885,8 +576,13 @@ async fn h2_slowloris(cases: &[(&'static str, H2Stall)]) {
 #[tokio::test]
 async fn http2_idle_connections_are_closed_even_when_the_client_ignores_the_shutdown_ping() {
     h2_slowloris(&[
-        ("preface and SETTINGS, then silence", H2Stall::Silent),
-        ("HEADERS without END_HEADERS, then silence", H2Stall::Unfinished),
+        // No request, and no answer to the gateway's PINGs.
+        ("preface and SETTINGS, then silence", None, Duration::ZERO),
+        (
+            "HEADERS without END_HEADERS, then silence",
+            Some(END_STREAM),
+            Duration::ZERO,
+        ),
     ])
     .await;
 }
@@ -895,16 +591,14 @@ async fn http2_idle_connections_are_closed_even_when_the_client_ignores_the_shut
 /// head deadline like an HTTP/1.1 head, not kept alive by the moving bytes.
 #[tokio::test]
 async fn http2_a_headers_frame_trickled_byte_by_byte_is_cut_off_at_the_head_deadline() {
-    h2_slowloris(&[("HEADERS frame trickled one byte every 100 ms", H2Stall::Trickled)]).await;
-}
-
-/// How many connections got which GOAWAY error code (`None`: no GOAWAY).
-fn tally_goaways(codes: impl Iterator<Item = Option<u32>>) -> BTreeMap<Option<u32>, usize> {
-    let mut counts = BTreeMap::new();
-    for code in codes {
-        *counts.entry(code).or_insert(0) += 1;
-    }
-    counts
+    // A complete HEADERS frame of about 300 bytes: bytes keep moving, so an idle timer alone
+    // never fires.
+    h2_slowloris(&[(
+        "HEADERS frame trickled one byte every 100 ms",
+        Some(END_STREAM | END_HEADERS),
+        Duration::from_millis(100),
+    )])
+    .await;
 }
 
 // === 2. stalled TLS handshakes ===
@@ -915,7 +609,7 @@ fn tally_goaways(codes: impl Iterator<Item = Option<u32>>) -> BTreeMap<Option<u3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_tls_handshakes_are_closed_at_the_handshake_deadline() {
     let target = Target::start().await;
-    let hello = Arc::new(target.client.client_hello());
+    let hello = Arc::new(client::client_hello(&client::trusting(target.dir.path(), H1)));
     assert!(hello.len() > 100, "a ClientHello of {} bytes", hello.len());
     let cases: [(&str, usize); 4] = [
         ("silent TCP connection", 200),
@@ -928,15 +622,17 @@ async fn stalled_tls_handshakes_are_closed_at_the_handshake_deadline() {
     // kernel's accept queue, and a silent client whose handshake the kernel dropped would
     // wait for ever on a connection the gateway never saw.
     let connecting = Arc::new(tokio::sync::Semaphore::new(50));
-    let mut jobs: Vec<Job<(usize, Fate)>> = Vec::new();
+    // What became of each stalled handshake: closed after a time, still open (`Ok(None)`), or
+    // lost: it never reached the gateway (`Err` says why).
+    let mut jobs: JoinSet<(usize, Result<Option<Duration>, String>)> = JoinSet::new();
     for (case, (_, count)) in cases.iter().enumerate() {
         for _ in 0..*count {
             let (addr, hello, connecting) = (target.client.addr, hello.clone(), connecting.clone());
-            jobs.push(Box::pin(async move {
+            jobs.spawn(async move {
                 let permit = connecting.acquire_owned().await.expect("semaphore");
                 let tcp = match TcpStream::connect(addr).await {
                     Ok(tcp) => tcp,
-                    Err(e) => return (case, Fate::Lost(format!("connect: {e}"))),
+                    Err(e) => return (case, Err(format!("connect: {e}"))),
                 };
                 drop(permit);
                 let start = Instant::now();
@@ -950,8 +646,7 @@ async fn stalled_tls_handshakes_are_closed_at_the_handshake_deadline() {
                         }
                         2 => {
                             for byte in hello.iter() {
-                                if stopped.load(Ordering::SeqCst) || writer.write_all(&[*byte]).await.is_err()
-                                {
+                                if stopped.load(SeqCst) || writer.write_all(&[*byte]).await.is_err() {
                                     break;
                                 }
                                 sleep(Duration::from_millis(50)).await;
@@ -964,51 +659,39 @@ async fn stalled_tls_handshakes_are_closed_at_the_handshake_deadline() {
                     }
                     writer
                 });
-                let watched = watch_reads(&mut reader, start, HEAD_DEADLINE + SLACK + SLACK).await;
-                stop.store(true, Ordering::SeqCst);
+                let (closed, _) = watch_reads(&mut reader, start, HEAD_DEADLINE + SLACK + SLACK).await;
+                stop.store(true, SeqCst);
                 let writer = timeout(Duration::from_secs(1), writing).await;
-                if let Some(closed) = watched.closed {
-                    return (case, Fate::Closed(closed));
+                if closed.is_some() {
+                    return (case, Ok(closed));
                 }
                 // Still open: does the gateway even have this connection? A byte sent on a
                 // connection the server side does not know is answered with a reset.
                 let Ok(Ok(mut writer)) = writer else {
-                    return (case, Fate::Open);
+                    return (case, Ok(None));
                 };
                 let _ = writer.write_all(&[0x16]).await;
                 let mut byte = [0u8; 1];
                 match timeout(Duration::from_secs(1), reader.read(&mut byte)).await {
                     Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                        (case, Fate::Lost("never accepted (reset by the kernel)".into()))
+                        (case, Err("never accepted (reset by the kernel)".into()))
                     }
-                    _ => (case, Fate::Open),
+                    _ => (case, Ok(None)),
                 }
-            }));
+            });
         }
     }
-    let outcomes = bounded(jobs.len(), jobs).await;
+    let outcomes = jobs.join_all().await;
     let mut failures = Vec::new();
     for (case, (name, count)) in cases.iter().enumerate() {
-        let mine: Vec<&Fate> = outcomes
+        let mine: Vec<&Result<Option<Duration>, String>> = outcomes
             .iter()
             .filter(|(c, _)| *c == case)
             .map(|(_, f)| f)
             .collect();
-        let lost: Vec<&String> = mine
-            .iter()
-            .filter_map(|f| match f {
-                Fate::Lost(why) => Some(why),
-                _ => None,
-            })
-            .collect();
-        let closes: Vec<Duration> = mine
-            .iter()
-            .filter_map(|f| match f {
-                Fate::Closed(at) => Some(*at),
-                _ => None,
-            })
-            .collect();
-        let open = mine.iter().filter(|f| matches!(f, Fate::Open)).count();
+        let lost: Vec<&String> = mine.iter().filter_map(|f| f.as_ref().err()).collect();
+        let closes: Vec<Duration> = mine.iter().filter_map(|f| *f.as_ref().ok()?).collect();
+        let open = mine.iter().filter(|f| matches!(f, Ok(None))).count();
         let late = closes.iter().filter(|at| **at > HEAD_DEADLINE + SLACK).count();
         let early = closes.iter().filter(|at| **at < HEAD_DEADLINE / 2).count();
         let errors = lost.iter().filter(|why| why.starts_with("connect")).count();
@@ -1038,17 +721,10 @@ async fn stalled_tls_handshakes_are_closed_at_the_handshake_deadline() {
             failures.push(format!("{name}: {early} closed before half the deadline"));
         }
     }
-    let baseline = measured.finish("stalled handshakes", 64, &mut failures).await;
-    check_fds_return(&target, "stalled handshakes", baseline, &mut failures).await;
+    measured
+        .finish(&target, "stalled handshakes", 64, &mut failures)
+        .await;
     assert_none_failed("stalled TLS handshakes", &failures);
-}
-
-/// What became of one stalled handshake.
-enum Fate {
-    Closed(Duration),
-    Open,
-    /// The connection never reached the gateway (the text says why).
-    Lost(String),
 }
 
 // === 3. slow POST ===
@@ -1061,137 +737,81 @@ enum BodyPace {
     Trickled,
 }
 
-/// One slow-body attempt over HTTP/1.1: when (from the end of the head) the gateway closed
-/// the connection, and what it answered.
-async fn slow_body_h1(client: Client, path: &str, json: bool, pace: BodyPace, limit: Duration) -> Watched {
-    let stream = client.tls(&[b"http/1.1"]).await.expect("TLS");
-    let (reader, mut writer) = tokio::io::split(stream);
-    let content_type = if json {
-        "application/json"
-    } else {
-        "application/octet-stream"
-    };
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: 4000\r\n\r\n"
-    );
-    writer.write_all(head.as_bytes()).await.expect("head");
-    writer.flush().await.expect("flush");
-    let start = Instant::now();
-    let writing = tokio::spawn(async move {
-        if let BodyPace::Trickled = pace {
-            let body = format!("{{\"username\":\"alice\",\"password\":\"{}", "a".repeat(4000));
-            for byte in body.bytes().take(4000) {
-                if writer.write_all(&[byte]).await.is_err() || writer.flush().await.is_err() {
-                    return;
-                }
-                sleep(Duration::from_millis(200)).await;
-            }
-        }
-        sleep(Duration::from_secs(60)).await;
-        drop(writer);
-    });
-    let watched = watch_reads(reader, start, limit).await;
-    writing.abort();
-    watched
-}
-
-/// One slow-body attempt over HTTP/2 (h2 crate client): when the stream ended (a response
-/// or a reset), and how.
-async fn slow_body_h2(
-    client: Client,
-    path: &str,
-    pace: BodyPace,
-    limit: Duration,
-) -> (Option<Duration>, String) {
-    let stream = client.tls(&[b"h2"]).await.expect("TLS");
-    let (sender, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
-    let connection = tokio::spawn(connection);
-    let mut sender = sender.ready().await.expect("ready");
-    let request = Request::post(format!("https://localhost{path}"))
-        .header("content-type", "application/json")
-        .header("content-length", "4000")
-        .body(())
-        .expect("request");
-    let (response, mut body) = sender.send_request(request, false).expect("send");
-    let start = Instant::now();
-    let writing = tokio::spawn(async move {
-        if let BodyPace::Trickled = pace {
-            for _ in 0..4000 {
-                if body.send_data(Bytes::from_static(b"a"), false).is_err() {
-                    return;
-                }
-                sleep(Duration::from_millis(200)).await;
-            }
-        }
-        sleep(Duration::from_secs(60)).await;
-        drop(body);
-    });
-    let outcome = match timeout(limit, response).await {
-        Err(_) => (None, "no answer".to_string()),
-        Ok(Ok(response)) => (Some(start.elapsed()), format!("status {}", response.status())),
-        Ok(Err(e)) => (Some(start.elapsed()), format!("stream error: {e}")),
-    };
-    writing.abort();
-    connection.abort();
-    drop(sender);
-    outcome
-}
-
-/// Which slow bodies a slow-POST case sends where.
-#[derive(Clone, Copy)]
-enum Over {
-    Http1,
-    Http2,
-}
-
-/// Runs each (protocol, path, pace) attempt at once and expects each to be answered or closed
-/// within max(route timeout, idle timeout) plus slack, with legit traffic, memory and
+/// Runs each (protocol: "HTTP/1.1" or "HTTP/2", path, pace) attempt at once: a POST announcing
+/// a 4000-byte body (JSON to `/auth/`), with the body sent at `pace`. Expects each to be
+/// answered or closed (a response or a reset stream on HTTP/2) within max(route timeout, idle
+/// timeout) plus slack, counted from the end of the head; with legit traffic, memory and
 /// descriptors checked.
-async fn slow_posts(what: &str, cases: &[(Over, &'static str, BodyPace)]) {
+async fn slow_posts(what: &str, cases: &[(&'static str, &'static str, BodyPace)]) {
     let target = Target::start().await;
     let measured = Measured::start(&target, None);
     let bound = ROUTE_TIMEOUT.max(IDLE) + SLACK;
     let limit = bound + SLACK;
-    let mut jobs: Vec<Job<(String, Option<Duration>, String)>> = Vec::new();
-    for &(over, path, pace) in cases {
+    let trickle = Duration::from_millis(200);
+    let mut jobs = JoinSet::new();
+    for &(protocol, path, pace) in cases {
         let client = target.client.clone();
-        jobs.push(Box::pin(async move {
-            match over {
-                Over::Http1 => {
-                    let json = path.starts_with("/auth/");
-                    let watched = slow_body_h1(client, path, json, pace, limit).await;
-                    let answer = match watched.status() {
-                        Some(status) => format!("answered {status}"),
-                        None => "no answer".to_string(),
+        jobs.spawn(async move {
+            let (ended, how) = match protocol {
+                "HTTP/1.1" => {
+                    let stream = within(client.tls_connect(H1)).await;
+                    let (reader, mut writer) = tokio::io::split(stream);
+                    let content_type = match path.starts_with("/auth/") {
+                        true => "application/json",
+                        false => "application/octet-stream",
                     };
-                    (
-                        format!("HTTP/1.1 {pace:?} body to {path}"),
-                        watched.closed,
-                        answer,
-                    )
+                    let head = format!(
+                        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
+                         Content-Length: 4000\r\n\r\n"
+                    );
+                    writer.write_all(head.as_bytes()).await.expect("head");
+                    writer.flush().await.expect("flush");
+                    let start = Instant::now();
+                    let mut body = format!("{{\"username\":\"alice\",\"password\":\"{}", "a".repeat(4000));
+                    body.truncate(if let BodyPace::Trickled = pace { 4000 } else { 0 });
+                    let chunks = body.as_bytes().chunks(1).map(<[u8]>::to_vec).collect::<Vec<_>>();
+                    let (writing, _) = write_and_hold(writer, chunks, trickle);
+                    let (closed, text) = watch_reads(reader, start, limit).await;
+                    writing.abort();
+                    let answer = status(&text).map(|status| format!("answered {status}"));
+                    (closed, answer.unwrap_or_else(|| "no answer".into()))
                 }
-                Over::Http2 => {
-                    let (ended, how) = slow_body_h2(client, path, pace, limit).await;
-                    (format!("HTTP/2 {pace:?} body to {path}"), ended, how)
+                _ => {
+                    let stream = within(client.tls_connect(&[b"h2"])).await;
+                    let (sender, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
+                    let connection = tokio::spawn(connection);
+                    let mut sender = sender.ready().await.expect("ready");
+                    let request = Request::post(format!("https://localhost{path}"))
+                        .header("content-type", "application/json")
+                        .header("content-length", "4000")
+                        .body(())
+                        .expect("request");
+                    let (response, mut body) = sender.send_request(request, false).expect("send");
+                    let start = Instant::now();
+                    let writing = tokio::spawn(async move {
+                        for _ in 0..if let BodyPace::Trickled = pace { 4000 } else { 0 } {
+                            if body.send_data(Bytes::from_static(b"a"), false).is_err() {
+                                return;
+                            }
+                            sleep(trickle).await;
+                        }
+                        sleep(Duration::from_secs(60)).await;
+                        drop(body);
+                    });
+                    let outcome = match timeout(limit, response).await {
+                        Err(_) => (None, "no answer".to_string()),
+                        Ok(Ok(response)) => (Some(start.elapsed()), format!("status {}", response.status())),
+                        Ok(Err(e)) => (Some(start.elapsed()), format!("stream error: {e}")),
+                    };
+                    writing.abort();
+                    connection.abort();
+                    outcome
                 }
-            }
-        }));
+            };
+            (format!("{protocol} {pace:?} body to {path}"), ended, how)
+        });
     }
-    let outcomes = bounded(jobs.len(), jobs).await;
-    let mut failures = Vec::new();
-    for (name, ended, how) in &outcomes {
-        eprintln!("[slow post] {name}: ended after {ended:?} ({how})");
-        match ended {
-            Some(at) if *at <= bound => {}
-            Some(at) => failures.push(format!("{name}: held for {at:?} ({how}), bound {bound:?}")),
-            None => failures.push(format!(
-                "{name}: still held after {limit:?} ({how}), bound {bound:?}"
-            )),
-        }
-    }
-    let baseline = measured.finish(what, 64, &mut failures).await;
-    check_fds_return(&target, what, baseline, &mut failures).await;
-    assert_none_failed(what, &failures);
+    expect_ended(&target, measured, what, bound, jobs, true).await;
 }
 
 /// A stalled or trickled body on a proxied route (the upstream reads the whole body before
@@ -1202,10 +822,10 @@ async fn slow_post_bodies_to_a_proxied_route_end_at_the_route_timeout() {
     slow_posts(
         "slow POST to a proxied route",
         &[
-            (Over::Http1, "/attack/slowpost/proxied", BodyPace::Stalled),
-            (Over::Http1, "/attack/slowpost/proxied", BodyPace::Trickled),
-            (Over::Http2, "/attack/slowpost/proxied-h2", BodyPace::Stalled),
-            (Over::Http2, "/attack/slowpost/proxied-h2", BodyPace::Trickled),
+            ("HTTP/1.1", "/attack/slowpost/proxied", BodyPace::Stalled),
+            ("HTTP/1.1", "/attack/slowpost/proxied", BodyPace::Trickled),
+            ("HTTP/2", "/attack/slowpost/proxied-h2", BodyPace::Stalled),
+            ("HTTP/2", "/attack/slowpost/proxied-h2", BodyPace::Trickled),
         ],
     )
     .await;
@@ -1221,10 +841,10 @@ async fn slow_post_bodies_to_the_login_endpoint_are_cut_off() {
     slow_posts(
         "slow POST to /auth/login",
         &[
-            (Over::Http1, "/auth/login", BodyPace::Stalled),
-            (Over::Http1, "/auth/login", BodyPace::Trickled),
-            (Over::Http2, "/auth/login", BodyPace::Stalled),
-            (Over::Http2, "/auth/login", BodyPace::Trickled),
+            ("HTTP/1.1", "/auth/login", BodyPace::Stalled),
+            ("HTTP/1.1", "/auth/login", BodyPace::Trickled),
+            ("HTTP/2", "/auth/login", BodyPace::Stalled),
+            ("HTTP/2", "/auth/login", BodyPace::Trickled),
         ],
     )
     .await;
@@ -1234,32 +854,28 @@ async fn slow_post_bodies_to_the_login_endpoint_are_cut_off() {
 
 const SLOW_READERS: usize = 24;
 
-/// Opens `SLOW_READERS` connections that each ask for a 1 GiB response and never read.
-async fn open_slow_readers(target: &Target) -> Vec<TlsStream<TcpStream>> {
+/// Opens `SLOW_READERS` connections that each ask for a 1 GiB response and never read, and
+/// waits (8 s at most) until every response has started and the upstream's produced bytes then
+/// stop growing for 500 ms. The connections, and the bytes produced.
+async fn slow_readers(target: &Target) -> (Vec<TlsStream<TcpStream>>, u64) {
     let mut streams = Vec::new();
     for i in 0..SLOW_READERS {
-        let mut stream = target.client.tls(&[b"http/1.1"]).await.expect("TLS");
+        let mut stream = within(target.client.tls_connect(H1)).await;
         let request = format!("GET /attack/slowread/{i}/big HTTP/1.1\r\nHost: localhost\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("request");
         stream.flush().await.expect("flush");
         streams.push(stream);
     }
-    streams
-}
-
-/// Waits (bounded) until every slow reader's response has started and the upstream's produced
-/// bytes then stop growing for 500 ms.
-async fn wait_for_back_pressure(seen: &Seen, within: Duration) -> u64 {
-    let deadline = Instant::now() + within;
-    while seen.big_started.load(Ordering::SeqCst) < SLOW_READERS && Instant::now() < deadline {
+    let (seen, deadline) = (&target.seen, Instant::now() + Duration::from_secs(8));
+    while seen.big_started.load(SeqCst) < SLOW_READERS && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
     }
-    let mut last = seen.big_bytes.load(Ordering::SeqCst);
+    let mut last = seen.big_bytes.load(SeqCst);
     loop {
         sleep(Duration::from_millis(500)).await;
-        let now = seen.big_bytes.load(Ordering::SeqCst);
+        let now = seen.big_bytes.load(SeqCst);
         if now == last || Instant::now() >= deadline {
-            return now;
+            return (streams, now);
         }
         last = now;
     }
@@ -1273,11 +889,10 @@ async fn wait_for_back_pressure(seen: &Seen, within: Duration) -> u64 {
 async fn slow_readers_of_a_huge_response_get_back_pressure_not_buffering() {
     let target = Target::start().await;
     let measured = Measured::start(&target, None);
-    let streams = open_slow_readers(&target).await;
-    let produced = wait_for_back_pressure(target.seen(), Duration::from_secs(8)).await;
+    let (streams, produced) = slow_readers(&target).await;
     // Started, not still open: on a busy machine the first readers may already have been cut
     // off for stalling past `idle_timeout` (the next test's subject) while the rest connected.
-    let open = target.seen().big_started.load(Ordering::SeqCst);
+    let open = target.seen.big_started.load(SeqCst);
     let per_connection = produced / SLOW_READERS as u64;
     eprintln!(
         "[slow read] {SLOW_READERS} readers that never read: upstream produced {:.1} MiB in all, \
@@ -1299,19 +914,18 @@ async fn slow_readers_of_a_huge_response_get_back_pressure_not_buffering() {
             per_connection as f64 / MIB as f64
         ));
     }
-    let baseline = measured.finish("slow read", 64, &mut failures).await;
     drop(streams);
     let deadline = Instant::now() + SLACK;
-    while target.seen().big_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while live(&target.seen.big_open) > 0 && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
     }
-    let still_open = target.seen().big_open.load(Ordering::SeqCst);
+    let still_open = live(&target.seen.big_open);
     if still_open > 0 {
         failures.push(format!(
             "{still_open} upstream responses are still being held {SLACK:?} after their clients left"
         ));
     }
-    check_fds_return(&target, "slow read", baseline, &mut failures).await;
+    measured.finish(&target, "slow read", 64, &mut failures).await;
     assert_none_failed("slow read", &failures);
 }
 
@@ -1322,14 +936,13 @@ async fn slow_readers_of_a_huge_response_get_back_pressure_not_buffering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected_after_the_idle_timeout() {
     let target = Target::start().await;
-    let streams = open_slow_readers(&target).await;
-    wait_for_back_pressure(target.seen(), Duration::from_secs(8)).await;
+    let (streams, _) = slow_readers(&target).await;
     let stalled_at = Instant::now();
     let deadline = stalled_at + IDLE + SLACK;
-    while target.seen().big_open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while live(&target.seen.big_open) > 0 && Instant::now() < deadline {
         sleep(Duration::from_millis(100)).await;
     }
-    let still_open = target.seen().big_open.load(Ordering::SeqCst);
+    let still_open = live(&target.seen.big_open);
     eprintln!(
         "[stalled reader] {still_open} of {SLOW_READERS} upstream responses still held {:?} after the stall",
         stalled_at.elapsed()
@@ -1345,34 +958,6 @@ async fn a_client_that_stops_reading_is_disconnected_after_the_idle_timeout() {
 }
 
 // === 5. header floods ===
-
-/// One flood over HTTP/1.1: write `request` (concurrently with reading) and report what came
-/// back, whether the connection closed, and how much of the request could be written.
-async fn header_flood_h1(client: Client, request: Vec<u8>) -> (Watched, usize) {
-    let stream = client.tls(&[b"http/1.1"]).await.expect("TLS");
-    let (reader, mut writer) = tokio::io::split(stream);
-    let start = Instant::now();
-    let written = Arc::new(AtomicUsize::new(0));
-    let counter = written.clone();
-    let writing = tokio::spawn(async move {
-        for chunk in request.chunks(16 * 1024) {
-            match timeout(SLACK, writer.write_all(chunk)).await {
-                Ok(Ok(())) => counter.fetch_add(chunk.len(), Ordering::SeqCst),
-                _ => break,
-            };
-        }
-        let _ = writer.flush().await;
-        // Keep the write half open: only the gateway may end the connection.
-        sleep(Duration::from_secs(30)).await;
-        drop(writer);
-    });
-    let watched = watch_reads(reader, start, SLACK + SLACK).await;
-    // Writes still in flight when the gateway closed fail with a reset shortly after.
-    sleep(Duration::from_millis(200)).await;
-    writing.abort();
-    let written = written.load(Ordering::SeqCst);
-    (watched, written)
-}
 
 fn head_with(lines: &str, path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{lines}\r\n").into_bytes()
@@ -1447,13 +1032,20 @@ async fn header_floods_are_refused_with_bounded_memory() {
     ];
     for (name, request, must_answer) in h1_cases {
         let total = request.len();
-        let (watched, written) = header_flood_h1(target.client.clone(), request).await;
-        let status = watched.status();
+        let (reader, writer) = tokio::io::split(within(target.client.tls_connect(H1)).await);
+        let start = Instant::now();
+        let chunks = request.chunks(16 * 1024).map(<[u8]>::to_vec).collect::<Vec<_>>();
+        let (writing, written) = write_and_hold(writer, chunks, Duration::ZERO);
+        let (closed, text) = watch_reads(reader, start, SLACK + SLACK).await;
+        // Writes still in flight when the gateway closed fail with a reset shortly after.
+        sleep(Duration::from_millis(200)).await;
+        writing.abort();
+        let written = written.load(SeqCst) as usize;
+        let status = status(&text);
         eprintln!(
-            "[header flood] HTTP/1.1 {name}: {status:?}, closed after {:?}, {written} of {total} bytes written",
-            watched.closed
+            "[header flood] HTTP/1.1 {name}: {status:?}, closed after {closed:?}, {written} of {total} bytes written"
         );
-        if watched.closed.is_none() {
+        if closed.is_none() {
             failures.push(format!("HTTP/1.1 {name}: the connection stayed open"));
         }
         match status {
@@ -1488,7 +1080,7 @@ async fn header_floods_are_refused_with_bounded_memory() {
         ),
     ];
     for (name, headers) in h2_cases {
-        let stream = target.client.tls(&[b"h2"]).await.expect("TLS");
+        let stream = within(target.client.tls_connect(&[b"h2"])).await;
         let (sender, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
         let connection = tokio::spawn(connection);
         let mut request = Request::get(format!("https://localhost/attack/h2/{}", name.len()));
@@ -1556,14 +1148,13 @@ async fn header_floods_are_refused_with_bounded_memory() {
     reader.abort();
     drop(writer);
 
-    let baseline = measured.finish("header floods", 64, &mut failures).await;
-    if target.seen().attack() != 0 {
+    if target.attack() != 0 {
         failures.push(format!(
             "{} flooded requests reached the upstream",
-            target.seen().attack()
+            target.attack()
         ));
     }
-    check_fds_return(&target, "header floods", baseline, &mut failures).await;
+    measured.finish(&target, "header floods", 64, &mut failures).await;
     assert_none_failed("header floods", &failures);
 }
 
@@ -1578,7 +1169,7 @@ async fn http2_rapid_reset_is_bounded() {
     const STREAMS: usize = 5000;
     let target = Target::start().await;
     let measured = Measured::start(&target, None);
-    let stream = target.client.tls(&[b"h2"]).await.expect("TLS");
+    let stream = within(target.client.tls_connect(&[b"h2"])).await;
     let (sender, connection) = h2::client::handshake(stream).await.expect("h2 handshake");
     let connection = tokio::spawn(connection);
     let started = Instant::now();
@@ -1631,11 +1222,11 @@ async fn http2_rapid_reset_is_bounded() {
     };
     // Let requests already on their way arrive before counting.
     sleep(Duration::from_millis(500)).await;
-    let reached = target.seen().attack();
+    let reached = target.attack();
     eprintln!(
         "[rapid reset] {opened} streams opened and reset in {elapsed:?} ({stopped_by}); connection {connection_end}; \
          {reached} reached the upstream; upstream connections {}",
-        target.seen().connections.load(Ordering::SeqCst)
+        target.seen.connections.load(SeqCst)
     );
     let mut failures = Vec::new();
     let bounded_by_connection = opened < STREAMS;
@@ -1644,8 +1235,7 @@ async fn http2_rapid_reset_is_bounded() {
             "all {STREAMS} streams were accepted on one connection and {reached} reached the upstream"
         ));
     }
-    let baseline = measured.finish("rapid reset", 64, &mut failures).await;
-    check_fds_return(&target, "rapid reset", baseline, &mut failures).await;
+    measured.finish(&target, "rapid reset", 64, &mut failures).await;
     assert_none_failed("HTTP/2 rapid reset", &failures);
 }
 
@@ -1658,7 +1248,7 @@ async fn http2_continuation_floods_close_the_connection() {
     let target = Target::start().await;
     let measured = Measured::start(&target, None);
     let mut failures = Vec::new();
-    type Chunks = Box<dyn FnMut(usize) -> Option<Vec<u8>> + Send>;
+    type Chunks = Box<dyn FnMut(usize) -> Vec<u8> + Send>;
     let cases: Vec<(&str, Vec<u8>, Chunks)> = vec![
         (
             "CONTINUATION frames of new literal headers",
@@ -1672,13 +1262,13 @@ async fn http2_continuation_floods_close_the_connection() {
                 let block: Vec<u8> = (0..100)
                     .flat_map(|j| literal(format!("x-c{i}-{j}"), [b'v'; 100]))
                     .collect();
-                Some(frame(CONTINUATION, 0, 1, &block))
+                frame(CONTINUATION, 0, 1, &block)
             }),
         ),
         (
             "empty CONTINUATION frames",
             frame(HEADERS, END_STREAM, 1, &get_block("/attack/continuation/empty")),
-            Box::new(|_| Some((0..1000).flat_map(|_| frame(CONTINUATION, 0, 1, &[])).collect())),
+            Box::new(|_| (0..1000).flat_map(|_| frame(CONTINUATION, 0, 1, &[])).collect()),
         ),
         (
             "one endless header value across CONTINUATION frames",
@@ -1689,32 +1279,27 @@ async fn http2_continuation_floods_close_the_connection() {
                 hpack_int(&mut block, 0, 7, 1 << 30);
                 frame(HEADERS, END_STREAM, 1, &block)
             },
-            Box::new(|_| Some(frame(CONTINUATION, 0, 1, &[b'e'; 16 * 1024]))),
+            Box::new(|_| frame(CONTINUATION, 0, 1, &[b'e'; 16 * 1024])),
         ),
         (
             "CONTINUATION for another stream",
             frame(HEADERS, END_STREAM, 1, &get_block("/attack/continuation/other")),
-            Box::new(|_| Some(frame(CONTINUATION, 0, 3, &literal("x-other", b"v")))),
+            Box::new(|_| frame(CONTINUATION, 0, 3, &literal("x-other", b"v"))),
         ),
     ];
-    for (name, headers, mut chunks) in cases {
-        let (mut writer, events, reader) = raw_h2(&target.client, SLACK + SLACK).await;
+    for (name, headers, chunks) in cases {
+        let (writer, events, reader) = raw_h2(&target.client, SLACK + SLACK).await;
         let started = Instant::now();
-        let mut first = Some(headers);
-        let written = flood(&mut writer, &reader, SLACK, |i| {
-            if let Some(headers) = first.take() {
-                return Some(headers);
-            }
-            let sent = i as u64;
-            (sent < 100_000).then(|| chunks(i)).flatten()
-        })
-        .await;
-        let _ = timeout(SLACK, async {
+        let frames = std::iter::once(headers).chain((1..100_000).map(chunks));
+        let (writing, written) = write_and_hold(writer, frames, Duration::ZERO);
+        let _ = timeout(SLACK + SLACK, async {
             while !reader.is_finished() {
                 sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
+        writing.abort();
+        let written = written.load(SeqCst);
         let events = events.lock().unwrap();
         eprintln!(
             "[continuation] {name}: {:.2} MiB written in {:?}; {events:?}",
@@ -1730,14 +1315,15 @@ async fn http2_continuation_floods_close_the_connection() {
         drop(events);
         reader.abort();
     }
-    let baseline = measured.finish("CONTINUATION floods", 48, &mut failures).await;
-    if target.seen().attack() != 0 {
+    if target.attack() != 0 {
         failures.push(format!(
             "{} flooded requests reached the upstream",
-            target.seen().attack()
+            target.attack()
         ));
     }
-    check_fds_return(&target, "CONTINUATION floods", baseline, &mut failures).await;
+    measured
+        .finish(&target, "CONTINUATION floods", 48, &mut failures)
+        .await;
     assert_none_failed("CONTINUATION floods", &failures);
 }
 
@@ -1766,8 +1352,8 @@ async fn http2_streams_beyond_the_concurrency_limit_are_refused() {
     let _ = writer.flush().await;
     // The admitted streams each take 1.5 s upstream.
     sleep(Duration::from_millis(2500)).await;
-    let max_in_flight = target.seen().max_in_flight.load(Ordering::SeqCst);
-    let reached = target.seen().attack();
+    let max_in_flight = target.seen.max_in_flight.load(SeqCst);
+    let reached = target.attack();
     let mut failures = Vec::new();
     {
         let events = events.lock().unwrap();
@@ -1790,8 +1376,9 @@ async fn http2_streams_beyond_the_concurrency_limit_are_refused() {
     }
     reader.abort();
     drop(writer);
-    let baseline = measured.finish("concurrent streams", 64, &mut failures).await;
-    check_fds_return(&target, "concurrent streams", baseline, &mut failures).await;
+    measured
+        .finish(&target, "concurrent streams", 64, &mut failures)
+        .await;
     assert_none_failed("streams beyond the concurrency limit", &failures);
 }
 
@@ -1809,7 +1396,7 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
         ("PING", frame(PING, 0, 0, b"12345678")),
         ("SETTINGS", frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100])),
     ] {
-        let stream = target.client.tls(&[b"h2"]).await.expect("TLS");
+        let stream = within(target.client.tls_connect(&[b"h2"])).await;
         // The read half is kept but never read: ACKs pile up on the gateway's side.
         let (reader, mut writer) = tokio::io::split(stream);
         writer.write_all(&preface()).await.expect("preface");
@@ -1823,21 +1410,25 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
                 _ => break,
             }
         }
-        let rss = target.rss_kib();
+        let (rss, _) = usage(target.binary.pid());
         eprintln!(
             "[control flood] {name}: {frames} frames written in {:?} before the gateway stopped reading; RSS now {rss} KiB",
             started.elapsed()
         );
         // A legitimate request on another connection while the flood connection is stuck.
-        match target.client.get("/legit/after-control-flood", None).await {
-            Ok((200, _)) => {}
-            other => failures.push(format!("{name} flood: a legitimate request got {other:?}")),
+        match target.client.try_send(get("/legit/after-control-flood")).await {
+            Ok(reply) if reply.status == 200 => {}
+            other => failures.push(format!(
+                "{name} flood: a legitimate request got {:?}",
+                other.map(|reply| reply.status)
+            )),
         }
         drop(reader);
         drop(writer);
     }
-    let baseline = measured.finish("control-frame floods", 48, &mut failures).await;
-    check_fds_return(&target, "control-frame floods", baseline, &mut failures).await;
+    measured
+        .finish(&target, "control-frame floods", 48, &mut failures)
+        .await;
     assert_none_failed("SETTINGS and PING floods", &failures);
 }
 
@@ -1894,47 +1485,28 @@ fn bogus_token(rng: &mut Rng, n: u64) -> String {
 }
 
 /// One flooding connection: bogus tokens on `/api/attack/flood/...` as fast as the gateway
-/// answers, until `until`. Returns the statuses it got and how many connection errors.
+/// answers, until `until`. Returns the statuses it got, and 1 if a request failed or timed out
+/// (it stops there), else 0.
 async fn flood_tokens(client: Client, worker: u64, until: Instant) -> (BTreeMap<u16, usize>, usize) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (worker + 1).wrapping_mul(0x1234_5678_9abc_def1));
     let mut statuses = BTreeMap::new();
-    let mut errors = 0;
+    let mut sender = client.h1().await;
     let mut n = 0u64;
-    while Instant::now() < until && errors < 50 {
-        let Ok(stream) = client.tls(&[b"http/1.1"]).await else {
-            errors += 1;
-            continue;
-        };
-        let Ok((mut sender, connection)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-        else {
-            errors += 1;
-            continue;
-        };
-        let connection = tokio::spawn(connection);
-        while Instant::now() < until {
-            n += 1;
-            let request = Request::get(format!("/api/attack/flood/{worker}/{n}"))
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {}", bogus_token(&mut rng, n)))
-                .body(Full::new(Bytes::new()))
-                .expect("request");
-            let answer = async {
-                let response = sender.send_request(request).await?;
-                let status = response.status().as_u16();
-                response.into_body().collect().await?;
-                Ok::<_, hyper::Error>(status)
-            };
-            match timeout(LEGIT_MAX * 2, answer).await {
-                Ok(Ok(status)) => *statuses.entry(status).or_insert(0) += 1,
-                _ => {
-                    errors += 1;
-                    break;
-                }
+    while Instant::now() < until {
+        n += 1;
+        let token = bogus_token(&mut rng, n);
+        let path = format!("/api/attack/flood/{worker}/{n}");
+        let request = client::request("GET", &path, Some(&token), &[], "");
+        match timeout(LEGIT_MAX * 2, sender.send_request(request)).await {
+            Ok(Ok(response)) => {
+                *statuses
+                    .entry(Reply::read(response).await.status.as_u16())
+                    .or_insert(0) += 1
             }
+            _ => return (statuses, 1),
         }
-        connection.abort();
     }
-    (statuses, errors)
+    (statuses, 0)
 }
 
 /// A flood of distinct bogus tokens against a protected route from many connections for a
@@ -1946,7 +1518,7 @@ async fn a_flood_of_distinct_bogus_tokens_is_refused_without_hurting_legitimate_
     const CONNECTIONS: u64 = 32;
     const FLOOD_FOR: Duration = Duration::from_secs(4);
     let target = Target::start().await;
-    let token = target.token("bob").await;
+    let token = target.client.token("bob").await;
     let measured = Measured::start(&target, Some(token));
     let started = Instant::now();
     let until = started + FLOOD_FOR;
@@ -1971,7 +1543,7 @@ async fn a_flood_of_distinct_bogus_tokens_is_refused_without_hurting_legitimate_
     eprintln!(
         "[bogus tokens] {total} requests in {elapsed:?} from {CONNECTIONS} connections: {rate:.0}/s; \
          statuses {statuses:?}; {errors} connection errors; {} reached the upstream",
-        target.seen().attack()
+        target.attack()
     );
     let mut failures = Vec::new();
     let not_401: usize = statuses.iter().filter(|(s, _)| **s != 401).map(|(_, c)| c).sum();
@@ -1988,13 +1560,12 @@ async fn a_flood_of_distinct_bogus_tokens_is_refused_without_hurting_legitimate_
     if errors > 0 {
         failures.push(format!("{errors} flood connections failed or timed out"));
     }
-    if target.seen().attack() != 0 {
+    if target.attack() != 0 {
         failures.push(format!(
             "{} bogus-token requests reached the upstream",
-            target.seen().attack()
+            target.attack()
         ));
     }
-    let baseline = measured.finish("bogus tokens", 64, &mut failures).await;
-    check_fds_return(&target, "bogus tokens", baseline, &mut failures).await;
+    measured.finish(&target, "bogus tokens", 64, &mut failures).await;
     assert_none_failed("bogus-token flood", &failures);
 }
