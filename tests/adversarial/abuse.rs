@@ -54,7 +54,7 @@ use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
     hpack_string, literal, literal_indexed, preface,
 };
-use support::{Client, ES256_TOKENS, Reply, client, config, get, within};
+use support::{Client, ES256_TOKENS, Reply, Xorshift, client, config, get, within};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -1435,42 +1435,26 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
 // === 7. bogus tokens ===
 
 /// xorshift64*: fast, and distinct per request.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-
-    fn b64(&mut self, n: usize) -> String {
-        URL_SAFE_NO_PAD.encode(self.bytes(n))
-    }
+/// `n` random bytes, base64url.
+fn random_b64(rng: &mut Xorshift, n: usize) -> String {
+    URL_SAFE_NO_PAD.encode((0..n).map(|_| rng.next() as u8).collect::<Vec<u8>>())
 }
 
-/// A distinct bogus token: mostly well-formed ES256 JWTs for our `kid` with a bad signature
-/// (the expensive path: a real signature verification), and the cheap kinds attackers mix in.
-fn bogus_token(rng: &mut Rng, n: u64) -> String {
+fn bogus_token(rng: &mut Xorshift, n: u64) -> String {
     let b64 = |value: serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
     let now = 1_700_000_000u64 + rng.next() % 100_000_000;
     let claims = b64(serde_json::json!({
         "iss": "portcullis", "aud": "default", "sub": "alice", "role": "admin",
-        "sid": rng.b64(12), "jti": rng.b64(12), "iat": now, "nbf": now, "exp": now + 900,
+        "sid": random_b64(rng, 12), "jti": random_b64(rng, 12), "iat": now, "nbf": now, "exp": now + 900,
     }));
     match n % 8 {
         0..=3 => {
             let header = b64(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}));
-            format!("{header}.{claims}.{}", rng.b64(64))
+            format!("{header}.{claims}.{}", random_b64(rng, 64))
         }
         4 => {
-            let header = b64(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": rng.b64(6)}));
-            format!("{header}.{claims}.{}", rng.b64(64))
+            let header = b64(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": random_b64(rng, 6)}));
+            format!("{header}.{claims}.{}", random_b64(rng, 64))
         }
         5 => {
             let header = b64(serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}));
@@ -1478,9 +1462,14 @@ fn bogus_token(rng: &mut Rng, n: u64) -> String {
         }
         6 => {
             let len = 16 + (rng.next() % 600) as usize;
-            rng.b64(len)
+            random_b64(rng, len)
         }
-        _ => format!("{}.{}.{}", rng.b64(20), rng.b64(200), rng.b64(64)),
+        _ => format!(
+            "{}.{}.{}",
+            random_b64(rng, 20),
+            random_b64(rng, 200),
+            random_b64(rng, 64)
+        ),
     }
 }
 
@@ -1488,7 +1477,7 @@ fn bogus_token(rng: &mut Rng, n: u64) -> String {
 /// answers, until `until`. Returns the statuses it got, and 1 if a request failed or timed out
 /// (it stops there), else 0.
 async fn flood_tokens(client: Client, worker: u64, until: Instant) -> (BTreeMap<u16, usize>, usize) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (worker + 1).wrapping_mul(0x1234_5678_9abc_def1));
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15 ^ (worker + 1).wrapping_mul(0x1234_5678_9abc_def1));
     let mut statuses = BTreeMap::new();
     let mut sender = client.h1().await;
     let mut n = 0u64;
