@@ -800,13 +800,7 @@ async fn a_cached_token_stops_working_when_it_expires() {
 async fn algorithm_is_pinned_to_its_key(alg: KeyAlgorithm) {
     let bench = Bench::one_key(alg).await;
     let issued = bench.gateway.token("alice").await;
-    let issued_header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts(&issued)[0]).expect("base64url"))
-            .expect("header");
-    assert_eq!(
-        issued_header,
-        json!({ "alg": alg.name(), "typ": "at+jwt", "kid": "k1" })
-    );
+    assert_eq!(segment_of(&issued, 0), header(alg.name(), "k1"));
     let reply = bench.assert_accepted("issued at login", &issued).await;
     assert_eq!(reply.upstream_header("x-auth-sub"), ["alice"]);
     assert_eq!(reply.upstream_header("x-auth-role"), ["admin"]);
