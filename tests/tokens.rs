@@ -828,40 +828,33 @@ async fn algorithm_is_pinned_to_its_key(alg: KeyAlgorithm) {
     let mut cases = Vec::new();
     for other in ALL_ALGORITHMS {
         let key = Key::attacker(other);
-        let same_kid_own_alg = header(alg.name(), "k1").to_string();
-        let same_kid_other_alg = header(other.name(), "k1").to_string();
+        let under = |name: &str| {
+            sign_bytes(
+                header(name, "k1").to_string(),
+                &claims,
+                &key.encoding,
+                jose(other),
+            )
+        };
+        let (ours, theirs) = (alg.name(), other.name());
         if other != alg {
-            cases.push(case(
-                format!(
-                    "alg {} under kid k1, signed by a {} key",
-                    other.name(),
-                    other.name()
-                ),
-                sign_bytes(&same_kid_other_alg, &claims, &key.encoding, jose(other)),
-            ));
+            let name = format!("alg {theirs} under kid k1, signed by a {theirs} key");
+            cases.push(case(name, under(theirs)));
         }
-        cases.push(case(
-            format!(
-                "alg {} under kid k1, signed by a new {} key",
-                alg.name(),
-                other.name()
-            ),
-            sign_bytes(&same_kid_own_alg, &claims, &key.encoding, jose(other)),
-        ));
+        let name = format!("alg {ours} under kid k1, signed by a new {theirs} key");
+        cases.push(case(name, under(ours)));
     }
     if alg != KeyAlgorithm::Hs256 {
         // Key confusion: the server's public key used as an HMAC secret.
-        let public = [bench.k1.public_pem().into_bytes(), bench.k1.spki()];
-        for secret in public {
-            cases.push(case(
-                "alg HS256 keyed with the server's public key",
-                sign_bytes(
-                    header("HS256", "k1").to_string(),
-                    &claims,
-                    &EncodingKey::from_secret(&secret),
-                    Algorithm::HS256,
-                ),
-            ));
+        for secret in [bench.k1.public_pem().into_bytes(), bench.k1.spki()] {
+            let hs256 = header("HS256", "k1").to_string();
+            let token = sign_bytes(
+                hs256,
+                &claims,
+                &EncodingKey::from_secret(&secret),
+                Algorithm::HS256,
+            );
+            cases.push(case("alg HS256 keyed with the server's public key", token));
         }
     }
     let own = bench.control();

@@ -613,7 +613,10 @@ async fn time_claims_of_the_wrong_type_or_range_are_refused() {
         ] {
             cases.push(case(
                 format!("{member} {name}"),
-                bench.sign_raw(&header("ES256", "k1").to_string(), &raw_member(member, &value)),
+                bench.sign_raw(
+                    &header("ES256", "k1").to_string(),
+                    &prepend(&unset(claims(), member), &format!("\"{member}\":{value}")),
+                ),
             ));
         }
     }

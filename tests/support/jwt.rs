@@ -197,10 +197,8 @@ pub fn claims() -> Value {
 }
 
 pub fn set(mut object: Value, member: &str, value: Value) -> Value {
-    object
-        .as_object_mut()
-        .expect("object")
-        .insert(member.into(), value);
+    assert!(object.is_object(), "{object}");
+    object[member] = value;
     object
 }
 
@@ -219,11 +217,6 @@ pub fn prepend(object: &Value, members: &str) -> String {
 pub fn append(object: &Value, members: &str) -> String {
     let text = object.to_string();
     format!("{},{members}}}", &text[..text.len() - 1])
-}
-
-/// The claims JSON text with `member` spelt as the raw JSON `value` text.
-pub fn raw_member(member: &str, value: &str) -> String {
-    prepend(&unset(claims(), member), &format!("\"{member}\":{value}"))
 }
 
 /// Base64url with `=` padding of `json`, lengthened with insignificant spaces until it needs padding.
@@ -383,15 +376,13 @@ impl Bench {
 
     pub fn key(&self, kid: &str) -> &Key {
         let found = self.kids().into_iter().find(|(k, _)| *k == kid);
-        found.map(|(_, key)| key).expect("known kid")
+        found.expect("known kid").1
     }
 
     /// Where a verify-only key's public half lives (an absolute path an attacker might name).
     pub fn public_file(&self, kid: &str) -> &Path {
         let found = self.verify_only.iter().find(|(k, _, _)| *k == kid);
-        found
-            .map(|(_, _, path)| path.as_path())
-            .expect("a verify-only kid")
+        &found.expect("a verify-only kid").2
     }
 
     /// k1's header: its algorithm, `at+jwt`, kid k1.
