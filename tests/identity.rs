@@ -34,15 +34,10 @@ async fn gateway_with(rest: &str) -> (Gateway, Upstream) {
 /// Every value the echo received under a header whose name, read case-insensitively and with
 /// `_` as `-`, is `name`.
 fn received(echo_reply: &Value, name: &str) -> Vec<String> {
-    echo_reply["headers"]
-        .as_array()
-        .expect("echo headers")
-        .iter()
-        .filter(|pair| {
-            pair[0]
-                .as_str()
-                .is_some_and(|n| n.replace('_', "-").eq_ignore_ascii_case(name))
-        })
+    let pairs = echo_reply["headers"].as_array().expect("echo headers");
+    let named = |n: &str| n.replace('_', "-").eq_ignore_ascii_case(name);
+    let matching = pairs.iter().filter(|pair| pair[0].as_str().is_some_and(named));
+    matching
         .map(|pair| pair[1].as_str().unwrap_or_default().to_string())
         .collect()
 }
