@@ -251,15 +251,9 @@ pub fn hex(text: &str) -> Vec<u8> {
 /// DER `SEQUENCE { INTEGER r, INTEGER s }` from big-endian magnitudes.
 pub fn der_ecdsa(r: &[u8], s: &[u8]) -> Vec<u8> {
     fn integer(bytes: &[u8]) -> Vec<u8> {
-        let start = bytes
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(bytes.len().saturating_sub(1));
-        let mut value = bytes[start..].to_vec();
-        if value.is_empty() {
-            value.push(0);
-        }
-        if value[0] & 0x80 != 0 {
+        // Minimal: no leading zeros, but one for zero itself or before a set high bit.
+        let mut value: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
+        if value.first().is_none_or(|&b| b & 0x80 != 0) {
             value.insert(0, 0);
         }
         [vec![0x02, value.len() as u8], value].concat()
@@ -299,10 +293,8 @@ pub fn tokens_section(keys: &str) -> String {
 
 /// One `[[tokens.keys]]` entry; `source` names its file (and may say more).
 pub fn key_entry(kid: &str, alg: KeyAlgorithm, source: &str) -> String {
-    format!(
-        "[[tokens.keys]]\nkid = \"{kid}\"\nalg = \"{}\"\n{source}\n",
-        alg.name()
-    )
+    let alg = alg.name();
+    format!("[[tokens.keys]]\nkid = \"{kid}\"\nalg = \"{alg}\"\n{source}\n")
 }
 
 // === the bench ===
