@@ -30,13 +30,9 @@ pub const ALL_ALGORITHMS: [KeyAlgorithm; 4] = [
     KeyAlgorithm::Hs256,
 ];
 
+/// The library's `Algorithm` for `alg`, found by its JOSE name.
 pub fn jose(alg: KeyAlgorithm) -> Algorithm {
-    match alg {
-        KeyAlgorithm::Es256 => Algorithm::ES256,
-        KeyAlgorithm::EdDsa => Algorithm::EdDSA,
-        KeyAlgorithm::Rs256 => Algorithm::RS256,
-        KeyAlgorithm::Hs256 => Algorithm::HS256,
-    }
+    alg.name().parse().expect("a JOSE algorithm name")
 }
 
 // === keys ===
