@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::json;
-use support::auth::Pair;
+use support::auth::{Pair, refresh_request};
 use support::rng::Rng;
 use support::upstreams::Upstream;
 use support::{Gateway, Reply, RequestExt, Setup, request, required_route, send_on, within};
@@ -575,13 +575,10 @@ async fn a_burst_over_many_parallel_connections_gets_only_the_budget() {
 
 // === refresh limit ===
 
-fn refresh_request(body: String, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+/// `POST /auth/refresh` with the JSON `body` as given and extra `headers`.
+fn refresh_with(body: String, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let request = request(Method::POST, "/auth/refresh").header("content-type", "application/json");
     request.headers(headers).with_body(body)
-}
-
-fn refresh_json(token: &str) -> String {
-    json!({ "refresh_token": token }).to_string()
 }
 
 /// With `refresh_per_session = 3/min`, once a session's budget is spent no re-encoding of its
@@ -599,9 +596,7 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     let mut pair = Pair::from_reply(&login, "login");
     let mut retired = Vec::new();
     for n in 1..=3 {
-        let reply = gateway
-            .send(refresh_request(refresh_json(&pair.refresh), &[]))
-            .await;
+        let reply = gateway.send(refresh_request(&pair.refresh)).await;
         assert_eq!(reply.status, 200, "refresh {n}: {}", reply.text());
         retired.push(pair.refresh.clone());
         pair = Pair::from_reply(&reply, "refresh");
@@ -610,7 +605,7 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     let escaped: String = live.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
     let cookie = format!("__Secure-portcullis-refresh={live}");
     let charset = {
-        let mut request = refresh_request(refresh_json(&live), &[]);
+        let mut request = refresh_request(&live);
         request.headers_mut().insert(
             "content-type",
             http::HeaderValue::from_static("application/json; charset=utf-8"),
@@ -625,37 +620,36 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
         .expect("request");
     // (case, request, whether it presents this session's token and so must be limited)
     let mut cases: Vec<(String, Request<Full<Bytes>>, bool)> = vec![
-        (
-            "the live token".into(),
-            refresh_request(refresh_json(&live), &[]),
-            true,
-        ),
+        ("the live token".into(), refresh_request(&live), true),
         (
             "the live token, JSON unicode-escaped".into(),
-            refresh_request(format!("{{\"refresh_token\":\"{escaped}\"}}"), &[]),
+            refresh_with(format!("{{\"refresh_token\":\"{escaped}\"}}"), &[]),
             true,
         ),
         (
             "the live token with spoofed client addresses".into(),
-            refresh_request(
-                refresh_json(&live),
+            refresh_with(
+                json!({ "refresh_token": live }).to_string(),
                 &[("x-forwarded-for", "198.51.100.5"), ("x-real-ip", "198.51.100.5")],
             ),
             true,
         ),
         (
             "the live token from a new User-Agent".into(),
-            refresh_request(refresh_json(&live), &[("user-agent", "another-tab/1.0")]),
+            refresh_with(
+                json!({ "refresh_token": live }).to_string(),
+                &[("user-agent", "another-tab/1.0")],
+            ),
             true,
         ),
         (
             "the token just retired (within the grace)".into(),
-            refresh_request(refresh_json(retired.last().expect("retired")), &[]),
+            refresh_request(retired.last().expect("retired")),
             true,
         ),
         (
             "the first retired token".into(),
-            refresh_request(refresh_json(&retired[0]), &[]),
+            refresh_request(&retired[0]),
             true,
         ),
         ("the live token, charset media type".into(), charset, true),
@@ -672,11 +666,7 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
         ("upper-cased", live.to_ascii_uppercase()),
         ("truncated by one character", live[..live.len() - 1].to_string()),
     ] {
-        cases.push((
-            format!("the live token {name}"),
-            refresh_request(refresh_json(&token), &[]),
-            false,
-        ));
+        cases.push((format!("the live token {name}"), refresh_request(&token), false));
     }
     let mut failures = Vec::new();
     for (name, request, must_be_limited) in cases {
@@ -689,14 +679,10 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     }
     // A burst of the live token over one HTTP/2 connection and over parallel connections.
     let h2 = gateway.h2().await;
-    let burst = (0..20).map(|_| send_on(&h2, refresh_request(refresh_json(&live), &[])));
+    let burst = (0..20).map(|_| send_on(&h2, refresh_request(&live)));
     let gateway_ref = &gateway;
     let live_ref = &live;
-    let parallel = (0..10).map(|_| async move {
-        gateway_ref
-            .send(refresh_request(refresh_json(live_ref), &[]))
-            .await
-    });
+    let parallel = (0..10).map(|_| async move { gateway_ref.send(refresh_request(live_ref)).await });
     let (burst, parallel) = within(async {
         tokio::join!(
             futures_util::future::join_all(burst),
@@ -719,8 +705,6 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     // Control: another session of the same user is not limited.
     let other = Pair::from_reply(&gateway.login("alice", "alice-password").await, "login");
-    let reply = gateway
-        .send(refresh_request(refresh_json(&other.refresh), &[]))
-        .await;
+    let reply = gateway.send(refresh_request(&other.refresh)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
