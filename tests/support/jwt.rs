@@ -405,9 +405,8 @@ impl Bench {
 
     /// `GET /api/resource` with `Authorization: Bearer <token>` over a fresh HTTP/1.1 connection.
     pub async fn send(&self, token: &str) -> Reply {
-        self.try_send(token)
-            .await
-            .unwrap_or_else(|e| panic!("no response: {e}"))
+        let reply = self.try_send(token).await;
+        reply.unwrap_or_else(|e| panic!("no response: {e}"))
     }
 
     /// `send`, with a dropped connection reported instead of failing the test.
@@ -470,12 +469,8 @@ pub fn refusal_problem(reply: &Reply, token: &str) -> Option<String> {
     if reply.status != 401 {
         return Some(format!("status {} ({text:.200})", reply.status));
     }
-    let challenge = reply
-        .headers
-        .get_all("www-authenticate")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>();
+    let challenges = reply.headers.get_all("www-authenticate").iter();
+    let challenge: Vec<&str> = challenges.filter_map(|v| v.to_str().ok()).collect();
     if challenge.len() != 1
         || !challenge[0].starts_with("Bearer")
         || !challenge[0].contains("error=\"invalid_token\"")
