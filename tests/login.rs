@@ -7,13 +7,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis::auth::tokens::unix_now;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::jwt::{claims_of, segment_of};
 use support::upstreams::Upstream;
 use support::{
     ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup, public_route, replace_users_file,
@@ -42,10 +41,6 @@ fn comparable(reply: &Reply) -> (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>)
 fn retry_after(reply: &Reply) -> u64 {
     let seconds = reply.retry_after();
     seconds.unwrap_or_else(|| panic!("{} without Retry-After in whole seconds", reply.status))
-}
-
-fn decode_segment(segment: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url")).expect("JSON")
 }
 
 /// The users file with bob removed and `extra` users (name, role, password) added.
@@ -108,10 +103,10 @@ async fn json_login_returns_a_bearer_token_pair_that_is_never_cached() {
     let segments: Vec<&str> = access.split('.').collect();
     assert_eq!(segments.len(), 3, "{access}");
     assert_eq!(
-        decode_segment(segments[0]),
+        segment_of(access, 0),
         json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1" })
     );
-    let claims = decode_segment(segments[1]);
+    let claims = claims_of(access);
     assert_eq!(claims["iss"], "portcullis");
     assert_eq!(claims["aud"], "default");
     assert_eq!(claims["sub"], "alice");
@@ -136,7 +131,7 @@ async fn json_login_returns_a_bearer_token_pair_that_is_never_cached() {
     );
 
     let again = gateway.login("alice", "alice-password").await.json();
-    let claims_again = decode_segment(again["access_token"].as_str().unwrap().split('.').nth(1).unwrap());
+    let claims_again = claims_of(again["access_token"].as_str().unwrap());
     assert_ne!(
         claims_again["sid"], claims["sid"],
         "a new login reused the session id"
@@ -220,14 +215,7 @@ async fn bcrypt_hashes_log_in_but_never_match_past_72_bytes() {
     let reply = gateway.login("erin", &password).await;
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     assert_eq!(
-        decode_segment(
-            reply.json()["access_token"]
-                .as_str()
-                .unwrap()
-                .split('.')
-                .nth(1)
-                .unwrap()
-        )["sub"],
+        claims_of(reply.json()["access_token"].as_str().unwrap())["sub"],
         "erin"
     );
 }
@@ -406,7 +394,7 @@ async fn an_edited_users_file_is_picked_up_without_a_restart() {
     );
     gateway.login_until("dave", "dave-password", 200).await;
     let token = gateway.token("dave").await;
-    let claims = decode_segment(token.split('.').nth(1).unwrap());
+    let claims = claims_of(&token);
     assert_eq!(claims["role"], "auditor");
     assert_eq!(gateway.login("bob", "bob-password").await.status, 401);
     assert_eq!(gateway.login("alice", "alice-password").await.status, 200);

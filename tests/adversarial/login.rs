@@ -19,16 +19,16 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::json;
-use support::auth::Pair;
+use support::auth::{Pair, refresh_request};
+use support::rng::Rng;
 use support::upstreams::Upstream;
-use support::{Gateway, Reply, RequestExt, Setup, Xorshift, request, required_route, send_on, within};
+use support::{Gateway, Reply, RequestExt, Setup, request, required_route, send_on, within};
 
 const GENEROUS: &str = "login_per_ip = \"100000/min\"\nlogin_per_user = \"100000/min\"\n";
 
@@ -58,24 +58,12 @@ fn json_request(username: &str, password: &str, headers: &[(&str, &str)]) -> Req
 /// What is wrong with `reply` as SPEC 7's over-the-limit answer, if anything.
 fn limited_problem(reply: &Reply) -> Option<String> {
     if reply.status != 429 {
-        let body = reply.text();
-        return Some(format!(
-            "status {} ({})",
-            reply.status,
-            &body[..body.len().min(120)]
-        ));
+        return Some(format!("status {} ({:.120})", reply.status, reply.text()));
     }
     match reply.retry_after() {
         Some(1..=3600) => None,
         other => Some(format!("429 with Retry-After {other:?}")),
     }
-}
-
-/// Status, body and headers, without the ones that differ on every response by design.
-type Comparable = (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>);
-
-fn comparable(reply: &Reply) -> Comparable {
-    reply.comparable(&["date", "x-request-id"])
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
@@ -111,9 +99,9 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
         send_on(&h2, json_request(user, password, &[])).await;
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); classes.len()];
-    let mut reference: Option<(&str, Comparable)> = None;
+    let mut reference = None;
     let mut differences = Vec::new();
-    let mut shuffle = Xorshift::from_entropy();
+    let mut shuffle = Rng::from_entropy();
     let mut order: Vec<usize> = (0..classes.len()).collect();
     for round in 0..ROUNDS {
         shuffle.shuffle(&mut order);
@@ -122,7 +110,8 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
             let started = Instant::now();
             let reply = send_on(&h2, json_request(user, password, &[])).await;
             samples[index].push(started.elapsed());
-            let seen = comparable(&reply);
+            // Without the headers that differ on every response by design.
+            let seen = reply.comparable(&["date", "x-request-id"]);
             if reply.status != 401 || reply.json()["error"] != "invalid_credentials" {
                 differences.push(format!(
                     "round {round}, {name}: {} {}",
@@ -586,13 +575,10 @@ async fn a_burst_over_many_parallel_connections_gets_only_the_budget() {
 
 // === refresh limit ===
 
-fn refresh_request(body: String, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+/// `POST /auth/refresh` with the JSON `body` as given and extra `headers`.
+fn refresh_with(body: String, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let request = request(Method::POST, "/auth/refresh").header("content-type", "application/json");
     request.headers(headers).with_body(body)
-}
-
-fn refresh_json(token: &str) -> String {
-    json!({ "refresh_token": token }).to_string()
 }
 
 /// With `refresh_per_session = 3/min`, once a session's budget is spent no re-encoding of its
@@ -610,9 +596,7 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     let mut pair = Pair::from_reply(&login, "login");
     let mut retired = Vec::new();
     for n in 1..=3 {
-        let reply = gateway
-            .send(refresh_request(refresh_json(&pair.refresh), &[]))
-            .await;
+        let reply = gateway.send(refresh_request(&pair.refresh)).await;
         assert_eq!(reply.status, 200, "refresh {n}: {}", reply.text());
         retired.push(pair.refresh.clone());
         pair = Pair::from_reply(&reply, "refresh");
@@ -621,7 +605,7 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     let escaped: String = live.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
     let cookie = format!("__Secure-portcullis-refresh={live}");
     let charset = {
-        let mut request = refresh_request(refresh_json(&live), &[]);
+        let mut request = refresh_request(&live);
         request.headers_mut().insert(
             "content-type",
             http::HeaderValue::from_static("application/json; charset=utf-8"),
@@ -636,37 +620,36 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
         .expect("request");
     // (case, request, whether it presents this session's token and so must be limited)
     let mut cases: Vec<(String, Request<Full<Bytes>>, bool)> = vec![
-        (
-            "the live token".into(),
-            refresh_request(refresh_json(&live), &[]),
-            true,
-        ),
+        ("the live token".into(), refresh_request(&live), true),
         (
             "the live token, JSON unicode-escaped".into(),
-            refresh_request(format!("{{\"refresh_token\":\"{escaped}\"}}"), &[]),
+            refresh_with(format!("{{\"refresh_token\":\"{escaped}\"}}"), &[]),
             true,
         ),
         (
             "the live token with spoofed client addresses".into(),
-            refresh_request(
-                refresh_json(&live),
+            refresh_with(
+                json!({ "refresh_token": live }).to_string(),
                 &[("x-forwarded-for", "198.51.100.5"), ("x-real-ip", "198.51.100.5")],
             ),
             true,
         ),
         (
             "the live token from a new User-Agent".into(),
-            refresh_request(refresh_json(&live), &[("user-agent", "another-tab/1.0")]),
+            refresh_with(
+                json!({ "refresh_token": live }).to_string(),
+                &[("user-agent", "another-tab/1.0")],
+            ),
             true,
         ),
         (
             "the token just retired (within the grace)".into(),
-            refresh_request(refresh_json(retired.last().expect("retired")), &[]),
+            refresh_request(retired.last().expect("retired")),
             true,
         ),
         (
             "the first retired token".into(),
-            refresh_request(refresh_json(&retired[0]), &[]),
+            refresh_request(&retired[0]),
             true,
         ),
         ("the live token, charset media type".into(), charset, true),
@@ -683,11 +666,7 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
         ("upper-cased", live.to_ascii_uppercase()),
         ("truncated by one character", live[..live.len() - 1].to_string()),
     ] {
-        cases.push((
-            format!("the live token {name}"),
-            refresh_request(refresh_json(&token), &[]),
-            false,
-        ));
+        cases.push((format!("the live token {name}"), refresh_request(&token), false));
     }
     let mut failures = Vec::new();
     for (name, request, must_be_limited) in cases {
@@ -700,14 +679,10 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     }
     // A burst of the live token over one HTTP/2 connection and over parallel connections.
     let h2 = gateway.h2().await;
-    let burst = (0..20).map(|_| send_on(&h2, refresh_request(refresh_json(&live), &[])));
+    let burst = (0..20).map(|_| send_on(&h2, refresh_request(&live)));
     let gateway_ref = &gateway;
     let live_ref = &live;
-    let parallel = (0..10).map(|_| async move {
-        gateway_ref
-            .send(refresh_request(refresh_json(live_ref), &[]))
-            .await
-    });
+    let parallel = (0..10).map(|_| async move { gateway_ref.send(refresh_request(live_ref)).await });
     let (burst, parallel) = within(async {
         tokio::join!(
             futures_util::future::join_all(burst),
@@ -730,8 +705,6 @@ async fn refresh_variants_and_bursts_do_not_evade_the_per_session_limit() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     // Control: another session of the same user is not limited.
     let other = Pair::from_reply(&gateway.login("alice", "alice-password").await, "login");
-    let reply = gateway
-        .send(refresh_request(refresh_json(&other.refresh), &[]))
-        .await;
+    let reply = gateway.send(refresh_request(&other.refresh)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }

@@ -613,7 +613,10 @@ async fn time_claims_of_the_wrong_type_or_range_are_refused() {
         ] {
             cases.push(case(
                 format!("{member} {name}"),
-                bench.sign_raw(&header("ES256", "k1").to_string(), &raw_member(member, &value)),
+                bench.sign_raw(
+                    &header("ES256", "k1").to_string(),
+                    &prepend(&unset(claims(), member), &format!("\"{member}\":{value}")),
+                ),
             ));
         }
     }
@@ -1070,78 +1073,46 @@ async fn crit_and_typ_variants_are_refused() {
 
 // === the exact leeway boundaries ===
 
-/// One boundary case: the claim value relative to the gateway's clock, and the verdict.
-struct Boundary {
-    name: &'static str,
-    member: &'static str,
-    offset: i64,
-    accepted: bool,
-}
-
 #[tokio::test]
 async fn exp_nbf_and_iat_are_judged_to_the_second_at_the_leeway() {
     let bench = Bench::three_keys().await;
     let leeway = LEEWAY as i64;
+    // Each case: name, claim, value relative to the gateway's clock, and whether it is accepted.
     let boundaries = [
-        Boundary {
-            name: "expired exactly at the leeway",
-            member: "exp",
-            offset: -leeway,
-            accepted: false,
-        },
-        Boundary {
-            name: "expired one second beyond the leeway",
-            member: "exp",
-            offset: -leeway - 1,
-            accepted: false,
-        },
-        Boundary {
-            name: "expired, one second left in the leeway",
-            member: "exp",
-            offset: -leeway + 1,
-            accepted: true,
-        },
-        Boundary {
-            name: "not yet valid, at the leeway",
-            member: "nbf",
-            offset: leeway,
-            accepted: true,
-        },
-        Boundary {
-            name: "not yet valid, one second beyond the leeway",
-            member: "nbf",
-            offset: leeway + 1,
-            accepted: false,
-        },
-        Boundary {
-            name: "issued in the future, at the leeway",
-            member: "iat",
-            offset: leeway,
-            accepted: true,
-        },
-        Boundary {
-            name: "issued in the future, one second beyond the leeway",
-            member: "iat",
-            offset: leeway + 1,
-            accepted: false,
-        },
+        ("expired exactly at the leeway", "exp", -leeway, false),
+        ("expired one second beyond the leeway", "exp", -leeway - 1, false),
+        ("expired, one second left in the leeway", "exp", -leeway + 1, true),
+        ("not yet valid, at the leeway", "nbf", leeway, true),
+        (
+            "not yet valid, one second beyond the leeway",
+            "nbf",
+            leeway + 1,
+            false,
+        ),
+        ("issued in the future, at the leeway", "iat", leeway, true),
+        (
+            "issued in the future, one second beyond the leeway",
+            "iat",
+            leeway + 1,
+            false,
+        ),
     ];
     let mut failures = Vec::new();
-    for boundary in &boundaries {
+    for &(name, member, offset, accepted) in &boundaries {
         // A verdict only counts when the whole exchange happened within one clock second;
         // otherwise the gateway may have judged it against the next second.
         let mut verdict = None;
         for _ in 0..20 {
             let now = unix_now();
-            let value = now.checked_add_signed(boundary.offset).expect("time");
-            let token = bench.k1(&set(claims(), boundary.member, json!(value)));
+            let value = now.checked_add_signed(offset).expect("time");
+            let token = bench.k1(&set(claims(), member, json!(value)));
             let before = bench.echo.counts.requests();
             let reply = bench.send(&token).await;
             if unix_now() != now {
                 continue;
             }
             let reached = bench.echo.counts.requests() - before;
-            verdict = Some(match boundary.accepted {
+            verdict = Some(match accepted {
                 true if reply.status == 200 && reached == 1 => None,
                 true => Some(format!("refused with {}", reply.status)),
                 false if reached != 0 => Some("reached the upstream".to_string()),
@@ -1151,8 +1122,8 @@ async fn exp_nbf_and_iat_are_judged_to_the_second_at_the_leeway() {
         }
         match verdict {
             Some(None) => {}
-            Some(Some(problem)) => failures.push(format!("{}: {problem}", boundary.name)),
-            None => failures.push(format!("{}: no exchange fit in one clock second", boundary.name)),
+            Some(Some(problem)) => failures.push(format!("{name}: {problem}")),
+            None => failures.push(format!("{name}: no exchange fit in one clock second")),
         }
     }
     assert!(failures.is_empty(), "leeway boundaries:\n{}", failures.join("\n"));
@@ -1384,14 +1355,11 @@ async fn hs256_tokens_signed_with_wordlist_secrets_are_refused() {
 fn secret_config(dir: &Path, secret: &str) -> PathBuf {
     std::fs::write(dir.join("k1.secret"), format!("{secret}\n")).expect("write secret");
     std::fs::write(dir.join("users.toml"), "").expect("users");
+    let key = key_entry("k1", KeyAlgorithm::Hs256, "secret_file = \"k1.secret\"");
+    let tokens = tokens_section(&key);
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{}",
-        tokens_section(&key_entry(
-            "k1",
-            KeyAlgorithm::Hs256,
-            "secret_file = \"k1.secret\""
-        ))
+         [tls]\nself_signed_if_missing = true\n\n{tokens}"
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, config).expect("write config");

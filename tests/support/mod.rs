@@ -9,6 +9,7 @@ pub mod config;
 pub mod h2raw;
 pub mod raw;
 pub mod recorder;
+pub mod rng;
 pub mod upstreams;
 
 use std::collections::BTreeSet;
