@@ -38,8 +38,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Method, Request, Response};
@@ -54,7 +52,8 @@ use support::h2raw::{
     self, CONTINUATION, END_HEADERS, END_STREAM, HEADERS, PING, SETTINGS, frame, get_block, hpack_int,
     hpack_string, literal, literal_indexed, preface,
 };
-use support::{Client, ES256_TOKENS, Reply, Xorshift, client, config, get, within};
+use support::rng::{Rng, bogus_token};
+use support::{Client, ES256_TOKENS, Reply, client, config, get, within};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -1435,49 +1434,11 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
 // === 7. bogus tokens ===
 
 /// xorshift64*: fast, and distinct per request.
-/// `n` random bytes, base64url.
-fn random_b64(rng: &mut Xorshift, n: usize) -> String {
-    URL_SAFE_NO_PAD.encode((0..n).map(|_| rng.next() as u8).collect::<Vec<u8>>())
-}
-
-fn bogus_token(rng: &mut Xorshift, n: u64) -> String {
-    let b64 = |value: serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
-    let now = 1_700_000_000u64 + rng.next() % 100_000_000;
-    let claims = b64(serde_json::json!({
-        "iss": "portcullis", "aud": "default", "sub": "alice", "role": "admin",
-        "sid": random_b64(rng, 12), "jti": random_b64(rng, 12), "iat": now, "nbf": now, "exp": now + 900,
-    }));
-    match n % 8 {
-        0..=3 => {
-            let header = b64(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}));
-            format!("{header}.{claims}.{}", random_b64(rng, 64))
-        }
-        4 => {
-            let header = b64(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": random_b64(rng, 6)}));
-            format!("{header}.{claims}.{}", random_b64(rng, 64))
-        }
-        5 => {
-            let header = b64(serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": "k1"}));
-            format!("{header}.{claims}.")
-        }
-        6 => {
-            let len = 16 + (rng.next() % 600) as usize;
-            random_b64(rng, len)
-        }
-        _ => format!(
-            "{}.{}.{}",
-            random_b64(rng, 20),
-            random_b64(rng, 200),
-            random_b64(rng, 64)
-        ),
-    }
-}
-
 /// One flooding connection: bogus tokens on `/api/attack/flood/...` as fast as the gateway
 /// answers, until `until`. Returns the statuses it got, and 1 if a request failed or timed out
 /// (it stops there), else 0.
 async fn flood_tokens(client: Client, worker: u64, until: Instant) -> (BTreeMap<u16, usize>, usize) {
-    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15 ^ (worker + 1).wrapping_mul(0x1234_5678_9abc_def1));
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (worker + 1).wrapping_mul(0x1234_5678_9abc_def1));
     let mut statuses = BTreeMap::new();
     let mut sender = client.h1().await;
     let mut n = 0u64;

@@ -460,36 +460,6 @@ pub fn echo_header(echo: &Value, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// A small xorshift generator: a fixed seed reproduces a run, `from_entropy` shuffles without
-/// a `rand` dependency.
-pub struct Xorshift(pub u64);
-
-impl Xorshift {
-    pub fn from_entropy() -> Xorshift {
-        let mut seed = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut seed).expect("entropy");
-        Xorshift(u64::from_le_bytes(seed) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number below `n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
 /// Polls `check` about every 50 ms until it gives a value; fails with its last complaint once
 /// `limit` has passed.
 pub async fn eventually<T>(limit: Duration, mut check: impl AsyncFnMut() -> Result<T, String>) -> T {
