@@ -1132,145 +1132,8 @@ async fn exp_nbf_and_iat_are_judged_to_the_second_at_the_leeway() {
 // === the HS256 profile ===
 
 /// A sample of wallarm/jwt-secrets `jwt.secrets.list`: the secrets that jwt_tool, hashcat and
-/// jwt-cracker try first (defaults from tutorials, frameworks and sample configs).
-const WEAK_SECRETS: &[&str] = &[
-    "secret",
-    "secretkey",
-    "secret1",
-    "secret2",
-    "secret123",
-    "supersecret",
-    "your-256-bit-secret",
-    "***your-256-bit-secret***",
-    "your-384-bit-secret",
-    "your-512-bit-secret",
-    "changeme",
-    "change_me",
-    "CHANGE_THIS_TO_SOMETHING_RANDOM",
-    "password",
-    "Password",
-    "password123",
-    "123456",
-    "1234567890",
-    "12345678",
-    "123456789",
-    "1234",
-    "12345",
-    "123",
-    "key",
-    "jwt",
-    "jwt-secret",
-    "jwtsecret",
-    "jwt_secret",
-    "JWT_SECRET",
-    "jwtSecret",
-    "myJwtSecret",
-    "mysecretstring",
-    "thisisthesecretkey",
-    "tobemodified",
-    "token",
-    "test",
-    "testing",
-    "test123",
-    "foo",
-    "bar",
-    "admin",
-    "qwerty",
-    "letmein",
-    "aSecret",
-    "shhhhh",
-    "shhhhhhared-secret",
-    "s3cr3t",
-    "s3cret",
-    "my_secret",
-    "mysecret",
-    "MySecret",
-    "mySecret",
-    "my-secret",
-    "my secret",
-    "my-secret-key",
-    "mysecretkey",
-    "secret_key",
-    "secret-key",
-    "SECRET_KEY",
-    "SecretKey",
-    "top_secret",
-    "topsecret",
-    "hello",
-    "hello world",
-    "default",
-    "development",
-    "dev",
-    "prod",
-    "production",
-    "example",
-    "sample",
-    "demo",
-    "private",
-    "privatekey",
-    "private_key",
-    "api_secret",
-    "apisecret",
-    "app_secret",
-    "appsecret",
-    "auth",
-    "authsecret",
-    "JWTs are the best!",
-    "NxpmDotDevJwtSecret",
-    "ofcourseistillloveyou",
-    "some-secret-password",
-    "test value",
-    "3123123213123",
-    "42isTheAnswer",
-    "1qaz2wsx",
-    "123qwe",
-    "1234abc",
-    "123Abc123",
-    "!@#$%^&*",
-    "0000000",
-    "000000000000",
-    "1337h4x",
-    "3y8raz35",
-    "4YOURSECRETKEY",
-    "%kernel.secret%",
-    "$PraveenIsAwesome!",
-    "!meal$ecret!",
-    "!payment$ecret!",
-    "*s3cr3t#",
-    "123NotAParticularyGreatSecret!!!",
-    "<Your-Token>",
-    "r9iMKoe5CRMgvJBBtp4HrqN7QiPpUToj",
-    "0a6b944d-d2fb-46fc-a85e-0295c986cd9f",
-    "569a1821-0a93-45e8-87ab-eb857f20a010",
-    "reallyreallyreallyreallyverysafe",
-    "<random_string_at_least_32_characters_long>",
-    "12345678901234567890123456789000",
-    "123456789012345678901234567890123",
-    "test123-test123-test123-test123-test123-test123-test123",
-    "01234567890abcde01234567890abcde01234567890abcde01234567890abcde",
-    "1234nbizz234sunshine-ultra-secure-secret-is-awesome",
-    "16f8c0ef4a5d391b26034086c628469d3f9f497f08163ab9b40137092f2909ef",
-    "VGhpcyBzZWNyZXQgaXMgc3RvcmVkIGJhc2UtNjQgZW5jb2RlZCBvbiB0aGUgcHJveHkgaG9zdA",
-    "This secret is stored base-64 encoded on the proxy hos",
-    "38af0483c50d39ebd0b58ea81a3fc366c1995c4da5bsuperrandomkey",
-    "1ASDasas12412r13asaah992394ksiv129dg912",
-    "0sj54sdf5k4hj64kjhk897ghj123ghn12lyu3pui12sdf123s58",
-    "4fdfsdhkjt54343fdg4646463grfgdt33df44909tfgxfmil",
-    "4oi3tujiorwejfgoiwjfdpij123i-03urijewf",
-    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
-    "%C*F-JaNdRgUkXp2s5v8y/B?E(G+KbPeShVmYq3t6w9z$C&J@McQfTjWnZr4u7x!",
-    ")H@McQfTjWnZr4u7w!z%C*F-JaNdRgUkXp2s5v8y/A?D(G+KbPeShVmYq3t6w9z$",
-    "2r5u8x/AD*G-KaPdSgVkYp3s6v9y$B&E(H+MbQeThWmZq4t7wzC*F-J@NcRf",
-    "0JqF84JhmKqCPyRbSvDHYSsp6ljwW9NK",
-    "0wzvzzSfREVECrKr5QHSwcbglPHu8xyX",
-    "2Rz4K79FuhKrec3BTWPx9b1uesyOdFNh",
-    "4C8kum4LxyKWYLM78sKdXrzbBjDCFyfX",
-    "37jMq3zAH62cnOlcsxrJaMExu2DuaaWn",
-    "0EOBvZqsY9i9i9lem3Y7frUbQbdRsceu",
-    "$gbK!srXc2Oivn8ZjHa8WRel&Zy4481W",
-    "!RCR#hJFp*d8nHUZ@U79vC*HndVg292phyZ#5^Xb",
-    "$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$",
-];
+/// jwt-cracker try first (defaults from tutorials, frameworks and sample configs), one per line.
+const WEAK_SECRETS: &str = include_str!("../data/weak_secrets.txt");
 
 /// Low-entropy secrets of 32 bytes or more that no wordlist needs to contain.
 fn low_entropy_secrets() -> Vec<String> {
@@ -1289,7 +1152,7 @@ fn low_entropy_secrets() -> Vec<String> {
 
 #[tokio::test]
 async fn hs256_tokens_signed_with_wordlist_secrets_are_refused() {
-    assert!(WEAK_SECRETS.len() >= 100, "{}", WEAK_SECRETS.len());
+    assert!(WEAK_SECRETS.lines().count() >= 100);
     let bench = Bench::one_key(KeyAlgorithm::Hs256).await;
     let secret_file = bench.k1.file.clone();
     let secret = secret_file.trim_ascii().to_vec();
@@ -1297,8 +1160,8 @@ async fn hs256_tokens_signed_with_wordlist_secrets_are_refused() {
     let claims = claims();
     let mut cases = Vec::new();
     for weak in WEAK_SECRETS
-        .iter()
-        .map(|s| s.to_string())
+        .lines()
+        .map(String::from)
         .chain(low_entropy_secrets())
     {
         let shown: String = weak.chars().take(40).collect();
@@ -1393,7 +1256,7 @@ fn refused_by_check(dir: &Path, secret: &str) -> bool {
 #[test]
 fn config_refuses_wordlist_hs256_secrets_shorter_than_32_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let short: Vec<&str> = WEAK_SECRETS.iter().copied().filter(|s| s.len() < 32).collect();
+    let short: Vec<&str> = WEAK_SECRETS.lines().filter(|s| s.len() < 32).collect();
     assert!(short.len() >= 100);
     let accepted: Vec<&str> = short
         .iter()
@@ -1413,7 +1276,7 @@ fn config_refuses_wordlist_hs256_secrets_shorter_than_32_bytes() {
 fn config_refuses_wordlist_and_low_entropy_hs256_secrets_of_32_bytes_or_more() {
     let dir = tempfile::tempdir().expect("temp dir");
     let long: Vec<String> = WEAK_SECRETS
-        .iter()
+        .lines()
         .filter(|s| s.len() >= 32)
         .map(|s| s.to_string())
         .chain(low_entropy_secrets())
