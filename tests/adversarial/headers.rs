@@ -22,13 +22,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
 use support::cases::assert_none_failed;
 use support::client;
 use support::config::route;
-use support::h2raw::{self, field};
+use support::jwt::claims_of;
+use support::probe::{Answer, Probe, Proto};
 use support::recorder::{Recorded, Recorder, Responder, Then, plain_responder};
 use support::{Gateway, Setup, public_route};
 
@@ -102,17 +100,6 @@ impl Bench {
     }
 }
 
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Proto {
-    H1,
-    H2,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RouteKind {
     Public,
@@ -129,146 +116,6 @@ impl RouteKind {
             RouteKind::Protected => "/api/x",
             RouteKind::Role => "/admin/x",
         }
-    }
-}
-
-/// A request in protocol-neutral form. `h1_lines` are extra raw HTTP/1.1 head lines for the
-/// variants that only exist as HTTP/1.1 syntax.
-#[derive(Default)]
-struct Outgoing {
-    method: &'static str,
-    path: String,
-    /// Names as sent (case kept).
-    fields: Vec<(String, String)>,
-    h1_lines: Vec<String>,
-    /// Extra HTTP/2-only fields (the HTTP/2 analogue of an HTTP/1.1-only syntax).
-    h2_fields: Vec<(String, String)>,
-    /// Send the names of `fields` over HTTP/2 in the case given (illegal there).
-    h2_keep_case: bool,
-    /// Extra `Connection` tokens (HTTP/1.1 always adds `close`).
-    connection: Vec<String>,
-    body: Option<Vec<u8>>,
-    trailers: Vec<(String, String)>,
-}
-
-/// What the client saw.
-#[derive(Debug)]
-struct Answer {
-    status: Option<u16>,
-    /// For HTTP/2: how the stream ended when no status came.
-    h2: Option<h2raw::Outcome>,
-    /// HTTP/1.1 only: the response's X-Request-Id.
-    request_id: Option<String>,
-    text: String,
-}
-
-impl Answer {
-    fn refused(&self) -> bool {
-        match &self.h2 {
-            Some(outcome) => outcome.refused(),
-            None => self.status == Some(400),
-        }
-    }
-}
-
-async fn send(gateway: &Gateway, proto: Proto, request: &Outgoing) -> Answer {
-    match proto {
-        Proto::H1 => send_h1(gateway, request).await,
-        Proto::H2 => send_h2(gateway, request).await,
-    }
-}
-
-async fn send_h1(gateway: &Gateway, request: &Outgoing) -> Answer {
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: localhost\r\n",
-        request.method, request.path
-    );
-    let mut connection = vec!["close".to_string()];
-    connection.extend(request.connection.iter().cloned());
-    head.push_str(&format!("Connection: {}\r\n", connection.join(", ")));
-    for (name, value) in &request.fields {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    for line in &request.h1_lines {
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    let mut bytes = Vec::new();
-    match (&request.body, request.trailers.is_empty()) {
-        (None, true) => {
-            head.push_str("\r\n");
-            bytes.extend_from_slice(head.as_bytes());
-        }
-        (body, _) => {
-            let names: Vec<&str> = request.trailers.iter().map(|(n, _)| n.as_str()).collect();
-            if !names.is_empty() {
-                head.push_str(&format!("Trailer: {}\r\n", names.join(", ")));
-            }
-            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-            bytes.extend_from_slice(head.as_bytes());
-            let body = body.clone().unwrap_or_default();
-            if !body.is_empty() {
-                bytes.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
-                bytes.extend_from_slice(&body);
-                bytes.extend_from_slice(b"\r\n");
-            }
-            bytes.extend_from_slice(b"0\r\n");
-            for (name, value) in &request.trailers {
-                bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-            }
-            bytes.extend_from_slice(b"\r\n");
-        }
-    }
-    let text = gateway.raw(&bytes).await;
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
-    let response_head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let request_id = response_head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("x-request-id")
-            .then(|| value.trim().to_string())
-    });
-    Answer {
-        status,
-        h2: None,
-        request_id,
-        text,
-    }
-}
-
-async fn send_h2(gateway: &Gateway, request: &Outgoing) -> Answer {
-    let mut fields = vec![
-        field(":method", request.method),
-        field(":scheme", "https"),
-        field(":authority", "localhost"),
-        field(":path", &request.path),
-    ];
-    if !request.connection.is_empty() {
-        fields.push(field("connection", request.connection.join(", ")));
-    }
-    // HTTP/2 field names are lower case; only the variant that tests upper case keeps it.
-    let named = |(n, v): &(String, String)| match request.h2_keep_case {
-        true => field(n, v),
-        false => field(n.to_ascii_lowercase(), v),
-    };
-    fields.extend(request.fields.iter().map(named));
-    fields.extend(request.h2_fields.iter().map(|(n, v)| field(n, v)));
-    let trailers: Vec<_> = request.trailers.iter().map(named).collect();
-    let data = request.body.clone().into_iter().collect();
-    let trailers = (!trailers.is_empty()).then_some(trailers);
-    let outcome = h2raw::send(
-        gateway,
-        &h2raw::Request {
-            fields,
-            data,
-            trailers,
-        },
-    )
-    .await;
-    Answer {
-        status: outcome.status(),
-        text: format!("{outcome:?}"),
-        h2: Some(outcome),
-        request_id: None,
     }
 }
 
@@ -335,48 +182,24 @@ fn expectation(proto: Proto, variant: Variant) -> Expect {
 }
 
 /// A header a client must not be able to set: its canonical name and two spoofed values.
-struct Spoofed {
-    name: &'static str,
-    values: [&'static str; 2],
-}
+type Spoofed = (&'static str, [&'static str; 2]);
 
 const IDENTITY_SPOOFS: [Spoofed; 3] = [
-    Spoofed {
-        name: "X-Auth-Sub",
-        values: ["spoofed-root", "spoofed-root-two"],
-    },
-    Spoofed {
-        name: "X-Auth-Role",
-        values: ["spoofed-superuser", "spoofed-superuser-two"],
-    },
-    Spoofed {
-        name: "X-Auth-Session",
-        values: ["spoofed-sid", "spoofed-sid-two"],
-    },
+    ("X-Auth-Sub", ["spoofed-root", "spoofed-root-two"]),
+    ("X-Auth-Role", ["spoofed-superuser", "spoofed-superuser-two"]),
+    ("X-Auth-Session", ["spoofed-sid", "spoofed-sid-two"]),
 ];
 
 const OWNED_SPOOFS: [Spoofed; 5] = [
-    Spoofed {
-        name: "X-Forwarded-For",
-        values: ["6.6.6.6", "7.7.7.7"],
-    },
-    Spoofed {
-        name: "X-Forwarded-Proto",
-        values: ["spoofed-scheme", "spoofed-scheme-two"],
-    },
-    Spoofed {
-        name: "X-Forwarded-Host",
-        values: ["evil.example", "evil-two.example"],
-    },
-    Spoofed {
-        name: "Forwarded",
-        values: ["for=6.6.6.6;proto=spoofed", "for=7.7.7.7;host=evil.example"],
-    },
+    ("X-Forwarded-For", ["6.6.6.6", "7.7.7.7"]),
+    ("X-Forwarded-Proto", ["spoofed-scheme", "spoofed-scheme-two"]),
+    ("X-Forwarded-Host", ["evil.example", "evil-two.example"]),
+    (
+        "Forwarded",
+        ["for=6.6.6.6;proto=spoofed", "for=7.7.7.7;host=evil.example"],
+    ),
     // Malformed ids (space, `!`), so the gateway must replace them (SPEC 6).
-    Spoofed {
-        name: "X-Request-Id",
-        values: ["spoofed id!", "spoofed-id-two!"],
-    },
+    ("X-Request-Id", ["spoofed id!", "spoofed-id-two!"]),
 ];
 
 fn other_case(name: &str) -> String {
@@ -391,19 +214,9 @@ fn other_case(name: &str) -> String {
         .join("-")
 }
 
-fn build(route: RouteKind, token: Option<&str>, spoof: &Spoofed, variant: Variant, tag: &str) -> Outgoing {
-    let [v1, v2] = spoof.values;
-    let name = spoof.name.to_string();
-    let mut out = Outgoing {
-        method: "GET",
-        path: route.path().to_string(),
-        fields: vec![("X-Case".into(), tag.into())],
-        ..Outgoing::default()
-    };
-    if let Some(token) = token {
-        out.fields
-            .push(("Authorization".into(), format!("Bearer {token}")));
-    }
+fn build(route: RouteKind, token: Option<&str>, spoof: &Spoofed, variant: Variant, tag: &str) -> Probe {
+    let (name, [v1, v2]) = (spoof.0.to_string(), spoof.1);
+    let mut out = Probe::get(tag, route.path()).bearer(token);
     let field = |n: String, v: &str| (n, v.to_string());
     match variant {
         Variant::Exact => out.fields.push(field(name, v1)),
@@ -542,31 +355,31 @@ async fn run_matrix(
     for route in RouteKind::ALL {
         for spoof in spoofs {
             for variant in Variant::ALL {
-                let tag = format!("{proto:?}/{route:?}/{}/{variant:?}", spoof.name);
-                if !include(spoof.name, variant) {
+                let tag = format!("{proto:?}/{route:?}/{}/{variant:?}", spoof.0);
+                if !include(spoof.0, variant) {
                     continue;
                 }
                 let token = bench.token(route);
                 let request = build(route, token, spoof, variant, &tag);
-                let answer = send(&bench.gateway, proto, &request).await;
+                let answer = request.send(&bench.gateway, proto).await;
                 let seen = bench.recorder.case(&tag);
                 let expect = expectation(proto, variant);
                 let forwarded = answer.status == Some(200) && seen.len() == 1;
                 let refused = answer.refused() && seen.is_empty();
-                let first_line = answer.text.lines().next().unwrap_or_default();
                 outcomes.push(format!(
-                    "{tag}: {} ({first_line})",
+                    "{tag}: {} ({})",
                     match (forwarded, refused) {
                         (true, _) => "forwarded",
                         (_, true) => "refused",
                         _ => "neither",
-                    }
+                    },
+                    answer.first_line()
                 ));
                 let mut problems = Vec::new();
                 match (expect, forwarded, refused) {
                     (Expect::Forwarded, true, _) => {
-                        let mut forbidden = spoof.values.to_vec();
-                        let comma = format!("{}, {}", spoof.values[0], spoof.values[1]);
+                        let mut forbidden = spoof.1.to_vec();
+                        let comma = format!("{}, {}", spoof.1[0], spoof.1[1]);
                         forbidden.push(&comma);
                         problems = check_forwarded(&seen[0], route, token, &forbidden, &answer);
                         if seen[0].path != route.path() {
@@ -580,7 +393,7 @@ async fn run_matrix(
                     (Expect::Refused, true, _) => problems.push("forwarded, but must be refused".into()),
                     _ => problems.push(format!(
                         "want {expect:?}; client got {:?}, upstream saw {} request(s)",
-                        answer.text.lines().next().unwrap_or_default(),
+                        answer.first_line(),
                         seen.len()
                     )),
                 }
@@ -794,24 +607,14 @@ async fn hop_by_hop_and_rewrite_headers_never_reach_the_upstream() {
                     continue; // a real WebSocket upgrade there: tests/websocket.rs
                 }
                 let tag = format!("{proto:?}/{route}/{}", case.name);
-                let mut request = Outgoing {
-                    method: "GET",
-                    path: path.to_string(),
-                    fields: vec![("X-Case".into(), tag.clone())],
-                    connection: case.connection.iter().map(|c| c.to_string()).collect(),
-                    ..Outgoing::default()
-                };
-                if let Some(token) = token {
-                    request
-                        .fields
-                        .push(("Authorization".into(), format!("Bearer {token}")));
-                }
+                let mut request = Probe::get(&tag, *path).bearer(*token);
+                request.connection = case.connection.iter().map(|c| c.to_string()).collect();
                 request
                     .fields
                     .extend(case.fields.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-                let answer = send(&bench.gateway, proto, &request).await;
+                let answer = request.send(&bench.gateway, proto).await;
                 let seen = bench.recorder.case(&tag);
-                let first_line = answer.text.lines().next().unwrap_or_default().to_string();
+                let first_line = answer.first_line();
                 if proto == Proto::H2 && case.h2_refused {
                     if !(answer.refused() && seen.is_empty()) {
                         failures.push(format!("{tag}: want refused, got {first_line}"));

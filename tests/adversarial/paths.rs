@@ -26,84 +26,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use support::cases::assert_none_failed;
 use support::config::route;
-use support::h2raw::{self, field};
+use support::probe::{Probe, Proto};
 use support::recorder::{Recorded, Recorder, plain_responder};
 use support::{Gateway, Setup};
-
-// ===================================================================================
-// Probes: one request on a fresh connection, HTTP/1.1 written as raw bytes, HTTP/2 as raw
-// frames, so that the request target reaches the gateway exactly as written here.
-// ===================================================================================
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Proto {
-    H1,
-    H2,
-}
-
-struct Probe<'a> {
-    tag: &'a str,
-    /// The request target (HTTP/1.1) or `:path` (HTTP/2), byte for byte.
-    target: &'a [u8],
-    /// HTTP/2 only: the `:authority` pseudo-header.
-    authority: Option<&'a str>,
-    /// `Host` fields, in order (HTTP/1.1 head lines; HTTP/2 regular fields).
-    hosts: &'a [&'a str],
-    token: Option<&'a str>,
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: Option<u16>,
-    refused: bool,
-    text: String,
-}
-
-async fn probe(gateway: &Gateway, proto: Proto, probe: &Probe<'_>) -> Answer {
-    match proto {
-        Proto::H1 => {
-            let mut bytes = b"GET ".to_vec();
-            bytes.extend_from_slice(probe.target);
-            bytes.extend_from_slice(b" HTTP/1.1\r\n");
-            for host in probe.hosts {
-                bytes.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
-            }
-            if let Some(token) = probe.token {
-                bytes.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
-            }
-            bytes.extend_from_slice(format!("X-Case: {}\r\nConnection: close\r\n\r\n", probe.tag).as_bytes());
-            let text = gateway.raw(&bytes).await;
-            let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
-            Answer {
-                status,
-                refused: status == Some(400),
-                text: text.lines().next().unwrap_or_default().to_string(),
-            }
-        }
-        Proto::H2 => {
-            let mut fields = vec![field(":method", "GET"), field(":scheme", "https")];
-            if let Some(authority) = probe.authority {
-                fields.push(field(":authority", authority));
-            }
-            fields.push(field(":path", probe.target));
-            fields.extend(probe.hosts.iter().map(|h| field("host", h)));
-            if let Some(token) = probe.token {
-                fields.push(field("authorization", format!("Bearer {token}")));
-            }
-            fields.push(field("x-case", probe.tag));
-            let request = h2raw::Request {
-                fields,
-                ..Default::default()
-            };
-            let outcome = h2raw::send(gateway, &request).await;
-            Answer {
-                status: outcome.status(),
-                refused: outcome.refused(),
-                text: format!("{outcome:?}"),
-            }
-        }
-    }
-}
 
 // ===================================================================================
 // The path bench: four routes on four recorders.
@@ -156,17 +81,8 @@ impl PathBench {
         want: &Verdict,
     ) -> Vec<String> {
         let token = with_token.then_some(self.admin_token.as_str());
-        let request = Probe {
-            tag,
-            target,
-            authority: Some("localhost"),
-            hosts: match proto {
-                Proto::H1 => &["localhost"],
-                Proto::H2 => &[],
-            },
-            token,
-        };
-        let answer = probe(&self.gateway, proto, &request).await;
+        let request = Probe::get(tag, target).bearer(token);
+        let answer = request.send(&self.gateway, proto).await;
         let reached: Vec<(usize, Recorded)> = self
             .recorders
             .iter()
@@ -179,17 +95,17 @@ impl PathBench {
             .collect();
         let mut problems = Vec::new();
         if let Verdict::Routed { or_refused: true, .. } = want
-            && answer.refused
+            && answer.refused()
             && reached.is_empty()
         {
             return problems;
         }
         match want {
             Verdict::Refused => {
-                if !answer.refused || !reached.is_empty() {
+                if !answer.refused() || !reached.is_empty() {
                     problems.push(format!(
                         "want 400; client got {}, upstreams: {landed:?}",
-                        answer.text
+                        answer.first_line()
                     ));
                 }
             }
@@ -197,7 +113,7 @@ impl PathBench {
                 if answer.status != Some(401) || !reached.is_empty() {
                     problems.push(format!(
                         "want 401 from the admin route ({path}); client got {}, upstreams: {landed:?}",
-                        answer.text
+                        answer.first_line()
                     ));
                 }
             }
@@ -210,7 +126,7 @@ impl PathBench {
                 if !good {
                     problems.push(format!(
                         "want {route} to get {path:?}; client got {}, upstreams: {landed:?}",
-                        answer.text
+                        answer.first_line()
                     ));
                 }
             }
@@ -630,19 +546,12 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
     {
         for proto in [Proto::H1, Proto::H2] {
             let tag = format!("param{i}-{proto:?}");
-            let request = Probe {
-                tag: &tag,
-                target: target.as_bytes(),
-                authority: Some("localhost"),
-                hosts: if proto == Proto::H1 { &["localhost"] } else { &[] },
-                token: None,
-            };
-            let answer = probe(&bench.gateway, proto, &request).await;
+            let answer = Probe::get(&tag, *target).send(&bench.gateway, proto).await;
             let reached: usize = bench.recorders.iter().map(|r| r.case(&tag).len()).sum();
-            if !(answer.status == Some(401) || answer.refused) || reached != 0 {
+            if !(answer.status == Some(401) || answer.refused()) || reached != 0 {
                 failures.push(format!(
                     "{target:?} {proto:?} without a token: client got {}, {reached} upstream request(s)",
-                    answer.text
+                    answer.first_line()
                 ));
             }
         }
@@ -738,14 +647,10 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let tag = format!("h{i}");
-        let request = Probe {
-            tag: &tag,
-            target: case.target.as_bytes(),
-            authority: case.authority,
-            hosts: case.hosts,
-            token: None,
-        };
-        let answer = probe(&gateway, case.proto, &request).await;
+        let mut request = Probe::get(&tag, case.target);
+        request.authority = case.authority.map(String::from);
+        request.hosts = Some(case.hosts.iter().map(|h| h.to_string()).collect());
+        let answer = request.send(&gateway, case.proto).await;
         let reached: Vec<(&str, Recorded)> = recorders
             .iter()
             .zip(HOST_ROUTES)
@@ -755,7 +660,7 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
             [(route, seen)] if answer.status == Some(200) => Some((*route, seen)),
             _ => None,
         };
-        let refused = answer.refused && reached.is_empty();
+        let refused = answer.refused() && reached.is_empty();
         let ok = match (case.want, routed) {
             (Refused, _) => refused,
             (Route(want), Some((got, _))) => got == want,
@@ -771,7 +676,8 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
                 .collect();
             problems.push(format!(
                 "want {:?}; client got {}, upstreams: {landed:?}",
-                case.want, answer.text
+                case.want,
+                answer.first_line()
             ));
         }
         if let Some((route, seen)) = routed {
