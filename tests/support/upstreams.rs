@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -120,4 +120,3 @@ pub fn full(body: impl Into<Bytes>) -> Full<Bytes> {
     Full::new(body.into())
 }
 
-pub type EchoResponse = Response<Full<Bytes>>;
