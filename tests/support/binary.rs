@@ -138,6 +138,19 @@ impl Binary {
         }
         panic!("portcullis did not become healthy:\n{}", self.log());
     }
+
+    /// Waits until `/readyz` answers 200 (after a start, the store may still be opening).
+    pub async fn wait_ready(&self, client: &Client) {
+        let deadline = Instant::now() + DEADLINE;
+        while client.readyz().await != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "/readyz never answered 200:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Binary {
@@ -155,21 +168,6 @@ pub async fn start_binary(dir: &Path, server: &str, rest: &str) -> (Binary, Clie
     let client = Client::new(public, admin, dir);
     binary.wait_ready(&client).await;
     (binary, client)
-}
-
-impl Binary {
-    /// Waits until `/readyz` answers 200 (after a start, the store may still be opening).
-    pub async fn wait_ready(&self, client: &Client) {
-        let deadline = Instant::now() + DEADLINE;
-        while client.readyz().await != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "/readyz never answered 200:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 /// A plain-HTTP GET to an admin address; the whole answer as text, `None` if unreachable.
