@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Client, DEADLINE, config};
+use http::StatusCode;
+
+use super::{Client, DEADLINE, config, eventually};
 
 /// A port that was free a moment ago (the binary needs real port numbers in its config),
 /// never one this test process handed out before: the kernel may offer a just-released
@@ -100,56 +101,44 @@ impl Binary {
 
     /// Waits until the binary exits (failing after `DEADLINE`) and returns its status.
     pub async fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "portcullis still runs:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(DEADLINE, async || {
+            let status = self.child.try_wait().expect("try_wait");
+            status.ok_or_else(|| format!("portcullis still runs:\n{}", self.log()))
+        })
+        .await
     }
 
     /// Polls the log until a line satisfies `wanted`; fails after `DEADLINE` or on an exit.
     pub async fn wait_for_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        while !self.log().lines().any(&wanted) {
+        eventually(DEADLINE, async || {
             self.assert_running();
-            assert!(Instant::now() < deadline, "no log line {what}:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            let log = self.log();
+            match log.lines().any(&wanted) {
+                true => Ok(()),
+                false => Err(format!("no log line {what}:\n{log}")),
+            }
+        })
+        .await
     }
 
     async fn wait_healthy(&mut self, admin: SocketAddr) {
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
+        eventually(DEADLINE, async || {
             self.assert_running();
-            if plain_get(admin, "/healthz")
-                .await
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
-            {
-                return;
+            match plain_get(admin, "/healthz").await {
+                Some(reply) if reply.starts_with("HTTP/1.1 200") => Ok(()),
+                _ => Err(format!("portcullis did not become healthy:\n{}", self.log())),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("portcullis did not become healthy:\n{}", self.log());
+        })
+        .await
     }
 
     /// Waits until `/readyz` answers 200 (after a start, the store may still be opening).
     pub async fn wait_ready(&self, client: &Client) {
-        let deadline = Instant::now() + DEADLINE;
-        while client.readyz().await != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "/readyz never answered 200:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(DEADLINE, async || match client.readyz().await {
+            StatusCode::OK => Ok(()),
+            status => Err(format!("/readyz answered {status}, never 200:\n{}", self.log())),
+        })
+        .await
     }
 }
 
