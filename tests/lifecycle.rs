@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::Request;
+use http::{Method, Request};
 use http_body_util::Full;
 use rustls::ProtocolVersion;
 use support::binary::{self, Binary};
@@ -42,11 +42,6 @@ async fn closed_within<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration)
     }
 }
 
-async fn plain_get(addr: SocketAddr, path: &str) -> Response {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    plain_exchange(addr, &request).await
-}
-
 /// Asserts that nothing serves `addr` any more: connecting fails, or the connection is
 /// closed at once without a byte.
 async fn assert_refuses_connections(addr: SocketAddr) {
@@ -73,11 +68,11 @@ async fn start_request(gateway: &Gateway, path: &str) -> JoinHandle<client::Answ
 async fn the_admin_listener_answers_healthz_and_readyz_over_plain_http() {
     let echo = Upstream::echo().await;
     let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
-    let health = plain_get(gateway.admin, "/healthz").await;
-    assert_eq!(health.status, 200, "{health:?}");
+    let health = gateway.admin(Method::GET, "/healthz").await;
+    assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["status"], "ok");
-    let ready = plain_get(gateway.admin, "/readyz").await;
-    assert_eq!(ready.status, 200, "{ready:?}");
+    let ready = gateway.admin(Method::GET, "/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
     assert_eq!(ready.json()["status"], "ready");
     assert_eq!(echo.counts.requests(), 0, "an admin request reached the upstream");
 }
@@ -106,12 +101,13 @@ async fn health_readiness_and_admin_paths_are_404_on_the_public_listener() {
 /// A gateway with a redirect listener, extra `[server]` lines, and routes for
 /// `app.example.com` and `*.tenants.example.com` (the test certificate names only localhost).
 async fn gateway_with_redirect(server: &str) -> (Gateway, SocketAddr) {
-    let upstream = "http://127.0.0.1:9";
-    let routes = format!(
-        "[[routes]]\nname = \"app\"\nhost = \"app.example.com\"\npath = \"/\"\nupstream = \"{upstream}\"\n\
-         [[routes]]\nname = \"tenants\"\nhost = \"*.tenants.example.com\"\npath = \"/\"\nupstream = \"{upstream}\"\n\
-         [[routes]]\nname = \"any\"\npath = \"/\"\nupstream = \"{upstream}\"\n"
-    );
+    let routes = [
+        ("app", "host = \"app.example.com\""),
+        ("tenants", "host = \"*.tenants.example.com\""),
+        ("any", ""),
+    ]
+    .map(|(name, host)| config::route(name, "/", ([127, 0, 0, 1], 9).into(), host))
+    .concat();
     let setup = Setup::routes(routes).server(&format!("redirect_listen = \"127.0.0.1:0\"\n{server}"));
     let gateway = Gateway::start(setup).await;
     let redirect = gateway.redirect.expect("redirect listener is bound");
