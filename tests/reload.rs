@@ -62,10 +62,7 @@ const SVC: &str = "/svc/x";
 
 /// The route the tests edit: `/svc/` to `upstream`, public, with a valid timeout.
 fn svc_route(upstream: SocketAddr) -> String {
-    format!(
-        "[[routes]]\nname = \"svc\"\npath = \"/svc/\"\nupstream = \"http://{upstream}\"\n\
-         auth = \"public\"\ntimeout = \"5s\"\n"
-    )
+    config::route("svc", "/svc/", upstream, "auth = \"public\"\ntimeout = \"5s\"")
 }
 
 /// How a `file:line:col: ` message about `path` starts when it points at the first
