@@ -196,9 +196,8 @@ fn presented(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
 /// The name of the upstream that answered `GET /svc/x` on a new connection.
 async fn served_by(gateway: &Client) -> String {
     let reply = gateway.get(SVC).await;
-    let body = String::from_utf8_lossy(&reply.body).into_owned();
-    assert_eq!(reply.status, 200, "GET {SVC} failed: {body}");
-    body
+    assert_eq!(reply.status, 200, "GET {SVC} failed: {}", reply.text());
+    reply.text()
 }
 
 /// Polls `served_by` until `upstream` answers; fails after `limit`.
@@ -297,24 +296,14 @@ struct Swap {
     target: &'static str,
 }
 
-/// The upstreams a request may have been answered by, and the swap in force when it was sent.
-/// After a swap's reload answered, only its target; between writing the file and that answer,
-/// the old or the new target (the watcher may get there first). Bad edits change nothing. The
-/// gateway picks the config when the request reaches it, which can be after `sent`: a swap
-/// written before the answer came may already have been in force.
-fn allowed<'s>(sample: &Sample, swaps: &'s [Swap]) -> (usize, Vec<&'s str>) {
-    let j = swaps.iter().rposition(|s| s.written <= sample.sent).unwrap_or(0);
-    let mut allowed = vec![swaps[j].target];
-    if j > 0 && sample.sent < swaps[j].reloaded {
-        allowed.push(swaps[j - 1].target);
-    }
-    let written_meanwhile = swaps[j + 1..].iter().take_while(|s| s.written <= sample.answered);
-    allowed.extend(written_meanwhile.map(|s| s.target));
-    (j, allowed)
-}
-
 /// The requests answered by an upstream the config in force did not name, and for each swap
 /// how many requests only its target could answer (so the check had something to check).
+///
+/// A request sent after swap `j` was written may be answered by: after the swap's reload
+/// answered, only its target; between writing the file and that answer, the old or the new
+/// target (the watcher may get there first). Bad edits change nothing. The gateway picks the
+/// config when the request reaches it, which can be after `sent`: a swap written before the
+/// answer came may already have been in force.
 fn misrouted(samples: &[&Sample], swaps: &[Swap]) -> (Vec<String>, Vec<usize>) {
     let mut wrong = Vec::new();
     let mut strict = vec![0; swaps.len()];
@@ -322,7 +311,13 @@ fn misrouted(samples: &[&Sample], swaps: &[Swap]) -> (Vec<String>, Vec<usize>) {
         let Ok(answered) = &sample.outcome else {
             continue;
         };
-        let (j, allowed) = allowed(sample, swaps);
+        let j = swaps.iter().rposition(|s| s.written <= sample.sent).unwrap_or(0);
+        let mut allowed = vec![swaps[j].target];
+        if j > 0 && sample.sent < swaps[j].reloaded {
+            allowed.push(swaps[j - 1].target);
+        }
+        let written_meanwhile = swaps[j + 1..].iter().take_while(|s| s.written <= sample.answered);
+        allowed.extend(written_meanwhile.map(|s| s.target));
         if allowed.len() == 1 {
             strict[j] += 1;
         }
