@@ -15,31 +15,28 @@ use support::binary::{self, Binary};
 use support::client::{self, Connection};
 use support::raw::{Response, plain_exchange};
 use support::upstreams::Upstream;
-use support::{DEADLINE, Gateway, Setup, config, public_route, within};
+use support::{DEADLINE, Gateway, Setup, config, eventually, public_route, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 // === helpers ===
 
-/// Polls `condition` every 10 ms until it holds, failing the test after `DEADLINE`.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Polls `condition` until it holds, failing the test after `DEADLINE`.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let complaint = format!("timed out waiting until {what}");
+    eventually(DEADLINE, async || {
+        condition().then_some(()).ok_or(complaint.clone())
+    })
+    .await
 }
 
 /// Reads until the peer closes the connection (EOF or error) and returns how long that took,
 /// or `None` when it is still open after `limit`.
 async fn closed_within<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
-    let mut sink = Vec::new();
-    match tokio::time::timeout(limit, stream.read_to_end(&mut sink)).await {
-        Ok(_) => Some(started.elapsed()),
-        Err(_) => None,
-    }
+    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut Vec::new())).await;
+    closed.ok().map(|_| started.elapsed())
 }
 
 /// Asserts that nothing serves `addr` any more: connecting fails, or the connection is
