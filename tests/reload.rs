@@ -273,20 +273,18 @@ async fn run_load_client(
 /// sent after this call), or one of them has stopped.
 async fn wait_for_progress(progress: &[Arc<AtomicUsize>], clients: &[JoinHandle<LoadClient>], more: usize) {
     let start: Vec<usize> = progress.iter().map(|p| p.load(Ordering::SeqCst)).collect();
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    eventually(DEADLINE, async || {
         let behind: Vec<usize> = (0..progress.len())
             .filter(|&k| progress[k].load(Ordering::SeqCst) < start[k] + more)
             .collect();
-        if behind.is_empty() || clients.iter().any(JoinHandle::is_finished) {
-            return;
+        match behind.is_empty() || clients.iter().any(JoinHandle::is_finished) {
+            true => Ok(()),
+            false => Err(format!(
+                "load clients {behind:?} made no progress for {DEADLINE:?}"
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "load clients {behind:?} made no progress for {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    })
+    .await
 }
 
 /// A good edit: written at `written`, its reload answered at `reloaded`.
