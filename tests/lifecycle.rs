@@ -5,47 +5,38 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::Request;
+use http::{Method, Request};
 use http_body_util::Full;
 use rustls::ProtocolVersion;
-use support::binary;
+use support::binary::{self, Binary};
 use support::client::{self, Connection};
 use support::raw::{Response, plain_exchange};
 use support::upstreams::Upstream;
-use support::{DEADLINE, Gateway, Setup, config, public_route, within};
+use support::{DEADLINE, Gateway, Setup, config, eventually, public_route, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 // === helpers ===
 
-/// Polls `condition` every 10 ms until it holds, failing the test after `DEADLINE`.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Polls `condition` until it holds, failing the test after `DEADLINE`.
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let complaint = format!("timed out waiting until {what}");
+    eventually(DEADLINE, async || {
+        condition().then_some(()).ok_or(complaint.clone())
+    })
+    .await
 }
 
 /// Reads until the peer closes the connection (EOF or error) and returns how long that took,
 /// or `None` when it is still open after `limit`.
 async fn closed_within<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
-    let mut sink = Vec::new();
-    match tokio::time::timeout(limit, stream.read_to_end(&mut sink)).await {
-        Ok(_) => Some(started.elapsed()),
-        Err(_) => None,
-    }
-}
-
-async fn plain_get(addr: SocketAddr, path: &str) -> Response {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    plain_exchange(addr, &request).await
+    let closed = tokio::time::timeout(limit, stream.read_to_end(&mut Vec::new())).await;
+    closed.ok().map(|_| started.elapsed())
 }
 
 /// Asserts that nothing serves `addr` any more: connecting fails, or the connection is
@@ -74,11 +65,11 @@ async fn start_request(gateway: &Gateway, path: &str) -> JoinHandle<client::Answ
 async fn the_admin_listener_answers_healthz_and_readyz_over_plain_http() {
     let echo = Upstream::echo().await;
     let gateway = Gateway::start(Setup::routes(public_route("echo", "/", echo.addr))).await;
-    let health = plain_get(gateway.admin, "/healthz").await;
-    assert_eq!(health.status, 200, "{health:?}");
+    let health = gateway.admin(Method::GET, "/healthz").await;
+    assert_eq!(health.status, 200, "{}", health.text());
     assert_eq!(health.json()["status"], "ok");
-    let ready = plain_get(gateway.admin, "/readyz").await;
-    assert_eq!(ready.status, 200, "{ready:?}");
+    let ready = gateway.admin(Method::GET, "/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
     assert_eq!(ready.json()["status"], "ready");
     assert_eq!(echo.counts.requests(), 0, "an admin request reached the upstream");
 }
@@ -106,21 +97,18 @@ async fn health_readiness_and_admin_paths_are_404_on_the_public_listener() {
 
 /// A gateway with a redirect listener, extra `[server]` lines, and routes for
 /// `app.example.com` and `*.tenants.example.com` (the test certificate names only localhost).
-async fn gateway_with_redirect_and(server: &str) -> (Gateway, SocketAddr) {
-    let upstream = "http://127.0.0.1:9";
-    let routes = format!(
-        "[[routes]]\nname = \"app\"\nhost = \"app.example.com\"\npath = \"/\"\nupstream = \"{upstream}\"\n\
-         [[routes]]\nname = \"tenants\"\nhost = \"*.tenants.example.com\"\npath = \"/\"\nupstream = \"{upstream}\"\n\
-         [[routes]]\nname = \"any\"\npath = \"/\"\nupstream = \"{upstream}\"\n"
-    );
+async fn gateway_with_redirect(server: &str) -> (Gateway, SocketAddr) {
+    let routes = [
+        ("app", "host = \"app.example.com\""),
+        ("tenants", "host = \"*.tenants.example.com\""),
+        ("any", ""),
+    ]
+    .map(|(name, host)| config::route(name, "/", ([127, 0, 0, 1], 9).into(), host))
+    .concat();
     let setup = Setup::routes(routes).server(&format!("redirect_listen = \"127.0.0.1:0\"\n{server}"));
     let gateway = Gateway::start(setup).await;
     let redirect = gateway.redirect.expect("redirect listener is bound");
     (gateway, redirect)
-}
-
-async fn gateway_with_redirect() -> (Gateway, SocketAddr) {
-    gateway_with_redirect_and("").await
 }
 
 async fn redirect_for(redirect: SocketAddr, host: &str) -> Response {
@@ -130,7 +118,7 @@ async fn redirect_for(redirect: SocketAddr, host: &str) -> Response {
 
 #[tokio::test]
 async fn the_redirect_listener_answers_308_to_the_same_target_over_https() {
-    let (gateway, redirect) = gateway_with_redirect().await;
+    let (gateway, redirect) = gateway_with_redirect("").await;
     let port = gateway.addr.port();
     for (host, location_host) in [
         ("localhost:8080", "localhost"),
@@ -148,7 +136,7 @@ async fn the_redirect_listener_answers_308_to_the_same_target_over_https() {
 
 #[tokio::test]
 async fn the_redirect_listener_refuses_a_host_no_route_or_certificate_names() {
-    let (_gateway, redirect) = gateway_with_redirect().await;
+    let (_gateway, redirect) = gateway_with_redirect("").await;
     for host in [
         "evil.example",
         "example.com",
@@ -163,7 +151,7 @@ async fn the_redirect_listener_refuses_a_host_no_route_or_certificate_names() {
 
 #[tokio::test]
 async fn the_redirect_listener_sends_everyone_to_the_configured_public_host() {
-    let (_gateway, redirect) = gateway_with_redirect_and("public_host = \"gateway.example.com\"").await;
+    let (_gateway, redirect) = gateway_with_redirect("public_host = \"gateway.example.com\"").await;
     for host in ["localhost", "evil.example"] {
         let reply = redirect_for(redirect, host).await;
         assert_eq!(reply.status, 308, "{host}: {reply:?}");
@@ -172,7 +160,7 @@ async fn the_redirect_listener_sends_everyone_to_the_configured_public_host() {
             Some("https://gateway.example.com/x?y=1")
         );
     }
-    let (_gateway, redirect) = gateway_with_redirect_and("public_host = \"gateway.example.com:8443\"").await;
+    let (_gateway, redirect) = gateway_with_redirect("public_host = \"gateway.example.com:8443\"").await;
     let reply = redirect_for(redirect, "localhost").await;
     assert_eq!(
         reply.header("location"),
@@ -182,7 +170,7 @@ async fn the_redirect_listener_sends_everyone_to_the_configured_public_host() {
 
 #[tokio::test]
 async fn the_redirect_listener_answers_400_to_a_request_without_host() {
-    let (_gateway, redirect) = gateway_with_redirect().await;
+    let (_gateway, redirect) = gateway_with_redirect("").await;
     let reply = plain_exchange(redirect, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert_eq!(reply.status, 400, "{reply:?}");
     assert_eq!(reply.header("location"), None);
@@ -452,37 +440,6 @@ async fn a_connection_stuck_in_the_tls_handshake_does_not_hold_stop_past_the_gra
 
 // === the real binary ===
 
-/// Kills (if still running) and reaps the child it owns, also when the test fails.
-struct ChildGuard {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ChildGuard {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Fails the test with the child's log if it has already exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("portcullis exited early with {status}:\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // `kill` on a child that was already reaped is a no-op; never another process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The binary's config: real ports, the test users, and one public route to `upstream`.
 fn write_binary_config(dir: &Path, upstream: SocketAddr) -> config::BinaryConfig {
     config::for_binary(
@@ -493,33 +450,28 @@ fn write_binary_config(dir: &Path, upstream: SocketAddr) -> config::BinaryConfig
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read dir") {
-            let path = entry.expect("entry").path();
-            match path.is_dir() {
-                true => pending.push(path),
-                false => files.push(path),
+    let entries = std::fs::read_dir(dir).expect("read dir");
+    let paths = entries.map(|entry| entry.expect("entry").path());
+    let mut files: Vec<PathBuf> = paths
+        .flat_map(|path| {
+            if path.is_dir() {
+                files_in(&path)
+            } else {
+                vec![path]
             }
-        }
-    }
+        })
+        .collect();
     files.sort();
     files
 }
 
-fn check_config(path: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("check")
-        .arg("--config")
+fn assert_check_passes(path: &Path) {
+    let output = binary::portcullis()
+        .args(["check", "--config"])
         .arg(path)
         .env_remove("PORTCULLIS_CONFIG")
         .output()
-        .expect("run portcullis check")
-}
-
-fn assert_check_passes(path: &Path) {
-    let output = check_config(path);
+        .expect("run portcullis check");
     assert!(
         output.status.success(),
         "portcullis check failed ({}):\n{}{}",
@@ -549,64 +501,20 @@ async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
     let config = write_binary_config(dir.path(), slow.addr);
     assert_check_passes(&config.path);
 
-    let log = dir.path().join("portcullis.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config.path)
-        .current_dir(dir.path())
-        .env_remove("PORTCULLIS_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn portcullis");
-    let mut child = ChildGuard { child, log };
-
-    // Ready: the admin listener answers /healthz.
-    let deadline = Instant::now() + DEADLINE;
-    while !binary::plain_get(config.admin, "/healthz")
-        .await
-        .is_some_and(|reply| reply.starts_with("HTTP/1.1 200"))
-    {
-        child.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "/healthz never answered:\n{}",
-            child.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut child = Binary::start(dir.path(), config.admin).await;
 
     let tls = client::trusting(dir.path(), &[b"http/1.1"]);
     let stream = within(client::connect(config.public, &tls)).await.expect("TLS");
     let in_flight = tokio::spawn(async move { client::get_over(stream, "/slow").await });
     wait_until("the upstream has the request", || slow.counts.requests() == 1).await;
 
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.pid().to_string())
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM failed");
+    child.signal("TERM");
 
     let outcome = within(in_flight).await.expect("task");
     let (status, _) = outcome.unwrap_or_else(|e| panic!("in-flight request cut: {e}\n{}", child.log()));
     assert_eq!(status, 200);
 
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "portcullis still runs after SIGTERM:\n{}",
-            child.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = child.wait_exit().await;
     assert_eq!(status.code(), Some(0), "exit status {status}:\n{}", child.log());
     assert_refuses_connections(config.public).await;
     // The generated certificate is now on disk, and check still accepts the config.

@@ -3,13 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Client, DEADLINE, test_users};
+use http::StatusCode;
+
+use super::{Client, DEADLINE, config, eventually};
 
 /// A port that was free a moment ago (the binary needs real port numbers in its config),
 /// never one this test process handed out before: the kernel may offer a just-released
@@ -81,21 +82,63 @@ impl Binary {
         );
     }
 
-    async fn wait_healthy(&mut self, admin: SocketAddr) {
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("portcullis exited early with {status}:\n{}", self.log());
-            }
-            if plain_get(admin, "/healthz")
-                .await
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    /// Fails the test with the log if the binary has already exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("portcullis exited early with {status}:\n{}", self.log());
         }
-        panic!("portcullis did not become healthy:\n{}", self.log());
+    }
+
+    /// Sends `signal` (a `kill` name such as "HUP" or "TERM") to the running binary.
+    pub fn signal(&mut self, signal: &str) {
+        self.assert_running();
+        let kill = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(kill.expect("run kill").success(), "kill -{signal} failed");
+    }
+
+    /// Waits until the binary exits (failing after `DEADLINE`) and returns its status.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        eventually(DEADLINE, async || {
+            let status = self.child.try_wait().expect("try_wait");
+            status.ok_or_else(|| format!("portcullis still runs:\n{}", self.log()))
+        })
+        .await
+    }
+
+    /// Polls the log until a line satisfies `wanted`; fails after `DEADLINE` or on an exit.
+    pub async fn wait_for_line(&mut self, what: &str, wanted: impl Fn(&str) -> bool) {
+        eventually(DEADLINE, async || {
+            self.assert_running();
+            let log = self.log();
+            match log.lines().any(&wanted) {
+                true => Ok(()),
+                false => Err(format!("no log line {what}:\n{log}")),
+            }
+        })
+        .await
+    }
+
+    async fn wait_healthy(&mut self, admin: SocketAddr) {
+        eventually(DEADLINE, async || {
+            self.assert_running();
+            match plain_get(admin, "/healthz").await {
+                Some(reply) if reply.starts_with("HTTP/1.1 200") => Ok(()),
+                _ => Err(format!("portcullis did not become healthy:\n{}", self.log())),
+            }
+        })
+        .await
+    }
+
+    /// Waits until `/readyz` answers 200 (after a start, the store may still be opening).
+    pub async fn wait_ready(&self, client: &Client) {
+        eventually(DEADLINE, async || match client.readyz().await {
+            StatusCode::OK => Ok(()),
+            status => Err(format!("/readyz answered {status}, never 200:\n{}", self.log())),
+        })
+        .await
     }
 }
 
@@ -107,42 +150,13 @@ impl Drop for Binary {
     }
 }
 
-/// Writes `dir`/gateway.toml (fresh ports, `server` in `[server]`, a self-signed certificate,
-/// then `rest`) and the test users; the public and admin addresses.
-pub fn write_config(dir: &Path, server: &str, rest: &str) -> (SocketAddr, SocketAddr) {
-    let (public, admin) = (free_port(), free_port());
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{public}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{server}\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{rest}"
-    );
-    std::fs::write(dir.join("users.toml"), test_users()).expect("write users");
-    std::fs::write(dir.join("gateway.toml"), text).expect("write config");
-    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    (local(public), local(admin))
-}
-
-/// `write_config`, then `portcullis run` on it until `/readyz` answers 200, and a client.
+/// `config::write`, then `portcullis run` on it until `/readyz` answers 200, and a client.
 pub async fn start_binary(dir: &Path, server: &str, rest: &str) -> (Binary, Client) {
-    let (public, admin) = write_config(dir, server, rest);
+    let config::BinaryConfig { public, admin, .. } = config::write(dir, server, rest);
     let binary = Binary::start(dir, admin).await;
     let client = Client::new(public, admin, dir);
     binary.wait_ready(&client).await;
     (binary, client)
-}
-
-impl Binary {
-    /// Waits until `/readyz` answers 200 (after a start, the store may still be opening).
-    pub async fn wait_ready(&self, client: &Client) {
-        let deadline = Instant::now() + DEADLINE;
-        while client.readyz().await != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "/readyz never answered 200:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
 }
 
 /// A plain-HTTP GET to an admin address; the whole answer as text, `None` if unreachable.

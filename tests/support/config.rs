@@ -23,10 +23,15 @@ pub struct BinaryConfig {
 
 /// Real ports, a generated certificate and ES256 key, `server` lines in `[server]`, then `rest`.
 pub fn for_binary(dir: &Path, server: &str, rest: &str) -> BinaryConfig {
+    write(dir, server, &format!("{ES256_TOKENS}\n{rest}"))
+}
+
+/// Real ports, a self-signed certificate, `server` lines in `[server]`, then `rest`.
+pub fn write(dir: &Path, server: &str, rest: &str) -> BinaryConfig {
     let [public, admin] = [free_port(), free_port()].map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
     let text = format!(
         "[server]\nlisten = \"{public}\"\nadmin_listen = \"{admin}\"\n{server}\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{ES256_TOKENS}\n{rest}"
+         [tls]\nself_signed_if_missing = true\n\n{rest}"
     );
     std::fs::write(dir.join("users.toml"), test_users()).expect("write users");
     let path = dir.join("gateway.toml");
