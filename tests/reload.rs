@@ -638,7 +638,7 @@ async fn the_file_watcher_alone_serves_a_replaced_certificate_to_new_connections
 // === the file watcher ===
 
 /// Serves one request and gives the gateway's background tasks a moment: the watcher takes
-/// its first look at the files when it first runs (see the ignored test below).
+/// its first look at the files when it first runs, and an edit before that look goes unseen.
 async fn let_the_watcher_start(gateway: &Gateway) {
     assert_eq!(served_by(gateway).await, "A");
     tokio::time::sleep(Duration::from_millis(100)).await;
