@@ -83,9 +83,8 @@ pub fn literal(name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Vec<u8> {
 
 /// A literal header field added to the dynamic table (it then has index 62).
 pub fn literal_indexed(name: &str, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x40];
-    hpack_string(&mut out, name.as_bytes());
-    hpack_string(&mut out, value);
+    let mut out = literal(name, value);
+    out[0] = 0x40;
     out
 }
 
