@@ -195,7 +195,7 @@ async fn an_ambiguous_request_after_a_good_one_on_the_same_connection_is_refused
     let exchange = exchange(&gateway, sent.as_bytes()).await;
     let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 400], "{}", exchange.text);
-    assert_eq!(exchange.responses[0].upstream_uri(), "/first");
+    assert_eq!(exchange.responses[0].reply().upstream_uri(), "/first");
     exchange.assert_closed();
     assert_eq!(echo.counts.requests(), 1, "only /first may reach the upstream");
 }
@@ -215,8 +215,8 @@ async fn a_chunked_post_with_a_trailer_reaches_the_upstream_whole_and_without_th
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
     assert_eq!(reply.json()["body"], "hello world");
-    assert!(reply.upstream_header("x-trailer").is_empty());
-    assert!(reply.upstream_header("trailer").is_empty());
+    assert!(reply.reply().upstream_header("x-trailer").is_empty());
+    assert!(reply.reply().upstream_header("trailer").is_empty());
     assert_eq!(echo.counts.requests(), 1);
 }
 
@@ -251,7 +251,11 @@ async fn two_pipelined_gets_on_one_connection_both_reach_the_upstream_in_order()
           GET /second HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
-    let uris: Vec<String> = exchange.responses.iter().map(Response::upstream_uri).collect();
+    let uris: Vec<String> = exchange
+        .responses
+        .iter()
+        .map(|r| r.reply().upstream_uri())
+        .collect();
     assert_eq!(uris, ["/first", "/second"], "{}", exchange.text);
     assert!(exchange.responses.iter().all(|r| r.status == 200));
     assert_eq!(echo.counts.requests(), 2);
@@ -300,7 +304,7 @@ async fn dot_segments_and_repeated_slashes_are_normalised_before_the_upstream() 
         let exchange = exchange(&gateway, &get_bytes(target.as_bytes())).await;
         let reply = exchange.only();
         assert_eq!(reply.status, 200, "{target}:\n{}", exchange.text);
-        assert_eq!(reply.upstream_uri(), expected, "{target}");
+        assert_eq!(reply.reply().upstream_uri(), expected, "{target}");
     }
     assert_eq!(echo.counts.requests(), 2);
 }
@@ -359,7 +363,7 @@ async fn a_head_within_a_large_max_header_bytes_is_forwarded_not_refused_as_ambi
     let exchange = exchange(&gateway, request.as_bytes()).await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", reply.body_text());
-    assert_eq!(reply.upstream_uri(), "/big");
+    assert_eq!(reply.reply().upstream_uri(), "/big");
     assert_eq!(echo.counts.requests(), 1);
 }
 
@@ -410,8 +414,8 @@ async fn an_absolute_form_target_with_a_matching_host_is_forwarded_as_its_path()
     .await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
-    assert_eq!(reply.upstream_uri(), "/x?q=1");
-    assert_eq!(reply.upstream_header("host"), ["localhost"]);
+    assert_eq!(reply.reply().upstream_uri(), "/x?q=1");
+    assert_eq!(reply.reply().upstream_header("host"), ["localhost"]);
     assert_eq!(echo.counts.requests(), 1);
 }
 
@@ -737,7 +741,7 @@ async fn a_malformed_head_after_good_pipelined_requests_is_answered_in_order_aft
     let exchange = exchange(&gateway, format!("{sent}{SMUGGLED}").as_bytes()).await;
     let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 400], "{}", exchange.text);
-    assert_eq!(exchange.responses[0].upstream_uri(), "/first");
+    assert_eq!(exchange.responses[0].reply().upstream_uri(), "/first");
     assert_eq!(exchange.responses[1].json()["body"], "hello");
     let refusal = Exchange {
         text: exchange.text.clone(),
@@ -782,7 +786,7 @@ async fn a_head_that_arrives_in_pieces_is_forwarded_once_it_is_whole() {
     .await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
-    assert_eq!(reply.upstream_uri(), "/pieces");
+    assert_eq!(reply.reply().upstream_uri(), "/pieces");
     assert_eq!(echo.counts.requests(), 1);
 }
 

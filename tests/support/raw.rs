@@ -36,7 +36,7 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// As the harness's `Reply` (status and body), for its JSON and echo helpers.
+    /// As the harness's `Reply` (status and body), for its echo helpers (`upstream_uri`, ...).
     pub fn reply(&self) -> Reply {
         Reply {
             status: StatusCode::from_u16(self.status).expect("a status code"),
@@ -47,16 +47,6 @@ impl Response {
 
     pub fn json(&self) -> Value {
         self.reply().json()
-    }
-
-    /// For an echo upstream's answer: the request target it received.
-    pub fn upstream_uri(&self) -> String {
-        self.reply().upstream_uri()
-    }
-
-    /// For an echo upstream's answer: every value it received under `name`.
-    pub fn upstream_header(&self, name: &str) -> Vec<String> {
-        self.reply().upstream_header(name)
     }
 }
 
