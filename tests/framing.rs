@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cases::assert_none_failed;
-use support::raw::{Response, chunk, parse_responses};
+use support::raw::{Response, chunk, parse_responses, statuses};
 use support::recorder::{Recorded, Recorder, Then, ok_with};
 use support::upstreams::Upstream;
 use support::{Gateway, Setup, public_route, read_until_closed};
@@ -193,8 +193,7 @@ async fn an_ambiguous_request_after_a_good_one_on_the_same_connection_is_refused
          0\r\n\r\n{SMUGGLED}"
     );
     let exchange = exchange(&gateway, sent.as_bytes()).await;
-    let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 400], "{}", exchange.text);
+    assert_eq!(statuses(&exchange.responses), [200, 400], "{}", exchange.text);
     assert_eq!(exchange.responses[0].reply().upstream_uri(), "/first");
     exchange.assert_closed();
     assert_eq!(echo.counts.requests(), 1, "only /first may reach the upstream");
@@ -739,8 +738,12 @@ async fn a_malformed_head_after_good_pipelined_requests_is_answered_in_order_aft
                 POST /second HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
                 GET /third HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n";
     let exchange = exchange(&gateway, format!("{sent}{SMUGGLED}").as_bytes()).await;
-    let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 200, 400], "{}", exchange.text);
+    assert_eq!(
+        statuses(&exchange.responses),
+        [200, 200, 400],
+        "{}",
+        exchange.text
+    );
     assert_eq!(exchange.responses[0].reply().upstream_uri(), "/first");
     assert_eq!(exchange.responses[1].json()["body"], "hello");
     let refusal = Exchange {

@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use support::cases::assert_none_failed;
 use support::config::route;
 use support::h2raw::{self, Field, Outcome, field};
-use support::raw::{Client, ReadEnd, Response, chunk, exchange};
+use support::raw::{Client, ReadEnd, Response, chunk, exchange, statuses};
 use support::recorder::{Recorded, Recorder, Responder, Then, ok_reply, plain_responder};
 use support::{Gateway, Setup};
 
@@ -77,12 +77,6 @@ fn chunked(data: &[u8]) -> Vec<u8> {
 
 fn follow_up(tag: &str) -> String {
     format!("GET /pub/{tag}/follow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-}
-
-// === Judging what came back ===
-
-fn statuses(responses: &[Response]) -> Vec<u16> {
-    responses.iter().map(|r| r.status).collect()
 }
 
 // === 1. HTTP/1.1 framing: CL.TE, TE.CL, TE.TE, obfuscated Content-Length ===

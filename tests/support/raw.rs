@@ -50,6 +50,10 @@ impl Response {
     }
 }
 
+pub fn statuses(responses: &[Response]) -> Vec<u16> {
+    responses.iter().map(|r| r.status).collect()
+}
+
 /// `name: value` pairs of a parsed head, values as (lossy) text.
 pub fn fields(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
     headers
