@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cases::assert_none_failed;
-use support::raw::{Response, parse_responses};
+use support::raw::{Response, chunk, parse_responses, statuses};
 use support::recorder::{Recorded, Recorder, Then, ok_with};
 use support::upstreams::Upstream;
 use support::{Gateway, Setup, public_route, read_until_closed};
@@ -58,6 +58,16 @@ struct Exchange {
 }
 
 impl Exchange {
+    /// `text`, read until the gateway closed the connection, timed from `started`.
+    fn read(text: String, started: Instant) -> Exchange {
+        let (responses, elapsed) = (parse_responses(text.as_bytes()), started.elapsed());
+        Exchange {
+            text,
+            responses,
+            elapsed,
+        }
+    }
+
     fn only(&self) -> &Response {
         assert_eq!(
             self.responses.len(),
@@ -80,38 +90,29 @@ impl Exchange {
 
 async fn exchange(gateway: &Gateway, bytes: &[u8]) -> Exchange {
     let started = Instant::now();
-    let text = gateway.raw(bytes).await;
-    let elapsed = started.elapsed();
-    Exchange {
-        responses: parse_responses(text.as_bytes()),
-        text,
-        elapsed,
-    }
+    Exchange::read(gateway.raw(bytes).await, started)
 }
 
 /// Sends `request` followed by a smuggled second request, and checks the contract for
-/// ambiguous framing: one 400, the connection closed, and nothing at all upstream.
+/// ambiguous framing: that of `assert_refused_with_400`.
 async fn assert_ambiguous_framing_is_refused(request: &str) {
+    assert_refused_with_400(&format!("{request}{SMUGGLED}")).await;
+}
+
+/// Sends `request` (which asks for `Connection: close`, or hides a second request) and expects
+/// exactly one 400, the connection closed, and nothing at all upstream.
+async fn assert_refused_with_400(request: &str) {
     let (gateway, echo) = gateway_with_echo().await;
-    let sent = format!("{request}{SMUGGLED}");
-    let exchange = exchange(&gateway, sent.as_bytes()).await;
-    assert!(
-        exchange.text.starts_with("HTTP/1.1 400 "),
-        "sent:\n{sent}\ngot:\n{}",
-        exchange.text
-    );
+    let exchange = exchange(&gateway, request.as_bytes()).await;
+    let got = &exchange.text;
+    assert!(got.starts_with("HTTP/1.1 400 "), "sent:\n{request}\ngot:\n{got}");
     assert_eq!(
-        exchange.text.matches("HTTP/1.1 ").count(),
+        got.matches("HTTP/1.1 ").count(),
         1,
-        "more than one response:\n{}",
-        exchange.text
+        "more than one response:\n{got}"
     );
     exchange.assert_closed();
-    assert_eq!(
-        echo.counts.requests(),
-        0,
-        "the upstream received a request for:\n{sent}"
-    );
+    assert_eq!(echo.counts.requests(), 0, "the upstream received:\n{request}");
 }
 
 // === 1. ambiguous framing ===
@@ -192,9 +193,8 @@ async fn an_ambiguous_request_after_a_good_one_on_the_same_connection_is_refused
          0\r\n\r\n{SMUGGLED}"
     );
     let exchange = exchange(&gateway, sent.as_bytes()).await;
-    let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 400], "{}", exchange.text);
-    assert_eq!(exchange.responses[0].upstream_uri(), "/first");
+    assert_eq!(statuses(&exchange.responses), [200, 400], "{}", exchange.text);
+    assert_eq!(exchange.responses[0].reply().upstream_uri(), "/first");
     exchange.assert_closed();
     assert_eq!(echo.counts.requests(), 1, "only /first may reach the upstream");
 }
@@ -214,8 +214,8 @@ async fn a_chunked_post_with_a_trailer_reaches_the_upstream_whole_and_without_th
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
     assert_eq!(reply.json()["body"], "hello world");
-    assert!(reply.upstream_header("x-trailer").is_empty());
-    assert!(reply.upstream_header("trailer").is_empty());
+    assert!(reply.reply().upstream_header("x-trailer").is_empty());
+    assert!(reply.reply().upstream_header("trailer").is_empty());
     assert_eq!(echo.counts.requests(), 1);
 }
 
@@ -250,7 +250,11 @@ async fn two_pipelined_gets_on_one_connection_both_reach_the_upstream_in_order()
           GET /second HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
-    let uris: Vec<String> = exchange.responses.iter().map(Response::upstream_uri).collect();
+    let uris: Vec<String> = exchange
+        .responses
+        .iter()
+        .map(|r| r.reply().upstream_uri())
+        .collect();
     assert_eq!(uris, ["/first", "/second"], "{}", exchange.text);
     assert!(exchange.responses.iter().all(|r| r.status == 200));
     assert_eq!(echo.counts.requests(), 2);
@@ -299,7 +303,7 @@ async fn dot_segments_and_repeated_slashes_are_normalised_before_the_upstream() 
         let exchange = exchange(&gateway, &get_bytes(target.as_bytes())).await;
         let reply = exchange.only();
         assert_eq!(reply.status, 200, "{target}:\n{}", exchange.text);
-        assert_eq!(reply.upstream_uri(), expected, "{target}");
+        assert_eq!(reply.reply().upstream_uri(), expected, "{target}");
     }
     assert_eq!(echo.counts.requests(), 2);
 }
@@ -358,24 +362,11 @@ async fn a_head_within_a_large_max_header_bytes_is_forwarded_not_refused_as_ambi
     let exchange = exchange(&gateway, request.as_bytes()).await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", reply.body_text());
-    assert_eq!(reply.upstream_uri(), "/big");
+    assert_eq!(reply.reply().upstream_uri(), "/big");
     assert_eq!(echo.counts.requests(), 1);
 }
 
 // === 5. headers and request targets the gateway refuses ===
-
-/// Sends `request` (which asks for `Connection: close`) and expects a 400 with nothing upstream.
-async fn assert_refused_with_400(request: &str) {
-    let (gateway, echo) = gateway_with_echo().await;
-    let exchange = exchange(&gateway, request.as_bytes()).await;
-    assert!(
-        exchange.text.starts_with("HTTP/1.1 400 "),
-        "sent:\n{request}\ngot:\n{}",
-        exchange.text
-    );
-    exchange.assert_closed();
-    assert_eq!(echo.counts.requests(), 0, "the upstream received:\n{request}");
-}
 
 #[tokio::test]
 async fn two_authorization_headers_are_refused_with_400() {
@@ -422,8 +413,8 @@ async fn an_absolute_form_target_with_a_matching_host_is_forwarded_as_its_path()
     .await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
-    assert_eq!(reply.upstream_uri(), "/x?q=1");
-    assert_eq!(reply.upstream_header("host"), ["localhost"]);
+    assert_eq!(reply.reply().upstream_uri(), "/x?q=1");
+    assert_eq!(reply.reply().upstream_header("host"), ["localhost"]);
     assert_eq!(echo.counts.requests(), 1);
 }
 
@@ -468,15 +459,6 @@ async fn a_declared_content_length_over_max_body_bytes_is_refused_with_413_befor
     assert_eq!(echo.counts.requests(), 0);
 }
 
-fn chunk(byte: u8, len: usize) -> Vec<u8> {
-    [
-        format!("{len:x}\r\n").into_bytes(),
-        vec![byte; len],
-        b"\r\n".to_vec(),
-    ]
-    .concat()
-}
-
 const CHUNKED_POST: &[u8] = b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
 
 #[tokio::test]
@@ -490,8 +472,8 @@ async fn a_chunked_body_of_exactly_max_body_bytes_reaches_the_upstream_complete(
     let request = [
         b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             .to_vec(),
-        chunk(b'a', 512),
-        chunk(b'b', 512),
+        chunk(&[b'a'; 512]),
+        chunk(&[b'b'; 512]),
         b"0\r\n\r\n".to_vec(),
     ]
     .concat();
@@ -514,14 +496,14 @@ async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_up
     .await;
     let mut stream = gateway.tls_connect(&[b"http/1.1"]).await;
     stream
-        .write_all(&[CHUNKED_POST.to_vec(), chunk(b'a', 600)].concat())
+        .write_all(&[CHUNKED_POST.to_vec(), chunk(&[b'a'; 600])].concat())
         .await
         .expect("write");
     stream.flush().await.expect("flush");
     // The request is under way upstream before the limit is crossed: truly mid-stream.
     upstream.wait_for(|log| log.requests.len() == 1).await;
     stream
-        .write_all(&[chunk(b'b', 600), b"0\r\n\r\n".to_vec()].concat())
+        .write_all(&[chunk(&[b'b'; 600]), b"0\r\n\r\n".to_vec()].concat())
         .await
         .expect("write");
     stream.flush().await.expect("flush");
@@ -560,40 +542,36 @@ fn refusal_problems(exchange: &Exchange, status: u16, code: &str) -> Vec<String>
             exchange.responses.len()
         )];
     };
-    let mut problems = Vec::new();
-    let mut expect = |ok: bool, what: String| {
-        if !ok {
-            problems.push(what);
-        }
-    };
-    expect(
-        reply.status == status,
-        format!("status {} instead of {status}", reply.status),
-    );
-    expect(
-        reply.header("strict-transport-security").is_some(),
-        "no Strict-Transport-Security".into(),
-    );
-    expect(
-        reply.header("content-type") == Some("application/json"),
-        format!("content-type {:?}", reply.header("content-type")),
-    );
-    expect(
-        reply.header("connection") == Some("close"),
-        format!("connection {:?}", reply.header("connection")),
-    );
     let body: Option<Value> = serde_json::from_slice(&reply.body).ok();
-    let error = body.as_ref().and_then(|b| b["error"].as_str());
-    let message = body.as_ref().and_then(|b| b["message"].as_str());
-    expect(
-        error == Some(code) && message.is_some(),
-        format!("body {:?}", reply.body_text()),
+    let text = |name: &str| body.as_ref().and_then(|b| b[name].as_str());
+    let (hsts, content_type) = (
+        reply.header("strict-transport-security"),
+        reply.header("content-type"),
     );
-    expect(
-        exchange.elapsed < CLOSED_WITHIN,
-        "the connection stayed open".into(),
-    );
-    problems
+    let connection = reply.header("connection");
+    [
+        (
+            reply.status == status,
+            format!("status {} instead of {status}", reply.status),
+        ),
+        (hsts.is_some(), "no Strict-Transport-Security".into()),
+        (
+            content_type == Some("application/json"),
+            format!("content-type {content_type:?}"),
+        ),
+        (connection == Some("close"), format!("connection {connection:?}")),
+        (
+            text("error") == Some(code) && text("message").is_some(),
+            format!("body {:?}", reply.body_text()),
+        ),
+        (
+            exchange.elapsed < CLOSED_WITHIN,
+            "the connection stayed open".into(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(ok, problem)| (!ok).then_some(problem))
+    .collect()
 }
 
 #[tokio::test]
@@ -760,9 +738,13 @@ async fn a_malformed_head_after_good_pipelined_requests_is_answered_in_order_aft
                 POST /second HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
                 GET /third HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n";
     let exchange = exchange(&gateway, format!("{sent}{SMUGGLED}").as_bytes()).await;
-    let statuses: Vec<u16> = exchange.responses.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [200, 200, 400], "{}", exchange.text);
-    assert_eq!(exchange.responses[0].upstream_uri(), "/first");
+    assert_eq!(
+        statuses(&exchange.responses),
+        [200, 200, 400],
+        "{}",
+        exchange.text
+    );
+    assert_eq!(exchange.responses[0].reply().upstream_uri(), "/first");
     assert_eq!(exchange.responses[1].json()["body"], "hello");
     let refusal = Exchange {
         text: exchange.text.clone(),
@@ -789,12 +771,7 @@ async fn trickle(gateway: &Gateway, pieces: &[&[u8]]) -> Exchange {
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let started = Instant::now();
-    let text = read_until_closed(&mut stream).await;
-    Exchange {
-        responses: parse_responses(text.as_bytes()),
-        elapsed: started.elapsed(),
-        text,
-    }
+    Exchange::read(read_until_closed(&mut stream).await, started)
 }
 
 #[tokio::test]
@@ -812,7 +789,7 @@ async fn a_head_that_arrives_in_pieces_is_forwarded_once_it_is_whole() {
     .await;
     let reply = exchange.only();
     assert_eq!(reply.status, 200, "{}", exchange.text);
-    assert_eq!(reply.upstream_uri(), "/pieces");
+    assert_eq!(reply.reply().upstream_uri(), "/pieces");
     assert_eq!(echo.counts.requests(), 1);
 }
 

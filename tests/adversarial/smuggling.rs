@@ -37,13 +37,11 @@ use std::collections::HashMap;
 use support::cases::assert_none_failed;
 use support::config::route;
 use support::h2raw::{self, Field, Outcome, field};
-use support::raw::{Client, ReadEnd, Response, exchange};
+use support::raw::{Client, ReadEnd, Response, chunk, exchange, statuses};
 use support::recorder::{Recorded, Recorder, Responder, Then, ok_reply, plain_responder};
 use support::{Gateway, Setup};
 
-// =====================================================================================
-// The gateway under test
-// =====================================================================================
+// === The gateway under test ===
 
 /// Routes: `/pub/` public, `/private/` authenticated, `/getonly/` GET only, `/slow/` with a
 /// 1 s timeout, `/ws/` WebSocket; nothing else is routed (404). Bodies are limited to 1 KiB.
@@ -74,24 +72,14 @@ fn smuggled(tag: &str) -> String {
 }
 
 fn chunked(data: &[u8]) -> Vec<u8> {
-    [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n0\r\n\r\n"].concat()
+    [chunk(data), b"0\r\n\r\n".to_vec()].concat()
 }
 
 fn follow_up(tag: &str) -> String {
     format!("GET /pub/{tag}/follow HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
 }
 
-// =====================================================================================
-// Judging what came back
-// =====================================================================================
-
-fn statuses(responses: &[Response]) -> Vec<u16> {
-    responses.iter().map(|r| r.status).collect()
-}
-
-// =====================================================================================
-// 1. HTTP/1.1 framing: CL.TE, TE.CL, TE.TE, obfuscated Content-Length
-// =====================================================================================
+// === 1. HTTP/1.1 framing: CL.TE, TE.CL, TE.TE, obfuscated Content-Length ===
 
 /// What a framing case must produce.
 #[derive(Debug, Clone)]
@@ -467,9 +455,7 @@ async fn transfer_encoding_on_http10_and_odd_request_lines_never_smuggle() {
     assert_none_failed("request line and version oddities", &failures);
 }
 
-// =====================================================================================
-// 2. Chunk sizes, extensions and terminators
-// =====================================================================================
+// === 2. Chunk sizes, extensions and terminators ===
 
 #[tokio::test]
 async fn bad_chunk_sizes_and_terminators_never_smuggle_or_reach_the_upstream_whole() {
@@ -645,9 +631,7 @@ async fn bad_chunk_sizes_and_terminators_never_smuggle_or_reach_the_upstream_who
     assert_none_failed("chunked framing", &failures);
 }
 
-// =====================================================================================
-// 3. Early answers on keep-alive: the unread body is never parsed as a request
-// =====================================================================================
+// === 3. Early answers on keep-alive: the unread body is never parsed as a request ===
 
 #[tokio::test]
 async fn a_body_left_unread_by_an_early_answer_is_never_parsed_as_a_request() {
@@ -840,9 +824,7 @@ async fn a_body_sent_after_an_early_answer_is_never_parsed_as_a_request() {
     assert_none_failed("late bodies", &failures);
 }
 
-// =====================================================================================
-// 4. Pipelining
-// =====================================================================================
+// === 4. Pipelining ===
 
 #[tokio::test]
 async fn pipelined_requests_in_one_write_are_answered_in_order_and_forwarded_once_each() {
@@ -992,9 +974,7 @@ async fn pipelined_requests_in_one_write_are_answered_in_order_and_forwarded_onc
     assert_none_failed("pipelining", &failures);
 }
 
-// =====================================================================================
-// 5. Malformed upstream responses: no leftover bytes, no reuse of a poisoned connection
-// =====================================================================================
+// === 5. Malformed upstream responses: no leftover bytes, no reuse of a poisoned connection ===
 
 const POISON: &str = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned";
 
@@ -1026,10 +1006,8 @@ async fn malformed_case(gateway: &Gateway, upstream: &Recorder, case: &Malformed
     let (name, method, route, allowed, retire, _) = case;
     let base = format!("/{route}/bad-{name}");
     let mut client = Client::open(gateway).await;
-    client
-        .send(format!("{method} {base}/main HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await;
-    let first = client.response(*method == "HEAD").await;
+    let request = format!("{method} {base}/main HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let first = client.exchange(request.as_bytes(), *method == "HEAD").await;
     let outcome = match &first {
         Result::Ok(r) if r.status == 200 && *method != "HEAD" => Ok(if r.body == b"ok" { "ok" } else { "?" }),
         Result::Ok(r) => Status(r.status),
@@ -1048,22 +1026,16 @@ async fn malformed_case(gateway: &Gateway, upstream: &Recorder, case: &Malformed
     }
     // Follow-ups: on the same client connection while it is open, then on new ones; all at
     // once after the bad answer, when a poisoned pooled connection would be reused.
+    let follow =
+        |n: usize, close: &str| format!("GET {base}/follow-{n} HTTP/1.1\r\nHost: localhost\r\n{close}\r\n");
     let mut follows = Vec::new();
     if first.is_ok() {
-        client
-            .send(format!("GET {base}/follow-0 HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await;
-        follows.push((0, client.response(false).await));
+        follows.push((0, client.exchange(follow(0, "").as_bytes(), false).await));
     }
     for n in 1..=3 {
         let mut fresh = Client::open(gateway).await;
-        fresh
-            .send(
-                format!("GET {base}/follow-{n} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await;
-        follows.push((n, fresh.response(false).await));
+        let request = follow(n, "Connection: close\r\n");
+        follows.push((n, fresh.exchange(request.as_bytes(), false).await));
     }
     for (n, follow) in &follows {
         let expected = format!("up:{base}/follow-{n}");
@@ -1348,9 +1320,7 @@ async fn an_upstream_response_with_content_length_and_transfer_encoding_is_not_r
     assert_none_failed("CL+TE upstream responses", &malformed_matrix(&cases).await);
 }
 
-// =====================================================================================
-// 6. Upgrade desync: refused WebSocket upgrades and h2c smuggling
-// =====================================================================================
+// === 6. Upgrade desync: refused WebSocket upgrades and h2c smuggling ===
 
 fn upgrade_responder(request: &Recorded) -> (Vec<u8>, Then) {
     match request.path.as_str() {
@@ -1442,8 +1412,7 @@ async fn upgrade_matrix(strict: bool, refusals: bool) -> Vec<String> {
             allowed.push(101);
         }
         let mut client = Client::open(&gateway).await;
-        client.send(request.as_bytes()).await;
-        let first = client.response(false).await;
+        let first = client.exchange(request.as_bytes(), false).await;
         // What a tunnel would carry straight to the upstream: the h2 preface and a request
         // to a protected path without a token.
         client
@@ -1496,9 +1465,7 @@ async fn upgrade_matrix(strict: bool, refusals: bool) -> Vec<String> {
     failures
 }
 
-// =====================================================================================
-// 7. HTTP/2 downgraded to the HTTP/1.1 upstream, with raw frames
-// =====================================================================================
+// === 7. HTTP/2 downgraded to the HTTP/1.1 upstream, with raw frames ===
 
 /// What an h2 case must produce.
 #[derive(Debug)]

@@ -37,13 +37,9 @@ pub fn field(name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Field {
 }
 
 pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = Vec::with_capacity(9 + payload.len());
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
+    let len = (payload.len() as u32).to_be_bytes();
+    let stream = (stream & 0x7fff_ffff).to_be_bytes();
+    [&len[1..], &[kind, flags], &stream, payload].concat()
 }
 
 /// The client preface and an empty SETTINGS frame: how every connection starts.
@@ -83,9 +79,8 @@ pub fn literal(name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Vec<u8> {
 
 /// A literal header field added to the dynamic table (it then has index 62).
 pub fn literal_indexed(name: &str, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x40];
-    hpack_string(&mut out, name.as_bytes());
-    hpack_string(&mut out, value);
+    let mut out = literal(name, value);
+    out[0] = 0x40;
     out
 }
 
@@ -96,13 +91,12 @@ pub fn block(fields: &[Field]) -> Vec<u8> {
 
 /// The header block of `GET path` to `localhost`.
 pub fn get_block(path: &str) -> Vec<u8> {
-    let fields = [
-        (":method", "GET"),
-        (":scheme", "https"),
-        (":path", path),
-        (":authority", "localhost"),
-    ];
-    fields.iter().flat_map(|(n, v)| literal(n, v)).collect()
+    block(&[
+        field(":method", "GET"),
+        field(":scheme", "https"),
+        field(":path", path),
+        field(":authority", "localhost"),
+    ])
 }
 
 /// One frame as read off the wire.

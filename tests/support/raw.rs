@@ -36,7 +36,7 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// As the harness's `Reply` (status and body), for its JSON and echo helpers.
+    /// As the harness's `Reply` (status and body), for its echo helpers (`upstream_uri`, ...).
     pub fn reply(&self) -> Reply {
         Reply {
             status: StatusCode::from_u16(self.status).expect("a status code"),
@@ -48,16 +48,10 @@ impl Response {
     pub fn json(&self) -> Value {
         self.reply().json()
     }
+}
 
-    /// For an echo upstream's answer: the request target it received.
-    pub fn upstream_uri(&self) -> String {
-        self.reply().upstream_uri()
-    }
-
-    /// For an echo upstream's answer: every value it received under `name`.
-    pub fn upstream_header(&self, name: &str) -> Vec<String> {
-        self.reply().upstream_header(name)
-    }
+pub fn statuses(responses: &[Response]) -> Vec<u16> {
+    responses.iter().map(|r| r.status).collect()
 }
 
 /// `name: value` pairs of a parsed head, values as (lossy) text.
@@ -138,6 +132,11 @@ pub fn parse_responses(mut bytes: &[u8]) -> Vec<Response> {
     responses
 }
 
+/// `data` as one chunk of a chunked body.
+pub fn chunk(data: &[u8]) -> Vec<u8> {
+    [format!("{:x}\r\n", data.len()).as_bytes(), data, b"\r\n"].concat()
+}
+
 /// A chunked body read in full.
 pub struct Chunked {
     pub body: Vec<u8>,
@@ -196,22 +195,13 @@ pub fn decode_chunked(bytes: &[u8]) -> Result<Option<Chunked>, String> {
     }
 }
 
-/// How reading a response failed.
+/// How reading a response failed, with the (lossy) text of any unfinished response.
+#[derive(Debug)]
 pub enum ReadEnd {
-    /// The peer closed the connection; any bytes of an unfinished response.
-    Closed(Vec<u8>),
-    TimedOut(Vec<u8>),
-    Garbage(String, Vec<u8>),
-}
-
-impl std::fmt::Debug for ReadEnd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadEnd::Closed(b) => write!(f, "closed after {:?}", String::from_utf8_lossy(b)),
-            ReadEnd::TimedOut(b) => write!(f, "timed out after {:?}", String::from_utf8_lossy(b)),
-            ReadEnd::Garbage(e, b) => write!(f, "unparseable ({e}): {:?}", String::from_utf8_lossy(b)),
-        }
-    }
+    /// The peer closed the connection.
+    Closed(String),
+    TimedOut(String),
+    Garbage(String, String),
 }
 
 /// A raw HTTP/1.1 client connection: TLS to the gateway, or plain TCP to a listener.
@@ -227,12 +217,6 @@ impl Client {
     }
 }
 
-impl Client<TcpStream> {
-    pub async fn plain(addr: SocketAddr) -> Client<TcpStream> {
-        Client::on(within(TcpStream::connect(addr)).await.expect("connect"))
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub fn on(stream: S) -> Client<S> {
         Client {
@@ -242,10 +226,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
     /// Writes, ignoring errors: the gateway may already have closed (that is checked later).
     pub async fn send(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes).await;
         let _ = self.stream.flush().await;
+    }
+
+    /// Sends `request` and reads the next response; `head` for a response to HEAD.
+    pub async fn exchange(&mut self, request: &[u8], head: bool) -> Result<Response, ReadEnd> {
+        self.send(request).await;
+        self.response(head).await
     }
 
     /// The next response; `head` for a response to HEAD.
@@ -257,14 +251,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     self.buf.drain(..used);
                     return Ok(response);
                 }
-                Parse::Bad(e) => return Err(ReadEnd::Garbage(e, self.buf.clone())),
+                Parse::Bad(e) => return Err(ReadEnd::Garbage(e, self.text())),
                 Parse::Partial => {}
             }
             if self.eof {
-                return Err(ReadEnd::Closed(self.buf.clone()));
+                return Err(ReadEnd::Closed(self.text()));
             }
             match tokio::time::timeout(PROMPT, self.stream.read(&mut chunk)).await {
-                Err(_) => return Err(ReadEnd::TimedOut(self.buf.clone())),
+                Err(_) => return Err(ReadEnd::TimedOut(self.text())),
                 Ok(Ok(0)) | Ok(Err(_)) => self.eof = true,
                 Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
             }
@@ -293,7 +287,7 @@ pub async fn exchange(
 
 /// Writes `request` on a new plain TCP connection to `addr` and reads one response.
 pub async fn plain_exchange(addr: SocketAddr, request: &str) -> Response {
-    let mut client = Client::plain(addr).await;
-    client.send(request.as_bytes()).await;
-    client.response(false).await.expect("a whole HTTP response")
+    let mut client = Client::on(within(TcpStream::connect(addr)).await.expect("connect"));
+    let response = client.exchange(request.as_bytes(), false).await;
+    response.expect("a whole HTTP response")
 }
