@@ -119,4 +119,3 @@ pub fn ok_response(body: &str) -> Vec<u8> {
 pub fn full(body: impl Into<Bytes>) -> Full<Bytes> {
     Full::new(body.into())
 }
-
