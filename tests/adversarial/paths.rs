@@ -25,50 +25,32 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use support::cases::assert_none_failed;
-use support::config::route;
+use support::matrix::Bench;
 use support::probe::{Probe, Proto};
-use support::recorder::{Recorded, Recorder, plain_responder};
-use support::{Gateway, Setup};
+use support::recorder::plain_responder;
 
 // ===================================================================================
 // The path bench: four routes on four recorders.
 // ===================================================================================
 
-const ROUTES: [&str; 4] = ["admin", "api", "static", "root"];
-
-/// `/api` public, `/api/admin` role admin, `/static` public, `/` catch-all public.
+/// `/api` public, `/api/admin` role admin, `/static` public, `/` catch-all public; and a token
+/// of alice (role admin).
 struct PathBench {
-    gateway: Gateway,
-    /// In the order of `ROUTES`.
-    recorders: Vec<Recorder>,
+    bench: Bench,
     admin_token: String,
 }
 
 impl PathBench {
     async fn start() -> PathBench {
-        let mut recorders = Vec::new();
-        for _ in ROUTES {
-            recorders.push(Recorder::start(plain_responder).await);
-        }
-        let config = [
-            route(
-                "admin",
-                "/api/admin",
-                recorders[0].addr,
-                "auth = \"required\"\nroles = [\"admin\"]\n",
-            ),
-            route("api", "/api", recorders[1].addr, "auth = \"public\"\n"),
-            route("static", "/static", recorders[2].addr, "auth = \"public\"\n"),
-            route("root", "/", recorders[3].addr, "auth = \"public\"\n"),
-        ]
-        .concat();
-        let gateway = Gateway::start(Setup::routes(config)).await;
-        let admin_token = gateway.token("alice").await;
-        PathBench {
-            gateway,
-            recorders,
-            admin_token,
-        }
+        let routes = [
+            ("admin", "/api/admin", "auth = \"required\"\nroles = [\"admin\"]"),
+            ("api", "/api", "auth = \"public\""),
+            ("static", "/static", "auth = \"public\""),
+            ("root", "/", "auth = \"public\""),
+        ];
+        let bench = Bench::start(&routes, plain_responder).await;
+        let admin_token = bench.gateway.token("alice").await;
+        PathBench { bench, admin_token }
     }
 
     /// Sends `target` and checks the outcome against `want`; returns the complaints.
@@ -82,16 +64,11 @@ impl PathBench {
     ) -> Vec<String> {
         let token = with_token.then_some(self.admin_token.as_str());
         let request = Probe::get(tag, target).bearer(token);
-        let answer = request.send(&self.gateway, proto).await;
-        let reached: Vec<(usize, Recorded)> = self
-            .recorders
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.case(tag).into_iter().map(move |s| (i, s)))
-            .collect();
+        let answer = request.send(&self.bench.gateway, proto).await;
+        let reached = self.bench.reached(tag);
         let landed: Vec<String> = reached
             .iter()
-            .map(|(i, s)| format!("{} got {:?}", ROUTES[*i], s.path))
+            .map(|(r, s)| format!("{r} got {:?}", s.path))
             .collect();
         let mut problems = Vec::new();
         if let Verdict::Routed { or_refused: true, .. } = want
@@ -118,10 +95,9 @@ impl PathBench {
                 }
             }
             Verdict::Routed { route, path, .. } => {
-                let want_index = ROUTES.iter().position(|r| r == route).expect("route");
                 let good = answer.status == Some(200)
                     && reached.len() == 1
-                    && reached[0].0 == want_index
+                    && reached[0].0 == *route
                     && reached[0].1.path == *path;
                 if !good {
                     problems.push(format!(
@@ -391,8 +367,8 @@ fn targets() -> impl Strategy<Value = (String, bool)> {
         .prop_map(|(prefix, pieces, with_token)| (format!("{prefix}{}", pieces.concat()), with_token))
 }
 
-/// Runs `cases` against the bench on its own runtime; proptest itself is synchronous.
-fn run_property(cases: u32) -> Result<(), String> {
+#[test]
+fn random_paths_route_where_the_reference_normaliser_says() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -401,12 +377,13 @@ fn run_property(cases: u32) -> Result<(), String> {
     let bench = runtime.block_on(PathBench::start());
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let config = Config {
-        cases,
+        cases: 384,
         failure_persistence: None,
         max_shrink_iters: 256,
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    // proptest itself is synchronous: the bench runs on its own runtime.
     let result = runner.run(&targets(), |(target, with_token)| {
         let want = reference(target.as_bytes());
         if std::env::var_os("ADVERSARIAL_VERBOSE").is_some() {
@@ -427,12 +404,7 @@ fn run_property(cases: u32) -> Result<(), String> {
             ))),
         }
     });
-    result.map_err(|e| e.to_string())
-}
-
-#[test]
-fn random_paths_route_where_the_reference_normaliser_says() {
-    if let Err(failure) = run_property(384) {
+    if let Err(failure) = result {
         panic!("{failure}");
     }
 }
@@ -546,8 +518,8 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
     {
         for proto in [Proto::H1, Proto::H2] {
             let tag = format!("param{i}-{proto:?}");
-            let answer = Probe::get(&tag, *target).send(&bench.gateway, proto).await;
-            let reached: usize = bench.recorders.iter().map(|r| r.case(&tag).len()).sum();
+            let answer = Probe::get(&tag, *target).send(&bench.bench.gateway, proto).await;
+            let reached = bench.bench.reached(&tag).len();
             if !(answer.status == Some(401) || answer.refused()) || reached != 0 {
                 failures.push(format!(
                     "{target:?} {proto:?} without a token: client got {}, {reached} upstream request(s)",
@@ -562,8 +534,6 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
 // ===================================================================================
 // Host confusion.
 // ===================================================================================
-
-const HOST_ROUTES: [&str; 3] = ["exact", "wild", "default"];
 
 #[derive(Debug, Clone, Copy)]
 enum HostWant {
@@ -633,29 +603,20 @@ fn host_route(host: &str) -> &'static str {
 }
 
 async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
-    let mut recorders = Vec::new();
-    for _ in HOST_ROUTES {
-        recorders.push(Recorder::start(plain_responder).await);
-    }
-    let config = format!(
-        "[[routes]]\nname = \"exact\"\nhost = \"api.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
-         [[routes]]\nname = \"wild\"\nhost = \"*.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
-         [[routes]]\nname = \"default\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n",
-        recorders[0].addr, recorders[1].addr, recorders[2].addr
-    );
-    let gateway = Gateway::start(Setup::routes(config)).await;
+    let routes = [
+        ("exact", "/", "host = \"api.example.com\"\nauth = \"public\""),
+        ("wild", "/", "host = \"*.example.com\"\nauth = \"public\""),
+        ("default", "/", "auth = \"public\""),
+    ];
+    let bench = Bench::start(&routes, plain_responder).await;
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let tag = format!("h{i}");
         let mut request = Probe::get(&tag, case.target);
         request.authority = case.authority.map(String::from);
         request.hosts = Some(case.hosts.iter().map(|h| h.to_string()).collect());
-        let answer = request.send(&gateway, case.proto).await;
-        let reached: Vec<(&str, Recorded)> = recorders
-            .iter()
-            .zip(HOST_ROUTES)
-            .flat_map(|(r, name)| r.case(&tag).into_iter().map(move |s| (name, s)))
-            .collect();
+        let answer = request.send(&bench.gateway, case.proto).await;
+        let reached = bench.reached(&tag);
         let routed = match reached.as_slice() {
             [(route, seen)] if answer.status == Some(200) => Some((*route, seen)),
             _ => None,
