@@ -49,7 +49,7 @@ async fn path_bench() -> (Bench, String) {
 
 impl Verdict {
     /// Sends `request` (tagged `tag`, carrying an admin token if `with_token`) and checks the
-    /// outcome against this verdict; returns the complaints.
+    /// outcome against this verdict; returns the complaint, if any.
     async fn check(
         &self,
         bench: &Bench,
@@ -57,52 +57,35 @@ impl Verdict {
         tag: &str,
         request: Probe,
         with_token: bool,
-    ) -> Vec<String> {
-        let want = self;
+    ) -> Option<String> {
         let answer = request.send(&bench.gateway, proto).await;
         let reached = bench.reached(tag);
+        let refused = answer.refused() && reached.is_empty();
+        let (good, want) = match self {
+            Verdict::Refused => (refused, "400".to_string()),
+            Verdict::Routed { or_refused: true, .. } if refused => return None,
+            Verdict::Routed { route, path, .. } if *route == "admin" && !with_token => (
+                answer.status == Some(401) && reached.is_empty(),
+                format!("401 from the admin route ({path})"),
+            ),
+            Verdict::Routed { route, path, .. } => {
+                let one = reached.len() == 1 && reached[0].0 == *route && reached[0].1.path == *path;
+                (
+                    answer.status == Some(200) && one,
+                    format!("{route} to get {path:?}"),
+                )
+            }
+        };
         let landed: Vec<String> = reached
             .iter()
             .map(|(r, s)| format!("{r} got {:?}", s.path))
             .collect();
-        let mut problems = Vec::new();
-        if let Verdict::Routed { or_refused: true, .. } = want
-            && answer.refused()
-            && reached.is_empty()
-        {
-            return problems;
-        }
-        match want {
-            Verdict::Refused => {
-                if !answer.refused() || !reached.is_empty() {
-                    problems.push(format!(
-                        "want 400; client got {}, upstreams: {landed:?}",
-                        answer.first_line()
-                    ));
-                }
-            }
-            Verdict::Routed { route, path, .. } if *route == "admin" && !with_token => {
-                if answer.status != Some(401) || !reached.is_empty() {
-                    problems.push(format!(
-                        "want 401 from the admin route ({path}); client got {}, upstreams: {landed:?}",
-                        answer.first_line()
-                    ));
-                }
-            }
-            Verdict::Routed { route, path, .. } => {
-                let good = answer.status == Some(200)
-                    && reached.len() == 1
-                    && reached[0].0 == *route
-                    && reached[0].1.path == *path;
-                if !good {
-                    problems.push(format!(
-                        "want {route} to get {path:?}; client got {}, upstreams: {landed:?}",
-                        answer.first_line()
-                    ));
-                }
-            }
-        }
-        problems
+        (!good).then(|| {
+            format!(
+                "want {want}; client got {}, upstreams: {landed:?}",
+                answer.first_line()
+            )
+        })
     }
 }
 
@@ -350,8 +333,9 @@ const PREFIXES: &[&str] = &[
     "/static/..;/api/admin",
 ];
 
-fn targets() -> impl Strategy<Value = (String, bool)> {
-    (
+#[test]
+fn random_paths_route_where_the_reference_normaliser_says() {
+    let targets = (
         prop::sample::select(PREFIXES),
         prop::collection::vec(
             prop_oneof![6 => prop::sample::select(PIECES), 1 => prop::sample::select(REFUSED_PIECES)],
@@ -359,11 +343,7 @@ fn targets() -> impl Strategy<Value = (String, bool)> {
         ),
         any::<bool>(),
     )
-        .prop_map(|(prefix, pieces, with_token)| (format!("{prefix}{}", pieces.concat()), with_token))
-}
-
-#[test]
-fn random_paths_route_where_the_reference_normaliser_says() {
+        .prop_map(|(prefix, pieces, with_token)| (format!("{prefix}{}", pieces.concat()), with_token));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -379,7 +359,7 @@ fn random_paths_route_where_the_reference_normaliser_says() {
     };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     // proptest itself is synchronous: the bench runs on its own runtime.
-    let result = runner.run(&targets(), |(target, with_token)| {
+    let result = runner.run(&targets, |(target, with_token)| {
         let want = reference(target.as_bytes());
         if std::env::var_os("ADVERSARIAL_VERBOSE").is_some() {
             eprintln!("{target:?} -> {want:?}");
@@ -484,7 +464,7 @@ async fn prefix_boundary_confusion_routes_where_the_spec_says() {
             for with_token in [false, true] {
                 let tag = format!("b{i}-{proto:?}-{with_token}");
                 let request = Probe::get(&tag, *target).bearer(with_token.then_some(&admin_token));
-                for problem in want.check(&bench, proto, &tag, request, with_token).await {
+                if let Some(problem) = want.check(&bench, proto, &tag, request, with_token).await {
                     failures.push(format!("{target:?} {proto:?} token={with_token}: {problem}"));
                 }
             }
@@ -625,7 +605,8 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
         request.authority = case.authority.map(String::from);
         request.hosts = Some(case.hosts.iter().map(|h| h.to_string()).collect());
         let want = case.want.verdict();
-        let mut problems = want.check(&bench, case.proto, &tag, request, false).await;
+        let found = want.check(&bench, case.proto, &tag, request, false).await;
+        let mut problems: Vec<String> = found.into_iter().collect();
         // Whatever it was routed by, the upstream must be told the authority it was routed on.
         if let [(route, seen)] = bench.reached(&tag).as_slice() {
             let host = seen.header("host");
