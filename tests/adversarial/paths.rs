@@ -25,113 +25,67 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use support::cases::assert_none_failed;
-use support::config::route;
+use support::matrix::Bench;
 use support::probe::{Probe, Proto};
-use support::recorder::{Recorded, Recorder, plain_responder};
-use support::{Gateway, Setup};
+use support::recorder::plain_responder;
 
 // ===================================================================================
 // The path bench: four routes on four recorders.
 // ===================================================================================
 
-const ROUTES: [&str; 4] = ["admin", "api", "static", "root"];
-
-/// `/api` public, `/api/admin` role admin, `/static` public, `/` catch-all public.
-struct PathBench {
-    gateway: Gateway,
-    /// In the order of `ROUTES`.
-    recorders: Vec<Recorder>,
-    admin_token: String,
+/// `/api` public, `/api/admin` role admin, `/static` public, `/` catch-all public; and a token
+/// of alice (role admin).
+async fn path_bench() -> (Bench, String) {
+    let routes = [
+        ("admin", "/api/admin", "auth = \"required\"\nroles = [\"admin\"]"),
+        ("api", "/api", "auth = \"public\""),
+        ("static", "/static", "auth = \"public\""),
+        ("root", "/", "auth = \"public\""),
+    ];
+    let bench = Bench::start(&routes, plain_responder).await;
+    let admin_token = bench.gateway.token("alice").await;
+    (bench, admin_token)
 }
 
-impl PathBench {
-    async fn start() -> PathBench {
-        let mut recorders = Vec::new();
-        for _ in ROUTES {
-            recorders.push(Recorder::start(plain_responder).await);
-        }
-        let config = [
-            route(
-                "admin",
-                "/api/admin",
-                recorders[0].addr,
-                "auth = \"required\"\nroles = [\"admin\"]\n",
-            ),
-            route("api", "/api", recorders[1].addr, "auth = \"public\"\n"),
-            route("static", "/static", recorders[2].addr, "auth = \"public\"\n"),
-            route("root", "/", recorders[3].addr, "auth = \"public\"\n"),
-        ]
-        .concat();
-        let gateway = Gateway::start(Setup::routes(config)).await;
-        let admin_token = gateway.token("alice").await;
-        PathBench {
-            gateway,
-            recorders,
-            admin_token,
-        }
-    }
-
-    /// Sends `target` and checks the outcome against `want`; returns the complaints.
+impl Verdict {
+    /// Sends `request` (tagged `tag`, carrying an admin token if `with_token`) and checks the
+    /// outcome against this verdict; returns the complaint, if any.
     async fn check(
         &self,
+        bench: &Bench,
         proto: Proto,
         tag: &str,
-        target: &[u8],
+        request: Probe,
         with_token: bool,
-        want: &Verdict,
-    ) -> Vec<String> {
-        let token = with_token.then_some(self.admin_token.as_str());
-        let request = Probe::get(tag, target).bearer(token);
-        let answer = request.send(&self.gateway, proto).await;
-        let reached: Vec<(usize, Recorded)> = self
-            .recorders
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.case(tag).into_iter().map(move |s| (i, s)))
-            .collect();
+    ) -> Option<String> {
+        let answer = request.send(&bench.gateway, proto).await;
+        let reached = bench.reached(tag);
+        let refused = answer.refused() && reached.is_empty();
+        let (good, want) = match self {
+            Verdict::Refused => (refused, "400".to_string()),
+            Verdict::Routed { or_refused: true, .. } if refused => return None,
+            Verdict::Routed { route, path, .. } if *route == "admin" && !with_token => (
+                answer.status == Some(401) && reached.is_empty(),
+                format!("401 from the admin route ({path})"),
+            ),
+            Verdict::Routed { route, path, .. } => {
+                let one = reached.len() == 1 && reached[0].0 == *route && reached[0].1.path == *path;
+                (
+                    answer.status == Some(200) && one,
+                    format!("{route} to get {path:?}"),
+                )
+            }
+        };
         let landed: Vec<String> = reached
             .iter()
-            .map(|(i, s)| format!("{} got {:?}", ROUTES[*i], s.path))
+            .map(|(r, s)| format!("{r} got {:?}", s.path))
             .collect();
-        let mut problems = Vec::new();
-        if let Verdict::Routed { or_refused: true, .. } = want
-            && answer.refused()
-            && reached.is_empty()
-        {
-            return problems;
-        }
-        match want {
-            Verdict::Refused => {
-                if !answer.refused() || !reached.is_empty() {
-                    problems.push(format!(
-                        "want 400; client got {}, upstreams: {landed:?}",
-                        answer.first_line()
-                    ));
-                }
-            }
-            Verdict::Routed { route, path, .. } if *route == "admin" && !with_token => {
-                if answer.status != Some(401) || !reached.is_empty() {
-                    problems.push(format!(
-                        "want 401 from the admin route ({path}); client got {}, upstreams: {landed:?}",
-                        answer.first_line()
-                    ));
-                }
-            }
-            Verdict::Routed { route, path, .. } => {
-                let want_index = ROUTES.iter().position(|r| r == route).expect("route");
-                let good = answer.status == Some(200)
-                    && reached.len() == 1
-                    && reached[0].0 == want_index
-                    && reached[0].1.path == *path;
-                if !good {
-                    problems.push(format!(
-                        "want {route} to get {path:?}; client got {}, upstreams: {landed:?}",
-                        answer.first_line()
-                    ));
-                }
-            }
-        }
-        problems
+        (!good).then(|| {
+            format!(
+                "want {want}; client got {}, upstreams: {landed:?}",
+                answer.first_line()
+            )
+        })
     }
 }
 
@@ -379,8 +333,9 @@ const PREFIXES: &[&str] = &[
     "/static/..;/api/admin",
 ];
 
-fn targets() -> impl Strategy<Value = (String, bool)> {
-    (
+#[test]
+fn random_paths_route_where_the_reference_normaliser_says() {
+    let targets = (
         prop::sample::select(PREFIXES),
         prop::collection::vec(
             prop_oneof![6 => prop::sample::select(PIECES), 1 => prop::sample::select(REFUSED_PIECES)],
@@ -388,26 +343,23 @@ fn targets() -> impl Strategy<Value = (String, bool)> {
         ),
         any::<bool>(),
     )
-        .prop_map(|(prefix, pieces, with_token)| (format!("{prefix}{}", pieces.concat()), with_token))
-}
-
-/// Runs `cases` against the bench on its own runtime; proptest itself is synchronous.
-fn run_property(cases: u32) -> Result<(), String> {
+        .prop_map(|(prefix, pieces, with_token)| (format!("{prefix}{}", pieces.concat()), with_token));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let bench = runtime.block_on(PathBench::start());
+    let (bench, admin_token) = runtime.block_on(path_bench());
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let config = Config {
-        cases,
+        cases: 384,
         failure_persistence: None,
         max_shrink_iters: 256,
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-    let result = runner.run(&targets(), |(target, with_token)| {
+    // proptest itself is synchronous: the bench runs on its own runtime.
+    let result = runner.run(&targets, |(target, with_token)| {
         let want = reference(target.as_bytes());
         if std::env::var_os("ADVERSARIAL_VERBOSE").is_some() {
             eprintln!("{target:?} -> {want:?}");
@@ -416,7 +368,8 @@ fn run_property(cases: u32) -> Result<(), String> {
         let mut problems = Vec::new();
         for proto in [Proto::H1, Proto::H2] {
             let tag = format!("p{n}-{proto:?}");
-            let found = runtime.block_on(bench.check(proto, &tag, target.as_bytes(), with_token, &want));
+            let request = Probe::get(&tag, target.as_bytes()).bearer(with_token.then_some(&admin_token));
+            let found = runtime.block_on(want.check(&bench, proto, &tag, request, with_token));
             problems.extend(found.into_iter().map(|p| format!("{proto:?}: {p}")));
         }
         match problems.is_empty() {
@@ -427,12 +380,7 @@ fn run_property(cases: u32) -> Result<(), String> {
             ))),
         }
     });
-    result.map_err(|e| e.to_string())
-}
-
-#[test]
-fn random_paths_route_where_the_reference_normaliser_says() {
-    if let Err(failure) = run_property(384) {
+    if let Err(failure) = result {
         panic!("{failure}");
     }
 }
@@ -491,7 +439,7 @@ async fn prefix_boundary_confusion_routes_where_the_spec_says() {
         ("*", None),
         ("api/admin", None),
     ];
-    let bench = PathBench::start().await;
+    let (bench, admin_token) = path_bench().await;
     let mut failures = Vec::new();
     for (i, (target, want)) in BOUNDARY.iter().enumerate() {
         let want = match want {
@@ -515,10 +463,8 @@ async fn prefix_boundary_confusion_routes_where_the_spec_says() {
         for proto in [Proto::H1, Proto::H2] {
             for with_token in [false, true] {
                 let tag = format!("b{i}-{proto:?}-{with_token}");
-                for problem in bench
-                    .check(proto, &tag, target.as_bytes(), with_token, &want)
-                    .await
-                {
+                let request = Probe::get(&tag, *target).bearer(with_token.then_some(&admin_token));
+                if let Some(problem) = want.check(&bench, proto, &tag, request, with_token).await {
                     failures.push(format!("{target:?} {proto:?} token={with_token}: {problem}"));
                 }
             }
@@ -533,7 +479,7 @@ async fn prefix_boundary_confusion_routes_where_the_spec_says() {
 /// prefix must also match a segment that only adds parameters (or such a path must be refused).
 #[tokio::test]
 async fn path_parameters_never_move_a_request_off_its_protected_route() {
-    let bench = PathBench::start().await;
+    let (bench, _) = path_bench().await;
     let mut failures = Vec::new();
     for (i, target) in [
         "/api/admin;x=1",
@@ -547,7 +493,7 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
         for proto in [Proto::H1, Proto::H2] {
             let tag = format!("param{i}-{proto:?}");
             let answer = Probe::get(&tag, *target).send(&bench.gateway, proto).await;
-            let reached: usize = bench.recorders.iter().map(|r| r.case(&tag).len()).sum();
+            let reached = bench.reached(&tag).len();
             if !(answer.status == Some(401) || answer.refused()) || reached != 0 {
                 failures.push(format!(
                     "{target:?} {proto:?} without a token: client got {}, {reached} upstream request(s)",
@@ -562,8 +508,6 @@ async fn path_parameters_never_move_a_request_off_its_protected_route() {
 // ===================================================================================
 // Host confusion.
 // ===================================================================================
-
-const HOST_ROUTES: [&str; 3] = ["exact", "wild", "default"];
 
 #[derive(Debug, Clone, Copy)]
 enum HostWant {
@@ -616,6 +560,21 @@ const fn h2(
 
 use HostWant::{Refused, Route, RouteOrRefused};
 
+impl HostWant {
+    fn verdict(self) -> Verdict {
+        let routed = |route, or_refused| Verdict::Routed {
+            route,
+            path: "/x".into(),
+            or_refused,
+        };
+        match self {
+            Refused => Verdict::Refused,
+            Route(route) => routed(route, false),
+            RouteOrRefused(route) => routed(route, true),
+        }
+    }
+}
+
 /// The route a host (as the upstream was told it) belongs to, by the host patterns above.
 fn host_route(host: &str) -> &'static str {
     let lower = host.to_ascii_lowercase();
@@ -633,63 +592,29 @@ fn host_route(host: &str) -> &'static str {
 }
 
 async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
-    let mut recorders = Vec::new();
-    for _ in HOST_ROUTES {
-        recorders.push(Recorder::start(plain_responder).await);
-    }
-    let config = format!(
-        "[[routes]]\nname = \"exact\"\nhost = \"api.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
-         [[routes]]\nname = \"wild\"\nhost = \"*.example.com\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n\
-         [[routes]]\nname = \"default\"\npath = \"/\"\nupstream = \"http://{}\"\nauth = \"public\"\n",
-        recorders[0].addr, recorders[1].addr, recorders[2].addr
-    );
-    let gateway = Gateway::start(Setup::routes(config)).await;
+    let routes = [
+        ("exact", "/", "host = \"api.example.com\"\nauth = \"public\""),
+        ("wild", "/", "host = \"*.example.com\"\nauth = \"public\""),
+        ("default", "/", "auth = \"public\""),
+    ];
+    let bench = Bench::start(&routes, plain_responder).await;
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let tag = format!("h{i}");
         let mut request = Probe::get(&tag, case.target);
         request.authority = case.authority.map(String::from);
         request.hosts = Some(case.hosts.iter().map(|h| h.to_string()).collect());
-        let answer = request.send(&gateway, case.proto).await;
-        let reached: Vec<(&str, Recorded)> = recorders
-            .iter()
-            .zip(HOST_ROUTES)
-            .flat_map(|(r, name)| r.case(&tag).into_iter().map(move |s| (name, s)))
-            .collect();
-        let routed = match reached.as_slice() {
-            [(route, seen)] if answer.status == Some(200) => Some((*route, seen)),
-            _ => None,
-        };
-        let refused = answer.refused() && reached.is_empty();
-        let ok = match (case.want, routed) {
-            (Refused, _) => refused,
-            (Route(want), Some((got, _))) => got == want,
-            (RouteOrRefused(want), Some((got, _))) => got == want,
-            (RouteOrRefused(_), None) => refused,
-            (Route(_), None) => false,
-        };
-        let mut problems = Vec::new();
-        if !ok {
-            let landed: Vec<String> = reached
-                .iter()
-                .map(|(r, s)| format!("{r} {:?}", s.header("host")))
-                .collect();
-            problems.push(format!(
-                "want {:?}; client got {}, upstreams: {landed:?}",
-                case.want,
-                answer.first_line()
-            ));
-        }
-        if let Some((route, seen)) = routed {
+        let want = case.want.verdict();
+        let found = want.check(&bench, case.proto, &tag, request, false).await;
+        let mut problems: Vec<String> = found.into_iter().collect();
+        // Whatever it was routed by, the upstream must be told the authority it was routed on.
+        if let [(route, seen)] = bench.reached(&tag).as_slice() {
             let host = seen.header("host");
             let forwarded_host = seen.header("x-forwarded-host");
-            if host.len() != 1 || host != forwarded_host || host_route(host[0]) != route {
+            if host.len() != 1 || host != forwarded_host || host_route(host[0]) != *route {
                 problems.push(format!(
                     "routed to {route} but the upstream was told Host {host:?}, X-Forwarded-Host {forwarded_host:?}"
                 ));
-            }
-            if seen.path != "/x" {
-                problems.push(format!("the upstream got target {:?}", seen.path));
             }
         }
         if !problems.is_empty() {

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod client;
 pub mod config;
 pub mod h2raw;
+pub mod matrix;
 pub mod probe;
 pub mod raw;
 pub mod recorder;
