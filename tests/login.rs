@@ -8,30 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
+use http_body_util::BodyExt;
 use portcullis::auth::tokens::unix_now;
 use serde_json::json;
+use support::auth::{credentials, json_login, raw_login};
+use support::browser::{DEFAULTS, OWN, cookie_login, issued_cookies};
 use support::jwt::{claims_of, segment_of};
 use support::upstreams::Upstream;
 use support::{
-    ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup, public_route, replace_users_file,
-    request, test_users,
+    ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, Setup, public_route, replace_users_file, test_users,
 };
-
-async fn gateway_with(rest: &str) -> Gateway {
-    Gateway::start(Setup::routes(rest)).await
-}
-
-fn login_request(content_type: Option<&str>, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    let request = request(Method::POST, "/auth/login");
-    let headers = content_type.map(|value| ("content-type", value));
-    request.headers(headers.as_slice()).with_body(body)
-}
-
-fn login_json(username: &str, password: &str) -> String {
-    json!({ "username": username, "password": password }).to_string()
-}
 
 /// Status, body and headers, without the ones that differ on every response by design.
 fn comparable(reply: &Reply) -> (StatusCode, Bytes, BTreeSet<(String, Vec<u8>)>) {
@@ -142,14 +129,15 @@ async fn json_login_returns_a_bearer_token_pair_that_is_never_cached() {
 
 #[tokio::test]
 async fn mode_token_is_the_default_and_may_be_named() {
-    let gateway = gateway_with(GENEROUS_LIMITS).await;
+    let gateway = Gateway::start(Setup::routes(GENEROUS_LIMITS)).await;
     let body = json!({ "username": "bob", "password": "bob-password", "mode": "token" }).to_string();
-    let reply = gateway.send(login_request(Some("application/json"), body)).await;
+    let reply = gateway.send(raw_login(Some("application/json"), body, &[])).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["token_type"], "Bearer");
-    let charset = login_request(
+    let charset = raw_login(
         Some("application/json; charset=utf-8"),
-        login_json("bob", "bob-password"),
+        credentials("bob", "bob-password"),
+        &[],
     );
     assert_eq!(gateway.send(charset).await.status, 200);
 }
@@ -158,7 +146,7 @@ async fn mode_token_is_the_default_and_may_be_named() {
 
 #[tokio::test]
 async fn every_failed_login_answers_the_same_401() {
-    let gateway = gateway_with(GENEROUS_LIMITS).await;
+    let gateway = Gateway::start(Setup::routes(GENEROUS_LIMITS)).await;
     let long = "x".repeat(1025);
     let cases = [
         ("unknown user", "nobody", "nobody-password"),
@@ -224,8 +212,8 @@ async fn bcrypt_hashes_log_in_but_never_match_past_72_bytes() {
 
 #[tokio::test]
 async fn malformed_login_requests_are_refused_with_415_or_400() {
-    let gateway = gateway_with(GENEROUS_LIMITS).await;
-    let good = login_json("alice", "alice-password");
+    let gateway = Gateway::start(Setup::routes(GENEROUS_LIMITS)).await;
+    let good = credentials("alice", "alice-password");
     let cases: Vec<(&str, Option<&str>, String, u16)> = vec![
         ("no content type", None, good.clone(), 415),
         ("text/plain", Some("text/plain"), good.clone(), 415),
@@ -268,7 +256,7 @@ async fn malformed_login_requests_are_refused_with_415_or_400() {
         ),
     ];
     for (case, content_type, body, expected) in cases {
-        let reply = gateway.send(login_request(content_type, body)).await;
+        let reply = gateway.send(raw_login(content_type, body, &[])).await;
         assert_eq!(
             reply.status,
             expected,
@@ -283,15 +271,8 @@ async fn malformed_login_requests_are_refused_with_415_or_400() {
 
 #[tokio::test]
 async fn cookie_mode_login_sets_cookies_and_returns_no_token() {
-    let gateway = gateway_with(GENEROUS_LIMITS).await;
-    let body = json!({ "username": "alice", "password": "alice-password", "mode": "cookie" }).to_string();
-    let request = Request::post("/auth/login")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .header("origin", "https://localhost")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let reply = gateway.send(request).await;
+    let gateway = Gateway::start(Setup::routes(GENEROUS_LIMITS)).await;
+    let reply = cookie_login(&gateway, "alice", OWN).await;
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     let body = reply.json();
     assert_eq!(
@@ -302,14 +283,17 @@ async fn cookie_mode_login_sets_cookies_and_returns_no_token() {
         body.get("access_token").is_none() && body.get("refresh_token").is_none(),
         "{body}"
     );
-    assert_eq!(reply.headers.get_all("set-cookie").iter().count(), 2);
+    issued_cookies(&reply, DEFAULTS, "cookie login");
 }
 
 // === rate limits ===
 
 #[tokio::test]
 async fn over_the_per_user_limit_logins_get_the_same_429_for_existing_and_unknown_users() {
-    let gateway = gateway_with("[limits]\nlogin_per_user = \"3/min\"\nlogin_per_ip = \"100/min\"\n").await;
+    let gateway = Gateway::start(Setup::routes(
+        "[limits]\nlogin_per_user = \"3/min\"\nlogin_per_ip = \"100/min\"\n",
+    ))
+    .await;
     let mut limited = Vec::new();
     for user in ["alice", "nobody"] {
         for attempt in 1..=3 {
@@ -343,18 +327,20 @@ async fn over_the_per_user_limit_logins_get_the_same_429_for_existing_and_unknow
 
 #[tokio::test]
 async fn forwarding_headers_never_reset_the_per_ip_limit() {
-    let gateway = gateway_with("[limits]\nlogin_per_ip = \"3/min\"\nlogin_per_user = \"100/min\"\n").await;
+    let gateway = Gateway::start(Setup::routes(
+        "[limits]\nlogin_per_ip = \"3/min\"\nlogin_per_user = \"100/min\"\n",
+    ))
+    .await;
     let attempt = |n: usize, user: &str, password: &str| {
         let forged = format!("198.51.100.{n}");
-        Request::post("/auth/login")
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", forged.as_str())
-            .header("x-real-ip", forged.as_str())
-            .header("forwarded", format!("for={forged}"))
-            .header("true-client-ip", forged.as_str())
-            .body(Full::new(Bytes::from(login_json(user, password))))
-            .unwrap()
+        let forwarded = format!("for={forged}");
+        let headers = [
+            ("x-forwarded-for", forged.as_str()),
+            ("x-real-ip", &forged),
+            ("forwarded", &forwarded),
+            ("true-client-ip", &forged),
+        ];
+        json_login(user, password, &headers)
     };
     for n in 1..=3 {
         let reply = gateway.send(attempt(n, &format!("user{n}"), "wrong")).await;
@@ -371,7 +357,10 @@ async fn forwarding_headers_never_reset_the_per_ip_limit() {
 
 #[tokio::test]
 async fn another_user_can_log_in_while_one_is_limited() {
-    let gateway = gateway_with("[limits]\nlogin_per_user = \"3/min\"\nlogin_per_ip = \"100/min\"\n").await;
+    let gateway = Gateway::start(Setup::routes(
+        "[limits]\nlogin_per_user = \"3/min\"\nlogin_per_ip = \"100/min\"\n",
+    ))
+    .await;
     for _ in 0..3 {
         assert_eq!(gateway.login("alice", "guess").await.status, 401);
     }
@@ -385,7 +374,7 @@ async fn another_user_can_log_in_while_one_is_limited() {
 
 #[tokio::test]
 async fn an_edited_users_file_is_picked_up_without_a_restart() {
-    let gateway = gateway_with(GENEROUS_LIMITS).await;
+    let gateway = Gateway::start(Setup::routes(GENEROUS_LIMITS)).await;
     assert_eq!(gateway.login("dave", "dave-password").await.status, 401);
     assert_eq!(gateway.login("bob", "bob-password").await.status, 200);
     replace_users_file(
@@ -402,7 +391,7 @@ async fn an_edited_users_file_is_picked_up_without_a_restart() {
 
 #[tokio::test]
 async fn a_broken_users_file_edit_keeps_the_previous_users() {
-    let gateway = gateway_with(GENEROUS_LIMITS).await;
+    let gateway = Gateway::start(Setup::routes(GENEROUS_LIMITS)).await;
     let dave_hash = portcullis::sessions::users::hash_password("dave-password").expect("hash");
     let broken = [
         // Not TOML at all.
@@ -446,11 +435,8 @@ const FLOOD_DEADLINE: Duration = Duration::from_secs(60);
 async fn flood_login(gateway: &Gateway, n: usize) -> Option<(u16, bool)> {
     let attempt = async {
         let mut sender = gateway.h1().await;
-        let body = login_json(&format!("flood{n}"), "wrong-password");
-        let response = sender
-            .send_request(login_request(Some("application/json"), body))
-            .await
-            .expect("response");
+        let login = json_login(&format!("flood{n}"), "wrong-password", &[]);
+        let response = sender.send_request(login).await.expect("response");
         let status = response.status().as_u16();
         let has_retry_after = response.headers().contains_key("retry-after");
         response.into_body().collect().await.expect("body");
@@ -466,7 +452,7 @@ async fn proxied_requests_keep_flowing_during_a_flood_of_failed_logins() {
         "{}[limits]\nlogin_per_ip = \"10000/min\"\nlogin_per_user = \"10000/min\"\n",
         public_route("echo", "/", echo.addr)
     );
-    let gateway = Arc::new(gateway_with(&rest).await);
+    let gateway = Arc::new(Gateway::start(Setup::routes(&rest)).await);
     let flood: Vec<_> = (0..200)
         .map(|n| {
             let gateway = gateway.clone();

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::Full;
 use serde_json::json;
-use support::auth::{Pair, refresh_request};
+use support::auth::{Pair, credentials, json_login, raw_login, refresh_request};
 use support::rng::Rng;
 use support::upstreams::Upstream;
 use support::{Gateway, Reply, RequestExt, Setup, request, required_route, send_on, within};
@@ -35,24 +35,6 @@ const GENEROUS: &str = "login_per_ip = \"100000/min\"\nlogin_per_user = \"100000
 async fn gateway_with(server: &str, limits: &str) -> Gateway {
     let setup = Setup::routes(format!("[limits]\n{limits}\n")).server(server);
     Gateway::start(setup).await
-}
-
-fn json_login(username: &str, password: &str) -> String {
-    json!({ "username": username, "password": password }).to_string()
-}
-
-/// A login request with the given body and extra headers.
-fn login_request(
-    content_type: &str,
-    body: impl Into<Bytes>,
-    headers: &[(&str, &str)],
-) -> Request<Full<Bytes>> {
-    let request = request(Method::POST, "/auth/login").header("content-type", content_type);
-    request.headers(headers).with_body(body)
-}
-
-fn json_request(username: &str, password: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    login_request("application/json", json_login(username, password), headers)
 }
 
 /// What is wrong with `reply` as SPEC 7's over-the-limit answer, if anything.
@@ -96,7 +78,7 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
     let h2 = gateway.h2().await;
     // Warm up: the dummy hash is built on first use, and connections and caches settle.
     for (_, user, password) in &classes {
-        send_on(&h2, json_request(user, password, &[])).await;
+        send_on(&h2, json_login(user, password, &[])).await;
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); classes.len()];
     let mut reference = None;
@@ -108,7 +90,7 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
         for &index in &order {
             let (name, user, password) = classes[index];
             let started = Instant::now();
-            let reply = send_on(&h2, json_request(user, password, &[])).await;
+            let reply = send_on(&h2, json_login(user, password, &[])).await;
             samples[index].push(started.elapsed());
             // Without the headers that differ on every response by design.
             let seen = reply.comparable(&["date", "x-request-id"]);
@@ -163,7 +145,7 @@ async fn failed_logins_cannot_be_told_apart_by_answer_or_by_timing() {
     );
     // Control: the same connection logs the right password in.
     assert_eq!(
-        send_on(&h2, json_request("alice", "alice-password", &[]))
+        send_on(&h2, json_login("alice", "alice-password", &[]))
             .await
             .status,
         200
@@ -216,8 +198,8 @@ async fn no_client_address_header_resets_the_per_ip_limit() {
     for (n, (name, value)) in spoofing_headers(7).into_iter().enumerate() {
         let headers = [(name, value.as_str())];
         let request = match n % 2 {
-            0 => json_request("bob", "bob-password", &headers),
-            _ => json_request(&format!("spray-{n}"), "Winter2024!", &headers),
+            0 => json_login("bob", "bob-password", &headers),
+            _ => json_login(&format!("spray-{n}"), "Winter2024!", &headers),
         };
         let reply = gateway.send(request).await;
         if let Some(problem) = limited_problem(&reply) {
@@ -227,9 +209,7 @@ async fn no_client_address_header_resets_the_per_ip_limit() {
     // All of them at once, over HTTP/2.
     let all = spoofing_headers(99);
     let headers: Vec<(&str, &str)> = all.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let reply = gateway
-        .send_h2(json_request("bob", "bob-password", &headers))
-        .await;
+    let reply = gateway.send_h2(json_login("bob", "bob-password", &headers)).await;
     if let Some(problem) = limited_problem(&reply) {
         failures.push(format!("every header at once over h2: {problem}"));
     }
@@ -254,7 +234,7 @@ async fn spoofed_hops_before_a_trusted_proxy_do_not_reset_the_per_ip_limit() {
     for n in 0..3 {
         let chain = format!("198.51.100.{n}, {CLIENT}");
         let reply = gateway
-            .send(json_request(
+            .send(json_login(
                 &format!("spray{n}"),
                 "guess",
                 &[("x-forwarded-for", &chain)],
@@ -289,7 +269,7 @@ async fn spoofed_hops_before_a_trusted_proxy_do_not_reset_the_per_ip_limit() {
         };
         let password = if n == 0 { "bob-password" } else { "guess" };
         let reply = gateway
-            .send(json_request(&user, password, &[("x-forwarded-for", &chain)]))
+            .send(json_login(&user, password, &[("x-forwarded-for", &chain)]))
             .await;
         if let Some(problem) = limited_problem(&reply) {
             failures.push(format!("X-Forwarded-For: {chain}: {problem}"));
@@ -297,7 +277,7 @@ async fn spoofed_hops_before_a_trusted_proxy_do_not_reset_the_per_ip_limit() {
     }
     // Control: another real client behind the same proxy is not limited.
     let other = gateway
-        .send(json_request(
+        .send(json_login(
             "bob",
             "bob-password",
             &[("x-forwarded-for", "203.0.113.8")],
@@ -324,7 +304,7 @@ async fn a_spoofed_forwarded_for_line_before_the_proxys_own_line_does_not_reset_
     const CLIENT: &str = "203.0.113.7";
     let attempt = |n: usize, user: &str, password: &str| {
         let spoofed = format!("198.51.100.{n}");
-        let mut request = json_request(user, password, &[("x-forwarded-for", &spoofed)]);
+        let mut request = json_login(user, password, &[("x-forwarded-for", &spoofed)]);
         request
             .headers_mut()
             .append("x-forwarded-for", http::HeaderValue::from_static(CLIENT));
@@ -369,13 +349,13 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
     let origin = [("origin", "https://localhost")];
     // (case, request, whether it names exactly alice, or a case-variant the limiter folds)
     let mut cases: Vec<(String, Request<Full<Bytes>>, bool)> = vec![
-        ("exact name".into(), json_request("alice", right, &[]), true),
-        ("Alice".into(), json_request("Alice", right, &[]), true),
-        ("ALICE".into(), json_request("ALICE", right, &[]), true),
+        ("exact name".into(), json_login("alice", right, &[]), true),
+        ("Alice".into(), json_login("Alice", right, &[]), true),
+        ("ALICE".into(), json_login("ALICE", right, &[]), true),
         (
             "JSON unicode escapes".into(),
-            login_request(
-                "application/json",
+            raw_login(
+                Some("application/json"),
                 format!("{{\"username\":\"\\u0061\\u006c\\u0069\\u0063\\u0065\",\"password\":\"{right}\"}}"),
                 &[],
             ),
@@ -383,8 +363,8 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "JSON with whitespace and reordered members".into(),
-            login_request(
-                "application/json",
+            raw_login(
+                Some("application/json"),
                 format!("{{ \"password\" : \"{right}\" ,\n \"username\" : \"alice\" }}"),
                 &[],
             ),
@@ -392,18 +372,22 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "media type with charset".into(),
-            login_request("application/json; charset=utf-8", json_login("alice", right), &[]),
+            raw_login(
+                Some("application/json; charset=utf-8"),
+                credentials("alice", right),
+                &[],
+            ),
             true,
         ),
         (
             "media type in capitals".into(),
-            login_request("APPLICATION/JSON", json_login("alice", right), &[]),
+            raw_login(Some("APPLICATION/JSON"), credentials("alice", right), &[]),
             true,
         ),
         (
             "mode token".into(),
-            login_request(
-                "application/json",
+            raw_login(
+                Some("application/json"),
                 json!({"username": "alice", "password": right, "mode": "token"}).to_string(),
                 &[],
             ),
@@ -411,8 +395,8 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "mode cookie".into(),
-            login_request(
-                "application/json",
+            raw_login(
+                Some("application/json"),
                 json!({"username": "alice", "password": right, "mode": "cookie"}).to_string(),
                 &origin,
             ),
@@ -420,8 +404,8 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "HTML form".into(),
-            login_request(
-                "application/x-www-form-urlencoded",
+            raw_login(
+                Some("application/x-www-form-urlencoded"),
                 format!("username=alice&password={right}"),
                 &origin,
             ),
@@ -429,8 +413,8 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "HTML form, percent-encoded name".into(),
-            login_request(
-                "application/x-www-form-urlencoded",
+            raw_login(
+                Some("application/x-www-form-urlencoded"),
                 format!("username=%61%6C%69%63%65&password={right}"),
                 &origin,
             ),
@@ -438,8 +422,8 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "HTML form, fields reordered with return_to".into(),
-            login_request(
-                "application/x-www-form-urlencoded",
+            raw_login(
+                Some("application/x-www-form-urlencoded"),
                 format!("return_to=%2F&password={right}&username=alice"),
                 &origin,
             ),
@@ -447,7 +431,7 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
         ),
         (
             "spoofed X-Forwarded-For".into(),
-            json_request("alice", right, &[("x-forwarded-for", "198.51.100.9")]),
+            json_login("alice", right, &[("x-forwarded-for", "198.51.100.9")]),
             true,
         ),
     ];
@@ -473,7 +457,7 @@ async fn user_name_and_body_variants_do_not_evade_the_per_user_limit() {
     ] {
         cases.push((
             format!("user name with {name}"),
-            json_request(username, right, &[]),
+            json_login(username, right, &[]),
             false,
         ));
     }
@@ -524,12 +508,12 @@ fn admitted(replies: &[Reply]) -> (usize, Vec<String>) {
 async fn a_burst_multiplexed_on_one_http2_connection_gets_only_the_budget() {
     let gateway = gateway_with("", "login_per_ip = \"5/min\"\nlogin_per_user = \"100000/min\"\n").await;
     let h2 = gateway.h2().await;
-    let attempts = (0..40).map(|n| send_on(&h2, json_request(&format!("burst{n}"), "guess", &[])));
+    let attempts = (0..40).map(|n| send_on(&h2, json_login(&format!("burst{n}"), "guess", &[])));
     let replies = within(futures_util::future::join_all(attempts)).await;
     let (passed, problems) = admitted(&replies);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(passed, 5, "attempts past a limit of 5");
-    let reply = send_on(&h2, json_request("bob", "bob-password", &[])).await;
+    let reply = send_on(&h2, json_login("bob", "bob-password", &[])).await;
     assert!(
         limited_problem(&reply).is_none(),
         "the right password after the burst: {}",
@@ -544,14 +528,14 @@ async fn a_burst_over_many_parallel_connections_gets_only_the_budget() {
     let gateway = &gateway;
     let attempts = (0..30).map(|n| async move {
         let request = match n % 3 {
-            0 => json_request("bob", &format!("guess-{n}"), &[]),
-            1 => json_request(
+            0 => json_login("bob", &format!("guess-{n}"), &[]),
+            1 => json_login(
                 "BOB",
                 &format!("guess-{n}"),
                 &[("x-forwarded-for", "198.51.100.1")],
             ),
-            _ => login_request(
-                "application/x-www-form-urlencoded",
+            _ => raw_login(
+                Some("application/x-www-form-urlencoded"),
                 format!("username=bob&password=guess-{n}"),
                 &[("origin", "https://localhost")],
             ),

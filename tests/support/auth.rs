@@ -54,6 +54,27 @@ pub fn login_request(user: &str) -> Request<Full<Bytes>> {
     request(Method::POST, "/auth/login").json(&login_json(user))
 }
 
+/// The JSON text of a login with any credentials.
+pub fn credentials(username: &str, password: &str) -> String {
+    json!({ "username": username, "password": password }).to_string()
+}
+
+/// `POST /auth/login` with `body` sent as `content_type` (none if `None`) and extra `headers`.
+pub fn raw_login(
+    content_type: Option<&str>,
+    body: impl Into<Bytes>,
+    headers: &[(&str, &str)],
+) -> Request<Full<Bytes>> {
+    let content_type = content_type.map(|value| ("content-type", value));
+    let request = request(Method::POST, "/auth/login").headers(content_type.as_slice());
+    request.headers(headers).with_body(body)
+}
+
+/// A JSON login with any credentials and extra `headers`.
+pub fn json_login(username: &str, password: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    raw_login(Some("application/json"), credentials(username, password), headers)
+}
+
 /// `POST /auth/refresh` with the token in a JSON body.
 pub fn refresh_request(token: &str) -> Request<Full<Bytes>> {
     request(Method::POST, "/auth/refresh").json(&json!({ "refresh_token": token }))
