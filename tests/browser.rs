@@ -34,11 +34,6 @@ const COOKIES: &str = "[cookies]\nallowed_origins = [\"https://app.example.com\"
 const TRANSPARENT_COOKIES: &str =
     "[cookies]\nallowed_origins = [\"https://app.example.com\"]\ntransparent_refresh = true\n";
 
-/// A gateway with `/api/` (required) to an echo, generous limits and `COOKIES`.
-async fn gateway() -> (Gateway, Upstream) {
-    api_gateway(ES256_TOKENS, COOKIES).await
-}
-
 // === where a request says it comes from ===
 
 /// Refused: 403 `cross_site_request`, and nothing changes.
@@ -140,7 +135,7 @@ fn assert_cross_site(reply: &Reply, what: &str) {
 
 #[tokio::test]
 async fn a_cookie_mode_login_sets_both_cookies_with_every_attribute_and_returns_no_token() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let reply = cookie_login(&gateway, "alice", OWN).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let cookies = issued_cookies(&reply, DEFAULTS, "cookie login");
@@ -169,7 +164,7 @@ async fn a_cookie_mode_login_sets_both_cookies_with_every_attribute_and_returns_
 
 #[tokio::test]
 async fn the_access_cookie_authenticates_a_proxied_get_and_the_upstream_never_sees_a_gateway_cookie() {
-    let (gateway, echo) = gateway().await;
+    let (gateway, echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let cookies = logged_in(&gateway, "bob").await;
     let jar = [
         ("theme", "dark"),
@@ -199,7 +194,7 @@ async fn the_access_cookie_authenticates_a_proxied_get_and_the_upstream_never_se
 
 #[tokio::test]
 async fn a_form_login_answers_303_to_return_to_and_sets_the_same_cookies() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let reply = form_login(&gateway, "bob", Some("/app/page?x=1#top"), OWN).await;
     assert_eq!(reply.status, 303, "{}", reply.text());
     assert_eq!(reply.header("location"), Some("/app/page?x=1#top"));
@@ -216,7 +211,7 @@ async fn a_form_login_answers_303_to_return_to_and_sets_the_same_cookies() {
 
 #[tokio::test]
 async fn a_cookie_refresh_rotates_both_cookies_and_returns_no_token() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let first = logged_in(&gateway, "alice").await;
     let reply = browse(&gateway, Method::POST, "/auth/refresh", OWN, &first.both()).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -247,7 +242,7 @@ async fn a_cookie_refresh_rotates_both_cookies_and_returns_no_token() {
 
 #[tokio::test]
 async fn a_cookie_logout_ends_the_session_and_clears_both_cookies_with_the_same_names_paths_and_attributes() {
-    let (gateway, echo) = gateway().await;
+    let (gateway, echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let cookies = logged_in(&gateway, "alice").await;
     let reply = browse(&gateway, Method::POST, "/auth/logout", OWN, &cookies.both()).await;
     assert_eq!(reply.status, 204, "{}", reply.text());
@@ -274,7 +269,7 @@ async fn a_cookie_logout_ends_the_session_and_clears_both_cookies_with_the_same_
 
 #[tokio::test]
 async fn cookie_authenticated_unsafe_methods_need_the_own_or_an_allowed_origin() {
-    let (gateway, echo) = gateway().await;
+    let (gateway, echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let cookies = logged_in(&gateway, "alice").await;
     let jar = [(ACCESS, cookies.access.as_str())];
     for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
@@ -305,7 +300,7 @@ async fn cookie_authenticated_unsafe_methods_need_the_own_or_an_allowed_origin()
 
 #[tokio::test]
 async fn a_cookie_get_needs_no_origin_and_a_bearer_post_needs_no_origin() {
-    let (gateway, echo) = gateway().await;
+    let (gateway, echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let cookies = logged_in(&gateway, "alice").await;
     let reply = cookie_get(&gateway, PROTECTED, &[(ACCESS, &cookies.access)]).await;
     assert_eq!(reply.status, 200, "cookie GET: {}", reply.text());
@@ -332,7 +327,7 @@ async fn a_cookie_get_needs_no_origin_and_a_bearer_post_needs_no_origin() {
 
 #[tokio::test]
 async fn a_cookie_mode_login_needs_the_own_or_an_allowed_origin_and_a_refused_one_begins_no_session() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     for (what, site) in CROSS_SITE {
         let what = format!("cookie login with {what}");
         let reply = cookie_login(&gateway, "bob", site).await;
@@ -357,7 +352,7 @@ async fn a_cookie_mode_login_needs_the_own_or_an_allowed_origin_and_a_refused_on
 
 #[tokio::test]
 async fn a_form_login_needs_the_own_or_an_allowed_origin_and_a_refused_one_begins_no_session() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     for (what, site) in CROSS_SITE {
         let what = format!("form login with {what}");
         let reply = form_login(&gateway, "bob", Some("/app"), site).await;
@@ -384,7 +379,7 @@ async fn a_form_login_needs_the_own_or_an_allowed_origin_and_a_refused_one_begin
 
 #[tokio::test]
 async fn a_cookie_refresh_needs_the_own_or_an_allowed_origin_and_a_refused_one_rotates_nothing() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let login = logged_in(&gateway, "alice").await;
     // One JSON rotation first, so that there is a retired token to prove liveness with.
     let mut live = gateway.refreshed(&login.refresh, "a JSON refresh").await.refresh;
@@ -414,7 +409,7 @@ async fn a_cookie_refresh_needs_the_own_or_an_allowed_origin_and_a_refused_one_r
 
 #[tokio::test]
 async fn a_cookie_logout_needs_the_own_or_an_allowed_origin_and_a_refused_one_ends_nothing() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let victim = logged_in(&gateway, "alice").await;
     for (what, site) in CROSS_SITE {
         let what = format!("cookie logout with {what}");
@@ -442,7 +437,7 @@ async fn a_cookie_logout_needs_the_own_or_an_allowed_origin_and_a_refused_one_en
 
 #[tokio::test]
 async fn cookie_authenticated_logout_all_and_session_deletion_need_the_own_or_an_allowed_origin() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let one = logged_in(&gateway, "alice").await;
     let two = logged_in(&gateway, "alice").await;
     let all = BTreeSet::from([one.sid(), two.sid()]);
@@ -477,7 +472,7 @@ async fn cookie_authenticated_logout_all_and_session_deletion_need_the_own_or_an
 
 #[tokio::test]
 async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let form_post = |path: &str, cookies: &Cookies| {
         browser(Method::POST, path, OWN, &cookies.both())
             .header("content-type", "application/x-www-form-urlencoded")
@@ -518,7 +513,7 @@ async fn an_html_form_post_logs_out_and_refreshes_from_the_cookies() {
 #[tokio::test]
 async fn the_form_login_redirects_only_to_a_same_origin_path_and_every_open_redirect_trick_lands_on_the_root()
 {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let tricks = [
         "//evil.com",
         "///evil.com",
@@ -571,7 +566,7 @@ async fn the_form_login_redirects_only_to_a_same_origin_path_and_every_open_redi
 
 #[tokio::test]
 async fn two_access_cookies_on_a_proxied_route_are_refused_with_401_and_reach_nothing() {
-    let (gateway, echo) = gateway().await;
+    let (gateway, echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let victim = logged_in(&gateway, "alice").await;
     let attacker = logged_in(&gateway, "bob").await;
     let one_header = [
@@ -602,7 +597,7 @@ async fn two_access_cookies_on_a_proxied_route_are_refused_with_401_and_reach_no
 
 #[tokio::test]
 async fn two_cookies_under_one_name_on_the_cookie_refresh_are_refused_with_400_and_rotate_nothing() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let victim = logged_in(&gateway, "alice").await;
     let attacker = logged_in(&gateway, "bob").await;
     let live = gateway.refreshed(&victim.refresh, "a JSON refresh").await.refresh;
@@ -658,7 +653,7 @@ async fn two_cookies_under_one_name_on_the_cookie_refresh_are_refused_with_400_a
 
 #[tokio::test]
 async fn two_cookies_under_one_name_on_the_cookie_logout_are_refused_and_end_nothing() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let victim = logged_in(&gateway, "alice").await;
     let attacker = logged_in(&gateway, "bob").await;
     let jar = [
@@ -677,7 +672,7 @@ async fn two_cookies_under_one_name_on_the_cookie_logout_are_refused_and_end_not
 
 #[tokio::test]
 async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_other_origin_does() {
-    let (gateway, _echo) = gateway().await;
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, COOKIES).await;
     let preflight = |origin: &'static str| {
         request(Method::OPTIONS, "/auth/login")
             .header("origin", origin)
