@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::Method;
 use serde_json::Value;
 use support::auth::{
-    Pair, assert_invalid_grant, assert_invalid_token, login_json, logout_request, refresh_request,
+    Pair, assert_invalid_grant, assert_invalid_token, json_login, logout_request, refresh_request,
     session_ids,
 };
 use support::binary::{Binary, start_binary};
@@ -34,8 +34,8 @@ async fn wait_past_grace(grace: Duration) {
 
 /// Logs in as a test user with a User-Agent.
 async fn login_as(gateway: &Gateway, user: &str, user_agent: &str) -> Pair {
-    let login = request(Method::POST, "/auth/login").header("user-agent", user_agent);
-    let reply = gateway.send(login.json(&login_json(user))).await;
+    let login = json_login(user, &format!("{user}-password"), &[("user-agent", user_agent)]);
+    let reply = gateway.send(login).await;
     Pair::from_reply(&reply, &format!("login {user}"))
 }
 

@@ -22,10 +22,7 @@ impl Pair {
     /// The pair of a 200 answer to a login or a refresh.
     pub fn from_reply(reply: &Reply, what: &str) -> Pair {
         assert_eq!(reply.status, 200, "{what}: {}", reply.text());
-        Pair::from_json(&reply.json(), what)
-    }
-
-    pub fn from_json(body: &Value, what: &str) -> Pair {
+        let body = reply.json();
         assert_eq!(body["token_type"], "Bearer", "{what}: {body}");
         let field = |name: &str| {
             body[name]
@@ -46,12 +43,8 @@ impl Pair {
 }
 
 /// The JSON login of a test user (password `<name>-password`).
-pub fn login_json(user: &str) -> Value {
-    json!({ "username": user, "password": format!("{user}-password") })
-}
-
 pub fn login_request(user: &str) -> Request<Full<Bytes>> {
-    request(Method::POST, "/auth/login").json(&login_json(user))
+    json_login(user, &format!("{user}-password"), &[])
 }
 
 /// The JSON text of a login with any credentials.
