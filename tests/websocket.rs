@@ -140,12 +140,11 @@ fn upgrade_request(path: &str, access: &str) -> Request<Full<Bytes>> {
         ("connection", "Upgrade"),
         ("upgrade", "websocket"),
         ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
-    let key = ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
     request(Method::GET, path)
         .bearer(access)
         .headers(&upgrade)
-        .headers(&[key])
         .empty()
 }
 
