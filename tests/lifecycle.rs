@@ -190,8 +190,8 @@ async fn tls_1_2_only_and_tls_1_3_only_clients_both_complete_a_handshake() {
         let config = client::config(std::slice::from_ref(&cert), &[version], &[b"http/1.1"]);
         let stream = within(client::connect(gateway.addr, &config)).await.expect("TLS");
         assert_eq!(stream.get_ref().1.protocol_version(), Some(expected));
-        let (status, _) = client::get_over(stream, "/").await.expect("response");
-        assert_eq!(status, 200, "{expected:?}");
+        let reply = client::get_over(stream, "/").await.expect("response");
+        assert_eq!(reply.status, 200, "{expected:?}");
     }
     assert_eq!(echo.counts.requests(), 2);
 }
@@ -207,10 +207,9 @@ async fn alpn_offers_of_h2_and_http_1_1_are_each_honoured() {
     ] {
         let stream = gateway.tls_connect(offer).await;
         assert_eq!(stream.get_ref().1.alpn_protocol(), expected, "offer {offer:?}");
-        let (status, body) = client::get_over(stream, "/").await.expect("response");
-        assert_eq!(status, 200, "offer {offer:?}");
-        let json: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
-        assert_eq!(json["uri"], "/", "offer {offer:?}");
+        let reply = client::get_over(stream, "/").await.expect("response");
+        assert_eq!(reply.status, 200, "offer {offer:?}");
+        assert_eq!(reply.upstream_uri(), "/", "offer {offer:?}");
     }
     assert_eq!(echo.counts.requests(), 3);
 }
@@ -274,8 +273,8 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_idle_timeout() {
         .server("idle_timeout = \"500ms\"\nheader_read_timeout = \"10s\"");
     let gateway = Gateway::start(setup).await;
     let (mut sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
-    let (status, _) = client::h1_get(&mut sender, "/").await.expect("response");
-    assert_eq!(status, 200);
+    let reply = client::h1_get(&mut sender, "/").await.expect("response");
+    assert_eq!(reply.status, 200);
     assert_closed_when_idle(connection).await;
     drop(sender);
 }
@@ -289,8 +288,8 @@ async fn an_idle_http2_connection_is_closed_after_idle_timeout() {
     let stream = gateway.tls_connect(&[b"h2"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut sender, connection) = client::h2(stream).await;
-    let (status, _) = client::h2_get(&mut sender, "/").await.expect("response");
-    assert_eq!(status, 200);
+    let reply = client::h2_get(&mut sender, "/").await.expect("response");
+    assert_eq!(reply.status, 200);
     assert_closed_when_idle(connection).await;
     drop(sender);
 }
@@ -319,13 +318,10 @@ async fn stop_lets_an_in_flight_request_finish_and_then_refuses_connections() {
 
     let drained = within(gateway.stop()).await;
 
-    let (status, body) = within(in_flight)
-        .await
-        .expect("task")
-        .expect("the in-flight request was cut");
-    assert_eq!(status, 200);
-    let json: serde_json::Value = serde_json::from_str(&body).expect("echo JSON");
-    assert_eq!(json["uri"], "/slow");
+    let reply = within(in_flight).await.expect("task");
+    let reply = reply.expect("the in-flight request was cut");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.upstream_uri(), "/slow");
     assert!(drained, "stop() reported connections left after the grace");
     assert_refuses_connections(gateway.addr).await;
     assert_refuses_connections(gateway.admin).await;
@@ -341,11 +337,8 @@ async fn an_in_flight_http2_request_survives_a_graceful_stop() {
 
     let drained = within(gateway.stop()).await;
 
-    let (status, _) = within(in_flight)
-        .await
-        .expect("task")
-        .expect("the in-flight request was cut");
-    assert_eq!(status, 200);
+    let reply = within(in_flight).await.expect("task");
+    assert_eq!(reply.expect("the in-flight request was cut").status, 200);
     assert!(drained, "stop() reported connections left after the grace");
     assert_refuses_connections(gateway.addr).await;
 }
@@ -358,12 +351,18 @@ async fn stop_does_not_wait_for_idle_keep_alive_connections() {
     // Two idle connections that each served one request: HTTP/1.1 and HTTP/2.
     let (mut h1_sender, h1_connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
     assert_eq!(
-        client::h1_get(&mut h1_sender, "/").await.expect("h1 response").0,
+        client::h1_get(&mut h1_sender, "/")
+            .await
+            .expect("h1 response")
+            .status,
         200
     );
     let (mut h2_sender, h2_connection) = client::h2(gateway.tls_connect(&[b"h2"]).await).await;
     assert_eq!(
-        client::h2_get(&mut h2_sender, "/").await.expect("h2 response").0,
+        client::h2_get(&mut h2_sender, "/")
+            .await
+            .expect("h2 response")
+            .status,
         200
     );
     let started = Instant::now();
@@ -511,8 +510,8 @@ async fn the_binary_drains_an_in_flight_request_on_sigterm_and_exits_0() {
     child.signal("TERM");
 
     let outcome = within(in_flight).await.expect("task");
-    let (status, _) = outcome.unwrap_or_else(|e| panic!("in-flight request cut: {e}\n{}", child.log()));
-    assert_eq!(status, 200);
+    let reply = outcome.unwrap_or_else(|e| panic!("in-flight request cut: {e}\n{}", child.log()));
+    assert_eq!(reply.status, 200);
 
     let status = child.wait_exit().await;
     assert_eq!(status.code(), Some(0), "exit status {status}:\n{}", child.log());

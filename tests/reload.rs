@@ -193,11 +193,16 @@ fn presented(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     certs[0].clone().into_owned()
 }
 
-/// The name of the upstream that answered `GET /svc/x` on a new connection.
-async fn served_by(gateway: &Client) -> String {
-    let reply = gateway.get(SVC).await;
+/// The name of the upstream that answered `GET /svc/x` on the open connection `sender`.
+async fn served_on(sender: &mut Sender) -> String {
+    let reply = client::h1_get(sender, SVC).await.expect("response");
     assert_eq!(reply.status, 200, "GET {SVC} failed: {}", reply.text());
     reply.text()
+}
+
+/// `served_on` a new connection.
+async fn served_by(gateway: &Client) -> String {
+    served_on(&mut gateway.h1().await).await
 }
 
 /// Polls `served_by` until `upstream` answers; fails after `limit`.
@@ -250,8 +255,8 @@ async fn run_load_client(
     while !failed && !stop.load(Ordering::SeqCst) && Instant::now() < until {
         let sent = Instant::now();
         let outcome = match client::h1_get(&mut sender, SVC).await {
-            Ok((status, body)) if status == 200 => Ok(body),
-            Ok((status, body)) => Err(format!("{status}: {body}")),
+            Ok(reply) if reply.status == 200 => Ok(reply.text()),
+            Ok(reply) => Err(format!("{}: {}", reply.status, reply.text())),
             Err(e) => Err(format!("connection lost: {e}")),
         };
         failed = outcome.is_err();
@@ -448,12 +453,8 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
             !client.connection.is_finished(),
             "client {k}'s connection was closed"
         );
-        let reply = client::h1_get(&mut client.sender, SVC).await;
-        assert_eq!(
-            reply,
-            Ok((StatusCode::OK, last.to_string())),
-            "client {k}, after the rewrites"
-        );
+        let answered = served_on(&mut client.sender).await;
+        assert_eq!(answered, last, "client {k}, after the rewrites");
     }
     assert_eq!(served_by(&gateway).await, last, "a new connection");
 }
@@ -521,15 +522,15 @@ async fn a_request_in_flight_during_a_reload_finishes_on_the_upstream_it_started
     assert!(!in_flight.is_finished(), "A answered before the reload was done");
 
     let (reply, mut sender) = within(in_flight).await.expect("task");
-    let (status, body) = reply.expect("the in-flight request");
-    assert_eq!(status, 200, "the in-flight request: {body}");
-    let echo: Value = serde_json::from_str(&body).expect("A's echo, not B's name");
-    assert_eq!(echo["uri"], SVC, "the in-flight request");
-    // The same connection goes on, with the new routes.
+    let reply = reply.expect("the in-flight request");
+    assert_eq!(reply.status, 200, "the in-flight request: {}", reply.text());
     assert_eq!(
-        client::h1_get(&mut sender, SVC).await,
-        Ok((StatusCode::OK, "B".to_string()))
+        reply.upstream_uri(),
+        SVC,
+        "the in-flight request, answered by A's echo"
     );
+    // The same connection goes on, with the new routes.
+    assert_eq!(served_on(&mut sender).await, "B");
     assert!(!connection.is_finished());
     assert_eq!(served_by(&gateway).await, "B");
 }
@@ -563,10 +564,7 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
     .expect("handshake before the swap");
     assert_eq!(presented(&before), old);
     let (mut kept, kept_connection) = client::h1(before).await;
-    assert_eq!(
-        client::h1_get(&mut kept, SVC).await,
-        Ok((StatusCode::OK, "A".into()))
-    );
+    assert_eq!(served_on(&mut kept).await, "A");
 
     let new = replace_certificate(gateway.dir.path());
     assert_ne!(new, old);
@@ -584,11 +582,7 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
         presented(&after) == new,
         "a connection opened after the reload was given the old certificate"
     );
-    let (mut fresh, _fresh_connection) = client::h1(after).await;
-    assert_eq!(
-        client::h1_get(&mut fresh, SVC).await,
-        Ok((StatusCode::OK, "A".into()))
-    );
+    assert_eq!(served_on(&mut client::h1(after).await.0).await, "A");
     let refused = within(client::connect(gateway.addr, &trusting(&[old]))).await;
     assert!(
         refused.is_err_and(|e| e.starts_with("handshake")),
@@ -597,9 +591,9 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
 
     // The connection from before the swap goes on.
     for n in 0..3 {
+        let answered = served_on(&mut kept).await;
         assert_eq!(
-            client::h1_get(&mut kept, SVC).await,
-            Ok((StatusCode::OK, "A".into())),
+            answered, "A",
             "request {n} on the connection opened before the swap"
         );
     }
@@ -620,11 +614,7 @@ async fn the_file_watcher_alone_serves_a_replaced_certificate_to_new_connections
             .await
             .expect("handshake");
         if presented(&stream) == new {
-            let (mut sender, _connection) = client::h1(stream).await;
-            assert_eq!(
-                client::h1_get(&mut sender, SVC).await,
-                Ok((StatusCode::OK, "A".into()))
-            );
+            assert_eq!(served_on(&mut client::h1(stream).await.0).await, "A");
             break;
         }
         assert!(

@@ -28,6 +28,7 @@ use support::jwt::claims_of;
 use support::matrix::Bench;
 use support::probe::{Answer, Probe, Proto};
 use support::recorder::{Recorded, Responder, Then, plain_responder};
+use support::{ACCESS_COOKIE, REFRESH_COOKIE};
 
 /// Header values as a CGI-style backend reads them: the name in any case, `_` read as `-`.
 trait AnySpelling {
@@ -58,8 +59,6 @@ fn leaked<'a>(seen: &Recorded, names: impl IntoIterator<Item = &'a str>) -> Vec<
 // The gateway under test and its callers.
 // ===================================================================================
 
-const ACCESS_COOKIE: &str = "__Host-portcullis-access";
-const REFRESH_COOKIE: &str = "__Secure-portcullis-refresh";
 const IDENTITY: [&str; 3] = ["x-auth-sub", "x-auth-role", "x-auth-session"];
 
 /// The routes requests are sent to (name, target): `/pub/` public, `/api/` any authenticated

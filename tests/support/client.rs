@@ -7,9 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http::{Method, Request};
+use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -19,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::{get, within};
+use super::{Reply, RequestExt, get, within};
 
 /// A client connection's task: it ends when the connection closes.
 pub type Connection = JoinHandle<Result<(), hyper::Error>>;
@@ -102,42 +101,26 @@ pub fn request(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Request<Full<Bytes>> {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "localhost");
+    let mut request = super::request(Method::from_bytes(method.as_bytes()).expect("method"), path);
     if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+        request = request.bearer(token);
     }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.body(Full::new(body.into())).expect("request")
+    request.headers(headers).with_body(body)
 }
 
-/// A response's status and body (as text), or what went wrong on the connection; a hang fails
-/// the test.
-pub type Answer = Result<(StatusCode, String), String>;
+/// A response read in full, or what went wrong on the connection; a hang fails the test.
+pub type Answer = Result<Reply, hyper::Error>;
 
 /// `GET path` on an open HTTP/1.1 connection.
 pub async fn h1_get(sender: &mut http1::SendRequest<Full<Bytes>>, path: &str) -> Answer {
-    let ready = within(sender.ready()).await;
-    ready.map_err(|e| format!("connection unusable: {e}"))?;
-    read(within(sender.send_request(get(path))).await).await
+    within(sender.ready()).await?;
+    Reply::try_read(within(sender.send_request(get(path))).await).await
 }
 
 /// `GET path` on an open HTTP/2 connection.
 pub async fn h2_get(sender: &mut http2::SendRequest<Full<Bytes>>, path: &str) -> Answer {
     let request = Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new()));
-    read(within(sender.send_request(request.expect("request"))).await).await
-}
-
-async fn read(response: Result<http::Response<Incoming>, hyper::Error>) -> Answer {
-    let response = response.map_err(|e| format!("request failed: {e}"))?;
-    let status = response.status();
-    let body = within(response.into_body().collect()).await;
-    let body = body.map_err(|e| format!("body failed: {e}"))?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Reply::try_read(within(sender.send_request(request.expect("request"))).await).await
 }
 
 /// `GET path` on a new client on `stream`: over HTTP/2 when ALPN chose h2, else HTTP/1.1.

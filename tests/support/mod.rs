@@ -27,11 +27,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::TokioIo;
 use portcullis::Running;
-use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 // The kit for sessions and tokens: logins, refreshes, JWT forging, a redis-server.
@@ -197,7 +196,7 @@ pub struct Client {
     pub admin: SocketAddr,
     /// Names the gateway in failure messages (replicas set it).
     pub name: &'static str,
-    tls: TlsConnector,
+    tls: Arc<ClientConfig>,
 }
 
 impl Client {
@@ -207,7 +206,7 @@ impl Client {
             addr,
             admin,
             name: "the gateway",
-            tls: TlsConnector::from(client::trusting(dir, &[])),
+            tls: client::trusting(dir, &[]),
         }
     }
 
@@ -217,12 +216,11 @@ impl Client {
 
     /// A fresh TLS connection offering the given ALPN protocols.
     pub async fn tls_connect(&self, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(self.addr).await.expect("connect");
-        let mut config = (*self.tls.config().clone()).clone();
+        let mut config = (*self.tls).clone();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let name = ServerName::try_from("localhost").expect("name");
-        let connector = TlsConnector::from(Arc::new(config));
-        connector.connect(name, tcp).await.expect("TLS handshake")
+        within(client::connect(self.addr, &Arc::new(config)))
+            .await
+            .expect("TLS")
     }
 
     /// A new HTTP/1.1 connection, for requests sent on it later (or many on one).
@@ -385,6 +383,7 @@ pub async fn send_on(sender: &http2::SendRequest<Full<Bytes>>, request: Request<
 }
 
 /// A response read in full.
+#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
