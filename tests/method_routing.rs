@@ -3,30 +3,20 @@
 
 mod support;
 
-use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::Full;
 use support::config::route;
 use support::upstreams::Upstream;
-use support::{Gateway, Reply, Setup};
+use support::{Gateway, Reply, RequestExt, Setup};
 
 /// Every method a client might try: standard, WebDAV, made-up, and a lower-case `get`
 /// (methods are case-sensitive, so `get` is not `GET`).
 fn methods() -> Vec<Method> {
-    let mut all = vec![
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::OPTIONS,
-        Method::TRACE,
+    let all = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
     ];
-    for extension in ["PROPFIND", "PURGE", "get"] {
-        all.push(Method::from_bytes(extension.as_bytes()).unwrap());
-    }
-    all
+    let all = all.into_iter().chain(["PROPFIND", "PURGE", "get"]);
+    all.map(|name| Method::from_bytes(name.as_bytes()).unwrap())
+        .collect()
 }
 
 /// What a request should come to.
@@ -39,14 +29,9 @@ enum Expect {
 }
 
 async fn send(gateway: &Gateway, method: &Method, host: &str, path: &str) -> Reply {
-    let request = Request::builder()
-        .method(method.clone())
-        .uri(path)
-        .header("host", host)
-        .header("x-auth-sub", "admin")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    gateway.send(request).await
+    let request = Request::builder().method(method.clone()).uri(path);
+    let headers = [("host", host), ("x-auth-sub", "admin")];
+    gateway.send(request.headers(&headers).empty()).await
 }
 
 /// Sends every method without a token and checks status, `Allow`, and which upstream saw it.
@@ -228,11 +213,8 @@ async fn http2_requests_follow_the_same_method_rule() {
         Method::POST,
         Method::from_bytes(b"PROPFIND").unwrap(),
     ] {
-        let request = Request::builder()
-            .method(method.clone())
-            .uri("https://localhost/admin-area/users/1")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+        let request = Request::builder().method(method.clone());
+        let request = request.uri("https://localhost/admin-area/users/1").empty();
         let reply = gateway.send_h2(request).await;
         assert_eq!(reply.status, 405, "{method}");
         assert_eq!(reply.headers["allow"], "GET, HEAD");

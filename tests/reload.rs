@@ -22,7 +22,8 @@ use support::binary::{Binary, free_port};
 use support::client::{self, Connection};
 use support::upstreams::{Counts, Upstream, ok_response};
 use support::{
-    Client, DEADLINE, GENEROUS_LIMITS, Gateway, Reply, Setup, config, eventually, test_users, within,
+    Client, DEADLINE, GENEROUS_LIMITS, Gateway, Reply, Setup, config, eventually, test_users, user_entry,
+    within, write_atomically,
 };
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -118,7 +119,7 @@ impl ConfigFile {
     }
 
     fn write(&self, text: &str) {
-        write_atomically(&self.path, text.as_bytes());
+        write_atomically(&self.path, text);
     }
 
     /// Writes `text` with mistake `k` of `BAD_EDITS`; how the error's line must start, and
@@ -129,15 +130,6 @@ impl ConfigFile {
         self.write(&bad);
         (error_prefix(&self.path, &bad, at), word)
     }
-}
-
-/// Saves like an editor does: a temporary file beside `path`, renamed over it.
-fn write_atomically(path: &Path, contents: &[u8]) {
-    let mut name = path.file_name().expect("file name").to_os_string();
-    name.push(".saving");
-    let temporary = path.with_file_name(name);
-    std::fs::write(&temporary, contents).expect("write temporary file");
-    std::fs::rename(&temporary, path).expect("rename over the file");
 }
 
 // === the admin listener ===
@@ -766,12 +758,6 @@ async fn a_changed_log_setting_is_reported_as_needing_a_restart() {
 
 // === users.toml ===
 
-/// A `[[user]]` entry with the password `<name>-password`.
-fn user_entry(name: &str) -> String {
-    let hash = portcullis::sessions::users::hash_password(&format!("{name}-password")).expect("hash");
-    format!("\n[[user]]\nname = \"{name}\"\nrole = \"user\"\npassword_hash = \"{hash}\"\n")
-}
-
 async fn login_status(gateway: &Gateway, name: &str) -> StatusCode {
     gateway.login(name, &format!("{name}-password")).await.status
 }
@@ -783,8 +769,8 @@ async fn a_user_added_to_users_toml_can_log_in_after_a_reload_without_a_restart(
     let users = gateway.dir.path().join("users.toml");
     assert_eq!(login_status(&gateway, "dave").await, 401, "dave before the edit");
 
-    let text = format!("{}{}", test_users(), user_entry("dave"));
-    write_atomically(&users, text.as_bytes());
+    let text = format!("{}{}", test_users(), user_entry("dave", "user", ""));
+    write_atomically(&users, &text);
     assert_reloaded(&reload(&gateway).await);
     assert_eq!(login_status(&gateway, "dave").await, 200, "dave after the reload");
     assert_eq!(
@@ -799,8 +785,12 @@ async fn a_bad_users_toml_edit_is_rejected_with_its_position_and_the_old_users_s
     let a = Named::start("A").await;
     let gateway = Gateway::start(Setup::routes(format!("{GENEROUS_LIMITS}{}", svc_route(a.addr)))).await;
     let users = gateway.dir.path().join("users.toml");
-    let text = format!("{}{}nickname = \"e\"\n", test_users(), user_entry("erin"));
-    write_atomically(&users, text.as_bytes());
+    let text = format!(
+        "{}{}nickname = \"e\"\n",
+        test_users(),
+        user_entry("erin", "user", "")
+    );
+    write_atomically(&users, &text);
     let prefix = error_prefix(&users, &text, "nickname");
     assert_rejected_at(&reload(&gateway).await, &prefix, "nickname");
     assert_eq!(
@@ -828,7 +818,7 @@ async fn edits_to_a_users_file_named_by_a_reload_still_take_effect_without_a_res
     let second = gateway.dir.path().join("users2.toml");
     write_atomically(
         &second,
-        format!("{}{}", test_users(), user_entry("dave")).as_bytes(),
+        format!("{}{}", test_users(), user_entry("dave", "user", "")).as_bytes(),
     );
     file.write(&replace_once(
         &file.original,
@@ -841,8 +831,13 @@ async fn edits_to_a_users_file_named_by_a_reload_still_take_effect_without_a_res
     // Let the config watcher handle the gateway.toml edit first, so it cannot be what
     // picks up the next one.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let text = format!("{}{}{}", test_users(), user_entry("dave"), user_entry("erin"));
-    write_atomically(&second, text.as_bytes());
+    let text = format!(
+        "{}{}{}",
+        test_users(),
+        user_entry("dave", "user", ""),
+        user_entry("erin", "user", "")
+    );
+    write_atomically(&second, &text);
     let started = Instant::now();
     while login_status(&gateway, "erin").await != 200 {
         assert!(

@@ -84,24 +84,36 @@ pub const PROTECTED: &str = "/api/whoami";
 
 /// Test users: alice (admin), bob (user), carol (disabled); the password is `<name>-password`.
 pub fn test_users() -> String {
-    static HASHES: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
-        ["alice", "bob", "carol"].map(|name| {
-            portcullis::sessions::users::hash_password(&format!("{name}-password")).expect("hash")
-        })
+    static USERS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let users = [
+            ("alice", "admin", ""),
+            ("bob", "user", ""),
+            ("carol", "user", "disabled = true\n"),
+        ];
+        users
+            .map(|(name, role, extra)| user_entry(name, role, extra))
+            .concat()
     });
-    format!(
-        "[[user]]\nname = \"alice\"\nrole = \"admin\"\npassword_hash = \"{}\"\n\n\
-         [[user]]\nname = \"bob\"\nrole = \"user\"\npassword_hash = \"{}\"\n\n\
-         [[user]]\nname = \"carol\"\nrole = \"user\"\ndisabled = true\npassword_hash = \"{}\"\n",
-        HASHES[0], HASHES[1], HASHES[2]
-    )
+    USERS.clone()
 }
 
-/// Replaces `dir`/users.toml the way editors do: a new file renamed over the old one.
+/// A `[[user]]` entry with the password `<name>-password` and `extra` lines.
+pub fn user_entry(name: &str, role: &str, extra: &str) -> String {
+    let hash = portcullis::sessions::users::hash_password(&format!("{name}-password")).expect("hash");
+    format!("\n[[user]]\nname = \"{name}\"\nrole = \"{role}\"\n{extra}password_hash = \"{hash}\"\n")
+}
+
+/// Replaces `dir`/users.toml the way editors do (`write_atomically`).
 pub fn replace_users_file(dir: &Path, text: &str) {
-    let temporary = dir.join("users.toml.new");
-    std::fs::write(&temporary, text).expect("write users");
-    std::fs::rename(&temporary, dir.join("users.toml")).expect("rename users");
+    write_atomically(&dir.join("users.toml"), text);
+}
+
+/// Saves like an editor does: a temporary file beside `path`, renamed over it.
+pub fn write_atomically(path: &Path, contents: impl AsRef<[u8]>) {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".saving");
+    std::fs::write(&temporary, contents).expect("write temporary file");
+    std::fs::rename(&temporary, path).expect("rename over the file");
 }
 
 impl Setup {
