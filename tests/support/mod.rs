@@ -303,7 +303,15 @@ impl Client {
 
     /// One plain-HTTP request to the admin listener.
     pub async fn admin(&self, method: Method, path: &str) -> Reply {
-        admin_reply(self.admin, method, path).await
+        let tcp = within(TcpStream::connect(self.admin))
+            .await
+            .expect("connect to admin");
+        let (mut sender, connection) = within(http1::handshake(TokioIo::new(tcp)))
+            .await
+            .expect("admin handshake");
+        tokio::spawn(connection);
+        let response = within(sender.send_request(request(method, path).empty())).await;
+        Reply::read(response.expect("admin response")).await
     }
 
     /// The status of `GET /readyz` on the admin listener.
@@ -493,20 +501,4 @@ pub fn skip_without(tool: &str) -> bool {
     assert!(!ci, "{tool} is not installed, and CI must run this test");
     eprintln!("skipping: {tool} not installed");
     true
-}
-
-/// One plain-HTTP request to an admin listener: its status and body.
-pub async fn admin_request(admin: SocketAddr, method: Method, path: &str) -> (StatusCode, Bytes) {
-    let reply = admin_reply(admin, method, path).await;
-    (reply.status, reply.body)
-}
-
-async fn admin_reply(admin: SocketAddr, method: Method, path: &str) -> Reply {
-    let tcp = within(TcpStream::connect(admin)).await.expect("connect to admin");
-    let (mut sender, connection) = within(hyper::client::conn::http1::handshake(TokioIo::new(tcp)))
-        .await
-        .expect("admin handshake");
-    tokio::spawn(connection);
-    let response = within(sender.send_request(request(method, path).empty())).await;
-    Reply::read(response.expect("admin response")).await
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Request;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -69,15 +67,15 @@ impl Upstream {
 
     /// A TCP server that reads each request head and answers with `reply(n)` for the n-th
     /// request overall (0-based), then closes if `close` is set.
-    pub async fn raw(reply: fn(usize) -> Vec<u8>, close: bool) -> Upstream {
+    pub async fn raw(reply: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static, close: bool) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let counts = Arc::new(Counts::default());
-        let seen = counts.clone();
+        let (seen, reply) = (counts.clone(), Arc::new(reply));
         tokio::spawn(async move {
             while let Ok((mut tcp, _)) = listener.accept().await {
                 seen.connections.fetch_add(1, Ordering::SeqCst);
-                let seen = seen.clone();
+                let (seen, reply) = (seen.clone(), reply.clone());
                 tokio::spawn(async move {
                     while read_head(&mut tcp).await {
                         let n = seen.requests.fetch_add(1, Ordering::SeqCst);
@@ -114,8 +112,4 @@ pub async fn refused_addr() -> SocketAddr {
 /// A plain response body for raw upstreams.
 pub fn ok_response(body: &str) -> Vec<u8> {
     format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
-}
-
-pub fn full(body: impl Into<Bytes>) -> Full<Bytes> {
-    Full::new(body.into())
 }
