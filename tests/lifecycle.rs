@@ -448,20 +448,14 @@ fn write_binary_config(dir: &Path, upstream: SocketAddr) -> config::BinaryConfig
     )
 }
 
+/// Every file under `dir`, in a fixed order.
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let entries = std::fs::read_dir(dir).expect("read dir");
-    let paths = entries.map(|entry| entry.expect("entry").path());
-    let mut files: Vec<PathBuf> = paths
-        .flat_map(|path| {
-            if path.is_dir() {
-                files_in(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect();
-    files.sort();
-    files
+    let entries = walkdir::WalkDir::new(dir).sort_by_file_name().into_iter();
+    let entries = entries.map(|entry| entry.expect("entry"));
+    entries
+        .filter(|e| !e.file_type().is_dir())
+        .map(|e| e.into_path())
+        .collect()
 }
 
 fn assert_check_passes(path: &Path) {
