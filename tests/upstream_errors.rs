@@ -6,11 +6,9 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, Request};
 use support::upstreams::{Upstream, ok_response, refused_addr};
-use support::{Gateway, Reply, Setup, get, public_route};
+use support::{Gateway, Reply, RequestExt, Setup, get, public_route};
 
 /// A gateway with one public catch-all route to `upstream`, plus `extra` route keys.
 async fn gateway_to(upstream: SocketAddr, extra: &str) -> Gateway {
@@ -20,12 +18,7 @@ async fn gateway_to(upstream: SocketAddr, extra: &str) -> Gateway {
 
 /// Asserts the gateway's JSON error shape: `{"error": code, "message": ...}` and its headers.
 fn assert_gateway_error(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(
-        reply.status,
-        status,
-        "body: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, status, "body: {}", reply.text());
     let json = reply.json();
     assert_eq!(json["error"], code, "{json}");
     assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{json}");
@@ -38,15 +31,15 @@ fn assert_gateway_error(reply: &Reply, status: u16, code: &str) {
 }
 
 /// One GET over a new connection that reports a broken response instead of panicking.
-async fn fetch(gateway: &Gateway, path: &str, h2: bool) -> Result<(StatusCode, Bytes), hyper::Error> {
-    let reply = match h2 {
+async fn fetch(gateway: &Gateway, path: &str, h2: bool) -> Result<Reply, hyper::Error> {
+    match h2 {
         true => {
-            let request = Request::get(format!("https://localhost{path}")).body(Full::new(Bytes::new()));
-            gateway.try_send_h2(request.expect("request")).await?
+            gateway
+                .try_send_h2(Request::get(format!("https://localhost{path}")).empty())
+                .await
         }
-        false => gateway.try_send(get(path)).await?,
-    };
-    Ok((reply.status, reply.body))
+        false => gateway.try_send(get(path)).await,
+    }
 }
 
 #[tokio::test]
@@ -157,7 +150,7 @@ async fn a_truncated_upstream_body_never_reaches_the_client_as_a_complete_respon
         for h2 in [false, true] {
             let result = fetch(&gateway, path, h2).await;
             assert!(
-                !matches!(&result, Ok((status, _)) if status.is_success()),
+                !matches!(&result, Ok(reply) if reply.status.is_success()),
                 "{path} (h2: {h2}) looked complete: {result:?}"
             );
         }
