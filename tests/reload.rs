@@ -44,10 +44,6 @@ impl Named {
         let Upstream { addr, counts } = Upstream::raw(move |_| ok_response(name), false).await;
         Named { name, addr, counts }
     }
-
-    fn requests(&self) -> usize {
-        self.counts.requests()
-    }
 }
 
 // === config edits ===
@@ -413,7 +409,7 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
             client.samples.len()
         );
     }
-    let served: Vec<usize> = upstreams.iter().map(|u| u.requests()).collect();
+    let served: Vec<usize> = upstreams.iter().map(|u| u.counts.requests()).collect();
     assert!(
         served.iter().all(|&n| n > 0),
         "A, B and C got {served:?} requests: the good edits did not switch the route"
@@ -475,7 +471,7 @@ async fn a_rejected_edit_keeps_the_old_routes_and_names_the_line_and_column_of_t
         );
     }
     assert_eq!(
-        b.requests(),
+        b.counts.requests(),
         0,
         "a request reached the upstream of a rejected edit"
     );
@@ -630,12 +626,12 @@ async fn the_file_watcher_alone_applies_a_good_edit_within_seconds() {
 
     file.write(&file.pointing_at(b.addr));
     wait_until_served_by(&gateway, &b, Duration::from_secs(5)).await;
-    let a_before = a.requests();
+    let a_before = a.counts.requests();
     for _ in 0..5 {
         assert_eq!(served_by(&gateway).await, "B");
     }
     assert_eq!(
-        a.requests(),
+        a.counts.requests(),
         a_before,
         "requests went back to A after the watcher's reload"
     );
@@ -880,7 +876,7 @@ async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a
             child.log()
         );
     }
-    assert_eq!(b.requests(), 0);
+    assert_eq!(b.counts.requests(), 0);
 
     // A good edit, then SIGHUP.
     file.write(&file.pointing_at(b.addr));
