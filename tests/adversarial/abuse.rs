@@ -1433,7 +1433,6 @@ async fn http2_settings_and_ping_floods_from_a_client_that_never_reads_stay_boun
 
 // === 7. bogus tokens ===
 
-/// xorshift64*: fast, and distinct per request.
 /// One flooding connection: bogus tokens on `/api/attack/flood/...` as fast as the gateway
 /// answers, until `until`. Returns the statuses it got, and 1 if a request failed or timed out
 /// (it stops there), else 0.
