@@ -7,7 +7,9 @@
 # Runs BIN under `valgrind --tool=callgrind` twice, in front of a cheap nginx upstream on
 # 127.0.0.1, each time starting it, sending N keep-alive HS256 requests on one TLS connection
 # (h2load --h1) and stopping it; prints (I(N2) - I(N1)) / (N2 - N1), so start-up and shutdown
-# cancel out. Run-to-run spread is about 1 % (tokio's threads). Needs valgrind, h2load, nginx,
+# cancel out. Run-to-run spread is about 2 % on a quiet machine and up to 4 % on a busy one
+# (tokio's idle workers park and spin differently): run each build twice or more, alternating,
+# and compare the means. Needs valgrind, h2load, nginx,
 # openssl, curl, python3 (Debian: valgrind nghttp2-client nginx openssl curl python3).
 set -euo pipefail
 BIN=$(realpath "$1"); N1=${2:-500}; N2=${3:-2500}
