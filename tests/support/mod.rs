@@ -282,8 +282,7 @@ impl Client {
 
     /// `POST /auth/login` with a JSON body.
     pub async fn login(&self, username: &str, password: &str) -> Reply {
-        let body = serde_json::json!({ "username": username, "password": password });
-        self.send(request(Method::POST, "/auth/login").json(&body)).await
+        self.send(auth::json_login(username, password, &[])).await
     }
 
     /// An access token for a test user (see `test_users`).
