@@ -12,7 +12,7 @@ use portcullis::secret::Secret;
 use portcullis::sessions::refresh_token::new_seed;
 use portcullis::sessions::service::{Holder, SessionService, Standing};
 use portcullis::sessions::sqlite::SqliteStore;
-use portcullis::sessions::store::{NewSession, Store, Timing};
+use portcullis::sessions::store::{NewSession, Origin, Store, Timing};
 
 fn timing() -> Timing {
     let now_ms = portcullis::auth::tokens::unix_now_ms();
@@ -25,12 +25,13 @@ fn timing() -> Timing {
     }
 }
 
-fn alice() -> Holder<'static> {
+fn alice(origin: &Origin) -> Holder<'_> {
     Holder {
         sub: "alice",
         role: "admin",
         ip: "127.0.0.1".into(),
         user_agent: None,
+        origin,
     }
 }
 
@@ -40,7 +41,7 @@ fn refresh(c: &mut Criterion) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("open"));
     let service = SessionService::new(store, Arc::new(Revocations::new()));
     let started = runtime
-        .block_on(service.begin(alice(), unix_now(), 86_400))
+        .block_on(service.begin(alice(&Origin::local(unix_now())), unix_now(), 86_400))
         .expect("begin");
     let mut token = started.refresh_token;
     c.bench_function("refresh/sqlite (rotate, fsync per commit)", |b| {
@@ -72,6 +73,7 @@ fn startup(c: &mut Criterion) {
         expires_at: now + 86_400,
         user_agent: Some("bench".into()),
         ip: "127.0.0.1".into(),
+        origin: Origin::local(now),
     });
     store.insert_many_for_bench(sessions).expect("seed sessions");
     let revoked = runtime.block_on(async {

@@ -20,6 +20,9 @@ use crate::config::TokensConfig;
 const MAX_TOKEN_BYTES: usize = 4096;
 /// Verified tokens kept in memory; a miss only costs a signature check.
 const CACHE_ENTRIES: u64 = 50_000;
+/// The `idp` of a password login (SPEC 13 matches on it), and its `amr` (RFC 8176).
+pub const LOCAL_IDP: &str = "local";
+pub const LOCAL_AMR: &str = "pwd";
 /// Longest `sub`/`role` that may become a header value.
 const MAX_CLAIM_BYTES: usize = 256;
 
@@ -62,9 +65,23 @@ pub struct Identity {
     pub jti: String,
     pub iat: u64,
     pub exp: u64,
+    /// How the session began (SPEC 10): `local` for a password login, else the provider.
+    pub idp: String,
+    pub auth_time: u64,
+    pub amr: Vec<String>,
     pub sub_header: HeaderValue,
     pub role_header: HeaderValue,
     pub sid_header: HeaderValue,
+}
+
+/// What an access token says about its holder and how they logged in.
+pub struct Grant<'a> {
+    pub sub: &'a str,
+    pub role: &'a str,
+    pub sid: &'a str,
+    pub idp: &'a str,
+    pub auth_time: u64,
+    pub amr: &'a [String],
 }
 
 /// A freshly signed access token.
@@ -94,6 +111,13 @@ struct Claims {
     iat: u64,
     nbf: u64,
     exp: u64,
+    // Optional so that tokens signed before these claims existed stay valid until they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amr: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,8 +163,22 @@ impl AccessTokens {
         self.ttl
     }
 
-    /// Signs a token for `sub` in session `sid`, valid from `now` for the access TTL.
+    /// Signs a token for a password login of `sub` at `now` in session `sid` (tests, benches).
     pub fn issue(&self, sub: &str, role: &str, sid: &str, now: u64) -> Result<Issued, TokenError> {
+        let amr = [LOCAL_AMR.to_string()];
+        let grant = Grant {
+            sub,
+            role,
+            sid,
+            idp: LOCAL_IDP,
+            auth_time: now,
+            amr: &amr,
+        };
+        self.issue_grant(&grant, now)
+    }
+
+    /// Signs a token for `grant`, valid from `now` for the access TTL.
+    pub fn issue_grant(&self, grant: &Grant<'_>, now: u64) -> Result<Issued, TokenError> {
         let signer = &self.keys.signer;
         let jti = random_id();
         let exp = now + self.ttl;
@@ -149,13 +187,16 @@ impl AccessTokens {
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: Audience::One(self.audience.clone()),
-            sub: sub.to_string(),
-            role: role.to_string(),
-            sid: sid.to_string(),
+            sub: grant.sub.to_string(),
+            role: grant.role.to_string(),
+            sid: grant.sid.to_string(),
             jti: jti.clone(),
             iat: now,
             nbf: now,
             exp,
+            idp: Some(grant.idp.to_string()),
+            auth_time: Some(grant.auth_time),
+            amr: Some(grant.amr.to_vec()),
         };
         let claims = serde_json::to_vec(&claims).map_err(|_| TokenError::BadClaims)?;
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
@@ -242,6 +283,9 @@ impl AccessTokens {
             sid: claims.sid,
             iat: claims.iat,
             exp: claims.exp,
+            idp: claims.idp.unwrap_or_else(|| LOCAL_IDP.to_string()),
+            auth_time: claims.auth_time.unwrap_or(claims.iat),
+            amr: claims.amr.unwrap_or_else(|| vec![LOCAL_AMR.to_string()]),
         })
     }
 }

@@ -46,7 +46,7 @@ async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Re
             .map_err(GatewayError::rate_limited)?;
     }
     let now = unix_now();
-    let standing = |sub: &str| runtime.passwords.standing(sub);
+    let standing = |session: &_| runtime.passwords.standing(session);
     let refreshed = ctx
         .shared
         .sessions
@@ -55,7 +55,7 @@ async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Re
         .map_err(|error| refresh_failed(error, ip, asker))?;
     let access = runtime
         .tokens
-        .issue(&refreshed.sub, &refreshed.role, &refreshed.sid, now)
+        .issue_grant(&refreshed.grant(), now)
         .map_err(|_| GatewayError::Internal)?;
     let transparent = asker == Asker::Transparent;
     tracing::info!(target: "portcullis::audit", event = "refresh", sub = %refreshed.sub, sid = %refreshed.sid, %ip, transparent);

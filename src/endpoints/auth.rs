@@ -12,14 +12,16 @@ use serde_json::json;
 
 use super::body::{self, BodyKind};
 use super::json;
-use crate::auth::{csrf, tokens::unix_now};
+use crate::auth::csrf;
+use crate::auth::tokens::{Grant, Issued, unix_now};
 use crate::caller::identify;
 use crate::context::{RequestCtx, Target};
 use crate::error::{GatewayError, login_result};
 use crate::proxy::ResponseBody;
 use crate::runtime::Runtime;
 use crate::secret::Secret;
-use crate::sessions::service::Holder;
+use crate::sessions::service::{Holder, Started};
+use crate::sessions::store::Origin;
 use crate::sessions::users::Authenticated;
 
 #[derive(Deserialize)]
@@ -77,24 +79,47 @@ async fn login_uncounted(
         .map_err(GatewayError::rate_limited)?;
     let who = check_password(ctx, &attempt).await?;
     let now = unix_now();
-    let lifetime = runtime.config.tokens.refresh_ttl.as_secs();
-    let holder = Holder {
-        sub: &who.sub,
-        role: &who.role,
-        ip: ip.to_string(),
-        user_agent,
-    };
-    let session = ctx.shared.sessions.begin(holder, now, lifetime).await?;
-    let access = runtime
-        .tokens
-        .issue(&who.sub, &who.role, &session.sid, now)
-        .map_err(|_| GatewayError::Internal)?;
+    let (session, access) = begin_session(ctx, &who, Origin::local(now), user_agent).await?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip);
     Ok(match attempt.delivery {
         Delivery::Tokens => token_pair(runtime, &access.token, &session.refresh_token),
         Delivery::Cookies => cookie_pair(runtime, &who, &access.token, &session.refresh_token),
         Delivery::Redirect(to) => redirect_with_cookies(runtime, &to, &access.token, &session.refresh_token),
     })
+}
+
+/// A new session for `who`, begun now as `origin` says, and its first access token: what
+/// every way of logging in ends with.
+pub(super) async fn begin_session(
+    ctx: &RequestCtx<'_>,
+    who: &Authenticated,
+    origin: Origin,
+    user_agent: Option<String>,
+) -> Result<(Started, Issued), GatewayError> {
+    let runtime = ctx.runtime;
+    let now = unix_now();
+    let lifetime = runtime.config.tokens.refresh_ttl.as_secs();
+    let holder = Holder {
+        sub: &who.sub,
+        role: &who.role,
+        ip: ctx.client.to_string(),
+        user_agent,
+        origin: &origin,
+    };
+    let session = ctx.shared.sessions.begin(holder, now, lifetime).await?;
+    let grant = Grant {
+        sub: &who.sub,
+        role: &who.role,
+        sid: &session.sid,
+        idp: &origin.idp,
+        auth_time: origin.auth_time,
+        amr: &origin.amr,
+    };
+    let access = runtime
+        .tokens
+        .issue_grant(&grant, now)
+        .map_err(|_| GatewayError::Internal)?;
+    Ok((session, access))
 }
 
 async fn read_attempt(runtime: &Runtime, request: Request<Incoming>) -> Result<LoginAttempt, GatewayError> {
@@ -178,7 +203,7 @@ pub(super) fn cookie_pair(
     response
 }
 
-fn redirect_with_cookies(
+pub(super) fn redirect_with_cookies(
     runtime: &Runtime,
     to: &str,
     access_token: &str,
@@ -204,8 +229,15 @@ pub(super) fn me<B>(
     request: &Request<B>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let identity = identify(ctx, request.headers())?.ok_or(GatewayError::AuthenticationRequired)?;
-    let body =
-        json!({ "sub": identity.sub, "role": identity.role, "sid": identity.sid, "exp": identity.exp });
+    let body = json!({
+        "sub": identity.sub,
+        "role": identity.role,
+        "sid": identity.sid,
+        "exp": identity.exp,
+        "idp": identity.idp,
+        "auth_time": identity.auth_time,
+        "amr": identity.amr,
+    });
     Ok(no_store(json(StatusCode::OK, body)))
 }
 
@@ -232,7 +264,7 @@ pub(super) fn same_origin(runtime: &Runtime, headers: &HeaderMap, target: &Targe
 }
 
 /// A bounded, printable copy of the User-Agent, for the session list.
-fn user_agent(headers: &HeaderMap) -> Option<String> {
+pub(super) fn user_agent(headers: &HeaderMap) -> Option<String> {
     headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

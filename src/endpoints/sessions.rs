@@ -210,6 +210,9 @@ pub(super) fn describe(session: &SessionRecord, current: Option<&str>) -> serde_
         "last_used_at": session.last_used_at,
         "user_agent": session.user_agent,
         "ip": session.ip,
+        "idp": session.origin.idp,
+        "auth_time": session.origin.auth_time,
+        "amr": session.origin.amr,
         "current": current == Some(session.sid.as_str()),
     })
 }

@@ -8,10 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::refresh_token::{self, new_seed};
 use super::store::{
-    Advance, NewSession, Revocation, RevocationKind, SessionRecord, Store, StoreError, Timing,
+    Advance, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store, StoreError,
+    Timing,
 };
 use crate::auth::Revocations;
-use crate::auth::tokens::unix_now;
+use crate::auth::tokens::{Grant, unix_now};
 
 /// How long one read of the revocation feed waits for news; a new entry returns at once.
 const FEED_WAIT: Duration = Duration::from_secs(1);
@@ -44,6 +45,22 @@ pub struct Refreshed {
     pub sub: String,
     pub role: String,
     pub refresh_token: String,
+    /// How the session began: its access tokens keep saying so.
+    pub origin: Origin,
+}
+
+impl Refreshed {
+    /// What the session's next access token says.
+    pub fn grant(&self) -> Grant<'_> {
+        Grant {
+            sub: &self.sub,
+            role: &self.role,
+            sid: &self.sid,
+            idp: &self.origin.idp,
+            auth_time: self.origin.auth_time,
+            amr: &self.origin.amr,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +88,7 @@ pub struct Holder<'a> {
     pub role: &'a str,
     pub ip: String,
     pub user_agent: Option<String>,
+    pub origin: &'a Origin,
 }
 
 impl SessionService {
@@ -151,6 +169,7 @@ impl SessionService {
             expires_at: created_at.saturating_add(lifetime),
             user_agent: holder.user_agent,
             ip: holder.ip,
+            origin: holder.origin.clone(),
         };
         self.store.create(session).await?;
         Ok(Started { sid, refresh_token })
@@ -162,7 +181,7 @@ impl SessionService {
         &self,
         token: &str,
         timing: Timing,
-        standing: impl Fn(&str) -> Standing,
+        standing: impl Fn(&SessionRecord) -> Standing,
     ) -> Result<Refreshed, RefreshError> {
         let presented = refresh_token::parse(token).ok_or(RefreshError::Invalid)?;
         let session = self
@@ -173,7 +192,7 @@ impl SessionService {
         if !presented.is_signed_by(session.seed.expose()) {
             return Err(RefreshError::Invalid);
         }
-        let role = match standing(&session.sub) {
+        let role = match standing(&session) {
             Standing::Barred => return Err(RefreshError::Barred),
             Standing::Active { role } => role,
             Standing::Unknown => session.role.clone(),
@@ -200,6 +219,7 @@ impl SessionService {
             sub: session.sub,
             role,
             refresh_token,
+            origin: session.origin,
         })
     }
 
@@ -228,6 +248,20 @@ impl SessionService {
             self.remember(RevocationKind::Session, sid, timing);
         }
         self.remember(RevocationKind::User, sub, timing);
+        Ok(sids)
+    }
+
+    /// Ends the sessions a provider's back-channel logout names, and their access tokens.
+    pub async fn end_federated(
+        &self,
+        idp: &str,
+        link: IdpLink<'_>,
+        timing: Timing,
+    ) -> Result<Vec<String>, StoreError> {
+        let sids = self.store.revoke_federated(idp, link, timing).await?;
+        for sid in &sids {
+            self.remember(RevocationKind::Session, sid, timing);
+        }
         Ok(sids)
     }
 

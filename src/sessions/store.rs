@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use crate::auth::revocation::{Revocation, RevocationKind};
+use crate::auth::tokens::{LOCAL_AMR, LOCAL_IDP};
 use crate::secret::Secret;
 
 /// Bytes of the per-session secret from which every refresh token of the session is derived.
@@ -27,6 +28,42 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How a session's holder proved who they are: recorded at login, carried into every access
+/// token the session issues (SPEC 10), and the handle back-channel logout finds it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `local` for a password login, else the name of the provider.
+    pub idp: String,
+    pub auth_time: u64,
+    /// RFC 8176 values, none holding a space.
+    pub amr: Vec<String>,
+    /// The provider's session id (`sid`) and subject (`sub`), for back-channel logout.
+    pub idp_sid: Option<String>,
+    pub idp_sub: Option<String>,
+}
+
+impl Origin {
+    /// A password login at `auth_time`.
+    pub fn local(auth_time: u64) -> Origin {
+        Origin {
+            idp: LOCAL_IDP.to_string(),
+            auth_time,
+            amr: vec![LOCAL_AMR.to_string()],
+            idp_sid: None,
+            idp_sub: None,
+        }
+    }
+}
+
+/// Which of a provider's sessions a back-channel logout names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdpLink<'a> {
+    /// The provider's session id: the sessions begun in that provider session.
+    Sid(&'a str),
+    /// The provider's subject: every session of that user through that provider.
+    Sub(&'a str),
+}
+
 /// A session as login creates it.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -39,6 +76,7 @@ pub struct NewSession {
     pub expires_at: u64,
     pub user_agent: Option<String>,
     pub ip: String,
+    pub origin: Origin,
 }
 
 /// A stored session. `generation` counts rotations: the live refresh token is the one derived
@@ -58,6 +96,7 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     pub ip: String,
     pub revoked_at: Option<u64>,
+    pub origin: Origin,
 }
 
 /// The clock and the durations an atomic decision needs, all in Unix seconds.
@@ -111,6 +150,19 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every live session of `sub`, recording a `Session` revocation for each and a
     /// `User` revocation with `not_before = now`; returns the revoked sids.
     fn revoke_user<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<String>>;
+
+    /// Revokes every live session begun through provider `idp` with that provider session or
+    /// subject, recording a `Session` revocation for each; returns the revoked sids, sorted.
+    fn revoke_federated<'a>(
+        &'a self,
+        idp: &'a str,
+        link: IdpLink<'a>,
+        timing: Timing,
+    ) -> StoreFuture<'a, Vec<String>>;
+
+    /// Records `key` as used until `keep_until`; `true` the first time, `false` while it is
+    /// remembered (one-use login states, back-channel logout `jti`s), on every gateway.
+    fn use_once<'a>(&'a self, key: &'a str, keep_until: u64, timing: Timing) -> StoreFuture<'a, bool>;
 
     /// The live sessions of `sub` (not revoked, not expired, not idle), newest first.
     fn sessions_of<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<SessionRecord>>;

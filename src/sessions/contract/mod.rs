@@ -6,6 +6,7 @@
 //! in that store's `tests.rs`, with the helpers here.
 
 mod cases;
+mod federated;
 pub(crate) mod redis_server;
 
 use std::future::Future;
@@ -16,7 +17,9 @@ use tempfile::TempDir;
 
 use crate::secret::Secret;
 use crate::sessions::sqlite::SqliteStore;
-use crate::sessions::store::{NewSession, RevocationKind, SEED_BYTES, Store, Timing};
+use crate::sessions::store::{NewSession, Origin, RevocationKind, SEED_BYTES, Store, Timing};
+use cases::*;
+use federated::*;
 use redis_server::RedisServer;
 
 pub(crate) const T0: u64 = 1_700_000_000;
@@ -55,6 +58,7 @@ pub(crate) fn new_session(sid: &str, sub: &str, created_at: u64) -> NewSession {
         expires_at: created_at + REFRESH_TTL,
         user_agent: Some("curl/8".to_owned()),
         ip: "192.0.2.7".to_owned(),
+        origin: Origin::local(created_at),
     }
 }
 
@@ -145,7 +149,7 @@ macro_rules! contract {
             $(
                 #[tokio::test$(($($runtime)*))?]
                 async fn $case() {
-                    super::run(super::Backend::$backend, super::cases::$case).await;
+                    super::run(super::Backend::$backend, super::$case).await;
                 }
             )*
         }
@@ -170,5 +174,8 @@ contract! {
         revocations_omit_entries_past_their_keep_until,
         purge_removes_long_ended_sessions_and_forgotten_revocations,
         purge_early_in_the_clock_deletes_nothing_it_should_keep,
+        a_session_reads_back_with_how_it_began,
+        a_back_channel_logout_ends_only_the_sessions_it_names,
+        a_key_is_accepted_once_by_every_store_on_the_same_data,
     }
 }

@@ -4,6 +4,8 @@
 use redis::Value;
 
 use super::*;
+use crate::auth::tokens::{LOCAL_AMR, LOCAL_IDP};
+use crate::sessions::store::Origin;
 
 pub(super) fn bytes(value: &Value) -> Option<&[u8]> {
     match value {
@@ -108,6 +110,18 @@ pub(super) fn record_from_fields(sid: &str, fields: &[Field<'_>]) -> Result<Sess
             .ok_or_else(|| corrupt(&format!("the {name} of a session is not a number")))
     };
     let time = |name: &str| parse(name, required(name)?);
+    let created_at = time("created_at")?;
+    // Sessions written before single sign-on were password logins.
+    let origin = Origin {
+        idp: optional_string("idp")?.unwrap_or_else(|| LOCAL_IDP.to_owned()),
+        auth_time: find("auth_time").map_or(Ok(created_at), |v| parse("auth_time", v))?,
+        amr: optional_string("amr")?.map_or_else(
+            || vec![LOCAL_AMR.to_owned()],
+            |amr| amr.split_whitespace().map(str::to_owned).collect(),
+        ),
+        idp_sid: optional_string("idp_sid")?,
+        idp_sub: optional_string("idp_sub")?,
+    };
     let seed: [u8; SEED_BYTES] = required("seed")?
         .try_into()
         .map_err(|_| corrupt(&format!("a session seed is not {SEED_BYTES} bytes long")))?;
@@ -118,12 +132,13 @@ pub(super) fn record_from_fields(sid: &str, fields: &[Field<'_>]) -> Result<Sess
         seed: Secret::new(seed),
         generation: time("generation")?,
         rotated_at_ms: time("rotated_at_ms")?,
-        created_at: time("created_at")?,
+        created_at,
         last_used_at: time("last_used_at")?,
         expires_at: time("expires_at")?,
         user_agent: optional_string("user_agent")?,
         ip: string("ip")?,
         revoked_at: find("revoked_at").map(|v| parse("revoked_at", v)).transpose()?,
+        origin,
     })
 }
 

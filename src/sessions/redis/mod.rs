@@ -32,6 +32,7 @@
 //! has a connection of its own, so it never holds up the others.
 
 mod decode;
+mod federated;
 mod feed;
 mod revocations;
 mod scripts;
@@ -48,7 +49,7 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Value
 use tokio::sync::Mutex;
 
 use super::store::{
-    Advance, NewSession, Revocation, RevocationKind, SEED_BYTES, SessionRecord, Store, StoreError,
+    Advance, IdpLink, NewSession, Revocation, RevocationKind, SEED_BYTES, SessionRecord, Store, StoreError,
     StoreFuture, Timing,
 };
 use crate::secret::Secret;
@@ -177,8 +178,11 @@ impl RedisStore {
         let mut call = SCRIPTS.create.prepare_invoke();
         call.key(self.keys.session(&session.sid))
             .key(self.keys.user(&session.sub))
-            .key(&self.keys.users)
-            .arg(&session.sid)
+            .key(&self.keys.users);
+        for link in self.keys.idp_links(&session.origin) {
+            call.key(link);
+        }
+        call.arg(&session.sid)
             .arg(&session.sub)
             .arg(lifetime)
             .arg("sub")
@@ -201,6 +205,9 @@ impl RedisStore {
             .arg(&session.ip);
         if let Some(user_agent) = &session.user_agent {
             call.arg("user_agent").arg(user_agent);
+        }
+        for (field, value) in federated::origin_fields(&session.origin) {
+            call.arg(field).arg(value);
         }
         let mut conn = self.conn.clone();
         let _: Value = call.invoke_async(&mut conn).await.map_err(redis_error)?;
@@ -350,6 +357,19 @@ impl Store for RedisStore {
 
     fn revoke_user<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<String>> {
         Box::pin(self.revoke_all(sub, timing))
+    }
+
+    fn revoke_federated<'a>(
+        &'a self,
+        idp: &'a str,
+        link: IdpLink<'a>,
+        timing: Timing,
+    ) -> StoreFuture<'a, Vec<String>> {
+        Box::pin(self.revoke_linked(idp, link, timing))
+    }
+
+    fn use_once<'a>(&'a self, key: &'a str, keep_until: u64, timing: Timing) -> StoreFuture<'a, bool> {
+        Box::pin(self.use_key_once(key, keep_until, timing.now))
     }
 
     fn sessions_of<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<SessionRecord>> {

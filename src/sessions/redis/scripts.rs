@@ -68,6 +68,26 @@ local function is_live(s, now, idle_ttl)
     and now < tonumber(s.last_used_at) + idle_ttl
 end
 
+-- The live sessions among a set's sids that `wanted(s, key)` accepts, after reading and
+-- validating every one (so that a damaged record changes nothing); drops the sids of sessions
+-- Redis already forgot.
+local function live_members(set, prefix, now, idle_ttl, wanted)
+  local live, gone = {}, {}
+  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
+    local key = prefix .. 'session:' .. sid
+    local s = load_session(key)
+    if not s then
+      table.insert(gone, sid)
+    elseif wanted(s, key) and is_live(s, now, idle_ttl) then
+      table.insert(live, {sid = sid, key = key, created_at = s.created_at})
+    end
+  end
+  for _, sid in ipairs(gone) do
+    redis.call('SREM', set, sid)
+  end
+  return live
+end
+
 -- Ten years: longer lifetimes are cut to this so that EXPIRE gets a plain integer.
 local MAX_TTL = 315360000
 
@@ -121,7 +141,8 @@ end
     };
 }
 
-/// KEYS: session, user set, users index.
+/// KEYS: session, user set, users index, then the provider's index sets (none for a
+/// password login).
 /// ARGV: sid, sub, lifetime in seconds, then the hash's field/value pairs.
 const CREATE: &str = concat!(
     prelude!(),
@@ -135,7 +156,35 @@ expire_in(KEYS[1], ttl)
 redis.call('SADD', KEYS[2], ARGV[1])
 extend(KEYS[2], ttl)
 redis.call('SADD', KEYS[3], ARGV[2])
+for i = 4, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[1])
+  extend(KEYS[i], ttl)
+end
 return 1
+"#
+);
+
+/// KEYS: the provider's index set (of a provider session or subject), revocations, feed.
+/// ARGV: prefix, idp, the session field the index is by (`idp_sid`/`idp_sub`), its value,
+/// now, idle_ttl, revocation_ttl, keep_until.
+/// Returns the revoked sids.
+const REVOKE_FEDERATED: &str = concat!(
+    prelude!(),
+    r#"
+local now = tonumber(ARGV[5])
+local idle_ttl = tonumber(ARGV[6])
+local revocation_ttl = tonumber(ARGV[7])
+local live = live_members(KEYS[1], ARGV[1], now, idle_ttl, function(_, key)
+  local link = redis.call('HMGET', key, 'idp', ARGV[3])
+  return link[1] == ARGV[2] and link[2] == ARGV[4]
+end)
+local out = {}
+for _, s in ipairs(live) do
+  mark_revoked(s.key, ARGV[5], revocation_ttl)
+  record_revocation(KEYS[2], KEYS[3], 'session', s.sid, ARGV[5], ARGV[8])
+  table.insert(out, s.sid)
+end
+return out
 "#
 );
 
@@ -200,20 +249,7 @@ const REVOKE_USER: &str = concat!(
 local now = tonumber(ARGV[3])
 local idle_ttl = tonumber(ARGV[4])
 local revocation_ttl = tonumber(ARGV[5])
--- Read and validate everything first, so that a damaged record changes nothing.
-local live, gone = {}, {}
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = ARGV[1] .. 'session:' .. sid
-  local s = load_session(key)
-  if not s then
-    table.insert(gone, sid)
-  elseif s.sub == ARGV[2] and is_live(s, now, idle_ttl) then
-    table.insert(live, {sid = sid, key = key, created_at = s.created_at})
-  end
-end
-for _, sid in ipairs(gone) do
-  redis.call('SREM', KEYS[1], sid)
-end
+local live = live_members(KEYS[1], ARGV[1], now, idle_ttl, function(s) return s.sub == ARGV[2] end)
 local out = {}
 for _, s in ipairs(live) do
   mark_revoked(s.key, ARGV[3], revocation_ttl)
@@ -364,6 +400,7 @@ pub(super) struct Scripts {
     pub advance: Script,
     pub revoke_session: Script,
     pub revoke_user: Script,
+    pub revoke_federated: Script,
     pub sessions_of: Script,
     pub purge_users: Script,
     pub purge_revocations: Script,
@@ -376,6 +413,7 @@ pub(super) struct Scripts {
 /// that Redis does not know (a restarted server) and retries, so nothing else is needed.
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create: Script::new(CREATE),
+    revoke_federated: Script::new(REVOKE_FEDERATED),
     advance: Script::new(ADVANCE),
     revoke_session: Script::new(REVOKE_SESSION),
     revoke_user: Script::new(REVOKE_USER),

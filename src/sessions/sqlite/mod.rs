@@ -20,13 +20,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::store::{
-    Advance, NewSession, Revocation, RevocationKind, SessionRecord, Store, StoreError, StoreFuture, Timing,
+    Advance, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store, StoreError,
+    StoreFuture, Timing,
 };
 use crate::secret::Secret;
 
 /// The columns `record_from_row` decodes, in its order.
 const COLUMNS: &str = "sid, sub, role, seed, generation, rotated_at, created_at, last_used_at, expires_at, \
-                       user_agent, ip, revoked_at";
+                       user_agent, ip, revoked_at, idp, auth_time, amr, idp_sid, idp_sub";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -106,6 +107,25 @@ impl Store for SqliteStore {
     fn revoke_user<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<String>> {
         let sub = sub.to_owned();
         self.run(move |conn| revoke_user(conn, &sub, timing))
+    }
+
+    fn revoke_federated<'a>(
+        &'a self,
+        idp: &'a str,
+        link: IdpLink<'a>,
+        timing: Timing,
+    ) -> StoreFuture<'a, Vec<String>> {
+        let idp = idp.to_owned();
+        let (column, value) = match link {
+            IdpLink::Sid(sid) => ("idp_sid", sid.to_owned()),
+            IdpLink::Sub(sub) => ("idp_sub", sub.to_owned()),
+        };
+        self.run(move |conn| revoke_federated(conn, &idp, column, &value, timing))
+    }
+
+    fn use_once<'a>(&'a self, key: &'a str, keep_until: u64, timing: Timing) -> StoreFuture<'a, bool> {
+        let key = key.to_owned();
+        self.run(move |conn| use_once(conn, &key, keep_until, timing.now))
     }
 
     fn sessions_of<'a>(&'a self, sub: &'a str, timing: Timing) -> StoreFuture<'a, Vec<SessionRecord>> {
@@ -234,6 +254,55 @@ fn revoke_user(conn: &mut Connection, sub: &str, timing: Timing) -> Result<Vec<S
     Ok(revoked)
 }
 
+/// `column` is `idp_sid` or `idp_sub`, never input.
+fn revoke_federated(
+    conn: &mut Connection,
+    idp: &str,
+    column: &str,
+    value: &str,
+    timing: Timing,
+) -> Result<Vec<String>, StoreError> {
+    let tx = immediate(conn)?;
+    let sessions: Vec<SessionRecord> = {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM sessions WHERE idp = ?1 AND {column} = ?2 ORDER BY sid"
+            ))
+            .map_err(db_error)?;
+        let rows = stmt.query_map([idp, value], record_from_row).map_err(db_error)?;
+        rows.map(|row| row.map_err(db_error)).collect::<Result<_, _>>()?
+    };
+    let mut revoked = Vec::new();
+    for session in sessions.into_iter().filter(|s| is_live(s, timing)) {
+        mark_revoked(&tx, &session.sid, timing)?;
+        revoked.push(session.sid);
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(revoked)
+}
+
+/// A key still remembered (even past `keep_until`, until `purge`) counts as used.
+fn use_once(conn: &mut Connection, key: &str, keep_until: u64, now: u64) -> Result<bool, StoreError> {
+    let tx = immediate(conn)?;
+    let used: Option<u64> = tx
+        .query_row("SELECT keep_until FROM used_once WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(db_error)?;
+    if used.is_some_and(|until| until > now) {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO used_once (key, keep_until) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET keep_until = excluded.keep_until",
+        params![key, clamp(keep_until)],
+    )
+    .map_err(db_error)?;
+    tx.commit().map_err(db_error)?;
+    Ok(true)
+}
+
 /// Sets `revoked_at` and records the `Session` revocation, inside the caller's transaction.
 fn mark_revoked(tx: &Transaction<'_>, sid: &str, timing: Timing) -> Result<(), StoreError> {
     tx.execute(
@@ -309,6 +378,9 @@ fn purge(conn: &mut Connection, timing: Timing) -> Result<u64, StoreError> {
     deleted += tx
         .execute("DELETE FROM revocations WHERE keep_until <= ?1", [timing.now])
         .map_err(db_error)?;
+    deleted += tx
+        .execute("DELETE FROM used_once WHERE keep_until <= ?1", [timing.now])
+        .map_err(db_error)?;
     tx.commit().map_err(db_error)?;
     Ok(deleted as u64)
 }
@@ -316,10 +388,11 @@ fn purge(conn: &mut Connection, timing: Timing) -> Result<u64, StoreError> {
 fn insert_session(conn: &Connection, session: &NewSession) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO sessions (sid, sub, role, seed, generation, rotated_at, created_at, last_used_at,
-                               expires_at, user_agent, ip, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, 0, ?9, ?5, ?5, ?6, ?7, ?8, NULL)",
+                               expires_at, user_agent, ip, revoked_at, idp, auth_time, amr, idp_sid, idp_sub)
+         VALUES (?1, ?2, ?3, ?4, 0, ?9, ?5, ?5, ?6, ?7, ?8, NULL, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut stmt| {
+        let origin = &session.origin;
         stmt.execute(params![
             session.sid,
             session.sub,
@@ -330,6 +403,11 @@ fn insert_session(conn: &Connection, session: &NewSession) -> Result<(), StoreEr
             session.user_agent,
             session.ip,
             session.created_at.saturating_mul(1000),
+            origin.idp,
+            origin.auth_time,
+            origin.amr.join(" "),
+            origin.idp_sid,
+            origin.idp_sub,
         ])
     })
     .map_err(db_error)?;
@@ -374,6 +452,17 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         user_agent: row.get(9)?,
         ip: row.get(10)?,
         revoked_at: row.get(11)?,
+        origin: Origin {
+            idp: row.get(12)?,
+            auth_time: row.get::<_, Option<u64>>(13)?.map_or_else(|| row.get(6), Ok)?,
+            amr: row
+                .get::<_, String>(14)?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            idp_sid: row.get(15)?,
+            idp_sub: row.get(16)?,
+        },
     })
 }
 

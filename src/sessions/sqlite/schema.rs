@@ -8,14 +8,14 @@ use super::db_error;
 use crate::sessions::store::StoreError;
 
 /// The schema this build writes; a database with a newer one is refused, not guessed at.
-pub(super) const CURRENT_VERSION: u64 = 1;
+pub(super) const CURRENT_VERSION: u64 = 2;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`; append, never edit.
-const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1];
+const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2];
 
 /// STRICT tables make SQLite refuse a value of the wrong type instead of storing it, so a
 /// bug cannot write what `get` would later have to report as corrupt.
-const V1: &str = "
+pub(super) const V1: &str = "
     CREATE TABLE sessions (
         sid TEXT PRIMARY KEY,
         sub TEXT NOT NULL,
@@ -37,6 +37,23 @@ const V1: &str = "
         not_before INTEGER NOT NULL,
         keep_until INTEGER NOT NULL,
         PRIMARY KEY (kind, key)
+    ) STRICT, WITHOUT ROWID;
+";
+
+/// Single sign-on (SPEC 10): how each session began, the provider's handles on it for
+/// back-channel logout, and the one-use keys (login states, logout token ids). Sessions from
+/// version 1 were password logins; their `auth_time` is NULL and read as `created_at`.
+const V2: &str = "
+    ALTER TABLE sessions ADD COLUMN idp TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE sessions ADD COLUMN auth_time INTEGER;
+    ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';  -- space-separated
+    ALTER TABLE sessions ADD COLUMN idp_sid TEXT;
+    ALTER TABLE sessions ADD COLUMN idp_sub TEXT;
+    CREATE INDEX sessions_by_idp_sid ON sessions (idp, idp_sid) WHERE idp_sid IS NOT NULL;
+    CREATE INDEX sessions_by_idp_sub ON sessions (idp, idp_sub) WHERE idp_sub IS NOT NULL;
+    CREATE TABLE used_once (
+        key TEXT PRIMARY KEY,
+        keep_until INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
 ";
 

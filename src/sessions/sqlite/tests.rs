@@ -165,3 +165,28 @@ async fn flush_folds_the_write_ahead_log_into_the_database_file() {
     assert_eq!(size(), 0, "the WAL is emptied into the database file");
     assert!(store.get("s1").await.expect("get").is_some());
 }
+
+#[tokio::test]
+async fn a_version_1_database_migrates_and_its_sessions_read_as_password_logins() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("sessions.db");
+    {
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(schema::V1).expect("the version 1 schema");
+        conn.execute_batch(
+            "CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL) STRICT;
+             INSERT INTO schema_version VALUES (1, 1);",
+        )
+        .expect("version 1");
+        conn.execute(
+            "INSERT INTO sessions VALUES ('s1', 'alice', 'user', ?1, 0, ?2, ?3, ?3, ?4, NULL, '192.0.2.7', NULL)",
+            params![&seed_for("s1")[..], T0 * 1000, T0, T0 + 3600],
+        )
+        .expect("a version 1 session");
+    }
+    let store = SqliteStore::open(&path).expect("the store opens and migrates");
+    assert_eq!(schema::stored_version(&store.lock()).expect("version"), 2);
+    let record = store.get("s1").await.expect("get").expect("present");
+    assert_eq!(record.origin, Origin::local(T0));
+    assert_eq!(record.seed.expose(), &seed_for("s1"));
+}

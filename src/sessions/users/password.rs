@@ -14,9 +14,11 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::{MAX_NAME_BYTES, StoredHash, Users, UsersFile, visible_ascii};
+use crate::auth::tokens::LOCAL_IDP;
 use crate::limits::{HashPool, PoolBusy};
 use crate::proxy::UpstreamClient;
 use crate::sessions::service::Standing;
+use crate::sessions::store::SessionRecord;
 
 /// Longer passwords are refused before any hashing: hashing megabytes is a cheap DoS.
 const MAX_PASSWORD_BYTES: usize = 1024;
@@ -71,10 +73,14 @@ impl PasswordCheck {
         }
     }
 
-    /// Whether `sub` may still refresh its sessions, and with which role.
-    pub fn standing(&self, sub: &str) -> Standing {
+    /// Whether the holder of `session` may still refresh it, and with which role. A session
+    /// begun through a provider is the provider's to end (back-channel logout): its role stays.
+    pub fn standing(&self, session: &SessionRecord) -> Standing {
+        if session.origin.idp != LOCAL_IDP {
+            return Standing::Unknown;
+        }
         match self {
-            PasswordCheck::File(users) => match users.current().get(sub) {
+            PasswordCheck::File(users) => match users.current().get(&session.sub) {
                 Some(user) if !user.disabled => Standing::Active {
                     role: user.role.clone(),
                 },
