@@ -32,6 +32,8 @@ pub(crate) struct RequestCtx<'r> {
     pub via_cookie: bool,
     /// An allowed origin calling a gateway endpoint: the answer says it may read it.
     pub cors: Option<HeaderValue>,
+    /// A browser navigation to a gateway page: a failure is answered as an HTML page.
+    pub html_errors: bool,
     /// From a transparent refresh: set on the answer even when the upstream failed, so a
     /// browser never keeps a refresh token that was retired.
     pub set_cookies: Vec<HeaderValue>,
@@ -57,6 +59,7 @@ impl<'r> RequestCtx<'r> {
             caller: None,
             via_cookie: false,
             cors: None,
+            html_errors: false,
             set_cookies: Vec::new(),
         }
     }

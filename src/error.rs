@@ -10,6 +10,7 @@ use http_body_util::{Either, Full};
 
 use crate::auth::cookies;
 use crate::auth::{CredentialError, TokenError};
+use crate::federation::{FlowError, LogoutProblem, OidcFailure};
 use crate::path::PathRejection;
 use crate::proxy::{ResponseBody, UpstreamError};
 use crate::server::framing::FramingViolation;
@@ -85,6 +86,12 @@ pub(crate) enum GatewayError {
     UpstreamFailed,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    #[error("the login through the provider failed ({})", .0.reason())]
+    OidcFailed(OidcFailure),
+    #[error("the identity provider cannot be reached; retry shortly")]
+    ProviderUnavailable,
+    #[error("the logout token was refused ({})", .0.reason())]
+    BadLogoutToken(LogoutProblem),
 }
 
 /// The framing guard's verdict on a request head (HTTP/1.1 only).
@@ -140,6 +147,18 @@ impl From<LoginError> for GatewayError {
             LoginError::InvalidCredentials => GatewayError::InvalidCredentials,
             LoginError::Overloaded => GatewayError::LoginOverloaded,
             LoginError::CheckerUnavailable => GatewayError::CheckerUnavailable,
+        }
+    }
+}
+
+impl From<FlowError> for GatewayError {
+    fn from(error: FlowError) -> GatewayError {
+        match error {
+            FlowError::Failed(failure) => GatewayError::OidcFailed(failure),
+            FlowError::Logout(problem) => GatewayError::BadLogoutToken(problem),
+            FlowError::Unavailable(_) => GatewayError::ProviderUnavailable,
+            FlowError::Store => GatewayError::StoreUnavailable,
+            FlowError::Internal => GatewayError::Internal,
         }
     }
 }
@@ -233,17 +252,21 @@ impl GatewayError {
             | MalformedHead
             | BadRequest(_)
             | BadRequestBody
-            | DuplicateCookie => StatusCode::BAD_REQUEST,
+            | DuplicateCookie
+            | OidcFailed(OidcFailure::BadCallback)
+            | BadLogoutToken(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             NoRoute | NoSuchSession => StatusCode::NOT_FOUND,
             AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant | RefreshReuse => {
                 StatusCode::UNAUTHORIZED
             }
-            InsufficientScope | CrossSiteRequest => StatusCode::FORBIDDEN,
+            InsufficientScope | CrossSiteRequest | OidcFailed(_) => StatusCode::FORBIDDEN,
             LoginRequired { .. } => StatusCode::FOUND,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            LoginOverloaded | CheckerUnavailable | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            LoginOverloaded | CheckerUnavailable | StoreUnavailable | ProviderUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -288,6 +311,10 @@ impl GatewayError {
             RequestTimeout => "request_timeout",
             UpstreamUnreachable | UpstreamFailed => "bad_gateway",
             UpstreamTimeout => "gateway_timeout",
+            OidcFailed(_) => "oidc_failed",
+            ProviderUnavailable => "unavailable",
+            // Back-Channel Logout 1.0 2.8: an OAuth error code.
+            BadLogoutToken(_) => "invalid_request",
         }
     }
 
@@ -308,7 +335,8 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             GatewayError::LoginOverloaded
             | GatewayError::CheckerUnavailable
-            | GatewayError::StoreUnavailable => Some(1),
+            | GatewayError::StoreUnavailable
+            | GatewayError::ProviderUnavailable => Some(1),
             _ => None,
         }
     }
@@ -327,6 +355,17 @@ impl GatewayError {
     /// The response of the public listener.
     pub(crate) fn to_response(&self) -> Response<ResponseBody> {
         self.to_plain_response().map(Either::Right)
+    }
+
+    /// The same status and headers with an HTML page for a browser navigation (the gateway's
+    /// own pages, such as a provider login's callback).
+    pub(crate) fn to_page_response(&self) -> Response<ResponseBody> {
+        let page = crate::pages::error(self.status().as_u16(), self.code(), &self.to_string());
+        let mut response = self.to_plain_response();
+        *response.body_mut() = Full::new(Bytes::from(page));
+        let content_type = HeaderValue::from_static("text/html; charset=utf-8");
+        response.headers_mut().insert(CONTENT_TYPE, content_type);
+        response.map(Either::Right)
     }
 
     /// The same response with a plain body, for the admin listener.

@@ -16,8 +16,10 @@ pub(crate) mod context;
 pub mod demo;
 pub(crate) mod endpoints;
 pub(crate) mod error;
+pub(crate) mod federation;
 pub(crate) mod gateway;
 pub mod limits;
+pub(crate) mod pages;
 pub mod path;
 pub mod proxy;
 pub(crate) mod reload;
@@ -117,6 +119,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let PasswordCheck::File(users) = &shared.runtime.load().passwords {
         users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
     }
+    shared.runtime.load().federation.prefetch();
     life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
     if shared.sessions.store().is_shared() {
         let (follower, stop) = (shared.clone(), life.shutdown.clone());

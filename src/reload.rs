@@ -37,6 +37,8 @@ pub(crate) async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec
     match built {
         Ok((runtime, restart)) => {
             follow_new_users_file(shared, &current, &runtime);
+            // A provider new in this config is asked now, not by its first login.
+            runtime.federation.prefetch();
             shared.runtime.store(Arc::new(runtime));
             shared.metrics.config_reload("ok");
             for setting in &restart {

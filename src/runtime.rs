@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::keys::{KeyError, KeySet};
 use crate::auth::{AccessTokens, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
+use crate::federation::{Federation, FederationError};
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
 use crate::proxy::{IdentityHeaders, UpstreamClient};
 use crate::routes::RouteTable;
@@ -34,6 +35,8 @@ pub(crate) struct Runtime {
     pub refresh_limits: KeyedLimiter<String>,
     pub passwords: PasswordCheck,
     pub identity_headers: IdentityHeaders,
+    /// The OpenID Connect providers; one whose config is unchanged keeps what it learnt.
+    pub federation: Federation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,8 @@ pub enum RuntimeError {
     Users(#[from] ConfigErrors),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Federation(#[from] FederationError),
 }
 
 impl Runtime {
@@ -72,8 +77,10 @@ impl Runtime {
                 client: client.clone(),
             },
         };
+        let federation = Federation::build(&config.providers, previous.map(|p| &p.federation))?;
         let limits = &config.limits;
         Ok(Runtime {
+            federation,
             routes: RouteTable::new(&config.routes),
             tls,
             certificate,

@@ -1,6 +1,9 @@
-//! A wrapper for secret bytes whose `Debug` and `Display` never show them.
+//! A wrapper for secret bytes whose `Debug` and `Display` never show them, and reading one
+//! from where the config says it is.
 
 use std::fmt;
+
+use crate::config::SecretSource;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -13,6 +16,21 @@ impl<T> Secret<T> {
     /// The secret itself; call sites are easy to audit by searching for `expose`.
     pub fn expose(&self) -> &T {
         &self.0
+    }
+}
+
+impl SecretSource {
+    /// The secret from its variable or file, trimmed; the error names the source, never a value.
+    pub fn read(&self) -> Result<Secret<String>, String> {
+        let read = match self {
+            SecretSource::Env(name) => {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+            }
+            SecretSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+        };
+        Ok(Secret::new(read?.trim().to_string()))
     }
 }
 

@@ -1,13 +1,14 @@
 //! Certificates to a rustls `ServerConfig`: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`,
-//! and a self-signed development certificate when the configured one is missing.
+//! and a self-signed development certificate when the configured one is missing; and the
+//! `ClientConfig` the gateway talks to identity providers with.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls::crypto::aws_lc_rs;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -21,6 +22,8 @@ pub enum TlsError {
     PrivateKey { path: PathBuf, reason: String },
     #[error("cannot generate a development certificate in {path}: {reason}")]
     SelfSigned { path: PathBuf, reason: String },
+    #[error("{path}: cannot read CA certificates: {reason}")]
+    CaFile { path: PathBuf, reason: String },
     #[error("certificate and key do not form a usable TLS config: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -65,6 +68,48 @@ pub fn server_config(tls: &TlsConfig) -> Result<ServerTls, TlsError> {
         config: Arc::new(config),
         leaf,
     })
+}
+
+/// The system's trusted roots, read once (reading them parses every file of the store).
+static SYSTEM_ROOTS: std::sync::LazyLock<Vec<CertificateDer<'static>>> = std::sync::LazyLock::new(|| {
+    let found = rustls_native_certs::load_native_certs();
+    if !found.errors.is_empty() {
+        tracing::warn!(
+            errors = found.errors.len(),
+            "some system CA certificates could not be read"
+        );
+    }
+    found.certs
+});
+
+/// A client config that verifies servers against the system's roots plus `ca_file`'s
+/// certificates (a private CA). There is no way to skip verification.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (_, ignored) = roots.add_parsable_certificates(SYSTEM_ROOTS.iter().cloned());
+    if ignored > 0 {
+        tracing::debug!(ignored, "system CA certificates rustls cannot use");
+    }
+    if let Some(path) = ca_file {
+        let error = |reason: String| TlsError::CaFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(error("it holds no certificate".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| error(e.to_string()))?;
+        }
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

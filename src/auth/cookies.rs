@@ -1,8 +1,10 @@
-//! The gateway's two cookies: reading them (refusing duplicates) and writing `Set-Cookie`.
+//! The gateway's cookies: reading them (refusing duplicates) and writing `Set-Cookie`.
 //!
-//! Both are `HttpOnly; Secure; SameSite=Strict` with `Max-Age` and never a `Domain`; the
-//! access cookie uses `Path=/` (required by its `__Host-` prefix), the refresh cookie
-//! `Path=/auth` so that browsers send it only to the gateway's own endpoints.
+//! The two session cookies are `HttpOnly; Secure; SameSite=Strict` with `Max-Age` and never
+//! a `Domain`; the access cookie uses `Path=/` (required by its `__Host-` prefix), the refresh
+//! cookie `Path=/auth` so that browsers send it only to the gateway's own endpoints. The
+//! single sign-on login cookie is the same but `SameSite=Lax`: it must come back on the
+//! provider's top-level redirect to the callback, which is a cross-site navigation.
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
@@ -46,15 +48,31 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
         })
 }
 
+/// Which cross-site requests a browser attaches a cookie to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+}
+
 /// `Set-Cookie` for a token (tokens are base64url and dots, valid cookie values).
 pub fn set(name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
-    let cookie = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict");
-    HeaderValue::from_str(&cookie).unwrap_or_else(|_| clear(name, path))
+    set_same_site(name, value, path, max_age, SameSite::Strict)
 }
 
 /// `Set-Cookie` that removes a cookie: same name, path and attributes, `Max-Age=0`.
 pub fn clear(name: &str, path: &str) -> HeaderValue {
-    let cookie = format!("{name}=; Path={path}; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+    clear_same_site(name, path, SameSite::Strict)
+}
+
+pub fn set_same_site(name: &str, value: &str, path: &str, max_age: u64, same_site: SameSite) -> HeaderValue {
+    let cookie =
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite={same_site:?}");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| clear_same_site(name, path, same_site))
+}
+
+pub fn clear_same_site(name: &str, path: &str, same_site: SameSite) -> HeaderValue {
+    let cookie = format!("{name}=; Path={path}; Max-Age=0; HttpOnly; Secure; SameSite={same_site:?}");
     // Names are validated cookie tokens and paths are "/" or "/auth": always a valid value.
     HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("invalid=; Max-Age=0"))
 }

@@ -61,6 +61,9 @@ pub struct Verifier {
 
 pub struct KeySet {
     pub signer: Signer,
+    /// Derived from the signing key's secret material: seals short-lived browser state (the
+    /// single sign-on login cookie) that any replica with the same key must be able to open.
+    pub sealing_key: Secret<[u8; 32]>,
     verifiers: HashMap<String, Verifier>,
     jwks: Bytes,
 }
@@ -68,6 +71,7 @@ pub struct KeySet {
 impl KeySet {
     pub fn load(tokens: &TokensConfig) -> Result<KeySet, KeyError> {
         let mut signer = None;
+        let mut sealing_key = None;
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         for config in &tokens.keys {
@@ -84,6 +88,7 @@ impl KeySet {
                     alg: algorithm(config.alg),
                     key,
                 });
+                sealing_key = loaded.sealing_key;
             }
             verifiers.insert(
                 config.kid.clone(),
@@ -101,8 +106,13 @@ impl KeySet {
             kid: String::new(),
             reason: format!("cannot serialise the JWKS: {e}"),
         })?;
+        let sealing_key = sealing_key.ok_or_else(|| KeyError::Invalid {
+            kid: signer.kid.clone(),
+            reason: "the signing key has no secret material".into(),
+        })?;
         let set = KeySet {
             signer,
+            sealing_key,
             verifiers,
             jwks: Bytes::from(jwks),
         };
@@ -157,6 +167,19 @@ struct LoadedKey {
     verifying: DecodingKey,
     /// The JWK to publish; `None` for HMAC secrets.
     public: Option<Jwk>,
+    sealing_key: Option<Secret<[u8; 32]>>,
+}
+
+/// HKDF-SHA256 of a signing key's secret material, for one purpose only: a different key
+/// than the signing key itself, that still agrees across replicas sharing the key file.
+fn sealing_key(config: &KeyConfig, material: &[u8]) -> Result<Secret<[u8; 32]>, KeyError> {
+    use aws_lc_rs::hkdf;
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis").extract(material);
+    let mut key = [0u8; 32];
+    prk.expand(&[b"portcullis sealed browser state v1"], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut key))
+        .map_err(|_| invalid(config, "cannot derive the sealing key"))?;
+    Ok(Secret::new(key))
 }
 
 /// Writes the keys marked `generate_if_missing` whose files do not exist yet (development).
@@ -196,7 +219,9 @@ fn load_key(config: &KeyConfig) -> Result<LoadedKey, KeyError> {
             })?;
             let jwk = Jwk::from_encoding_key(&signing, alg)
                 .map_err(|e| invalid(config, format!("cannot derive the public key: {e}")))?;
-            public_key(config, jwk, Some(signing))
+            let mut loaded = public_key(config, jwk, Some(signing))?;
+            loaded.sealing_key = Some(sealing_key(config, &pem)?);
+            Ok(loaded)
         }
         KeySource::PublicKeyFile(path) => {
             let pem = read(config, path)?;
@@ -227,6 +252,7 @@ fn public_key(config: &KeyConfig, mut jwk: Jwk, signing: Option<EncodingKey>) ->
         signing,
         verifying,
         public: Some(jwk),
+        sealing_key: None,
     })
 }
 
@@ -249,6 +275,7 @@ fn hmac_key(config: &KeyConfig, secret: Vec<u8>) -> Result<LoadedKey, KeyError> 
         signing: Some(EncodingKey::from_secret(trimmed)),
         verifying: DecodingKey::from_secret(trimmed),
         public: None,
+        sealing_key: Some(sealing_key(config, trimmed)?),
     })
 }
 

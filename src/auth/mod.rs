@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod csrf;
+pub mod foreign;
 pub mod identity;
 pub mod keys;
 pub mod revocation;

@@ -32,6 +32,8 @@ pub(super) struct FileConfig {
     pub demo: Option<Spanned<DemoFile>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RouteFile>>,
+    #[serde(default)]
+    pub providers: Vec<Spanned<ProviderFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +144,28 @@ pub(super) struct LogFile {
 #[serde(deny_unknown_fields)]
 pub(super) struct DemoFile {
     pub echo_listen: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProviderFile {
+    pub name: Option<Text>,
+    pub display_name: Option<Text>,
+    pub issuer: Option<Text>,
+    pub client_id: Option<Text>,
+    pub client_secret_file: Option<Text>,
+    pub client_secret_env: Option<Text>,
+    pub client_auth: Option<Text>,
+    pub scopes: Option<Spanned<Vec<Text>>>,
+    pub subject_claim: Option<Text>,
+    pub subject_prefix: Option<Text>,
+    pub role_claim: Option<Text>,
+    #[serde(default)]
+    pub role_map: Vec<Spanned<Vec<Text>>>,
+    pub default_role: Option<Text>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<Text>,
+    pub ca_file: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,6 +35,7 @@ pub struct Config {
     pub log: LogConfig,
     pub demo: Option<DemoConfig>,
     pub routes: Vec<RouteConfig>,
+    pub providers: Vec<ProviderConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,13 +136,14 @@ pub enum StoreConfig {
     /// Shared by several gateway replicas.
     Redis {
         url: String,
-        password: Option<RedisPassword>,
+        password: Option<SecretSource>,
     },
 }
 
-/// Where the Redis password comes from: never inline in the file.
+/// Where a secret (the Redis password, a provider's client secret) comes from: never inline
+/// in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisPassword {
+pub enum SecretSource {
     Env(String),
     File(PathBuf),
 }
@@ -182,6 +184,40 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter directive such as `info` or `portcullis=debug`.
     pub level: String,
+}
+
+/// How the gateway authenticates at a provider's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret.
+    Basic,
+    /// `client_id` and `client_secret` as form fields.
+    Post,
+}
+
+/// One OpenID Connect provider users may log in through (SPEC 10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// `[a-z0-9-]+`: in URLs, in the `idp` of sessions and tokens.
+    pub name: String,
+    pub display_name: String,
+    /// Exactly as written: the id_token's `iss` must equal it.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    pub client_auth: ClientAuth,
+    /// Always holds `openid`.
+    pub scopes: Vec<String>,
+    pub subject_claim: String,
+    pub subject_prefix: String,
+    pub role_claim: Option<String>,
+    /// (value of `role_claim`, role): the first listed pair whose value is present wins.
+    pub role_map: Vec<(String, String)>,
+    /// `None`: refuse a login whose claims map to no role.
+    pub default_role: Option<String>,
+    /// Lower-case; empty means any email (or none).
+    pub allowed_email_domains: Vec<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -195,6 +195,46 @@ pub(super) fn route_name(text: &str) -> Result<String, String> {
     }
 }
 
+pub(super) fn provider_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match valid {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "provider name {text:?} must be 1-32 lower-case letters, digits or '-'"
+        )),
+    }
+}
+
+/// An `https://` URL without credentials, query or fragment, kept exactly as written: the
+/// provider's `iss` must equal it character for character.
+pub(super) fn issuer_url(text: &str) -> Result<String, String> {
+    let invalid = || format!("issuer {text:?} must be an https:// URL without user, query or fragment");
+    let uri = http::Uri::from_str(text).map_err(|_| invalid())?;
+    let bare = uri.query().is_none() && !text.contains('#');
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("https"), Some(authority)) if bare && !authority.as_str().contains('@') => Ok(text.to_string()),
+        _ => Err(invalid()),
+    }
+}
+
+/// A domain for `allowed_email_domains`, compared lower-case.
+pub(super) fn email_domain(text: &str) -> Result<String, String> {
+    let lower = text.to_ascii_lowercase();
+    let valid = !lower.is_empty()
+        && !lower.starts_with('.')
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    match valid {
+        true => Ok(lower),
+        false => Err(format!("{text:?} is not a domain name (like \"example.com\")")),
+    }
+}
+
 pub(super) fn host_pattern(text: &str) -> Result<HostPattern, String> {
     let lower = text.to_ascii_lowercase();
     let (wildcard, name) = match lower.strip_prefix("*.") {

@@ -223,6 +223,31 @@ pub(super) fn redirect_with_cookies(
     response
 }
 
+/// `GET /auth/login?return_to=/path`: the gateway's own login page (SPEC 10 lists each
+/// provider on it). A route's `login_page = "/auth/login"` sends browsers here.
+pub(super) fn login_page<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> Response<ResponseBody> {
+    let return_to = request.uri().query().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "return_to")
+            .map(|(_, value)| value.into_owned())
+    });
+    let return_to = csrf::safe_return_to(return_to.as_deref());
+    let page = crate::pages::login(ctx.runtime.federation.configs(), &return_to);
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(page))));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The page may not be framed (clickjacking of the login form).
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
 /// `GET /auth/me`: who the credential names.
 pub(super) fn me<B>(
     ctx: &RequestCtx<'_>,

@@ -5,6 +5,7 @@ pub(crate) mod admin;
 mod auth;
 mod body;
 pub(crate) mod cors;
+mod oidc;
 pub(crate) mod redirect;
 mod sessions;
 
@@ -28,10 +29,14 @@ pub(crate) async fn handle(
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     ctx.cors = cors::allowed_origin(request.headers(), &ctx.runtime.config.cookies.allowed_origins);
+    if target.path.starts_with(oidc::PREFIX) {
+        return oidc::handle(ctx, request, target).await;
+    }
     let ctx = &*ctx;
     match (target.path.as_str(), request.method()) {
         (_, &Method::OPTIONS) if ctx.cors.is_some() => Ok(cors::preflight()),
         ("/auth/login", &Method::POST) => auth::login(ctx, request, target).await,
+        ("/auth/login", &Method::GET) => Ok(auth::login_page(ctx, &request)),
         ("/auth/me", &Method::GET) => auth::me(ctx, &request),
         ("/.well-known/jwks.json", &Method::GET) => Ok(auth::jwks(ctx.runtime)),
         ("/auth/refresh", &Method::POST) => sessions::refresh(ctx, request, target).await,
@@ -51,7 +56,8 @@ pub(crate) async fn handle(
 /// The one method each gateway path takes, for the `Allow` of a 405.
 fn allowed_method(path: &str) -> Option<&'static str> {
     match path {
-        "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/logout-all" => Some("POST"),
+        "/auth/login" => Some("GET, POST"),
+        "/auth/refresh" | "/auth/logout" | "/auth/logout-all" => Some("POST"),
         "/auth/me" | "/auth/sessions" | "/.well-known/jwks.json" => Some("GET"),
         path if path.starts_with(OWN_SESSION) => Some("DELETE"),
         _ => None,

@@ -31,7 +31,10 @@ pub(super) fn respond(
 ) -> Response<ResponseBody> {
     let mut response = result.unwrap_or_else(|error| {
         count_failure(&ctx, &error);
-        error.to_response()
+        match ctx.html_errors {
+            true => error.to_page_response(),
+            false => error.to_response(),
+        }
     });
     if let Some(framing) = &ctx.connection.framing
         && upgrade_asked.0

@@ -81,6 +81,7 @@ pub struct Metrics {
     duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
     auth_failures: Family<Labels<1>, Counter>,
     logins: Family<Labels<1>, Counter>,
+    oidc_logins: Family<Labels<2>, Counter>,
     refreshes: Family<Labels<1>, Counter>,
     upstream_errors: Family<Labels<2>, Counter>,
     revocations: Family<Labels<1>, Gauge>,
@@ -98,6 +99,7 @@ impl Metrics {
             duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
             auth_failures: Family::default(),
             logins: Family::default(),
+            oidc_logins: Family::default(),
             refreshes: Family::default(),
             upstream_errors: Family::default(),
             revocations: Family::default(),
@@ -149,6 +151,12 @@ impl Metrics {
 
     pub fn login(&self, result: &str) {
         self.logins.get_or_create(&labels([("result", result)])).inc();
+    }
+
+    /// Logins through a provider (SPEC 10): `idp` is a configured provider name.
+    pub fn oidc_login(&self, idp: &str, result: &str) {
+        let labels = labels([("idp", idp), ("result", result)]);
+        self.oidc_logins.get_or_create(&labels).inc();
     }
 
     pub fn refresh(&self, result: &str) {
@@ -226,6 +234,8 @@ impl Metrics {
             self.auth_failures.clone(),
         );
         r.register("logins", "Login attempts, by result", self.logins.clone());
+        let help = "Logins through an OpenID Connect provider, by provider and result";
+        r.register("oidc_logins", help, self.oidc_logins.clone());
         r.register(
             "refreshes",
             "Refresh rotations, by result",

@@ -158,8 +158,8 @@ impl Checker<'_> {
                     self.error(path.span(), "path is for backend = \"sqlite\"; Redis takes url");
                 }
                 let password = match (password_env, password_file) {
-                    (Some(env), None) => Some(RedisPassword::Env(env.into_inner())),
-                    (None, Some(file)) => Some(RedisPassword::File(self.resolve(file.get_ref()))),
+                    (Some(env), None) => Some(SecretSource::Env(env.into_inner())),
+                    (None, Some(file)) => Some(SecretSource::File(self.resolve(file.get_ref()))),
                     (None, None) => None,
                     (Some(env), Some(_)) => {
                         self.error(env.span(), "give password_env or password_file, not both");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 mod auth;
+mod providers;
 mod routes;
 
 use super::file::*;
@@ -33,6 +34,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         log,
         demo,
         routes,
+        providers,
     } = file;
     let config = Config {
         source: path.to_path_buf(),
@@ -47,6 +49,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         log: checker.log(log),
         demo: demo.map(|demo| checker.demo(demo)),
         routes: checker.routes(routes),
+        providers: checker.providers(providers),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)
@@ -291,6 +294,12 @@ impl Checker<'_> {
             if a.port() != 0 && listeners[..i].contains(a) {
                 self.error(0..0, format!("two listeners share the address {a}"));
             }
+        }
+        if !config.providers.is_empty() && !config.cookies.enabled {
+            self.error(
+                0..0,
+                "[[providers]] log browsers in with cookies: they need [cookies] enabled = true",
+            );
         }
         let headers = &config.headers;
         if headers.subject == headers.role

@@ -1,0 +1,72 @@
+//! The gateway's own HTML pages (the login page, error pages), rendered from templates with
+//! HTML autoescaping, so no value a request carries can become markup. No external assets.
+
+use std::sync::LazyLock;
+
+use minijinja::{Environment, Value, context};
+
+use crate::config::ProviderConfig;
+
+static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut pages = Environment::new();
+    for (name, source) in [
+        ("layout.html", include_str!("layout.html")),
+        ("login.html", include_str!("login.html")),
+        ("error.html", include_str!("error.html")),
+    ] {
+        // Checked by this module's tests: a template that does not parse never ships.
+        if let Err(error) = pages.add_template(name, source) {
+            tracing::error!(%error, name, "a built-in page template does not parse");
+        }
+    }
+    pages
+});
+
+/// The login page: the password form, and a button per provider (SPEC 10).
+pub(crate) fn login<'p>(providers: impl Iterator<Item = &'p ProviderConfig>, return_to: &str) -> String {
+    let providers: Vec<Value> = providers
+        .map(|p| context! { name => p.name.clone(), display_name => p.display_name.clone() })
+        .collect();
+    render(
+        "login.html",
+        context! { title => "Sign in", providers, return_to },
+    )
+}
+
+/// A failure a browser navigated into, with the same status and words as the JSON answer.
+pub(crate) fn error(status: u16, code: &str, message: &str) -> String {
+    render(
+        "error.html",
+        context! { title => "Something went wrong", status, code, message },
+    )
+}
+
+fn render(name: &str, context: Value) -> String {
+    let rendered = PAGES
+        .get_template(name)
+        .and_then(|template| template.render(context));
+    rendered.unwrap_or_else(|error| {
+        tracing::error!(%error, name, "a built-in page failed to render");
+        String::from("<!doctype html><title>Error</title><p>This page cannot be shown.</p>")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_renders_and_escapes_what_it_is_given() {
+        let page = login(std::iter::empty(), "/a?b=\"><script>");
+        assert!(
+            page.contains("name=\"username\"") && page.contains("name=\"password\""),
+            "{page}"
+        );
+        assert!(!page.contains("<script>"), "{page}");
+        let page = error(403, "oidc_failed", "<b>no</b>");
+        assert!(
+            page.contains("403") && page.contains("&lt;b&gt;no") && !page.contains("<b>"),
+            "{page}"
+        );
+    }
+}
