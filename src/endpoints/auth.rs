@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::{self, BodyKind};
-use super::json;
+use super::{json, query_param};
 use crate::auth::csrf;
 use crate::auth::tokens::{Grant, Issued, unix_now};
 use crate::caller::identify;
@@ -226,12 +226,7 @@ pub(super) fn redirect_with_cookies(
 /// `GET /auth/login?return_to=/path`: the gateway's own login page (SPEC 10 lists each
 /// provider on it). A route's `login_page = "/auth/login"` sends browsers here.
 pub(super) fn login_page<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> Response<ResponseBody> {
-    let return_to = request.uri().query().and_then(|query| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(name, _)| name == "return_to")
-            .map(|(_, value)| value.into_owned())
-    });
-    let return_to = csrf::safe_return_to(return_to.as_deref());
+    let return_to = csrf::safe_return_to(query_param(request, "return_to").as_deref());
     let page = crate::pages::login(ctx.runtime.federation.configs(), &return_to);
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(page))));
     let headers = response.headers_mut();

@@ -64,6 +64,14 @@ fn allowed_method(path: &str) -> Option<&'static str> {
     }
 }
 
+/// The first value of a query parameter, decoded.
+fn query_param<B>(request: &Request<B>, name: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A small JSON response for the gateway's own endpoints.
 pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));

@@ -9,7 +9,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use super::auth::{begin_session, redirect_with_cookies, user_agent};
-use super::body;
+use super::{body, query_param};
 use crate::auth::cookies::{self, SameSite};
 use crate::auth::csrf;
 use crate::auth::tokens::unix_now;
@@ -235,13 +235,6 @@ fn oidc_result<T>(result: &Result<T, GatewayError>) -> &'static str {
 fn is_navigation(headers: &HeaderMap) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     header("sec-fetch-mode") == "navigate" || header("accept").contains("text/html")
-}
-
-fn query_param(request: &Request<Incoming>, name: &str) -> Option<String> {
-    let query = request.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 fn empty(status: StatusCode) -> Response<ResponseBody> {
