@@ -112,3 +112,210 @@ async fn a_user_signs_in_through_the_provider_and_gets_a_normal_cookie_session()
     assert!(me["auth_time"].as_u64().is_some_and(|t| t > 0));
     assert_eq!(provider.last_token_auth().await, "basic");
 }
+
+/// The gateway's refusal of a callback: no session, the login cookie spent, and the reason.
+fn assert_refused(reply: &Reply, status: u16, reason: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["error"], "oidc_failed", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("({reason})")), "expected {reason}: {message}");
+    let cookies: Vec<_> = reply.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(
+        cookies,
+        ["__Host-portcullis-oidc=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"],
+        "no session cookie, only the login cookie cleared"
+    );
+}
+
+#[tokio::test]
+async fn a_callback_without_its_own_login_state_begins_no_session() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let (authorize, cookie) = begin(&gateway, "/").await;
+    let (_, other_cookie) = begin(&gateway, "/").await;
+    let back = provider.sign_in(&authorize, "alice").await;
+    assert_refused(&callback(&gateway, &back, None).await, 403, "missing_state");
+    assert_refused(&callback(&gateway, &back, Some("forged")).await, 403, "missing_state");
+    assert_refused(&callback(&gateway, &back, Some(&other_cookie)).await, 403, "state_mismatch");
+    // The genuine pair still works once, and only once: a replayed callback is refused.
+    assert_eq!(callback(&gateway, &back, Some(&cookie)).await.status, 303);
+    assert_refused(&callback(&gateway, &back, Some(&cookie)).await, 403, "replayed");
+}
+
+#[tokio::test]
+async fn a_replayed_code_the_provider_refuses_and_a_cancelled_login_begin_no_session() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let (authorize, cookie) = begin(&gateway, "/").await;
+    let back = provider.sign_in(&authorize, "alice").await;
+    assert_eq!(callback(&gateway, &back, Some(&cookie)).await.status, 303);
+    // A fresh login's state with the spent code: the state passes, the provider says no.
+    let (authorize, cookie) = begin(&gateway, "/").await;
+    let state = query(&authorize).into_iter().find(|(n, _)| n == "state").expect("state").1;
+    let code = query(&back).into_iter().find(|(n, _)| n == "code").expect("code").1;
+    let replayed = format!("https://localhost/auth/oidc/{NAME}/callback?code={code}&state={state}");
+    assert_refused(&callback(&gateway, &replayed, Some(&cookie)).await, 403, "code_rejected");
+
+    let (authorize, cookie) = begin(&gateway, "/").await;
+    let cancelled = provider.cancel(&authorize).await;
+    assert!(cancelled.contains("error=access_denied"), "{cancelled}");
+    assert_refused(&callback(&gateway, &cancelled, Some(&cookie)).await, 403, "provider_error");
+}
+
+/// How a forged id_token is signed.
+enum Signer {
+    /// The provider's own RS256 key: only the claims are wrong.
+    Provider,
+    /// A key the provider never published, under the provider's `kid` or another.
+    Stranger(&'static str),
+    /// HS256 with these bytes as the secret (the client secret, a public key).
+    Hmac(Vec<u8>),
+    /// `alg: none`, no signature.
+    Unsigned,
+}
+
+fn forge(provider: &Provider, signer: &Signer, claims: &Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let header = |alg, kid: &str| {
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.to_string());
+        header
+    };
+    match signer {
+        Signer::Provider => {
+            let key = EncodingKey::from_rsa_pem(&provider.files.rsa_key()).expect("the provider's key");
+            encode(&header(Algorithm::RS256, "rs-1"), claims, &key).expect("sign")
+        }
+        Signer::Stranger(kid) => {
+            let stranger = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("a key");
+            let key = EncodingKey::from_rsa_pem(stranger.serialize_pem().as_bytes()).expect("key");
+            encode(&header(Algorithm::RS256, kid), claims, &key).expect("sign")
+        }
+        Signer::Hmac(secret) => {
+            encode(&header(Algorithm::HS256, "rs-1"), claims, &EncodingKey::from_secret(secret)).expect("sign")
+        }
+        Signer::Unsigned => {
+            use base64::Engine;
+            let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "kid": "rs-1"})), b64(claims))
+        }
+    }
+}
+
+/// What the provider's id_token for alice says, for the login whose redirect was `authorize`.
+fn alice_claims(provider: &Provider, authorize: &str) -> Value {
+    let nonce = query(authorize).into_iter().find(|(n, _)| n == "nonce").expect("nonce").1;
+    let now = portcullis::auth::tokens::unix_now();
+    serde_json::json!({
+        "iss": provider.issuer, "aud": "portcullis", "sub": "alice", "nonce": nonce,
+        "iat": now, "exp": now + 600, "auth_time": now, "groups": ["admins"], "sid": "forged-sid",
+    })
+}
+
+#[tokio::test]
+async fn id_tokens_with_a_wrong_claim_key_or_algorithm_begin_no_session() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let public_key = provider.files.path("rs-1.pem");
+    let public_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(public_key).expect("key"))
+        .expect("key")
+        .public_key_pem();
+    let now = portcullis::auth::tokens::unix_now();
+    let cases: Vec<(&str, Signer, Value, &str)> = vec![
+        ("the genuine claims", Signer::Provider, serde_json::json!({}), ""),
+        ("another nonce", Signer::Provider, serde_json::json!({"nonce": "x"}), "nonce"),
+        ("no nonce", Signer::Provider, serde_json::json!({"nonce": null}), "nonce"),
+        ("another issuer", Signer::Provider, serde_json::json!({"iss": "https://evil.example"}), "id_token_issuer"),
+        ("another audience", Signer::Provider, serde_json::json!({"aud": "someone-else"}), "id_token_audience"),
+        ("expired", Signer::Provider, serde_json::json!({"exp": now - 60, "iat": now - 700}), "id_token_expired"),
+        ("issued in the future", Signer::Provider, serde_json::json!({"iat": now + 600, "exp": now + 1200}), "id_token_not_yet_valid"),
+        ("several audiences, no azp", Signer::Provider, serde_json::json!({"aud": ["portcullis", "other"]}), "azp"),
+        ("azp of another client", Signer::Provider, serde_json::json!({"azp": "other"}), "azp"),
+        ("another key, the provider's kid", Signer::Stranger("rs-1"), serde_json::json!({}), "id_token_signature"),
+        ("another key, an unknown kid", Signer::Stranger("rs-9"), serde_json::json!({}), "id_token_unknown_key"),
+        ("alg none", Signer::Unsigned, serde_json::json!({}), "id_token_malformed"),
+        ("HS256 with the client secret", Signer::Hmac(support::oidc::CLIENT_SECRET.into()), serde_json::json!({}), "id_token_algorithm"),
+        ("HS256 with the public key", Signer::Hmac(public_key.into_bytes()), serde_json::json!({}), "id_token_algorithm"),
+    ];
+    for (case, signer, changes, reason) in cases {
+        let (authorize, cookie) = begin(&gateway, "/").await;
+        let mut claims = alice_claims(&provider, &authorize);
+        for (name, value) in changes.as_object().expect("an object") {
+            match value {
+                Value::Null => drop(claims.as_object_mut().expect("object").remove(name)),
+                value => claims[name] = value.clone(),
+            }
+        }
+        provider.replace_next_id_token(&forge(&provider, &signer, &claims)).await;
+        let back = provider.sign_in(&authorize, "alice").await;
+        let reply = callback(&gateway, &back, Some(&cookie)).await;
+        match reason {
+            "" => assert_eq!(reply.status, 303, "{case}: {}", reply.text()),
+            reason => assert_refused(&reply, 403, reason),
+        }
+    }
+}
+
+#[tokio::test]
+async fn claims_decide_who_may_log_in_and_with_which_role() {
+    let extra = "allowed_email_domains = [\"example.com\"]";
+    let Some((gateway, provider, _echo)) = sso(extra, Options::default()).await else { return };
+    let alice = sign_in(&gateway, &provider, "alice").await;
+    assert_eq!(alice.status, 303, "verified email in an allowed domain: {}", alice.text());
+    assert_refused(&sign_in(&gateway, &provider, "bob").await, 403, "email_not_verified");
+    assert_refused(&sign_in(&gateway, &provider, "dave").await, 403, "email_domain");
+    // carol's email is fine, but her groups map to no role and default_role is "".
+    assert_refused(&sign_in(&gateway, &provider, "carol").await, 403, "no_role");
+}
+
+#[tokio::test]
+async fn a_default_role_admits_users_whose_groups_map_to_none() {
+    let Some((gateway, provider, _echo)) = sso("default_role = \"guest\"", Options::default()).await else { return };
+    let reply = sign_in(&gateway, &provider, "carol").await;
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    let access = session_cookies(&reply).access;
+    let me = gateway.send(browser(Method::GET, "/auth/me", &[], &[(ACCESS_COOKIE, &access)]).empty()).await;
+    assert_eq!(me.json()["role"], "guest");
+}
+
+#[tokio::test]
+async fn an_es256_provider_that_only_takes_client_secret_post_works_too() {
+    let options = Options {
+        id_token_alg: "ES256",
+        client_auth_methods: &["client_secret_post"],
+    };
+    let Some((gateway, provider, _echo)) = sso("", options).await else { return };
+    let reply = sign_in(&gateway, &provider, "alice").await;
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    assert_eq!(provider.last_token_auth().await, "post", "discovery lists only client_secret_post");
+}
+
+#[tokio::test]
+async fn an_sso_session_refreshes_and_lists_like_any_other_and_keeps_how_it_began() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let cookies = session_cookies(&sign_in(&gateway, &provider, "alice").await);
+    let site: support::browser::Site = support::browser::OWN;
+    let refreshed = gateway
+        .send(browser(Method::POST, "/auth/refresh", site, &[(support::REFRESH_COOKIE, &cookies.refresh)]).empty())
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
+    let renewed = issued_cookies(&refreshed, DEFAULTS, "refresh");
+    let me = gateway.send(browser(Method::GET, "/auth/me", &[], &[(ACCESS_COOKIE, &renewed.access)]).empty()).await;
+    let me = me.json();
+    assert_eq!((me["idp"].as_str(), me["amr"].clone()), (Some("corp"), serde_json::json!(["fed"])));
+    let listed = gateway.send(browser(Method::GET, "/auth/sessions", &[], &[(ACCESS_COOKIE, &renewed.access)]).empty()).await;
+    let listed = listed.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!((listed[0]["idp"].as_str(), listed[0]["current"].as_bool()), (Some("corp"), Some(true)));
+}
+
+#[tokio::test]
+async fn the_login_page_offers_each_provider_and_the_password_form() {
+    let Some((gateway, _provider, _echo)) = sso("", Options::default()).await else { return };
+    let page = gateway.get("/auth/login?return_to=/app/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    // Autoescaping writes '/' as "&#x2f;" in attributes; browsers read it back as '/'.
+    let html = page.text().replace("&#x2f;", "/");
+    assert!(html.contains("href=\"/auth/oidc/corp/login?return_to=/app/\""), "{html}");
+    assert!(html.contains(">Corp SSO</a>"), "{html}");
+    assert!(html.contains("action=\"/auth/login\"") && html.contains("name=\"password\""), "{html}");
+}

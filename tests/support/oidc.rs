@@ -169,6 +169,8 @@ impl Planned {
             "backchannel_logout_uri": format!("https://127.0.0.1:{port}/auth/oidc/{NAME}/backchannel-logout"),
             "id_token_alg": options.id_token_alg,
             "client_auth_methods": options.client_auth_methods,
+            // The client must use a method the provider takes.
+            "token_endpoint_auth_method": options.client_auth_methods[0],
             "signing_keys": [
                 { "pem": self.files.path("rs-1.pem"), "kid": "rs-1", "alg": "RS256" },
                 { "pem": self.files.path("es-1.pem"), "kid": "es-1", "alg": "ES256" },
