@@ -319,3 +319,117 @@ async fn the_login_page_offers_each_provider_and_the_password_form() {
     assert!(html.contains(">Corp SSO</a>"), "{html}");
     assert!(html.contains("action=\"/auth/login\"") && html.contains("name=\"password\""), "{html}");
 }
+
+/// Whether the browser holding `access` still gets through to the API.
+async fn api_status(gateway: &Gateway, access: &str) -> u16 {
+    let reply = gateway.send(browser(Method::GET, "/api/whoami", &[], &[(ACCESS_COOKIE, access)]).empty()).await;
+    reply.status.as_u16()
+}
+
+#[tokio::test]
+async fn the_providers_back_channel_logout_ends_that_users_session_at_once() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let alice = session_cookies(&sign_in(&gateway, &provider, "alice").await);
+    let dave = session_cookies(&sign_in(&gateway, &provider, "dave").await);
+    assert_eq!(api_status(&gateway, &alice.access).await, 200);
+    // The provider signs and POSTs a real logout token for alice's provider session.
+    let sent = provider.back_channel_logout("alice").await;
+    assert!(sent["sid"].is_string(), "{sent}");
+    assert_eq!(api_status(&gateway, &alice.access).await, 401, "alice's access token is revoked");
+    let refresh = browser(Method::POST, "/auth/refresh", support::browser::OWN, &[(support::REFRESH_COOKIE, &alice.refresh)]);
+    assert_eq!(gateway.send(refresh.empty()).await.status, 401, "and her refresh token");
+    assert_eq!(api_status(&gateway, &dave.access).await, 200, "dave's session is another provider session");
+}
+
+/// POSTs `logout_token` to the gateway's back-channel endpoint.
+async fn post_logout(gateway: &Gateway, token: &str) -> Reply {
+    let body = form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", token).finish();
+    let request = support::request(Method::POST, &format!("/auth/oidc/{NAME}/backchannel-logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .with_body(body);
+    gateway.send(request).await
+}
+
+#[tokio::test]
+async fn a_logout_token_that_is_not_exactly_right_revokes_nothing_and_one_is_used_once() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let alice = session_cookies(&sign_in(&gateway, &provider, "alice").await);
+    let now = portcullis::auth::tokens::unix_now();
+    let valid = serde_json::json!({
+        "iss": provider.issuer, "aud": "portcullis", "sub": "alice", "iat": now, "exp": now + 120,
+        "jti": "logout-1", "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    let changed = |changes: Value| {
+        let mut claims = valid.clone();
+        for (name, value) in changes.as_object().expect("an object") {
+            match value {
+                Value::Null => drop(claims.as_object_mut().expect("object").remove(name)),
+                value => claims[name] = value.clone(),
+            }
+        }
+        claims
+    };
+    let bad: Vec<(&str, String)> = vec![
+        ("a nonce", forge(&provider, &Signer::Provider, &changed(serde_json::json!({"nonce": "n"})))),
+        ("no logout event", forge(&provider, &Signer::Provider, &changed(serde_json::json!({"events": {}})))),
+        ("neither sid nor sub", forge(&provider, &Signer::Provider, &changed(serde_json::json!({"sub": null})))),
+        ("no jti", forge(&provider, &Signer::Provider, &changed(serde_json::json!({"jti": null})))),
+        ("another audience", forge(&provider, &Signer::Provider, &changed(serde_json::json!({"aud": "x"})))),
+        ("expired", forge(&provider, &Signer::Provider, &changed(serde_json::json!({"exp": now - 60})))),
+        ("another key", forge(&provider, &Signer::Stranger("rs-1"), &valid)),
+        ("HS256 with the client secret", forge(&provider, &Signer::Hmac(support::oidc::CLIENT_SECRET.into()), &valid)),
+        ("alg none", forge(&provider, &Signer::Unsigned, &valid)),
+        ("malformed", "not.a.jwt".to_string()),
+        ("empty", String::new()),
+        ("oversized", "a".repeat(20_000)),
+    ];
+    for (case, token) in bad {
+        let reply = post_logout(&gateway, &token).await;
+        assert_eq!(reply.status, 400, "{case}: {}", reply.text());
+        assert_eq!(reply.json()["error"], "invalid_request", "{case}");
+        assert_eq!(api_status(&gateway, &alice.access).await, 200, "{case}: nothing was revoked");
+    }
+    let token = forge(&provider, &Signer::Provider, &valid);
+    assert_eq!(post_logout(&gateway, &token).await.status, 200);
+    assert_eq!(api_status(&gateway, &alice.access).await, 401, "every session of alice through corp ended");
+    let replay = post_logout(&gateway, &token).await;
+    assert_eq!((replay.status.as_u16(), replay.json()["error"].clone()), (400, "invalid_request".into()), "jti used once");
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_answers_503_while_password_logins_and_other_providers_work() {
+    let (Some(corp), Some(backup)) = (Planned::new(), Planned::new()) else { return };
+    let backup_entry = backup.config("").replace("name = \"corp\"", "name = \"backup\"");
+    let (gateway, _echo) = api_gateway(ES256_TOKENS, &format!("{}{backup_entry}", corp.config(""))).await;
+    for name in ["corp", "backup"] {
+        let reply = gateway.get(&format!("/auth/oidc/{name}/login")).await;
+        assert_eq!(reply.status, 503, "{name}: {}", reply.text());
+        assert_eq!((reply.json()["error"].as_str(), reply.retry_after()), (Some("unavailable"), Some(1)));
+    }
+    assert_eq!(gateway.login("alice", "alice-password").await.status, 200, "password logins work meanwhile");
+    // corp comes up: the gateway learns it on the next login (`start` waits for that).
+    let provider = corp.start(&gateway, Options::default()).await;
+    assert_eq!(sign_in(&gateway, &provider, "alice").await.status, 303);
+    assert_eq!(gateway.get("/auth/oidc/backup/login").await.status, 503, "backup is still down");
+}
+
+#[tokio::test]
+async fn a_browser_navigating_into_a_failed_login_gets_a_page_and_the_outcome_is_counted() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    assert_eq!(sign_in(&gateway, &provider, "alice").await.status, 303);
+    let (authorize, _cookie) = begin(&gateway, "/").await;
+    let back = provider.sign_in(&authorize, "alice").await;
+    let path = back.strip_prefix("https://localhost").expect("the callback");
+    const NAVIGATION: support::browser::Site = &[("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+    let page = gateway.send(browser(Method::GET, path, NAVIGATION, &[]).empty()).await;
+    assert_eq!(page.status, 403);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.text().contains("oidc_failed") && page.text().contains("missing_state"), "{}", page.text());
+    let metrics = gateway.admin(Method::GET, "/metrics").await.text();
+    for line in [
+        "portcullis_oidc_logins_total{idp=\"corp\",result=\"ok\"} 1",
+        "portcullis_oidc_logins_total{idp=\"corp\",result=\"failed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+}
