@@ -18,13 +18,14 @@ impl Checker<'_> {
         let mut checked = Vec::with_capacity(providers.len());
         for spanned in providers {
             let span = spanned.span();
-            let Some(provider) = self.provider(spanned.into_inner(), &span) else {
-                continue;
-            };
-            if !names.insert(provider.name.clone()) {
-                self.error(span, format!("provider name {:?} is used twice", provider.name));
+            // Checked on the name alone: a provider with other errors still claims its name.
+            let name = spanned.get_ref().name.as_ref().map(|n| n.get_ref().clone());
+            if let Some(name) = name.filter(|n| provider_name(n).is_ok())
+                && !names.insert(name.clone())
+            {
+                self.error(span.clone(), format!("provider name {name:?} is used twice"));
             }
-            checked.push(provider);
+            checked.extend(self.provider(spanned.into_inner(), &span));
         }
         checked
     }
@@ -69,6 +70,16 @@ impl Checker<'_> {
             .filter(|r| !r.get_ref().is_empty())
             .and_then(|r| self.optional(&r, role_name));
         let ca_file = ca_file.and_then(|file| self.existing_file(&file));
+        let subject_claim = self.value(subject_claim.as_ref(), "sub", claim_text);
+        let subject_prefix = subject_prefix
+            .filter(|p| !p.get_ref().is_empty())
+            .and_then(|p| self.optional(&p, claim_text))
+            .unwrap_or_default();
+        let role_claim = role_claim.and_then(|c| self.optional(&c, claim_text));
+        let allowed_email_domains = allowed_email_domains
+            .iter()
+            .filter_map(|d| self.optional(d, email_domain))
+            .collect();
         let (name, issuer, client_id, client_secret) = (name?, issuer?, client_id?, client_secret?);
         Some(ProviderConfig {
             display_name: display_name.map_or_else(|| name.clone(), Spanned::into_inner),
@@ -78,18 +89,12 @@ impl Checker<'_> {
             client_secret,
             client_auth,
             scopes,
-            subject_claim: self.value(subject_claim.as_ref(), "sub", claim_text),
-            subject_prefix: subject_prefix
-                .filter(|p| !p.get_ref().is_empty())
-                .and_then(|p| self.optional(&p, claim_text))
-                .unwrap_or_default(),
-            role_claim: role_claim.and_then(|c| self.optional(&c, claim_text)),
+            subject_claim,
+            subject_prefix,
+            role_claim,
             role_map,
             default_role,
-            allowed_email_domains: allowed_email_domains
-                .iter()
-                .filter_map(|d| self.optional(d, email_domain))
-                .collect(),
+            allowed_email_domains,
             ca_file,
         })
     }
