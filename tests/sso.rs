@@ -433,3 +433,70 @@ async fn a_browser_navigating_into_a_failed_login_gets_a_page_and_the_outcome_is
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
 }
+
+/// `line:col` (1-based) of the first `needle` in `text`.
+fn position(text: &str, needle: &str) -> String {
+    let offset = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in the config"));
+    let line = text[..offset].matches('\n').count() + 1;
+    let column = offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
+    format!("{line}:{column}")
+}
+
+#[test]
+fn check_reports_every_bad_provider_setting_with_its_position() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ok.secret"), "s3cret").expect("secret");
+    let providers = "\
+[[providers]]
+name = \"Corp!\"
+issuer = \"http://idp.example.com\"
+client_id = \"portcullis\"
+client_secret_file = \"missing.secret\"
+role_map = [[\"admins\"], [\"staff\", \"bad role!\"]]
+scopes = [\"email\"]
+
+[[providers]]
+name = \"dup\"
+issuer = \"https://idp.example.com?tenant=1\"
+client_id = \"portcullis\"
+client_secret_file = \"ok.secret\"
+
+[[providers]]
+name = \"dup\"
+issuer = \"https://idp.example.com\"
+client_id = \"portcullis\"
+client_secret_env = \"X\"
+client_secret_file = \"ok.secret\"
+client_auth = \"private_key_jwt\"
+allowed_email_domains = [\"@example.com\"]
+";
+    let config = support::config::for_binary(dir.path(), "", providers);
+    let output = support::binary::portcullis()
+        .args(["check", "--config"])
+        .arg(&config.path)
+        .output()
+        .expect("run check");
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(&config.path.display().to_string(), "FILE");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let text = &config.text;
+    for (needle, message) in [
+        ("\"Corp!\"", "provider name \"Corp!\" must be 1-32 lower-case letters"),
+        ("\"http://idp", "issuer \"http://idp.example.com\" must be an https:// URL"),
+        ("\"missing.secret\"", "missing.secret does not exist"),
+        ("[\"admins\"]", "each role_map entry is [\"claim value\", \"role\"]"),
+        ("\"bad role!\"", "bad role!"),
+        ("[\"email\"]", "scopes must include \"openid\""),
+        ("\"https://idp.example.com?tenant=1\"", "must be an https:// URL without user, query or fragment"),
+        ("\"private_key_jwt\"", "client_auth must be"),
+        ("\"@example.com\"", "is not a domain name"),
+    ] {
+        let expected = format!("FILE:{}:", position(text, needle));
+        let found = stderr.lines().any(|line| line.starts_with(&expected) && line.contains(message));
+        assert!(found, "missing {expected} {message:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("give client_secret_file or client_secret_env, not both"), "{stderr}");
+    let third = text.rfind("[[providers]]").expect("the third provider");
+    let line = text[..third].matches('\n').count() + 1;
+    let expected = format!("FILE:{line}:1: provider name \"dup\" is used twice");
+    assert!(stderr.lines().any(|line| line == expected), "missing {expected:?} in:\n{stderr}");
+}
