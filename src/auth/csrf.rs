@@ -40,20 +40,36 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// A `return_to` that stays on this origin: a path starting with one `/`, with no backslash,
-/// control character, whitespace or non-ASCII anywhere, even after percent-decoding (browsers
-/// strip tabs and newlines, and read `\` as `/`). Anything else becomes `/`.
+/// control character, whitespace, non-ASCII or dot segment anywhere, however many times it is
+/// percent-decoded (browsers strip tabs and newlines, read `\` as `/`, and resolve `%2e%2e`;
+/// a server behind may decode again). Anything else becomes `/`.
 pub fn safe_return_to(raw: Option<&str>) -> String {
+    /// Decodings checked; what still decodes after them is refused rather than followed.
+    const DECODINGS: usize = 4;
     let Some(raw) = raw else { return "/".into() };
-    let decoded: Vec<u8> = percent_encoding::percent_decode(raw.as_bytes()).collect();
     let suspicious = |bytes: &[u8]| {
         bytes.first() != Some(&b'/')
             || bytes.get(1).is_some_and(|b| *b == b'/' || *b == b'\\')
             || bytes.iter().any(|b| *b == b'\\' || !b.is_ascii_graphic())
+            || bytes
+                .split(|b| *b == b'/' || *b == b'?' || *b == b'#')
+                .any(|segment| segment == b"." || segment == b"..")
     };
-    if raw.len() > 2048 || suspicious(raw.as_bytes()) || suspicious(&decoded) {
+    if raw.len() > 2048 {
         return "/".into();
     }
-    raw.to_string()
+    let mut bytes = raw.as_bytes().to_vec();
+    for _ in 0..DECODINGS {
+        if suspicious(&bytes) {
+            return "/".into();
+        }
+        let decoded: Vec<u8> = percent_encoding::percent_decode(&bytes).collect();
+        if decoded == bytes {
+            return raw.to_string();
+        }
+        bytes = decoded;
+    }
+    "/".into()
 }
 
 #[cfg(test)]
@@ -105,6 +121,10 @@ mod tests {
             "",
             "evil.com",
             "/ /evil.com",
+            "/%252f/evil.com",
+            "/%25252f%25252fevil.com",
+            "/%2e%2e//evil.com",
+            "/a/../evil.com",
         ] {
             assert_eq!(safe_return_to(Some(evil)), "/", "{evil:?}");
         }
