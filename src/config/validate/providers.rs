@@ -66,20 +66,12 @@ impl Checker<'_> {
         });
         let scopes = self.scopes(scopes);
         let role_map = role_map.iter().filter_map(|pair| self.role_pair(pair)).collect();
-        let default_role = default_role
-            .filter(|r| !r.get_ref().is_empty())
-            .and_then(|r| self.optional(&r, role_name));
+        let default_role = self.optional_text(default_role, role_name);
         let ca_file = ca_file.and_then(|file| self.existing_file(&file));
         let subject_claim = self.value(subject_claim.as_ref(), "sub", claim_text);
-        let subject_prefix = subject_prefix
-            .filter(|p| !p.get_ref().is_empty())
-            .and_then(|p| self.optional(&p, claim_text))
-            .unwrap_or_default();
+        let subject_prefix = self.optional_text(subject_prefix, claim_text).unwrap_or_default();
         let role_claim = role_claim.and_then(|c| self.optional(&c, claim_text));
-        let allowed_email_domains = allowed_email_domains
-            .iter()
-            .filter_map(|d| self.optional(d, email_domain))
-            .collect();
+        let allowed_email_domains = self.each(&allowed_email_domains, email_domain);
         let (name, issuer, client_id, client_secret) = (name?, issuer?, client_id?, client_secret?);
         Some(ProviderConfig {
             display_name: display_name.map_or_else(|| name.clone(), Spanned::into_inner),
@@ -121,6 +113,22 @@ impl Checker<'_> {
         }
     }
 
+    /// A value where `""` means none.
+    fn optional_text<T>(
+        &mut self,
+        given: Option<Spanned<String>>,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        given
+            .filter(|g| !g.get_ref().is_empty())
+            .and_then(|g| self.optional(&g, parse))
+    }
+
+    /// The valid values of a list; each invalid one is reported.
+    fn each<T>(&mut self, given: &[Spanned<String>], parse: fn(&str) -> Result<T, String>) -> Vec<T> {
+        given.iter().filter_map(|g| self.optional(g, parse)).collect()
+    }
+
     /// A path from the file, resolved, that must name an existing file.
     fn existing_file(&mut self, given: &Spanned<String>) -> Option<PathBuf> {
         let path = self.resolve(given.get_ref());
@@ -136,11 +144,7 @@ impl Checker<'_> {
             return ["openid", "email", "profile"].map(String::from).to_vec();
         };
         let span = scopes.span();
-        let checked: Vec<String> = scopes
-            .get_ref()
-            .iter()
-            .filter_map(|s| self.optional(s, claim_text))
-            .collect();
+        let checked = self.each(scopes.get_ref(), claim_text);
         if !checked.iter().any(|s| s == "openid") {
             self.error(span, "scopes must include \"openid\"");
         }
