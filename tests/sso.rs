@@ -500,3 +500,22 @@ allowed_email_domains = [\"@example.com\"]
     let expected = format!("FILE:{line}:1: provider name \"dup\" is used twice");
     assert!(stderr.lines().any(|line| line == expected), "missing {expected:?} in:\n{stderr}");
 }
+
+#[tokio::test]
+async fn no_return_to_from_the_open_redirect_corpus_leads_off_the_gateway() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else { return };
+    let corpus = include_str!("data/open_redirects.txt");
+    let attacks: Vec<&str> = corpus.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    assert!(attacks.len() > 50, "the corpus is read");
+    for attack in attacks {
+        let encoded: String = form_urlencoded::byte_serialize(attack.as_bytes()).collect();
+        let (authorize, cookie) = begin(&gateway, &encoded).await;
+        let back = provider.sign_in(&authorize, "alice").await;
+        let reply = callback(&gateway, &back, Some(&cookie)).await;
+        assert_eq!((reply.status.as_u16(), reply.header("location")), (303, Some("/")), "{attack:?}");
+    }
+    // A plain path passes through, query and all.
+    let (authorize, cookie) = begin(&gateway, "%2Fapp%2Fpage%3Fx%3D1").await;
+    let reply = callback(&gateway, &provider.sign_in(&authorize, "alice").await, Some(&cookie)).await;
+    assert_eq!(reply.header("location"), Some("/app/page?x=1"));
+}
