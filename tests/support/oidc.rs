@@ -214,7 +214,7 @@ impl Planned {
 
 impl Provider {
     /// The gateway retries a provider it could not reach at most once a second, on a login.
-    async fn wait_until_known(&self, gateway: &Gateway) {
+    pub async fn wait_until_known(&self, gateway: &Gateway) {
         eventually(DEADLINE, async || {
             let reply = gateway.get(&format!("/auth/oidc/{NAME}/login")).await;
             match reply.status {
@@ -228,14 +228,20 @@ impl Provider {
     /// The id_token the provider puts in its next token response instead of its own.
     pub async fn replace_next_id_token(&self, token: &str) {
         let url = format!("{}/__test/next_id_token", self.issuer);
-        let answer = self.web.send(Method::POST, &url, &mut Jar::default(), Some(token.to_owned())).await;
+        let answer = self
+            .web
+            .send(Method::POST, &url, &mut Jar::default(), Some(token.to_owned()))
+            .await;
         assert_eq!(answer.status, StatusCode::NO_CONTENT);
     }
 
     /// How the gateway authenticated at the token endpoint last: `basic` or `post`.
     pub async fn last_token_auth(&self) -> String {
         let url = format!("{}/__test/last_token_auth", self.issuer);
-        self.web.send(Method::GET, &url, &mut Jar::default(), None).await.text()
+        self.web
+            .send(Method::GET, &url, &mut Jar::default(), None)
+            .await
+            .text()
     }
 
     /// Makes the provider send its real back-channel logout for `account`'s latest session.
@@ -307,12 +313,18 @@ pub struct Jar(Vec<(String, String)>);
 
 impl Jar {
     fn header(&self) -> String {
-        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn update(&mut self, set_cookie: &str) {
         let pair = set_cookie.split(';').next().unwrap_or("");
-        let Some((name, value)) = pair.split_once('=') else { return };
+        let Some((name, value)) = pair.split_once('=') else {
+            return;
+        };
         self.0.retain(|(n, _)| n != name.trim());
         let expired = set_cookie.to_ascii_lowercase().contains("max-age=0") || value.is_empty();
         if !expired {
@@ -346,7 +358,9 @@ impl Web {
     fn trusting(ca: &Path) -> Web {
         let mut roots = rustls::RootCertStore::empty();
         let pem = std::fs::read(ca).expect("read the CA");
-        for cert in <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem) {
+        for cert in
+            <rustls_pki_types::CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(&pem)
+        {
             roots.add(cert.expect("a certificate")).expect("a usable CA");
         }
         let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -364,11 +378,16 @@ impl Web {
     }
 
     pub async fn send(&self, method: Method, url: &str, jar: &mut Jar, form: Option<String>) -> Answer {
-        let mut request = Request::builder().method(method).uri(url).header("cookie", jar.header());
+        let mut request = Request::builder()
+            .method(method)
+            .uri(url)
+            .header("cookie", jar.header());
         if form.is_some() {
             request = request.header("content-type", "application/x-www-form-urlencoded");
         }
-        let request = request.body(Full::new(Bytes::from(form.unwrap_or_default()))).expect("request");
+        let request = request
+            .body(Full::new(Bytes::from(form.unwrap_or_default())))
+            .expect("request");
         let exchange = async {
             let response = self.0.request(request).await.expect("the provider answers");
             let (parts, body) = response.into_parts();
@@ -379,7 +398,9 @@ impl Web {
                 body,
             }
         };
-        let answer = tokio::time::timeout(DEADLINE, exchange).await.expect("the provider answers in time");
+        let answer = tokio::time::timeout(DEADLINE, exchange)
+            .await
+            .expect("the provider answers in time");
         for value in answer.headers.get_all(http::header::SET_COOKIE) {
             jar.update(value.to_str().unwrap_or(""));
         }
@@ -406,7 +427,10 @@ fn install_packages() {
         match std::fs::create_dir(&lock) {
             Ok(()) => break,
             Err(_) => {
-                assert!(std::time::Instant::now() < deadline, "waited 300 s for another npm ci");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "waited 300 s for another npm ci"
+                );
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
@@ -416,10 +440,16 @@ fn install_packages() {
         .current_dir(&dir)
         .status();
     let _ = std::fs::remove_dir(&lock);
-    assert!(status.expect("run npm").success(), "npm ci failed in {}", dir.display());
+    assert!(
+        status.expect("run npm").success(),
+        "npm ci failed in {}",
+        dir.display()
+    );
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(tool)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
 }
