@@ -907,3 +907,23 @@ async fn a_back_channel_logout_on_one_replica_is_enforced_by_the_other_within_a_
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn a_provider_that_rotated_its_keys_is_followed_on_the_first_unknown_kid() {
+    let Some((gateway, mut provider, _echo)) = sso("", Options::default()).await else {
+        return;
+    };
+    assert_eq!(sign_in(&gateway, &provider, "alice").await.status, 303);
+    // Same issuer, a new key under a new kid: the gateway's cached keys do not have it.
+    provider.rotate_rsa_key("rs-2").await;
+    let reply = sign_in(&gateway, &provider, "alice").await;
+    assert_eq!(reply.status, 303, "the keys were fetched again: {}", reply.text());
+    // Rotated again within the minute: the gateway does not ask again so soon (a flood of
+    // made-up kids cannot make it hammer the provider), so this login fails until it may.
+    provider.rotate_rsa_key("rs-3").await;
+    assert_refused(
+        &sign_in(&gateway, &provider, "alice").await,
+        403,
+        "id_token_unknown_key",
+    );
+}

@@ -113,7 +113,7 @@ pub struct Provider {
     pub issuer: String,
     pub files: Files,
     pub web: Web,
-    _child: Child,
+    child: Child,
 }
 
 /// A provider's port chosen and its files written, before the gateway starts.
@@ -179,40 +179,59 @@ impl Planned {
         });
         let config_path = self.files.path("provider.json");
         std::fs::write(&config_path, config.to_string()).expect("write the provider config");
-        let mut child = Command::new("node")
-            .arg(package_dir().join("provider.mjs"))
-            .arg(&config_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start node");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = async {
-            while let Some(line) = lines.next_line().await.expect("read the provider's output") {
-                if line.starts_with("OIDC_PROVIDER_LISTENING") {
-                    return;
-                }
-            }
-            panic!("the provider exited before listening");
-        };
-        tokio::time::timeout(Duration::from_secs(30), ready)
-            .await
-            .expect("the provider starts within 30 s");
         let provider = Provider {
             issuer: self.issuer(),
             web: Web::trusting(&self.files.path("ca.pem")),
+            child: run(&config_path).await,
             files: self.files,
-            _child: child,
         };
         provider.wait_until_known(gateway).await;
         provider
     }
 }
 
+/// Runs the provider on `config` and waits until it listens.
+async fn run(config: &Path) -> Child {
+    let mut child = Command::new("node")
+        .arg(package_dir().join("provider.mjs"))
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = async {
+        while let Some(line) = lines.next_line().await.expect("read the provider's output") {
+            if line.starts_with("OIDC_PROVIDER_LISTENING") {
+                return;
+            }
+        }
+        panic!("the provider exited before listening");
+    };
+    tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("the provider starts within 30 s");
+    child
+}
+
 impl Provider {
+    /// Restarts the provider (same issuer) with a new RSA signing key `kid`, as a provider
+    /// rotating its keys does; what it knew of logins in progress is lost.
+    pub async fn rotate_rsa_key(&mut self, kid: &str) {
+        self.child.kill().await.expect("stop the provider");
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+        std::fs::write(self.files.path("rs-1.pem"), key.serialize_pem()).expect("write the new key");
+        let path = self.files.path("provider.json");
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read config")).expect("JSON");
+        config["signing_keys"][0]["kid"] = Value::from(kid);
+        std::fs::write(&path, config.to_string()).expect("write config");
+        self.child = run(&path).await;
+    }
+
     /// The gateway retries a provider it could not reach at most once a second, on a login.
     pub async fn wait_until_known(&self, gateway: &Gateway) {
         eventually(DEADLINE, async || {
