@@ -116,17 +116,7 @@ async fn a_user_signs_in_through_the_provider_and_gets_a_normal_cookie_session()
     assert_eq!(reply.header("location"), Some("/api/whoami"));
     let cookies = session_cookies(&reply);
 
-    let api = gateway
-        .send(
-            browser(
-                Method::GET,
-                "/api/whoami",
-                &[],
-                &[(ACCESS_COOKIE, &cookies.access)],
-            )
-            .empty(),
-        )
-        .await;
+    let api = with_access(&gateway, "/api/whoami", &cookies.access).await;
     assert_eq!(api.status, 200, "{}", api.text());
     assert_eq!(api.upstream_header("x-auth-sub"), ["corp:alice"]);
     assert_eq!(
@@ -136,9 +126,7 @@ async fn a_user_signs_in_through_the_provider_and_gets_a_normal_cookie_session()
     );
     let _ = echo;
 
-    let me = gateway
-        .send(browser(Method::GET, "/auth/me", &[], &[(ACCESS_COOKIE, &cookies.access)]).empty())
-        .await;
+    let me = with_access(&gateway, "/auth/me", &cookies.access).await;
     let me: Value = me.json();
     assert_eq!(
         (me["sub"].as_str(), me["idp"].as_str()),
@@ -432,9 +420,7 @@ async fn a_default_role_admits_users_whose_groups_map_to_none() {
     let reply = sign_in(&gateway, &provider, "carol").await;
     assert_eq!(reply.status, 303, "{}", reply.text());
     let access = session_cookies(&reply).access;
-    let me = gateway
-        .send(browser(Method::GET, "/auth/me", &[], &[(ACCESS_COOKIE, &access)]).empty())
-        .await;
+    let me = with_access(&gateway, "/auth/me", &access).await;
     assert_eq!(me.json()["role"], "guest");
 }
 
@@ -476,25 +462,13 @@ async fn an_sso_session_refreshes_and_lists_like_any_other_and_keeps_how_it_bega
         .await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text());
     let renewed = issued_cookies(&refreshed, DEFAULTS, "refresh");
-    let me = gateway
-        .send(browser(Method::GET, "/auth/me", &[], &[(ACCESS_COOKIE, &renewed.access)]).empty())
-        .await;
+    let me = with_access(&gateway, "/auth/me", &renewed.access).await;
     let me = me.json();
     assert_eq!(
         (me["idp"].as_str(), me["amr"].clone()),
         (Some("corp"), serde_json::json!(["fed"]))
     );
-    let listed = gateway
-        .send(
-            browser(
-                Method::GET,
-                "/auth/sessions",
-                &[],
-                &[(ACCESS_COOKIE, &renewed.access)],
-            )
-            .empty(),
-        )
-        .await;
+    let listed = with_access(&gateway, "/auth/sessions", &renewed.access).await;
     let listed = listed.json();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(
@@ -524,12 +498,16 @@ async fn the_login_page_offers_each_provider_and_the_password_form() {
     );
 }
 
+/// `GET path` from a browser holding the access cookie `access`.
+async fn with_access(gateway: &Gateway, path: &str, access: &str) -> Reply {
+    gateway
+        .send(browser(Method::GET, path, &[], &[(ACCESS_COOKIE, access)]).empty())
+        .await
+}
+
 /// Whether the browser holding `access` still gets through to the API.
 async fn api_status(gateway: &Gateway, access: &str) -> u16 {
-    let reply = gateway
-        .send(browser(Method::GET, "/api/whoami", &[], &[(ACCESS_COOKIE, access)]).empty())
-        .await;
-    reply.status.as_u16()
+    with_access(gateway, "/api/whoami", access).await.status.as_u16()
 }
 
 #[tokio::test]
