@@ -3,7 +3,7 @@
 //! `federation`'s; this module adds the cookie, the one-use state, the session and the audit.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -17,6 +17,7 @@ use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
 use crate::federation::{self, Callback, FlowError, LoginState, LogoutProblem, Named, OidcFailure, Provider};
 use crate::proxy::ResponseBody;
+use crate::runtime::Runtime;
 use crate::sessions::store::IdpLink;
 use crate::sessions::users::Authenticated;
 
@@ -126,12 +127,25 @@ async fn callback_checked(
         .map_err(|_| FlowError::Store)?;
     let (idp, ip) = (&provider.config.name, ctx.client);
     tracing::info!(target: "portcullis::audit", event = "oidc_login_ok", sub = %who.sub, role = %who.role, %idp, sid = %session.sid, %ip);
-    Ok(redirect_with_cookies(
-        runtime,
-        &login.return_to,
-        &access.token,
-        &session.refresh_token,
-    ))
+    let (to, access, refresh) = (&login.return_to, &access.token, &session.refresh_token);
+    Ok(match ctx.html_errors {
+        true => continue_page(runtime, to, access, refresh),
+        false => redirect_with_cookies(runtime, to, access, refresh),
+    })
+}
+
+/// For a browser: the session cookies on a page that goes on to `to` by itself (see
+/// `pages::continue_to` for why not a redirect).
+fn continue_page(runtime: &Runtime, to: &str, access: &str, refresh: &str) -> Response<ResponseBody> {
+    let page = crate::pages::continue_to(to);
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(page))));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for cookie in runtime.session_cookies(access, refresh) {
+        headers.append(SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// One use per login, on every replica: a replayed callback finds its state spent.

@@ -13,6 +13,7 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("layout.html", include_str!("layout.html")),
         ("login.html", include_str!("login.html")),
         ("error.html", include_str!("error.html")),
+        ("continue.html", include_str!("continue.html")),
     ] {
         // Checked by this module's tests: a template that does not parse never ships.
         if let Err(error) = pages.add_template(name, source) {
@@ -31,6 +32,14 @@ pub(crate) fn login<'p>(providers: impl Iterator<Item = &'p ProviderConfig>, ret
         "login.html",
         context! { title => "Sign in", providers, return_to },
     )
+}
+
+/// A page that sends the browser on to `to` (a same-origin path) by itself. After a login
+/// through a provider the browser arrives by a redirect chain that a cross-site page began, and
+/// browsers withhold `SameSite=Strict` cookies on every request of such a chain, a redirect to
+/// `to` included; a navigation this page starts is same-site, so the new session cookies go.
+pub(crate) fn continue_to(to: &str) -> String {
+    render("continue.html", context! { title => "Signed in", to })
 }
 
 /// A failure a browser navigated into, with the same status and words as the JSON answer.
@@ -63,6 +72,11 @@ mod tests {
             "{page}"
         );
         assert!(!page.contains("<script>"), "{page}");
+        let page = continue_to("/app?a=1&b=\"");
+        assert!(
+            page.contains("content=\"0;url=") && !page.contains("b=\""),
+            "{page}"
+        );
         let page = error(403, "oidc_failed", "<b>no</b>");
         assert!(
             page.contains("403") && page.contains("&lt;b&gt;no") && !page.contains("<b>"),
