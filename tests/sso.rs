@@ -905,3 +905,28 @@ async fn a_provider_that_rotated_its_keys_is_followed_on_the_first_unknown_kid()
         "id_token_unknown_key",
     );
 }
+
+#[tokio::test]
+async fn a_browser_arriving_at_the_callback_gets_a_page_that_goes_on_by_itself() {
+    let Some((gateway, provider, _echo)) = sso("", Options::default()).await else {
+        return;
+    };
+    let (authorize, cookie) = begin(&gateway, "/api/whoami").await;
+    let back = provider.sign_in(&authorize, "alice").await;
+    let path = back.strip_prefix("https://localhost").expect("the callback");
+    const NAVIGATION: support::browser::Site = &[("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+    let jar = [("__Host-portcullis-oidc", cookie.as_str())];
+    let page = gateway
+        .send(browser(Method::GET, path, NAVIGATION, &jar).empty())
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    // Autoescaping writes '/' as "&#x2f;"; the browser reads it back.
+    let html = page.text().replace("&#x2f;", "/");
+    assert!(
+        html.contains("<meta http-equiv=\"refresh\" content=\"0;url=/api/whoami\">"),
+        "{html}"
+    );
+    let cookies = session_cookies(&page);
+    assert_eq!(api_status(&gateway, &cookies.access).await, 200);
+}
