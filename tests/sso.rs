@@ -10,7 +10,7 @@ use serde_json::Value;
 use support::browser::{DEFAULTS, browser, issued_cookies};
 use support::oidc::{NAME, Options, Planned, Provider};
 use support::upstreams::Upstream;
-use support::{ACCESS_COOKIE, ES256_TOKENS, Gateway, Reply, RequestExt, api_gateway};
+use support::{ACCESS_COOKIE, Client, ES256_TOKENS, Gateway, Reply, RequestExt, api_gateway};
 
 /// A gateway with the provider `corp` (its `[[providers]]` entry plus `extra`) and an echo at
 /// `/api/`, and the provider; `None` when Node is missing (outside CI).
@@ -23,7 +23,7 @@ async fn sso(extra: &str, options: Options) -> Option<(Gateway, Provider, Upstre
 
 /// The gateway's redirect to the provider for a login that should end at `return_to`, and the
 /// value of the login cookie it set.
-async fn begin(gateway: &Gateway, return_to: &str) -> (String, String) {
+async fn begin(gateway: &Client, return_to: &str) -> (String, String) {
     let reply = gateway
         .get(&format!("/auth/oidc/{NAME}/login?return_to={return_to}"))
         .await;
@@ -40,7 +40,7 @@ async fn begin(gateway: &Gateway, return_to: &str) -> (String, String) {
 }
 
 /// The gateway's answer to the provider's redirect back to `callback`, with the login cookie.
-async fn callback(gateway: &Gateway, callback: &str, cookie: Option<&str>) -> Reply {
+async fn callback(gateway: &Client, callback: &str, cookie: Option<&str>) -> Reply {
     let path = callback.strip_prefix("https://localhost");
     let path = path.unwrap_or_else(|| panic!("not the gateway's callback: {callback}"));
     let jar: Vec<(&str, &str)> = cookie
@@ -51,7 +51,7 @@ async fn callback(gateway: &Gateway, callback: &str, cookie: Option<&str>) -> Re
 }
 
 /// A whole login of `user` through the provider: the gateway's answer at the callback.
-async fn sign_in(gateway: &Gateway, provider: &Provider, user: &str) -> Reply {
+async fn sign_in(gateway: &Client, provider: &Provider, user: &str) -> Reply {
     let (authorize, cookie) = begin(gateway, "/api/whoami").await;
     let back = provider.sign_in(&authorize, user).await;
     callback(gateway, &back, Some(&cookie)).await
@@ -499,14 +499,14 @@ async fn the_login_page_offers_each_provider_and_the_password_form() {
 }
 
 /// `GET path` from a browser holding the access cookie `access`.
-async fn with_access(gateway: &Gateway, path: &str, access: &str) -> Reply {
+async fn with_access(gateway: &Client, path: &str, access: &str) -> Reply {
     gateway
         .send(browser(Method::GET, path, &[], &[(ACCESS_COOKIE, access)]).empty())
         .await
 }
 
 /// Whether the browser holding `access` still gets through to the API.
-async fn api_status(gateway: &Gateway, access: &str) -> u16 {
+async fn api_status(gateway: &Client, access: &str) -> u16 {
     with_access(gateway, "/api/whoami", access).await.status.as_u16()
 }
 
@@ -929,4 +929,57 @@ async fn a_browser_arriving_at_the_callback_gets_a_page_that_goes_on_by_itself()
     );
     let cookies = session_cookies(&page);
     assert_eq!(api_status(&gateway, &cookies.access).await, 200);
+}
+
+#[tokio::test]
+async fn logins_failures_and_logouts_through_a_provider_are_audited_and_no_secret_is_logged() {
+    let Some(planned) = Planned::new() else { return };
+    let echo = Upstream::echo().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let route = support::required_route("api", "/api/", echo.addr);
+    let rest = format!("{ES256_TOKENS}\n{route}\n{}", planned.config(""));
+    let (binary, client) = support::binary::start_binary(dir.path(), "", &rest).await;
+    let provider = planned.start_for(&client, dir.path(), Options::default()).await;
+    let (authorize, cookie) = begin(&client, "/api/whoami").await;
+    let back = provider.sign_in(&authorize, "alice").await;
+    let reply = callback(&client, &back, Some(&cookie)).await;
+    let cookies = session_cookies(&reply);
+    assert_eq!(
+        callback(&client, &back, Some(&cookie)).await.status,
+        403,
+        "replayed"
+    );
+    provider.back_channel_logout("alice").await;
+    assert_eq!(api_status(&client, &cookies.access).await, 401);
+
+    let log = binary.log();
+    for event in [
+        "event=\"oidc_login_ok\"",
+        "event=\"oidc_failed\"",
+        "reason=\"replayed\"",
+        "event=\"backchannel_logout\"",
+    ] {
+        assert!(log.contains(event), "no {event} in:\n{log}");
+    }
+    let code = query(&back)
+        .into_iter()
+        .find(|(n, _)| n == "code")
+        .expect("code")
+        .1;
+    let state = query(&back)
+        .into_iter()
+        .find(|(n, _)| n == "state")
+        .expect("state")
+        .1;
+    let secrets = [
+        support::oidc::CLIENT_SECRET,
+        &cookie,
+        &code,
+        &state,
+        &cookies.access,
+        &cookies.refresh,
+    ];
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret appears in the log: {secret}");
+    }
 }

@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::binary::free_port;
-use super::{DEADLINE, Gateway, eventually, skip_without};
+use super::{Client, DEADLINE, Gateway, eventually, skip_without};
 
 pub const CLIENT_ID: &str = "portcullis";
 pub const CLIENT_SECRET: &str = "portcullis-test-client-secret-0123456789";
@@ -154,6 +154,12 @@ impl Planned {
     /// Starts the provider for `gateway`: its callback (as the kit's `Host: localhost` and as a
     /// browser at the real port reach it) and back-channel logout registered, its CA trusted.
     pub async fn start(self, gateway: &Gateway, options: Options) -> Provider {
+        self.start_for(gateway, gateway.dir.path(), options).await
+    }
+
+    /// `start` for a gateway that is not in this process: its client and its folder (where
+    /// its certificate is).
+    pub async fn start_for(self, gateway: &Client, dir: &Path, options: Options) -> Provider {
         install_packages();
         let port = gateway.addr.port();
         let callback = |host: &str| format!("https://{host}/auth/oidc/{NAME}/callback");
@@ -162,7 +168,7 @@ impl Planned {
             "cert": self.files.path("leaf.pem"),
             "key": self.files.path("leaf.key"),
             // The gateway's own (self-signed) certificate: the back-channel POSTs reach it.
-            "ca_file": gateway.dir.path().join("certs/gateway.crt"),
+            "ca_file": dir.join("certs/gateway.crt"),
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uris": [callback("localhost"), callback(&format!("localhost:{port}"))],
@@ -233,7 +239,7 @@ impl Provider {
     }
 
     /// The gateway retries a provider it could not reach at most once a second, on a login.
-    pub async fn wait_until_known(&self, gateway: &Gateway) {
+    pub async fn wait_until_known(&self, gateway: &Client) {
         eventually(DEADLINE, async || {
             let reply = gateway.get(&format!("/auth/oidc/{NAME}/login")).await;
             match reply.status {
