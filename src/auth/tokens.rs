@@ -184,7 +184,7 @@ impl AccessTokens {
         let exp = now + self.ttl;
         let header =
             serde_json::json!({ "alg": algorithm_name(signer.alg), "typ": "at+jwt", "kid": signer.kid });
-        let claims = Claims {
+        let mut claims = Claims {
             iss: self.issuer.clone(),
             aud: Audience::One(self.audience.clone()),
             sub: grant.sub.to_string(),
@@ -194,10 +194,19 @@ impl AccessTokens {
             iat: now,
             nbf: now,
             exp,
-            idp: Some(grant.idp.to_string()),
-            auth_time: Some(grant.auth_time),
-            amr: Some(grant.amr.to_vec()),
+            idp: None,
+            auth_time: None,
+            amr: None,
         };
+        // A password login's token leaves them out: replicas of the version before single
+        // sign-on refuse unknown claims, and a rolling upgrade must not log everyone out.
+        // Verification reads their absence as `local`, `["pwd"]` and `iat`.
+        let local = grant.idp == LOCAL_IDP && grant.amr.len() == 1 && grant.amr[0] == LOCAL_AMR;
+        if !local {
+            claims.idp = Some(grant.idp.to_string());
+            claims.auth_time = Some(grant.auth_time);
+            claims.amr = Some(grant.amr.to_vec());
+        }
         let claims = serde_json::to_vec(&claims).map_err(|_| TokenError::BadClaims)?;
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
         token.push('.');

@@ -1,7 +1,6 @@
 //! Every way a request can fail, and the one table that turns each into an HTTP response.
-//!
-//! Handlers return `Result<_, GatewayError>`; only `gateway::handle` calls `to_response`, so
-//! status codes, error bodies and `WWW-Authenticate` are decided here and nowhere else.
+//! Handlers return `Result<_, GatewayError>`; only `gateway::respond` turns one into a response,
+//! so statuses, bodies and `WWW-Authenticate` are decided here and nowhere else.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -357,8 +356,7 @@ impl GatewayError {
         self.to_plain_response().map(Either::Right)
     }
 
-    /// The same status and headers with an HTML page for a browser navigation (the gateway's
-    /// own pages, such as a provider login's callback).
+    /// The same status and headers with an HTML page, for a browser navigating a gateway page.
     pub(crate) fn to_page_response(&self) -> Response<ResponseBody> {
         let page = crate::pages::error(self.status().as_u16(), self.code(), &self.to_string());
         let mut response = self.to_plain_response();
@@ -399,90 +397,4 @@ impl GatewayError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use GatewayError::*;
-
-    /// Pins the contract's status codes (SPEC 3, 6): changing one is a breaking change.
-    #[test]
-    fn every_error_maps_to_the_status_the_spec_names() {
-        let table = [
-            (AmbiguousFraming(FramingViolation::DuplicateContentLength), 400),
-            (BadPath(PathRejection::EncodedSlash), 400),
-            (BadRequestTarget, 400),
-            (BadHost, 400),
-            (DuplicateAuthorization, 400),
-            (MalformedHead, 400),
-            (HeadersTooLarge, 431),
-            (UriTooLong, 414),
-            (NoRoute, 404),
-            (NoSuchSession, 404),
-            (AuthenticationRequired, 401),
-            (InvalidToken(TokenError::Expired), 401),
-            (InsufficientScope, 403),
-            (CrossSiteRequest, 403),
-            (DuplicateCookie, 400),
-            (
-                LoginRequired {
-                    location: HeaderValue::from_static("/login"),
-                },
-                302,
-            ),
-            (InvalidCredentials, 401),
-            (InvalidGrant, 401),
-            (RefreshReuse, 401),
-            (StoreUnavailable, 503),
-            (RateLimited { retry_after_secs: 3 }, 429),
-            (LoginOverloaded, 503),
-            (CheckerUnavailable, 503),
-            (BadRequest("x"), 400),
-            (GatewayError::method_not_allowed("GET"), 405),
-            (UnsupportedMediaType, 415),
-            (Internal, 500),
-            (BodyTooLarge, 413),
-            (RequestTimeout, 408),
-            (BadRequestBody, 400),
-            (UpstreamUnreachable, 502),
-            (UpstreamFailed, 502),
-            (UpstreamTimeout, 504),
-        ];
-        for (error, status) in table {
-            let response = error.to_response();
-            assert_eq!(response.status().as_u16(), status, "{error:?}");
-            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
-        }
-    }
-
-    #[test]
-    fn a_missing_token_asks_for_bearer_credentials() {
-        let response = AuthenticationRequired.to_response();
-        assert_eq!(
-            response.headers()[WWW_AUTHENTICATE],
-            "Bearer realm=\"portcullis\""
-        );
-    }
-
-    #[test]
-    fn token_failures_carry_the_rfc_6750_error_codes() {
-        let invalid = InvalidToken(TokenError::BadSignature).to_response();
-        assert_eq!(
-            invalid.headers()[WWW_AUTHENTICATE],
-            "Bearer realm=\"portcullis\", error=\"invalid_token\""
-        );
-        let scope = InsufficientScope.to_response();
-        assert_eq!(
-            scope.headers()[WWW_AUTHENTICATE],
-            "Bearer realm=\"portcullis\", error=\"insufficient_scope\""
-        );
-        assert_eq!(
-            RateLimited { retry_after_secs: 7 }.to_response().headers()[RETRY_AFTER],
-            "7"
-        );
-    }
-
-    #[test]
-    fn ambiguous_framing_closes_the_connection() {
-        let response = AmbiguousFraming(FramingViolation::ContentLengthWithTransferEncoding).to_response();
-        assert_eq!(response.headers()[CONNECTION], "close");
-    }
-}
+mod tests;
