@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod h2raw;
 pub mod matrix;
+pub mod oidc;
 pub mod probe;
 pub mod raw;
 pub mod recorder;
