@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use portcullis::auth::tokens::unix_now;
 use serde_json::json;
@@ -17,7 +17,8 @@ use support::browser::{DEFAULTS, OWN, cookie_login, issued_cookies};
 use support::jwt::{claims_of, segment_of};
 use support::upstreams::Upstream;
 use support::{
-    ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, Setup, public_route, replace_users_file, test_users,
+    ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup, public_route, replace_users_file,
+    test_users,
 };
 
 /// Status, body and headers, without the ones that differ on every response by design.
@@ -266,7 +267,13 @@ async fn malformed_login_requests_are_refused_with_415_or_400() {
         assert!(reply.json()["error"].is_string(), "{case}");
         assert!(reply.json().get("access_token").is_none(), "{case}");
     }
-    assert_eq!(gateway.send(support::get("/auth/login")).await.status, 405);
+    let put = gateway
+        .send(support::request(Method::PUT, "/auth/login").empty())
+        .await;
+    assert_eq!(
+        (put.status.as_u16(), put.header("allow")),
+        (405, Some("GET, POST"))
+    );
 }
 
 #[tokio::test]
