@@ -1,7 +1,7 @@
-//! End to end in headless Chromium (SPEC 1 "Browsers", 4, 6): log in through the shipped demo
-//! form, see that `document.cookie` holds no token, call the protected API from the demo app
-//! page, let the access token expire and see the session go on through `/auth/refresh`, log
-//! out, and see the API refuse.
+//! End to end in headless Chromium (SPEC 1 "Browsers", 4, 6, 10): log in through the shipped
+//! demo form, see that `document.cookie` holds no token, call the protected API from the demo
+//! app page, let the access token expire and see the session go on through `/auth/refresh`, log
+//! out, and see the API refuse; and sign in through a real OpenID provider's pages.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test fails under `CI`, and elsewhere prints that it skips and passes.
@@ -159,38 +159,121 @@ async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_trans
     .await;
 }
 
+/// Single sign-on (SPEC 10) as a person does it: the protected page sends the browser to the
+/// gateway's login page, whose button goes to the provider (a real one, `oidc-provider`); the
+/// person signs in and consents there, and lands back on the page with a session that the app
+/// page's script can use, without ever seeing a token.
+#[tokio::test]
+async fn a_browser_signs_in_through_the_providers_pages_and_uses_the_api() {
+    let Some(programs) = browser_programs() else {
+        return;
+    };
+    let Some(planned) = support::oidc::Planned::new() else {
+        return;
+    };
+    within_whole_test(async {
+        let (gateway, origin) = demo_gateway("", "/auth/login", &planned.config("")).await;
+        let _provider = planned.start(&gateway, support::oidc::Options::default()).await;
+        browse(programs, async |client| {
+            client
+                .goto(&format!("{origin}/api/hello"))
+                .await
+                .expect("open /api/hello");
+            let url = client.current_url().await.expect("url");
+            assert_eq!(
+                (url.path(), url.query()),
+                ("/auth/login", Some("return_to=%2Fapi%2Fhello"))
+            );
+            assert_eq!(text_of(client, "a.provider").await, "Corp SSO");
+            find(client, "a.provider")
+                .await
+                .click()
+                .await
+                .expect("the provider's button");
+            // The provider's own pages: sign in, then consent.
+            wait_for_heading(client, "Sign-in").await;
+            fill(client, "input[name=login]", "alice").await;
+            fill(client, "input[name=password]", "unused").await;
+            find(client, "button[type=submit]")
+                .await
+                .click()
+                .await
+                .expect("sign in");
+            wait_for_heading(client, "Authorize").await;
+            find(client, "button[type=submit]")
+                .await
+                .click()
+                .await
+                .expect("consent");
+            wait_for_path(client, "/api/hello").await;
+            let landed = page_json(client).await;
+            assert_eq!(echo_header(&landed, "x-auth-sub"), ["corp:alice"], "{landed}");
+            assert_eq!(echo_header(&landed, "x-auth-role"), ["admin"], "{landed}");
+
+            client
+                .goto(&format!("{origin}/demo/app.html"))
+                .await
+                .expect("open the app page");
+            let called = call_api(client, 200).await;
+            assert_eq!(echo_header(&called, "x-auth-sub"), ["corp:alice"], "{called}");
+            assert_no_token_in_document_cookie(client).await;
+        })
+        .await;
+    })
+    .await;
+}
+
 /// Runs one browser scenario against a fresh demo gateway (see `demo_gateway`) within
 /// `WHOLE_TEST`, or skips it without the browser. The scenario gets the WebDriver client and
 /// the gateway's origin.
 async fn in_browser(cookies: &str, scenario: impl AsyncFnOnce(&Client, &str)) {
-    let (Some(chromium), Some(chromedriver)) = (
-        program(&["chromium", "chromium-browser"]),
-        program(&["chromedriver"]),
-    ) else {
-        skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");
+    let Some(programs) = browser_programs() else {
         return;
     };
+    within_whole_test(async {
+        let (_gateway, origin) = demo_gateway(cookies, "/demo/login.html", "").await;
+        browse(programs, async |client| scenario(client, &origin).await).await;
+    })
+    .await;
+}
+
+/// Chromium and chromedriver, or `None` after saying that the test skips.
+fn browser_programs() -> Option<(PathBuf, PathBuf)> {
+    let programs = (
+        program(&["chromium", "chromium-browser"]),
+        program(&["chromedriver"]),
+    );
+    if let (Some(chromium), Some(chromedriver)) = programs {
+        return Some((chromium, chromedriver));
+    }
+    skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");
+    None
+}
+
+async fn within_whole_test(test: impl Future<Output = ()>) {
     let started = Instant::now();
-    let run = async {
-        let (_gateway, origin) = demo_gateway(cookies).await;
-        let (mut browser, client) = Browser::start(chromium, chromedriver).await;
-        scenario(&client, &origin).await;
-        client.close().await.expect("end the WebDriver session");
-        browser.session = None;
-    };
-    let ran = tokio::time::timeout(WHOLE_TEST, run).await;
+    let ran = tokio::time::timeout(WHOLE_TEST, test).await;
     ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
     eprintln!("e2e browser test took {:?}", started.elapsed());
 }
 
+/// `scenario` in a fresh browser, which is closed afterwards.
+async fn browse(programs: (PathBuf, PathBuf), scenario: impl AsyncFnOnce(&Client)) {
+    let (mut browser, client) = Browser::start(programs.0, programs.1).await;
+    scenario(&client).await;
+    client.close().await.expect("end the WebDriver session");
+    browser.session = None;
+}
+
 /// A gateway with 2 s access tokens, the demo pages at `/demo/` and a protected `/api/` whose
-/// login page is the demo form; `cookies` is an extra `[cookies]` section. Returns the origin.
-async fn demo_gateway(cookies: &str) -> (Gateway, String) {
+/// login page is `login_page`; `cookies` is an extra `[cookies]` section, `rest` more config.
+/// Returns the origin.
+async fn demo_gateway(cookies: &str, login_page: &str, rest: &str) -> (Gateway, String) {
     let echo = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let settings = "auth = \"required\"\nlogin_page = \"/demo/login.html\"";
-    let api = config::route("api", "/api/", echo, settings);
+    let settings = format!("auth = \"required\"\nlogin_page = \"{login_page}\"");
+    let api = config::route("api", "/api/", echo, &settings);
     let demo = public_route("demo", "/demo/", echo);
-    let rest = format!("[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{demo}\n{api}");
+    let rest = format!("[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{demo}\n{api}\n{rest}");
     let gateway = Gateway::start(Setup::routes(rest).tokens(&short_lived_tokens("2s"))).await;
     let origin = format!("https://localhost:{}", gateway.addr.port());
     (gateway, origin)
@@ -353,6 +436,20 @@ async fn wait_for_path(client: &Client, path: &str) {
         (url.path() == path)
             .then_some(())
             .ok_or(format!("still on {url}, expected {path}"))
+    })
+    .await
+}
+
+/// Waits until the page's `h1` reads `heading` (the provider's pages share one `<title>`).
+async fn wait_for_heading(client: &Client, heading: &str) {
+    eventually(STEP, async || {
+        let shown = match client.find(Locator::Css("h1")).await {
+            Ok(h1) => h1.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        (shown == heading)
+            .then_some(())
+            .ok_or(format!("the page shows {shown:?}, expected {heading:?}"))
     })
     .await
 }

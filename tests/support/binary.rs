@@ -13,20 +13,21 @@ use http::StatusCode;
 use super::{Client, DEADLINE, config, eventually};
 
 /// A port that was free a moment ago (the binary needs real port numbers in its config),
-/// never one this test process handed out before: the kernel may offer a just-released
-/// port again, and two listeners of one config would then collide.
+/// never one this test process handed out before, and below Linux's ephemeral range
+/// (32768-60999): until the port is bound, the kernel would hand it to any outgoing
+/// connection or `bind(0)` (of this test, of a browser, of a provider) that asked.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for _ in 0..100 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        if !given.contains(&port) {
+    let mut rng = super::rng::Rng::from_entropy();
+    for _ in 0..1000 {
+        let port = 20_000 + rng.below(12_000) as u16;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             given.push(port);
             return port;
         }
     }
-    panic!("no fresh port in 100 tries");
+    panic!("no free port in 1000 tries");
 }
 
 /// The `portcullis` binary of this build, to run a command of it.
