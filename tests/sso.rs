@@ -8,7 +8,7 @@ use http::Method;
 use serde_json::Value;
 
 use support::browser::{DEFAULTS, browser, issued_cookies};
-use support::oidc::{NAME, Options, Planned, Provider};
+use support::oidc::{NAME, Options, Planned, Provider, begin, callback, log_in};
 use support::upstreams::Upstream;
 use support::{ACCESS_COOKIE, Client, ES256_TOKENS, Gateway, Reply, RequestExt, api_gateway};
 
@@ -19,42 +19,6 @@ async fn sso(extra: &str, options: Options) -> Option<(Gateway, Provider, Upstre
     let (gateway, echo) = api_gateway(ES256_TOKENS, &planned.config(extra)).await;
     let provider = planned.start(&gateway, options).await;
     Some((gateway, provider, echo))
-}
-
-/// The gateway's redirect to the provider for a login that should end at `return_to`, and the
-/// value of the login cookie it set.
-async fn begin(gateway: &Client, return_to: &str) -> (String, String) {
-    let reply = gateway
-        .get(&format!("/auth/oidc/{NAME}/login?return_to={return_to}"))
-        .await;
-    assert_eq!(reply.status, 302, "{}", reply.text());
-    let cookie = reply.header("set-cookie").expect("the login cookie").to_string();
-    let value = cookie
-        .strip_prefix("__Host-portcullis-oidc=")
-        .and_then(|rest| rest.split(';').next())
-        .expect("the login cookie's value");
-    (
-        reply.header("location").expect("a Location").to_string(),
-        value.to_string(),
-    )
-}
-
-/// The gateway's answer to the provider's redirect back to `callback`, with the login cookie.
-async fn callback(gateway: &Client, callback: &str, cookie: Option<&str>) -> Reply {
-    let path = callback.strip_prefix("https://localhost");
-    let path = path.unwrap_or_else(|| panic!("not the gateway's callback: {callback}"));
-    let jar: Vec<(&str, &str)> = cookie
-        .map(|c| ("__Host-portcullis-oidc", c))
-        .into_iter()
-        .collect();
-    gateway.send(browser(Method::GET, path, &[], &jar).empty()).await
-}
-
-/// A whole login of `user` through the provider: the gateway's answer at the callback.
-async fn sign_in(gateway: &Client, provider: &Provider, user: &str) -> Reply {
-    let (authorize, cookie) = begin(gateway, "/api/whoami").await;
-    let back = provider.sign_in(&authorize, user).await;
-    callback(gateway, &back, Some(&cookie)).await
 }
 
 /// The session cookies of a successful callback, after checking it also spent the login cookie.
@@ -395,7 +359,7 @@ async fn claims_decide_who_may_log_in_and_with_which_role() {
     let Some((gateway, provider, _echo)) = sso(extra, Options::default()).await else {
         return;
     };
-    let alice = sign_in(&gateway, &provider, "alice").await;
+    let alice = log_in(&gateway, &provider, "alice").await;
     assert_eq!(
         alice.status,
         303,
@@ -403,13 +367,13 @@ async fn claims_decide_who_may_log_in_and_with_which_role() {
         alice.text()
     );
     assert_refused(
-        &sign_in(&gateway, &provider, "bob").await,
+        &log_in(&gateway, &provider, "bob").await,
         403,
         "email_not_verified",
     );
-    assert_refused(&sign_in(&gateway, &provider, "dave").await, 403, "email_domain");
+    assert_refused(&log_in(&gateway, &provider, "dave").await, 403, "email_domain");
     // carol's email is fine, but her groups map to no role and default_role is "".
-    assert_refused(&sign_in(&gateway, &provider, "carol").await, 403, "no_role");
+    assert_refused(&log_in(&gateway, &provider, "carol").await, 403, "no_role");
 }
 
 #[tokio::test]
@@ -417,7 +381,7 @@ async fn a_default_role_admits_users_whose_groups_map_to_none() {
     let Some((gateway, provider, _echo)) = sso("default_role = \"guest\"", Options::default()).await else {
         return;
     };
-    let reply = sign_in(&gateway, &provider, "carol").await;
+    let reply = log_in(&gateway, &provider, "carol").await;
     assert_eq!(reply.status, 303, "{}", reply.text());
     let access = session_cookies(&reply).access;
     let me = with_access(&gateway, "/auth/me", &access).await;
@@ -433,7 +397,7 @@ async fn an_es256_provider_that_only_takes_client_secret_post_works_too() {
     let Some((gateway, provider, _echo)) = sso("", options).await else {
         return;
     };
-    let reply = sign_in(&gateway, &provider, "alice").await;
+    let reply = log_in(&gateway, &provider, "alice").await;
     assert_eq!(reply.status, 303, "{}", reply.text());
     assert_eq!(
         provider.last_token_auth().await,
@@ -447,7 +411,7 @@ async fn an_sso_session_refreshes_and_lists_like_any_other_and_keeps_how_it_bega
     let Some((gateway, provider, _echo)) = sso("", Options::default()).await else {
         return;
     };
-    let cookies = session_cookies(&sign_in(&gateway, &provider, "alice").await);
+    let cookies = session_cookies(&log_in(&gateway, &provider, "alice").await);
     let site: support::browser::Site = support::browser::OWN;
     let refreshed = gateway
         .send(
@@ -515,8 +479,8 @@ async fn the_providers_back_channel_logout_ends_that_users_session_at_once() {
     let Some((gateway, provider, _echo)) = sso("", Options::default()).await else {
         return;
     };
-    let alice = session_cookies(&sign_in(&gateway, &provider, "alice").await);
-    let dave = session_cookies(&sign_in(&gateway, &provider, "dave").await);
+    let alice = session_cookies(&log_in(&gateway, &provider, "alice").await);
+    let dave = session_cookies(&log_in(&gateway, &provider, "dave").await);
     assert_eq!(api_status(&gateway, &alice.access).await, 200);
     // The provider signs and POSTs a real logout token for alice's provider session.
     let sent = provider.back_channel_logout("alice").await;
@@ -560,7 +524,7 @@ async fn a_logout_token_that_is_not_exactly_right_revokes_nothing_and_one_is_use
     let Some((gateway, provider, _echo)) = sso("", Options::default()).await else {
         return;
     };
-    let alice = session_cookies(&sign_in(&gateway, &provider, "alice").await);
+    let alice = session_cookies(&log_in(&gateway, &provider, "alice").await);
     let now = portcullis::auth::tokens::unix_now();
     let valid = serde_json::json!({
         "iss": provider.issuer, "aud": "portcullis", "sub": "alice", "iat": now, "exp": now + 120,
@@ -686,7 +650,7 @@ async fn a_provider_that_is_down_answers_503_while_password_logins_and_other_pro
     );
     // corp comes up: the gateway learns it on the next login (`start` waits for that).
     let provider = corp.start(&gateway, Options::default()).await;
-    assert_eq!(sign_in(&gateway, &provider, "alice").await.status, 303);
+    assert_eq!(log_in(&gateway, &provider, "alice").await.status, 303);
     assert_eq!(
         gateway.get("/auth/oidc/backup/login").await.status,
         503,
@@ -699,7 +663,7 @@ async fn a_browser_navigating_into_a_failed_login_gets_a_page_and_the_outcome_is
     let Some((gateway, provider, _echo)) = sso("", Options::default()).await else {
         return;
     };
-    assert_eq!(sign_in(&gateway, &provider, "alice").await.status, 303);
+    assert_eq!(log_in(&gateway, &provider, "alice").await.status, 303);
     let (authorize, _cookie) = begin(&gateway, "/").await;
     let back = provider.sign_in(&authorize, "alice").await;
     let path = back.strip_prefix("https://localhost").expect("the callback");
@@ -872,7 +836,7 @@ async fn a_back_channel_logout_on_one_replica_is_enforced_by_the_other_within_a_
     // The provider's back-channel logouts go to replica A.
     let provider = planned.start(&a, Options::default()).await;
     provider.wait_until_known(&b).await;
-    let alice = session_cookies(&sign_in(&b, &provider, "alice").await);
+    let alice = session_cookies(&log_in(&b, &provider, "alice").await);
     assert_eq!(api_status(&b, &alice.access).await, 200);
     provider.back_channel_logout("alice").await;
     let revoked = std::time::Instant::now();
@@ -891,16 +855,16 @@ async fn a_provider_that_rotated_its_keys_is_followed_on_the_first_unknown_kid()
     let Some((gateway, mut provider, _echo)) = sso("", Options::default()).await else {
         return;
     };
-    assert_eq!(sign_in(&gateway, &provider, "alice").await.status, 303);
+    assert_eq!(log_in(&gateway, &provider, "alice").await.status, 303);
     // Same issuer, a new key under a new kid: the gateway's cached keys do not have it.
     provider.rotate_rsa_key("rs-2").await;
-    let reply = sign_in(&gateway, &provider, "alice").await;
+    let reply = log_in(&gateway, &provider, "alice").await;
     assert_eq!(reply.status, 303, "the keys were fetched again: {}", reply.text());
     // Rotated again within the minute: the gateway does not ask again so soon (a flood of
     // made-up kids cannot make it hammer the provider), so this login fails until it may.
     provider.rotate_rsa_key("rs-3").await;
     assert_refused(
-        &sign_in(&gateway, &provider, "alice").await,
+        &log_in(&gateway, &provider, "alice").await,
         403,
         "id_token_unknown_key",
     );
@@ -1012,7 +976,7 @@ async fn only_tokens_of_provider_logins_carry_the_new_claims_so_older_replicas_a
         (me["idp"].as_str(), me["amr"].clone()),
         (Some("local"), serde_json::json!(["pwd"]))
     );
-    let sso = session_cookies(&sign_in(&gateway, &provider, "alice").await).access;
+    let sso = session_cookies(&log_in(&gateway, &provider, "alice").await).access;
     let mut new = [&old[..], &["amr", "auth_time", "idp"]].concat();
     new.sort();
     assert_eq!(claim_names(&sso), new);

@@ -519,3 +519,40 @@ async fn a_cookie_authenticated_upgrade_from_another_origin_is_refused_with_403(
     }
     assert_eq!(echo.connections(), 0, "the upstream saw a cross-site upgrade");
 }
+
+/// SPEC 10: a session begun through a provider is a normal session, tunnels included: the
+/// provider's back-channel logout closes its tunnel like any revocation.
+#[tokio::test]
+async fn a_tunnel_of_a_single_sign_on_session_closes_when_the_provider_logs_the_user_out() {
+    let Some(planned) = support::oidc::Planned::new() else {
+        return;
+    };
+    let echo = WsEcho::start().await;
+    let route = config::route("ws", "/ws/", echo.addr, "auth = \"required\"\nwebsocket = true");
+    let rest = format!("{route}{GENEROUS_LIMITS}{}", planned.config(""));
+    let gateway = Gateway::start(Setup::routes(rest)).await;
+    let provider = planned.start(&gateway, support::oidc::Options::default()).await;
+    let reply = support::oidc::log_in(&gateway, &provider, "alice").await;
+    let access = reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| {
+            c.to_str()
+                .ok()?
+                .strip_prefix(&format!("{ACCESS}="))?
+                .split(';')
+                .next()
+        })
+        .next()
+        .expect("the access cookie")
+        .to_string();
+    let cookie = format!("{ACCESS}={access}");
+    let headers = [("cookie", cookie.as_str()), ("origin", OWN_ORIGIN)];
+    let mut ws = tunnel(&gateway, &headers, "corp:alice", &sid_of(&access)).await;
+    assert_echoes(&mut ws, "a single sign-on tunnel").await;
+    provider.back_channel_logout("alice").await;
+    assert_closed(&mut ws, "a single sign-on tunnel after back-channel logout").await;
+    echo.wait_ended(1, "a single sign-on tunnel after back-channel logout")
+        .await;
+}

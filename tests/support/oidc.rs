@@ -25,7 +25,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::binary::free_port;
-use super::{Client, DEADLINE, Gateway, eventually, skip_without};
+use super::browser::browser;
+use super::{Client, DEADLINE, Gateway, Reply, RequestExt, eventually, skip_without};
 
 pub const CLIENT_ID: &str = "portcullis";
 pub const CLIENT_SECRET: &str = "portcullis-test-client-secret-0123456789";
@@ -323,6 +324,44 @@ impl Provider {
             false => location,
         }
     }
+}
+
+// === logging in through the gateway ===
+
+/// The gateway's redirect to the provider for a login that should end at `return_to`, and the
+/// value of the login cookie it set.
+pub async fn begin(gateway: &Client, return_to: &str) -> (String, String) {
+    let reply = gateway
+        .get(&format!("/auth/oidc/{NAME}/login?return_to={return_to}"))
+        .await;
+    assert_eq!(reply.status, 302, "{}", reply.text());
+    let cookie = reply.header("set-cookie").expect("the login cookie").to_string();
+    let value = cookie
+        .strip_prefix("__Host-portcullis-oidc=")
+        .and_then(|rest| rest.split(';').next())
+        .expect("the login cookie's value");
+    (
+        reply.header("location").expect("a Location").to_string(),
+        value.to_string(),
+    )
+}
+
+/// The gateway's answer to the provider's redirect back to `callback`, with the login cookie.
+pub async fn callback(gateway: &Client, callback: &str, cookie: Option<&str>) -> Reply {
+    let path = callback.strip_prefix("https://localhost");
+    let path = path.unwrap_or_else(|| panic!("not the gateway's callback: {callback}"));
+    let jar: Vec<(&str, &str)> = cookie
+        .map(|c| ("__Host-portcullis-oidc", c))
+        .into_iter()
+        .collect();
+    gateway.send(browser(Method::GET, path, &[], &jar).empty()).await
+}
+
+/// A whole login of `user` through the provider: the gateway's answer at the callback.
+pub async fn log_in(gateway: &Client, provider: &Provider, user: &str) -> Reply {
+    let (authorize, cookie) = begin(gateway, "/api/whoami").await;
+    let back = provider.sign_in(&authorize, user).await;
+    callback(gateway, &back, Some(&cookie)).await
 }
 
 /// The `action` of the page's form (the provider's pages have one).
