@@ -25,17 +25,12 @@ async fn body_upstream() -> Recorder {
     Recorder::start(|request: &Recorded| (ok_with(&request.body), Then::KeepAlive)).await
 }
 
-/// The bodies of the requests the upstream read in full.
-fn complete(upstream: &Recorder) -> Vec<String> {
-    let requests = upstream.requests().into_iter().filter(|r| r.complete);
-    requests
-        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-        .collect()
-}
-
-/// How many requests the upstream saw cut short: EOF, reset, or malformed framing.
-fn aborted(upstream: &Recorder) -> usize {
-    upstream.requests().iter().filter(|r| !r.complete).count()
+/// The bodies of the requests the upstream read in full, and how many requests it saw cut
+/// short: EOF, reset, or malformed framing.
+fn bodies(upstream: &Recorder) -> (Vec<String>, usize) {
+    let (complete, aborted): (Vec<_>, Vec<_>) = upstream.requests().into_iter().partition(|r| r.complete);
+    let text = |r: &Recorded| String::from_utf8_lossy(&r.body).into_owned();
+    (complete.iter().map(text).collect(), aborted.len())
 }
 
 async fn gateway_with_echo() -> (Gateway, Upstream) {
@@ -56,18 +51,13 @@ async fn exchange(gateway: &Gateway, bytes: &[u8]) -> Vec<Response> {
 
 /// Sends `pieces` on a new connection, pausing between them so that the gateway reads the
 /// request in parts: the one response, after which the gateway must close the connection.
-async fn trickle(gateway: &Gateway, pieces: &[&[u8]]) -> Response {
+async fn one_response(gateway: &Gateway, pieces: &[&[u8]]) -> Response {
     let mut client = Client::open(gateway).await;
     for piece in pieces {
         client.send(piece).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     last_response(&mut client).await
-}
-
-/// `trickle` in one piece.
-async fn only(gateway: &Gateway, bytes: &[u8]) -> Response {
-    trickle(gateway, &[bytes]).await
 }
 
 /// The next response on `client`, after which the gateway must close the connection promptly.
@@ -183,11 +173,11 @@ async fn an_ambiguous_request_after_a_good_one_on_the_same_connection_is_refused
 #[tokio::test]
 async fn a_chunked_post_with_a_trailer_reaches_the_upstream_whole_and_without_the_trailer() {
     let (gateway, echo) = gateway_with_echo().await;
-    let reply = only(
+    let reply = one_response(
         &gateway,
-        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\
+        &[b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\
           Connection: close\r\n\r\n\
-          5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: secret\r\n\r\n",
+          5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: secret\r\n\r\n"],
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
@@ -201,16 +191,16 @@ async fn a_chunked_post_with_a_trailer_reaches_the_upstream_whole_and_without_th
 async fn a_request_trailer_never_reaches_the_upstream_on_the_wire() {
     let upstream = body_upstream().await;
     let gateway = Gateway::start(Setup::routes(public_route("raw", "/", upstream.addr))).await;
-    let reply = only(
+    let reply = one_response(
         &gateway,
-        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\
+        &[b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\
           Connection: close\r\n\r\n\
-          5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: secret\r\n\r\n",
+          5\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: secret\r\n\r\n"],
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
     assert_eq!(reply.body_text(), "hello world");
-    assert_eq!(complete(&upstream), ["hello world"]);
+    assert_eq!(bodies(&upstream), (vec!["hello world".into()], 0));
     let wire = String::from_utf8_lossy(&upstream.log().wire).to_ascii_lowercase();
     assert!(
         !wire.contains("secret"),
@@ -253,7 +243,7 @@ async fn paths_that_could_mean_something_else_upstream_are_refused_with_400() {
         "/x/..;/y",
     ];
     for shown in refused {
-        let reply = only(&gateway, get_bytes(shown).as_bytes()).await;
+        let reply = one_response(&gateway, &[get_bytes(shown).as_bytes()]).await;
         assert_eq!(reply.status, 400, "{shown}:\n{}", reply.body_text());
         assert_eq!(reply.header("content-type"), Some("application/json"), "{shown}");
         assert_eq!(reply.json()["error"], "bad_request", "{shown}");
@@ -266,7 +256,7 @@ async fn paths_that_could_mean_something_else_upstream_are_refused_with_400() {
 async fn dot_segments_and_repeated_slashes_are_normalised_before_the_upstream() {
     let (gateway, echo) = gateway_with_echo().await;
     for (target, expected) in [("/a/./b/../c", "/a/c"), ("//a///b", "/a/b")] {
-        let reply = only(&gateway, get_bytes(target).as_bytes()).await;
+        let reply = one_response(&gateway, &[get_bytes(target).as_bytes()]).await;
         assert_eq!(reply.status, 200, "{target}:\n{}", reply.body_text());
         assert_eq!(reply.reply().upstream_uri(), expected, "{target}");
     }
@@ -286,7 +276,7 @@ async fn headers_over_max_header_bytes_are_refused_with_431() {
         "GET /small HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(1000)
     );
-    let reply = only(&gateway, small.as_bytes()).await;
+    let reply = one_response(&gateway, &[small.as_bytes()]).await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
     assert_eq!(echo.counts.requests(), 1);
 
@@ -302,7 +292,7 @@ async fn headers_over_max_header_bytes_are_refused_with_431() {
         ("one large header", one_large),
         ("many small headers", many_small),
     ] {
-        let reply = only(&gateway, request.as_bytes()).await;
+        let reply = one_response(&gateway, &[request.as_bytes()]).await;
         assert_eq!(reply.status, 431, "{what}:\n{}", reply.body_text());
         assert_eq!(echo.counts.requests(), 1, "{what} reached the upstream");
     }
@@ -319,7 +309,7 @@ async fn a_head_within_a_large_max_header_bytes_is_forwarded_not_refused_as_ambi
         "GET /big HTTP/1.1\r\nHost: localhost\r\nX-Fill: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(500_000)
     );
-    let reply = only(&gateway, request.as_bytes()).await;
+    let reply = one_response(&gateway, &[request.as_bytes()]).await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
     assert_eq!(reply.reply().upstream_uri(), "/big");
     assert_eq!(echo.counts.requests(), 1);
@@ -365,9 +355,9 @@ async fn connect_is_refused_with_400() {
 #[tokio::test]
 async fn an_absolute_form_target_with_a_matching_host_is_forwarded_as_its_path() {
     let (gateway, echo) = gateway_with_echo().await;
-    let reply = only(
+    let reply = one_response(
         &gateway,
-        b"GET http://localhost/x?q=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        &[b"GET http://localhost/x?q=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"],
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
@@ -390,7 +380,7 @@ async fn a_body_of_exactly_max_body_bytes_passes() {
         "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1024\r\nConnection: close\r\n\r\n{}",
         "x".repeat(1024)
     );
-    let reply = only(&gateway, request.as_bytes()).await;
+    let reply = one_response(&gateway, &[request.as_bytes()]).await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
     assert_eq!(reply.json()["body_bytes"], 1024);
     assert_eq!(echo.counts.requests(), 1);
@@ -404,9 +394,9 @@ async fn a_declared_content_length_over_max_body_bytes_is_refused_with_413_befor
         public_route("echo", "/", echo.addr)
     )))
     .await;
-    let reply = only(
+    let reply = one_response(
         &gateway,
-        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n",
+        &[b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n"],
     )
     .await;
     assert_eq!(reply.status, 413, "{}", reply.body_text());
@@ -432,13 +422,10 @@ async fn a_chunked_body_of_exactly_max_body_bytes_reaches_the_upstream_complete(
         b"0\r\n\r\n".to_vec(),
     ]
     .concat();
-    let reply = only(&gateway, &request).await;
+    let reply = one_response(&gateway, &[&request]).await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
-    assert_eq!(
-        complete(&upstream),
-        [format!("{}{}", "a".repeat(512), "b".repeat(512))]
-    );
-    assert_eq!(aborted(&upstream), 0);
+    let body = format!("{}{}", "a".repeat(512), "b".repeat(512));
+    assert_eq!(bodies(&upstream), (vec![body], 0));
 }
 
 #[tokio::test]
@@ -464,17 +451,13 @@ async fn a_chunked_body_crossing_max_body_bytes_mid_stream_is_413_and_aborted_up
     upstream
         .wait_for(|log| log.connections >= 1 && log.ended == log.connections)
         .await;
-    let complete = complete(&upstream);
+    let (complete, aborted) = bodies(&upstream);
     assert!(
         complete.is_empty(),
         "the upstream received a complete (truncated) request: {} bytes",
         complete.iter().map(String::len).sum::<usize>()
     );
-    assert_eq!(
-        aborted(&upstream),
-        1,
-        "the upstream did not see an aborted request"
-    );
+    assert_eq!(aborted, 1, "the upstream did not see an aborted request");
 }
 
 // === 7. heads hyper's own parser would refuse ===
@@ -696,7 +679,7 @@ async fn a_malformed_head_after_good_pipelined_requests_is_answered_in_order_aft
 #[tokio::test]
 async fn a_head_that_arrives_in_pieces_is_forwarded_once_it_is_whole() {
     let (gateway, echo) = gateway_with_echo().await;
-    let reply = trickle(
+    let reply = one_response(
         &gateway,
         &[
             b"\r\nGET /pie",
@@ -714,7 +697,7 @@ async fn a_head_that_arrives_in_pieces_is_forwarded_once_it_is_whole() {
 #[tokio::test]
 async fn a_malformed_head_that_arrives_in_pieces_gets_the_json_answer() {
     let (gateway, echo) = gateway_with_echo().await;
-    let reply = trickle(
+    let reply = one_response(
         &gateway,
         &[
             b"GET /a HTTP/1.1\r\nHost: loc",
