@@ -109,11 +109,11 @@ async fn run_case(gateway: &Gateway, upstream: &Recorder, tag: &str, case: &Case
         TAG.len(),
         "tags replace {TAG} in place, keeping lengths"
     );
-    let head = format!(
-        "POST /pub/{tag}/main HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
-        case.headers.replace(TAG, tag)
+    let case_bytes = format!("{}\r\n{}", case.headers, case.body).replace(TAG, tag);
+    let sent = format!(
+        "POST /pub/{tag}/main HTTP/1.1\r\nHost: localhost\r\n{case_bytes}{}",
+        follow_up(tag)
     );
-    let sent = format!("{head}{}{}", case.body.replace(TAG, tag), follow_up(tag));
     let (responses, end) = exchange(gateway, sent.as_bytes(), &[]).await;
     let seen = upstream.tagged(tag);
     let shown = || {
