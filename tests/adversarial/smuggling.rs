@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use support::cases::assert_none_failed;
 use support::config::route;
 use support::h2raw::{self, Field, Outcome, field};
-use support::raw::{Client, ReadEnd, Response, chunk, exchange, statuses};
+use support::raw::{Client, ReadEnd, Response, exchange, statuses};
 use support::recorder::{Recorded, Recorder, Responder, Then, ok_reply, plain_responder};
 use support::{Gateway, Setup};
 
@@ -71,8 +71,9 @@ fn smuggled(tag: &str) -> String {
     format!("GET /pub/{tag}/smuggled HTTP/1.1\r\nHost: localhost\r\nX-Smuggled: 1\r\n\r\n")
 }
 
-fn chunked(data: &[u8]) -> Vec<u8> {
-    [chunk(data), b"0\r\n\r\n".to_vec()].concat()
+/// `data` as the one chunk of a chunked body.
+fn chunked(data: &str) -> String {
+    format!("{:x}\r\n{data}\r\n0\r\n\r\n", data.len())
 }
 
 fn follow_up(tag: &str) -> String {
@@ -87,16 +88,16 @@ enum Want {
     /// `status`, nothing upstream, the connection closed.
     Refused(u16),
     /// Forwarded once with exactly this body, then the follow-up on the same connection.
-    Forwarded(Vec<u8>),
+    Forwarded(String),
     /// Either of the above (RFC-valid but unusual: a gateway may be stricter).
-    RefusedOrForwarded(Vec<u8>),
+    RefusedOrForwarded(String),
 }
 
 struct Case {
     name: String,
     /// Header lines (each ending in CRLF, or in whatever the attack needs) after `Host`.
     headers: String,
-    body: Vec<u8>,
+    body: String,
     want: Want,
 }
 
@@ -108,24 +109,18 @@ async fn run_case(gateway: &Gateway, upstream: &Recorder, tag: &str, case: &Case
         TAG.len(),
         "tags replace {TAG} in place, keeping lengths"
     );
-    let head = format!(
-        "POST /pub/{tag}/main HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
-        case.headers.replace(TAG, tag)
+    let case_bytes = format!("{}\r\n{}", case.headers, case.body).replace(TAG, tag);
+    let sent = format!(
+        "POST /pub/{tag}/main HTTP/1.1\r\nHost: localhost\r\n{case_bytes}{}",
+        follow_up(tag)
     );
-    let body = String::from_utf8_lossy(&case.body).replace(TAG, tag).into_bytes();
-    let body = if body.len() == case.body.len() {
-        body
-    } else {
-        case.body.clone()
-    };
-    let sent = [head.as_bytes(), &body, follow_up(tag).as_bytes()].concat();
-    let (responses, end) = exchange(gateway, &sent, &[]).await;
+    let (responses, end) = exchange(gateway, sent.as_bytes(), &[]).await;
     let seen = upstream.tagged(tag);
     let shown = || {
         format!(
             "[{}]\nsent: {:?}\nclient got: {:?} then {:?}\nupstream saw: {:?}",
             case.name,
-            String::from_utf8_lossy(&sent),
+            sent,
             responses
                 .iter()
                 .map(|r| (r.status, r.body_text()))
@@ -143,14 +138,14 @@ async fn run_case(gateway: &Gateway, upstream: &Recorder, tag: &str, case: &Case
         return Some(format!("client stream did not end cleanly: {end:?}\n{}", shown()));
     }
     let refused = |status: u16| responses.len() == 1 && responses[0].status == status && seen.is_empty();
-    let forwarded = |body: &[u8]| {
+    let forwarded = |body: &str| {
         let main: Vec<_> = seen.iter().filter(|r| r.path.ends_with("/main")).collect();
         statuses(&responses) == [200, 200]
             && responses[0].body_text() == format!("up:/pub/{tag}/main")
             && responses[1].body_text() == format!("up:/pub/{tag}/follow")
             && main.len() == 1
             && main[0].complete
-            && main[0].body == String::from_utf8_lossy(body).replace(TAG, tag).as_bytes()
+            && main[0].body == body.replace(TAG, tag).as_bytes()
             && seen.len() == 2
     };
     let ok = match &case.want {
@@ -259,11 +254,11 @@ async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
         cases.push(Case {
             name: format!("CL.TE {name}"),
             headers: format!("Content-Length: {}\r\n{te}", cl_te_body.len()),
-            body: cl_te_body.into_bytes(),
+            body: cl_te_body,
             want: Want::Refused(400),
         });
         // TE.CL: TE first, CL covering only the chunk-size line.
-        let chunk = chunked(hidden.as_bytes());
+        let chunk = chunked(&hidden);
         let size_line = format!("{:x}\r\n", hidden.len());
         cases.push(Case {
             name: format!("TE.CL {name}"),
@@ -274,8 +269,8 @@ async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
         // TE only: the hidden request is chunk data; a parser ignoring this TE spelling would
         // read the chunk as the next request.
         let want = match valid {
-            Some(true) => Want::Forwarded(hidden.clone().into_bytes()),
-            Some(false) => Want::RefusedOrForwarded(hidden.clone().into_bytes()),
+            Some(true) => Want::Forwarded(hidden.clone()),
+            Some(false) => Want::RefusedOrForwarded(hidden.clone()),
             None => Want::Refused(400),
         };
         cases.push(Case {
@@ -292,9 +287,8 @@ async fn obfuscated_transfer_encoding_cl_te_te_cl_and_te_te_never_smuggle() {
 #[tokio::test]
 async fn obfuscated_content_length_never_smuggles() {
     let (gateway, upstream) = start(plain_responder).await;
-    let hidden = smuggled(TAG);
-    let len = hidden.len();
-    let body = hidden.clone().into_bytes();
+    let body = smuggled(TAG);
+    let len = body.len();
     let refuse = |name: &str, headers: String| Case {
         name: name.to_string(),
         headers,
@@ -377,7 +371,7 @@ async fn transfer_encoding_on_http10_and_odd_request_lines_never_smuggle() {
     let mut failures = Vec::new();
     // (name, bytes, acceptable first statuses); a follow-up is appended to each.
     let hidden = smuggled("rl");
-    let chunk = String::from_utf8(chunked(hidden.as_bytes())).unwrap();
+    let chunk = chunked(&hidden);
     let cases: Vec<(&str, String)> = vec![
         (
             "HTTP/1.0 with chunked",
@@ -724,7 +718,7 @@ async fn a_body_left_unread_by_an_early_answer_is_never_parsed_as_a_request() {
         let tag = format!("early-{i}");
         let hidden = smuggled(&tag);
         let body = match (chunk, status) {
-            (true, _) => chunked(hidden.as_bytes()),
+            (true, _) => chunked(&hidden).into_bytes(),
             (false, 413) => format!("{hidden}{}", "x".repeat(1100 - hidden.len())).into_bytes(),
             (false, _) => hidden.clone().into_bytes(),
         };
@@ -799,7 +793,7 @@ async fn a_body_sent_after_an_early_answer_is_never_parsed_as_a_request() {
         // The body arrives only now: a full request that must never be parsed as one.
         let hidden = smuggled(&tag);
         let body = match name {
-            "chunked" => chunked(hidden.as_bytes()),
+            "chunked" => chunked(&hidden).into_bytes(),
             _ => format!("{hidden:<66}").into_bytes(),
         };
         client
@@ -848,7 +842,7 @@ async fn pipelined_requests_in_one_write_are_answered_in_order_and_forwarded_onc
         (
             format!(
                 "POST /pub/pipe/p03 HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n{}",
-                String::from_utf8(chunked(hidden.as_bytes())).unwrap()
+                chunked(&hidden)
             ),
             200,
             Some("up:/pub/pipe/p03".into()),
@@ -1362,55 +1356,54 @@ async fn upgrade_matrix(strict: bool, refusals: bool) -> Vec<String> {
                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let h2c =
         "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n";
-    // (name, first request, statuses the first may get)
-    let cases: Vec<(&str, String, Vec<u16>)> = vec![
+    let bad_version = websocket.replace("13", "1337");
+    // (name, path of a GET, its header lines, statuses the answer may have)
+    let cases: [(&str, &str, &str, &[u16]); 7] = [
         (
             "websocket refused by the upstream",
-            format!("GET /ws/refused/main HTTP/1.1\r\nHost: localhost\r\n{websocket}\r\n"),
-            vec![426],
+            "/ws/refused/main",
+            websocket,
+            &[426],
         ),
         (
             "websocket answered 200 by the upstream",
-            format!("GET /ws/ok200/main HTTP/1.1\r\nHost: localhost\r\n{websocket}\r\n"),
-            vec![200],
+            "/ws/ok200/main",
+            websocket,
+            &[200],
         ),
         (
             "websocket with a bad version",
-            format!(
-                "GET /ws/refused/main HTTP/1.1\r\nHost: localhost\r\n{}\r\n",
-                websocket.replace("13", "1337")
-            ),
-            vec![426, 400],
+            "/ws/refused/main",
+            &bad_version,
+            &[426, 400],
         ),
         (
             "h2c upgrade on a public route",
-            format!("GET /pub/h2c/switch HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n"),
-            vec![502, 400],
+            "/pub/h2c/switch",
+            h2c,
+            &[502, 400],
         ),
         (
             "h2c upgrade on a websocket route",
-            format!("GET /ws/h2c/switch HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n"),
-            vec![502, 400],
+            "/ws/h2c/switch",
+            h2c,
+            &[502, 400],
         ),
-        (
-            "plain GET answered 101",
-            "GET /pub/plain/switch HTTP/1.1\r\nHost: localhost\r\n\r\n".to_string(),
-            vec![502],
-        ),
+        ("plain GET answered 101", "/pub/plain/switch", "", &[502]),
         (
             "websocket answered 101 on a non-websocket route",
-            format!("GET /pub/ws/switch HTTP/1.1\r\nHost: localhost\r\n{websocket}\r\n"),
-            vec![502],
+            "/pub/ws/switch",
+            websocket,
+            &[502],
         ),
     ];
-    for (name, request, mut allowed) in cases {
-        let unasked = request.contains("/switch");
+    for (name, path, headers, allowed) in cases {
+        let unasked = path.ends_with("/switch");
         if !unasked && !refusals {
             continue;
         }
-        if unasked && !strict {
-            allowed.push(101);
-        }
+        let allowed = [allowed, if unasked && !strict { &[101] } else { &[] }].concat();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
         let mut client = Client::open(&gateway).await;
         let first = client.exchange(request.as_bytes(), false).await;
         // What a tunnel would carry straight to the upstream: the h2 preface and a request
