@@ -4,6 +4,7 @@
 
 use super::Gateway;
 use super::h2raw::{self, Field, Outcome, field};
+use super::raw::chunk;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -97,9 +98,7 @@ impl Probe {
         if framed {
             let body = self.body.as_deref().unwrap_or_default();
             if !body.is_empty() {
-                head.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
-                head.extend_from_slice(body);
-                head.extend_from_slice(b"\r\n");
+                head.extend(chunk(body));
             }
             head.extend_from_slice(b"0\r\n");
             for (name, value) in &self.trailers {
