@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Gateway;
+use super::raw::PROMPT;
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub const DATA: u8 = 0x0;
@@ -25,9 +26,6 @@ pub const ACK: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-
-/// How long a client waits for the gateway to end the stream.
-const PROMPT: Duration = Duration::from_secs(5);
 
 /// A header field as raw bytes: any name, any value.
 pub type Field = (Vec<u8>, Vec<u8>);

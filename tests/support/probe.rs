@@ -67,20 +67,11 @@ impl Probe {
     }
 
     fn h1_bytes(&self) -> Vec<u8> {
-        let mut head = format!("{} ", self.method).into_bytes();
-        head.extend_from_slice(&self.target);
-        head.extend_from_slice(b" HTTP/1.1\r\n");
         let localhost = ["localhost".to_string()];
-        for host in self.hosts.as_deref().unwrap_or(&localhost) {
-            head.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
-        }
-        let connection = ["close"]
-            .into_iter()
-            .chain(self.connection.iter().map(String::as_str));
-        let mut lines = vec![format!(
-            "Connection: {}",
-            connection.collect::<Vec<_>>().join(", ")
-        )];
+        let hosts = self.hosts.as_deref().unwrap_or(&localhost);
+        let mut lines: Vec<String> = hosts.iter().map(|host| format!("Host: {host}")).collect();
+        let connection = [&["close".to_string()][..], &self.connection].concat();
+        lines.push(format!("Connection: {}", connection.join(", ")));
         lines.extend(self.fields.iter().map(|(name, value)| format!("{name}: {value}")));
         lines.extend(self.h1_lines.iter().cloned());
         let framed = self.body.is_some() || !self.trailers.is_empty();
@@ -91,6 +82,7 @@ impl Probe {
         if framed {
             lines.push("Transfer-Encoding: chunked".into());
         }
+        let mut head = [self.method.as_bytes(), b" ", &self.target, b" HTTP/1.1\r\n"].concat();
         for line in lines {
             head.extend_from_slice(format!("{line}\r\n").as_bytes());
         }
