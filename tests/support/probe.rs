@@ -129,11 +129,9 @@ impl Probe {
         if !self.connection.is_empty() {
             fields.push(field("connection", self.connection.join(", ")));
         }
-        let named = |(name, value): &(String, String)| -> Field {
-            match self.h2_keep_case {
-                true => field(name, value),
-                false => field(name.to_ascii_lowercase(), value),
-            }
+        let named = |(name, value): &(String, String)| match self.h2_keep_case {
+            true => field(name, value),
+            false => field(name.to_ascii_lowercase(), value),
         };
         fields.extend(self.fields.iter().map(named));
         fields.extend(self.h2_fields.iter().map(|(n, v)| field(n, v)));
