@@ -9,7 +9,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::jwt::sid_of;
-use super::{Client, DEADLINE, PROTECTED, Reply, RequestExt, request};
+use super::{Client, DEADLINE, PROTECTED, Reply, RequestExt, eventually, request};
 
 /// One access/refresh pair, as login and refresh return it.
 #[derive(Debug, Clone)]
@@ -131,18 +131,11 @@ impl Client {
 
     /// Logs in until the answer is `expected` (users.toml is polled), failing after `DEADLINE`.
     pub async fn login_until(&self, user: &str, password: &str, expected: u16) {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let status = self.login(user, password).await.status;
-            if status == expected {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{user}: still {status}, never {expected}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        eventually(DEADLINE, async || match self.login(user, password).await.status {
+            status if status == expected => Ok(()),
+            status => Err(format!("{user}: still {status}, never {expected}")),
+        })
+        .await
     }
 
     /// The live session ids of `sub`, as the admin API lists them.

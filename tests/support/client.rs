@@ -13,6 +13,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use rustls::{ClientConfig, SupportedProtocolVersion};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
@@ -77,8 +78,10 @@ pub fn client_hello(config: &Arc<ClientConfig>) -> Vec<u8> {
     hello
 }
 
-/// An HTTP/1.1 client on `stream`.
-pub async fn h1(stream: TlsStream<TcpStream>) -> (http1::SendRequest<Full<Bytes>>, Connection) {
+/// An HTTP/1.1 client on `stream` (TLS, or plain TCP to the admin listener).
+pub async fn h1(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+) -> (http1::SendRequest<Full<Bytes>>, Connection) {
     let (sender, connection) = within(http1::handshake(TokioIo::new(stream)))
         .await
         .expect("h1 handshake");

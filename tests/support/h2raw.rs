@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Gateway;
+use super::raw::PROMPT;
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub const DATA: u8 = 0x0;
@@ -25,9 +26,6 @@ pub const ACK: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-
-/// How long a client waits for the gateway to end the stream.
-const PROMPT: Duration = Duration::from_secs(5);
 
 /// A header field as raw bytes: any name, any value.
 pub type Field = (Vec<u8>, Vec<u8>);
@@ -341,29 +339,19 @@ fn status_of(mut block: &[u8]) -> Option<u16> {
 }
 
 /// RFC 7541 Appendix B, digits only: 0-2 have 5-bit codes 0..=2, 3-9 6-bit codes 0x19..=0x1f;
-/// `None` for anything else but the all-ones padding at the end.
+/// `None` for anything else but the all-ones padding (under 8 bits) at the end.
 fn huffman_digits(bytes: &[u8]) -> Option<String> {
-    let bits: Vec<u8> = bytes
-        .iter()
-        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
-        .collect();
-    let take = |at: usize, n: usize| {
-        bits.get(at..at + n)
-            .map(|s| s.iter().fold(0u8, |acc, b| acc << 1 | b))
-    };
-    let (mut at, mut out) = (0, String::new());
-    while let Some(five) = take(at, 5) {
-        if five <= 2 {
-            out.push(char::from(b'0' + five));
-            at += 5;
-        } else if let Some(six @ 0x19..=0x1f) = take(at, 6) {
-            out.push(char::from(b'3' + (six - 0x19)));
-            at += 6;
-        } else if bits[at..].iter().all(|b| *b == 1) && bits.len() - at < 8 {
-            break;
-        } else {
-            return None;
-        }
+    let (mut code, mut len, mut out) = (0u8, 0, String::new());
+    for bit in bytes.iter().flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1)) {
+        (code, len) = (code << 1 | bit, len + 1);
+        let digit = match (len, code) {
+            (5, 0..=2) => b'0' + code,
+            (6, 0x19..=0x1f) => b'3' + code - 0x19,
+            (8, _) => return None,
+            _ => continue,
+        };
+        out.push(char::from(digit));
+        (code, len) = (0, 0);
     }
-    Some(out)
+    (code.count_ones() == len).then_some(out)
 }

@@ -26,7 +26,6 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::TokioIo;
 use portcullis::Running;
 use rustls::ClientConfig;
 use serde_json::Value;
@@ -288,12 +287,7 @@ impl Client {
 
     /// An access token for a test user (see `test_users`).
     pub async fn token(&self, username: &str) -> String {
-        let reply = self.login(username, &format!("{username}-password")).await;
-        assert_eq!(reply.status, 200, "login failed: {}", reply.text());
-        reply.json()["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
+        self.pair(username).await.access
     }
 
     /// `GET path` with `Authorization: Bearer <token>`.
@@ -306,10 +300,7 @@ impl Client {
         let tcp = within(TcpStream::connect(self.admin))
             .await
             .expect("connect to admin");
-        let (mut sender, connection) = within(http1::handshake(TokioIo::new(tcp)))
-            .await
-            .expect("admin handshake");
-        tokio::spawn(connection);
+        let mut sender = client::h1(tcp).await.0;
         let response = within(sender.send_request(request(method, path).empty())).await;
         Reply::read(response.expect("admin response")).await
     }

@@ -4,6 +4,7 @@
 
 use super::Gateway;
 use super::h2raw::{self, Field, Outcome, field};
+use super::raw::chunk;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -66,20 +67,11 @@ impl Probe {
     }
 
     fn h1_bytes(&self) -> Vec<u8> {
-        let mut head = format!("{} ", self.method).into_bytes();
-        head.extend_from_slice(&self.target);
-        head.extend_from_slice(b" HTTP/1.1\r\n");
         let localhost = ["localhost".to_string()];
-        for host in self.hosts.as_deref().unwrap_or(&localhost) {
-            head.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
-        }
-        let connection = ["close"]
-            .into_iter()
-            .chain(self.connection.iter().map(String::as_str));
-        let mut lines = vec![format!(
-            "Connection: {}",
-            connection.collect::<Vec<_>>().join(", ")
-        )];
+        let hosts = self.hosts.as_deref().unwrap_or(&localhost);
+        let mut lines: Vec<String> = hosts.iter().map(|host| format!("Host: {host}")).collect();
+        let connection = [&["close".to_string()][..], &self.connection].concat();
+        lines.push(format!("Connection: {}", connection.join(", ")));
         lines.extend(self.fields.iter().map(|(name, value)| format!("{name}: {value}")));
         lines.extend(self.h1_lines.iter().cloned());
         let framed = self.body.is_some() || !self.trailers.is_empty();
@@ -90,6 +82,7 @@ impl Probe {
         if framed {
             lines.push("Transfer-Encoding: chunked".into());
         }
+        let mut head = [self.method.as_bytes(), b" ", &self.target, b" HTTP/1.1\r\n"].concat();
         for line in lines {
             head.extend_from_slice(format!("{line}\r\n").as_bytes());
         }
@@ -97,9 +90,7 @@ impl Probe {
         if framed {
             let body = self.body.as_deref().unwrap_or_default();
             if !body.is_empty() {
-                head.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
-                head.extend_from_slice(body);
-                head.extend_from_slice(b"\r\n");
+                head.extend(chunk(body));
             }
             head.extend_from_slice(b"0\r\n");
             for (name, value) in &self.trailers {
@@ -138,11 +129,9 @@ impl Probe {
         if !self.connection.is_empty() {
             fields.push(field("connection", self.connection.join(", ")));
         }
-        let named = |(name, value): &(String, String)| -> Field {
-            match self.h2_keep_case {
-                true => field(name, value),
-                false => field(name.to_ascii_lowercase(), value),
-            }
+        let named = |(name, value): &(String, String)| match self.h2_keep_case {
+            true => field(name, value),
+            false => field(name.to_ascii_lowercase(), value),
         };
         fields.extend(self.fields.iter().map(named));
         fields.extend(self.h2_fields.iter().map(|(n, v)| field(n, v)));

@@ -162,8 +162,7 @@ pub fn decode_chunked(bytes: &[u8]) -> Result<Option<Chunked>, String> {
         if size_text.is_empty() || size_text.len() > 15 || !size_text.iter().all(u8::is_ascii_hexdigit) {
             return Err(format!("bad chunk size line {:?}", String::from_utf8_lossy(line)));
         }
-        let size = usize::from_str_radix(std::str::from_utf8(size_text).unwrap_or("x"), 16)
-            .map_err(|e| format!("chunk size: {e}"))?;
+        let size = usize::from_str_radix(&String::from_utf8_lossy(size_text), 16).expect("1-15 hex digits");
         pos += eol + 2;
         if size == 0 {
             let mut trailers = Vec::new();

@@ -142,22 +142,17 @@ impl Recorder {
 
     /// Requests whose target contains `tag`.
     pub fn tagged(&self, tag: &str) -> Vec<Recorded> {
-        let log = self.log.borrow();
-        log.requests
-            .iter()
-            .filter(|r| r.path.contains(tag))
-            .cloned()
-            .collect()
+        self.requests_where(|r| r.path.contains(tag))
     }
 
     /// Requests carrying `X-Case: tag`.
     pub fn case(&self, tag: &str) -> Vec<Recorded> {
+        self.requests_where(|r| r.header("x-case") == [tag])
+    }
+
+    fn requests_where(&self, wanted: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
         let log = self.log.borrow();
-        log.requests
-            .iter()
-            .filter(|r| r.header("x-case") == [tag])
-            .cloned()
-            .collect()
+        log.requests.iter().filter(|r| wanted(r)).cloned().collect()
     }
 
     /// Waits a moment before final checks, so that an aborted request the gateway dropped

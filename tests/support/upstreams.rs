@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Counts of what an upstream saw.
 #[derive(Default)]
@@ -42,6 +42,41 @@ impl Upstream {
 
     /// The echo, answering only after `delay`.
     pub async fn delayed_echo(delay: Duration) -> Upstream {
+        Upstream::serve(move |tcp, seen| {
+            let service = service_fn(move |request: Request<Incoming>| {
+                seen.requests.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(portcullis::demo::echo(request).await)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service),
+            );
+        })
+        .await
+    }
+
+    /// A TCP server that reads each request head and answers with `reply(n)` for the n-th
+    /// request overall (0-based), then closes if `close` is set.
+    pub async fn raw(reply: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static, close: bool) -> Upstream {
+        let reply = Arc::new(reply);
+        Upstream::serve(move |mut tcp, seen| {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                while read_head(&mut tcp).await {
+                    let n = seen.requests.fetch_add(1, Ordering::SeqCst);
+                    if tcp.write_all(&reply(n)).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        })
+        .await
+    }
+
+    /// A listener on an ephemeral port that counts connections and hands each to `serve`.
+    async fn serve(serve: impl Fn(TcpStream, Arc<Counts>) + Send + 'static) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let counts = Arc::new(Counts::default());
@@ -49,41 +84,7 @@ impl Upstream {
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 seen.connections.fetch_add(1, Ordering::SeqCst);
-                let seen = seen.clone();
-                let service = service_fn(move |request: Request<Incoming>| {
-                    seen.requests.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, Infallible>(portcullis::demo::echo(request).await)
-                    }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service),
-                );
-            }
-        });
-        Upstream { addr, counts }
-    }
-
-    /// A TCP server that reads each request head and answers with `reply(n)` for the n-th
-    /// request overall (0-based), then closes if `close` is set.
-    pub async fn raw(reply: impl Fn(usize) -> Vec<u8> + Send + Sync + 'static, close: bool) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-        let addr = listener.local_addr().expect("addr");
-        let counts = Arc::new(Counts::default());
-        let (seen, reply) = (counts.clone(), Arc::new(reply));
-        tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                seen.connections.fetch_add(1, Ordering::SeqCst);
-                let (seen, reply) = (seen.clone(), reply.clone());
-                tokio::spawn(async move {
-                    while read_head(&mut tcp).await {
-                        let n = seen.requests.fetch_add(1, Ordering::SeqCst);
-                        if tcp.write_all(&reply(n)).await.is_err() || close {
-                            return;
-                        }
-                    }
-                });
+                serve(tcp, seen.clone());
             }
         });
         Upstream { addr, counts }
@@ -91,7 +92,7 @@ impl Upstream {
 }
 
 /// Reads one request head (bodies are not expected); false on EOF or error.
-async fn read_head(tcp: &mut tokio::net::TcpStream) -> bool {
+async fn read_head(tcp: &mut TcpStream) -> bool {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
