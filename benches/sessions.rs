@@ -39,7 +39,7 @@ fn refresh(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("open"));
-    let service = SessionService::new(store, Arc::new(Revocations::new()));
+    let service = SessionService::new(store, Arc::new(Revocations::new()), Default::default());
     let started = runtime
         .block_on(service.begin(alice(&Origin::local(unix_now())), unix_now(), 86_400))
         .expect("begin");
@@ -95,10 +95,8 @@ fn startup(c: &mut Criterion) {
     group.bench_function("open + load revocations, 1M sessions", |b| {
         b.iter(|| {
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).expect("open"));
-            let service = SessionService::new(store, Arc::new(Revocations::new()));
-            let (loaded, _feed) = runtime
-                .block_on(service.load_revocations(unix_now()))
-                .expect("load");
+            let service = SessionService::new(store, Arc::new(Revocations::new()), Default::default());
+            let (loaded, _feed) = runtime.block_on(service.load_state(unix_now())).expect("load");
             assert_eq!(loaded, revoked);
         })
     });

@@ -9,7 +9,7 @@ use std::time::Instant;
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request};
 
-use crate::auth::Identity;
+use crate::auth::{Identity, Verifiers};
 use crate::proxy::headers;
 use crate::runtime::{Runtime, Shared};
 use crate::server::ConnectionInfo;
@@ -61,6 +61,17 @@ impl<'r> RequestCtx<'r> {
             cors: None,
             html_errors: false,
             set_cookies: Vec::new(),
+        }
+    }
+}
+
+impl<'r> RequestCtx<'r> {
+    /// What this request's credential is checked against.
+    pub(crate) fn verifiers(&self) -> Verifiers<'r> {
+        Verifiers {
+            tokens: &self.runtime.tokens,
+            api_keys: &self.shared.api_keys,
+            revocations: &self.shared.revocations,
         }
     }
 }

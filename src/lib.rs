@@ -120,12 +120,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         users.spawn_reloader(USERS_POLL_INTERVAL, life.shutdown.clone());
     }
     shared.runtime.load().federation.prefetch();
+    shared.runtime.load().issuer_keys.start();
     life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
     if shared.sessions.store().is_shared() {
         let (follower, stop) = (shared.clone(), life.shutdown.clone());
         life.tasks
-            .spawn(async move { follower.sessions.follow_revocations(feed_position, stop).await });
+            .spawn(async move { follower.sessions.follow_changes(feed_position, stop).await });
     }
+    let (writer, stop) = (shared.clone(), life.shutdown.clone());
+    life.tasks
+        .spawn(async move { writer.sessions.write_api_key_uses(stop).await });
     life.tasks
         .spawn(reload::watch(shared.clone(), life.clone(), watched));
     serve(listeners, shared, &config, running.public_addr.port(), &life);
@@ -138,14 +142,21 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, Stri
     auth::keys::generate_missing(&config.tokens).map_err(runtime::RuntimeError::from)?;
     let runtime = Runtime::build(config.clone(), &client, None)?;
     let revocations = Arc::new(auth::Revocations::new());
-    let sessions = SessionService::new(sessions::open_store(&config.store).await?, revocations.clone());
-    let (loaded, position) = sessions.load_revocations(auth::tokens::unix_now()).await?;
-    tracing::info!(revocations = loaded, "loaded revocations from the session store");
+    let api_keys = Arc::new(auth::ApiKeys::new());
+    let store = sessions::open_store(&config.store).await?;
+    let sessions = SessionService::new(store, revocations.clone(), api_keys.clone());
+    let (loaded, position) = sessions.load_state(auth::tokens::unix_now()).await?;
+    tracing::info!(
+        revocations = loaded,
+        api_keys = api_keys.len(),
+        "loaded revocations and API keys from the session store"
+    );
     let shared = Shared {
         runtime: ArcSwap::from_pointee(runtime),
         client,
         hash_pool: HashPool::with_default_size(),
         revocations,
+        api_keys,
         sessions,
         metrics: telemetry::metrics::Metrics::new(),
         reload_lock: tokio::sync::Mutex::new(()),

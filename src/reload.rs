@@ -39,6 +39,7 @@ pub(crate) async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec
             follow_new_users_file(shared, &current, &runtime);
             // A provider new in this config is asked now, not by its first login.
             runtime.federation.prefetch();
+            runtime.issuer_keys.start();
             shared.runtime.store(Arc::new(runtime));
             shared.metrics.config_reload("ok");
             for setting in &restart {

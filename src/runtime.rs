@@ -9,10 +9,11 @@ use http::HeaderValue;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::issuers::Issuers;
 use crate::auth::keys::{KeyError, KeySet};
-use crate::auth::{AccessTokens, Revocations, cookies};
+use crate::auth::{AccessTokens, ApiKeys, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
-use crate::federation::{Federation, FederationError};
+use crate::federation::{Federation, FederationError, IssuerError, IssuerKeyring};
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
 use crate::proxy::{IdentityHeaders, UpstreamClient};
 use crate::routes::RouteTable;
@@ -37,6 +38,8 @@ pub(crate) struct Runtime {
     pub identity_headers: IdentityHeaders,
     /// The OpenID Connect providers; one whose config is unchanged keeps what it learnt.
     pub federation: Federation,
+    /// Other issuers' key fetchers (their keys are read through `tokens`).
+    pub issuer_keys: IssuerKeyring,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,8 @@ pub enum RuntimeError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Federation(#[from] FederationError),
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
 }
 
 impl Runtime {
@@ -63,7 +68,9 @@ impl Runtime {
         let identity_headers = IdentityHeaders::new(&config.headers);
         let certificate = tls::server_config(&config.tls)?;
         let tls = TlsAcceptor::from(certificate.config.clone());
-        let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?);
+        let issuer_keys = IssuerKeyring::build(&config.issuers, previous.map(|p| &p.issuer_keys))?;
+        let issuers = Issuers::new(&config.issuers, issuer_keys.shared_keys());
+        let tokens = AccessTokens::new(&config.tokens, KeySet::load(&config.tokens)?).with_issuers(issuers);
         let passwords = match (&config.users, previous.map(|p| &p.passwords)) {
             (UsersConfig::File(path), Some(PasswordCheck::File(users))) if users.path() == path => {
                 users.reload_now()?;
@@ -81,6 +88,7 @@ impl Runtime {
         let limits = &config.limits;
         Ok(Runtime {
             federation,
+            issuer_keys,
             routes: RouteTable::new(&config.routes),
             tls,
             certificate,
@@ -157,6 +165,8 @@ pub(crate) struct Shared {
     pub hash_pool: HashPool,
     /// Outlives reloads: revocations must never be forgotten early.
     pub revocations: Arc<Revocations>,
+    /// Every live API key; kept current by the admin API and the change feed.
+    pub api_keys: Arc<ApiKeys>,
     pub sessions: SessionService,
     pub metrics: Metrics,
     /// Held for the whole of a reload, so reloads apply in the order they read the files.

@@ -1,17 +1,21 @@
 //! Authentication: keys, access tokens, and turning a request's credential into an `Identity`.
 //! Nothing here does I/O on the request path.
 
+pub mod api_keys;
 pub mod cookies;
 pub mod csrf;
 pub mod foreign;
 pub mod identity;
+pub mod issuers;
 pub mod keys;
+pub mod mapping;
 pub mod revocation;
 pub mod tokens;
 mod weak_secret;
 
+pub use api_keys::ApiKeys;
 pub use identity::{Credential, CredentialError, credential};
-pub use tokens::{AccessTokens, Identity, TokenError};
+pub use tokens::{AccessTokens, CredentialKind, Identity, TokenError};
 
 use std::sync::Arc;
 
@@ -23,8 +27,7 @@ pub use revocation::Revocations;
 /// The verified caller of a request, if it presents a credential: `Ok(None)` means none was
 /// presented; a presented but invalid one is an error (the caller decides what public routes do).
 pub fn identify(
-    tokens: &AccessTokens,
-    revocations: &Revocations,
+    verifiers: &Verifiers<'_>,
     cookies: &CookiesConfig,
     headers: &HeaderMap,
     now: u64,
@@ -35,17 +38,25 @@ pub fn identify(
         // A malformed `Authorization` or a tossed cookie is an invalid credential.
         Err(_) => return Err(TokenError::Malformed),
     };
-    verify(tokens, revocations, token, now).map(Some)
+    verifiers.verify(token, now).map(Some)
 }
 
-/// Every check of SPEC 5.1, revocation included: memory only, no I/O.
-pub fn verify(
-    tokens: &AccessTokens,
-    revocations: &Revocations,
-    token: &str,
-    now: u64,
-) -> Result<Arc<Identity>, TokenError> {
-    let identity = tokens.verify(token, now)?;
-    revocations.check(&identity)?;
-    Ok(identity)
+/// What a presented credential is checked against.
+pub struct Verifiers<'a> {
+    pub tokens: &'a AccessTokens,
+    pub api_keys: &'a ApiKeys,
+    pub revocations: &'a Revocations,
+}
+
+impl Verifiers<'_> {
+    /// Every check of SPEC 5.1 (or 11 for API keys and other issuers' tokens), revocation
+    /// included: memory only, no I/O.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Identity>, TokenError> {
+        let identity = match token.starts_with(api_keys::PREFIX) {
+            true => self.api_keys.verify(token, now)?,
+            false => self.tokens.verify(token, now)?,
+        };
+        self.revocations.check(&identity)?;
+        Ok(identity)
+    }
 }

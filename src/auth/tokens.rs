@@ -13,11 +13,16 @@ use http::HeaderValue;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use super::issuers::{Issuer, Issuers};
 use super::keys::KeySet;
 use crate::config::TokensConfig;
 
-/// Tokens longer than this are refused before anything else; ours are well under 1 KiB.
+/// Our tokens longer than this are refused before their signature is checked; ours are well
+/// under 1 KiB.
 const MAX_TOKEN_BYTES: usize = 4096;
+/// Any longer token is refused before anything else: other issuers' access tokens carry more
+/// claims than ours, but a few KiB at most.
+const MAX_ANY_TOKEN_BYTES: usize = 8192;
 /// Verified tokens kept in memory; a miss only costs a signature check.
 const CACHE_ENTRIES: u64 = 50_000;
 /// The `idp` of a password login (SPEC 13 matches on it), and its `amr` (RFC 8176).
@@ -54,11 +59,34 @@ pub enum TokenError {
     IssuedInFuture,
     #[error("the token has been revoked")]
     Revoked,
+    #[error("this route does not accept that kind of credential")]
+    NotAccepted,
+    #[error("{0}")]
+    Foreign(super::foreign::ForeignTokenError),
+    #[error("the token's issuer has not been reached yet")]
+    IssuerUnavailable,
+    #[error("the token's claims map to no subject or no role")]
+    Unmapped,
+    #[error("the API key is not valid")]
+    ApiKeyInvalid,
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+}
+
+/// What kind of credential a caller presented: routes choose which they accept (SPEC 11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// Our own access token: a session begun by a login.
+    Session,
+    ApiKey,
+    /// An access token of the `[[issuers]]` entry with this name.
+    Issuer(Arc<str>),
 }
 
 /// A verified caller, with the header values the upstream will receive.
 #[derive(Debug)]
 pub struct Identity {
+    pub kind: CredentialKind,
     pub sub: String,
     pub role: String,
     pub sid: String,
@@ -72,6 +100,55 @@ pub struct Identity {
     pub sub_header: HeaderValue,
     pub role_header: HeaderValue,
     pub sid_header: HeaderValue,
+}
+
+/// A caller's values before they are checked as header values.
+pub struct Claimed {
+    pub kind: CredentialKind,
+    pub sub: String,
+    pub role: String,
+    pub sid: String,
+    pub jti: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub idp: String,
+    pub auth_time: u64,
+    pub amr: Vec<String>,
+}
+
+impl Identity {
+    /// `sub`, `role`, `sid` and `jti` must be non-empty visible ASCII of bounded length: they
+    /// become header values.
+    pub fn new(claimed: Claimed) -> Result<Identity, TokenError> {
+        let Claimed {
+            kind,
+            sub,
+            role,
+            sid,
+            jti,
+            iat,
+            exp,
+            idp,
+            auth_time,
+            amr,
+        } = claimed;
+        header_value(&jti)?;
+        Ok(Identity {
+            kind,
+            sub_header: header_value(&sub)?,
+            role_header: header_value(&role)?,
+            sid_header: header_value(&sid)?,
+            sub,
+            role,
+            sid,
+            jti,
+            iat,
+            exp,
+            idp,
+            auth_time,
+            amr,
+        })
+    }
 }
 
 /// What an access token says about its holder and how they logged in.
@@ -127,9 +204,11 @@ enum Audience {
     Many(Vec<String>),
 }
 
-/// Issues and verifies access tokens with one key set and one set of claim rules.
+/// Issues and verifies our access tokens with one key set and one set of claim rules, and
+/// verifies other issuers' (SPEC 11) through the same cache.
 pub struct AccessTokens {
     keys: KeySet,
+    issuers: Issuers,
     issuer: String,
     audience: String,
     ttl: u64,
@@ -147,6 +226,7 @@ impl AccessTokens {
             .build_with_hasher(foldhash::fast::RandomState::default());
         AccessTokens {
             keys,
+            issuers: Issuers::default(),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             ttl: config.access_ttl.as_secs().max(1),
@@ -155,8 +235,18 @@ impl AccessTokens {
         }
     }
 
+    /// Accepts the tokens of these issuers too.
+    pub fn with_issuers(self, issuers: Issuers) -> AccessTokens {
+        AccessTokens { issuers, ..self }
+    }
+
     pub fn keys(&self) -> &KeySet {
         &self.keys
+    }
+
+    /// The configured issuer a token claims to come from, if any.
+    pub fn claimed_issuer(&self, token: &str) -> Option<&Issuer> {
+        self.issuers.claimed_by(token)
     }
 
     pub fn ttl(&self) -> u64 {
@@ -220,7 +310,7 @@ impl AccessTokens {
 
     /// Every check of SPEC 5.1 except revocation, which the caller applies to the identity.
     pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Identity>, TokenError> {
-        if token.len() > MAX_TOKEN_BYTES {
+        if token.len() > MAX_ANY_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
         if let Some(identity) = self.cache.get(token) {
@@ -229,12 +319,19 @@ impl AccessTokens {
                 false => Err(TokenError::Expired),
             };
         }
-        let identity = Arc::new(self.verify_uncached(token, now)?);
+        let identity = match self.issuers.claimed_by(token) {
+            Some(issuer) => issuer.verify(token, now, self.leeway)?,
+            None => self.verify_uncached(token, now)?,
+        };
+        let identity = Arc::new(identity);
         self.cache.insert(token.into(), identity.clone());
         Ok(identity)
     }
 
     fn verify_uncached(&self, token: &str, now: u64) -> Result<Identity, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Malformed);
+        }
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         if [header, payload, signature]
@@ -282,11 +379,9 @@ impl AccessTokens {
         if claims.iat > now + self.leeway {
             return Err(TokenError::IssuedInFuture);
         }
-        Ok(Identity {
-            sub_header: header_value(&claims.sub)?,
-            role_header: header_value(&claims.role)?,
-            sid_header: header_value(&claims.sid)?,
-            jti: header_value(&claims.jti).map(|_| claims.jti)?,
+        Identity::new(Claimed {
+            kind: CredentialKind::Session,
+            jti: claims.jti,
             sub: claims.sub,
             role: claims.role,
             sid: claims.sid,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use http::header::ACCEPT;
 use http::{HeaderMap, HeaderValue, Method, Request};
 
+use crate::auth::foreign::ForeignTokenError;
 use crate::auth::tokens::unix_now;
-use crate::auth::{self, Credential, Identity, TokenError, cookies, csrf};
-use crate::config::AuthPolicy;
+use crate::auth::{self, Credential, CredentialKind, Identity, TokenError, cookies, csrf};
+use crate::config::{Acceptable, AuthPolicy};
 use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
 use crate::proxy::upgrade;
@@ -26,15 +27,12 @@ pub(crate) fn identify(
     ctx: &RequestCtx<'_>,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<Identity>>, GatewayError> {
-    let (runtime, revocations) = (ctx.runtime, &ctx.shared.revocations);
-    let identity = auth::identify(
-        &runtime.tokens,
-        revocations,
-        &runtime.config.cookies,
-        headers,
-        unix_now(),
-    );
-    Ok(identity?)
+    let identity = auth::identify(&ctx.verifiers(), &ctx.runtime.config.cookies, headers, unix_now())?;
+    // The gateway's own endpoints act on sessions: API keys and other issuers' tokens have none.
+    match identity {
+        Some(identity) if identity.kind != CredentialKind::Session => Err(TokenError::NotAccepted.into()),
+        identity => Ok(identity),
+    }
 }
 
 /// Phase 3. A protected route needs a valid credential; a public one forwards a valid
@@ -55,7 +53,11 @@ pub(crate) async fn authenticate<B>(
         Ok(Some(Credential::Cookie(token))) => (token, true),
         // A browser drops the access cookie when its Max-Age (the token's lifetime) ends and
         // keeps sending only the refresh cookie: that is the usual case for a refresh.
-        Ok(None) if may_refresh_transparently(ctx, request) && holds_refresh_cookie(ctx, request) => {
+        Ok(None)
+            if may_refresh_transparently(ctx, request)
+                && accepts(route, &CredentialKind::Session, true)
+                && holds_refresh_cookie(ctx, request) =>
+        {
             return match Box::pin(transparent_refresh(ctx, request.headers())).await? {
                 true => Ok(()),
                 false => refused(GatewayError::AuthenticationRequired),
@@ -64,13 +66,25 @@ pub(crate) async fn authenticate<B>(
         Ok(None) => return refused(GatewayError::AuthenticationRequired),
         Err(_) => return refused(GatewayError::InvalidToken(TokenError::Malformed)),
     };
-    match auth::verify(&runtime.tokens, &ctx.shared.revocations, token, unix_now()) {
-        Ok(identity) => {
+    let verified = match ctx.verifiers().verify(token, unix_now()) {
+        // Boxed like the refresh below: a fetch of an issuer's keys is rare and large.
+        Err(TokenError::Foreign(ForeignTokenError::UnknownKey)) => {
+            Box::pin(verify_with_newer_keys(ctx, token)).await
+        }
+        verified => verified,
+    };
+    match verified {
+        Ok(identity) if accepts(route, &identity.kind, via_cookie) => {
             ctx.caller = Some(identity);
             ctx.via_cookie = via_cookie;
             Ok(())
         }
-        Err(TokenError::Expired) if via_cookie && may_refresh_transparently(ctx, request) => {
+        Ok(_) => refused(GatewayError::InvalidToken(TokenError::NotAccepted)),
+        Err(TokenError::Expired)
+            if via_cookie
+                && accepts(route, &CredentialKind::Session, true)
+                && may_refresh_transparently(ctx, request) =>
+        {
             // Boxed: the store round trip is a large future that only this rare branch needs,
             // and every proxied request would otherwise carry (and copy) its space.
             match Box::pin(transparent_refresh(ctx, request.headers())).await? {
@@ -79,6 +93,35 @@ pub(crate) async fn authenticate<B>(
             }
         }
         Err(error) => refused(GatewayError::InvalidToken(error)),
+    }
+}
+
+/// Whether the route takes this kind of credential (SPEC 11). The access cookie only ever
+/// carries our own session tokens.
+fn accepts(route: &Route, kind: &CredentialKind, via_cookie: bool) -> bool {
+    route.accept.iter().any(|acceptable| match (acceptable, kind) {
+        (Acceptable::Session, CredentialKind::Session) => true,
+        _ if via_cookie => false,
+        (Acceptable::ApiKey, CredentialKind::ApiKey) => true,
+        (Acceptable::Issuer(name), CredentialKind::Issuer(issuer)) => **name == **issuer,
+        _ => false,
+    })
+}
+
+/// A token of another issuer that names a key we do not hold: the issuer may have rotated
+/// its keys, so they are fetched again (at most once a minute) and the token tried once more.
+async fn verify_with_newer_keys(ctx: &RequestCtx<'_>, token: &str) -> Result<Arc<Identity>, TokenError> {
+    let unknown = Err(TokenError::Foreign(ForeignTokenError::UnknownKey));
+    let runtime = ctx.runtime;
+    let Some(issuer) = runtime.tokens.claimed_issuer(token) else {
+        return unknown;
+    };
+    let Some(keys) = runtime.issuer_keys.get(&issuer.config.name) else {
+        return unknown;
+    };
+    match keys.refetch_for_unknown_kid().await {
+        true => ctx.verifiers().verify(token, unix_now()),
+        false => unknown,
     }
 }
 
@@ -140,12 +183,7 @@ async fn transparent_refresh(ctx: &mut RequestCtx<'_>, headers: &HeaderMap) -> R
         Err(limited @ GatewayError::RateLimited { .. }) => return Err(limited),
         Err(_) => return Ok(false),
     };
-    let verified = auth::verify(
-        &runtime.tokens,
-        &ctx.shared.revocations,
-        &rotated.access_token,
-        unix_now(),
-    );
+    let verified = ctx.verifiers().verify(&rotated.access_token, unix_now());
     let Ok(identity) = verified else {
         return Ok(false);
     };

@@ -34,6 +34,8 @@ pub(super) struct FileConfig {
     pub routes: Vec<Spanned<RouteFile>>,
     #[serde(default)]
     pub providers: Vec<Spanned<ProviderFile>>,
+    #[serde(default)]
+    pub issuers: Vec<Spanned<IssuerFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,4 +185,22 @@ pub(super) struct RouteFile {
     pub timeout: Option<Text>,
     pub websocket: Option<bool>,
     pub login_page: Option<Text>,
+    pub accept: Option<Spanned<Vec<Text>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IssuerFile {
+    pub name: Option<Text>,
+    pub issuer: Option<Text>,
+    pub jwks_uri: Option<Text>,
+    pub ca_file: Option<Text>,
+    pub audience: Option<Text>,
+    pub algorithms: Option<Spanned<Vec<Text>>>,
+    pub subject_claim: Option<Text>,
+    pub subject_prefix: Option<Text>,
+    pub role_claim: Option<Text>,
+    #[serde(default)]
+    pub role_map: Vec<Spanned<Vec<Text>>>,
+    pub default_role: Option<Text>,
 }

@@ -36,6 +36,7 @@ pub struct Config {
     pub demo: Option<DemoConfig>,
     pub routes: Vec<RouteConfig>,
     pub providers: Vec<ProviderConfig>,
+    pub issuers: Vec<IssuerConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,16 +209,50 @@ pub struct ProviderConfig {
     pub client_auth: ClientAuth,
     /// Always holds `openid`.
     pub scopes: Vec<String>,
+    pub mapping: ClaimMapping,
+    /// Lower-case; empty means any email (or none).
+    pub allowed_email_domains: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a foreign token's claims become our `sub` and role (SPEC 10 and 11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
     pub subject_claim: String,
     pub subject_prefix: String,
     pub role_claim: Option<String>,
     /// (value of `role_claim`, role): the first listed pair whose value is present wins.
     pub role_map: Vec<(String, String)>,
-    /// `None`: refuse a login whose claims map to no role.
+    /// `None`: refuse a token whose claims map to no role.
     pub default_role: Option<String>,
-    /// Lower-case; empty means any email (or none).
-    pub allowed_email_domains: Vec<String>,
+}
+
+/// Someone else whose access tokens routes may accept (SPEC 11): typically the organisation's
+/// identity provider issuing client-credentials tokens to services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    /// `[a-z0-9-]+`: in routes' `accept` (`issuer:<name>`) and in the session header.
+    pub name: String,
+    /// Exactly as written: the token's `iss` must equal it.
+    pub issuer: String,
+    /// `None`: from the issuer's discovery document.
+    pub jwks_uri: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub audience: String,
+    /// Asymmetric only, never empty.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// The role claim is a space-separated string (like `scope`) or an array.
+    pub mapping: ClaimMapping,
+}
+
+/// A kind of credential a route accepts (SPEC 11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptable {
+    /// Our own access token, by bearer or cookie.
+    Session,
+    ApiKey,
+    /// An access token of the `[[issuers]]` entry with this name.
+    Issuer(String),
 }
 
 #[derive(Debug, Clone)]
@@ -256,6 +291,8 @@ pub struct RouteConfig {
     pub websocket: bool,
     /// Where a browser without a session is sent (302 with `return_to`) instead of a 401.
     pub login_page: Option<String>,
+    /// Never empty; `[Session]` unless the file says otherwise.
+    pub accept: Vec<Acceptable>,
 }
 
 impl RouteConfig {

@@ -196,6 +196,15 @@ pub(super) fn route_name(text: &str) -> Result<String, String> {
 }
 
 pub(super) fn provider_name(text: &str) -> Result<String, String> {
+    lower_name("provider", text)
+}
+
+pub(super) fn issuer_name(text: &str) -> Result<String, String> {
+    lower_name("issuer", text)
+}
+
+/// A name that appears in URLs and header values: `[a-z0-9-]{1,32}`.
+fn lower_name(what: &str, text: &str) -> Result<String, String> {
     let valid = !text.is_empty()
         && text.len() <= 32
         && text
@@ -204,7 +213,7 @@ pub(super) fn provider_name(text: &str) -> Result<String, String> {
     match valid {
         true => Ok(text.to_string()),
         false => Err(format!(
-            "provider name {text:?} must be 1-32 lower-case letters, digits or '-'"
+            "{what} name {text:?} must be 1-32 lower-case letters, digits or '-'"
         )),
     }
 }

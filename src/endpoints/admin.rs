@@ -6,17 +6,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use serde_json::json;
 
-use super::json;
 use super::sessions::describe;
+use super::{api_keys, json};
 use crate::auth::tokens::unix_now;
 use crate::error::GatewayError;
 use crate::runtime::Shared;
 
-pub(crate) async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
-    let result = match (request.method(), path) {
+pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let result = match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, json!({ "status": "ok" }))),
         (&Method::GET, "/readyz") => Ok(ready(&shared).await),
         (&Method::GET, "/metrics") => Ok(metrics(&shared)),
@@ -25,6 +26,11 @@ pub(crate) async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Respo
             revoke_session(&shared, &p["/admin/sessions/".len()..]).await
         }
         (&Method::POST, "/admin/reload") => Ok(reload(&shared).await),
+        (&Method::POST, API_KEYS) => api_keys::create(&shared, request).await,
+        (&Method::GET, API_KEYS) => api_keys::list(&shared).await,
+        (&Method::DELETE, p) if p.starts_with(API_KEY) => {
+            api_keys::delete(&shared, &p[API_KEY.len()..]).await
+        }
         (&Method::POST, p) if p.starts_with("/admin/users/") && p.ends_with("/revoke") => {
             revoke_user(&shared, &p["/admin/users/".len()..p.len() - "/revoke".len()]).await
         }
@@ -32,6 +38,9 @@ pub(crate) async fn handle<B>(shared: Arc<Shared>, request: Request<B>) -> Respo
     };
     result.unwrap_or_else(|error| error.to_plain_response())
 }
+
+const API_KEYS: &str = "/admin/api-keys";
+const API_KEY: &str = "/admin/api-keys/";
 
 /// Failures go through the same error table as the public listener's.
 type AdminResult = Result<Response<Full<Bytes>>, GatewayError>;

@@ -2,6 +2,7 @@
 //! (dispatched here, by path and method), the admin listener, and the plain-HTTP redirect.
 
 pub(crate) mod admin;
+mod api_keys;
 mod auth;
 mod body;
 pub(crate) mod cors;

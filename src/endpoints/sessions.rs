@@ -13,7 +13,7 @@ use super::auth::{cookie_pair, same_origin, token_pair};
 use super::body::{self, BodyKind};
 use super::json;
 use crate::auth::tokens::unix_now;
-use crate::auth::{self, Identity, cookies};
+use crate::auth::{CredentialKind, Identity, cookies};
 use crate::caller::identify;
 use crate::caller::rotation::{self, Asker};
 use crate::context::{RequestCtx, Target};
@@ -132,9 +132,9 @@ async fn logout_without_body(
     {
         return Ok(Some(session.sid));
     }
-    let identity =
-        access.and_then(|token| auth::verify(&runtime.tokens, &shared.revocations, token, now).ok());
-    Ok(identity.map(|identity| identity.sid.clone()))
+    let identity = access.and_then(|token| ctx.verifiers().verify(token, now).ok());
+    let session = identity.filter(|identity| identity.kind == CredentialKind::Session);
+    Ok(session.map(|identity| identity.sid.clone()))
 }
 
 pub(super) async fn logout_all<B>(

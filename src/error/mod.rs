@@ -8,6 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 
 use crate::auth::cookies;
+use crate::auth::foreign::ForeignTokenError;
 use crate::auth::{CredentialError, TokenError};
 use crate::federation::{FlowError, LogoutProblem, OidcFailure};
 use crate::path::PathRejection;
@@ -38,6 +39,8 @@ pub(crate) enum GatewayError {
     NoRoute,
     #[error("no live session with that id")]
     NoSuchSession,
+    #[error("no API key with that id")]
+    NoSuchApiKey,
     #[error("authentication is required")]
     AuthenticationRequired,
     #[error("{0}")]
@@ -184,6 +187,13 @@ impl GatewayError {
             AuthenticationRequired | LoginRequired { .. } => "missing",
             InvalidToken(TokenError::Expired) => "expired",
             InvalidToken(TokenError::Revoked) => "revoked",
+            InvalidToken(TokenError::NotAccepted) => "not_accepted",
+            InvalidToken(TokenError::ApiKeyInvalid) => "api_key_invalid",
+            InvalidToken(TokenError::ApiKeyExpired) => "api_key_expired",
+            InvalidToken(TokenError::Foreign(ForeignTokenError::Expired)) => "issuer_token_expired",
+            InvalidToken(TokenError::Foreign(_)) => "issuer_token_invalid",
+            InvalidToken(TokenError::Unmapped) => "issuer_token_unmapped",
+            InvalidToken(TokenError::IssuerUnavailable) => "issuer_unavailable",
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
             CrossSiteRequest => "cross_site",
@@ -256,7 +266,7 @@ impl GatewayError {
             | BadLogoutToken(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
-            NoRoute | NoSuchSession => StatusCode::NOT_FOUND,
+            NoRoute | NoSuchSession | NoSuchApiKey => StatusCode::NOT_FOUND,
             AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant | RefreshReuse => {
                 StatusCode::UNAUTHORIZED
             }
@@ -291,7 +301,7 @@ impl GatewayError {
             | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
             UriTooLong => "uri_too_long",
-            NoRoute | NoSuchSession => "not_found",
+            NoRoute | NoSuchSession | NoSuchApiKey => "not_found",
             AuthenticationRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",

@@ -5,11 +5,9 @@
 use serde_json::{Map, Value};
 
 use super::OidcFailure;
+use crate::auth::mapping::{self, StringClaim, text};
 use crate::config::ProviderConfig;
 use crate::sessions::store::Origin;
-
-/// The same bound as for our own tokens' `sub`: it becomes a header value.
-const MAX_SUBJECT_BYTES: usize = 256;
 /// `amr` values kept from the provider, and their length: enough for any real login.
 const MAX_AMR_VALUES: usize = 8;
 const MAX_AMR_BYTES: usize = 32;
@@ -32,13 +30,9 @@ pub(crate) fn map(
     now: u64,
 ) -> Result<Mapped, OidcFailure> {
     let provider_sub = text(claims, "sub").ok_or(OidcFailure::NoSubject)?;
-    let subject = text(claims, &provider.subject_claim).ok_or(OidcFailure::NoSubject)?;
-    let sub = format!("{}{subject}", provider.subject_prefix);
-    if sub.len() > MAX_SUBJECT_BYTES || !sub.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(OidcFailure::NoSubject);
-    }
+    let sub = mapping::subject(&provider.mapping, claims).ok_or(OidcFailure::NoSubject)?;
     check_email(provider, claims)?;
-    let role = role(provider, claims).ok_or(OidcFailure::NoRole)?;
+    let role = mapping::role(&provider.mapping, claims, StringClaim::OneValue).ok_or(OidcFailure::NoRole)?;
     let origin = Origin {
         idp: provider.name.clone(),
         auth_time: claims.get("auth_time").and_then(Value::as_u64).unwrap_or(now),
@@ -49,26 +43,6 @@ pub(crate) fn map(
         idp_sub: Some(provider_sub.to_owned()),
     };
     Ok(Mapped { sub, role, origin })
-}
-
-fn text<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c str> {
-    claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-/// The first `role_map` pair whose value the role claim holds, else `default_role`.
-fn role(provider: &ProviderConfig, claims: &Map<String, Value>) -> Option<String> {
-    let held: Vec<&str> = match provider.role_claim.as_ref().and_then(|name| claims.get(name)) {
-        Some(Value::String(one)) => vec![one.as_str()],
-        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    let mapped = provider
-        .role_map
-        .iter()
-        .find(|(value, _)| held.contains(&value.as_str()));
-    mapped
-        .map(|(_, role)| role.clone())
-        .or_else(|| provider.default_role.clone())
 }
 
 /// With `allowed_email_domains`: a verified email in one of them. `email_verified` is a JSON
@@ -109,7 +83,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::{ClientAuth, SecretSource};
+    use crate::config::{ClaimMapping, ClientAuth, SecretSource};
 
     fn corp() -> ProviderConfig {
         ProviderConfig {
@@ -120,11 +94,13 @@ mod tests {
             client_secret: SecretSource::Env("X".into()),
             client_auth: ClientAuth::Basic,
             scopes: vec!["openid".into()],
-            subject_claim: "sub".into(),
-            subject_prefix: "corp:".into(),
-            role_claim: Some("groups".into()),
-            role_map: vec![("admins".into(), "admin".into()), ("staff".into(), "user".into())],
-            default_role: None,
+            mapping: ClaimMapping {
+                subject_claim: "sub".into(),
+                subject_prefix: "corp:".into(),
+                role_claim: Some("groups".into()),
+                role_map: vec![("admins".into(), "admin".into()), ("staff".into(), "user".into())],
+                default_role: None,
+            },
             allowed_email_domains: Vec::new(),
             ca_file: None,
         }
@@ -158,7 +134,7 @@ mod tests {
             Err(OidcFailure::NoRole)
         );
         let mut with_default = corp();
-        with_default.default_role = Some("guest".into());
+        with_default.mapping.default_role = Some("guest".into());
         assert_eq!(
             map(&with_default, &claims(json!({"sub": "carol"})), 9)
                 .expect("mapped")
@@ -181,7 +157,7 @@ mod tests {
             );
         }
         let mut by_email = corp();
-        by_email.subject_claim = "email".into();
+        by_email.mapping.subject_claim = "email".into();
         let mapped = map(
             &by_email,
             &claims(json!({"sub": "123", "email": "a@x.org", "groups": "staff"})),

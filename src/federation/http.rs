@@ -48,15 +48,26 @@ pub(crate) struct ProviderHttp {
 }
 
 impl ProviderHttp {
+    /// TLS only: a provider's endpoints are always `https://`.
     pub(crate) fn new(ca_file: Option<&Path>) -> Result<ProviderHttp, TlsError> {
+        Self::build(ca_file, false)
+    }
+
+    /// Plain `http://` too: for an issuer on loopback, which config checks allow only there.
+    pub(crate) fn with_loopback_http(ca_file: Option<&Path>) -> Result<ProviderHttp, TlsError> {
+        Self::build(ca_file, true)
+    }
+
+    fn build(ca_file: Option<&Path>, plain_http: bool) -> Result<ProviderHttp, TlsError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls::client_config(ca_file)?).clone())
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls::client_config(ca_file)?).clone());
+        let https = match plain_http {
+            true => builder.https_or_http().enable_http1().wrap_connector(http),
+            false => builder.https_only().enable_http1().wrap_connector(http),
+        };
         let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(ProviderHttp { client })
     }

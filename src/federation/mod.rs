@@ -7,6 +7,7 @@ mod backchannel;
 mod claims;
 mod flow;
 mod http;
+mod issuer_keys;
 mod provider;
 mod state;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub(crate) use backchannel::{Logout, Named};
 pub(crate) use flow::{Callback, check_state, finish, start};
+pub(crate) use issuer_keys::{IssuerError, IssuerKeyring};
 pub(crate) use provider::{Provider, ProviderError};
 pub(crate) use state::{COOKIE, LIFETIME_SECS, LoginState};
 

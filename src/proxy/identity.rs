@@ -58,6 +58,7 @@ impl IdentityHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::tokens::{Claimed, CredentialKind};
 
     fn headers() -> IdentityHeaders {
         IdentityHeaders {
@@ -91,7 +92,8 @@ mod tests {
 
     #[test]
     fn with_a_caller_exactly_its_values_are_set() {
-        let identity = Identity {
+        let identity = Identity::new(Claimed {
+            kind: CredentialKind::Session,
             sub: "alice".into(),
             role: "user".into(),
             sid: "sid1".into(),
@@ -101,10 +103,8 @@ mod tests {
             idp: "local".into(),
             auth_time: 0,
             amr: vec!["pwd".into()],
-            sub_header: HeaderValue::from_static("alice"),
-            role_header: HeaderValue::from_static("user"),
-            sid_header: HeaderValue::from_static("sid1"),
-        };
+        })
+        .expect("valid values");
         let mut map = spoofed();
         headers().strip_then_set(&mut map, Some(&identity));
         let set: Vec<(&str, &str)> = map

@@ -217,6 +217,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             websocket: false,
             login_page: None,
+            accept: vec![crate::config::Acceptable::Session],
         }
     }
 

@@ -1,5 +1,6 @@
 //! Who may log in and, with the sessions issue, the sessions they hold.
 
+mod api_keys;
 #[cfg(test)]
 mod contract;
 pub mod redis;

@@ -8,11 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::refresh_token::{self, new_seed};
 use super::store::{
-    Advance, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store, StoreError,
-    Timing,
+    Advance, FeedNews, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store,
+    StoreError, Timing,
 };
-use crate::auth::Revocations;
 use crate::auth::tokens::{Grant, unix_now};
+use crate::auth::{ApiKeys, Revocations};
 
 /// How long one read of the revocation feed waits for news; a new entry returns at once.
 const FEED_WAIT: Duration = Duration::from_secs(1);
@@ -78,8 +78,9 @@ pub enum RefreshError {
 }
 
 pub struct SessionService {
-    store: Arc<dyn Store>,
-    revocations: Arc<Revocations>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) revocations: Arc<Revocations>,
+    pub(super) api_keys: Arc<ApiKeys>,
 }
 
 /// Who a new session is for, and where they logged in from (shown in the session list).
@@ -92,42 +93,48 @@ pub struct Holder<'a> {
 }
 
 impl SessionService {
-    pub fn new(store: Arc<dyn Store>, revocations: Arc<Revocations>) -> Self {
-        SessionService { store, revocations }
+    pub fn new(store: Arc<dyn Store>, revocations: Arc<Revocations>, api_keys: Arc<ApiKeys>) -> Self {
+        SessionService {
+            store,
+            revocations,
+            api_keys,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    /// Rebuilds the in-memory revocations from the store (at start); returns how many, and
-    /// the feed position to follow other gateways' revocations from.
-    pub async fn load_revocations(&self, now: u64) -> Result<(usize, String), StoreError> {
+    /// Rebuilds the in-memory revocations and API keys from the store (at start); returns how
+    /// many revocations, and the feed position to follow other gateways' changes from.
+    pub async fn load_state(&self, now: u64) -> Result<(usize, String), StoreError> {
         // Position first: whatever lands in between is seen twice, never missed.
         let position = self.store.feed_position().await?;
         let revocations = self.store.revocations(now).await?;
         for revocation in &revocations {
             self.revocations.apply(revocation);
         }
+        self.api_keys.replace_all(&self.store.api_keys().await?);
         Ok((revocations.len(), position))
     }
 
-    /// Applies the revocations other gateways record, until `stop`. A store that cannot be
-    /// reached is retried with backoff, resuming from the last position read, so nothing
-    /// revoked meanwhile is missed.
-    pub async fn follow_revocations(&self, mut position: String, stop: CancellationToken) {
+    /// Applies the revocations and API key changes other gateways record, until `stop`. A
+    /// store that cannot be reached is retried with backoff, resuming from the last position
+    /// read, so nothing revoked meanwhile is missed.
+    pub async fn follow_changes(&self, mut position: String, stop: CancellationToken) {
         let mut backoff = FEED_BACKOFF_MIN;
         let mut failing = false;
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => return,
-                next = self.store.revocations_since(&position, FEED_WAIT, unix_now()) => next,
+                next = self.store.changes_since(&position, FEED_WAIT, unix_now()) => next,
+            };
+            let next = match next {
+                Ok((news, next)) => self.apply(news).await.map(|()| next),
+                Err(e) => Err(e),
             };
             match next {
-                Ok((revocations, next)) => {
-                    for revocation in &revocations {
-                        self.revocations.apply(revocation);
-                    }
+                Ok(next) => {
                     position = next;
                     backoff = FEED_BACKOFF_MIN;
                     if std::mem::take(&mut failing) {
@@ -147,6 +154,20 @@ impl SessionService {
                 }
             }
         }
+    }
+
+    /// Revocations first: a key deleted elsewhere is refused even if looking it up fails.
+    async fn apply(&self, news: FeedNews) -> Result<(), StoreError> {
+        for revocation in &news.revocations {
+            self.revocations.apply(revocation);
+        }
+        if news.complete {
+            self.api_keys.replace_all(&self.store.api_keys().await?);
+        }
+        for id in &news.api_keys {
+            self.reload_api_key(id).await?;
+        }
+        Ok(())
     }
 
     /// A new session with a fresh id and seed (never one the client sent), and its first token.

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use crate::auth::api_keys::ApiKeyRecord;
 pub use crate::auth::revocation::{Revocation, RevocationKind};
 use crate::auth::tokens::{LOCAL_AMR, LOCAL_IDP};
 use crate::secret::Secret;
@@ -129,6 +130,22 @@ pub enum Advance {
     Ended,
 }
 
+/// What the change feed brought since a position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedNews {
+    pub revocations: Vec<Revocation>,
+    /// API keys created or deleted: each is looked up again.
+    pub api_keys: Vec<String>,
+    /// The position was too old: `revocations` is every revocation in force, and every API
+    /// key must be loaded again.
+    pub complete: bool,
+}
+
+/// The session id under which an API key's revocation is recorded.
+pub fn api_key_sid(id: &str) -> String {
+    format!("api_key:{id}")
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Stores a new session (generation 0, `rotated_at_ms` = `created_at` * 1000,
     /// `last_used_at` = `created_at`).
@@ -173,6 +190,24 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes ended sessions and forgotten revocations; returns how many rows went.
     fn purge(&self, timing: Timing) -> StoreFuture<'_, u64>;
 
+    // === API keys (SPEC 11) ===
+
+    /// Stores a new key (on a shared store, announced on the change feed).
+    fn create_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> StoreFuture<'a, ()>;
+
+    /// Every key, expired ones included, oldest first (ties by id).
+    fn api_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>>;
+
+    fn api_key<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>>;
+
+    /// Deletes a key and records the `Session` revocation of `api_key_sid(id)` (which closes
+    /// its open tunnels); `false` when no such key exists.
+    fn delete_api_key<'a>(&'a self, id: &'a str, timing: Timing) -> StoreFuture<'a, bool>;
+
+    /// Raises each key's `last_used_at` to the given time (never lowers it); unknown ids are
+    /// skipped.
+    fn touch_api_keys<'a>(&'a self, uses: &'a [(String, u64)]) -> StoreFuture<'a, ()>;
+
     /// Succeeds when the store answers (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;
 
@@ -192,20 +227,21 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async { Ok(String::new()) })
     }
 
-    /// Revocations recorded by any gateway after `position`, waiting up to `wait` for the first
-    /// one, and the position to follow from next. When `position` is older than what the feed
-    /// still holds, every revocation in force (`keep_until > now`) is returned instead, so a
-    /// gateway that was cut off for long catches up completely.
-    fn revocations_since<'a>(
+    /// Revocations and API key changes recorded by any gateway after `position`, waiting up to
+    /// `wait` for the first one, and the position to follow from next. When `position` is
+    /// older than what the feed still holds, the news is `complete`: every revocation in force
+    /// (`keep_until > now`), and API keys to be loaded again, so a gateway that was cut off
+    /// for long catches up completely.
+    fn changes_since<'a>(
         &'a self,
         position: &'a str,
         wait: Duration,
         now: u64,
-    ) -> StoreFuture<'a, (Vec<Revocation>, String)> {
+    ) -> StoreFuture<'a, (FeedNews, String)> {
         let _ = now;
         Box::pin(async move {
             tokio::time::sleep(wait).await;
-            Ok((Vec::new(), position.to_string()))
+            Ok((FeedNews::default(), position.to_string()))
         })
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 mod auth;
+mod issuers;
 mod providers;
 mod routes;
 
@@ -35,7 +36,10 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         demo,
         routes,
         providers,
+        issuers,
     } = file;
+    // Before the routes: their `accept` names issuers.
+    let issuers = checker.issuers(issuers);
     let config = Config {
         source: path.to_path_buf(),
         server: checker.server(server),
@@ -48,8 +52,9 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         limits: checker.limits(limits),
         log: checker.log(log),
         demo: demo.map(|demo| checker.demo(demo)),
-        routes: checker.routes(routes),
+        routes: checker.routes(routes, &issuers),
         providers: checker.providers(providers),
+        issuers,
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)
@@ -300,6 +305,13 @@ impl Checker<'_> {
                 0..0,
                 "[[providers]] log browsers in with cookies: they need [cookies] enabled = true",
             );
+        }
+        if let Some(ours) = config.issuers.iter().find(|i| i.issuer == config.tokens.issuer) {
+            let message = format!(
+                "[[issuers]] {:?} has the gateway's own issuer {:?}; the two must differ",
+                ours.name, ours.issuer
+            );
+            self.error(0..0, message);
         }
         let headers = &config.headers;
         if headers.subject == headers.role

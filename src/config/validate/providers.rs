@@ -12,20 +12,41 @@ use crate::config::*;
 
 const TABLE: &str = "[[providers]]";
 
+/// The claim-mapping keys of `[[providers]]` and `[[issuers]]`, as the file gives them.
+pub(super) struct MappingFile {
+    pub subject_claim: Option<Spanned<String>>,
+    pub subject_prefix: Option<Spanned<String>>,
+    pub role_claim: Option<Spanned<String>>,
+    pub role_map: Vec<Spanned<Vec<Spanned<String>>>>,
+    pub default_role: Option<Spanned<String>>,
+}
+
 impl Checker<'_> {
     pub(super) fn providers(&mut self, providers: Vec<Spanned<ProviderFile>>) -> Vec<ProviderConfig> {
+        let name_of = |p: &ProviderFile| p.name.as_ref().map(|n| n.get_ref().clone());
+        self.named_tables(providers, "provider", name_of, provider_name, Self::provider)
+    }
+
+    /// Checks each table of a `[[...]]` list whose entries have unique names. A name is
+    /// claimed on its own: an entry with other errors still makes a second use an error.
+    pub(super) fn named_tables<F, T>(
+        &mut self,
+        tables: Vec<Spanned<F>>,
+        what: &str,
+        name_of: impl Fn(&F) -> Option<String>,
+        valid_name: fn(&str) -> Result<String, String>,
+        check: fn(&mut Self, F, &Range<usize>) -> Option<T>,
+    ) -> Vec<T> {
         let mut names = HashSet::new();
-        let mut checked = Vec::with_capacity(providers.len());
-        for spanned in providers {
+        let mut checked = Vec::with_capacity(tables.len());
+        for spanned in tables {
             let span = spanned.span();
-            // Checked on the name alone: a provider with other errors still claims its name.
-            let name = spanned.get_ref().name.as_ref().map(|n| n.get_ref().clone());
-            if let Some(name) = name.filter(|n| provider_name(n).is_ok())
+            if let Some(name) = name_of(spanned.get_ref()).filter(|n| valid_name(n).is_ok())
                 && !names.insert(name.clone())
             {
-                self.error(span.clone(), format!("provider name {name:?} is used twice"));
+                self.error(span.clone(), format!("{what} name {name:?} is used twice"));
             }
-            checked.extend(self.provider(spanned.into_inner(), &span));
+            checked.extend(check(self, spanned.into_inner(), &span));
         }
         checked
     }
@@ -65,12 +86,14 @@ impl Checker<'_> {
             )),
         });
         let scopes = self.scopes(scopes);
-        let role_map = role_map.iter().filter_map(|pair| self.role_pair(pair)).collect();
-        let default_role = self.optional_text(default_role, role_name);
+        let mapping = self.mapping(MappingFile {
+            subject_claim,
+            subject_prefix,
+            role_claim,
+            role_map,
+            default_role,
+        });
         let ca_file = ca_file.and_then(|file| self.existing_file(&file));
-        let subject_claim = self.value(subject_claim.as_ref(), "sub", claim_text);
-        let subject_prefix = self.optional_text(subject_prefix, claim_text).unwrap_or_default();
-        let role_claim = role_claim.and_then(|c| self.optional(&c, claim_text));
         let allowed_email_domains = self.each(&allowed_email_domains, email_domain);
         let (name, issuer, client_id, client_secret) = (name?, issuer?, client_id?, client_secret?);
         Some(ProviderConfig {
@@ -81,11 +104,7 @@ impl Checker<'_> {
             client_secret,
             client_auth,
             scopes,
-            subject_claim,
-            subject_prefix,
-            role_claim,
-            role_map,
-            default_role,
+            mapping,
             allowed_email_domains,
             ca_file,
         })
@@ -113,8 +132,26 @@ impl Checker<'_> {
         }
     }
 
+    /// The claim-mapping keys that providers and issuers share.
+    pub(super) fn mapping(&mut self, file: MappingFile) -> ClaimMapping {
+        let MappingFile {
+            subject_claim,
+            subject_prefix,
+            role_claim,
+            role_map,
+            default_role,
+        } = file;
+        ClaimMapping {
+            subject_claim: self.value(subject_claim.as_ref(), "sub", claim_text),
+            subject_prefix: self.optional_text(subject_prefix, claim_text).unwrap_or_default(),
+            role_claim: role_claim.and_then(|c| self.optional(&c, claim_text)),
+            role_map: role_map.iter().filter_map(|pair| self.role_pair(pair)).collect(),
+            default_role: self.optional_text(default_role, role_name),
+        }
+    }
+
     /// A value where `""` means none.
-    fn optional_text<T>(
+    pub(super) fn optional_text<T>(
         &mut self,
         given: Option<Spanned<String>>,
         parse: fn(&str) -> Result<T, String>,
@@ -125,12 +162,16 @@ impl Checker<'_> {
     }
 
     /// The valid values of a list; each invalid one is reported.
-    fn each<T>(&mut self, given: &[Spanned<String>], parse: fn(&str) -> Result<T, String>) -> Vec<T> {
+    pub(super) fn each<T>(
+        &mut self,
+        given: &[Spanned<String>],
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
         given.iter().filter_map(|g| self.optional(g, parse)).collect()
     }
 
     /// A path from the file, resolved, that must name an existing file.
-    fn existing_file(&mut self, given: &Spanned<String>) -> Option<PathBuf> {
+    pub(super) fn existing_file(&mut self, given: &Spanned<String>) -> Option<PathBuf> {
         let path = self.resolve(given.get_ref());
         if path.is_file() {
             return Some(path);

@@ -11,7 +11,11 @@ use crate::config::values::*;
 use crate::config::*;
 
 impl Checker<'_> {
-    pub(super) fn routes(&mut self, routes: Vec<Spanned<RouteFile>>) -> Vec<RouteConfig> {
+    pub(super) fn routes(
+        &mut self,
+        routes: Vec<Spanned<RouteFile>>,
+        issuers: &[IssuerConfig],
+    ) -> Vec<RouteConfig> {
         let mut checked: Vec<RouteConfig> = Vec::with_capacity(routes.len());
         // Only names the file gave: a missing or refused name leaves a stand-in shared by all.
         let mut names: HashSet<String> = HashSet::with_capacity(routes.len());
@@ -25,7 +29,7 @@ impl Checker<'_> {
                 .as_ref()
                 .is_some_and(|n| route_name(n.get_ref()).is_ok());
             let errors_before = self.problems.len();
-            let route = self.route(spanned.into_inner(), &span);
+            let route = self.route(spanned.into_inner(), &span, issuers);
             // A route with its own errors holds stand-in values that would collide spuriously.
             let route_is_valid = self.problems.len() == errors_before;
             if named && names.contains(&route.name) {
@@ -48,7 +52,8 @@ impl Checker<'_> {
         }
         checked
     }
-    fn route(&mut self, file: RouteFile, span: &Range<usize>) -> RouteConfig {
+
+    fn route(&mut self, file: RouteFile, span: &Range<usize>, issuers: &[IssuerConfig]) -> RouteConfig {
         let RouteFile {
             name,
             host,
@@ -61,6 +66,7 @@ impl Checker<'_> {
             timeout,
             websocket,
             login_page,
+            accept,
         } = file;
         let name = self.required(&name, "name", span, "[[routes]]");
         let path = self.required(&path, "path", span, "[[routes]]");
@@ -100,7 +106,55 @@ impl Checker<'_> {
             timeout: self.value(timeout.as_ref(), "30s", parse_duration),
             websocket: websocket.unwrap_or(false),
             login_page: login_page.and_then(|page| self.optional(&page, login_page_path)),
+            accept: self.accept(accept, issuers),
         }
+    }
+
+    /// `accept = ["session", "api_key", "issuer:<name>"]`, each at most once; `["session"]`
+    /// when not given.
+    fn accept(
+        &mut self,
+        given: Option<Spanned<Vec<Spanned<String>>>>,
+        issuers: &[IssuerConfig],
+    ) -> Vec<Acceptable> {
+        let Some(given) = given else {
+            return vec![Acceptable::Session];
+        };
+        if given.get_ref().is_empty() {
+            self.error(
+                given.span(),
+                "accept = [] takes no credential; omit it to accept [\"session\"]",
+            );
+        }
+        let mut accepted = Vec::new();
+        for kind in given.get_ref() {
+            let parsed = match kind.get_ref().as_str() {
+                "session" => Ok(Acceptable::Session),
+                "api_key" => Ok(Acceptable::ApiKey),
+                other => match other.strip_prefix("issuer:") {
+                    Some(name) if issuers.iter().any(|i| i.name == name) => {
+                        Ok(Acceptable::Issuer(name.into()))
+                    }
+                    Some(name) => Err(format!(
+                        "accept names issuer {name:?}, but no [[issuers]] entry has that name"
+                    )),
+                    None => Err(format!(
+                        "accept takes \"session\", \"api_key\" or \"issuer:<name>\", not {other:?}"
+                    )),
+                },
+            };
+            match parsed {
+                Ok(kind_ok) if accepted.contains(&kind_ok) => {
+                    self.error(kind.span(), format!("accept lists {:?} twice", kind.get_ref()));
+                }
+                Ok(kind_ok) => accepted.push(kind_ok),
+                Err(message) => self.error(kind.span(), message),
+            }
+        }
+        if accepted.is_empty() {
+            accepted.push(Acceptable::Session);
+        }
+        accepted
     }
 }
 

@@ -5,6 +5,7 @@
 //! What only one store has (SQLite's schema and file, Redis's keys, feed and scripts) is tested
 //! in that store's `tests.rs`, with the helpers here.
 
+mod api_keys;
 mod cases;
 mod federated;
 pub(crate) mod redis_server;
@@ -18,6 +19,7 @@ use tempfile::TempDir;
 use crate::secret::Secret;
 use crate::sessions::sqlite::SqliteStore;
 use crate::sessions::store::{NewSession, Origin, RevocationKind, SEED_BYTES, Store, Timing};
+use api_keys::*;
 use cases::*;
 use federated::*;
 use redis_server::RedisServer;
@@ -177,5 +179,8 @@ contract! {
         a_session_reads_back_with_how_it_began,
         a_back_channel_logout_ends_only_the_sessions_it_names,
         a_key_is_accepted_once_by_every_store_on_the_same_data,
+        an_api_key_reads_back_as_stored_and_never_as_the_key,
+        deleting_an_api_key_records_its_revocation_once,
+        uses_only_raise_last_used_at_of_existing_keys,
     }
 }

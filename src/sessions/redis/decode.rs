@@ -187,7 +187,7 @@ pub(super) fn parse_id(id: &str) -> Option<(u64, u64)> {
 }
 
 /// The entries of an `XREAD` reply for our one stream, and the id of the last one.
-pub(super) fn parse_feed(reply: &Value) -> Result<(Vec<Revocation>, Option<String>), StoreError> {
+pub(super) fn parse_feed(reply: &Value) -> Result<(FeedNews, Option<String>), StoreError> {
     let streams: Vec<&Value> = match reply {
         Value::Map(entries) => entries.iter().map(|(_, v)| v).collect(),
         _ => array(reply)?
@@ -198,7 +198,7 @@ pub(super) fn parse_feed(reply: &Value) -> Result<(Vec<Revocation>, Option<Strin
             })
             .collect::<Result<_, _>>()?,
     };
-    let mut revocations = Vec::new();
+    let mut news = FeedNews::default();
     let mut last = None;
     for entries in streams {
         for entry in array(entries)? {
@@ -214,14 +214,19 @@ pub(super) fn parse_feed(reply: &Value) -> Result<(Vec<Revocation>, Option<Strin
                     .ok_or_else(|| corrupt(&format!("a feed entry has no {name}")))
                     .and_then(|(_, v)| utf8(v, name))
             };
-            revocations.push(Revocation {
-                kind: parse_kind(&field("kind")?)?,
+            last = Some(id);
+            let kind = field("kind")?;
+            if kind == "api_key" {
+                news.api_keys.push(field("key")?);
+                continue;
+            }
+            news.revocations.push(Revocation {
+                kind: parse_kind(&kind)?,
                 key: field("key")?,
                 not_before: number(&field("not_before")?, "not_before")?,
                 keep_until: number(&field("keep_until")?, "keep_until")?,
             });
-            last = Some(id);
         }
     }
-    Ok((revocations, last))
+    Ok((news, last))
 }

@@ -44,11 +44,16 @@ impl RedisStore {
         Ok(integer(&answer)? != 0)
     }
 
-    /// Every revocation in force, and the feed position to follow from after them.
-    pub(super) async fn full_state(&self, now: u64) -> Result<(Vec<Revocation>, String), StoreError> {
+    /// Every revocation in force (API keys to be loaded again), and the feed position to
+    /// follow from after them.
+    pub(super) async fn full_state(&self, now: u64) -> Result<(FeedNews, String), StoreError> {
         let position = self.last_feed_id().await?;
-        let revocations = self.all_revocations(now).await?;
-        Ok((revocations, position))
+        let news = FeedNews {
+            revocations: self.all_revocations(now).await?,
+            api_keys: Vec::new(),
+            complete: true,
+        };
+        Ok((news, position))
     }
 
     pub(super) async fn follow(
@@ -56,28 +61,26 @@ impl RedisStore {
         position: &str,
         wait: Duration,
         now: u64,
-    ) -> Result<(Vec<Revocation>, String), StoreError> {
+    ) -> Result<(FeedNews, String), StoreError> {
         if self.missed_entries(position).await? {
             return self.full_state(now).await;
         }
         let Some(read) = self.read_feed(position, wait).await? else {
-            return Ok((Vec::new(), position.to_owned()));
+            return Ok((FeedNews::default(), position.to_owned()));
         };
         // Checked again after the read: a trim in between may have taken entries it skipped.
         if self.missed_entries(position).await? {
             return self.full_state(now).await;
         }
-        let Ok((entries, last)) = parse_feed(&read) else {
+        let Ok((mut news, last)) = parse_feed(&read) else {
             // The hash is the record; the feed only says when to look. An entry that does not
             // decode must not stop the feed, so everything is reloaded instead.
             tracing::warn!("the redis revocation feed holds an entry that does not decode; reloading");
             return self.full_state(now).await;
         };
         let position = last.unwrap_or_else(|| position.to_owned());
-        Ok((
-            entries.into_iter().filter(|r| r.keep_until > now).collect(),
-            position,
-        ))
+        news.revocations.retain(|r| r.keep_until > now);
+        Ok((news, position))
     }
 
     /// `XREAD` on the feed's own connection: `None` when nothing arrived within `wait`.

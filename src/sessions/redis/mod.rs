@@ -4,7 +4,7 @@
 //! `purge`) is one Lua script (`scripts.rs`), which Redis runs without interleaving any other
 //! command: two gateways presenting the same generation cannot both rotate it. Every
 //! revocation is recorded in a hash and appended to a stream in the same script, and each
-//! gateway follows that stream (`revocations_since`) from the last id it saw, so a gateway
+//! gateway follows that stream (`changes_since`) from the last id it saw, so a gateway
 //! that was cut off resumes where it stopped, or reloads every revocation in force when the
 //! entries it missed were already trimmed, or the feed was reset (a Redis that lost its data
 //! numbers its entries anew).
@@ -20,7 +20,8 @@
 //!   `not_before:keep_until`;
 //! - `{p}revocations:feed`: a stream with an entry (`kind`, `key`, `not_before`, `keep_until`)
 //!   per recorded revocation, trimmed by `purge` after an hour;
-//! - `{p}revocations:trimmed`: the largest feed id `purge` deleted.
+//! - `{p}revocations:trimmed`: the largest feed id `purge` deleted;
+//! - API keys and single sign-on's keys: see `api_keys.rs` and `federated.rs`.
 //!
 //! Lifetimes are relative (`EXPIRE`), computed from the gateway's clock, so a clock
 //! difference between a gateway and Redis never ends a session early. Needs Redis 6.2 or
@@ -31,6 +32,7 @@
 //! with backoff, after a failure) carries every operation; the blocking `XREAD` of the feed
 //! has a connection of its own, so it never holds up the others.
 
+mod api_keys;
 mod decode;
 mod federated;
 mod feed;
@@ -49,8 +51,8 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Value
 use tokio::sync::Mutex;
 
 use super::store::{
-    Advance, IdpLink, NewSession, Revocation, RevocationKind, SEED_BYTES, SessionRecord, Store, StoreError,
-    StoreFuture, Timing,
+    Advance, ApiKeyRecord, FeedNews, IdpLink, NewSession, Revocation, RevocationKind, SEED_BYTES,
+    SessionRecord, Store, StoreError, StoreFuture, Timing,
 };
 use crate::secret::Secret;
 use decode::*;
@@ -88,6 +90,7 @@ struct Keys {
     revocations: String,
     feed: String,
     trimmed: String,
+    api_keys: String,
 }
 
 impl Keys {
@@ -98,6 +101,7 @@ impl Keys {
             revocations: format!("{prefix}revocations"),
             feed: format!("{prefix}revocations:feed"),
             trimmed: format!("{prefix}revocations:trimmed"),
+            api_keys: format!("{prefix}apikeys"),
         }
     }
 
@@ -384,6 +388,26 @@ impl Store for RedisStore {
         Box::pin(self.purge_all(timing))
     }
 
+    fn create_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> StoreFuture<'a, ()> {
+        Box::pin(self.insert_api_key(key))
+    }
+
+    fn api_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>> {
+        Box::pin(self.all_api_keys())
+    }
+
+    fn api_key<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+        Box::pin(self.one_api_key(id))
+    }
+
+    fn delete_api_key<'a>(&'a self, id: &'a str, timing: Timing) -> StoreFuture<'a, bool> {
+        Box::pin(self.remove_api_key(id, timing))
+    }
+
+    fn touch_api_keys<'a>(&'a self, uses: &'a [(String, u64)]) -> StoreFuture<'a, ()> {
+        Box::pin(self.touch_keys(uses))
+    }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.ping_server())
     }
@@ -401,12 +425,12 @@ impl Store for RedisStore {
         Box::pin(self.last_feed_id())
     }
 
-    fn revocations_since<'a>(
+    fn changes_since<'a>(
         &'a self,
         position: &'a str,
         wait: Duration,
         now: u64,
-    ) -> StoreFuture<'a, (Vec<Revocation>, String)> {
+    ) -> StoreFuture<'a, (FeedNews, String)> {
         Box::pin(self.follow(position, wait, now))
     }
 }

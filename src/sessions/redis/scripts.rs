@@ -395,7 +395,73 @@ return 1
 "#
 );
 
+/// KEYS: the key's hash, the set of ids, feed. ARGV: id, then the hash's field/value pairs.
+const CREATE_API_KEY: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.error_reply('EXISTS the API key id is already taken')
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'kind', 'api_key', 'key', ARGV[1])
+return 1
+"#;
+
+/// KEYS: the key's hash, the set of ids, revocations, feed. ARGV: id, the key's session id,
+/// now, keep_until. Returns 1 when the key existed.
+const DELETE_API_KEY: &str = concat!(
+    prelude!(),
+    r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+record_revocation(KEYS[3], KEYS[4], 'session', ARGV[2], ARGV[3], ARGV[4])
+redis.call('XADD', KEYS[4], '*', 'kind', 'api_key', 'key', ARGV[1])
+return 1
+"#
+);
+
+/// KEYS: the set of ids. ARGV: prefix. Returns id, fields for each key (ids whose hash is
+/// gone are dropped from the set).
+const API_KEYS: &str = r#"
+local out, gone = {}, {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local fields = redis.call('HGETALL', ARGV[1] .. 'apikey:' .. id)
+  if #fields == 0 then
+    table.insert(gone, id)
+  else
+    table.insert(out, id)
+    table.insert(out, fields)
+  end
+end
+for _, id in ipairs(gone) do redis.call('SREM', KEYS[1], id) end
+return out
+"#;
+
+/// KEYS: API key hashes. ARGV: for each, the time of its last use. Raises `last_used_at`,
+/// never lowers it, and never creates a hash that was deleted meanwhile.
+const TOUCH_API_KEYS: &str = concat!(
+    prelude!(),
+    r#"
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    local old = redis.call('HGET', key, 'last_used_at')
+    if not old or gt(ARGV[i], old) then
+      redis.call('HSET', key, 'last_used_at', ARGV[i])
+    end
+  end
+end
+return 1
+"#
+);
+
 pub(super) struct Scripts {
+    pub create_api_key: Script,
+    pub delete_api_key: Script,
+    pub api_keys: Script,
+    pub touch_api_keys: Script,
     pub create: Script,
     pub advance: Script,
     pub revoke_session: Script,
@@ -412,6 +478,10 @@ pub(super) struct Scripts {
 /// Built once: `Script::new` hashes the source for EVALSHA. `invoke_async` loads a script
 /// that Redis does not know (a restarted server) and retries, so nothing else is needed.
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    create_api_key: Script::new(CREATE_API_KEY),
+    delete_api_key: Script::new(DELETE_API_KEY),
+    api_keys: Script::new(API_KEYS),
+    touch_api_keys: Script::new(TOUCH_API_KEYS),
     create: Script::new(CREATE),
     revoke_federated: Script::new(REVOKE_FEDERATED),
     advance: Script::new(ADVANCE),

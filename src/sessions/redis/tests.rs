@@ -280,6 +280,19 @@ async fn the_store_speaks_resp3_as_well() {
 
 // === the revocation feed ===
 
+impl RedisStore {
+    /// The revocations part of `changes_since`, which the tests below check.
+    async fn revocations_since(
+        &self,
+        position: &str,
+        wait: Duration,
+        now: u64,
+    ) -> Result<(Vec<Revocation>, String), StoreError> {
+        let (news, next) = self.changes_since(position, wait, now).await?;
+        Ok((news.revocations, next))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_replica_reaches_another_quickly() {
     let (server, a) = setup!();
@@ -430,6 +443,34 @@ async fn a_position_older_than_the_feed_holds_returns_every_revocation_in_force(
         .await
         .expect("the feed answered");
     assert_eq!(fed.len(), 1);
+}
+
+#[tokio::test]
+async fn api_key_changes_come_through_the_feed_and_a_missed_feed_reloads_them() {
+    let (_server, store) = setup!();
+    let start = store.feed_position().await.expect("position");
+    let new = crate::auth::api_keys::NewApiKey {
+        sub: "ci",
+        role: "deployer",
+        name: "ci",
+        expires_in: None,
+    };
+    let (key, _) = crate::auth::api_keys::generate(&new, T0);
+    store.create_api_key(&key).await.expect("create");
+    store.delete_api_key(&key.id, at(T0 + 1)).await.expect("delete");
+    let (news, _) = store
+        .changes_since(&start, Duration::ZERO, T0 + 1)
+        .await
+        .expect("the feed answered");
+    assert_eq!(news.api_keys, [key.id.clone(), key.id.clone()]);
+    let revoked: Vec<_> = news.revocations.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(revoked, [crate::sessions::store::api_key_sid(&key.id)]);
+    assert!(!news.complete);
+    let (news, _) = store
+        .changes_since("not-an-id", Duration::ZERO, T0 + 1)
+        .await
+        .expect("the feed answered");
+    assert!(news.complete, "a reader that missed entries must reload the keys");
 }
 
 #[tokio::test]

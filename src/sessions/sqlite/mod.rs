@@ -10,6 +10,7 @@
 //! The SQL runs on tokio's blocking pool. A caller that drops the future does not stop an
 //! operation already running there: it completes (or rolls back) as a whole, never halfway.
 
+mod api_keys;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -20,8 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::store::{
-    Advance, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store, StoreError,
-    StoreFuture, Timing,
+    Advance, ApiKeyRecord, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store,
+    StoreError, StoreFuture, Timing,
 };
 use crate::secret::Secret;
 
@@ -139,6 +140,30 @@ impl Store for SqliteStore {
 
     fn purge(&self, timing: Timing) -> StoreFuture<'_, u64> {
         self.run(move |conn| purge(conn, timing))
+    }
+
+    fn create_api_key<'a>(&'a self, key: &'a ApiKeyRecord) -> StoreFuture<'a, ()> {
+        let key = key.clone();
+        self.run(move |conn| api_keys::insert(conn, &key))
+    }
+
+    fn api_keys(&self) -> StoreFuture<'_, Vec<ApiKeyRecord>> {
+        self.run(|conn| api_keys::all(conn))
+    }
+
+    fn api_key<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+        let id = id.to_owned();
+        self.run(move |conn| api_keys::one(conn, &id))
+    }
+
+    fn delete_api_key<'a>(&'a self, id: &'a str, timing: Timing) -> StoreFuture<'a, bool> {
+        let id = id.to_owned();
+        self.run(move |conn| api_keys::delete(conn, &id, timing))
+    }
+
+    fn touch_api_keys<'a>(&'a self, uses: &'a [(String, u64)]) -> StoreFuture<'a, ()> {
+        let uses = uses.to_vec();
+        self.run(move |conn| api_keys::touch(conn, &uses))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -8,10 +8,10 @@ use super::db_error;
 use crate::sessions::store::StoreError;
 
 /// The schema this build writes; a database with a newer one is refused, not guessed at.
-pub(super) const CURRENT_VERSION: u64 = 2;
+pub(super) const CURRENT_VERSION: u64 = 3;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`; append, never edit.
-const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2];
+const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2, V3];
 
 /// STRICT tables make SQLite refuse a value of the wrong type instead of storing it, so a
 /// bug cannot write what `get` would later have to report as corrupt.
@@ -54,6 +54,20 @@ const V2: &str = "
     CREATE TABLE used_once (
         key TEXT PRIMARY KEY,
         keep_until INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+";
+
+/// API keys (SPEC 11): the SHA-256 of each key, never the key.
+const V3: &str = "
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL,
+        sub TEXT NOT NULL,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        last_used_at INTEGER
     ) STRICT, WITHOUT ROWID;
 ";
 
