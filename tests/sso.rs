@@ -393,6 +393,7 @@ async fn an_es256_provider_that_only_takes_client_secret_post_works_too() {
     let options = Options {
         id_token_alg: "ES256",
         client_auth_methods: &["client_secret_post"],
+        ..Options::default()
     };
     let Some((gateway, provider, _echo)) = sso("", options).await else {
         return;
@@ -687,16 +688,6 @@ async fn a_browser_navigating_into_a_failed_login_gets_a_page_and_the_outcome_is
     }
 }
 
-/// `line:col` (1-based) of the first `needle` in `text`.
-fn position(text: &str, needle: &str) -> String {
-    let offset = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not in the config"));
-    let line = text[..offset].matches('\n').count() + 1;
-    let column = offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
-    format!("{line}:{column}")
-}
-
 #[test]
 fn check_reports_every_bad_provider_setting_with_its_position() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -725,15 +716,8 @@ client_secret_file = \"ok.secret\"
 client_auth = \"private_key_jwt\"
 allowed_email_domains = [\"@example.com\"]
 ";
-    let config = support::config::for_binary(dir.path(), "", providers);
-    let output = support::binary::portcullis()
-        .args(["check", "--config"])
-        .arg(&config.path)
-        .output()
-        .expect("run check");
-    let stderr = String::from_utf8_lossy(&output.stderr).replace(&config.path.display().to_string(), "FILE");
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let text = &config.text;
+    let (text, stderr) = support::config::refused_by_check(dir.path(), providers);
+    let text = &text;
     for (needle, message) in [
         (
             "\"Corp!\"",
@@ -757,7 +741,7 @@ allowed_email_domains = [\"@example.com\"]
         ("\"private_key_jwt\"", "client_auth must be"),
         ("\"@example.com\"", "is not a domain name"),
     ] {
-        let expected = format!("FILE:{}:", position(text, needle));
+        let expected = format!("FILE:{}:", support::config::position(text, needle));
         let found = stderr
             .lines()
             .any(|line| line.starts_with(&expected) && line.contains(message));

@@ -68,8 +68,8 @@ pub(crate) async fn authenticate<B>(
     };
     let verified = match ctx.verifiers().verify(token, unix_now()) {
         // Boxed like the refresh below: a fetch of an issuer's keys is rare and large.
-        Err(TokenError::Foreign(ForeignTokenError::UnknownKey)) => {
-            Box::pin(verify_with_newer_keys(ctx, token)).await
+        Err(error @ (TokenError::Foreign(ForeignTokenError::UnknownKey) | TokenError::IssuerUnavailable)) => {
+            Box::pin(verify_with_newer_keys(ctx, token, error)).await
         }
         verified => verified,
     };
@@ -108,20 +108,24 @@ fn accepts(route: &Route, kind: &CredentialKind, via_cookie: bool) -> bool {
     })
 }
 
-/// A token of another issuer that names a key we do not hold: the issuer may have rotated
-/// its keys, so they are fetched again (at most once a minute) and the token tried once more.
-async fn verify_with_newer_keys(ctx: &RequestCtx<'_>, token: &str) -> Result<Arc<Identity>, TokenError> {
-    let unknown = Err(TokenError::Foreign(ForeignTokenError::UnknownKey));
+/// A token of another issuer that names a key we do not hold (the issuer may have rotated
+/// its keys), or of an issuer whose keys were never fetched: they are fetched again (rate
+/// limited, see `IssuerKeys::refetch`) and the token tried once more.
+async fn verify_with_newer_keys(
+    ctx: &RequestCtx<'_>,
+    token: &str,
+    error: TokenError,
+) -> Result<Arc<Identity>, TokenError> {
     let runtime = ctx.runtime;
     let Some(issuer) = runtime.tokens.claimed_issuer(token) else {
-        return unknown;
+        return Err(error);
     };
     let Some(keys) = runtime.issuer_keys.get(&issuer.config.name) else {
-        return unknown;
+        return Err(error);
     };
-    match keys.refetch_for_unknown_kid().await {
+    match keys.refetch().await {
         true => ctx.verifiers().verify(token, unix_now()),
-        false => unknown,
+        false => Err(error),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Keeping other issuers' keys (SPEC 11) in memory: fetched in the background at start, again
 //! every hour, and on a token naming an unknown `kid` (at most once a minute per issuer). The
-//! request path only reads them (`auth::issuers`); until the first fetch succeeds, the
-//! issuer's tokens are refused, and the fetch is retried with backoff up to once a minute.
+//! request path only reads them (`auth::issuers`). Until the first fetch succeeds, the
+//! issuer's tokens are refused (401): the background retries with backoff, and a token of
+//! that issuer asks again, at most once a second, so the gateway recovers as soon as the
+//! issuer answers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -21,16 +23,18 @@ const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 /// After a failed fetch: the first retry, doubled up to the last.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
-/// An unknown `kid` fetches the keys again at most this often.
+/// A token fetches the keys again at most this often: an unknown `kid` ...
 const UNKNOWN_KID_EVERY: Duration = Duration::from_secs(60);
+/// ... or an issuer never reached.
+const NEVER_FETCHED_EVERY: Duration = Duration::from_secs(1);
 
 /// One issuer's key fetcher.
 pub(crate) struct IssuerKeys {
     pub config: IssuerConfig,
     http: ProviderHttp,
     keys: SharedKeys,
-    /// When a token last made us fetch; held while fetching, so concurrent ones wait for it.
-    unknown_kid: tokio::sync::Mutex<Option<Instant>>,
+    /// When a token last made us fetch, by why; held while fetching, so concurrent ones wait.
+    asked: tokio::sync::Mutex<Asked>,
     started: AtomicBool,
 }
 
@@ -40,7 +44,7 @@ impl IssuerKeys {
             config,
             http,
             keys: Arc::new(ArcSwapOption::empty()),
-            unknown_kid: tokio::sync::Mutex::new(None),
+            asked: tokio::sync::Mutex::new(Asked::default()),
             started: AtomicBool::new(false),
         }
     }
@@ -49,11 +53,12 @@ impl IssuerKeys {
         self.keys.clone()
     }
 
-    /// After a token named a `kid` the current keys lack: fetch again unless that was done
-    /// less than a minute ago. `true` when new keys are in place (the token may be tried again).
-    pub(crate) async fn refetch_for_unknown_kid(&self) -> bool {
+    /// After a token named a `kid` the current keys lack, or found no keys at all: fetch again
+    /// unless a token did so less than a minute (a second, without keys) ago. `true` when new
+    /// keys are in place (the token may be tried again).
+    pub(crate) async fn refetch(&self) -> bool {
         let before = self.keys.load_full();
-        let mut last = self.unknown_kid.lock().await;
+        let mut asked = self.asked.lock().await;
         let current = self.keys.load_full();
         let replaced = |a: &Option<Arc<ForeignKeys>>, b: &Option<Arc<ForeignKeys>>| match (a, b) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
@@ -63,7 +68,11 @@ impl IssuerKeys {
         if replaced(&before, &current) {
             return true;
         }
-        if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_EVERY) {
+        let (last, every) = match current {
+            Some(_) => (&mut asked.unknown_kid, UNKNOWN_KID_EVERY),
+            None => (&mut asked.no_keys, NEVER_FETCHED_EVERY),
+        };
+        if last.is_some_and(|at| at.elapsed() < every) {
             return false;
         }
         *last = Some(Instant::now());
@@ -145,6 +154,13 @@ impl IssuerKeys {
             tokio::time::sleep(pause).await;
         }
     }
+}
+
+/// When tokens last made an issuer's keys be fetched: the two reasons have their own pace.
+#[derive(Default)]
+struct Asked {
+    unknown_kid: Option<Instant>,
+    no_keys: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,10 @@
 // Usage: node provider.mjs config.json   -> prints "OIDC_PROVIDER_LISTENING <port>" once ready.
 // config.json: { cert, key, ca_file?, port?, client_id, client_secret, redirect_uris[],
 //   backchannel_logout_uri?, id_token_alg?, token_endpoint_auth_method?, client_auth_methods?,
-//   signing_keys?[{pem,kid,alg}], users: { "<login>": { email, email_verified, name, groups[] } } }
+//   signing_keys?[{pem,kid,alg}], users: { "<login>": { email, email_verified, name, groups[] } },
+//   machine_client?: { client_id, client_secret }, resource_audience?, access_token_alg? }
+// A machine client gets JWT access tokens (RFC 9068) for the resource urn:portcullis:api, whose
+// audience is resource_audience, by the client-credentials grant (client_secret_post).
 import { readFileSync } from 'node:fs';
 import * as https from 'node:https';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
@@ -24,8 +27,14 @@ let lastTokenAuth = 'none'; // GET /__test/last_token_auth: how the gateway auth
 let nextIdToken; // POST /__test/next_id_token: replaces id_token in the next /token response
 const extraCa = cfg.ca_file ? readFileSync(cfg.ca_file) : undefined;
 
+const RESOURCE = 'urn:portcullis:api';
+const machineClients = cfg.machine_client ? [{
+  client_id: cfg.machine_client.client_id, client_secret: cfg.machine_client.client_secret,
+  grant_types: ['client_credentials'], response_types: [], redirect_uris: [],
+  token_endpoint_auth_method: 'client_secret_post',
+}] : [];
 const provider = new Provider(issuer, {
-  clients: [{
+  clients: [...machineClients, {
     client_id: cfg.client_id, client_secret: cfg.client_secret,
     redirect_uris: cfg.redirect_uris,
     post_logout_redirect_uris: cfg.post_logout_redirect_uris ?? [],
@@ -51,6 +60,16 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },   // built-in login + consent pages
     backchannelLogout: { enabled: true },
     rpInitiatedLogout: { enabled: true }, // default; GET/POST /session/end
+    clientCredentials: { enabled: true },
+    resourceIndicators: { // only the machine client asks for the API; logins stay as they were
+      enabled: true,
+      defaultResource: (ctx, client) => (client?.grantTypes?.includes('client_credentials') ? RESOURCE : undefined),
+      useGrantedResource: () => false,
+      getResourceServerInfo: () => ({
+        scope: 'deploy read', audience: cfg.resource_audience ?? 'portcullis-api', accessTokenTTL: 600,
+        accessTokenFormat: 'jwt', jwt: { sign: { alg: cfg.access_token_alg ?? 'RS256' } },
+      }),
+    },
   },
   // Outgoing back-channel POSTs must trust the gateway's test CA.
   httpOptions: () => (extraCa ? { agent: new https.Agent({ ca: extraCa }) } : {}),

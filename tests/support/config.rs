@@ -43,3 +43,27 @@ pub fn write(dir: &Path, server: &str, rest: &str) -> BinaryConfig {
         text,
     }
 }
+
+/// `line:col` (1-based) of the first `needle` in `text`: where `check` reports a bad value.
+pub fn position(text: &str, needle: &str) -> String {
+    let offset = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in the config"));
+    let line = text[..offset].matches('\n').count() + 1;
+    let column = offset - text[..offset].rfind('\n').map_or(0, |n| n + 1) + 1;
+    format!("{line}:{column}")
+}
+
+/// Runs `portcullis check` on `for_binary(dir, "", rest)`, expecting it to refuse the file;
+/// returns the config's text and stderr with the file's path written as `FILE`.
+pub fn refused_by_check(dir: &Path, rest: &str) -> (String, String) {
+    let config = for_binary(dir, "", rest);
+    let output = super::binary::portcullis()
+        .args(["check", "--config"])
+        .arg(&config.path)
+        .output()
+        .expect("run check");
+    let stderr = String::from_utf8_lossy(&output.stderr).replace(&config.path.display().to_string(), "FILE");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    (config.text, stderr)
+}

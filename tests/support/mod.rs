@@ -297,11 +297,16 @@ impl Client {
 
     /// One plain-HTTP request to the admin listener.
     pub async fn admin(&self, method: Method, path: &str) -> Reply {
+        self.admin_request(request(method, path).empty()).await
+    }
+
+    /// `admin` with a request of the test's making (a body, headers).
+    pub async fn admin_request(&self, request: Request<Full<Bytes>>) -> Reply {
         let tcp = within(TcpStream::connect(self.admin))
             .await
             .expect("connect to admin");
         let mut sender = client::h1(tcp).await.0;
-        let response = within(sender.send_request(request(method, path).empty())).await;
+        let response = within(sender.send_request(request)).await;
         Reply::read(response.expect("admin response")).await
     }
 

@@ -32,6 +32,13 @@ pub const CLIENT_ID: &str = "portcullis";
 pub const CLIENT_SECRET: &str = "portcullis-test-client-secret-0123456789";
 /// The provider's name in the gateway's config.
 pub const NAME: &str = "corp";
+/// A service's client at the provider (client-credentials grant, SPEC 11), and the audience
+/// of the access tokens it gets for the gateway's API.
+pub const MACHINE_ID: &str = "ci-runner";
+pub const MACHINE_SECRET: &str = "ci-runner-test-secret-0123456789abcdef";
+pub const API_AUDIENCE: &str = "portcullis-api";
+/// The issuer's name in the gateway's `[[issuers]]`.
+pub const ISSUER_NAME: &str = "ci";
 
 /// The provider's users: alice (admins, staff), bob (unverified email), carol (no group),
 /// dave (another email domain). The provider ignores passwords.
@@ -51,6 +58,8 @@ pub struct Options {
     pub id_token_alg: &'static str,
     /// What discovery advertises at the token endpoint.
     pub client_auth_methods: &'static [&'static str],
+    /// The algorithm of the machine client's access tokens.
+    pub access_token_alg: &'static str,
 }
 
 impl Default for Options {
@@ -58,6 +67,7 @@ impl Default for Options {
         Options {
             id_token_alg: "RS256",
             client_auth_methods: &["client_secret_basic", "client_secret_post"],
+            access_token_alg: "RS256",
         }
     }
 }
@@ -152,6 +162,18 @@ impl Planned {
         )
     }
 
+    /// The `[[issuers]]` entry that accepts the machine client's access tokens, with `extra`
+    /// lines (`role_claim = "scope"` maps its scopes).
+    pub fn issuer_config(&self, extra: &str) -> String {
+        format!(
+            "\n[[issuers]]\nname = \"{ISSUER_NAME}\"\nissuer = \"{}\"\nca_file = \"{}\"\n\
+             audience = \"{API_AUDIENCE}\"\nsubject_prefix = \"ci:\"\nrole_claim = \"scope\"\n\
+             role_map = [[\"deploy\", \"deployer\"], [\"read\", \"reader\"]]\n{extra}\n",
+            self.issuer(),
+            self.files.path("ca.pem").display(),
+        )
+    }
+
     /// Starts the provider for `gateway`: its callback (as the kit's `Host: localhost` and as a
     /// browser at the real port reach it) and back-channel logout registered, its CA trusted.
     pub async fn start(self, gateway: &Gateway, options: Options) -> Provider {
@@ -161,20 +183,32 @@ impl Planned {
     /// `start` for a gateway that is not in this process: its client and its folder (where
     /// its certificate is).
     pub async fn start_for(self, gateway: &Client, dir: &Path, options: Options) -> Provider {
+        let provider = self.launch(Some((gateway.addr.port(), dir)), options).await;
+        provider.wait_until_known(gateway).await;
+        provider
+    }
+
+    /// Starts the provider before any gateway, for machine clients only (no login returns
+    /// to a gateway, and no back-channel logout is sent).
+    pub async fn start_alone(self, options: Options) -> Provider {
+        self.launch(None, options).await
+    }
+
+    async fn launch(self, gateway: Option<(u16, &Path)>, options: Options) -> Provider {
         install_packages();
-        let port = gateway.addr.port();
+        let port = gateway.map_or(9, |(port, _)| port);
         let callback = |host: &str| format!("https://{host}/auth/oidc/{NAME}/callback");
-        let config = json!({
+        let mut config = json!({
             "port": self.port,
             "cert": self.files.path("leaf.pem"),
             "key": self.files.path("leaf.key"),
-            // The gateway's own (self-signed) certificate: the back-channel POSTs reach it.
-            "ca_file": dir.join("certs/gateway.crt"),
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uris": [callback("localhost"), callback(&format!("localhost:{port}"))],
-            "backchannel_logout_uri": format!("https://127.0.0.1:{port}/auth/oidc/{NAME}/backchannel-logout"),
             "id_token_alg": options.id_token_alg,
+            "access_token_alg": options.access_token_alg,
+            "machine_client": { "client_id": MACHINE_ID, "client_secret": MACHINE_SECRET },
+            "resource_audience": API_AUDIENCE,
             "client_auth_methods": options.client_auth_methods,
             // The client must use a method the provider takes.
             "token_endpoint_auth_method": options.client_auth_methods[0],
@@ -184,16 +218,20 @@ impl Planned {
             ],
             "users": users(),
         });
+        if let Some((port, dir)) = gateway {
+            let logout = format!("https://127.0.0.1:{port}/auth/oidc/{NAME}/backchannel-logout");
+            config["backchannel_logout_uri"] = Value::from(logout);
+            // The gateway's own (self-signed) certificate: the back-channel POSTs reach it.
+            config["ca_file"] = json!(dir.join("certs/gateway.crt"));
+        }
         let config_path = self.files.path("provider.json");
         std::fs::write(&config_path, config.to_string()).expect("write the provider config");
-        let provider = Provider {
+        Provider {
             issuer: self.issuer(),
             web: Web::trusting(&self.files.path("ca.pem")),
             child: run(&config_path).await,
             files: self.files,
-        };
-        provider.wait_until_known(gateway).await;
-        provider
+        }
     }
 }
 
@@ -259,6 +297,27 @@ impl Provider {
             .send(Method::POST, &url, &mut Jar::default(), Some(token.to_owned()))
             .await;
         assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    }
+
+    /// An access token for the gateway's API, by the client-credentials grant (RFC 6749 4.4),
+    /// with `scope` (space-separated; `""` asks for none).
+    pub async fn client_credentials(&self, scope: &str) -> String {
+        let mut form =
+            format!("grant_type=client_credentials&client_id={MACHINE_ID}&client_secret={MACHINE_SECRET}");
+        if !scope.is_empty() {
+            form.push_str(&format!("&scope={}", scope.replace(' ', "+")));
+        }
+        let url = format!("{}/token", self.issuer);
+        let answer = self
+            .web
+            .send(Method::POST, &url, &mut Jar::default(), Some(form))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        let body: Value = serde_json::from_slice(&answer.body).expect("JSON");
+        body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
     }
 
     /// How the gateway authenticated at the token endpoint last: `basic` or `post`.
