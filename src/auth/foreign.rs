@@ -19,17 +19,7 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const MAX_KEYS: usize = 100;
 
 /// The asymmetric algorithms a foreign token may use.
-pub const ASYMMETRIC: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+pub use crate::config::ASYMMETRIC;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ForeignTokenError {

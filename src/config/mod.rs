@@ -245,6 +245,20 @@ pub struct IssuerConfig {
     pub mapping: ClaimMapping,
 }
 
+/// The asymmetric algorithms a foreign token may use (`[[issuers]] algorithms`, providers'
+/// id_tokens): never `none`, never HMAC.
+pub const ASYMMETRIC: &[jsonwebtoken::Algorithm] = &[
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::RS384,
+    jsonwebtoken::Algorithm::RS512,
+    jsonwebtoken::Algorithm::PS256,
+    jsonwebtoken::Algorithm::PS384,
+    jsonwebtoken::Algorithm::PS512,
+    jsonwebtoken::Algorithm::ES256,
+    jsonwebtoken::Algorithm::ES384,
+    jsonwebtoken::Algorithm::EdDSA,
+];
+
 /// A kind of credential a route accepts (SPEC 11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acceptable {

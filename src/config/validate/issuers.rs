@@ -94,7 +94,7 @@ fn asymmetric_algorithm(text: &str) -> Result<Algorithm, String> {
         )
     };
     let alg = Algorithm::from_str(text).map_err(|_| refused())?;
-    match crate::auth::foreign::ASYMMETRIC.contains(&alg) {
+    match ASYMMETRIC.contains(&alg) {
         true => Ok(alg),
         false => Err(refused()),
     }
