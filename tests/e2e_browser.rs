@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -237,13 +236,21 @@ async fn in_browser(cookies: &str, scenario: impl AsyncFnOnce(&Client, &str)) {
     .await;
 }
 
-/// Chromium and chromedriver, or `None` after saying that the test skips.
+/// Chromium and chromedriver (the first of their names on `PATH` or in /usr/bin), or `None`
+/// after saying that the test skips.
 fn browser_programs() -> Option<(PathBuf, PathBuf)> {
-    let programs = (
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).chain(["/usr/bin".into()]).collect();
+    let program = |names: &[&str]| {
+        let mut candidates = names
+            .iter()
+            .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
+        candidates.find(|candidate| candidate.is_file())
+    };
+    if let (Some(chromium), Some(chromedriver)) = (
         program(&["chromium", "chromium-browser"]),
         program(&["chromedriver"]),
-    );
-    if let (Some(chromium), Some(chromedriver)) = programs {
+    ) {
         return Some((chromium, chromedriver));
     }
     skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");
@@ -259,10 +266,9 @@ async fn within_whole_test(test: impl Future<Output = ()>) {
 
 /// `scenario` in a fresh browser, which is closed afterwards.
 async fn browse(programs: (PathBuf, PathBuf), scenario: impl AsyncFnOnce(&Client)) {
-    let (mut browser, client) = Browser::start(programs.0, programs.1).await;
+    let (_browser, client) = Browser::start(programs.0, programs.1).await;
     scenario(&client).await;
     client.close().await.expect("end the WebDriver session");
-    browser.session = None;
 }
 
 /// A gateway with 2 s access tokens, the demo pages at `/demo/` and a protected `/api/` whose
@@ -295,23 +301,11 @@ async fn log_in_through_the_form(client: &Client, origin: &str) {
     wait_for_path(client, "/api/hello").await;
 }
 
-/// The first of `names` on `PATH` or in /usr/bin.
-fn program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path).chain(["/usr/bin".into()]).collect();
-    let mut candidates = names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
-    candidates.find(|candidate| candidate.is_file())
-}
-
-/// chromedriver, in a process group of its own together with the Chromium it starts, and the
-/// WebDriver session. Dropping it on any path (a failed assertion, the test's timeout) deletes
-/// the session, which makes chromedriver quit its browser, then ends that process group.
+/// chromedriver, in a process group of its own together with the Chromium it starts.
+/// Dropping it on any path (a failed assertion, the test's timeout) kills that process group:
+/// Chromium's crashpad handlers leave the group, but exit with the browser.
 struct Browser {
     driver: Child,
-    port: u16,
-    session: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -333,13 +327,8 @@ impl Browser {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display()));
-        let mut browser = Browser {
-            driver,
-            port,
-            session: None,
-            dir,
-        };
-        browser.wait_until_listening().await;
+        let mut browser = Browser { driver, dir };
+        browser.wait_until_listening(port).await;
 
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|flag| flag.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
@@ -355,17 +344,15 @@ impl Browser {
         let client =
             client.unwrap_or_else(|_| panic!("no WebDriver session within {STEP:?}\n{}", browser.log()));
         let client = client.unwrap_or_else(|e| panic!("WebDriver session: {e}\n{}", browser.log()));
-        browser.session = client.session_id().await.expect("session id");
-        assert!(browser.session.is_some(), "chromedriver gave no session id");
         (browser, client)
     }
 
-    async fn wait_until_listening(&mut self) {
+    async fn wait_until_listening(&mut self, port: u16) {
         eventually(STEP, async || {
             if let Ok(Some(status)) = self.driver.try_wait() {
                 panic!("chromedriver exited ({status})\n{}", self.log());
             }
-            let listening = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            let listening = TcpStream::connect(("127.0.0.1", port)).is_ok();
             listening
                 .then_some(())
                 .ok_or_else(|| format!("chromedriver not listening\n{}", self.log()))
@@ -379,38 +366,13 @@ impl Browser {
         let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
         format!("chromedriver log (last lines):\n{tail}")
     }
-
-    /// `DELETE /session/{id}`, synchronously and bounded: this runs in `Drop`, maybe while a
-    /// panic unwinds or the runtime is shutting down.
-    fn delete_session(&self, id: &str) {
-        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
-            return;
-        };
-        let _ = stream.set_read_timeout(Some(STEP));
-        let _ = stream.set_write_timeout(Some(STEP));
-        let request = format!(
-            "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.port
-        );
-        // chromedriver answers once it has quit the browser, so the answer's first bytes are
-        // enough to wait for (it keeps the connection open after).
-        if stream.write_all(request.as_bytes()).is_ok() {
-            let _ = stream.read(&mut [0u8; 1]);
-        }
-    }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if let Some(id) = self.session.take() {
-            self.delete_session(&id);
-        }
         if std::thread::panicking() {
             eprintln!("{}", self.log());
         }
-        // Whatever the session left behind is in chromedriver's own process group (Chromium's
-        // crashpad handlers leave it, and exit with the browser).
         let group = libc::pid_t::try_from(self.driver.id()).expect("pid");
         // SAFETY: kill(2) with a plain integer argument. The group is the one `start` created
         // for chromedriver, and chromedriver is not reaped yet, so its id names nothing else.
@@ -442,16 +404,9 @@ async fn wait_for_path(client: &Client, path: &str) {
 
 /// Waits until the page's `h1` reads `heading` (the provider's pages share one `<title>`).
 async fn wait_for_heading(client: &Client, heading: &str) {
-    eventually(STEP, async || {
-        let shown = match client.find(Locator::Css("h1")).await {
-            Ok(h1) => h1.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        (shown == heading)
-            .then_some(())
-            .ok_or(format!("the page shows {shown:?}, expected {heading:?}"))
-    })
-    .await
+    let h1 = format!("//h1[normalize-space() = '{heading}']");
+    let found = client.wait().at_most(STEP).for_element(Locator::XPath(&h1)).await;
+    found.unwrap_or_else(|e| panic!("no heading {heading:?} within {STEP:?}: {e}"));
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
