@@ -19,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use support::binary::free_port;
 use support::browser::short_lived_tokens;
+use support::oidc::{Options, Planned};
 use support::{ACCESS_COOKIE, Gateway, Setup, config, echo_header, eventually, public_route, skip_without};
 
 /// The whole test, browser start and the one deliberate sleep included.
@@ -45,7 +46,7 @@ const CHROMIUM_FLAGS: &[&str] = &[
 
 #[tokio::test]
 async fn a_browser_session_logs_in_refreshes_and_logs_out() {
-    in_browser("", async |client, origin| {
+    in_browser("", None, async |client, origin| {
         // A browser navigating to the protected API is sent to the login page; the plain HTML
         // form logs in and answers 303 back to /api/hello with HttpOnly cookies.
         log_in_through_the_form(client, origin).await;
@@ -124,6 +125,7 @@ async fn a_browser_session_logs_in_refreshes_and_logs_out() {
 async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_transparently() {
     in_browser(
         "[cookies]\ntransparent_refresh = true\n",
+        None,
         async |client, origin| {
             log_in_through_the_form(client, origin).await;
             let landed = page_json(client).await;
@@ -164,76 +166,77 @@ async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_trans
 /// page's script can use, without ever seeing a token.
 #[tokio::test]
 async fn a_browser_signs_in_through_the_providers_pages_and_uses_the_api() {
-    let Some(programs) = browser_programs() else {
+    let Some(planned) = Planned::new() else {
         return;
     };
-    let Some(planned) = support::oidc::Planned::new() else {
-        return;
-    };
-    within_whole_test(async {
-        let (gateway, origin) = demo_gateway("", "/auth/login", &planned.config("")).await;
-        let _provider = planned.start(&gateway, support::oidc::Options::default()).await;
-        browse(programs, async |client| {
-            client
-                .goto(&format!("{origin}/api/hello"))
-                .await
-                .expect("open /api/hello");
-            let url = client.current_url().await.expect("url");
-            assert_eq!(
-                (url.path(), url.query()),
-                ("/auth/login", Some("return_to=%2Fapi%2Fhello"))
-            );
-            assert_eq!(text_of(client, "a.provider").await, "Corp SSO");
-            find(client, "a.provider")
-                .await
-                .click()
-                .await
-                .expect("the provider's button");
-            // The provider's own pages: sign in, then consent.
-            wait_for_heading(client, "Sign-in").await;
-            fill(client, "input[name=login]", "alice").await;
-            fill(client, "input[name=password]", "unused").await;
-            find(client, "button[type=submit]")
-                .await
-                .click()
-                .await
-                .expect("sign in");
-            wait_for_heading(client, "Authorize").await;
-            find(client, "button[type=submit]")
-                .await
-                .click()
-                .await
-                .expect("consent");
-            wait_for_path(client, "/api/hello").await;
-            let landed = page_json(client).await;
-            assert_eq!(echo_header(&landed, "x-auth-sub"), ["corp:alice"], "{landed}");
-            assert_eq!(echo_header(&landed, "x-auth-role"), ["admin"], "{landed}");
+    in_browser("", Some(planned), async |client, origin| {
+        client
+            .goto(&format!("{origin}/api/hello"))
+            .await
+            .expect("open /api/hello");
+        let url = client.current_url().await.expect("url");
+        assert_eq!(
+            (url.path(), url.query()),
+            ("/auth/login", Some("return_to=%2Fapi%2Fhello"))
+        );
+        assert_eq!(text_of(client, "a.provider").await, "Corp SSO");
+        find(client, "a.provider")
+            .await
+            .click()
+            .await
+            .expect("the provider's button");
+        // The provider's own pages: sign in, then consent.
+        wait_for_heading(client, "Sign-in").await;
+        fill(client, "input[name=login]", "alice").await;
+        fill(client, "input[name=password]", "unused").await;
+        find(client, "button[type=submit]")
+            .await
+            .click()
+            .await
+            .expect("sign in");
+        wait_for_heading(client, "Authorize").await;
+        find(client, "button[type=submit]")
+            .await
+            .click()
+            .await
+            .expect("consent");
+        wait_for_path(client, "/api/hello").await;
+        let landed = page_json(client).await;
+        assert_eq!(echo_header(&landed, "x-auth-sub"), ["corp:alice"], "{landed}");
+        assert_eq!(echo_header(&landed, "x-auth-role"), ["admin"], "{landed}");
 
-            client
-                .goto(&format!("{origin}/demo/app.html"))
-                .await
-                .expect("open the app page");
-            let called = call_api(client, 200).await;
-            assert_eq!(echo_header(&called, "x-auth-sub"), ["corp:alice"], "{called}");
-            assert_no_token_in_document_cookie(client).await;
-        })
-        .await;
+        client
+            .goto(&format!("{origin}/demo/app.html"))
+            .await
+            .expect("open the app page");
+        let called = call_api(client, 200).await;
+        assert_eq!(echo_header(&called, "x-auth-sub"), ["corp:alice"], "{called}");
+        assert_no_token_in_document_cookie(client).await;
     })
     .await;
 }
 
-/// Runs one browser scenario against a fresh demo gateway (see `demo_gateway`) within
-/// `WHOLE_TEST`, or skips it without the browser. The scenario gets the WebDriver client and
-/// the gateway's origin.
-async fn in_browser(cookies: &str, scenario: impl AsyncFnOnce(&Client, &str)) {
-    let Some(programs) = browser_programs() else {
+/// Runs one browser scenario within `WHOLE_TEST` against a fresh demo gateway (see
+/// `demo_gateway`) and, if given, a provider; or skips it without the browser. The scenario
+/// gets the WebDriver client and the gateway's origin.
+async fn in_browser(cookies: &str, provider: Option<Planned>, scenario: impl AsyncFnOnce(&Client, &str)) {
+    let Some((chromium, chromedriver)) = browser_programs() else {
         return;
     };
-    within_whole_test(async {
-        let (_gateway, origin) = demo_gateway(cookies, "/demo/login.html", "").await;
-        browse(programs, async |client| scenario(client, &origin).await).await;
-    })
-    .await;
+    let started = Instant::now();
+    let run = async {
+        let (gateway, origin) = demo_gateway(cookies, provider.as_ref()).await;
+        let _provider = match provider {
+            Some(planned) => Some(planned.start(&gateway, Options::default()).await),
+            None => None,
+        };
+        let (_browser, client) = Browser::start(chromium, chromedriver).await;
+        scenario(&client, &origin).await;
+        client.close().await.expect("end the WebDriver session");
+    };
+    let ran = tokio::time::timeout(WHOLE_TEST, run).await;
+    ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
+    eprintln!("e2e browser test took {:?}", started.elapsed());
 }
 
 /// Chromium and chromedriver (the first of their names on `PATH` or in /usr/bin), or `None`
@@ -257,29 +260,19 @@ fn browser_programs() -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-async fn within_whole_test(test: impl Future<Output = ()>) {
-    let started = Instant::now();
-    let ran = tokio::time::timeout(WHOLE_TEST, test).await;
-    ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
-    eprintln!("e2e browser test took {:?}", started.elapsed());
-}
-
-/// `scenario` in a fresh browser, which is closed afterwards.
-async fn browse(programs: (PathBuf, PathBuf), scenario: impl AsyncFnOnce(&Client)) {
-    let (_browser, client) = Browser::start(programs.0, programs.1).await;
-    scenario(&client).await;
-    client.close().await.expect("end the WebDriver session");
-}
-
 /// A gateway with 2 s access tokens, the demo pages at `/demo/` and a protected `/api/` whose
-/// login page is `login_page`; `cookies` is an extra `[cookies]` section, `rest` more config.
-/// Returns the origin.
-async fn demo_gateway(cookies: &str, login_page: &str, rest: &str) -> (Gateway, String) {
+/// login page is the demo's form, or with a `provider` the gateway's own, which offers it;
+/// `cookies` is an extra `[cookies]` section. Returns the origin.
+async fn demo_gateway(cookies: &str, provider: Option<&Planned>) -> (Gateway, String) {
     let echo = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (login_page, sso) = match provider {
+        Some(planned) => ("/auth/login", planned.config("")),
+        None => ("/demo/login.html", String::new()),
+    };
     let settings = format!("auth = \"required\"\nlogin_page = \"{login_page}\"");
     let api = config::route("api", "/api/", echo, &settings);
     let demo = public_route("demo", "/demo/", echo);
-    let rest = format!("[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{demo}\n{api}\n{rest}");
+    let rest = format!("[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{demo}\n{api}\n{sso}");
     let gateway = Gateway::start(Setup::routes(rest).tokens(&short_lived_tokens("2s"))).await;
     let origin = format!("https://localhost:{}", gateway.addr.port());
     (gateway, origin)
