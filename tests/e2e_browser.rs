@@ -93,13 +93,7 @@ async fn a_browser_session_logs_in_refreshes_and_logs_out() {
         assert_no_token_in_document_cookie(client).await;
 
         // Log out with the page's button.
-        client
-            .find(Locator::Css("#logout"))
-            .await
-            .expect("logout button")
-            .click()
-            .await
-            .expect("click");
+        click(client, "#logout").await;
         let shown = eventually(STEP, async || {
             let text = text_of(client, "#status").await;
             let done = text.starts_with("logged out");
@@ -180,26 +174,14 @@ async fn a_browser_signs_in_through_the_providers_pages_and_uses_the_api() {
             ("/auth/login", Some("return_to=%2Fapi%2Fhello"))
         );
         assert_eq!(text_of(client, "a.provider").await, "Corp SSO");
-        find(client, "a.provider")
-            .await
-            .click()
-            .await
-            .expect("the provider's button");
+        click(client, "a.provider").await;
         // The provider's own pages: sign in, then consent.
         wait_for_heading(client, "Sign-in").await;
         fill(client, "input[name=login]", "alice").await;
         fill(client, "input[name=password]", "unused").await;
-        find(client, "button[type=submit]")
-            .await
-            .click()
-            .await
-            .expect("sign in");
+        click(client, "button[type=submit]").await;
         wait_for_heading(client, "Authorize").await;
-        find(client, "button[type=submit]")
-            .await
-            .click()
-            .await
-            .expect("consent");
+        click(client, "button[type=submit]").await;
         wait_for_path(client, "/api/hello").await;
         let landed = page_json(client).await;
         assert_eq!(echo_header(&landed, "x-auth-sub"), ["corp:alice"], "{landed}");
@@ -250,10 +232,8 @@ fn browser_programs() -> Option<(PathBuf, PathBuf)> {
             .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
         candidates.find(|candidate| candidate.is_file())
     };
-    if let (Some(chromium), Some(chromedriver)) = (
-        program(&["chromium", "chromium-browser"]),
-        program(&["chromedriver"]),
-    ) {
+    let chromium = program(&["chromium", "chromium-browser"]);
+    if let (Some(chromium), Some(chromedriver)) = (chromium, program(&["chromedriver"])) {
         return Some((chromium, chromedriver));
     }
     skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");
@@ -290,7 +270,7 @@ async fn log_in_through_the_form(client: &Client, origin: &str) {
     assert_eq!(sent_to, login_page, "not sent to the login page: {url}");
     fill(client, "#username", "alice").await;
     fill(client, "#password", "alice-password").await;
-    find(client, "#submit").await.click().await.expect("submit");
+    click(client, "#submit").await;
     wait_for_path(client, "/api/hello").await;
 }
 
@@ -383,6 +363,11 @@ async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
 async fn fill(client: &Client, css: &str, text: &str) {
     let typed = find(client, css).await.send_keys(text).await;
     typed.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+async fn click(client: &Client, css: &str) {
+    let clicked = find(client, css).await.click().await;
+    clicked.unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
 async fn wait_for_path(client: &Client, path: &str) {
