@@ -420,10 +420,7 @@ async fn page_json(client: &Client) -> Value {
 }
 
 async fn assert_no_token_in_document_cookie(client: &Client) {
-    let cookies = client
-        .execute("return document.cookie;", vec![])
-        .await
-        .expect("document.cookie");
+    let cookies = execute_async(client, "done(document.cookie);").await;
     let cookies = cookies.as_str().expect("document.cookie is a string");
     assert!(
         !cookies.to_ascii_lowercase().contains("portcullis"),
