@@ -21,7 +21,7 @@ use support::browser::{
 use support::jwt::claims_of;
 use support::upstreams::Upstream;
 use support::{ACCESS_COOKIE as ACCESS, ES256_TOKENS, GENEROUS_LIMITS, Gateway, REFRESH_COOKIE as REFRESH};
-use support::{PROTECTED, Reply, RequestExt, Setup, api_gateway, request, within};
+use support::{PROTECTED, Reply, RequestExt, Setup, api_gateway, config, public_route, request, within};
 
 // === configuration ===
 
@@ -69,10 +69,10 @@ const SAME_SITE: [(&str, Site); 3] = [
 const EVIL: Site = &[("origin", "https://evil.com")];
 const ALLOWED: Site = &[("origin", ALLOWED_ORIGIN)];
 
-/// The cookie-mode body: `{"sub","role","expires_in"}` and no token anywhere in it.
-fn assert_cookie_body(reply: &Reply, cookies: &Cookies, sub: &str, role: &str, expect: Expect, what: &str) {
+/// Alice's cookie-mode body, default lifetimes: `{"sub","role","expires_in"}` and no token in it.
+fn assert_cookie_body(reply: &Reply, cookies: &Cookies, what: &str) {
     let body = reply.json();
-    let expected = json!({ "sub": sub, "role": role, "expires_in": expect.access_ttl });
+    let expected = json!({ "sub": "alice", "role": "admin", "expires_in": DEFAULTS.access_ttl });
     assert_eq!(body, expected, "{what}");
     let text = reply.text();
     assert!(
@@ -139,7 +139,7 @@ async fn a_cookie_mode_login_sets_both_cookies_with_every_attribute_and_returns_
     let reply = cookie_login(&gateway, "alice", OWN).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let cookies = issued_cookies(&reply, DEFAULTS, "cookie login");
-    assert_cookie_body(&reply, &cookies, "alice", "admin", DEFAULTS, "cookie login");
+    assert_cookie_body(&reply, &cookies, "cookie login");
     assert_ne!(cookies.access, cookies.refresh);
     let claims = claims_of(&cookies.access);
     assert_eq!(claims["sub"], "alice", "the access cookie is alice's token");
@@ -216,7 +216,7 @@ async fn a_cookie_refresh_rotates_both_cookies_and_returns_no_token() {
     let reply = browse(&gateway, Method::POST, "/auth/refresh", OWN, &first.both()).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let second = issued_cookies(&reply, DEFAULTS, "cookie refresh");
-    assert_cookie_body(&reply, &second, "alice", "admin", DEFAULTS, "cookie refresh");
+    assert_cookie_body(&reply, &second, "cookie refresh");
     assert_ne!(
         second.refresh, first.refresh,
         "the refresh cookie was not rotated"
@@ -399,7 +399,7 @@ async fn a_cookie_refresh_needs_the_own_or_an_allowed_origin_and_a_refused_one_r
         let reply = browse(&gateway, Method::POST, "/auth/refresh", site, &jar).await;
         assert_eq!(reply.status, 200, "{what}: {}", reply.text());
         let cookies = issued_cookies(&reply, DEFAULTS, &what);
-        assert_cookie_body(&reply, &cookies, "alice", "admin", DEFAULTS, &what);
+        assert_cookie_body(&reply, &cookies, &what);
         assert_ne!(cookies.refresh, live, "{what}: not rotated");
         assert_eq!(cookies.sid(), login.sid(), "{what}");
         retired = std::mem::replace(&mut live, cookies.refresh);
@@ -752,12 +752,10 @@ async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_o
 #[tokio::test]
 async fn a_browser_without_a_session_is_sent_to_the_login_page_and_an_api_client_gets_401() {
     let echo = Upstream::echo().await;
-    let rest = format!(
-        "[[routes]]\nname = \"login\"\npath = \"/login\"\nupstream = \"http://{0}\"\nauth = \"public\"\n\
-         [[routes]]\nname = \"app\"\npath = \"/\"\nupstream = \"http://{0}\"\nauth = \"required\"\n\
-         login_page = \"/login\"\n{GENEROUS_LIMITS}{COOKIES}",
-        echo.addr
-    );
+    let login = public_route("login", "/login", echo.addr);
+    let settings = "auth = \"required\"\nlogin_page = \"/login\"";
+    let app = config::route("app", "/", echo.addr, settings);
+    let rest = format!("{login}{app}{GENEROUS_LIMITS}{COOKIES}");
     let gateway = Gateway::start(Setup::routes(rest)).await;
     let request_for = |method: Method, accept: Option<&str>| {
         let accept = accept.map(|value| ("accept", value));
@@ -962,11 +960,8 @@ async fn a_navigation_with_only_the_refresh_cookie_is_refreshed_transparently() 
 #[tokio::test]
 async fn a_transparent_refresh_past_the_session_refresh_limit_is_429_and_rotates_nothing() {
     let echo = Upstream::echo().await;
-    let rest = format!(
-        "[[routes]]\nname = \"api\"\npath = \"/api/\"\nupstream = \"http://{}\"\n\
-         [limits]\nrefresh_per_session = \"1/min\"\n{TRANSPARENT_COOKIES}",
-        echo.addr
-    );
+    let api = config::route("api", "/api/", echo.addr, "");
+    let rest = format!("{api}[limits]\nrefresh_per_session = \"1/min\"\n{TRANSPARENT_COOKIES}");
     let gateway = Gateway::start(Setup::routes(rest)).await;
     let login = cookie_login(&gateway, "alice", OWN).await;
     let login = issued_cookies(&login, AT_ROOT, "login");

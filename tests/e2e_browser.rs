@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -20,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use support::binary::free_port;
 use support::browser::short_lived_tokens;
+use support::oidc::{Options, Planned};
 use support::{ACCESS_COOKIE, Gateway, Setup, config, echo_header, eventually, public_route, skip_without};
 
 /// The whole test, browser start and the one deliberate sleep included.
@@ -46,7 +46,7 @@ const CHROMIUM_FLAGS: &[&str] = &[
 
 #[tokio::test]
 async fn a_browser_session_logs_in_refreshes_and_logs_out() {
-    in_browser("", async |client, origin| {
+    in_browser("", None, async |client, origin| {
         // A browser navigating to the protected API is sent to the login page; the plain HTML
         // form logs in and answers 303 back to /api/hello with HttpOnly cookies.
         log_in_through_the_form(client, origin).await;
@@ -93,13 +93,7 @@ async fn a_browser_session_logs_in_refreshes_and_logs_out() {
         assert_no_token_in_document_cookie(client).await;
 
         // Log out with the page's button.
-        client
-            .find(Locator::Css("#logout"))
-            .await
-            .expect("logout button")
-            .click()
-            .await
-            .expect("click");
+        click(client, "#logout").await;
         let shown = eventually(STEP, async || {
             let text = text_of(client, "#status").await;
             let done = text.starts_with("logged out");
@@ -125,6 +119,7 @@ async fn a_browser_session_logs_in_refreshes_and_logs_out() {
 async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_transparently() {
     in_browser(
         "[cookies]\ntransparent_refresh = true\n",
+        None,
         async |client, origin| {
             log_in_through_the_form(client, origin).await;
             let landed = page_json(client).await;
@@ -165,115 +160,99 @@ async fn a_browser_navigating_after_its_access_cookie_expired_is_refreshed_trans
 /// page's script can use, without ever seeing a token.
 #[tokio::test]
 async fn a_browser_signs_in_through_the_providers_pages_and_uses_the_api() {
-    let Some(programs) = browser_programs() else {
+    let Some(planned) = Planned::new() else {
         return;
     };
-    let Some(planned) = support::oidc::Planned::new() else {
-        return;
-    };
-    within_whole_test(async {
-        let (gateway, origin) = demo_gateway("", "/auth/login", &planned.config("")).await;
-        let _provider = planned.start(&gateway, support::oidc::Options::default()).await;
-        browse(programs, async |client| {
-            client
-                .goto(&format!("{origin}/api/hello"))
-                .await
-                .expect("open /api/hello");
-            let url = client.current_url().await.expect("url");
-            assert_eq!(
-                (url.path(), url.query()),
-                ("/auth/login", Some("return_to=%2Fapi%2Fhello"))
-            );
-            assert_eq!(text_of(client, "a.provider").await, "Corp SSO");
-            find(client, "a.provider")
-                .await
-                .click()
-                .await
-                .expect("the provider's button");
-            // The provider's own pages: sign in, then consent.
-            wait_for_heading(client, "Sign-in").await;
-            fill(client, "input[name=login]", "alice").await;
-            fill(client, "input[name=password]", "unused").await;
-            find(client, "button[type=submit]")
-                .await
-                .click()
-                .await
-                .expect("sign in");
-            wait_for_heading(client, "Authorize").await;
-            find(client, "button[type=submit]")
-                .await
-                .click()
-                .await
-                .expect("consent");
-            wait_for_path(client, "/api/hello").await;
-            let landed = page_json(client).await;
-            assert_eq!(echo_header(&landed, "x-auth-sub"), ["corp:alice"], "{landed}");
-            assert_eq!(echo_header(&landed, "x-auth-role"), ["admin"], "{landed}");
+    in_browser("", Some(planned), async |client, origin| {
+        client
+            .goto(&format!("{origin}/api/hello"))
+            .await
+            .expect("open /api/hello");
+        let url = client.current_url().await.expect("url");
+        assert_eq!(
+            (url.path(), url.query()),
+            ("/auth/login", Some("return_to=%2Fapi%2Fhello"))
+        );
+        assert_eq!(text_of(client, "a.provider").await, "Corp SSO");
+        click(client, "a.provider").await;
+        // The provider's own pages: sign in, then consent.
+        wait_for_heading(client, "Sign-in").await;
+        fill(client, "input[name=login]", "alice").await;
+        fill(client, "input[name=password]", "unused").await;
+        click(client, "button[type=submit]").await;
+        wait_for_heading(client, "Authorize").await;
+        click(client, "button[type=submit]").await;
+        wait_for_path(client, "/api/hello").await;
+        let landed = page_json(client).await;
+        assert_eq!(echo_header(&landed, "x-auth-sub"), ["corp:alice"], "{landed}");
+        assert_eq!(echo_header(&landed, "x-auth-role"), ["admin"], "{landed}");
 
-            client
-                .goto(&format!("{origin}/demo/app.html"))
-                .await
-                .expect("open the app page");
-            let called = call_api(client, 200).await;
-            assert_eq!(echo_header(&called, "x-auth-sub"), ["corp:alice"], "{called}");
-            assert_no_token_in_document_cookie(client).await;
-        })
-        .await;
+        client
+            .goto(&format!("{origin}/demo/app.html"))
+            .await
+            .expect("open the app page");
+        let called = call_api(client, 200).await;
+        assert_eq!(echo_header(&called, "x-auth-sub"), ["corp:alice"], "{called}");
+        assert_no_token_in_document_cookie(client).await;
     })
     .await;
 }
 
-/// Runs one browser scenario against a fresh demo gateway (see `demo_gateway`) within
-/// `WHOLE_TEST`, or skips it without the browser. The scenario gets the WebDriver client and
-/// the gateway's origin.
-async fn in_browser(cookies: &str, scenario: impl AsyncFnOnce(&Client, &str)) {
-    let Some(programs) = browser_programs() else {
+/// Runs one browser scenario within `WHOLE_TEST` against a fresh demo gateway (see
+/// `demo_gateway`) and, if given, a provider; or skips it without the browser. The scenario
+/// gets the WebDriver client and the gateway's origin.
+async fn in_browser(cookies: &str, provider: Option<Planned>, scenario: impl AsyncFnOnce(&Client, &str)) {
+    let Some((chromium, chromedriver)) = browser_programs() else {
         return;
     };
-    within_whole_test(async {
-        let (_gateway, origin) = demo_gateway(cookies, "/demo/login.html", "").await;
-        browse(programs, async |client| scenario(client, &origin).await).await;
-    })
-    .await;
+    let started = Instant::now();
+    let run = async {
+        let (gateway, origin) = demo_gateway(cookies, provider.as_ref()).await;
+        let _provider = match provider {
+            Some(planned) => Some(planned.start(&gateway, Options::default()).await),
+            None => None,
+        };
+        let (_browser, client) = Browser::start(chromium, chromedriver).await;
+        scenario(&client, &origin).await;
+        client.close().await.expect("end the WebDriver session");
+    };
+    let ran = tokio::time::timeout(WHOLE_TEST, run).await;
+    ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
+    eprintln!("e2e browser test took {:?}", started.elapsed());
 }
 
-/// Chromium and chromedriver, or `None` after saying that the test skips.
+/// Chromium and chromedriver (the first of their names on `PATH` or in /usr/bin), or `None`
+/// after saying that the test skips.
 fn browser_programs() -> Option<(PathBuf, PathBuf)> {
-    let programs = (
-        program(&["chromium", "chromium-browser"]),
-        program(&["chromedriver"]),
-    );
-    if let (Some(chromium), Some(chromedriver)) = programs {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).chain(["/usr/bin".into()]).collect();
+    let program = |names: &[&str]| {
+        let mut candidates = names
+            .iter()
+            .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
+        candidates.find(|candidate| candidate.is_file())
+    };
+    let chromium = program(&["chromium", "chromium-browser"]);
+    if let (Some(chromium), Some(chromedriver)) = (chromium, program(&["chromedriver"])) {
         return Some((chromium, chromedriver));
     }
     skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");
     None
 }
 
-async fn within_whole_test(test: impl Future<Output = ()>) {
-    let started = Instant::now();
-    let ran = tokio::time::timeout(WHOLE_TEST, test).await;
-    ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
-    eprintln!("e2e browser test took {:?}", started.elapsed());
-}
-
-/// `scenario` in a fresh browser, which is closed afterwards.
-async fn browse(programs: (PathBuf, PathBuf), scenario: impl AsyncFnOnce(&Client)) {
-    let (mut browser, client) = Browser::start(programs.0, programs.1).await;
-    scenario(&client).await;
-    client.close().await.expect("end the WebDriver session");
-    browser.session = None;
-}
-
 /// A gateway with 2 s access tokens, the demo pages at `/demo/` and a protected `/api/` whose
-/// login page is `login_page`; `cookies` is an extra `[cookies]` section, `rest` more config.
-/// Returns the origin.
-async fn demo_gateway(cookies: &str, login_page: &str, rest: &str) -> (Gateway, String) {
+/// login page is the demo's form, or with a `provider` the gateway's own, which offers it;
+/// `cookies` is an extra `[cookies]` section. Returns the origin.
+async fn demo_gateway(cookies: &str, provider: Option<&Planned>) -> (Gateway, String) {
     let echo = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (login_page, sso) = match provider {
+        Some(planned) => ("/auth/login", planned.config("")),
+        None => ("/demo/login.html", String::new()),
+    };
     let settings = format!("auth = \"required\"\nlogin_page = \"{login_page}\"");
     let api = config::route("api", "/api/", echo, &settings);
     let demo = public_route("demo", "/demo/", echo);
-    let rest = format!("[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{demo}\n{api}\n{rest}");
+    let rest = format!("[demo]\necho_listen = \"{echo}\"\n\n{cookies}\n{demo}\n{api}\n{sso}");
     let gateway = Gateway::start(Setup::routes(rest).tokens(&short_lived_tokens("2s"))).await;
     let origin = format!("https://localhost:{}", gateway.addr.port());
     (gateway, origin)
@@ -291,27 +270,15 @@ async fn log_in_through_the_form(client: &Client, origin: &str) {
     assert_eq!(sent_to, login_page, "not sent to the login page: {url}");
     fill(client, "#username", "alice").await;
     fill(client, "#password", "alice-password").await;
-    find(client, "#submit").await.click().await.expect("submit");
+    click(client, "#submit").await;
     wait_for_path(client, "/api/hello").await;
 }
 
-/// The first of `names` on `PATH` or in /usr/bin.
-fn program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path).chain(["/usr/bin".into()]).collect();
-    let mut candidates = names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
-    candidates.find(|candidate| candidate.is_file())
-}
-
-/// chromedriver, in a process group of its own together with the Chromium it starts, and the
-/// WebDriver session. Dropping it on any path (a failed assertion, the test's timeout) deletes
-/// the session, which makes chromedriver quit its browser, then ends that process group.
+/// chromedriver, in a process group of its own together with the Chromium it starts.
+/// Dropping it on any path (a failed assertion, the test's timeout) kills that process group:
+/// Chromium's crashpad handlers leave the group, but exit with the browser.
 struct Browser {
     driver: Child,
-    port: u16,
-    session: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -333,13 +300,8 @@ impl Browser {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", chromedriver.display()));
-        let mut browser = Browser {
-            driver,
-            port,
-            session: None,
-            dir,
-        };
-        browser.wait_until_listening().await;
+        let mut browser = Browser { driver, dir };
+        browser.wait_until_listening(port).await;
 
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|flag| flag.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
@@ -355,17 +317,15 @@ impl Browser {
         let client =
             client.unwrap_or_else(|_| panic!("no WebDriver session within {STEP:?}\n{}", browser.log()));
         let client = client.unwrap_or_else(|e| panic!("WebDriver session: {e}\n{}", browser.log()));
-        browser.session = client.session_id().await.expect("session id");
-        assert!(browser.session.is_some(), "chromedriver gave no session id");
         (browser, client)
     }
 
-    async fn wait_until_listening(&mut self) {
+    async fn wait_until_listening(&mut self, port: u16) {
         eventually(STEP, async || {
             if let Ok(Some(status)) = self.driver.try_wait() {
                 panic!("chromedriver exited ({status})\n{}", self.log());
             }
-            let listening = TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            let listening = TcpStream::connect(("127.0.0.1", port)).is_ok();
             listening
                 .then_some(())
                 .ok_or_else(|| format!("chromedriver not listening\n{}", self.log()))
@@ -379,38 +339,13 @@ impl Browser {
         let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
         format!("chromedriver log (last lines):\n{tail}")
     }
-
-    /// `DELETE /session/{id}`, synchronously and bounded: this runs in `Drop`, maybe while a
-    /// panic unwinds or the runtime is shutting down.
-    fn delete_session(&self, id: &str) {
-        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
-            return;
-        };
-        let _ = stream.set_read_timeout(Some(STEP));
-        let _ = stream.set_write_timeout(Some(STEP));
-        let request = format!(
-            "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.port
-        );
-        // chromedriver answers once it has quit the browser, so the answer's first bytes are
-        // enough to wait for (it keeps the connection open after).
-        if stream.write_all(request.as_bytes()).is_ok() {
-            let _ = stream.read(&mut [0u8; 1]);
-        }
-    }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if let Some(id) = self.session.take() {
-            self.delete_session(&id);
-        }
         if std::thread::panicking() {
             eprintln!("{}", self.log());
         }
-        // Whatever the session left behind is in chromedriver's own process group (Chromium's
-        // crashpad handlers leave it, and exit with the browser).
         let group = libc::pid_t::try_from(self.driver.id()).expect("pid");
         // SAFETY: kill(2) with a plain integer argument. The group is the one `start` created
         // for chromedriver, and chromedriver is not reaped yet, so its id names nothing else.
@@ -430,6 +365,11 @@ async fn fill(client: &Client, css: &str, text: &str) {
     typed.unwrap_or_else(|e| panic!("type into {css}: {e}"));
 }
 
+async fn click(client: &Client, css: &str) {
+    let clicked = find(client, css).await.click().await;
+    clicked.unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 async fn wait_for_path(client: &Client, path: &str) {
     eventually(STEP, async || {
         let url = client.current_url().await.expect("url");
@@ -442,16 +382,9 @@ async fn wait_for_path(client: &Client, path: &str) {
 
 /// Waits until the page's `h1` reads `heading` (the provider's pages share one `<title>`).
 async fn wait_for_heading(client: &Client, heading: &str) {
-    eventually(STEP, async || {
-        let shown = match client.find(Locator::Css("h1")).await {
-            Ok(h1) => h1.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        (shown == heading)
-            .then_some(())
-            .ok_or(format!("the page shows {shown:?}, expected {heading:?}"))
-    })
-    .await
+    let h1 = format!("//h1[normalize-space() = '{heading}']");
+    let found = client.wait().at_most(STEP).for_element(Locator::XPath(&h1)).await;
+    found.unwrap_or_else(|e| panic!("no heading {heading:?} within {STEP:?}: {e}"));
 }
 
 async fn text_of(client: &Client, css: &str) -> String {
@@ -487,10 +420,7 @@ async fn page_json(client: &Client) -> Value {
 }
 
 async fn assert_no_token_in_document_cookie(client: &Client) {
-    let cookies = client
-        .execute("return document.cookie;", vec![])
-        .await
-        .expect("document.cookie");
+    let cookies = execute_async(client, "done(document.cookie);").await;
     let cookies = cookies.as_str().expect("document.cookie is a string");
     assert!(
         !cookies.to_ascii_lowercase().contains("portcullis"),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 use support::browser::{self, OWN_ORIGIN};
 use support::jwt::sid_of;
@@ -22,9 +22,8 @@ use support::{auth::Pair, config, request, tokens_with, within};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as Handshake, Response};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, ClientRequestBuilder, Message};
 use tokio_tungstenite::{WebSocketStream, accept_hdr_async, client_async};
 
 /// How long a revoked tunnel may stay open.
@@ -157,14 +156,10 @@ async fn connect(
     headers: &[(&str, &str)],
 ) -> Result<(Ws, http::Response<Option<Vec<u8>>>), tungstenite::Error> {
     let stream = gateway.tls_connect(&[b"http/1.1"]).await;
-    let mut request = format!("wss://localhost{path}")
-        .into_client_request()
-        .expect("client request");
+    let uri = format!("wss://localhost{path}").parse().expect("uri");
+    let mut request = ClientRequestBuilder::new(uri);
     for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
-        request
-            .headers_mut()
-            .append(name, HeaderValue::from_str(value).expect("value"));
+        request = request.with_header(*name, *value);
     }
     within(client_async(request, stream)).await
 }
