@@ -551,3 +551,38 @@ async fn a_tunnel_of_a_single_sign_on_session_closes_when_the_provider_logs_the_
     echo.wait_ended(1, "a single sign-on tunnel after back-channel logout")
         .await;
 }
+
+#[tokio::test]
+async fn deleting_an_api_key_closes_its_tunnels_and_no_session_s() {
+    let echo = WsEcho::start().await;
+    let settings = "websocket = true\naccept = [\"session\", \"api_key\"]";
+    let route = config::route("ws", "/ws/", echo.addr, settings);
+    let gateway = Gateway::start(Setup::routes(format!("{route}{GENEROUS_LIMITS}"))).await;
+    let body = serde_json::json!({ "sub": "svc", "role": "bot", "name": "chat bot" });
+    let created = gateway
+        .admin_request(request(Method::POST, "/admin/api-keys").json(&body))
+        .await
+        .json();
+    let (id, key) = (
+        created["id"].as_str().expect("id"),
+        created["key"].as_str().expect("key"),
+    );
+    let authorization = format!("Bearer {key}");
+    let mut keyed = tunnel(
+        &gateway,
+        &[("authorization", &authorization)],
+        "svc",
+        &format!("api_key:{id}"),
+    )
+    .await;
+    let pair = gateway.pair("alice").await;
+    let mut session = bearer_tunnel(&gateway, &pair, "alice").await;
+
+    let deleted = gateway
+        .admin(Method::DELETE, &format!("/admin/api-keys/{id}"))
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_closed(&mut keyed, "the deleted key's tunnel").await;
+    echo.wait_ended(1, "the deleted key's tunnel").await;
+    assert_echoes(&mut session, "alice's session").await;
+}
