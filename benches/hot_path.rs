@@ -11,6 +11,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis::auth::AccessTokens;
+use portcullis::auth::api_keys::{ApiKeys, NewApiKey, generate};
 use portcullis::auth::keys::{KeySet, generate_missing};
 use portcullis::auth::tokens::unix_now;
 use portcullis::config::{KeyAlgorithm, KeyConfig, KeySource, TokensConfig};
@@ -70,6 +71,26 @@ fn verification(c: &mut Criterion) {
             )
         });
     }
+}
+
+/// An API key (SPEC 11): one map lookup, one SHA-256 of the key, a constant-time compare.
+fn api_key_verification(c: &mut Criterion) {
+    let keys = ApiKeys::new();
+    let new = NewApiKey {
+        sub: "ci:deploy",
+        role: "deployer",
+        name: "bench",
+        expires_in: None,
+    };
+    let now = unix_now();
+    let (record, key) = generate(&new, now);
+    keys.insert(&record).expect("insert");
+    for _ in 0..10_000 {
+        keys.insert(&generate(&new, now).0).expect("insert");
+    }
+    c.bench_function("verify/api_key", |b| {
+        b.iter(|| keys.verify(black_box(&key), now).expect("valid"))
+    });
 }
 
 fn path_normalisation(c: &mut Criterion) {
@@ -167,6 +188,7 @@ fn framing_guard(c: &mut Criterion) {
 criterion_group!(
     benches,
     verification,
+    api_key_verification,
     path_normalisation,
     header_rewriting,
     framing_guard
