@@ -24,6 +24,7 @@ const jwks = { keys: cfg.signing_keys
     jwk(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 'es-1', 'ES256')] };
 const lastSid = new Map(); // accountId -> sid of the latest authorization (for /__test/backchannel)
 let lastTokenAuth = 'none'; // GET /__test/last_token_auth: how the gateway authenticated at /token
+let jwksFetches = 0; // GET /__test/jwks_fetches: how often the key set was fetched
 let nextIdToken; // POST /__test/next_id_token: replaces id_token in the next /token response
 const extraCa = cfg.ca_file ? readFileSync(cfg.ca_file) : undefined;
 
@@ -87,6 +88,7 @@ provider.on('authorization.success', (ctx) => {
 provider.on('backchannel.error', (ctx, err) => console.error('backchannel.error', err.message));
 provider.use(async (ctx, next) => {
   if (ctx.path === '/token') lastTokenAuth = ctx.get('authorization') ? 'basic' : 'post';
+  if (ctx.path === '/jwks') jwksFetches += 1;
   await next();
   if (ctx.path === '/token' && ctx.status === 200 && nextIdToken) {
     ctx.body = { ...ctx.body, id_token: nextIdToken };
@@ -97,6 +99,9 @@ provider.use(async (ctx, next) => {
 const oidc = provider.callback();
 server.on('request', async (req, res) => {
   const url = new URL(req.url, issuer);
+  if (url.pathname === '/__test/jwks_fetches') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(String(jwksFetches)); return;
+  }
   if (url.pathname === '/__test/last_token_auth') {
     res.writeHead(200, { 'content-type': 'text/plain' }).end(lastTokenAuth); return;
   }

@@ -320,6 +320,13 @@ impl Provider {
             .to_string()
     }
 
+    /// How many times the key set (`/jwks`) was fetched since the provider started.
+    pub async fn jwks_fetches(&self) -> u64 {
+        let url = format!("{}/__test/jwks_fetches", self.issuer);
+        let answer = self.web.send(Method::GET, &url, &mut Jar::default(), None).await;
+        answer.text().trim().parse().expect("a count")
+    }
+
     /// How the gateway authenticated at the token endpoint last: `basic` or `post`.
     pub async fn last_token_auth(&self) -> String {
         let url = format!("{}/__test/last_token_auth", self.issuer);
