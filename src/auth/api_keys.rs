@@ -211,6 +211,7 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::revocation::{Revocation, RevocationKind};
 
     const T0: u64 = 1_700_000_000;
 
@@ -277,6 +278,29 @@ mod tests {
         );
         keys.remove(&record.id);
         assert_eq!(keys.verify(&key, T0).map(drop), Err(TokenError::ApiKeyInvalid));
+    }
+
+    #[test]
+    fn only_its_own_revocation_stops_a_key_not_one_of_its_user() {
+        let keys = ApiKeys::new();
+        let (record, key) = new_key(None);
+        keys.insert(&record).expect("insert");
+        let identity = keys.verify(&key, T0).expect("verifies");
+        let revocations = super::super::Revocations::new();
+        let revoke = |kind, key: String| Revocation {
+            kind,
+            key,
+            not_before: T0 + 10,
+            keep_until: T0 + 1000,
+        };
+        revocations.apply(&revoke(RevocationKind::User, "ci:deploy".into()));
+        assert_eq!(
+            revocations.check(&identity),
+            Ok(()),
+            "a user revocation ends with access_ttl"
+        );
+        revocations.apply(&revoke(RevocationKind::Session, identity.sid.clone()));
+        assert_eq!(revocations.check(&identity), Err(TokenError::Revoked));
     }
 
     #[tokio::test]
