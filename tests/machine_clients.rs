@@ -217,11 +217,13 @@ async fn forged_and_stale_issuer_tokens_are_refused_without_reaching_the_backend
 }
 
 #[tokio::test]
-async fn only_the_algorithms_an_issuer_is_configured_with_are_accepted() {
+async fn only_the_algorithms_an_issuer_is_configured_with_are_accepted_from_its_jwks_uri() {
     let Some(planned) = Planned::new() else {
         return;
     };
-    let issuer = planned.issuer_config("algorithms = [\"ES256\"]");
+    // The keys' address given instead of found by discovery.
+    let jwks_uri = format!("jwks_uri = \"{}/jwks\"", planned.issuer());
+    let issuer = planned.issuer_config(&format!("algorithms = [\"ES256\"]\n{jwks_uri}"));
     let options = Options {
         access_token_alg: "ES256",
         ..Options::default()

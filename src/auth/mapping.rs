@@ -47,3 +47,61 @@ pub fn role(mapping: &ClaimMapping, claims: &Map<String, Value>, string: StringC
 pub fn text<'c>(claims: &'c Map<String, Value>, name: &str) -> Option<&'c str> {
     claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn mapping(default_role: Option<&str>) -> ClaimMapping {
+        ClaimMapping {
+            subject_claim: "client_id".into(),
+            subject_prefix: "ci:".into(),
+            role_claim: Some("scope".into()),
+            role_map: vec![
+                ("deploy".into(), "deployer".into()),
+                ("read".into(), "reader".into()),
+            ],
+            default_role: default_role.map(str::to_owned),
+        }
+    }
+
+    fn claims(value: serde_json::Value) -> Map<String, Value> {
+        value.as_object().expect("an object").clone()
+    }
+
+    #[test]
+    fn a_space_separated_scope_and_an_array_map_alike_but_one_value_stays_whole() {
+        let spaced = claims(json!({ "scope": "read deploy" }));
+        let array = claims(json!({ "scope": ["read", "deploy"] }));
+        for held in [&spaced, &array] {
+            let role = role(&mapping(None), held, StringClaim::SpaceSeparated);
+            assert_eq!(role.as_deref(), Some("deployer"), "the first listed pair wins");
+        }
+        assert_eq!(role(&mapping(None), &spaced, StringClaim::OneValue), None);
+    }
+
+    #[test]
+    fn nothing_held_falls_back_to_default_role_or_refuses() {
+        let none = claims(json!({ "scope": "write" }));
+        let role_of = |default| role(&mapping(default), &none, StringClaim::SpaceSeparated);
+        assert_eq!(role_of(None), None);
+        assert_eq!(role_of(Some("guest")).as_deref(), Some("guest"));
+    }
+
+    #[test]
+    fn the_subject_is_the_configured_claim_behind_the_prefix_and_must_fit_a_header() {
+        let map = mapping(None);
+        let subject_of = |value| subject(&map, &claims(value));
+        assert_eq!(
+            subject_of(json!({ "client_id": "runner", "sub": "x" })).as_deref(),
+            Some("ci:runner")
+        );
+        assert_eq!(subject_of(json!({ "sub": "x" })), None);
+        assert_eq!(subject_of(json!({ "client_id": "" })), None);
+        assert_eq!(subject_of(json!({ "client_id": 7 })), None);
+        assert_eq!(subject_of(json!({ "client_id": "with space" })), None);
+        assert_eq!(subject_of(json!({ "client_id": "x".repeat(300) })), None);
+    }
+}
