@@ -134,6 +134,10 @@ if [ "$UNCACHED_N" -gt 0 ] && [[ " $ALGS " == *" HS256 "* ]]; then
 else
   UNCACHED_N=0
 fi
+# Machine clients (current build only): another issuer's RS256 token, its JWKS served by the
+# upstream nginx, and (after start) an API key made through the admin API.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/idp.pem" 2>/dev/null
+FOREIGN_TOK=$(python3 "$HERE/mint_rs256.py" "$WORK/idp.pem" "$WORK/jwks.json" https://idp.bench.invalid portcullis-bench svc bench)
 HASH=$(printf 'bench-password' | "$BIN" hash-password)
 cat >"$WORK/users.toml" <<EOF
 [[user]]
@@ -211,6 +215,7 @@ http {
     listen 127.0.0.1:$UP_PORT;
     default_type text/plain;
     location / { return 200 "sub=\$http_x_auth_sub role=\$http_x_auth_role auth=\$http_authorization\n"; }
+    location = /jwks.json { default_type application/json; return 200 '$(cat "$WORK/jwks.json")'; }
   }
 }
 EOF
@@ -270,6 +275,30 @@ path = "/api/"
 upstream = "http://127.0.0.1:$UP_PORT"
 auth = "required"
 timeout = "30s"
+EOF
+  # The baseline build may predate machine clients: only the current build gets them.
+  [ "${2:-}" = baseline ] || cat >>"$cfg" <<EOF
+
+[[routes]]
+name = "keys"
+path = "/keys/"
+upstream = "http://127.0.0.1:$UP_PORT"
+accept = ["api_key"]
+
+[[routes]]
+name = "ext"
+path = "/ext/"
+upstream = "http://127.0.0.1:$UP_PORT"
+accept = ["issuer:idp"]
+
+[[issuers]]
+name = "idp"
+issuer = "https://idp.bench.invalid"
+jwks_uri = "http://127.0.0.1:$UP_PORT/jwks.json"
+audience = "portcullis-bench"
+algorithms = ["RS256"]
+role_claim = "scope"
+role_map = [["bench", "user"]]
 EOF
   echo "$cfg"
 }
@@ -511,6 +540,42 @@ measure_uncached() {  # LABEL PID PORT: keep-alive load, a different HS256 token
   log "pass $PASS $label distinct tokens: ${rps} req/s p50 ${p50}ms p99 ${p99}ms ${cpu}µs/req (proxy core ${busy}% busy)"
 }
 
+MACHINE_LABELS=("Portcullis API key" "Portcullis RS256 issuer token")
+measure_machine() {  # PID KEY: keep-alive runs (as the main table's) with an API key and with
+  # another issuer's RS256 token, the latter cached after its first request like a session token
+  local pid=$1 label path tok out c0 c1 cpu busy rps p99 i url hdr
+  for i in 0 1; do
+    label=${MACHINE_LABELS[$i]}
+    if [ "$i" = 0 ]; then path=/keys/bench tok=$2; else path=/ext/bench tok=$FOREIGN_TOK; fi
+    url="https://127.0.0.1:$P_PORT$path" hdr=(-H "Authorization: Bearer $tok")
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null   # warm-up
+    c0=$(cpu_ticks "$pid")
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "$url")
+    c1=$(cpu_ticks "$pid")
+    printf '== pass %s: %s keep-alive\n%s\n' "$PASS" "$label" "$out" >>"$RAW"
+    [ "$(wrk_num "$out" non2xx)" = 0 ] || NOTES+=("- pass $PASS, $label: $(wrk_num "$out" non2xx) non-2xx responses.")
+    rps=$(wrk_num "$out" rps); p99=$(wrk_num "$out" p99)
+    cpu=$(per_req_us $((c1 - c0)) "$(wrk_num "$out" requests)")
+    busy=$(busy_pct $((c1 - c0)) "$(wrk_num "$out" wall)")
+    busy_note "$label" keep-alive "$busy"
+    record "$label" m_cpu "$cpu"; record "$label" m_rps "$rps"; record "$label" m_p99 "$p99"
+    log "pass $PASS $label: ${rps} req/s p99 ${p99}ms ${cpu}µs/req (proxy core ${busy}% busy)"
+  done
+}
+
+machine_behaviour() {  # SESSION_TOKEN: checks the machine-client routes; sets KEY_ to a new API key
+  local base="https://127.0.0.1:$P_PORT" admin="http://127.0.0.1:$P_ADMIN"
+  KEY_=$(curl -s "$admin/admin/api-keys" -H 'content-type: application/json' \
+    -d '{"sub":"svc","role":"user","name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])') ||
+    die "creating an API key failed"
+  check "portcullis API key" "$(status_of "$base/keys/bench" -H "Authorization: Bearer $KEY_")" 200
+  check "portcullis API key with another secret" "$(status_of "$base/keys/bench" -H "Authorization: Bearer ${KEY_%????}AAAA")" 401
+  check "portcullis session token on the API-key route" "$(status_of "$base/keys/bench" -H "Authorization: Bearer $1")" 401
+  check "portcullis RS256 issuer token" "$(status_of "$base/ext/bench" -H "Authorization: Bearer $FOREIGN_TOK")" 200
+  check "portcullis tampered RS256 issuer token" "$(status_of "$base/ext/bench" -H "Authorization: Bearer $(tamper "$FOREIGN_TOK")")" 401
+  check "portcullis RS256 issuer token identity" "$(body_of "$base/ext/bench" -H "Authorization: Bearer $FOREIGN_TOK")" "sub=svc role=user auth="
+}
+
 FLOOD_LABEL="Portcullis HS256"
 THREADS_SEEN=""
 measure_flood() {  # PID TOKEN: proxied p99 quiet, then while $FLOOD_CONNS connections send failed logins
@@ -644,6 +709,11 @@ for PASS in $(seq 1 "$PASSES"); do
       [ "$FAIL" = 0 ] || die "behaviour check failed for portcullis-$alg: not benchmarking a broken config"
     fi
     want portcullis && measure_portcullis Portcullis "$ppid" "$tok" "portcullis-$alg"
+    if want portcullis && [ "$alg" = HS256 ]; then
+      machine_behaviour "$tok"
+      [ "$FAIL" = 0 ] || die "behaviour check failed for Portcullis' machine clients"
+      measure_machine "$ppid" "$KEY_"
+    fi
     stop "$ppid"
     if [ -n "$BASELINE" ] && [ $((PASS % 2)) = 1 ]; then run_baseline "$alg" "$tok"; fi
     want haproxy || continue
@@ -749,6 +819,11 @@ for alg in $ALGS; do
   pb=$(awk -v x="$b" 'BEGIN{ if (x+0>0) printf "%.0f", 1e6/x; else print "n/a"}')
   target "$alg full handshakes per CPU-second, Portcullis ÷ HAProxy" "$(ratio "$pa" "$pb")" ge 1.0 "$pa vs $pb /s (= 1e6 ÷ CPU µs per \`Connection: close\` request)"
 done
+hs=$(med "Portcullis HS256" cpu)
+for l in "${MACHINE_LABELS[@]}"; do
+  a=$(med "$l" m_cpu)
+  [ "$a" = n/a ] || target "$l CPU µs/req ÷ Portcullis HS256 session token (both cached)" "$(ratio "$a" "$hs")" le 1.0 "$a vs $hs µs/req, keep-alive"
+done
 target "proxied p99 during a failed-login flood ÷ quiet p99, Portcullis HS256" "$(med "$FLOOD_LABEL" fl_ratio %.2f)" le 2 \
   "$(med "$FLOOD_LABEL" fl_f_p99 %.2f) vs $(med "$FLOOD_LABEL" fl_q_p99 %.2f) ms; median of the per-pass ratios"
 
@@ -785,6 +860,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   echo "- layout: proxy pinned to CPU $PROXY_CPU (\`taskset -c $PROXY_CPU\`, all of its threads); wrk/h2load and the upstream (nginx \`return 200\`, 1 worker) on CPU $LOAD_CPU; all on 127.0.0.1"
   echo "- TLS: one ECDSA P-256 self-signed certificate for every peer; wrk speaks HTTP/1.1 without session resumption"
   echo "- tokens: minted by Portcullis' \`/auth/login\` (one per algorithm and pass); HAProxy verifies the very same token with the same key (\`jwt_verify\`), checks \`alg\`, \`typ\`, \`iss\`, \`aud\`, \`exp\`, \`nbf\`, strips client \`X-Auth-*\`, sets \`X-Auth-Sub/Role/Session\` from the claims and drops \`Authorization\`. nginx does no authentication (the floor)."
+  echo "- machine clients (current build, HS256 instance, SPEC 11): the same keep-alive run with an API key (\`Authorization: Bearer pcl_…\`, made through \`POST /admin/api-keys\`, route \`accept = [\"api_key\"]\`) and with another issuer's RS256 access token (minted by \`bench/mint_rs256.py\` with openssl, its JWKS served by the upstream nginx, route \`accept = [\"issuer:idp\"]\`). Both are compared with the session token's HS256 keep-alive figure of the same pass; the RS256 token is verified once and then served from the verified-token cache, as the session token is; an API key costs a map lookup and one SHA-256 on every request."
   echo "- checked before timing, in every pass: valid token 200 (HTTP/1.1 and h2), tampered signature 401, no token 401, identity headers injected and client copies stripped, on every authenticating peer; nginx 200 without a token; a wrong password 401 on the login-flood instance."
   echo
   echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | proxy core busy | 1-conn p50 ms | conn/s (\`Connection: close\`) | CPU µs/conn (+ over keep-alive = handshake) | h2 req/s (-m $STREAMS) | h2 CPU µs/req | idle KiB/conn ($IDLE_N held) |"
