@@ -151,12 +151,10 @@ fn strongly_connected(graph: &Graph) -> Vec<Vec<String>> {
             map.add_edge(module, used, ());
         }
     }
-    let components = petgraph::algo::tarjan_scc(&map).into_iter();
+    let mut components = petgraph::algo::tarjan_scc(&map);
+    components.iter_mut().for_each(|component| component.sort());
     components
-        .map(|component| {
-            let mut names: Vec<String> = component.into_iter().map(String::from).collect();
-            names.sort();
-            names
-        })
+        .into_iter()
+        .map(|c| c.into_iter().map(String::from).collect())
         .collect()
 }

@@ -57,16 +57,9 @@ fn svc_route(upstream: SocketAddr) -> String {
 }
 
 /// How a `file:line:col: ` message about `path` starts when it points at the first
-/// `needle` in `text` (line and column 1-based, the column in characters).
+/// `needle` in `text`.
 fn error_prefix(path: &Path, text: &str, needle: &str) -> String {
-    let offset = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} is not in:\n{text}"));
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    let column = before[line_start..].chars().count() + 1;
-    format!("{}:{line}:{column}: ", path.display())
+    format!("{}:{}: ", path.display(), config::position(text, needle))
 }
 
 /// Replaces exactly one occurrence of `from`, failing if the text does not have it once.
