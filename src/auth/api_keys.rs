@@ -18,13 +18,19 @@ use super::tokens::{Claimed, CredentialKind, Identity, TokenError, random_id};
 /// Every key starts with this, so a key found in a log or a repository is recognisable.
 pub const PREFIX: &str = "pcl_";
 /// The `idp` of an API key's caller.
-pub const API_KEY_IDP: &str = "api_key";
+const API_KEY_IDP: &str = "api_key";
 const ID_CHARS: usize = 32;
 const SECRET_BYTES: usize = 32;
 /// 32 bytes in unpadded base64url.
 const SECRET_CHARS: usize = 43;
 /// `last_used_at` is written at most this often per key.
-pub const LAST_USED_EVERY: u64 = 60;
+const LAST_USED_EVERY: u64 = 60;
+
+/// The session id of an API key's caller (`X-Auth-Session`), under which its revocation is
+/// recorded.
+pub fn api_key_sid(id: &str) -> String {
+    format!("api_key:{id}")
+}
 
 /// An API key as the store keeps it: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +84,7 @@ fn hash(secret: &str) -> [u8; 32] {
 }
 
 /// The id and the secret of a well-formed key, without checking anything else.
-pub fn parts(key: &str) -> Option<(&str, &str)> {
+fn parts(key: &str) -> Option<(&str, &str)> {
     let (id, secret) = key.strip_prefix(PREFIX)?.split_once('_')?;
     let id_ok = id.len() == ID_CHARS && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let secret_ok = secret.len() == SECRET_CHARS
@@ -120,7 +126,7 @@ impl ApiKeys {
             kind: CredentialKind::ApiKey,
             sub: record.sub.clone(),
             role: record.role.clone(),
-            sid: format!("api_key:{}", record.id),
+            sid: api_key_sid(&record.id),
             jti: record.id.clone(),
             iat: record.created_at,
             exp: record.expires_at.unwrap_or(u64::MAX),

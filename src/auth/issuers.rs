@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::foreign::{Expected, ForeignKeys};
 use super::mapping::{self, StringClaim};
-use super::tokens::{Claimed, CredentialKind, Identity, TokenError};
+use super::tokens::{Claimed, CredentialKind, Identity, TokenError, fits_header, hex};
 use crate::config::IssuerConfig;
 
 /// A `jti` longer than this is replaced by a hash in the session header.
@@ -47,10 +47,6 @@ impl Issuers {
             })
             .collect();
         Issuers { list }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
     }
 
     /// The issuer a JWT claims to come from (its `iss`, read without trusting it), if one is
@@ -92,7 +88,7 @@ impl Issuer {
         let sub = mapping::subject(mapping, claims).ok_or(TokenError::Unmapped)?;
         let role = mapping::role(mapping, claims, StringClaim::SpaceSeparated).ok_or(TokenError::Unmapped)?;
         let jti = mapping::text(claims, "jti")
-            .filter(|jti| jti.len() <= MAX_JTI_BYTES && jti.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|jti| jti.len() <= MAX_JTI_BYTES && fits_header(jti))
             .map_or_else(|| token_hash(token), str::to_owned);
         let number = |name| claims.get(name).and_then(Value::as_u64);
         // `verify` made sure both are there.
@@ -115,5 +111,5 @@ impl Issuer {
 /// 128 bits of the token's SHA-256, in hex: a stable name for a token without a usable `jti`.
 fn token_hash(token: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&digest.as_ref()[..16])
 }

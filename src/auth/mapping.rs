@@ -4,10 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use super::tokens::fits_header;
 use crate::config::ClaimMapping;
-
-/// The same bound as for our own tokens' `sub`: it becomes a header value.
-const MAX_SUBJECT_BYTES: usize = 256;
 
 /// How a role claim that is a single string is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +20,7 @@ pub enum StringClaim {
 pub fn subject(mapping: &ClaimMapping, claims: &Map<String, Value>) -> Option<String> {
     let subject = text(claims, &mapping.subject_claim)?;
     let sub = format!("{}{subject}", mapping.subject_prefix);
-    let fits = sub.len() <= MAX_SUBJECT_BYTES && sub.bytes().all(|b| b.is_ascii_graphic());
-    fits.then_some(sub)
+    fits_header(&sub).then_some(sub)
 }
 
 /// The first `role_map` pair whose value the role claim holds, else `default_role`.

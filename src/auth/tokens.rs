@@ -433,6 +433,11 @@ pub fn random_id() -> String {
     // aws-lc's generator only fails if the OS has no entropy source; an all-zero id would
     // still be unique per process start, but this is unreachable on supported systems.
     let _ = aws_lc_rs::rand::fill(&mut bytes);
+    hex(&bytes)
+}
+
+/// Lower-case hex digits of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -459,11 +464,15 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Whether a `sub`, `role` or id may become an identity header value: non-empty visible
+/// ASCII of bounded length (SPEC 5.1).
+pub fn fits_header(claim: &str) -> bool {
+    !claim.is_empty() && claim.len() <= MAX_CLAIM_BYTES && claim.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// A claim that becomes a header value: non-empty visible ASCII, bounded length.
 fn header_value(claim: &str) -> Result<HeaderValue, TokenError> {
-    let visible =
-        !claim.is_empty() && claim.len() <= MAX_CLAIM_BYTES && claim.bytes().all(|b| b.is_ascii_graphic());
-    match visible {
+    match fits_header(claim) {
         true => HeaderValue::from_str(claim).map_err(|_| TokenError::BadClaims),
         false => Err(TokenError::BadClaims),
     }

@@ -60,12 +60,8 @@ impl IssuerKeys {
         let before = self.keys.load_full();
         let mut asked = self.asked.lock().await;
         let current = self.keys.load_full();
-        let replaced = |a: &Option<Arc<ForeignKeys>>, b: &Option<Arc<ForeignKeys>>| match (a, b) {
-            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-            (a, b) => a.is_some() != b.is_some(),
-        };
         // Someone else fetched while we waited for the lock.
-        if replaced(&before, &current) {
+        if before.as_ref().map(Arc::as_ptr) != current.as_ref().map(Arc::as_ptr) {
             return true;
         }
         let (last, every) = match current {
@@ -110,11 +106,10 @@ impl IssuerKeys {
             issuer: String,
             jwks_uri: String,
         }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.config.issuer.trim_end_matches('/')
-        );
-        let document = self.http.get_json(&url).await?;
+        let document = self
+            .http
+            .get_json(&super::discovery_url(&self.config.issuer))
+            .await?;
         let discovery: Discovery =
             serde_json::from_slice(&document).map_err(|e| ProviderError::Discovery(e.to_string()))?;
         if discovery.issuer != self.config.issuer {
@@ -143,14 +138,11 @@ impl IssuerKeys {
             let Some(this) = issuer.upgrade() else { return };
             let fetched = this.fetch_and_store().await;
             drop(this);
-            let pause = match fetched {
-                true => REFRESH_EVERY,
-                false => wait,
+            let (pause, next) = match fetched {
+                true => (REFRESH_EVERY, RETRY_FIRST),
+                false => (wait, (wait * 2).min(RETRY_MAX)),
             };
-            wait = match fetched {
-                true => RETRY_FIRST,
-                false => (wait * 2).min(RETRY_MAX),
-            };
+            wait = next;
             tokio::time::sleep(pause).await;
         }
     }

@@ -31,6 +31,14 @@ pub(crate) async fn verify_logout(
     backchannel::verify(provider, token, leeway, now).await
 }
 
+/// Where an issuer publishes its discovery document (OpenID Connect Discovery 1.0 section 4).
+fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
 /// Why a login through a provider was refused; each is an `oidc_failed` audit reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OidcFailure {

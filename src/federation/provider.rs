@@ -158,11 +158,10 @@ impl Provider {
     }
 
     async fn learn(&self) -> Result<Known, ProviderError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.config.issuer.trim_end_matches('/')
-        );
-        let document = self.http.get_json(&url).await?;
+        let document = self
+            .http
+            .get_json(&super::discovery_url(&self.config.issuer))
+            .await?;
         let discovery: Discovery =
             serde_json::from_slice(&document).map_err(|e| ProviderError::Discovery(e.to_string()))?;
         self.check(&discovery)?;

@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 use super::service::SessionService;
 use super::store::{ApiKeyRecord, RevocationKind, StoreError, Timing, api_key_sid};
 use crate::auth::api_keys::{self, NewApiKey};
-use crate::auth::revocation::Revocation;
 
 impl SessionService {
     /// Stores a new key and makes it usable here at once; returns it with the key itself,
@@ -37,12 +36,7 @@ impl SessionService {
         // Forgotten here even when the store did not know it: another gateway may have deleted it.
         self.api_keys.remove(id);
         if deleted {
-            self.revocations.apply(&Revocation {
-                kind: RevocationKind::Session,
-                key: api_key_sid(id),
-                not_before: timing.now,
-                keep_until: timing.now.saturating_add(timing.revocation_ttl),
-            });
+            self.remember(RevocationKind::Session, &api_key_sid(id), timing);
         }
         Ok(deleted)
     }

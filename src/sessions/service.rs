@@ -300,7 +300,7 @@ impl SessionService {
         self.store.purge(timing).await
     }
 
-    fn remember(&self, kind: RevocationKind, key: &str, timing: Timing) {
+    pub(super) fn remember(&self, kind: RevocationKind, key: &str, timing: Timing) {
         self.revocations.apply(&Revocation {
             kind,
             key: key.to_string(),

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use crate::auth::api_keys::ApiKeyRecord;
+pub use crate::auth::api_keys::{ApiKeyRecord, api_key_sid};
 pub use crate::auth::revocation::{Revocation, RevocationKind};
 use crate::auth::tokens::{LOCAL_AMR, LOCAL_IDP};
 use crate::secret::Secret;
@@ -139,11 +139,6 @@ pub struct FeedNews {
     /// The position was too old: `revocations` is every revocation in force, and every API
     /// key must be loaded again.
     pub complete: bool,
-}
-
-/// The session id under which an API key's revocation is recorded.
-pub fn api_key_sid(id: &str) -> String {
-    format!("api_key:{id}")
 }
 
 pub trait Store: Send + Sync + 'static {

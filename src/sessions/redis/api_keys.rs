@@ -55,12 +55,7 @@ impl RedisStore {
     }
 
     pub(super) async fn one_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let fields: Value = redis::cmd("HGETALL")
-            .arg(self.keys.api_key(id))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let fields = self.hash(&self.keys.api_key(id)).await?;
         let fields = pairs(&fields)?;
         if fields.is_empty() {
             return Ok(None);

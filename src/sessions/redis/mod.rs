@@ -219,17 +219,22 @@ impl RedisStore {
     }
 
     async fn load(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let mut conn = self.conn.clone();
-        let fields: Value = redis::cmd("HGETALL")
-            .arg(self.keys.session(sid))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
+        let fields = self.hash(&self.keys.session(sid)).await?;
         let fields = pairs(&fields)?;
         if fields.is_empty() {
             return Ok(None);
         }
         record_from_fields(sid, &fields).map(Some)
+    }
+
+    /// `HGETALL key`: an empty reply when the key does not exist.
+    async fn hash(&self, key: &str) -> Result<Value, StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)
     }
 
     async fn advance_session(
