@@ -42,14 +42,22 @@ impl SessionService {
     }
 
     /// Looks a key up again after the feed named it: present means created, absent deleted.
+    /// A damaged record is refused (the key stops working here) without stopping the feed.
     pub(super) async fn reload_api_key(&self, id: &str) -> Result<(), StoreError> {
-        match self.store.api_key(id).await? {
-            Some(record) => {
-                if let Err(error) = self.api_keys.insert(&record) {
-                    tracing::warn!(%id, %error, "an API key in the store is not usable; skipped");
-                }
+        let record = match self.store.api_key(id).await {
+            Ok(record) => record,
+            Err(StoreError::Corrupt(error)) => {
+                tracing::warn!(%id, %error, "an API key in the store does not decode; it is refused");
+                None
             }
-            None => self.api_keys.remove(id),
+            Err(unavailable) => return Err(unavailable),
+        };
+        let usable = record.map(|record| self.api_keys.insert(&record));
+        if let Some(Err(error)) = &usable {
+            tracing::warn!(%id, %error, "an API key in the store is not usable; it is refused");
+        }
+        if !matches!(usable, Some(Ok(()))) {
+            self.api_keys.remove(id);
         }
         Ok(())
     }

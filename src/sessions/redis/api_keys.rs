@@ -46,10 +46,16 @@ impl RedisStore {
         if items.len() % 2 != 0 {
             return Err(corrupt("api_keys returned an odd list"));
         }
-        let mut keys = items
-            .chunks_exact(2)
-            .map(|pair| api_key_from_fields(&text(&pair[0])?, &pairs(&pair[1])?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys = Vec::with_capacity(items.len() / 2);
+        for pair in items.chunks_exact(2) {
+            let id = text(&pair[0])?;
+            // One damaged key must not hide the others (or stop a replica's reload): it is
+            // left out, so it is refused, and said.
+            match pairs(&pair[1]).and_then(|fields| api_key_from_fields(&id, &fields)) {
+                Ok(key) => keys.push(key),
+                Err(error) => tracing::warn!(%id, %error, "an API key in redis does not decode; left out"),
+            }
+        }
         keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         Ok(keys)
     }

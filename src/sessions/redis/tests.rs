@@ -606,3 +606,75 @@ async fn the_store_survives_a_redis_restart_and_the_feed_resumes() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_api_key_is_refused_while_the_others_load_and_the_feed_goes_on() {
+    use crate::auth::api_keys::{NewApiKey, generate};
+    use crate::auth::{ApiKeys, Revocations, TokenError};
+    use crate::sessions::service::SessionService;
+
+    let (server, a) = setup!();
+    let new = |name| NewApiKey {
+        sub: "svc",
+        role: "bot",
+        name,
+        expires_in: None,
+    };
+    let (damaged, damaged_key) = generate(&new("damaged"), T0);
+    let (kept, kept_key) = generate(&new("kept"), T0);
+    a.create_api_key(&damaged).await.expect("create");
+    a.create_api_key(&kept).await.expect("create");
+    let mut raw = server.raw().await;
+    let hash_key = format!("{PREFIX}apikey:{}", damaged.id);
+    let _: i64 = query(
+        &mut raw,
+        redis::cmd("HSET").arg(&hash_key).arg("hash").arg("short"),
+    )
+    .await;
+    // Another replica starts: the damaged key is left out, the other loads.
+    let keys = Arc::new(ApiKeys::new());
+    let replica = Arc::new(SessionService::new(
+        Arc::new(server.store().await),
+        Arc::new(Revocations::new()),
+        keys.clone(),
+    ));
+    let (_, position) = replica.load_state(T0).await.expect("the state loads");
+    assert!(keys.verify(&kept_key, T0).is_ok());
+    assert_eq!(
+        keys.verify(&damaged_key, T0).map(drop),
+        Err(TokenError::ApiKeyInvalid)
+    );
+    // The feed names the damaged key, then a new one: the follower refuses the first and
+    // goes on to the second.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let follower = tokio::spawn({
+        let (replica, stop) = (replica.clone(), stop.clone());
+        async move { replica.follow_changes(position, stop).await }
+    });
+    let feed = format!("{PREFIX}revocations:feed");
+    let xadd = redis::cmd("XADD")
+        .arg(&feed)
+        .arg("*")
+        .arg("kind")
+        .arg("api_key")
+        .arg("key")
+        .arg(&damaged.id)
+        .clone();
+    let _: String = query(&mut raw, &mut xadd.clone()).await;
+    let (later, later_key) = generate(&new("later"), T0);
+    a.create_api_key(&later).await.expect("create");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keys.verify(&later_key, T0).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the follower stopped at the damaged key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        keys.verify(&damaged_key, T0).map(drop),
+        Err(TokenError::ApiKeyInvalid)
+    );
+    stop.cancel();
+    follower.await.expect("the follower ends");
+}
