@@ -191,35 +191,27 @@ fn check_forwarded(
             problems.push(format!("spoofed value {value:?} reached the upstream"));
         }
     }
+    let mut wanted = vec![
+        ("x-forwarded-for", "127.0.0.1".to_string()),
+        ("x-forwarded-proto", "https".into()),
+        ("x-forwarded-host", "localhost".into()),
+        ("forwarded", "for=127.0.0.1;proto=https".into()),
+    ];
     match token {
         None => problems.extend(leaked(seen, IDENTITY)),
         Some(token) => {
             let claims = claims_of(token);
-            for (name, claim) in IDENTITY.iter().zip(["sub", "role", "sid"]) {
-                let expected = claims[claim].as_str().unwrap_or_default().to_string();
-                if any_spelling(seen, name) != [expected.clone()] {
-                    problems.push(format!(
-                        "{name} = {:?}, want [{expected:?}]",
-                        any_spelling(seen, name)
-                    ));
-                }
-            }
+            let claim = |c: &str| claims[c].as_str().unwrap_or_default().to_string();
+            wanted.extend(IDENTITY.into_iter().zip(["sub", "role", "sid"].map(claim)));
             if wire.contains(token) {
                 problems.push("the access token reached the upstream".into());
             }
         }
     }
-    for (name, want) in [
-        ("x-forwarded-for", "127.0.0.1"),
-        ("x-forwarded-proto", "https"),
-        ("x-forwarded-host", "localhost"),
-        ("forwarded", "for=127.0.0.1;proto=https"),
-    ] {
-        if any_spelling(seen, name) != [want] {
-            problems.push(format!(
-                "{name} = {:?}, want [{want:?}]",
-                any_spelling(seen, name)
-            ));
+    for (name, want) in wanted {
+        let got = any_spelling(seen, name);
+        if got != [want.clone()] {
+            problems.push(format!("{name} = {got:?}, want [{want:?}]"));
         }
     }
     let ids = any_spelling(seen, "x-request-id");
