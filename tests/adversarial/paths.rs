@@ -517,63 +517,17 @@ enum HostWant {
     RouteOrRefused(&'static str),
 }
 
-struct HostCase {
-    name: &'static str,
-    proto: Proto,
-    target: &'static str,
-    authority: Option<&'static str>,
-    hosts: &'static [&'static str],
-    want: HostWant,
-}
-
-const fn h1(
-    name: &'static str,
-    target: &'static str,
-    hosts: &'static [&'static str],
-    want: HostWant,
-) -> HostCase {
-    HostCase {
-        name,
-        proto: Proto::H1,
-        target,
-        authority: None,
-        hosts,
-        want,
-    }
-}
-
-const fn h2(
-    name: &'static str,
-    authority: Option<&'static str>,
-    hosts: &'static [&'static str],
-    want: HostWant,
-) -> HostCase {
-    HostCase {
-        name,
-        proto: Proto::H2,
-        target: "/x",
-        authority,
-        hosts,
-        want,
-    }
-}
-
 use HostWant::{Refused, Route, RouteOrRefused};
 
-impl HostWant {
-    fn verdict(self) -> Verdict {
-        let routed = |route, or_refused| Verdict::Routed {
-            route,
-            path: "/x".into(),
-            or_refused,
-        };
-        match self {
-            Refused => Verdict::Refused,
-            Route(route) => routed(route, false),
-            RouteOrRefused(route) => routed(route, true),
-        }
-    }
-}
+/// An HTTP/1.1 case: name, request target, `Host` fields, outcome.
+type H1Case = (&'static str, &'static str, &'static [&'static str], HostWant);
+/// An HTTP/2 case (`:path` `/x`): name, `:authority`, `Host` fields, outcome.
+type H2Case = (
+    &'static str,
+    Option<&'static str>,
+    &'static [&'static str],
+    HostWant,
+);
 
 /// The route a host (as the upstream was told it) belongs to, by the host patterns above.
 fn host_route(host: &str) -> &'static str {
@@ -591,7 +545,7 @@ fn host_route(host: &str) -> &'static str {
     }
 }
 
-async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
+async fn run_host_cases(h1: &[H1Case], h2: &[H2Case]) -> Vec<String> {
     let routes = [
         ("exact", "/", "host = \"api.example.com\"\nauth = \"public\""),
         ("wild", "/", "host = \"*.example.com\"\nauth = \"public\""),
@@ -599,13 +553,26 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
     ];
     let bench = Bench::start(&routes, plain_responder).await;
     let mut failures = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
+    let h1 = h1
+        .iter()
+        .map(|&(name, target, hosts, want)| (name, Proto::H1, target, None, hosts, want));
+    let h2 = h2
+        .iter()
+        .map(|&(name, authority, hosts, want)| (name, Proto::H2, "/x", authority, hosts, want));
+    for (i, (name, proto, target, authority, hosts, want)) in h1.chain(h2).enumerate() {
         let tag = format!("h{i}");
-        let mut request = Probe::get(&tag, case.target);
-        request.authority = case.authority.map(String::from);
-        request.hosts = Some(case.hosts.iter().map(|h| h.to_string()).collect());
-        let want = case.want.verdict();
-        let found = want.check(&bench, case.proto, &tag, request, false).await;
+        let mut request = Probe::get(&tag, target);
+        request.authority = authority.map(String::from);
+        request.hosts = Some(hosts.iter().map(|h| h.to_string()).collect());
+        let want = match want {
+            Refused => Verdict::Refused,
+            Route(route) | RouteOrRefused(route) => Verdict::Routed {
+                route,
+                path: "/x".into(),
+                or_refused: matches!(want, RouteOrRefused(_)),
+            },
+        };
+        let found = want.check(&bench, proto, &tag, request, false).await;
         let mut problems: Vec<String> = found.into_iter().collect();
         // Whatever it was routed by, the upstream must be told the authority it was routed on.
         if let [(route, seen)] = bench.reached(&tag).as_slice() {
@@ -618,7 +585,7 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
             }
         }
         if !problems.is_empty() {
-            failures.push(format!("{:?} {}: {}", case.proto, case.name, problems.join("; ")));
+            failures.push(format!("{proto:?} {name}: {}", problems.join("; ")));
         }
     }
     failures
@@ -626,158 +593,160 @@ async fn run_host_cases(cases: &[HostCase]) -> Vec<String> {
 
 #[tokio::test]
 async fn routing_uses_one_consistent_authority_and_refuses_mismatches() {
-    const HOST_CASES: &[HostCase] = &[
-        h1("plain", "/x", &["api.example.com"], Route("exact")),
-        h1("upper case", "/x", &["API.Example.COM"], Route("exact")),
+    const HOST_CASES_H1: &[H1Case] = &[
+        ("plain", "/x", &["api.example.com"], Route("exact")),
+        ("upper case", "/x", &["API.Example.COM"], Route("exact")),
         // A fully qualified name: the same host; refusing it would be safe too.
-        h1(
+        (
             "trailing dot",
             "/x",
             &["api.example.com."],
             RouteOrRefused("exact"),
         ),
-        h1("port", "/x", &["api.example.com:8443"], Route("exact")),
-        h1("default port", "/x", &["api.example.com:443"], Route("exact")),
-        h1("wildcard", "/x", &["x.api.example.com"], Route("wild")),
-        h1("wildcard needs a label", "/x", &["example.com"], Route("default")),
-        h1(
+        ("port", "/x", &["api.example.com:8443"], Route("exact")),
+        ("default port", "/x", &["api.example.com:443"], Route("exact")),
+        ("wildcard", "/x", &["x.api.example.com"], Route("wild")),
+        ("wildcard needs a label", "/x", &["example.com"], Route("default")),
+        (
             "suffix look-alike",
             "/x",
             &["api.example.com.evil.net"],
             Route("default"),
         ),
-        h1("glued look-alike", "/x", &["evilexample.com"], Route("default")),
-        h1("other host", "/x", &["evil.net"], Route("default")),
-        h1("ipv6 literal", "/x", &["[::1]:8443"], Route("default")),
-        h1(
+        ("glued look-alike", "/x", &["evilexample.com"], Route("default")),
+        ("other host", "/x", &["evil.net"], Route("default")),
+        ("ipv6 literal", "/x", &["[::1]:8443"], Route("default")),
+        (
             "two different Hosts",
             "/x",
             &["evil.net", "api.example.com"],
             Refused,
         ),
-        h1(
+        (
             "two equal Hosts",
             "/x",
             &["api.example.com", "api.example.com"],
             Refused,
         ),
-        h1("empty Host", "/x", &[""], Refused),
-        h1("no Host", "/x", &[], Refused),
-        h1("userinfo", "/x", &["evil.net@api.example.com"], Refused),
-        h1("userinfo reversed", "/x", &["api.example.com@evil.net"], Refused),
-        h1("Host with a path", "/x", &["api.example.com/admin"], Refused),
-        h1("two ports", "/x", &["api.example.com:1:2"], Refused),
-        h1("comma list", "/x", &["evil.net, api.example.com"], Refused),
+        ("empty Host", "/x", &[""], Refused),
+        ("no Host", "/x", &[], Refused),
+        ("userinfo", "/x", &["evil.net@api.example.com"], Refused),
+        ("userinfo reversed", "/x", &["api.example.com@evil.net"], Refused),
+        ("Host with a path", "/x", &["api.example.com/admin"], Refused),
+        ("two ports", "/x", &["api.example.com:1:2"], Refused),
+        ("comma list", "/x", &["evil.net, api.example.com"], Refused),
         // Percent-encoding is not allowed in a Host; it must never match the exact route.
-        h1(
+        (
             "escaped dot",
             "/x",
             &["api%2eexample.com"],
             RouteOrRefused("default"),
         ),
-        h1(
+        (
             "absolute-form",
             "http://api.example.com/x",
             &["api.example.com"],
             Route("exact"),
         ),
-        h1(
+        (
             "absolute-form https",
             "https://api.example.com/x",
             &["api.example.com"],
             Route("exact"),
         ),
-        h1(
+        (
             "absolute-form case",
             "http://API.example.com/x",
             &["api.EXAMPLE.com"],
             Route("exact"),
         ),
-        h1(
+        (
             "absolute-form vs other Host",
             "http://api.example.com/x",
             &["evil.net"],
             Refused,
         ),
-        h1(
+        (
             "other absolute-form vs Host",
             "http://evil.net/x",
             &["api.example.com"],
             Refused,
         ),
-        h1(
+        (
             "absolute-form userinfo",
             "http://evil.net@api.example.com/x",
             &["api.example.com"],
             Refused,
         ),
-        h1(
+        (
             "absolute-form other port",
             "http://api.example.com:8443/x",
             &["api.example.com"],
             Refused,
         ),
-        h1(
+        (
             "absolute-form without Host",
             "http://api.example.com/x",
             &[],
             Refused,
         ),
-        h1(
+        (
             "absolute-form path normalised",
             "http://api.example.com/a/../x",
             &["api.example.com"],
             Route("exact"),
         ),
-        h2("authority", Some("api.example.com"), &[], Route("exact")),
-        h2(
+    ];
+    const HOST_CASES_H2: &[H2Case] = &[
+        ("authority", Some("api.example.com"), &[], Route("exact")),
+        (
             "authority upper case",
             Some("API.EXAMPLE.COM"),
             &[],
             Route("exact"),
         ),
-        h2(
+        (
             "authority with port",
             Some("api.example.com:8443"),
             &[],
             Route("exact"),
         ),
-        h2("authority wildcard", Some("x.example.com"), &[], Route("wild")),
-        h2(
+        ("authority wildcard", Some("x.example.com"), &[], Route("wild")),
+        (
             "authority and equal Host",
             Some("api.example.com"),
             &["api.example.com"],
             Route("exact"),
         ),
-        h2(
+        (
             "authority and other Host",
             Some("api.example.com"),
             &["evil.net"],
             Refused,
         ),
-        h2(
+        (
             "other authority and Host",
             Some("evil.net"),
             &["api.example.com"],
             Refused,
         ),
-        h2("Host only", None, &["api.example.com"], Route("exact")),
-        h2(
+        ("Host only", None, &["api.example.com"], Route("exact")),
+        (
             "two Hosts, no authority",
             None,
             &["api.example.com", "evil.net"],
             Refused,
         ),
-        h2(
+        (
             "authority userinfo",
             Some("evil.net@api.example.com"),
             &[],
             Refused,
         ),
-        h2("empty authority", Some(""), &[], Refused),
-        h2("no authority, no Host", None, &[], Refused),
+        ("empty authority", Some(""), &[], Refused),
+        ("no authority, no Host", None, &[], Refused),
     ];
-    let failures = run_host_cases(HOST_CASES).await;
+    let failures = run_host_cases(HOST_CASES_H1, HOST_CASES_H2).await;
     assert_none_failed("host confusion", &failures);
 }
 
@@ -787,23 +756,23 @@ async fn routing_uses_one_consistent_authority_and_refuses_mismatches() {
 /// password-reset links and in virtual-host selection on the backend).
 #[tokio::test]
 async fn a_malformed_port_in_the_authority_is_refused() {
-    const CASES: &[HostCase] = &[
-        h1("non-numeric port", "/x", &["api.example.com:abc"], Refused),
-        h1("port with dots", "/x", &["api.example.com:evil.net"], Refused),
-        h1("port out of range", "/x", &["api.example.com:99999"], Refused),
-        h1(
+    const CASES_H1: &[H1Case] = &[
+        ("non-numeric port", "/x", &["api.example.com:abc"], Refused),
+        ("port with dots", "/x", &["api.example.com:evil.net"], Refused),
+        ("port out of range", "/x", &["api.example.com:99999"], Refused),
+        (
             "absolute-form non-numeric port",
             "http://api.example.com:abc/x",
             &["api.example.com:abc"],
             Refused,
         ),
-        h2(
-            "authority non-numeric port",
-            Some("api.example.com:abc"),
-            &[],
-            Refused,
-        ),
     ];
-    let failures = run_host_cases(CASES).await;
+    const CASES_H2: &[H2Case] = &[(
+        "authority non-numeric port",
+        Some("api.example.com:abc"),
+        &[],
+        Refused,
+    )];
+    let failures = run_host_cases(CASES_H1, CASES_H2).await;
     assert_none_failed("malformed ports", &failures);
 }
