@@ -1214,19 +1214,11 @@ async fn hs256_tokens_signed_with_wordlist_secrets_are_refused() {
         .await;
 }
 
-/// Writes a config whose only key is an HS256 secret file holding `secret`; returns its path.
+/// Writes a config (the kit's) whose only key is an HS256 secret file holding `secret`; its path.
 fn secret_config(dir: &Path, secret: &str) -> PathBuf {
     std::fs::write(dir.join("k1.secret"), format!("{secret}\n")).expect("write secret");
-    std::fs::write(dir.join("users.toml"), "").expect("users");
     let key = key_entry("k1", KeyAlgorithm::Hs256, "secret_file = \"k1.secret\"");
-    let tokens = tokens_section(&key);
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
-         [tls]\nself_signed_if_missing = true\n\n{tokens}"
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, config).expect("write config");
-    path
+    support::config::write(dir, "", &tokens_section(&key)).path
 }
 
 /// The verdict of `config::load` plus the key loading that `portcullis check` and the start
