@@ -915,7 +915,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
     echo
   fi
   if [ -n "$(values "${MACHINE_LABELS[0]}" m_cpu)" ]; then
-    echo "Machine clients (the current build's HS256 instance; three keep-alive runs back to back, \`wrk -t1 -c$CONNS -d$DURATION --latency\` after a 2 s warm-up each, in an order that rotates with the pass; the ratio is to the session token's run of the same block, the median of the per-pass figures each):"
+    echo "Machine clients (the current build's HS256 instance; three keep-alive runs back to back, \`wrk -t1 -c$CONNS -d$DURATION --latency\` after a 2 s warm-up each, in an order that rotates with the pass, so each machine case has a session-token run in the same block; medians over the passes, and ÷ session token is the ratio of those medians, as in the targets table):"
     echo
     echo "| credential | req/s | p50 ms | p99 ms | CPU µs/req | ÷ session token | proxy core busy | CPU µs/req per pass |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
