@@ -12,10 +12,10 @@ jwk = {"kty": "RSA", "kid": "idp-1", "alg": "RS256", "use": "sig",
        "n": b64(bytes.fromhex(modulus)).decode(), "e": b64((65537).to_bytes(3, "big")).decode()}
 with open(jwks_out, "w") as f:
     json.dump({"keys": [jwk]}, f)
-now = int(time.time())
+now = int(time.time())  # valid for a day: minted once, it must outlive the longest run
 head = b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": "idp-1"}, separators=(",", ":")).encode())
 claims = {"iss": iss, "aud": aud, "sub": sub, "client_id": sub, "scope": scope,
-          "jti": os.urandom(8).hex(), "iat": now, "exp": now + 7200}
+          "jti": os.urandom(8).hex(), "iat": now, "exp": now + 86400}
 signing = head + b"." + b64(json.dumps(claims, separators=(",", ":")).encode())
 sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing,
                      check=True, capture_output=True).stdout
