@@ -76,7 +76,7 @@ impl Upstream {
     }
 
     /// A listener on an ephemeral port that counts connections and hands each to `serve`.
-    async fn serve(serve: impl Fn(TcpStream, Arc<Counts>) + Send + 'static) -> Upstream {
+    pub async fn serve(serve: impl Fn(TcpStream, Arc<Counts>) + Send + 'static) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
         let addr = listener.local_addr().expect("addr");
         let counts = Arc::new(Counts::default());
