@@ -121,6 +121,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     shared.runtime.load().federation.prefetch();
     shared.runtime.load().issuer_keys.start();
+    shared.runtime.load().start_health_checks(&shared.client);
     life.tasks.spawn(purge_periodically(shared.clone(), life.clone()));
     if shared.sessions.store().is_shared() {
         let (follower, stop) = (shared.clone(), life.shutdown.clone());
@@ -140,7 +141,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, String), StartError> {
     let client = UpstreamClient::new();
     auth::keys::generate_missing(&config.tokens).map_err(runtime::RuntimeError::from)?;
-    let runtime = Runtime::build(config.clone(), &client, None)?;
+    let metrics = telemetry::metrics::Metrics::new();
+    let runtime = Runtime::build(config.clone(), &client, &metrics.upstream_health(), None)?;
     let revocations = Arc::new(auth::Revocations::new());
     let api_keys = Arc::new(auth::ApiKeys::new());
     let store = sessions::open_store(&config.store).await?;
@@ -158,7 +160,7 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, Stri
         revocations,
         api_keys,
         sessions,
-        metrics: telemetry::metrics::Metrics::new(),
+        metrics,
         reload_lock: tokio::sync::Mutex::new(()),
         // Tunnels close when the shutdown grace is over.
         shutdown: life.abort.clone(),

@@ -88,9 +88,9 @@ fn check(arg: ConfigArg) -> ExitCode {
     }
 }
 
-/// Loads what the config names (certificate, keys, users) without writing anything: files
-/// that `self_signed_if_missing` or `generate_if_missing` would create are left out. The
-/// error is `file:line:col: message` lines; the users file has positions of its own.
+/// Loads what the config names (certificate, keys, upstream TLS files, users) without writing
+/// anything: files that `self_signed_if_missing` or `generate_if_missing` would create are left
+/// out. The error is `file:line:col: message` lines; the users file has positions of its own.
 fn check_files(config: &config::Config) -> Result<(), String> {
     let at_config = |e: &dyn std::fmt::Display| format!("{}:1:1: {e}", config.source.display());
     if config.tls.cert.exists() || config.tls.key.exists() {
@@ -102,6 +102,12 @@ fn check_files(config: &config::Config) -> Result<(), String> {
         .retain(|key| !(key.generate_if_missing && key.missing_file().is_some()));
     if !tokens.keys.is_empty() {
         portcullis::auth::keys::KeySet::load(&tokens).map_err(|e| at_config(&e))?;
+    }
+    for route in &config.routes {
+        if let Some(upstream) = route.upstream.as_ref().filter(|u| u.uses_tls()) {
+            portcullis::tls::upstream_client_config(&upstream.tls)
+                .map_err(|e| at_config(&format!("route {:?}: {e}", route.name)))?;
+        }
     }
     if let config::UsersConfig::File(path) = &config.users {
         portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;

@@ -23,12 +23,12 @@ pub(crate) async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec
     // One reload at a time: a slow reload of an older file must not land after a newer one.
     let _one_at_a_time = shared.reload_lock.lock().await;
     let current = shared.runtime.load_full();
-    let client = shared.client.clone();
+    let (client, health) = (shared.client.clone(), shared.metrics.upstream_health());
     let previous = current.clone();
     let built = tokio::task::spawn_blocking(move || {
         let mut config = config::load(&previous.config.source).map_err(|e| e.to_string())?;
         let restart = keep_restart_only(&previous.config, &mut config);
-        let runtime = Runtime::build(config, &client, Some(&previous)).map_err(|e| e.to_string())?;
+        let runtime = Runtime::build(config, &client, &health, Some(&previous)).map_err(|e| e.to_string())?;
         Ok::<_, String>((runtime, restart))
     })
     .await
@@ -40,6 +40,8 @@ pub(crate) async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec
             // A provider new in this config is asked now, not by its first login.
             runtime.federation.prefetch();
             runtime.issuer_keys.start();
+            runtime.start_health_checks(&shared.client);
+            forget_removed_endpoints(shared, &current, &runtime);
             shared.runtime.store(Arc::new(runtime));
             shared.metrics.config_reload("ok");
             for setting in &restart {
@@ -55,6 +57,17 @@ pub(crate) async fn reload(shared: &Shared, trigger: &'static str) -> Result<Vec
             }
             tracing::warn!(target: "portcullis::audit", event = "config_rejected", file = %path, trigger);
             Err(errors)
+        }
+    }
+}
+
+/// The health series of endpoints that the new runtime no longer has.
+fn forget_removed_endpoints(shared: &Shared, previous: &Runtime, next: &Runtime) {
+    let kept: std::collections::HashSet<_> = next.routes.pools().flat_map(|p| p.series()).collect();
+    let health = shared.metrics.upstream_health();
+    for (route, endpoint) in previous.routes.pools().flat_map(|p| p.series()) {
+        if !kept.contains(&(route, endpoint)) {
+            health.forget(route, endpoint);
         }
     }
 }

@@ -15,12 +15,12 @@ use crate::auth::{AccessTokens, ApiKeys, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
 use crate::federation::{Federation, FederationError, IssuerError, IssuerKeyring};
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
-use crate::proxy::{IdentityHeaders, UpstreamClient};
-use crate::routes::RouteTable;
+use crate::proxy::{IdentityHeaders, UpstreamClient, UpstreamPool};
+use crate::routes::{Route, RouteTable};
 use crate::sessions::service::SessionService;
 use crate::sessions::store::Timing;
 use crate::sessions::users::{PasswordCheck, Users, UsersFile};
-use crate::telemetry::metrics::Metrics;
+use crate::telemetry::metrics::{Metrics, UpstreamHealth};
 use crate::tls;
 
 /// What is built from one `Config` and swapped as a unit on reload.
@@ -54,6 +54,11 @@ pub enum RuntimeError {
     Federation(#[from] FederationError),
     #[error(transparent)]
     Issuer(#[from] IssuerError),
+    #[error("route {route:?}: {error}")]
+    UpstreamTls {
+        route: String,
+        error: crate::tls::TlsError,
+    },
 }
 
 impl Runtime {
@@ -63,6 +68,7 @@ impl Runtime {
     pub(crate) fn build(
         config: Config,
         client: &UpstreamClient,
+        health: &UpstreamHealth,
         previous: Option<&Runtime>,
     ) -> Result<Runtime, RuntimeError> {
         let identity_headers = IdentityHeaders::new(&config.headers);
@@ -89,7 +95,7 @@ impl Runtime {
         Ok(Runtime {
             federation,
             issuer_keys,
-            routes: RouteTable::new(&config.routes),
+            routes: routes(&config, health, previous)?,
             tls,
             certificate,
             tokens,
@@ -99,6 +105,13 @@ impl Runtime {
             identity_headers,
             config,
         })
+    }
+
+    /// Starts the active health checks of every route's upstream pool (they end with it).
+    pub(crate) fn start_health_checks(&self, client: &UpstreamClient) {
+        self.routes
+            .pools()
+            .for_each(|pool| pool.start_health_checks(client));
     }
 
     /// `Set-Cookie` values that hand a browser a new token pair (SPEC 4's cookie mode).
@@ -156,6 +169,33 @@ impl Runtime {
             &self.config.cookies.refresh_name,
         ]
     }
+}
+
+/// The route table, each route with its upstream pool; an endpoint the `previous` runtime's
+/// route of the same name had keeps whether it was in rotation.
+fn routes(
+    config: &Config,
+    health: &UpstreamHealth,
+    previous: Option<&Runtime>,
+) -> Result<RouteTable, RuntimeError> {
+    let mut routes = Vec::with_capacity(config.routes.len());
+    for route in &config.routes {
+        let pool = match &route.upstream {
+            Some(upstream) => {
+                let before = previous.and_then(|p| p.routes.pool_of(&route.name));
+                let pool = UpstreamPool::build(&route.name, upstream, health, before).map_err(|error| {
+                    RuntimeError::UpstreamTls {
+                        route: route.name.clone(),
+                        error,
+                    }
+                })?;
+                Some(Arc::new(pool))
+            }
+            None => None,
+        };
+        routes.push(Route::new(route.clone(), pool));
+    }
+    Ok(RouteTable::new(routes))
 }
 
 /// State shared by every connection of the public listener.

@@ -1,6 +1,6 @@
 //! Certificates to a rustls `ServerConfig`: TLS 1.2 and 1.3 only, ALPN `h2` and `http/1.1`,
 //! and a self-signed development certificate when the configured one is missing; and the
-//! `ClientConfig` the gateway talks to identity providers with.
+//! `ClientConfig`s the gateway talks to identity providers and `https://` upstreams with.
 
 use std::fs;
 use std::io::Write;
@@ -12,7 +12,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::config::TlsConfig;
+use crate::config::{TlsConfig, UpstreamTlsConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -26,6 +26,8 @@ pub enum TlsError {
     CaFile { path: PathBuf, reason: String },
     #[error("certificate and key do not form a usable TLS config: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("server_name is not a DNS name or an IP address: {0}")]
+    ServerName(String),
 }
 
 /// The listener's TLS config and the certificate it presents.
@@ -91,18 +93,8 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
         tracing::debug!(ignored, "system CA certificates rustls cannot use");
     }
     if let Some(path) = ca_file {
-        let error = |reason: String| TlsError::CaFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| error(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(error("it holds no certificate".into()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| error(e.to_string()))?;
+        for cert in load_ca_file(path)? {
+            roots.add(cert).map_err(|e| ca_error(path, e.to_string()))?;
         }
     }
     let config = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
@@ -110,6 +102,55 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The client config for a route's `https://` upstreams: their certificates verified against
+/// `ca_file` alone when given (a private CA should not share trust with every public one), else
+/// the system's roots; the gateway's own certificate for mutual TLS. HTTP/1.1 only, as every
+/// upstream request is; there is no way to skip verification.
+pub fn upstream_client_config(tls: &UpstreamTlsConfig) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match &tls.ca_file {
+        Some(path) => {
+            for cert in load_ca_file(path)? {
+                roots.add(cert).map_err(|e| ca_error(path, e.to_string()))?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(SYSTEM_ROOTS.iter().cloned());
+        }
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots);
+    let config = match &tls.client_cert {
+        Some(client) => {
+            let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| TlsError::PrivateKey {
+                path: client.key.clone(),
+                reason: e.to_string(),
+            })?;
+            builder.with_client_auth_cert(load_chain(&client.cert)?, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ca_error(path, e.to_string()))?;
+    match certs.is_empty() {
+        true => Err(ca_error(path, "it holds no certificate".into())),
+        false => Ok(certs),
+    }
+}
+
+fn ca_error(path: &Path, reason: String) -> TlsError {
+    TlsError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -160,7 +160,7 @@ max_body_bytes = 10
 name = "api"
 path = "/api"
 upstream = "http://127.0.0.1:9000"
-retries = 3
+retry = 3
 "#;
     let (code, _, stderr) = check(text);
     assert_eq!(code, 1);
@@ -170,7 +170,7 @@ retries = 3
             "FILE:3:16: invalid duration \"forever\"",
             "FILE:7:1: unknown field `colour` in [tls], expected one of `cert`, `key`",
             "FILE:10:18: invalid type: integer `10` for `max_body_bytes` in [limits], expected a string",
-            "FILE:16:1: unknown field `retries` in [[routes]] #1, expected one of `name`",
+            "FILE:16:1: unknown field `retry` in [[routes]] #1, expected one of `name`",
         ],
     );
 }
@@ -197,7 +197,6 @@ self_signed_if_missing = true
         &[
             "FILE:2:8: invalid type: integer `5` for `name` in [[routes]] #1, expected a string",
             "FILE:6:1: [[routes]] is missing `name`",
-            "FILE:6:1: [[routes]] is missing `upstream`",
             "FILE:9:1: [demo] is missing `echo_listen`",
         ],
     );

@@ -73,7 +73,7 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 /// message must contain.
 const BAD_EDITS: [(&str, &str, &str); 2] = [
     ("timeout = \"forever\"\n", "\"forever\"", "forever"),
-    ("timeout = \"5s\"\nretries = 3\n", "retries = 3", "retries"),
+    ("timeout = \"5s\"\nretry = 3\n", "retry = 3", "retry"),
 ];
 
 /// A config file a test rewrites: the text it started with, whose `svc` route pointed at

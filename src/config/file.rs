@@ -186,6 +186,31 @@ pub(super) struct RouteFile {
     pub websocket: Option<bool>,
     pub login_page: Option<Text>,
     pub accept: Option<Spanned<Vec<Text>>>,
+    pub upstreams: Option<Spanned<Vec<Text>>>,
+    pub balance: Option<Text>,
+    pub retries: Option<Spanned<i64>>,
+    pub upstream_tls: Option<Spanned<UpstreamTlsFile>>,
+    pub health_check: Option<Spanned<HealthCheckFile>>,
+    pub assertion: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpstreamTlsFile {
+    pub ca_file: Option<Text>,
+    pub client_cert: Option<Text>,
+    pub client_key: Option<Text>,
+    pub server_name: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HealthCheckFile {
+    pub path: Option<Text>,
+    pub interval: Option<Text>,
+    pub timeout: Option<Text>,
+    pub unhealthy_after: Option<Spanned<i64>>,
+    pub healthy_after: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 mod file;
 pub(crate) mod problems;
 mod structure;
+mod upstream;
 mod validate;
 pub mod values;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 
+pub use upstream::*;
 pub use values::Rate;
 
 /// Everything the gateway needs to run, already checked.
@@ -296,8 +298,8 @@ pub struct RouteConfig {
     pub path: String,
     /// `None` means every method.
     pub methods: Option<Vec<Method>>,
-    /// `host:port` of a plain-HTTP upstream.
-    pub upstream: http::uri::Authority,
+    /// `None`: decision-only, answered through forward-auth alone.
+    pub upstream: Option<UpstreamConfig>,
     pub auth: AuthPolicy,
     pub roles: Vec<String>,
     pub strip_prefix: bool,
@@ -307,6 +309,8 @@ pub struct RouteConfig {
     pub login_page: Option<String>,
     /// Never empty; `[Session]` unless the file says otherwise.
     pub accept: Vec<Acceptable>,
+    /// Whether requests carry a signed identity assertion (`X-Auth-Assertion`).
+    pub assertion: bool,
 }
 
 impl RouteConfig {

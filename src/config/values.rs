@@ -351,20 +351,25 @@ pub(super) fn role_name(text: &str) -> Result<String, String> {
     }
 }
 
-pub(super) fn upstream_authority(text: &str) -> Result<http::uri::Authority, String> {
-    let invalid =
-        || format!("upstream {text:?} must be like \"http://127.0.0.1:9000\" (scheme, host, port; no path)");
+/// `http://host:port` or `https://host:port` (the port may be left to the scheme's default),
+/// with no path, query or user info.
+pub(super) fn endpoint(text: &str) -> Result<super::Endpoint, String> {
+    let invalid = || {
+        format!(
+            "upstream {text:?} must be like \"http://127.0.0.1:9000\" or \"https://backend:8443\" \
+             (scheme, host, port; no path)"
+        )
+    };
     let uri = http::Uri::from_str(text).map_err(|_| invalid())?;
-    if uri.scheme_str() == Some("https") {
-        return Err(format!(
-            "upstream {text:?}: https upstreams are not supported yet; use http:// on a private network"
-        ));
-    }
     let bare = uri
         .path_and_query()
         .is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
-    match (uri.scheme_str(), uri.authority()) {
-        (Some("http"), Some(authority)) if bare && !authority.as_str().contains('@') => Ok(authority.clone()),
+    let scheme = uri.scheme().filter(|s| matches!(s.as_str(), "http" | "https"));
+    match (scheme, uri.authority()) {
+        (Some(scheme), Some(authority)) if bare && !authority.as_str().contains('@') => Ok(super::Endpoint {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+        }),
         _ => Err(invalid()),
     }
 }

@@ -88,6 +88,8 @@ pub(crate) enum GatewayError {
     UpstreamFailed,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    #[error("no upstream endpoint is in rotation; retry shortly")]
+    NoHealthyUpstream,
     #[error("the login through the provider failed ({})", .0.reason())]
     OidcFailed(OidcFailure),
     #[error("the identity provider cannot be reached; retry shortly")]
@@ -171,6 +173,7 @@ impl From<UpstreamError> for GatewayError {
             UpstreamError::Unreachable => GatewayError::UpstreamUnreachable,
             UpstreamError::Failed => GatewayError::UpstreamFailed,
             UpstreamError::Timeout => GatewayError::UpstreamTimeout,
+            UpstreamError::NoneHealthy => GatewayError::NoHealthyUpstream,
             UpstreamError::BodyTooLarge => GatewayError::BodyTooLarge,
             UpstreamError::ClientBody => GatewayError::BadRequestBody,
         }
@@ -207,6 +210,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable => Some("connect"),
             GatewayError::UpstreamTimeout => Some("timeout"),
             GatewayError::UpstreamFailed => Some("failed"),
+            GatewayError::NoHealthyUpstream => Some("no_healthy_endpoint"),
             _ => None,
         }
     }
@@ -273,9 +277,8 @@ impl GatewayError {
             InsufficientScope | CrossSiteRequest | OidcFailed(_) => StatusCode::FORBIDDEN,
             LoginRequired { .. } => StatusCode::FOUND,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            LoginOverloaded | CheckerUnavailable | StoreUnavailable | ProviderUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            LoginOverloaded | CheckerUnavailable | StoreUnavailable | ProviderUnavailable
+            | NoHealthyUpstream => StatusCode::SERVICE_UNAVAILABLE,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -320,6 +323,7 @@ impl GatewayError {
             RequestTimeout => "request_timeout",
             UpstreamUnreachable | UpstreamFailed => "bad_gateway",
             UpstreamTimeout => "gateway_timeout",
+            NoHealthyUpstream => "unavailable",
             OidcFailed(_) => "oidc_failed",
             ProviderUnavailable => "unavailable",
             // Back-Channel Logout 1.0 2.8: an OAuth error code.
@@ -345,7 +349,8 @@ impl GatewayError {
             GatewayError::LoginOverloaded
             | GatewayError::CheckerUnavailable
             | GatewayError::StoreUnavailable
-            | GatewayError::ProviderUnavailable => Some(1),
+            | GatewayError::ProviderUnavailable
+            | GatewayError::NoHealthyUpstream => Some(1),
             _ => None,
         }
     }

@@ -49,6 +49,7 @@ fn every_error_maps_to_the_status_the_spec_names() {
         (UpstreamUnreachable, 502),
         (UpstreamFailed, 502),
         (UpstreamTimeout, 504),
+        (NoHealthyUpstream, 503),
         (OidcFailed(OidcFailure::Nonce), 403),
         (OidcFailed(OidcFailure::BadCallback), 400),
         (ProviderUnavailable, 503),

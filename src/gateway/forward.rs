@@ -1,5 +1,6 @@
-//! Phase 6: the request goes to the upstream through the pooled client, within the route's
-//! timeout; a WebSocket upgrade the upstream accepts becomes a tunnel.
+//! Phase 6: the request goes to one of the route's upstream endpoints through its pool (with
+//! the retries it allows), within the route's timeout; a WebSocket upgrade the upstream
+//! accepts becomes a tunnel.
 
 use http::{Request, Response, StatusCode};
 use http_body_util::Either;
@@ -19,7 +20,9 @@ pub(super) async fn forward(
     upstream: Request<RequestBody>,
     on_upgrade: Option<OnUpgrade>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let response = ctx.shared.client.send(upstream, route.timeout).await?;
+    let pool = route.pool.as_ref().ok_or(GatewayError::NoRoute)?;
+    let deadline = tokio::time::Instant::now() + route.timeout;
+    let response = pool.send(&ctx.shared.client, upstream, deadline).await?;
     match on_upgrade {
         Some(downstream) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
             if let Some(framing) = &ctx.connection.framing {

@@ -99,6 +99,8 @@ fn route<'r>(
 ) -> Result<Option<&'r Route>, GatewayError> {
     let runtime = ctx.runtime;
     match runtime.routes.find(&target.host, &target.path, request.method()) {
+        // A decision-only route answers forward-auth alone: to a proxied request it is absent.
+        Some(Destination::Upstream(route)) if route.pool.is_none() => Err(GatewayError::NoRoute),
         Some(Destination::Upstream(route)) => {
             ctx.route = &route.name;
             Ok(Some(route))

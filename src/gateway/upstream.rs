@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Uri, Version};
 use hyper::body::Incoming;
 
@@ -76,10 +76,6 @@ fn upstream_uri(route: &Route, target: &Target, query: Option<&str>) -> Result<U
     }
     let path_and_query =
         PathAndQuery::from_maybe_shared(Bytes::from(text)).map_err(|_| GatewayError::BadRequestTarget)?;
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(route.upstream.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| GatewayError::BadRequestTarget)
+    // The pool puts the chosen endpoint's scheme and authority in front.
+    Ok(Uri::from(path_and_query))
 }

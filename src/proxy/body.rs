@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use tokio::sync::oneshot;
 
 /// What the gateway answers with: an upstream's streamed body or one it wrote itself.
 pub type ResponseBody = Either<Incoming, Full<Bytes>>;
@@ -29,17 +30,58 @@ pub(super) struct ClientBodyFailed(hyper::Error);
 ///
 /// Crossing the limit ends the stream with `BodyTooLarge`, which makes the upstream client
 /// abort the request: the upstream sees a broken request, never a silently truncated one.
+///
+/// A body that no upstream has read yet can be had back for a retry: with a `reclaim` slot,
+/// dropping it unread (as the client does when a connect fails) sends it there.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    /// `None`: no body (a retry of a request without one).
+    inner: Option<Incoming>,
     remaining: u64,
+    read: bool,
+    reclaim: Option<oneshot::Sender<RequestBody>>,
 }
 
 impl RequestBody {
     pub fn new(inner: Incoming, max_bytes: u64) -> Self {
         RequestBody {
-            inner,
+            inner: Some(inner),
             remaining: max_bytes,
+            read: false,
+            reclaim: None,
+        }
+    }
+
+    pub(super) fn empty() -> Self {
+        RequestBody {
+            inner: None,
+            remaining: 0,
+            read: false,
+            reclaim: None,
+        }
+    }
+
+    /// This body, and where it goes if it is dropped before anything read it.
+    pub(super) fn reclaimable(mut self) -> (Self, oneshot::Receiver<RequestBody>) {
+        let (sender, receiver) = oneshot::channel();
+        self.reclaim = Some(sender);
+        (self, receiver)
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let Some(reclaim) = self.reclaim.take() else {
+            return;
+        };
+        if !self.read {
+            let unread = RequestBody {
+                inner: self.inner.take(),
+                remaining: self.remaining,
+                read: false,
+                reclaim: None,
+            };
+            let _ = reclaim.send(unread);
         }
     }
 }
@@ -52,8 +94,12 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.read = true;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
         loop {
-            let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            let frame = match Pin::new(&mut *inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(ClientBodyFailed(e).into()))),
                 Poll::Ready(None) => return Poll::Ready(None),
@@ -72,10 +118,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
     }
 }

@@ -9,12 +9,17 @@ use http::{StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::{Builder, Client};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::time::Instant;
 
 use super::body::{BodyTooLarge, ClientBodyFailed, RequestBody};
 use super::connector::{SpoilableConnector, Spoiler};
+use crate::config::UpstreamTlsConfig;
+use crate::tls::{self, TlsError};
 
 /// Why a request to an upstream got no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +30,9 @@ pub enum UpstreamError {
     Failed,
     #[error("the upstream did not answer in time")]
     Timeout,
+    /// Every endpoint of the route is out of rotation.
+    #[error("no upstream endpoint is in rotation")]
+    NoneHealthy,
     /// The client's body passed the size limit mid-stream.
     #[error("request body exceeds the size limit")]
     BodyTooLarge,
@@ -36,7 +44,8 @@ pub enum UpstreamError {
 /// Answers to the gateway's own requests are small JSON documents.
 const MAX_OWN_RESPONSE: usize = 64 * 1024;
 
-/// One pool shared by all routes; connections are keyed by upstream authority.
+/// The pool shared by every route's `http://` endpoints; connections are keyed by upstream
+/// authority. Routes with `https://` endpoints have a `TlsClient` of their own.
 ///
 /// hyper drops a pooled connection on any protocol error, and `send` spoils one whose
 /// response hyper accepted but a proxy must refuse, so an upstream that answered with a
@@ -56,22 +65,10 @@ impl Default for UpstreamClient {
 
 impl UpstreamClient {
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            // A retried request could reach the upstream twice; the client decides, not us.
-            .retry_canceled_requests(false)
-            .set_host(false);
+        let connector = connector();
         UpstreamClient {
-            client: builder.build(SpoilableConnector(connector.clone())),
-            own_requests: builder.build(connector),
+            client: builder().build(SpoilableConnector(connector.clone())),
+            own_requests: builder().build(connector),
         }
     }
 
@@ -109,37 +106,92 @@ impl UpstreamClient {
             .map_err(|_| UpstreamError::Timeout)?
     }
 
-    /// Sends `request`, waiting at most `timeout` for the response head.
-    pub async fn send(
+    /// Sends `request`, waiting until `deadline` at most for the response head.
+    pub(super) async fn send(
         &self,
         request: Request<RequestBody>,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let asked_to_upgrade = request.headers().contains_key(UPGRADE);
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => match malformed(&response, asked_to_upgrade) {
-                None => Ok(response),
-                Some(what) => {
-                    tracing::debug!(what, "upstream sent a malformed response");
-                    // hyper would drain a short body and pool the connection again.
-                    if let Some(spoiler) = response.extensions().get::<Spoiler>() {
-                        spoiler.spoil();
-                    }
-                    Err(UpstreamError::Failed)
+        exchange(&self.client, request, deadline).await
+    }
+}
+
+/// A route's own pool for `https://` (and `http://`) endpoints, with its TLS settings.
+pub(super) type TlsClient = Client<HttpsConnector<SpoilableConnector>, RequestBody>;
+
+pub(super) fn tls_client(config: &UpstreamTlsConfig) -> Result<TlsClient, TlsError> {
+    let mut plain = connector();
+    // The TLS layer above takes `https://` URIs; this one only opens the TCP connection.
+    plain.enforce_http(false);
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(tls::upstream_client_config(config)?)
+        .https_or_http();
+    let https = match &config.server_name {
+        Some(name) => {
+            let name = ServerName::try_from(name.clone()).map_err(|e| TlsError::ServerName(e.to_string()))?;
+            https.with_server_name_resolver(FixedServerNameResolver::new(name))
+        }
+        None => https,
+    };
+    let connector = https.enable_http1().wrap_connector(SpoilableConnector(plain));
+    Ok(builder().build(connector))
+}
+
+fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    connector
+}
+
+fn builder() -> Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        // A retried request could reach the upstream twice; the pool decides, not hyper.
+        .retry_canceled_requests(false)
+        .set_host(false);
+    builder
+}
+
+/// One attempt: sends `request` through `client`, waiting until `deadline` at most for the
+/// response head.
+pub(super) async fn exchange<C>(
+    client: &Client<C, RequestBody>,
+    request: Request<RequestBody>,
+    deadline: Instant,
+) -> Result<Response<Incoming>, UpstreamError>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let asked_to_upgrade = request.headers().contains_key(UPGRADE);
+    match tokio::time::timeout_at(deadline, client.request(request)).await {
+        Ok(Ok(response)) => match malformed(&response, asked_to_upgrade) {
+            None => Ok(response),
+            Some(what) => {
+                tracing::debug!(what, "upstream sent a malformed response");
+                // hyper would drain a short body and pool the connection again.
+                if let Some(spoiler) = response.extensions().get::<Spoiler>() {
+                    spoiler.spoil();
                 }
-            },
-            Ok(Err(e)) if caused_by::<BodyTooLarge>(&e) => Err(UpstreamError::BodyTooLarge),
-            Ok(Err(e)) if caused_by::<ClientBodyFailed>(&e) => Err(UpstreamError::ClientBody),
-            Ok(Err(e)) if e.is_connect() => {
-                tracing::debug!(error = %e, "upstream connect failed");
-                Err(UpstreamError::Unreachable)
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, source = ?e.source(), "upstream request failed");
                 Err(UpstreamError::Failed)
             }
-            Err(_elapsed) => Err(UpstreamError::Timeout),
+        },
+        Ok(Err(e)) if caused_by::<BodyTooLarge>(&e) => Err(UpstreamError::BodyTooLarge),
+        Ok(Err(e)) if caused_by::<ClientBodyFailed>(&e) => Err(UpstreamError::ClientBody),
+        Ok(Err(e)) if e.is_connect() => {
+            tracing::debug!(error = %e, source = ?e.source(), "upstream connect failed");
+            Err(UpstreamError::Unreachable)
         }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, source = ?e.source(), "upstream request failed");
+            Err(UpstreamError::Failed)
+        }
+        Err(_elapsed) => Err(UpstreamError::Timeout),
     }
 }
 

@@ -11,13 +11,42 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use http::{HeaderValue, Method};
 
 use crate::config::{HostPattern, RouteConfig};
+use crate::proxy::UpstreamPool;
 
-/// A configured route, as the gateway uses it at request time.
-pub(crate) type Route = RouteConfig;
+/// A configured route as the gateway uses it at request time: its settings, and the pool of
+/// its upstream endpoints (`None`: a decision-only route, answered through forward-auth).
+#[derive(Clone)]
+pub(crate) struct Route {
+    config: RouteConfig,
+    pub pool: Option<Arc<UpstreamPool>>,
+}
+
+impl Route {
+    pub(crate) fn new(config: RouteConfig, pool: Option<Arc<UpstreamPool>>) -> Route {
+        Route { config, pool }
+    }
+}
+
+impl Deref for Route {
+    type Target = RouteConfig;
+
+    fn deref(&self) -> &RouteConfig {
+        &self.config
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.config.fmt(f)
+    }
+}
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +77,7 @@ struct RouteGroup {
 }
 
 impl RouteTable {
-    pub(crate) fn new(routes: &[RouteConfig]) -> Self {
+    pub(crate) fn new(routes: Vec<Route>) -> Self {
         let mut groups: Vec<Vec<Route>> = Vec::new();
         let mut group_of = std::collections::HashMap::with_capacity(routes.len());
         for route in routes {
@@ -56,7 +85,7 @@ impl RouteTable {
                 groups.push(Vec::new());
                 groups.len() - 1
             });
-            groups[index].push(route.clone());
+            groups[index].push(route);
         }
         let mut groups: Vec<RouteGroup> = groups.into_iter().map(RouteGroup::new).collect();
         groups.sort_by_key(|g| Reverse(specificity(&g.routes[0])));
@@ -77,6 +106,24 @@ impl RouteTable {
 }
 
 impl RouteTable {
+    /// The pool of the route named `name`, if it has one.
+    pub(crate) fn pool_of(&self, name: &str) -> Option<&UpstreamPool> {
+        let route = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.routes)
+            .find(|r| r.name == name);
+        route.and_then(|r| r.pool.as_deref())
+    }
+
+    /// Every route's upstream pool.
+    pub(crate) fn pools(&self) -> impl Iterator<Item = &Arc<UpstreamPool>> {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.routes)
+            .filter_map(|r| r.pool.as_ref())
+    }
+
     /// Whether some route's host pattern names `host` (routes without a host name none).
     pub(crate) fn names_host(&self, host: &str) -> bool {
         self.groups.iter().any(|g| {
@@ -210,7 +257,7 @@ mod tests {
             host,
             path: path.into(),
             methods: None,
-            upstream: "127.0.0.1:1".parse().unwrap(),
+            upstream: None,
             auth: crate::config::AuthPolicy::Public,
             roles: vec![],
             strip_prefix: false,
@@ -218,7 +265,12 @@ mod tests {
             websocket: false,
             login_page: None,
             accept: vec![crate::config::Acceptable::Session],
+            assertion: false,
         }
+    }
+
+    fn table<const N: usize>(configs: [RouteConfig; N]) -> RouteTable {
+        RouteTable::new(configs.into_iter().map(|c| Route::new(c, None)).collect())
     }
 
     fn chosen(table: &RouteTable, host: &str, path: &str) -> Option<String> {
@@ -231,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_most_specific_route_wins() {
-        let table = RouteTable::new(&[
+        let table = table([
             route("any-root", None, "/"),
             route("any-api", None, "/api/"),
             route("wild", Some(HostPattern::Wildcard(".example.com".into())), "/"),
@@ -262,7 +314,7 @@ mod tests {
 
     #[test]
     fn prefixes_match_whole_segments_only() {
-        let table = RouteTable::new(&[route("api", None, "/api/")]);
+        let table = table([route("api", None, "/api/")]);
         assert_eq!(chosen(&table, "h", "/api").as_deref(), Some("api"));
         assert_eq!(chosen(&table, "h", "/api/x").as_deref(), Some("api"));
         assert_eq!(chosen(&table, "h", "/apix"), None);
@@ -285,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_method_splits_routes_only_within_one_host_and_prefix() {
-        let table = RouteTable::new(&[
+        let table = table([
             route("catch-all", None, "/"),
             with_methods("read", "/api/", &[Method::GET]),
             route("write", None, "/api"),
@@ -307,7 +359,7 @@ mod tests {
 
     #[test]
     fn allow_lists_every_method_of_the_group_once() {
-        let table = RouteTable::new(&[
+        let table = table([
             with_methods("a", "/x/", &[Method::POST, Method::GET]),
             with_methods("b", "/x", &[Method::PUT, Method::POST]),
         ]);
@@ -322,6 +374,7 @@ mod tests {
     fn strip_prefix_leaves_a_rooted_path() {
         let mut api = route("api", None, "/api/");
         api.strip_prefix = true;
+        let api = Route::new(api, None);
         assert_eq!(upstream_path(&api, "/api/users/1"), "/users/1");
         assert_eq!(upstream_path(&api, "/api/"), "/");
         assert_eq!(upstream_path(&api, "/api"), "/");
@@ -330,7 +383,7 @@ mod tests {
 
     #[test]
     fn path_parameters_do_not_move_a_request_off_its_route() {
-        let table = RouteTable::new(&[route("api", None, "/api/"), route("admin", None, "/api/admin")]);
+        let table = table([route("api", None, "/api/"), route("admin", None, "/api/admin")]);
         for path in [
             "/api/admin;x=1",
             "/api/admin;",

@@ -86,6 +86,7 @@ pub struct Metrics {
     upstream_errors: Family<Labels<2>, Counter>,
     revocations: Family<Labels<1>, Gauge>,
     config_reloads: Family<Labels<1>, Counter>,
+    upstream_healthy: Family<Labels<2>, Gauge>,
     open_connections: Gauge,
 }
 
@@ -104,6 +105,7 @@ impl Metrics {
             upstream_errors: Family::default(),
             revocations: Family::default(),
             config_reloads: Family::default(),
+            upstream_healthy: Family::default(),
             open_connections: Gauge::default(),
         };
         metrics.seed();
@@ -181,6 +183,11 @@ impl Metrics {
             .inc();
     }
 
+    /// `portcullis_upstream_healthy`, for building upstream pools (off the async workers too).
+    pub fn upstream_health(&self) -> UpstreamHealth {
+        UpstreamHealth(self.upstream_healthy.clone())
+    }
+
     /// One atomic add; pair every call with [`Metrics::connection_closed`] (a drop guard).
     pub fn connection_opened(&self) {
         self.open_connections.inc();
@@ -256,12 +263,33 @@ impl Metrics {
             "Config reloads, by result",
             self.config_reloads.clone(),
         );
+        let help = "Whether an upstream endpoint is in rotation (1) or out of it (0)";
+        r.register("upstream_healthy", help, self.upstream_healthy.clone());
         r.register(
             "open_connections",
             "Open downstream connections",
             self.open_connections.clone(),
         );
         self
+    }
+}
+
+/// A handle on `portcullis_upstream_healthy{route,endpoint}`.
+#[derive(Clone, Debug)]
+pub struct UpstreamHealth(Family<Labels<2>, Gauge>);
+
+impl UpstreamHealth {
+    /// The 0/1 gauge of whether `route`'s `endpoint` is in rotation; the pool keeps the handle
+    /// and sets it itself, so a health change costs one atomic store.
+    pub fn gauge(&self, route: &str, endpoint: &str) -> Gauge {
+        let labels = labels([("route", route), ("endpoint", endpoint)]);
+        self.0.get_or_create(&labels).clone()
+    }
+
+    /// Drops the series of an endpoint that a reload took away.
+    pub fn forget(&self, route: &str, endpoint: &str) {
+        let labels = labels([("route", route), ("endpoint", endpoint)]);
+        self.0.remove(&labels);
     }
 }
 

@@ -12,6 +12,7 @@ mod auth;
 mod issuers;
 mod providers;
 mod routes;
+mod upstreams;
 
 use super::file::*;
 use super::problems::Problems;

@@ -6,6 +6,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::Checker;
+use super::upstreams::UpstreamKeys;
 use crate::config::file::RouteFile;
 use crate::config::values::*;
 use crate::config::*;
@@ -67,39 +68,35 @@ impl Checker<'_> {
             websocket,
             login_page,
             accept,
+            upstreams,
+            balance,
+            retries,
+            upstream_tls,
+            health_check,
+            assertion,
         } = file;
         let name = self.required(&name, "name", span, "[[routes]]");
         let path = self.required(&path, "path", span, "[[routes]]");
-        let upstream = self.required(&upstream, "upstream", span, "[[routes]]");
-        let auth = self.value(auth.as_ref(), "required", |a| match a {
-            "required" => Ok(AuthPolicy::Required),
-            "public" => Ok(AuthPolicy::Public),
-            other => Err(format!("auth must be \"required\" or \"public\", not {other:?}")),
-        });
-        if auth == AuthPolicy::Public && !roles.is_empty() {
-            self.error(
-                roles[0].span(),
-                "roles need auth = \"required\"; a public route has no caller to check",
-            );
+        let keys = UpstreamKeys {
+            upstream,
+            upstreams,
+            balance,
+            retries,
+            tls: upstream_tls,
+            health_check,
+        };
+        let upstream = self.upstream(keys, span);
+        if upstream.is_none() && websocket == Some(true) {
+            self.error(span.clone(), "websocket = true needs an upstream to tunnel to");
         }
-        let methods = methods.map(|list| {
-            if list.get_ref().is_empty() {
-                self.error(
-                    list.span(),
-                    "methods = [] takes no request; omit it to take every method",
-                );
-            }
-            list.get_ref()
-                .iter()
-                .filter_map(|m| self.optional(m, method))
-                .collect::<Vec<_>>()
-        });
+        let auth = self.auth(auth, &roles);
+        let methods = methods.map(|list| self.methods(list));
         RouteConfig {
             name: self.value(name, "invalid-route", route_name),
             host: host.and_then(|h| self.optional(&h, host_pattern)),
             path: self.value(path, "/", route_path),
             methods,
-            upstream: self.value(upstream, "http://127.0.0.1:1", upstream_authority),
+            upstream,
             auth,
             roles: roles.iter().filter_map(|r| self.optional(r, role_name)).collect(),
             strip_prefix: strip_prefix.unwrap_or(false),
@@ -107,7 +104,29 @@ impl Checker<'_> {
             websocket: websocket.unwrap_or(false),
             login_page: login_page.and_then(|page| self.optional(&page, login_page_path)),
             accept: self.accept(accept, issuers),
+            assertion: assertion.unwrap_or(false),
         }
+    }
+
+    fn auth(&mut self, auth: Option<Spanned<String>>, roles: &[Spanned<String>]) -> AuthPolicy {
+        let auth = self.value(auth.as_ref(), "required", |a| match a {
+            "required" => Ok(AuthPolicy::Required),
+            "public" => Ok(AuthPolicy::Public),
+            other => Err(format!("auth must be \"required\" or \"public\", not {other:?}")),
+        });
+        if auth == AuthPolicy::Public && !roles.is_empty() {
+            let message = "roles need auth = \"required\"; a public route has no caller to check";
+            self.error(roles[0].span(), message);
+        }
+        auth
+    }
+
+    fn methods(&mut self, list: Spanned<Vec<Spanned<String>>>) -> Vec<Method> {
+        if list.get_ref().is_empty() {
+            let message = "methods = [] takes no request; omit it to take every method";
+            self.error(list.span(), message);
+        }
+        self.each(list.get_ref(), method)
     }
 
     /// `accept = ["session", "api_key", "issuer:<name>"]`, each at most once; `["session"]`
