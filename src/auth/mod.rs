@@ -2,6 +2,7 @@
 //! Nothing here does I/O on the request path.
 
 pub mod api_keys;
+pub mod assertion;
 pub mod cookies;
 pub mod csrf;
 pub mod foreign;

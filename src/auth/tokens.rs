@@ -269,11 +269,9 @@ impl AccessTokens {
 
     /// Signs a token for `grant`, valid from `now` for the access TTL.
     pub fn issue_grant(&self, grant: &Grant<'_>, now: u64) -> Result<Issued, TokenError> {
-        let signer = &self.keys.signer;
         let jti = random_id();
         let exp = now + self.ttl;
-        let header =
-            serde_json::json!({ "alg": algorithm_name(signer.alg), "typ": "at+jwt", "kid": signer.kid });
+        let header = self.header("at+jwt");
         let mut claims = Claims {
             iss: self.issuer.clone(),
             aud: Audience::One(self.audience.clone()),
@@ -298,6 +296,13 @@ impl AccessTokens {
             claims.amr = Some(grant.amr.to_vec());
         }
         let claims = serde_json::to_vec(&claims).map_err(|_| TokenError::BadClaims)?;
+        let token = self.sign(&header, &claims)?;
+        Ok(Issued { token, jti, exp })
+    }
+
+    /// A compact JWS of `claims` (JSON bytes) under `header`, signed with the signing key.
+    pub(crate) fn sign(&self, header: &serde_json::Value, claims: &[u8]) -> Result<String, TokenError> {
+        let signer = &self.keys.signer;
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(claims));
@@ -305,7 +310,18 @@ impl AccessTokens {
             .map_err(|_| TokenError::BadSignature)?;
         token.push('.');
         token.push_str(&signature);
-        Ok(Issued { token, jti, exp })
+        Ok(token)
+    }
+
+    /// The JOSE header of a token of type `typ` from the signing key.
+    pub(crate) fn header(&self, typ: &str) -> serde_json::Value {
+        let signer = &self.keys.signer;
+        serde_json::json!({ "alg": algorithm_name(signer.alg), "typ": typ, "kid": signer.kid })
+    }
+
+    /// `iss` of our tokens.
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Every check of SPEC 5.1 except revocation, which the caller applies to the identity.

@@ -1,7 +1,8 @@
 //! Who is calling (phase 3) and whether they may (phase 4): bearer token or access cookie,
 //! a transparent refresh when a browser's access cookie is gone or expired, then roles and
-//! the same-origin rule for cookie-authenticated unsafe requests. `rotation` renews a
-//! session for both refresh paths.
+//! the same-origin rule for cookie-authenticated unsafe requests; and the signed assertion of
+//! who is calling, for routes that ask for one. `rotation` renews a session for both refresh
+//! paths.
 
 use std::sync::Arc;
 
@@ -219,4 +220,18 @@ pub(crate) fn authorize<B>(
         return Err(GatewayError::InsufficientScope);
     }
     Ok(())
+}
+
+/// The route's signed identity assertion for the caller, when the route asks for one.
+pub(crate) fn assertion(ctx: &RequestCtx<'_>, route: &Route) -> Result<Option<HeaderValue>, GatewayError> {
+    let (Some(assertions), Some(caller)) = (&route.assertions, &ctx.caller) else {
+        return Ok(None);
+    };
+    match assertions.for_caller(&ctx.runtime.tokens, caller, unix_now()) {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => {
+            tracing::error!(%error, route = %route.name, "cannot sign an identity assertion");
+            Err(GatewayError::Internal)
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub(crate) mod cors;
 mod oidc;
 pub(crate) mod redirect;
 mod sessions;
+mod verify;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -32,6 +33,9 @@ pub(crate) async fn handle(
     ctx.cors = cors::allowed_origin(request.headers(), &ctx.runtime.config.cookies.allowed_origins);
     if target.path.starts_with(oidc::PREFIX) {
         return oidc::handle(ctx, request, target).await;
+    }
+    if target.path == "/auth/verify" && request.method() == Method::GET {
+        return verify::verify(ctx, request, target).await;
     }
     let ctx = &*ctx;
     match (target.path.as_str(), request.method()) {
@@ -59,7 +63,7 @@ fn allowed_method(path: &str) -> Option<&'static str> {
     match path {
         "/auth/login" => Some("GET, POST"),
         "/auth/refresh" | "/auth/logout" | "/auth/logout-all" => Some("POST"),
-        "/auth/me" | "/auth/sessions" | "/.well-known/jwks.json" => Some("GET"),
+        "/auth/me" | "/auth/sessions" | "/auth/verify" | "/.well-known/jwks.json" => Some("GET"),
         path if path.starts_with(OWN_SESSION) => Some("DELETE"),
         _ => None,
     }

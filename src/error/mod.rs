@@ -53,6 +53,12 @@ pub(crate) enum GatewayError {
     DuplicateCookie,
     #[error("log in first")]
     LoginRequired { location: HeaderValue },
+    /// Forward-auth for nginx, whose `auth_request` passes on only 2xx, 401 and 403: a 401
+    /// that names the login page in `Location` for the proxy to redirect to.
+    #[error("log in first")]
+    LoginRequiredViaProxy { location: HeaderValue },
+    #[error("forward-auth answers only proxies in trusted_proxies")]
+    UntrustedForwardAuth,
     #[error("invalid username or password")]
     InvalidCredentials,
     #[error("the refresh token is not valid")]
@@ -187,7 +193,7 @@ impl GatewayError {
     pub(crate) fn auth_failure_reason(&self) -> Option<&'static str> {
         use GatewayError::*;
         Some(match self {
-            AuthenticationRequired | LoginRequired { .. } => "missing",
+            AuthenticationRequired | LoginRequired { .. } | LoginRequiredViaProxy { .. } => "missing",
             InvalidToken(TokenError::Expired) => "expired",
             InvalidToken(TokenError::Revoked) => "revoked",
             InvalidToken(TokenError::NotAccepted) => "not_accepted",
@@ -271,10 +277,15 @@ impl GatewayError {
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             NoRoute | NoSuchSession | NoSuchApiKey => StatusCode::NOT_FOUND,
-            AuthenticationRequired | InvalidToken(_) | InvalidCredentials | InvalidGrant | RefreshReuse => {
-                StatusCode::UNAUTHORIZED
+            AuthenticationRequired
+            | LoginRequiredViaProxy { .. }
+            | InvalidToken(_)
+            | InvalidCredentials
+            | InvalidGrant
+            | RefreshReuse => StatusCode::UNAUTHORIZED,
+            InsufficientScope | CrossSiteRequest | OidcFailed(_) | UntrustedForwardAuth => {
+                StatusCode::FORBIDDEN
             }
-            InsufficientScope | CrossSiteRequest | OidcFailed(_) => StatusCode::FORBIDDEN,
             LoginRequired { .. } => StatusCode::FOUND,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             LoginOverloaded | CheckerUnavailable | StoreUnavailable | ProviderUnavailable
@@ -309,7 +320,8 @@ impl GatewayError {
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
             CrossSiteRequest => "cross_site_request",
-            LoginRequired { .. } => "login_required",
+            LoginRequired { .. } | LoginRequiredViaProxy { .. } => "login_required",
+            UntrustedForwardAuth => "forbidden",
             InvalidCredentials => "invalid_credentials",
             InvalidGrant | RefreshReuse => "invalid_grant",
             StoreUnavailable => "unavailable",
@@ -334,7 +346,9 @@ impl GatewayError {
     /// The `WWW-Authenticate` challenge (RFC 6750 3) for token failures on protected routes.
     fn challenge(&self) -> Option<&'static str> {
         match self {
-            GatewayError::AuthenticationRequired => Some("Bearer realm=\"portcullis\""),
+            GatewayError::AuthenticationRequired | GatewayError::LoginRequiredViaProxy { .. } => {
+                Some("Bearer realm=\"portcullis\"")
+            }
             GatewayError::InvalidToken(_) => Some("Bearer realm=\"portcullis\", error=\"invalid_token\""),
             GatewayError::InsufficientScope => {
                 Some("Bearer realm=\"portcullis\", error=\"insufficient_scope\"")
@@ -396,7 +410,7 @@ impl GatewayError {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         match self {
-            GatewayError::LoginRequired { location } => {
+            GatewayError::LoginRequired { location } | GatewayError::LoginRequiredViaProxy { location } => {
                 headers.insert(http::header::LOCATION, location.clone());
             }
             GatewayError::MethodNotAllowed { allow } => {

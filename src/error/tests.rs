@@ -32,6 +32,13 @@ fn every_error_maps_to_the_status_the_spec_names() {
             },
             302,
         ),
+        (
+            LoginRequiredViaProxy {
+                location: HeaderValue::from_static("/login"),
+            },
+            401,
+        ),
+        (UntrustedForwardAuth, 403),
         (InvalidCredentials, 401),
         (InvalidGrant, 401),
         (RefreshReuse, 401),

@@ -7,6 +7,8 @@ use http::uri::PathAndQuery;
 use http::{Request, Uri, Version};
 use hyper::body::Incoming;
 
+use crate::auth::assertion::ASSERTION_HEADER;
+use crate::caller;
 use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
 use crate::proxy::RequestBody;
@@ -36,6 +38,9 @@ pub(super) fn upstream_request(
     runtime
         .identity_headers
         .strip_then_set(headers, ctx.caller.as_deref());
+    if let Some(assertion) = caller::assertion(ctx, route)? {
+        headers.insert(ASSERTION_HEADER, assertion);
+    }
     if !config.headers.forward_authorization {
         headers.remove(AUTHORIZATION);
     }

@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::headers;
 use crate::auth::Identity;
+use crate::auth::assertion::ASSERTION_HEADER;
 use crate::config::HeadersConfig;
 
 /// Which of the caller's values a header carries.
@@ -43,10 +44,11 @@ impl IdentityHeaders {
         }
     }
 
-    /// Removes every client copy (also `_` spellings), then sets the caller's values when
-    /// there is a caller. Runs on every proxied request, public routes included.
+    /// Removes every client copy (also `_` spellings, and of `X-Auth-Assertion`), then sets
+    /// the caller's values when there is a caller. Runs on every proxied request, public routes included.
     pub fn strip_then_set(&self, headers: &mut HeaderMap, caller: Option<&Identity>) {
-        headers::strip_identity(headers, self.fields.iter().map(|(name, _)| name));
+        let names = self.fields.iter().map(|(name, _)| name);
+        headers::strip_identity(headers, names.chain([&ASSERTION_HEADER]));
         if let Some(identity) = caller {
             for (name, field) in &self.fields {
                 headers.insert(name.clone(), field.value(identity).clone());
@@ -76,6 +78,7 @@ mod tests {
             ("x-auth-sub", "admin"),
             ("x_auth_role", "admin"),
             ("x-auth-session", "s"),
+            ("x-auth-assertion", "forged"),
         ] {
             map.append(HeaderName::from_static(name), HeaderValue::from_static(value));
         }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use http::{HeaderValue, Method};
 
+use crate::auth::assertion::Assertions;
 use crate::config::{HostPattern, RouteConfig};
 use crate::proxy::UpstreamPool;
 
@@ -26,11 +27,18 @@ use crate::proxy::UpstreamPool;
 pub(crate) struct Route {
     config: RouteConfig,
     pub pool: Option<Arc<UpstreamPool>>,
+    /// With `assertion = true`: the route's signed identity assertions.
+    pub assertions: Option<Assertions>,
 }
 
 impl Route {
     pub(crate) fn new(config: RouteConfig, pool: Option<Arc<UpstreamPool>>) -> Route {
-        Route { config, pool }
+        let assertions = config.assertion.then(|| Assertions::new(&config.name));
+        Route {
+            config,
+            pool,
+            assertions,
+        }
     }
 }
 
