@@ -1,7 +1,8 @@
 //! Forward-auth (SPEC 12): `GET /auth/verify` decides for a proxy in front of the backends,
 //! from the original request in `X-Forwarded-*` / `X-Original-*`, believed only from a
 //! trusted proxy; decision-only routes; the signed identity assertion. Real nginx
-//! (`auth_request`) in front of an echo backend, with Portcullis deciding.
+//! (`auth_request`) and real Caddy (`forward_auth`) in front of an echo backend, with
+//! Portcullis deciding, each configured with the snippet shipped in `contrib/`.
 
 mod support;
 
@@ -232,17 +233,14 @@ async fn the_assertion_is_a_short_lived_jwt_for_the_route_reused_within_the_sess
 
 // === real nginx with auth_request ===
 
-/// nginx on `port` in front of `echo`, asking the gateway at `gateway` (trusting its
-/// certificate) through `auth_request`, from 127.0.0.2; the snippet shipped in
-/// `contrib/nginx-auth-request.conf`, with the test's addresses filled in.
-fn start_nginx(dir: &std::path::Path, port: u16, gateway: &Gateway, echo: SocketAddr) -> Nginx {
+/// A shipped snippet from `contrib/` with the test's addresses in place of the examples.
+fn snippet(file: &str, gateway: &Gateway, echo: SocketAddr) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(file);
     let certificate = gateway.config_path().with_file_name("certs").join("gateway.crt");
-    let snippet = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contrib/nginx-auth-request.conf"
-    ))
-    .expect("the shipped snippet");
-    let snippet = snippet
+    std::fs::read_to_string(path)
+        .expect("the shipped snippet")
         .replace(
             "https://portcullis.internal:8443",
             &format!("https://{}", gateway.addr),
@@ -250,6 +248,12 @@ fn start_nginx(dir: &std::path::Path, port: u16, gateway: &Gateway, echo: Socket
         .replace("/etc/portcullis/gateway.crt", &certificate.display().to_string())
         .replace("portcullis.internal", "localhost")
         .replace("http://backend:9000", &format!("http://{echo}"))
+}
+
+/// nginx on `port` in front of `echo`, asking `gateway` through `auth_request` from
+/// 127.0.0.2, with `contrib/nginx-auth-request.conf`.
+fn start_nginx(dir: &std::path::Path, port: u16, gateway: &Gateway, echo: SocketAddr) -> Proxy {
+    let snippet = snippet("nginx-auth-request.conf", gateway, echo)
         .replace("# proxy_bind 10.0.0.2;", "proxy_bind 127.0.0.2;");
     let conf = format!(
         "daemon off;\nmaster_process off;\npid {0}/nginx.pid;\nerror_log {0}/error.log info;\n\
@@ -260,27 +264,63 @@ fn start_nginx(dir: &std::path::Path, port: u16, gateway: &Gateway, echo: Socket
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).expect("write nginx.conf");
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    Nginx(child)
+    Proxy::start(port, Command::new("nginx").arg("-c").arg(&path))
 }
 
-/// The nginx this test started, stopped by its PID when the test ends (also on failure).
-struct Nginx(Child);
+/// Caddy on `port` in front of `echo`, asking `gateway` through `forward_auth`, with
+/// `contrib/Caddyfile.forward-auth`.
+fn start_caddy(dir: &std::path::Path, port: u16, gateway: &Gateway, echo: SocketAddr) -> Proxy {
+    let snippet = snippet("Caddyfile.forward-auth", gateway, echo);
+    let conf = format!(
+        "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {0}\n}}\n\
+         http://127.0.0.1:{port} {{\n{snippet}\n}}\n",
+        dir.display()
+    );
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, conf).expect("write Caddyfile");
+    let mut caddy = Command::new("caddy");
+    caddy
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&path)
+        .env("XDG_DATA_HOME", dir)
+        .env("XDG_CONFIG_HOME", dir)
+        .env("HOME", dir);
+    Proxy::start(port, &mut caddy)
+}
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
+/// A proxy this test started on `port`, stopped by its PID when the test ends (also on failure).
+struct Proxy {
+    child: Child,
+    port: u16,
+}
+
+impl Proxy {
+    fn start(port: u16, command: &mut Command) -> Proxy {
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        Proxy {
+            child: child.expect("start the proxy"),
+            port,
+        }
+    }
+
+    /// Waits until the proxy accepts connections.
+    async fn listening(&self) {
+        eventually(Duration::from_secs(10), async || {
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await;
+            listening.map_err(|e| format!("the proxy is not listening: {e}"))
+        })
+        .await;
     }
 }
 
-/// `GET path` to nginx over plain HTTP with `headers`.
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// `GET path` to the proxy on `port` over plain HTTP with `headers`.
 async fn through(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -314,12 +354,8 @@ async fn nginx_auth_request_lets_portcullis_decide_with_the_shipped_snippet() {
     let (gateway, echo) = gateway("127.0.0.2/32").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = support::binary::free_port();
-    let _nginx = start_nginx(dir.path(), port, &gateway, echo.addr);
-    eventually(Duration::from_secs(10), async || {
-        let listening = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
-        listening.map_err(|e| format!("nginx is not listening: {e}"))
-    })
-    .await;
+    let nginx = start_nginx(dir.path(), port, &gateway, echo.addr);
+    nginx.listening().await;
     let bob = gateway.token("bob").await;
     let auth = format!("Bearer {bob}");
     let allowed = eventually(Duration::from_secs(10), async || {
@@ -365,4 +401,66 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
             .map(|dir| dir.join(tool))
             .find(|path| path.is_file())
     })
+}
+
+#[tokio::test]
+async fn caddy_forward_auth_lets_portcullis_decide_with_the_shipped_snippet() {
+    if which("caddy").is_none() && skip_without("caddy") {
+        return;
+    }
+    let (gateway, echo) = gateway("127.0.0.1/32").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = support::binary::free_port();
+    let caddy = start_caddy(dir.path(), port, &gateway, echo.addr);
+    caddy.listening().await;
+    let bob = gateway.token("bob").await;
+    let auth = format!("Bearer {bob}");
+    let allowed = through(
+        port,
+        "/app/page?x=1",
+        &[("authorization", &auth), ("x-auth-role", "admin")],
+    )
+    .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.upstream_header("x-auth-sub"), ["bob"]);
+    assert_eq!(
+        allowed.upstream_header("x-auth-role"),
+        ["user"],
+        "the forged role is gone"
+    );
+    assert_eq!(allowed.upstream_header("x-auth-assertion").len(), 1);
+    assert_eq!(allowed.upstream_uri(), "/app/page?x=1");
+    let anonymous = through(port, "/open/x", &[("x-auth-sub", "admin")]).await;
+    assert_eq!(anonymous.status, 200);
+    assert!(
+        anonymous.upstream_header("x-auth-sub").is_empty(),
+        "a client copy passed: {}",
+        anonymous.text()
+    );
+    let alice = format!("Bearer {}", gateway.token("alice").await);
+    let unasserted = through(port, "/admin/users", &[("authorization", &alice)]).await;
+    assert_eq!(unasserted.upstream_header("x-auth-sub"), ["alice"]);
+    assert!(
+        unasserted.upstream_header("x-auth-assertion").is_empty(),
+        "{}",
+        unasserted.text()
+    );
+    assert_eq!(through(port, "/app/page", &[]).await.status, 401);
+    let login = through(port, "/app/page?x=1", &[("accept", "text/html")]).await;
+    assert_eq!(login.status, 302);
+    assert_eq!(
+        login.header("location"),
+        Some("/login?return_to=%2Fapp%2Fpage%3Fx%3D1")
+    );
+    assert_eq!(
+        through(port, "/admin/users", &[("authorization", &auth)])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        echo.counts.requests(),
+        3,
+        "only the three allowed requests reached the backend"
+    );
 }
