@@ -138,7 +138,8 @@ impl Watched {
     }
 }
 
-/// Reloads whenever the config file, the certificate or a key file changes from `initial`
+/// Reloads whenever the config file, the certificate, a key file or an upstream TLS file
+/// changes from `initial`
 /// (taken at start, so an edit saved before this task first runs is not missed).
 pub(crate) async fn watch(shared: Arc<Shared>, life: Lifecycle, initial: Watched) {
     let mut seen = initial.0;
@@ -178,6 +179,10 @@ fn stamps(config: &Config) -> Vec<(PathBuf, Option<Stamp>)> {
         }
         KeySource::SecretEnv(_) => None,
     }));
+    for tls in config.routes.iter().filter_map(|r| r.upstream.as_ref()).map(|u| &u.tls) {
+        files.extend(tls.ca_file.iter().cloned());
+        files.extend(tls.client_cert.iter().flat_map(|c| [c.cert.clone(), c.key.clone()]));
+    }
     files
         .into_iter()
         .map(|path| (stamp(&path), path))
