@@ -179,9 +179,17 @@ fn stamps(config: &Config) -> Vec<(PathBuf, Option<Stamp>)> {
         }
         KeySource::SecretEnv(_) => None,
     }));
-    for tls in config.routes.iter().filter_map(|r| r.upstream.as_ref()).map(|u| &u.tls) {
-        files.extend(tls.ca_file.iter().cloned());
-        files.extend(tls.client_cert.iter().flat_map(|c| [c.cert.clone(), c.key.clone()]));
+    let upstream_tls = config
+        .routes
+        .iter()
+        .filter_map(|r| r.upstream.as_ref())
+        .map(|u| &u.tls);
+    for tls in upstream_tls {
+        let client = tls
+            .client_cert
+            .iter()
+            .flat_map(|c| [c.cert.clone(), c.key.clone()]);
+        files.extend(tls.ca_file.iter().cloned().chain(client));
     }
     files
         .into_iter()
