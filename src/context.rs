@@ -37,6 +37,10 @@ pub(crate) struct RequestCtx<'r> {
     /// From a transparent refresh: set on the answer even when the upstream failed, so a
     /// browser never keeps a refresh token that was retired.
     pub set_cookies: Vec<HeaderValue>,
+    /// Whether a `Set-Cookie` on the answer reaches the browser: not on a forward-auth
+    /// answer, which the proxy does not pass on, so no transparent refresh may rotate there
+    /// (the browser would keep a retired refresh token and look like a thief).
+    pub cookies_reach_browser: bool,
 }
 
 impl<'r> RequestCtx<'r> {
@@ -61,6 +65,7 @@ impl<'r> RequestCtx<'r> {
             cors: None,
             html_errors: false,
             set_cookies: Vec::new(),
+            cookies_reach_browser: true,
         }
     }
 }

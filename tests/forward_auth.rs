@@ -464,3 +464,32 @@ async fn caddy_forward_auth_lets_portcullis_decide_with_the_shipped_snippet() {
         "only the three allowed requests reached the backend"
     );
 }
+
+#[tokio::test]
+async fn forward_auth_never_rotates_a_refresh_cookie_whose_successor_could_not_reach_the_browser() {
+    let echo = Upstream::echo().await;
+    let setup = Setup::routes(format!(
+        "{}[cookies]\ntransparent_refresh = true\n",
+        routes(echo.addr)
+    ))
+    .server("trusted_proxies = [\"127.0.0.1/32\"]");
+    let gateway = Gateway::start(setup).await;
+    let pair = gateway.pair("bob").await;
+    let refresh_only = format!("{}={}", support::REFRESH_COOKIE, pair.refresh);
+    let answer = verify(&gateway, "GET", "/app/page", &[("cookie", &refresh_only)]).await;
+    assert_eq!(
+        answer.status, 401,
+        "a proxy does not pass Set-Cookie on: no rotation here"
+    );
+    assert!(answer.headers.get("set-cookie").is_none());
+    // The same browser through the gateway itself is refreshed transparently.
+    let proxied = gateway
+        .send(
+            request(Method::GET, "/app/page")
+                .header("cookie", &refresh_only)
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(proxied.status, 200, "{}", proxied.text());
+}

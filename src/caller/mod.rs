@@ -162,13 +162,15 @@ fn holds_refresh_cookie<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> bool {
 }
 
 /// Only a same-site navigation-like read may rotate tokens behind the caller's back: an
-/// unsafe method or a cross-site fetch (per `Sec-Fetch-Site`) never triggers a refresh.
+/// unsafe method or a cross-site fetch (per `Sec-Fetch-Site`) never triggers a refresh, nor
+/// a request whose answer cannot give the browser its new cookies.
 fn may_refresh_transparently<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> bool {
     let fetch_site = request
         .headers()
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok());
     ctx.runtime.config.cookies.transparent_refresh
+        && ctx.cookies_reach_browser
         && matches!(*request.method(), Method::GET | Method::HEAD)
         && matches!(fetch_site, None | Some("same-origin") | Some("none"))
 }

@@ -55,6 +55,7 @@ pub(super) async fn verify(
         Some(Destination::Gateway) | None => return Err(GatewayError::NoRoute),
     };
     ctx.route = &route.name;
+    ctx.cookies_reach_browser = false;
     authenticate(ctx, route, &original)
         .await
         .map_err(|error| match error {
