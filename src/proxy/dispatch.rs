@@ -24,17 +24,21 @@ impl UpstreamPool {
         deadline: Instant,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let (mut parts, mut body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
+        let mut path = std::mem::take(&mut parts.uri)
+            .into_parts()
+            .path_and_query
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let body_was_empty = body.is_end_stream();
         let (mut tried, mut retries_left) = (0u64, self.retries);
         let mut i = self.pick(tried).ok_or(UpstreamError::NoneHealthy)?;
         loop {
             tried |= 1 << i;
-            parts.uri = endpoint_uri(&self.endpoints[i].endpoint, &path)?;
+            // The last attempt takes the path itself: no copy when there will be no retry.
+            let attempt_path = match retries_left {
+                0 => std::mem::replace(&mut path, PathAndQuery::from_static("/")),
+                _ => path.clone(),
+            };
+            parts.uri = endpoint_uri(&self.endpoints[i].endpoint, attempt_path)?;
             // A copy of the head only where a retry may need it: it costs a header-map clone.
             let again = (retries_left > 0).then(|| head_copy(&parts));
             let (attempt, reclaimed) = match again.is_some() && !body_was_empty {
@@ -92,11 +96,11 @@ fn may_retry(error: UpstreamError, method: &Method) -> bool {
     }
 }
 
-pub(super) fn endpoint_uri(endpoint: &Endpoint, path: &PathAndQuery) -> Result<Uri, UpstreamError> {
+pub(super) fn endpoint_uri(endpoint: &Endpoint, path: PathAndQuery) -> Result<Uri, UpstreamError> {
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(endpoint.scheme.clone());
     parts.authority = Some(endpoint.authority.clone());
-    parts.path_and_query = Some(path.clone());
+    parts.path_and_query = Some(path);
     Uri::from_parts(parts).map_err(|_| UpstreamError::Failed)
 }
 

@@ -58,7 +58,7 @@ impl UpstreamPool {
         ) else {
             return false;
         };
-        let Ok(uri) = endpoint_uri(endpoint, &path) else {
+        let Ok(uri) = endpoint_uri(endpoint, path) else {
             return false;
         };
         let mut request = Request::get(uri).body(RequestBody::empty()).expect("a valid URI");
