@@ -20,10 +20,10 @@ use rustls::pki_types::CertificateDer;
 use serde_json::Value;
 use support::binary::{Binary, free_port};
 use support::client::{self, Connection};
-use support::upstreams::{Counts, Upstream, ok_response};
+use support::upstreams::{Upstream, ok_response};
 use support::{
-    Client, DEADLINE, GENEROUS_LIMITS, Gateway, Reply, Setup, config, eventually, test_users, user_entry,
-    within, write_atomically,
+    Client, DEADLINE, GENEROUS_LIMITS, Gateway, Reply, Setup, config, eventually, public_route, test_users,
+    user_entry, within, write_atomically,
 };
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -33,17 +33,8 @@ use tokio_rustls::client::TlsStream;
 
 /// An upstream that answers every request with 200 and its own name (A, B or C) as the whole
 /// body, so each response tells which upstream the gateway chose.
-struct Named {
-    name: &'static str,
-    addr: SocketAddr,
-    counts: Arc<Counts>,
-}
-
-impl Named {
-    async fn start(name: &'static str) -> Named {
-        let Upstream { addr, counts } = Upstream::raw(move |_| ok_response(name), false).await;
-        Named { name, addr, counts }
-    }
+async fn named(name: &'static str) -> Upstream {
+    Upstream::raw(move |_| ok_response(name), false).await
 }
 
 // === config edits ===
@@ -180,13 +171,12 @@ async fn served_by(gateway: &Client) -> String {
     served_on(&mut gateway.h1().await).await
 }
 
-/// Polls `served_by` until `upstream` answers; fails after `limit`.
-async fn wait_until_served_by(gateway: &Gateway, upstream: &Named, limit: Duration) {
+/// Polls `served_by` until the upstream `name` answers; fails after `limit`.
+async fn wait_until_served_by(gateway: &Gateway, name: &str, limit: Duration) {
     eventually(limit, async || match served_by(gateway).await {
-        answered if answered == upstream.name => Ok(()),
+        answered if answered == name => Ok(()),
         answered => Err(format!(
-            "still served by {answered} {limit:?} after the edit, not by {}",
-            upstream.name
+            "still served by {answered} {limit:?} after the edit, not by {name}"
         )),
     })
     .await
@@ -210,17 +200,12 @@ struct Sample {
 }
 
 /// A load client after it stopped: its samples, and its connection for a last check.
-struct LoadClient {
-    samples: Vec<Sample>,
-    sender: Sender,
-    connection: Connection,
-}
+type LoadClient = (Vec<Sample>, Sender, Connection);
 
 /// Sends `GET /svc/x` on one keep-alive connection, one after the other, until `stop` or
 /// `until`, or until a request fails (a failure fails the test).
 async fn run_load_client(
-    mut sender: Sender,
-    connection: Connection,
+    (mut sender, connection): (Sender, Connection),
     stop: Arc<AtomicBool>,
     progress: Arc<AtomicUsize>,
     until: Instant,
@@ -242,11 +227,7 @@ async fn run_load_client(
         });
         progress.fetch_add(1, Ordering::SeqCst);
     }
-    LoadClient {
-        samples,
-        sender,
-        connection,
-    }
+    (samples, sender, connection)
 }
 
 /// Waits until every load client has completed `more` further requests (the last of them
@@ -314,9 +295,9 @@ fn misrouted(samples: &[&Sample], swaps: &[Swap]) -> (Vec<String>, Vec<usize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_without_a_failure() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
-    let c = Named::start("C").await;
+    let a = named("A").await;
+    let b = named("B").await;
+    let c = named("C").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     let started = Instant::now();
@@ -326,31 +307,26 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
     let mut progress = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        let (sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
+        let connection = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
         let counter = Arc::new(AtomicUsize::new(0));
         progress.push(counter.clone());
-        clients.push(tokio::spawn(run_load_client(
-            sender,
-            connection,
-            stop.clone(),
-            counter,
-            until,
-        )));
+        let load = run_load_client(connection, stop.clone(), counter, until);
+        clients.push(tokio::spawn(load));
     }
     wait_for_progress(&progress, &clients, 2).await;
 
     let mut swaps = vec![Swap {
         written: started,
         reloaded: started,
-        target: a.name,
+        target: "A",
     }];
     // Three upstreams in turn, so the config before a swap and the edit after it never name
     // the same one: a request served by a stale config cannot pass for one that met the next
     // edit on its way.
-    let upstreams = [&a, &b, &c];
+    let upstreams = [("A", &a), ("B", &b), ("C", &c)];
     for i in 0..REWRITES {
         let phase = Instant::now();
-        let next = upstreams[swaps.len() % upstreams.len()];
+        let (name, next) = upstreams[swaps.len() % upstreams.len()];
         if i % 2 == 0 {
             // A good edit: the route now goes to the next upstream.
             let written = Instant::now();
@@ -363,7 +339,7 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
             swaps.push(Swap {
                 written,
                 reloaded: Instant::now(),
-                target: next.name,
+                target: name,
             });
         } else {
             // A bad edit that would also send the route to the next upstream.
@@ -386,7 +362,7 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
         rewrites_done - started
     );
 
-    let samples: Vec<&Sample> = finished.iter().flat_map(|c| &c.samples).collect();
+    let samples: Vec<&Sample> = finished.iter().flat_map(|(samples, _, _)| samples).collect();
     let failures: Vec<&String> = samples.iter().filter_map(|s| s.outcome.as_ref().err()).collect();
     assert!(
         failures.is_empty(),
@@ -395,14 +371,14 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
         samples.len(),
         &failures[..failures.len().min(5)]
     );
-    for (k, client) in finished.iter().enumerate() {
+    for (k, (samples, _, _)) in finished.iter().enumerate() {
         assert!(
-            client.samples.len() >= 2 * REWRITES,
+            samples.len() >= 2 * REWRITES,
             "client {k} sent only {} requests",
-            client.samples.len()
+            samples.len()
         );
     }
-    let served: Vec<usize> = upstreams.iter().map(|u| u.counts.requests()).collect();
+    let served: Vec<usize> = upstreams.iter().map(|(_, u)| u.counts.requests()).collect();
     assert!(
         served.iter().all(|&n| n > 0),
         "A, B and C got {served:?} requests: the good edits did not switch the route"
@@ -423,12 +399,9 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
 
     // Every client's one connection is still open, and now serves the last good edit.
     let last = swaps.last().expect("swaps").target;
-    for (k, mut client) in finished.into_iter().enumerate() {
-        assert!(
-            !client.connection.is_finished(),
-            "client {k}'s connection was closed"
-        );
-        let answered = served_on(&mut client.sender).await;
+    for (k, (_, mut sender, connection)) in finished.into_iter().enumerate() {
+        assert!(!connection.is_finished(), "client {k}'s connection was closed");
+        let answered = served_on(&mut sender).await;
         assert_eq!(answered, last, "client {k}, after the rewrites");
     }
     assert_eq!(served_by(&gateway).await, last, "a new connection");
@@ -438,8 +411,8 @@ async fn steady_https_load_survives_twenty_alternating_good_and_bad_rewrites_wit
 
 #[tokio::test]
 async fn a_rejected_edit_keeps_the_old_routes_and_names_the_line_and_column_of_the_mistake() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
+    let a = named("A").await;
+    let b = named("B").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     assert_eq!(served_by(&gateway).await, "A");
@@ -478,7 +451,7 @@ async fn a_rejected_edit_keeps_the_old_routes_and_names_the_line_and_column_of_t
 #[tokio::test]
 async fn a_request_in_flight_during_a_reload_finishes_on_the_upstream_it_started_with() {
     let a = Upstream::delayed_echo(Duration::from_millis(800)).await;
-    let b = Named::start("B").await;
+    let b = named("B").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     let (mut sender, connection) = client::h1(gateway.tls_connect(&[b"http/1.1"]).await).await;
@@ -526,7 +499,7 @@ fn replace_certificate(dir: &Path) -> CertificateDer<'static> {
 
 #[tokio::test]
 async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_keeps_working() {
-    let a = Named::start("A").await;
+    let a = named("A").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let old = client::gateway_cert(gateway.dir.path());
 
@@ -577,7 +550,7 @@ async fn a_replaced_certificate_is_served_to_new_connections_while_an_open_one_k
 
 #[tokio::test]
 async fn the_file_watcher_alone_serves_a_replaced_certificate_to_new_connections() {
-    let a = Named::start("A").await;
+    let a = named("A").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let_the_watcher_start(&gateway).await;
     let old = client::gateway_cert(gateway.dir.path());
@@ -611,14 +584,14 @@ async fn let_the_watcher_start(gateway: &Gateway) {
 
 #[tokio::test]
 async fn the_file_watcher_alone_applies_a_good_edit_within_seconds() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
+    let a = named("A").await;
+    let b = named("B").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     let_the_watcher_start(&gateway).await;
 
     file.write(&file.pointing_at(b.addr));
-    wait_until_served_by(&gateway, &b, Duration::from_secs(5)).await;
+    wait_until_served_by(&gateway, "B", Duration::from_secs(5)).await;
     let a_before = a.counts.requests();
     for _ in 0..5 {
         assert_eq!(served_by(&gateway).await, "B");
@@ -632,35 +605,27 @@ async fn the_file_watcher_alone_applies_a_good_edit_within_seconds() {
 
 #[tokio::test]
 async fn an_edit_saved_right_after_start_is_still_applied_by_the_file_watcher() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
+    let a = named("A").await;
+    let b = named("B").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     // Saved before this (single-threaded) test yields: the gateway runs, with routes to A.
     let file = ConfigFile::of(&gateway, a.addr);
     file.write(&file.pointing_at(b.addr));
-    wait_until_served_by(&gateway, &b, Duration::from_secs(5)).await;
+    wait_until_served_by(&gateway, "B", Duration::from_secs(5)).await;
 }
 
 /// `text` with `count` more public routes after it (to an address nothing serves): a config
 /// that takes the gateway a second or more to parse and validate.
 fn with_filler_routes(text: &str, count: usize) -> String {
-    let filler = (0..count).map(|i| {
-        format!(
-            "\n[[routes]]\nname = \"filler{i}\"\npath = \"/filler{i}/\"\n\
-             upstream = \"http://127.0.0.1:9\"\nauth = \"public\"\n"
-        )
-    });
-    text.to_string() + &filler.collect::<String>()
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], 9));
+    let filler = (0..count).map(|i| public_route(&format!("filler{i}"), &format!("/filler{i}/"), nowhere));
+    format!("{text}\n{}", filler.collect::<String>())
 }
 
 /// Upstreams A, B and C, a gateway on A, and an edit to B that is slow to validate: the
 /// watcher picks it up within 1.3 s and is then busy with it for a second or more.
-async fn watcher_busy_with_a_slow_edit_to_b() -> (Gateway, ConfigFile, [Named; 3]) {
-    let upstreams = [
-        Named::start("A").await,
-        Named::start("B").await,
-        Named::start("C").await,
-    ];
+async fn watcher_busy_with_a_slow_edit_to_b() -> (Gateway, ConfigFile, [Upstream; 3]) {
+    let upstreams = [named("A").await, named("B").await, named("C").await];
     let gateway = Gateway::start(Setup::routes(svc_route(upstreams[0].addr))).await;
     let file = ConfigFile::of(&gateway, upstreams[0].addr);
     let_the_watcher_start(&gateway).await;
@@ -695,15 +660,15 @@ async fn an_edit_saved_while_the_watcher_builds_an_older_one_is_applied_after_it
     let (gateway, file, [_a, _b, c]) = watcher_busy_with_a_slow_edit_to_b().await;
     // The edit to C lands while the watcher is busy, and nothing but the watcher may apply it.
     file.write(&file.pointing_at(c.addr));
-    wait_until_served_by(&gateway, &c, Duration::from_secs(15)).await;
+    wait_until_served_by(&gateway, "C", Duration::from_secs(15)).await;
 }
 
 // === settings that need a restart ===
 
 #[tokio::test]
 async fn a_changed_admin_listen_is_reported_as_needing_a_restart_and_the_old_listener_stays() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
+    let a = named("A").await;
+    let b = named("B").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     let text = replace_once(
@@ -725,7 +690,7 @@ async fn a_changed_admin_listen_is_reported_as_needing_a_restart_and_the_old_lis
 
 #[tokio::test]
 async fn a_changed_log_setting_is_reported_as_needing_a_restart() {
-    let a = Named::start("A").await;
+    let a = named("A").await;
     let gateway = Gateway::start(Setup::routes(svc_route(a.addr))).await;
     let file = ConfigFile::of(&gateway, a.addr);
     file.write(&format!(
@@ -747,7 +712,7 @@ async fn login_status(gateway: &Gateway, name: &str) -> StatusCode {
 
 #[tokio::test]
 async fn a_user_added_to_users_toml_can_log_in_after_a_reload_without_a_restart() {
-    let a = Named::start("A").await;
+    let a = named("A").await;
     let gateway = Gateway::start(Setup::routes(format!("{GENEROUS_LIMITS}{}", svc_route(a.addr)))).await;
     let users = gateway.dir.path().join("users.toml");
     assert_eq!(login_status(&gateway, "dave").await, 401, "dave before the edit");
@@ -765,7 +730,7 @@ async fn a_user_added_to_users_toml_can_log_in_after_a_reload_without_a_restart(
 
 #[tokio::test]
 async fn a_bad_users_toml_edit_is_rejected_with_its_position_and_the_old_users_stay() {
-    let a = Named::start("A").await;
+    let a = named("A").await;
     let gateway = Gateway::start(Setup::routes(format!("{GENEROUS_LIMITS}{}", svc_route(a.addr)))).await;
     let users = gateway.dir.path().join("users.toml");
     let text = format!(
@@ -791,7 +756,7 @@ async fn a_bad_users_toml_edit_is_rejected_with_its_position_and_the_old_users_s
 
 #[tokio::test]
 async fn edits_to_a_users_file_named_by_a_reload_still_take_effect_without_a_restart() {
-    let a = Named::start("A").await;
+    let a = named("A").await;
     let rest = format!(
         "{GENEROUS_LIMITS}[users]\nfile = \"users.toml\"\n\n{}",
         svc_route(a.addr)
@@ -835,8 +800,8 @@ async fn edits_to_a_users_file_named_by_a_reload_still_take_effect_without_a_res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_rejects_a_bad_edit_on_sighup_with_its_position_and_applies_a_good_one() {
-    let a = Named::start("A").await;
-    let b = Named::start("B").await;
+    let a = named("A").await;
+    let b = named("B").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let written = config::for_binary(dir.path(), "shutdown_grace = \"5s\"", &svc_route(a.addr));
     let file = ConfigFile {

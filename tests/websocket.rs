@@ -6,7 +6,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,10 +15,10 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 use support::browser::{self, OWN_ORIGIN};
 use support::jwt::sid_of;
-use support::upstreams::Upstream;
+use support::upstreams::{Counts, Upstream};
 use support::{ACCESS_COOKIE as ACCESS, ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup};
 use support::{auth::Pair, config, request, tokens_with, within};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as Handshake, Response};
@@ -35,39 +34,32 @@ type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
 /// Greets each connection with `hello <X-Auth-Sub> <X-Auth-Session>` as it received them, then
 /// echoes every text and binary message; records every handshake's headers, and counts the
-/// connections it accepted and the ones that ended.
+/// connections it accepted (`counts`) and the ones that ended.
 struct WsEcho {
     addr: SocketAddr,
-    connections: AtomicUsize,
-    handshakes: Mutex<Vec<HeaderMap>>,
-    ended: watch::Sender<usize>,
+    counts: Arc<Counts>,
+    handshakes: Arc<Mutex<Vec<HeaderMap>>>,
+    ended: Arc<watch::Sender<usize>>,
 }
 
 impl WsEcho {
-    async fn start() -> Arc<WsEcho> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-        let echo = Arc::new(WsEcho {
-            addr: listener.local_addr().expect("addr"),
-            connections: AtomicUsize::new(0),
-            handshakes: Mutex::default(),
-            ended: watch::Sender::default(),
-        });
-        let shared = echo.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                shared.connections.fetch_add(1, Ordering::SeqCst);
-                let echo = shared.clone();
-                tokio::spawn(async move {
-                    serve(tcp, &echo).await;
-                    echo.ended.send_modify(|n| *n += 1);
-                });
-            }
-        });
-        echo
-    }
-
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+    async fn start() -> WsEcho {
+        let (handshakes, ended) = (Arc::<Mutex<_>>::default(), Arc::new(watch::Sender::default()));
+        let (seen, count) = (handshakes.clone(), ended.clone());
+        let Upstream { addr, counts } = Upstream::serve(move |tcp, _| {
+            let (seen, count) = (seen.clone(), count.clone());
+            tokio::spawn(async move {
+                serve(tcp, &seen).await;
+                count.send_modify(|n| *n += 1);
+            });
+        })
+        .await;
+        WsEcho {
+            addr,
+            counts,
+            handshakes,
+            ended,
+        }
     }
 
     /// The headers of the n-th handshake the upstream accepted.
@@ -93,13 +85,13 @@ impl WsEcho {
 
 // The callback's `Result<Response, ErrorResponse>` is tungstenite's signature, not ours.
 #[allow(clippy::result_large_err)]
-async fn serve(tcp: TcpStream, echo: &WsEcho) {
+async fn serve(tcp: TcpStream, handshakes: &Mutex<Vec<HeaderMap>>) {
     let mut greeting = String::new();
     let callback = |request: &Handshake, response: Response| -> Result<Response, ErrorResponse> {
         let headers = request.headers();
         let value = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
         greeting = format!("hello {} {}", value("x-auth-sub"), value("x-auth-session"));
-        echo.handshakes.lock().expect("lock").push(headers.clone());
+        handshakes.lock().expect("lock").push(headers.clone());
         Ok(response)
     };
     let Ok(mut ws) = accept_hdr_async(tcp, callback).await else {
@@ -128,7 +120,7 @@ async fn gateway_to(upstream: SocketAddr, websocket: bool, tokens: &str) -> Gate
 }
 
 /// `gateway_to` a WebSocket echo.
-async fn gateway() -> (Gateway, Arc<WsEcho>) {
+async fn gateway() -> (Gateway, WsEcho) {
     let echo = WsEcho::start().await;
     (gateway_to(echo.addr, true, ES256_TOKENS).await, echo)
 }
@@ -249,7 +241,7 @@ async fn an_upgrade_with_a_bearer_token_gets_101_and_messages_pass_both_ways() {
     for round in 0..3 {
         assert_echoes(&mut ws, &format!("round {round}")).await;
     }
-    assert_eq!(echo.connections(), 1);
+    assert_eq!(echo.counts.connections(), 1);
     let seen = echo.handshake(0);
     assert_eq!(seen.get_all("x-auth-sub").iter().count(), 1);
     assert_eq!(seen["x-auth-role"], "admin");
@@ -303,7 +295,7 @@ async fn an_upgrade_without_a_valid_token_is_401_and_never_reaches_the_upstream(
         let status = refused(&gateway, "/ws/chat", headers, what).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
     }
-    assert_eq!(echo.connections(), 0, "the upstream saw a connection");
+    assert_eq!(echo.counts.connections(), 0, "the upstream saw a connection");
 }
 
 #[tokio::test]
@@ -512,7 +504,11 @@ async fn a_cookie_authenticated_upgrade_from_another_origin_is_refused_with_403(
         .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin}");
     }
-    assert_eq!(echo.connections(), 0, "the upstream saw a cross-site upgrade");
+    assert_eq!(
+        echo.counts.connections(),
+        0,
+        "the upstream saw a cross-site upgrade"
+    );
 }
 
 /// SPEC 10: a session begun through a provider is a normal session, tunnels included: the
