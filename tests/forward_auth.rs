@@ -348,7 +348,7 @@ async fn through(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
 
 #[tokio::test]
 async fn nginx_auth_request_lets_portcullis_decide_with_the_shipped_snippet() {
-    if which("nginx").is_none() && skip_without("nginx") {
+    if support::binary::which("nginx").is_none() && skip_without("nginx") {
         return;
     }
     let (gateway, echo) = gateway("127.0.0.2/32").await;
@@ -394,18 +394,9 @@ async fn nginx_auth_request_lets_portcullis_decide_with_the_shipped_snippet() {
     assert_eq!(direct.status, 403);
 }
 
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .chain(["/usr/sbin".into(), "/sbin".into()])
-            .map(|dir| dir.join(tool))
-            .find(|path| path.is_file())
-    })
-}
-
 #[tokio::test]
 async fn caddy_forward_auth_lets_portcullis_decide_with_the_shipped_snippet() {
-    if which("caddy").is_none() && skip_without("caddy") {
+    if support::binary::which("caddy").is_none() && skip_without("caddy") {
         return;
     }
     let (gateway, echo) = gateway("127.0.0.1/32").await;

@@ -137,11 +137,15 @@ impl UpstreamPool {
         self.endpoints[i].in_flight.load(Relaxed)
     }
 
-    /// Counts a request to endpoint `i` as in flight until the guard drops.
-    pub(super) fn busy(&self, i: usize) -> Busy<'_> {
+    /// Counts a request to endpoint `i` as in flight until the guard drops, where the balance
+    /// reads the count (two atomic writes to a line every worker shares, saved elsewhere).
+    pub(super) fn busy(&self, i: usize) -> Option<Busy<'_>> {
+        if self.balance != Balance::LeastRequest || self.endpoints.len() == 1 {
+            return None;
+        }
         let counter = &self.endpoints[i].in_flight;
         counter.fetch_add(1, Relaxed);
-        Busy(counter)
+        Some(Busy(counter))
     }
 
     pub(super) fn connect_failed(&self, i: usize) {
@@ -154,7 +158,10 @@ impl UpstreamPool {
     /// The endpoint answered (with any status): its connects work.
     pub(super) fn answered(&self, i: usize) {
         let state = &self.endpoints[i];
-        state.failures.store(0, Relaxed);
+        // Read first: a write on every request would bounce the line between workers.
+        if state.failures.load(Relaxed) != 0 {
+            state.failures.store(0, Relaxed);
+        }
         // Only a passive ejection's cool-down lets requests reach an endpoint that is out.
         if self.health_check.is_none() && state.out_until.load(Relaxed) != 0 {
             self.put_back(i);

@@ -167,3 +167,14 @@ pub async fn plain_get(addr: SocketAddr, path: &str) -> Option<String> {
     stream.write_all(request.as_bytes()).await.ok()?;
     Some(super::read_until_closed(&mut stream).await)
 }
+
+/// Where `tool` is installed: on `PATH`, or in the system folders (nginx is in /usr/sbin,
+/// which a user's `PATH` may lack).
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let system = ["/usr/sbin", "/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path)
+        .chain(system)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}

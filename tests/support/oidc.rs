@@ -136,7 +136,7 @@ pub struct Planned {
 impl Planned {
     /// `None` (the test skips) when Node is missing outside CI.
     pub fn new() -> Option<Planned> {
-        if which("node").is_none() {
+        if super::binary::which("node").is_none() {
             skip_without("node");
             return None;
         }
@@ -575,11 +575,4 @@ fn install_packages() {
         "npm ci failed in {}",
         dir.display()
     );
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
 }
