@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use support::binary::free_port;
+use support::binary::{free_port, which};
 use support::browser::short_lived_tokens;
 use support::oidc::{Options, Planned};
 use support::{ACCESS_COOKIE, Gateway, Setup, config, echo_header, eventually, public_route, skip_without};
@@ -224,16 +224,8 @@ async fn in_browser(cookies: &str, provider: Option<Planned>, scenario: impl Asy
 /// Chromium and chromedriver (the first of their names on `PATH` or in /usr/bin), or `None`
 /// after saying that the test skips.
 fn browser_programs() -> Option<(PathBuf, PathBuf)> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path).chain(["/usr/bin".into()]).collect();
-    let program = |names: &[&str]| {
-        let mut candidates = names
-            .iter()
-            .flat_map(|name| dirs.iter().map(move |dir| dir.join(name)));
-        candidates.find(|candidate| candidate.is_file())
-    };
-    let chromium = program(&["chromium", "chromium-browser"]);
-    if let (Some(chromium), Some(chromedriver)) = (chromium, program(&["chromedriver"])) {
+    let chromium = which("chromium").or_else(|| which("chromium-browser"));
+    if let (Some(chromium), Some(chromedriver)) = (chromium, which("chromedriver")) {
         return Some((chromium, chromedriver));
     }
     skip_without("chromium/chromedriver (apt-get install chromium chromium-driver)");

@@ -172,7 +172,7 @@ pub async fn plain_get(addr: SocketAddr, path: &str) -> Option<String> {
 /// which a user's `PATH` may lack).
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let system = ["/usr/sbin", "/sbin"].map(PathBuf::from);
+    let system = ["/usr/bin", "/usr/sbin", "/sbin"].map(PathBuf::from);
     std::env::split_paths(&path)
         .chain(system)
         .map(|dir| dir.join(tool))
