@@ -201,9 +201,18 @@ async fn kill_one_of_two(health_check: &str) -> (Gateway, [Backend; 2]) {
 
 #[tokio::test]
 async fn a_killed_endpoint_leaves_the_rotation_and_no_get_fails() {
-    let (gateway, backends) = kill_one_of_two("").await;
+    let (gateway, mut backends) = kill_one_of_two("").await;
     wait_healthy(&gateway, backends[1].addr, "0").await;
     assert_eq!(healthy(&gateway, backends[0].addr).await.as_deref(), Some("1"));
+    // Out of rotation, not merely failing: serving again within its 10 s cool-down, it gets nothing.
+    backends[1].restart().await;
+    for n in 0..6 {
+        get_ok(&gateway, &format!("cooling-{n}")).await;
+    }
+    assert_eq!(
+        backends.each_ref().map(|b| b.seen.requests("/svc/cooling-")),
+        [6, 0]
+    );
 }
 
 #[tokio::test]
