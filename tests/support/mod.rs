@@ -13,6 +13,7 @@ pub mod probe;
 pub mod raw;
 pub mod recorder;
 pub mod rng;
+pub mod tls_backend;
 pub mod upstreams;
 
 use std::collections::BTreeSet;
