@@ -110,6 +110,26 @@ async fn an_https_backend_signed_by_the_configured_ca_is_reached() {
 }
 
 #[tokio::test]
+async fn replacing_the_ca_file_reloads_the_upstream_tls_settings_by_itself() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (old, new) = (TestCa::new("old CA"), TestCa::new("new CA"));
+    let backend = Backend::tls(new.issue(&["127.0.0.1"], ServerAuth).server_config(None)).await;
+    let ca_file = old.write(dir.path(), "ca.pem");
+    let gateway = https_gateway(&backend, &ca_line(&ca_file)).await;
+    refused_before_any_request(&gateway, &backend, "before").await;
+    // An operator rotates the backend CA: the file is replaced, the config is not touched.
+    support::write_atomically(
+        &ca_file,
+        std::fs::read(new.write(dir.path(), "new.pem")).expect("new CA"),
+    );
+    eventually(DEADLINE, async || match gateway.get("/svc/after").await.status {
+        StatusCode::OK => Ok(()),
+        other => Err(format!("still {other} after the CA file was replaced")),
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_backend_certificate_from_another_ca_gets_no_request() {
     let dir = tempfile::tempdir().expect("dir");
     let (trusted, other) = (TestCa::new("trusted CA"), TestCa::new("other CA"));
