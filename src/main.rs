@@ -103,11 +103,19 @@ fn check_files(config: &config::Config) -> Result<(), String> {
     if !tokens.keys.is_empty() {
         portcullis::auth::keys::KeySet::load(&tokens).map_err(|e| at_config(&e))?;
     }
-    for route in &config.routes {
-        if let Some(upstream) = route.upstream.as_ref().filter(|u| u.uses_tls()) {
+    // Every route's unusable TLS files at once, like the config's own errors.
+    let upstream_tls: Vec<String> = config
+        .routes
+        .iter()
+        .filter_map(|route| Some((route, route.upstream.as_ref().filter(|u| u.uses_tls())?)))
+        .filter_map(|(route, upstream)| {
             portcullis::tls::upstream_client_config(&upstream.tls)
-                .map_err(|e| at_config(&format!("route {:?}: {e}", route.name)))?;
-        }
+                .err()
+                .map(|e| at_config(&format!("route {:?}: {e}", route.name)))
+        })
+        .collect();
+    if !upstream_tls.is_empty() {
+        return Err(upstream_tls.join("\n"));
     }
     if let config::UsersConfig::File(path) = &config.users {
         portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;

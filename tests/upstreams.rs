@@ -451,4 +451,13 @@ fn check_refuses_upstream_tls_files_it_cannot_use() {
             "{file} = {contents:?}: expected {prefix}…{message}, got:\n{stderr}"
         );
     }
+    // Two routes with unusable files: both are named in one run.
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").expect("write");
+    let second = "[[routes]]\nname = \"other\"\npath = \"/other/\"\nauth = \"public\"\n\
+                  upstream = \"https://127.0.0.1:9\"\n[routes.upstream_tls]\nca_file = \"ca.pem\"\n";
+    let only_ca = "[routes.upstream_tls]\nca_file = \"ca.pem\"";
+    let (_, stderr) = refused_by_check(dir.path(), &(svc(https, only_ca) + second));
+    let routes: Vec<&str> = stderr.lines().filter_map(|l| l.split('"').nth(1)).collect();
+    assert_eq!(routes, ["svc", "other"], "{stderr}");
 }
