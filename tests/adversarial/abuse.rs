@@ -31,9 +31,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +43,7 @@ use http::{Method, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use support::binary::{Binary, start_binary};
@@ -53,9 +53,10 @@ use support::h2raw::{
     hpack_string, literal, literal_indexed, preface,
 };
 use support::rng::{Rng, bogus_token};
+use support::upstreams::{Counts, Upstream};
 use support::{Client, ES256_TOKENS, Reply, client, config, get, within};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep, timeout};
 use tokio_rustls::client::TlsStream;
@@ -92,7 +93,6 @@ struct Seen {
     attack: AtomicUsize,
     in_flight: Arc<()>,
     max_in_flight: AtomicUsize,
-    connections: AtomicUsize,
     /// Upstream connections open right now (the gateway's pool included).
     open: Arc<()>,
     /// Bytes of `/big` bodies handed to the upstream's HTTP stack (so: accepted by the gateway
@@ -111,30 +111,9 @@ fn live(gauge: &Arc<()>) -> usize {
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// The upstream: paths ending in `/slow` are answered after 1.5 s, paths ending in `/big` with
-/// a 1 GiB body produced only as fast as the gateway takes it; everything else reads the whole
-/// request body and answers `ok <path>`.
-async fn upstream() -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-    let addr = listener.local_addr().expect("addr");
-    let seen = Arc::new(Seen::default());
-    let shared = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            shared.connections.fetch_add(1, SeqCst);
-            let (seen, open) = (shared.clone(), shared.open.clone());
-            let service = service_fn(move |request| answer(seen.clone(), request));
-            let connection =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
-            tokio::spawn(async move {
-                let _ = connection.await;
-                drop(open);
-            });
-        }
-    });
-    (addr, seen)
-}
-
+/// The upstream's answer: paths ending in `/slow` are answered after 1.5 s, paths ending in
+/// `/big` with a 1 GiB body produced only as fast as the gateway takes it; everything else
+/// reads the whole request body and answers `ok <path>`.
 async fn answer(
     seen: Arc<Seen>,
     request: Request<Incoming>,
@@ -172,6 +151,7 @@ async fn answer(
 
 struct Target {
     binary: Binary,
+    counts: Arc<Counts>,
     client: Client,
     dir: tempfile::TempDir,
     seen: Arc<Seen>,
@@ -181,7 +161,20 @@ impl Target {
     /// The binary with the deadlines above, routes `/api/` (a token required) and `/` (public)
     /// to the upstream, and one request through, so that the baseline includes a pooled upstream.
     async fn start() -> Target {
-        let (upstream, seen) = upstream().await;
+        let seen = Arc::new(Seen::default());
+        let shared = seen.clone();
+        let Upstream {
+            addr: upstream,
+            counts,
+        } = Upstream::serve(move |tcp, _| {
+            let (seen, open) = (shared.clone(), shared.open.clone());
+            let service = service_fn(move |request| {
+                let _connection_open = &open;
+                answer(seen.clone(), request)
+            });
+            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(tcp), service));
+        })
+        .await;
         let dir = tempfile::tempdir().expect("temp dir");
         let timeout = format!("timeout = \"{}ms\"", ROUTE_TIMEOUT.as_millis());
         let server = format!(
@@ -200,6 +193,7 @@ impl Target {
         );
         Target {
             binary,
+            counts,
             client,
             dir,
             seen,
@@ -208,6 +202,13 @@ impl Target {
 
     fn attack(&self) -> usize {
         self.seen.attack.load(SeqCst)
+    }
+
+    /// A failure if any of the attack's `what` requests reached the upstream.
+    fn expect_no_attack(&self, what: &str, failures: &mut Vec<String>) {
+        if self.attack() != 0 {
+            failures.push(format!("{} {what} requests reached the upstream", self.attack()));
+        }
     }
 }
 
@@ -321,7 +322,7 @@ impl Measured {
             ));
         }
         let deadline = Instant::now() + IDLE + SLACK;
-        let (now, pooled, gauge) = loop {
+        let (now, pooled, gauge, settled) = loop {
             let (_, now) = usage(target.binary.pid());
             let pooled = live(&target.seen.open).saturating_sub(upstream_open);
             let metrics = target.client.admin(Method::GET, "/metrics").await.text();
@@ -331,19 +332,17 @@ impl Measured {
                 .and_then(|value| value.trim().parse().ok());
             let settled = now <= fds + pooled + FD_SLACK && gauge == Some(0.0);
             if settled || Instant::now() >= deadline {
-                break (now, pooled, gauge);
+                break (now, pooled, gauge, settled);
             }
             sleep(Duration::from_millis(50)).await;
         };
-        eprintln!(
-            "[{what}] after the attack: {now} fds (baseline {fds}, {pooled} more pooled upstream connections), \
-             open_connections gauge {gauge:?}"
+        let after = format!(
+            "after the attack the gateway holds {now} descriptors (baseline {fds}, pooled upstream {pooled}, \
+             slack {FD_SLACK}); its portcullis_open_connections gauge is {gauge:?} (must be 0)"
         );
-        if now > fds + pooled + FD_SLACK || gauge != Some(0.0) {
-            failures.push(format!(
-                "{what}: after the attack the gateway holds {now} descriptors (baseline {fds}, pooled upstream \
-                 {pooled}, slack {FD_SLACK}) and its portcullis_open_connections gauge is {gauge:?}, not 0"
-            ));
+        eprintln!("[{what}] {after}");
+        if !settled {
+            failures.push(format!("{what}: {after}"));
         }
     }
 }
@@ -480,12 +479,7 @@ async fn slowloris_hundreds_of_trickled_heads_are_cut_off_at_the_head_deadline()
         closed_after.get(closed_after.len() / 2),
         closed_after.last()
     );
-    if target.attack() != 0 {
-        failures.push(format!(
-            "{} slowloris requests reached the upstream",
-            target.attack()
-        ));
-    }
+    target.expect_no_attack("slowloris", &mut failures);
     measured.finish(&target, "slowloris", 96, &mut failures).await;
     assert_none_failed("slowloris", &failures);
 }
@@ -502,17 +496,16 @@ async fn expect_ended(
     jobs: JoinSet<(String, Option<Duration>, String)>,
     may_reach_upstream: bool,
 ) {
-    let outcomes = jobs.join_all().await;
-    let names: BTreeSet<&String> = outcomes.iter().map(|(name, ..)| name).collect();
+    let mut cases: BTreeMap<String, Vec<(Option<Duration>, String)>> = BTreeMap::new();
+    for (name, ended, how) in jobs.join_all().await {
+        cases.entry(name).or_default().push((ended, how));
+    }
     let mut failures = Vec::new();
-    for name in names {
-        let mine: Vec<_> = outcomes.iter().filter(|(case, ..)| case == name).collect();
-        let late = mine
-            .iter()
-            .filter(|(_, ended, _)| ended.is_none_or(|at| at > bound));
-        let (late, slowest) = (late.count(), mine.iter().filter_map(|(_, ended, _)| *ended).max());
-        let mut hows = BTreeMap::new();
-        for (.., how) in &mine {
+    for (name, mine) in cases {
+        let (mut late, mut slowest, mut hows) = (0, None, BTreeMap::new());
+        for (ended, how) in &mine {
+            late += usize::from(ended.is_none_or(|at| at > bound));
+            slowest = slowest.max(*ended);
             *hows.entry(how).or_insert(0) += 1;
         }
         let n = mine.len();
@@ -525,11 +518,8 @@ async fn expect_ended(
             ));
         }
     }
-    if !may_reach_upstream && target.attack() != 0 {
-        failures.push(format!(
-            "{} stalled requests reached the upstream",
-            target.attack()
-        ));
+    if !may_reach_upstream {
+        target.expect_no_attack("stalled", &mut failures);
     }
     measured.finish(target, what, 64, &mut failures).await;
     assert_none_failed(what, &failures);
@@ -755,12 +745,9 @@ async fn slow_posts(what: &str, cases: &[(&'static str, &'static str, BodyPace)]
                 "HTTP/1.1" => {
                     let stream = within(client.tls_connect(H1)).await;
                     let (reader, mut writer) = tokio::io::split(stream);
-                    let content_type = match path.starts_with("/auth/") {
-                        true => "application/json",
-                        false => "application/octet-stream",
-                    };
+                    // The body is JSON (a login's start) to every path, over both protocols.
                     let head = format!(
-                        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
+                        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                          Content-Length: 4000\r\n\r\n"
                     );
                     writer.write_all(head.as_bytes()).await.expect("head");
@@ -1147,12 +1134,7 @@ async fn header_floods_are_refused_with_bounded_memory() {
     reader.abort();
     drop(writer);
 
-    if target.attack() != 0 {
-        failures.push(format!(
-            "{} flooded requests reached the upstream",
-            target.attack()
-        ));
-    }
+    target.expect_no_attack("flooded", &mut failures);
     measured.finish(&target, "header floods", 64, &mut failures).await;
     assert_none_failed("header floods", &failures);
 }
@@ -1225,7 +1207,7 @@ async fn http2_rapid_reset_is_bounded() {
     eprintln!(
         "[rapid reset] {opened} streams opened and reset in {elapsed:?} ({stopped_by}); connection {connection_end}; \
          {reached} reached the upstream; upstream connections {}",
-        target.seen.connections.load(SeqCst)
+        target.counts.connections()
     );
     let mut failures = Vec::new();
     let bounded_by_connection = opened < STREAMS;
@@ -1314,12 +1296,7 @@ async fn http2_continuation_floods_close_the_connection() {
         drop(events);
         reader.abort();
     }
-    if target.attack() != 0 {
-        failures.push(format!(
-            "{} flooded requests reached the upstream",
-            target.attack()
-        ));
-    }
+    target.expect_no_attack("flooded", &mut failures);
     measured
         .finish(&target, "CONTINUATION floods", 48, &mut failures)
         .await;
@@ -1446,14 +1423,12 @@ async fn flood_tokens(client: Client, worker: u64, until: Instant) -> (BTreeMap<
         let token = bogus_token(&mut rng, n);
         let path = format!("/api/attack/flood/{worker}/{n}");
         let request = client::request("GET", &path, Some(&token), &[], "");
-        match timeout(LEGIT_MAX * 2, sender.send_request(request)).await {
-            Ok(Ok(response)) => {
-                *statuses
-                    .entry(Reply::read(response).await.status.as_u16())
-                    .or_insert(0) += 1
-            }
-            _ => return (statuses, 1),
-        }
+        let Ok(Ok(response)) = timeout(LEGIT_MAX * 2, sender.send_request(request)).await else {
+            return (statuses, 1);
+        };
+        *statuses
+            .entry(Reply::read(response).await.status.as_u16())
+            .or_insert(0) += 1;
     }
     (statuses, 0)
 }
@@ -1509,12 +1484,7 @@ async fn a_flood_of_distinct_bogus_tokens_is_refused_without_hurting_legitimate_
     if errors > 0 {
         failures.push(format!("{errors} flood connections failed or timed out"));
     }
-    if target.attack() != 0 {
-        failures.push(format!(
-            "{} bogus-token requests reached the upstream",
-            target.attack()
-        ));
-    }
+    target.expect_no_attack("bogus-token", &mut failures);
     measured.finish(&target, "bogus tokens", 64, &mut failures).await;
     assert_none_failed("bogus-token flood", &failures);
 }
