@@ -1082,6 +1082,14 @@ each() {  # each LABEL COLUMN: "a / b / c" in pass order
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a" || b=="n/a" || b+0==0) print "n/a"; else printf "%.2f", a/b }'; }
 TROWS=()
+backend_table() {  # backend_table COLUMN_PREFIX LABEL...: one backend case's table (÷ HAProxy HS256)
+  local pre=$1 l; shift
+  echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | ÷ HAProxy | proxy core busy | CPU µs/req per pass |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for l in "$@"; do
+    echo "| $l | $(med "$l" ${pre}_rps %.0f) | $(med "$l" ${pre}_p50 %.3f) | $(med "$l" ${pre}_p99 %.2f) | $(med "$l" ${pre}_cpu) | $(ratio "$(med "$l" ${pre}_cpu)" "$(med "HAProxy HS256" ${pre}_cpu)") | $(med "$l" ${pre}_busy %.0f%%) | $(each "$l" ${pre}_cpu) |"
+  done
+}
 target() {  # target WHAT VALUE le|ge GOAL DETAIL
   local status sign=≤
   [ "$3" = ge ] && sign=≥
@@ -1233,11 +1241,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   if ((${#TLS_LABELS[@]})); then
     echo "HTTPS upstream: one upstream listener with TLS (\`https://127.0.0.1:$UPS_PORT\`, a P-256 leaf for \`upstream.bench.test\` and 127.0.0.1 issued by a test CA that openssl makes for the run). Every peer verifies the chain against that CA and the name \`upstream.bench.test\`: Portcullis \`upstream = \"https://127.0.0.1:$UPS_PORT\"\` with \`[routes.upstream_tls] ca_file\` and \`server_name\`; HAProxy \`server … ssl verify required ca-file … sni str(upstream.bench.test) verifyhost upstream.bench.test\`; nginx \`proxy_pass https://…; proxy_ssl_verify on; proxy_ssl_trusted_certificate …; proxy_ssl_name upstream.bench.test; proxy_ssl_server_name on;\`."
     echo
-    echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | ÷ HAProxy | proxy core busy | CPU µs/req per pass |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    for l in "${TLS_LABELS[@]}"; do
-      echo "| $l | $(med "$l" tls_rps %.0f) | $(med "$l" tls_p50 %.3f) | $(med "$l" tls_p99 %.2f) | $(med "$l" tls_cpu) | $(ratio "$(med "$l" tls_cpu)" "$(med "HAProxy HS256" tls_cpu)") | $(med "$l" tls_busy %.0f%%) | $(each "$l" tls_cpu) |"
-    done
+    backend_table tls "${TLS_LABELS[@]}"
     echo
     echo "Checked before timing, in every pass: valid token 200 with \`X-Upstream: tls\` (only the TLS server block adds it, so the TLS upstream answered), tampered token 401, no token 401, identity headers injected with client copies stripped and \`Authorization\` dropped (Portcullis, HAProxy); nginx 200 with \`X-Upstream: tls\`."
     echo
@@ -1245,11 +1249,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   if ((${#TWO_LABELS[@]})); then
     echo "Two upstreams (\`http://127.0.0.1:$UPA_PORT\` = a, \`http://127.0.0.1:$UPB_PORT\` = b), least-request balancing: Portcullis \`upstreams = [a, b]\`, \`balance = \"least_request\"\` (power of two choices); HAProxy \`balance leastconn\` with two servers; nginx \`upstream { least_conn; server a; server b; keepalive 128; }\`."
     echo
-    echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | ÷ HAProxy | proxy core busy | CPU µs/req per pass |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    for l in "${TWO_LABELS[@]}"; do
-      echo "| $l | $(med "$l" two_rps %.0f) | $(med "$l" two_p50 %.3f) | $(med "$l" two_p99 %.2f) | $(med "$l" two_cpu) | $(ratio "$(med "$l" two_cpu)" "$(med "HAProxy HS256" two_cpu)") | $(med "$l" two_busy %.0f%%) | $(each "$l" two_cpu) |"
-    done
+    backend_table two "${TWO_LABELS[@]}"
     echo
     echo "Checked before timing, in every pass: valid token 200, and over 20 sequential requests both upstreams answered (by \`X-Upstream\`: a and b each at least once, nothing else); tampered token 401, no token 401, identity headers injected with client copies stripped and \`Authorization\` dropped (Portcullis, HAProxy); nginx 200 without a token."
     echo
