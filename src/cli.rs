@@ -26,6 +26,38 @@ pub enum Command {
     HashPassword,
     /// Write a new signing key (mode 0600); never overwrites an existing file.
     Keygen(KeygenArgs),
+    /// Show the route a request takes and each of its rules' verdict for a caller; exit 0
+    /// when allowed, 1 when refused (or a step-up is needed), 2 when the question is invalid.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The request's method, e.g. GET.
+    #[arg(long)]
+    pub method: http::Method,
+    /// `https://host/path?query`, or a path.
+    #[arg(long)]
+    pub url: String,
+    /// The caller's subject; without --sub and --role the caller is anonymous.
+    #[arg(long)]
+    pub sub: Option<String>,
+    #[arg(long)]
+    pub role: Option<String>,
+    /// How the caller logged in: local (the default), a provider's name, api_key, issuer:NAME.
+    #[arg(long)]
+    pub idp: Option<String>,
+    /// The session holds a second factor.
+    #[arg(long)]
+    pub mfa: bool,
+    /// Time since the caller last proved who they are, e.g. 20m (default 0s).
+    #[arg(long, value_parser = portcullis::config::values::parse_duration)]
+    pub auth_age: Option<std::time::Duration>,
+    /// The client address (default 127.0.0.1).
+    #[arg(long)]
+    pub from: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use portcullis::config;
 
-use cli::{Cli, Command, ConfigArg, KeygenArgs};
+use cli::{Cli, Command, ConfigArg, ExplainArgs, KeygenArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,6 +16,41 @@ fn main() -> ExitCode {
         Command::Check(arg) => check(arg),
         Command::HashPassword => hash_password(),
         Command::Keygen(args) => keygen(args),
+        Command::Explain(args) => explain(args),
+    }
+}
+
+fn explain(args: ExplainArgs) -> ExitCode {
+    let path = args.config.path();
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let question = portcullis::explain::Question {
+        method: args.method,
+        url: args.url,
+        sub: args.sub,
+        role: args.role,
+        idp: args.idp,
+        mfa: args.mfa,
+        auth_age: args.auth_age,
+        from: args.from,
+    };
+    match portcullis::explain::explain(&config, &question) {
+        Ok(explanation) => {
+            print!("{}", explanation.text);
+            match explanation.allowed {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            }
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -188,7 +188,8 @@ struct Claims {
     iat: u64,
     nbf: u64,
     exp: u64,
-    // Optional so that tokens signed before these claims existed stay valid until they expire.
+    // Optional so that tokens signed before these claims existed (password logins before
+    // single sign-on) stay valid until they expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     idp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,7 +273,7 @@ impl AccessTokens {
         let jti = random_id();
         let exp = now + self.ttl;
         let header = self.header("at+jwt");
-        let mut claims = Claims {
+        let claims = Claims {
             iss: self.issuer.clone(),
             aud: Audience::One(self.audience.clone()),
             sub: grant.sub.to_string(),
@@ -282,19 +283,12 @@ impl AccessTokens {
             iat: now,
             nbf: now,
             exp,
-            idp: None,
-            auth_time: None,
-            amr: None,
+            // Always written: rules (SPEC 13) judge `auth_time` and `amr`, and a refreshed
+            // token's `iat` says nothing about when its holder last proved who they are.
+            idp: Some(grant.idp.to_string()),
+            auth_time: Some(grant.auth_time),
+            amr: Some(grant.amr.to_vec()),
         };
-        // A password login's token leaves them out: replicas of the version before single
-        // sign-on refuse unknown claims, and a rolling upgrade must not log everyone out.
-        // Verification reads their absence as `local`, `["pwd"]` and `iat`.
-        let local = grant.idp == LOCAL_IDP && grant.amr.len() == 1 && grant.amr[0] == LOCAL_AMR;
-        if !local {
-            claims.idp = Some(grant.idp.to_string());
-            claims.auth_time = Some(grant.auth_time);
-            claims.amr = Some(grant.amr.to_vec());
-        }
         let claims = serde_json::to_vec(&claims).map_err(|_| TokenError::BadClaims)?;
         let token = self.sign(&header, &claims)?;
         Ok(Issued { token, jti, exp })

@@ -1,8 +1,8 @@
 //! Who is calling (phase 3) and whether they may (phase 4): bearer token or access cookie,
 //! a transparent refresh when a browser's access cookie is gone or expired, then roles and
-//! the same-origin rule for cookie-authenticated unsafe requests; and the signed assertion of
-//! who is calling, for routes that ask for one. `rotation` renews a session for both refresh
-//! paths.
+//! the same-origin rule for cookie-authenticated unsafe requests and the route's rules
+//! (`policy`); and the signed assertion of who is calling, for routes that ask for one.
+//! `rotation` renews a session for both refresh paths.
 
 use std::sync::Arc;
 
@@ -15,12 +15,16 @@ use crate::auth::{self, Credential, CredentialKind, Identity, TokenError, cookie
 use crate::config::{Acceptable, AuthPolicy};
 use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
+use crate::policy::{self, Decision, Facts, StepUp};
 use crate::proxy::upgrade;
 use crate::routes::Route;
 
 pub(crate) mod rotation;
 
 use rotation::Asker;
+
+/// The browser's way to renew its session's authentication (`endpoints::step_up`).
+pub(crate) const STEP_UP_PAGE: &str = "/auth/step-up";
 
 /// The verified caller of a request that presents a credential, for the gateway's own
 /// endpoints: `Ok(None)` when it presents none.
@@ -132,21 +136,28 @@ async fn verify_with_newer_keys(
 
 /// A browser navigating to a route with a `login_page` goes there instead of getting a 401.
 fn login_page_or<B>(route: &Route, request: &Request<B>, error: GatewayError) -> GatewayError {
-    let Some(page) = &route.login_page else {
-        return error;
-    };
-    let navigation = matches!(*request.method(), Method::GET | Method::HEAD)
+    match &route.login_page {
+        Some(page) if is_navigation(request) => redirect_or(page, "", request, error),
+        _ => error,
+    }
+}
+
+/// A page load (not a script's fetch), judged the way browsers ask for pages.
+fn is_navigation<B>(request: &Request<B>) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
         && request
             .headers()
             .get(ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"));
-    if !navigation {
-        return error;
-    }
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+/// 302 to `page?return_to=<this request's path and query><extra>`, or `error` when that
+/// cannot be a header value.
+fn redirect_or<B>(page: &str, extra: &str, request: &Request<B>, error: GatewayError) -> GatewayError {
     let here = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let return_to: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
-    match HeaderValue::from_str(&format!("{page}?return_to={return_to}")) {
+    match HeaderValue::from_str(&format!("{page}?return_to={return_to}{extra}")) {
         Ok(location) => GatewayError::LoginRequired { location },
         Err(_) => error,
     }
@@ -200,28 +211,59 @@ async fn transparent_refresh(ctx: &mut RequestCtx<'_>, headers: &HeaderMap) -> R
     Ok(true)
 }
 
-/// Phase 4.
+/// Phase 4: the same-origin rule for cookie-authenticated unsafe requests, the route's
+/// roles, then its rules (SPEC 13).
 pub(crate) fn authorize<B>(
     ctx: &RequestCtx<'_>,
     route: &Route,
     request: &Request<B>,
     target: &Target,
 ) -> Result<(), GatewayError> {
-    let Some(identity) = &ctx.caller else {
-        return Ok(());
-    };
-    // A WebSocket upgrade is a GET, but it opens a channel that can act: same rule as unsafe
-    // methods (cross-site WebSocket hijacking).
-    if ctx.via_cookie && (!request.method().is_safe() || upgrade::is_websocket(request)) {
-        let allowed = &ctx.runtime.config.cookies.allowed_origins;
-        if !csrf::same_origin(request.headers(), target.authority.as_str(), allowed) {
-            return Err(GatewayError::CrossSiteRequest);
+    if let Some(identity) = &ctx.caller {
+        // A WebSocket upgrade is a GET, but it opens a channel that can act: same rule as
+        // unsafe methods (cross-site WebSocket hijacking).
+        if ctx.via_cookie && (!request.method().is_safe() || upgrade::is_websocket(request)) {
+            let allowed = &ctx.runtime.config.cookies.allowed_origins;
+            if !csrf::same_origin(request.headers(), target.authority.as_str(), allowed) {
+                return Err(GatewayError::CrossSiteRequest);
+            }
+        }
+        if !route.roles.is_empty() && !route.roles.contains(&identity.role) {
+            return Err(GatewayError::InsufficientScope);
         }
     }
-    if !route.roles.is_empty() && !route.roles.contains(&identity.role) {
-        return Err(GatewayError::InsufficientScope);
+    if route.rules.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let facts = Facts {
+        caller: ctx.caller.as_deref(),
+        method: request.method(),
+        path: &target.path,
+        client: ctx.client,
+        now: unix_now(),
+    };
+    match policy::decide(&route.rules, &facts, |_, _| {}) {
+        Decision::Allow { .. } => Ok(()),
+        // Anonymous on a public route: logging in may satisfy a rule.
+        Decision::Deny { .. } if ctx.caller.is_none() => Err(login_page_or(
+            route,
+            request,
+            GatewayError::AuthenticationRequired,
+        )),
+        Decision::Deny { .. } => Err(GatewayError::RuleDenied),
+        Decision::StepUp(step_up) => Err(step_up_or_page(ctx, request, step_up)),
+    }
+}
+
+/// RFC 9470's 401 for an API client; a browser navigating with its session cookie goes to
+/// the step-up page, which comes back here when done.
+fn step_up_or_page<B>(ctx: &RequestCtx<'_>, request: &Request<B>, step_up: StepUp) -> GatewayError {
+    let error = GatewayError::StepUpRequired(step_up);
+    if !(ctx.via_cookie && is_navigation(request)) {
+        return error;
+    }
+    let extra = if step_up.mfa { "&acr_values=mfa" } else { "" };
+    redirect_or(STEP_UP_PAGE, extra, request, error)
 }
 
 /// The route's signed identity assertion for the caller, when the route asks for one.

@@ -192,6 +192,28 @@ pub(super) struct RouteFile {
     pub upstream_tls: Option<Spanned<UpstreamTlsFile>>,
     pub health_check: Option<Spanned<HealthCheckFile>>,
     pub assertion: Option<bool>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RuleFile {
+    pub effect: Option<Text>,
+    #[serde(default)]
+    pub roles: Vec<Text>,
+    #[serde(default)]
+    pub subjects: Vec<Text>,
+    #[serde(default)]
+    pub idp: Vec<Text>,
+    #[serde(default)]
+    pub methods: Vec<Text>,
+    #[serde(default)]
+    pub paths: Vec<Text>,
+    #[serde(default)]
+    pub from: Vec<Text>,
+    pub mfa: Option<Spanned<bool>>,
+    pub max_auth_age: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 
 mod file;
 pub(crate) mod problems;
+mod rules;
 mod structure;
 mod upstream;
 mod validate;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 
+pub use rules::*;
 pub use upstream::*;
 pub use values::Rate;
 
@@ -311,6 +313,10 @@ pub struct RouteConfig {
     pub accept: Vec<Acceptable>,
     /// Whether requests carry a signed identity assertion (`X-Auth-Assertion`).
     pub assertion: bool,
+    /// Decided in order after authentication; with rules, a request no rule matches is refused.
+    pub rules: Vec<RuleConfig>,
+    /// The line of its `[[routes]]` in the file, for `portcullis explain`.
+    pub line: usize,
 }
 
 impl RouteConfig {

@@ -56,15 +56,14 @@ pub(super) async fn verify(
     };
     ctx.route = &route.name;
     ctx.cookies_reach_browser = false;
-    authenticate(ctx, route, &original)
-        .await
-        .map_err(|error| match error {
-            GatewayError::LoginRequired { location } if behind_nginx => {
-                GatewayError::LoginRequiredViaProxy { location }
-            }
-            error => error,
-        })?;
-    authorize(ctx, route, &original, &target)?;
+    let via_proxy = |error| match error {
+        GatewayError::LoginRequired { location } if behind_nginx => {
+            GatewayError::LoginRequiredViaProxy { location }
+        }
+        error => error,
+    };
+    authenticate(ctx, route, &original).await.map_err(via_proxy)?;
+    authorize(ctx, route, &original, &target).map_err(via_proxy)?;
     let mut answer = Response::new(Either::Right(Full::default()));
     let headers = answer.headers_mut();
     runtime

@@ -12,6 +12,7 @@ use crate::auth::foreign::ForeignTokenError;
 use crate::auth::{CredentialError, TokenError};
 use crate::federation::{FlowError, LogoutProblem, OidcFailure};
 use crate::path::PathRejection;
+use crate::policy::StepUp;
 use crate::proxy::{ResponseBody, UpstreamError};
 use crate::server::framing::FramingViolation;
 use crate::sessions::store::StoreError;
@@ -49,6 +50,11 @@ pub(crate) enum GatewayError {
     InsufficientScope,
     #[error("cross-site request refused: Origin or Referer is not this site")]
     CrossSiteRequest,
+    #[error("a rule of this route refuses the request")]
+    RuleDenied,
+    /// RFC 9470: the caller must prove who they are again, or with a second factor.
+    #[error("{}", step_up_message(.0))]
+    StepUpRequired(StepUp),
     #[error("a cookie of the gateway appears twice")]
     DuplicateCookie,
     #[error("log in first")]
@@ -206,6 +212,8 @@ impl GatewayError {
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
             CrossSiteRequest => "cross_site",
+            RuleDenied => "rule_denied",
+            StepUpRequired(_) => "step_up",
             _ => return None,
         })
     }
@@ -282,8 +290,9 @@ impl GatewayError {
             | InvalidToken(_)
             | InvalidCredentials
             | InvalidGrant
-            | RefreshReuse => StatusCode::UNAUTHORIZED,
-            InsufficientScope | CrossSiteRequest | OidcFailed(_) | UntrustedForwardAuth => {
+            | RefreshReuse
+            | StepUpRequired(_) => StatusCode::UNAUTHORIZED,
+            InsufficientScope | CrossSiteRequest | RuleDenied | OidcFailed(_) | UntrustedForwardAuth => {
                 StatusCode::FORBIDDEN
             }
             LoginRequired { .. } => StatusCode::FOUND,
@@ -320,6 +329,8 @@ impl GatewayError {
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",
             CrossSiteRequest => "cross_site_request",
+            RuleDenied => "access_denied",
+            StepUpRequired(_) => "insufficient_user_authentication",
             LoginRequired { .. } | LoginRequiredViaProxy { .. } => "login_required",
             UntrustedForwardAuth => "forbidden",
             InvalidCredentials => "invalid_credentials",
@@ -343,18 +354,19 @@ impl GatewayError {
         }
     }
 
-    /// The `WWW-Authenticate` challenge (RFC 6750 3) for token failures on protected routes.
-    fn challenge(&self) -> Option<&'static str> {
-        match self {
+    /// The `WWW-Authenticate` challenge (RFC 6750 3) for token failures on protected routes,
+    /// and RFC 9470's for a step-up.
+    fn challenge(&self) -> Option<HeaderValue> {
+        let fixed = match self {
             GatewayError::AuthenticationRequired | GatewayError::LoginRequiredViaProxy { .. } => {
-                Some("Bearer realm=\"portcullis\"")
+                "Bearer realm=\"portcullis\""
             }
-            GatewayError::InvalidToken(_) => Some("Bearer realm=\"portcullis\", error=\"invalid_token\""),
-            GatewayError::InsufficientScope => {
-                Some("Bearer realm=\"portcullis\", error=\"insufficient_scope\"")
-            }
-            _ => None,
-        }
+            GatewayError::InvalidToken(_) => "Bearer realm=\"portcullis\", error=\"invalid_token\"",
+            GatewayError::InsufficientScope => "Bearer realm=\"portcullis\", error=\"insufficient_scope\"",
+            GatewayError::StepUpRequired(step_up) => return Some(step_up_challenge(step_up)),
+            _ => return None,
+        };
+        Some(HeaderValue::from_static(fixed))
     }
 
     fn retry_after(&self) -> Option<u64> {
@@ -404,7 +416,7 @@ impl GatewayError {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.challenge() {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if let Some(seconds) = self.retry_after() {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
@@ -427,3 +439,29 @@ impl GatewayError {
 
 #[cfg(test)]
 mod tests;
+
+fn step_up_message(step_up: &StepUp) -> &'static str {
+    match (step_up.mfa, step_up.max_age) {
+        (true, Some(_)) => "log in again recently and with a second factor to continue",
+        (true, None) => "a second factor is required to continue",
+        (false, _) => "log in again to continue: the last login is too long ago",
+    }
+}
+
+/// `Bearer realm="portcullis", error="insufficient_user_authentication", ...` with
+/// `acr_values="mfa"` and `max_age=N` as the rule needs (RFC 9470 3).
+fn step_up_challenge(step_up: &StepUp) -> HeaderValue {
+    let mut challenge = format!(
+        "Bearer realm=\"portcullis\", error=\"insufficient_user_authentication\", \
+         error_description=\"{}\"",
+        step_up_message(step_up)
+    );
+    if step_up.mfa {
+        challenge.push_str(", acr_values=\"mfa\"");
+    }
+    if let Some(max_age) = step_up.max_age {
+        challenge.push_str(&format!(", max_age={max_age}"));
+    }
+    // Only fixed text and digits: always a valid header value.
+    HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer realm=\"portcullis\""))
+}

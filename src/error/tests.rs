@@ -25,6 +25,15 @@ fn every_error_maps_to_the_status_the_spec_names() {
         (InvalidToken(TokenError::IssuerUnavailable), 401),
         (InsufficientScope, 403),
         (CrossSiteRequest, 403),
+        (RuleDenied, 403),
+        (
+            StepUpRequired(StepUp {
+                rule: 0,
+                mfa: true,
+                max_age: None,
+            }),
+            401,
+        ),
         (DuplicateCookie, 400),
         (
             LoginRequired {
@@ -93,6 +102,33 @@ fn token_failures_carry_the_rfc_6750_error_codes() {
     assert_eq!(
         RateLimited { retry_after_secs: 7 }.to_response().headers()[RETRY_AFTER],
         "7"
+    );
+}
+
+#[test]
+fn a_step_up_carries_the_rfc_9470_challenge() {
+    let challenge = |mfa, max_age| {
+        let response = StepUpRequired(StepUp {
+            rule: 2,
+            mfa,
+            max_age,
+        })
+        .to_response();
+        response.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii")
+            .to_string()
+    };
+    let both = challenge(true, Some(600));
+    assert!(
+        both.starts_with("Bearer realm=\"portcullis\", error=\"insufficient_user_authentication\""),
+        "{both}"
+    );
+    assert!(both.ends_with(", acr_values=\"mfa\", max_age=600"), "{both}");
+    let age_only = challenge(false, Some(60));
+    assert!(
+        age_only.ends_with("\", max_age=60") && !age_only.contains("acr_values"),
+        "{age_only}"
     );
 }
 

@@ -224,7 +224,7 @@ fn host_matches(pattern: Option<&HostPattern>, host: &str) -> bool {
     }
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
     let bare = prefix.trim_end_matches('/');
     if path.contains(';') || path.contains("%3B") {
         return segments_match(bare, path);
@@ -274,6 +274,8 @@ mod tests {
             login_page: None,
             accept: vec![crate::config::Acceptable::Session],
             assertion: false,
+            rules: vec![],
+            line: 1,
         }
     }
 

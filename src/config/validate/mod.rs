@@ -12,6 +12,7 @@ mod auth;
 mod issuers;
 mod providers;
 mod routes;
+mod rules;
 mod upstreams;
 
 use super::file::*;
@@ -39,8 +40,9 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         providers,
         issuers,
     } = file;
-    // Before the routes: their `accept` names issuers.
+    // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
+    let providers = checker.providers(providers);
     let config = Config {
         source: path.to_path_buf(),
         server: checker.server(server),
@@ -53,8 +55,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         limits: checker.limits(limits),
         log: checker.log(log),
         demo: demo.map(|demo| checker.demo(demo)),
-        routes: checker.routes(routes, &issuers),
-        providers: checker.providers(providers),
+        routes: checker.routes(routes, &issuers, &providers),
+        providers,
         issuers,
     };
     checker.cross_checks(&config);
@@ -113,7 +115,11 @@ impl<'a> Checker<'a> {
         given.as_ref()
     }
 
-    fn optional<T>(&mut self, given: &Spanned<String>, parse: fn(&str) -> Result<T, String>) -> Option<T> {
+    fn optional<T>(
+        &mut self,
+        given: &Spanned<String>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         match parse(given.get_ref()) {
             Ok(value) => Some(value),
             Err(message) => {

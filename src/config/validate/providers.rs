@@ -165,9 +165,9 @@ impl Checker<'_> {
     pub(super) fn each<T>(
         &mut self,
         given: &[Spanned<String>],
-        parse: fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, String>,
     ) -> Vec<T> {
-        given.iter().filter_map(|g| self.optional(g, parse)).collect()
+        given.iter().filter_map(|g| self.optional(g, &parse)).collect()
     }
 
     /// A path from the file, resolved, that must name an existing file.

@@ -6,6 +6,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::Checker;
+use super::rules::RuleScope;
 use super::upstreams::UpstreamKeys;
 use crate::config::file::RouteFile;
 use crate::config::values::*;
@@ -16,7 +17,9 @@ impl Checker<'_> {
         &mut self,
         routes: Vec<Spanned<RouteFile>>,
         issuers: &[IssuerConfig],
+        providers: &[ProviderConfig],
     ) -> Vec<RouteConfig> {
+        let providers: Vec<String> = providers.iter().map(|p| p.name.clone()).collect();
         let mut checked: Vec<RouteConfig> = Vec::with_capacity(routes.len());
         // Only names the file gave: a missing or refused name leaves a stand-in shared by all.
         let mut names: HashSet<String> = HashSet::with_capacity(routes.len());
@@ -30,7 +33,7 @@ impl Checker<'_> {
                 .as_ref()
                 .is_some_and(|n| route_name(n.get_ref()).is_ok());
             let errors_before = self.problems.len();
-            let route = self.route(spanned.into_inner(), &span, issuers);
+            let route = self.route(spanned.into_inner(), &span, issuers, &providers);
             // A route with its own errors holds stand-in values that would collide spuriously.
             let route_is_valid = self.problems.len() == errors_before;
             if named && names.contains(&route.name) {
@@ -54,7 +57,13 @@ impl Checker<'_> {
         checked
     }
 
-    fn route(&mut self, file: RouteFile, span: &Range<usize>, issuers: &[IssuerConfig]) -> RouteConfig {
+    fn route(
+        &mut self,
+        file: RouteFile,
+        span: &Range<usize>,
+        issuers: &[IssuerConfig],
+        providers: &[String],
+    ) -> RouteConfig {
         let RouteFile {
             name,
             host,
@@ -74,6 +83,7 @@ impl Checker<'_> {
             upstream_tls,
             health_check,
             assertion,
+            rules,
         } = file;
         let name = self.required(&name, "name", span, "[[routes]]");
         let path = self.required(&path, "path", span, "[[routes]]");
@@ -91,10 +101,12 @@ impl Checker<'_> {
         }
         let auth = self.auth(auth, &roles);
         let methods = methods.map(|list| self.methods(list));
+        let path = self.value(path, "/", route_path);
+        let rules = self.rules(rules, &RuleScope::new(&path, providers, issuers));
         RouteConfig {
             name: self.value(name, "invalid-route", route_name),
             host: host.and_then(|h| self.optional(&h, host_pattern)),
-            path: self.value(path, "/", route_path),
+            path,
             methods,
             upstream,
             auth,
@@ -105,6 +117,8 @@ impl Checker<'_> {
             login_page: login_page.and_then(|page| self.optional(&page, login_page_path)),
             accept: self.accept(accept, issuers),
             assertion: assertion.unwrap_or(false),
+            rules,
+            line: self.problems.line_of(span.start),
         }
     }
 
