@@ -20,6 +20,7 @@ pub mod explain;
 pub(crate) mod federation;
 pub(crate) mod gateway;
 pub mod limits;
+pub mod mfa;
 pub(crate) mod pages;
 pub mod path;
 pub mod policy;
@@ -143,6 +144,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, String), StartError> {
     let client = UpstreamClient::new();
     auth::keys::generate_missing(&config.tokens).map_err(runtime::RuntimeError::from)?;
+    mfa::generate_missing_key(config.mfa.as_ref()).map_err(runtime::RuntimeError::from)?;
     let metrics = telemetry::metrics::Metrics::new();
     let runtime = Runtime::build(config.clone(), &client, &metrics.upstream_health(), None)?;
     let revocations = Arc::new(auth::Revocations::new());

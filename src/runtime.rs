@@ -15,6 +15,7 @@ use crate::auth::{AccessTokens, ApiKeys, Revocations, cookies};
 use crate::config::{Config, ConfigErrors, UsersConfig};
 use crate::federation::{Federation, FederationError, IssuerError, IssuerKeyring};
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
+use crate::mfa::Totp;
 use crate::proxy::{IdentityHeaders, UpstreamClient, UpstreamPool};
 use crate::routes::{Route, RouteTable};
 use crate::sessions::service::SessionService;
@@ -40,6 +41,8 @@ pub(crate) struct Runtime {
     pub federation: Federation,
     /// Other issuers' key fetchers (their keys are read through `tokens`).
     pub issuer_keys: IssuerKeyring,
+    /// TOTP second factors, when `[mfa]` is configured.
+    pub totp: Option<Totp>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,8 @@ pub enum RuntimeError {
     Federation(#[from] FederationError),
     #[error(transparent)]
     Issuer(#[from] IssuerError),
+    #[error("[mfa]: {0}")]
+    Mfa(String),
     #[error("route {route:?}: {error}")]
     UpstreamTls {
         route: String,
@@ -92,7 +97,14 @@ impl Runtime {
         };
         let federation = Federation::build(&config.providers, previous.map(|p| &p.federation))?;
         let limits = &config.limits;
+        let totp = config
+            .mfa
+            .as_ref()
+            .map(Totp::load)
+            .transpose()
+            .map_err(RuntimeError::Mfa)?;
         Ok(Runtime {
+            totp,
             federation,
             issuer_keys,
             routes: routes(&config, health, previous)?,

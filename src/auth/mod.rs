@@ -11,6 +11,7 @@ pub mod issuers;
 pub mod keys;
 pub mod mapping;
 pub mod revocation;
+pub(crate) mod sealed;
 pub mod tokens;
 mod weak_secret;
 

@@ -36,6 +36,16 @@ pub(super) struct FileConfig {
     pub providers: Vec<Spanned<ProviderFile>>,
     #[serde(default)]
     pub issuers: Vec<Spanned<IssuerFile>>,
+    pub mfa: Option<Spanned<MfaFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MfaFile {
+    pub key_file: Option<Text>,
+    pub key_env: Option<Text>,
+    pub generate_if_missing: Option<bool>,
+    pub issuer: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

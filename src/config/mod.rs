@@ -41,6 +41,20 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub providers: Vec<ProviderConfig>,
     pub issuers: Vec<IssuerConfig>,
+    /// `None`: no TOTP (its endpoints answer 404).
+    pub mfa: Option<MfaConfig>,
+}
+
+/// `[mfa]`: TOTP second factors (SPEC 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaConfig {
+    /// At least 32 bytes of secret text; the AES-256-GCM key for TOTP secrets at rest is
+    /// derived from it.
+    pub key: SecretSource,
+    /// Development: write a new key file when it is missing.
+    pub generate_if_missing: bool,
+    /// The name authenticator apps show next to the account.
+    pub issuer: String,
 }
 
 #[derive(Debug, Clone)]

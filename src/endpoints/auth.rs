@@ -11,12 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body::{self, BodyKind};
-use super::{json, query_param};
+use super::{json, mfa, query_param};
 use crate::auth::csrf;
 use crate::auth::tokens::{Grant, Issued, unix_now};
 use crate::caller::identify;
 use crate::context::{RequestCtx, Target};
 use crate::error::{GatewayError, login_result};
+use crate::mfa::pending::PendingLogin;
 use crate::proxy::ResponseBody;
 use crate::runtime::Runtime;
 use crate::secret::Secret;
@@ -34,7 +35,7 @@ struct JsonLogin {
 
 /// How the client wants the result of a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Delivery {
+pub(super) enum Delivery {
     /// JSON token pair (API clients).
     Tokens,
     /// Cookies and a JSON body without tokens (`"mode": "cookie"`).
@@ -49,6 +50,32 @@ struct LoginAttempt {
     delivery: Delivery,
 }
 
+impl Delivery {
+    /// The delivery a pending second-factor login asked for.
+    pub(super) fn from_pending(pending: &PendingLogin) -> Delivery {
+        match pending.delivery.as_str() {
+            "cookie" => Delivery::Cookies,
+            "redirect" => Delivery::Redirect(csrf::safe_return_to(Some(&pending.return_to))),
+            _ => Delivery::Tokens,
+        }
+    }
+
+    fn pending(&self, who: &Authenticated, now: u64) -> Option<PendingLogin> {
+        let (name, return_to) = match self {
+            Delivery::Tokens => ("token", ""),
+            Delivery::Cookies => ("cookie", ""),
+            Delivery::Redirect(to) => ("redirect", to.as_str()),
+        };
+        PendingLogin::new(&who.sub, &who.role, name, return_to, now)
+    }
+}
+
+/// What a login came to: a session, or a request for the second factor.
+enum Outcome {
+    LoggedIn(Response<ResponseBody>),
+    SecondFactor(Response<ResponseBody>),
+}
+
 /// `POST /auth/login`, counted in `portcullis_logins_total{result}`.
 pub(super) async fn login(
     ctx: &RequestCtx<'_>,
@@ -56,15 +83,19 @@ pub(super) async fn login(
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let result = login_uncounted(ctx, request, target).await;
-    ctx.shared.metrics.login(login_result(&result));
-    result
+    let label = match &result {
+        Ok(Outcome::SecondFactor(_)) => "mfa_required",
+        _ => login_result(&result),
+    };
+    ctx.shared.metrics.login(label);
+    result.map(|(Outcome::LoggedIn(response) | Outcome::SecondFactor(response))| response)
 }
 
 async fn login_uncounted(
     ctx: &RequestCtx<'_>,
     request: Request<Incoming>,
     target: &Target,
-) -> Result<Response<ResponseBody>, GatewayError> {
+) -> Result<Outcome, GatewayError> {
     let (runtime, ip) = (ctx.runtime, ctx.client);
     let user_agent = user_agent(request.headers());
     let cross_site = !same_origin(runtime, request.headers(), target);
@@ -79,13 +110,38 @@ async fn login_uncounted(
         .map_err(GatewayError::rate_limited)?;
     let who = check_password(ctx, &attempt).await?;
     let now = unix_now();
+    if mfa::enrolled(ctx, &who.sub).await? {
+        let pending = attempt
+            .delivery
+            .pending(&who, now)
+            .ok_or(GatewayError::Internal)?;
+        return mfa::challenge(ctx, &pending).map(Outcome::SecondFactor);
+    }
     let (session, access) = begin_session(ctx, &who, Origin::local(now), user_agent).await?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip);
-    Ok(match attempt.delivery {
-        Delivery::Tokens => token_pair(runtime, &access.token, &session.refresh_token),
-        Delivery::Cookies => cookie_pair(runtime, &who, &access.token, &session.refresh_token),
-        Delivery::Redirect(to) => redirect_with_cookies(runtime, &to, &access.token, &session.refresh_token),
-    })
+    let response = deliver(
+        runtime,
+        &attempt.delivery,
+        &who,
+        &access.token,
+        &session.refresh_token,
+    );
+    Ok(Outcome::LoggedIn(response))
+}
+
+/// A new session's tokens the way the client asked for them.
+pub(super) fn deliver(
+    runtime: &Runtime,
+    delivery: &Delivery,
+    who: &Authenticated,
+    access_token: &str,
+    refresh_token: &str,
+) -> Response<ResponseBody> {
+    match delivery {
+        Delivery::Tokens => token_pair(runtime, access_token, refresh_token),
+        Delivery::Cookies => cookie_pair(runtime, who, access_token, refresh_token),
+        Delivery::Redirect(to) => redirect_with_cookies(runtime, to, access_token, refresh_token),
+    }
 }
 
 /// A new session for `who`, begun now as `origin` says, and its first access token: what
@@ -227,12 +283,16 @@ pub(super) fn redirect_with_cookies(
 /// provider on it). A route's `login_page = "/auth/login"` sends browsers here.
 pub(super) fn login_page<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> Response<ResponseBody> {
     let return_to = csrf::safe_return_to(query_param(request, "return_to").as_deref());
-    let page = crate::pages::login(ctx.runtime.federation.configs(), &return_to);
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(page))));
+    page(crate::pages::login(ctx.runtime.federation.configs(), &return_to))
+}
+
+/// One of the gateway's pages: never cached, never framed (clickjacking of its forms), and
+/// allowed nothing but its own inline style and forms posting to itself.
+pub(super) fn page(html: String) -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(html))));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The page may not be framed (clickjacking of the login form).
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(
         "content-security-policy",

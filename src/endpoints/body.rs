@@ -74,6 +74,52 @@ pub(super) async fn form(
     }
 }
 
+/// The string fields of a JSON object or an HTML form, for endpoints that take both (a
+/// script's JSON, a page's form); any name outside `allowed`, a repeated one, or a JSON value
+/// that is not a string is refused.
+pub(super) struct Fields {
+    pub kind: BodyKind,
+    pairs: Vec<(String, String)>,
+}
+
+impl Fields {
+    pub(super) async fn read(
+        request: Request<Incoming>,
+        deadline: Duration,
+        allowed: &[&str],
+    ) -> Result<Fields, GatewayError> {
+        let kind = kind(&request);
+        let pairs = match kind {
+            BodyKind::Form => form(request, deadline).await?,
+            BodyKind::Json => {
+                let object: std::collections::BTreeMap<String, String> = json(request, deadline).await?;
+                object.into_iter().collect()
+            }
+            BodyKind::Absent | BodyKind::Other => return Err(GatewayError::UnsupportedMediaType),
+        };
+        match pairs.iter().find(|(name, _)| !allowed.contains(&name.as_str())) {
+            Some(_) => Err(GatewayError::BadRequest(
+                "the body has a field this endpoint does not take",
+            )),
+            None => Ok(Fields { kind, pairs }),
+        }
+    }
+
+    /// The field `name`, taken out.
+    pub(super) fn take(&mut self, name: &str) -> Option<String> {
+        let index = self.pairs.iter().position(|(n, _)| n == name)?;
+        Some(self.pairs.swap_remove(index).1)
+    }
+
+    pub(super) fn require(
+        &mut self,
+        name: &'static str,
+        missing: &'static str,
+    ) -> Result<String, GatewayError> {
+        self.take(name).ok_or(GatewayError::BadRequest(missing))
+    }
+}
+
 /// The whole (small) body within `deadline`: a client trickling it (R.U.D.Y.) gets 408
 /// instead of holding the connection; no route timeout covers the gateway's own endpoints.
 async fn read(request: Request<Incoming>, deadline: Duration) -> Result<Bytes, GatewayError> {

@@ -6,9 +6,11 @@ mod api_keys;
 mod auth;
 mod body;
 pub(crate) mod cors;
+mod mfa;
 mod oidc;
 pub(crate) mod redirect;
 mod sessions;
+mod step_up;
 mod verify;
 
 use bytes::Bytes;
@@ -42,6 +44,12 @@ pub(crate) async fn handle(
         (_, &Method::OPTIONS) if ctx.cors.is_some() => Ok(cors::preflight()),
         ("/auth/login", &Method::POST) => auth::login(ctx, request, target).await,
         ("/auth/login", &Method::GET) => Ok(auth::login_page(ctx, &request)),
+        ("/auth/login/mfa", &Method::POST) => mfa::finish_login(ctx, request, target).await,
+        ("/auth/mfa/totp/enroll", &Method::POST) => mfa::enroll(ctx, request, target).await,
+        ("/auth/mfa/totp/confirm", &Method::POST) => mfa::confirm(ctx, request, target).await,
+        ("/auth/mfa/totp", &Method::DELETE) => mfa::remove(ctx, request, target).await,
+        ("/auth/step-up", &Method::GET) => step_up::page_for(ctx, &request).await,
+        ("/auth/step-up", &Method::POST) => step_up::step_up(ctx, request, target).await,
         ("/auth/me", &Method::GET) => auth::me(ctx, &request),
         ("/.well-known/jwks.json", &Method::GET) => Ok(auth::jwks(ctx.runtime)),
         ("/auth/refresh", &Method::POST) => sessions::refresh(ctx, request, target).await,
@@ -63,6 +71,9 @@ fn allowed_method(path: &str) -> Option<&'static str> {
     match path {
         "/auth/login" => Some("GET, POST"),
         "/auth/refresh" | "/auth/logout" | "/auth/logout-all" => Some("POST"),
+        "/auth/login/mfa" | "/auth/mfa/totp/enroll" | "/auth/mfa/totp/confirm" => Some("POST"),
+        "/auth/mfa/totp" => Some("DELETE"),
+        "/auth/step-up" => Some("GET, POST"),
         "/auth/me" | "/auth/sessions" | "/auth/verify" | "/.well-known/jwks.json" => Some("GET"),
         path if path.starts_with(OWN_SESSION) => Some("DELETE"),
         _ => None,

@@ -183,7 +183,7 @@ pub(super) async fn revoke_own<B>(
 }
 
 /// The caller's verified identity; these endpoints need one.
-fn caller<B>(
+pub(super) fn caller<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
     unsafe_at: Option<&Target>,
@@ -217,7 +217,7 @@ pub(super) fn describe(session: &SessionRecord, current: Option<&str>) -> serde_
     })
 }
 
-fn no_content() -> Response<ResponseBody> {
+pub(super) fn no_content() -> Response<ResponseBody> {
     let mut response = Response::new(http_body_util::Either::Right(Default::default()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     response

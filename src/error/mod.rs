@@ -11,6 +11,7 @@ use crate::auth::cookies;
 use crate::auth::foreign::ForeignTokenError;
 use crate::auth::{CredentialError, TokenError};
 use crate::federation::{FlowError, LogoutProblem, OidcFailure};
+use crate::mfa::MfaError;
 use crate::path::PathRejection;
 use crate::policy::StepUp;
 use crate::proxy::{ResponseBody, UpstreamError};
@@ -67,6 +68,16 @@ pub(crate) enum GatewayError {
     UntrustedForwardAuth,
     #[error("invalid username or password")]
     InvalidCredentials,
+    #[error("the code is wrong, expired or used already")]
+    InvalidCode,
+    #[error("the mfa_token is invalid or expired; log in again")]
+    InvalidMfaToken,
+    #[error("TOTP is not enabled on this gateway")]
+    MfaNotEnabled,
+    #[error("a TOTP authenticator is enrolled already; delete it first")]
+    AlreadyEnrolled,
+    #[error("no TOTP authenticator is enrolled")]
+    NotEnrolled,
     #[error("the refresh token is not valid")]
     InvalidGrant,
     /// Answered exactly like `InvalidGrant`; kept apart for metrics and logs.
@@ -151,6 +162,19 @@ impl From<CredentialError> for GatewayError {
 }
 
 /// Unreachable or corrupt alike: nothing is accepted while the store cannot be trusted.
+impl From<MfaError> for GatewayError {
+    fn from(error: MfaError) -> GatewayError {
+        match error {
+            MfaError::NotEnabled => GatewayError::MfaNotEnabled,
+            MfaError::NotEnrolled => GatewayError::NotEnrolled,
+            MfaError::AlreadyEnrolled => GatewayError::AlreadyEnrolled,
+            MfaError::InvalidCode => GatewayError::InvalidCode,
+            MfaError::Store(_) => GatewayError::StoreUnavailable,
+            MfaError::Unreadable => GatewayError::Internal,
+        }
+    }
+}
+
 impl From<StoreError> for GatewayError {
     fn from(_: StoreError) -> GatewayError {
         GatewayError::StoreUnavailable
@@ -214,6 +238,7 @@ impl GatewayError {
             CrossSiteRequest => "cross_site",
             RuleDenied => "rule_denied",
             StepUpRequired(_) => "step_up",
+            InvalidCode | InvalidMfaToken => "second_factor",
             _ => return None,
         })
     }
@@ -284,11 +309,14 @@ impl GatewayError {
             | BadLogoutToken(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
-            NoRoute | NoSuchSession | NoSuchApiKey => StatusCode::NOT_FOUND,
+            NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled => StatusCode::NOT_FOUND,
+            AlreadyEnrolled | NotEnrolled => StatusCode::CONFLICT,
             AuthenticationRequired
             | LoginRequiredViaProxy { .. }
             | InvalidToken(_)
             | InvalidCredentials
+            | InvalidCode
+            | InvalidMfaToken
             | InvalidGrant
             | RefreshReuse
             | StepUpRequired(_) => StatusCode::UNAUTHORIZED,
@@ -324,7 +352,11 @@ impl GatewayError {
             | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
             UriTooLong => "uri_too_long",
-            NoRoute | NoSuchSession | NoSuchApiKey => "not_found",
+            NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled => "not_found",
+            AlreadyEnrolled => "already_enrolled",
+            NotEnrolled => "not_enrolled",
+            InvalidCode => "invalid_code",
+            InvalidMfaToken => "invalid_mfa_token",
             AuthenticationRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
             InsufficientScope => "insufficient_scope",

@@ -4,12 +4,12 @@
 //! the same key can open it, it is valid for ten minutes, and the callback accepts its state
 //! once (through the session store, so on every replica).
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::sealed;
 use crate::secret::Secret;
 
 pub(crate) const COOKIE: &str = "__Host-portcullis-oidc";
@@ -58,19 +58,8 @@ impl LoginState {
 
     /// The cookie value; `None` only if the system's random source fails.
     pub(crate) fn seal(&self, key: &Secret<[u8; 32]>) -> Option<String> {
-        let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).ok()?;
-        let mut sealed = serde_json::to_vec(self).ok()?;
-        cipher(key)?
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(COOKIE),
-                &mut sealed,
-            )
-            .ok()?;
-        let mut value = nonce.to_vec();
-        value.append(&mut sealed);
-        Some(URL_SAFE_NO_PAD.encode(value))
+        let plain = serde_json::to_vec(self).ok()?;
+        sealed::seal(key, COOKIE.as_bytes(), &plain).map(|value| URL_SAFE_NO_PAD.encode(value))
     }
 
     /// Opens a cookie value sealed by `seal`, if it is ours, intact and not older than ten minutes.
@@ -78,30 +67,16 @@ impl LoginState {
         if value.len() > MAX_SEALED {
             return Err(StateProblem::Unreadable);
         }
-        let mut bytes = URL_SAFE_NO_PAD
+        let bytes = URL_SAFE_NO_PAD
             .decode(value)
             .map_err(|_| StateProblem::Unreadable)?;
-        if bytes.len() <= NONCE_LEN {
-            return Err(StateProblem::Unreadable);
-        }
-        let mut sealed = bytes.split_off(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| StateProblem::Unreadable)?;
-        let cipher = cipher(key).ok_or(StateProblem::Unreadable)?;
-        let plain = cipher
-            .open_in_place(nonce, Aad::from(COOKIE), &mut sealed)
-            .map_err(|_| StateProblem::Unreadable)?;
-        let state: LoginState = serde_json::from_slice(plain).map_err(|_| StateProblem::Unreadable)?;
+        let plain = sealed::open(key, COOKIE.as_bytes(), &bytes).ok_or(StateProblem::Unreadable)?;
+        let state: LoginState = serde_json::from_slice(&plain).map_err(|_| StateProblem::Unreadable)?;
         match now < state.issued_at.saturating_add(LIFETIME_SECS) && state.issued_at <= now + 60 {
             true => Ok(state),
             false => Err(StateProblem::Expired),
         }
     }
-}
-
-fn cipher(key: &Secret<[u8; 32]>) -> Option<LessSafeKey> {
-    UnboundKey::new(&AES_256_GCM, key.expose())
-        .ok()
-        .map(LessSafeKey::new)
 }
 
 /// 256 random bits, base64url.

@@ -14,6 +14,8 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("login.html")),
         ("error.html", include_str!("error.html")),
         ("continue.html", include_str!("continue.html")),
+        ("second_factor.html", include_str!("second_factor.html")),
+        ("step_up.html", include_str!("step_up.html")),
     ] {
         // Checked by this module's tests: a template that does not parse never ships.
         if let Err(error) = pages.add_template(name, source) {
@@ -40,6 +42,39 @@ pub(crate) fn login<'p>(providers: impl Iterator<Item = &'p ProviderConfig>, ret
 /// `to` included; a navigation this page starts is same-site, so the new session cookies go.
 pub(crate) fn continue_to(to: &str) -> String {
     render("continue.html", context! { title => "Signed in", to })
+}
+
+/// The second step of a password login: a TOTP or recovery code for `mfa_token`.
+pub(crate) fn second_factor(mfa_token: &str) -> String {
+    render(
+        "second_factor.html",
+        context! { title => "Two-step verification", mfa_token },
+    )
+}
+
+/// What the step-up page shows: whose session it renews, whether a code is asked too, and
+/// why it cannot go on when it cannot.
+pub(crate) struct StepUpPage<'a> {
+    pub sub: &'a str,
+    pub return_to: &'a str,
+    pub code: bool,
+    pub reason: &'a str,
+    pub blocked: Option<&'a str>,
+}
+
+/// The step-up page (RFC 9470 for browsers): prove who you are again, to the same session.
+pub(crate) fn step_up(page: &StepUpPage<'_>) -> String {
+    let StepUpPage {
+        sub,
+        return_to,
+        code,
+        reason,
+        blocked,
+    } = *page;
+    render(
+        "step_up.html",
+        context! { title => "Confirm it is you", sub, return_to, code, reason, blocked },
+    )
 }
 
 /// A failure a browser navigated into, with the same status and words as the JSON answer.
@@ -75,6 +110,27 @@ mod tests {
         let page = continue_to("/app?a=1&b=\"");
         assert!(
             page.contains("content=\"0;url=") && !page.contains("b=\""),
+            "{page}"
+        );
+        let page = second_factor("tok\"en");
+        assert!(
+            page.contains("name=\"code\"") && page.contains("tok&quot;en"),
+            "{page}"
+        );
+        let step_up_page = StepUpPage {
+            sub: "<alice>",
+            return_to: "/x",
+            code: true,
+            reason: "why",
+            blocked: None,
+        };
+        let page = step_up(&step_up_page);
+        assert!(
+            page.contains("name=\"password\"") && page.contains("name=\"code\""),
+            "{page}"
+        );
+        assert!(
+            page.contains("&lt;alice&gt;") && !page.contains("<alice>"),
             "{page}"
         );
         let page = error(403, "oidc_failed", "<b>no</b>");

@@ -100,6 +100,43 @@ pub struct SessionRecord {
     pub origin: Origin,
 }
 
+/// What kind of second factor a `FactorRecord` holds (SPEC 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    Totp,
+    Passkey,
+}
+
+impl FactorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FactorKind::Totp => "totp",
+            FactorKind::Passkey => "passkey",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FactorKind> {
+        [FactorKind::Totp, FactorKind::Passkey]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
+}
+
+/// A user's second factor. `data` is opaque to the store (a sealed TOTP secret with its
+/// recovery-code hashes, or a passkey); the store never interprets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorRecord {
+    /// Unique over all users (`totp:<sub>`, a passkey's credential id).
+    pub id: String,
+    pub sub: String,
+    pub kind: FactorKind,
+    /// The passkey's name; empty for TOTP.
+    pub label: String,
+    pub data: Vec<u8>,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
 /// The clock and the durations an atomic decision needs, all in Unix seconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -202,6 +239,31 @@ pub trait Store: Send + Sync + 'static {
     /// Raises each key's `last_used_at` to the given time (never lowers it); unknown ids are
     /// skipped.
     fn touch_api_keys<'a>(&'a self, uses: &'a [(String, u64)]) -> StoreFuture<'a, ()>;
+
+    // === second factors and step-up (SPEC 13) ===
+
+    /// Stores the factor, replacing the one with the same id; a factor whose id is another
+    /// user's is refused (`false`, nothing changed).
+    fn put_factor<'a>(&'a self, factor: &'a FactorRecord) -> StoreFuture<'a, bool>;
+
+    /// The factor with this id, whoever's it is.
+    fn factor<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<FactorRecord>>;
+
+    /// The user's factors, oldest first (then by id).
+    fn factors_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<FactorRecord>>;
+
+    /// Deletes the factor if it is this user's: `true` when one was deleted.
+    fn delete_factor<'a>(&'a self, sub: &'a str, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Step-up: sets the live session's `origin.auth_time` and `origin.amr` and nothing else;
+    /// `false` when the session is unknown, revoked or ended.
+    fn renew_authentication<'a>(
+        &'a self,
+        sid: &'a str,
+        auth_time: u64,
+        amr: &'a [String],
+        timing: Timing,
+    ) -> StoreFuture<'a, bool>;
 
     /// Succeeds when the store answers (for `/readyz`).
     fn ping(&self) -> StoreFuture<'_, ()>;

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 mod auth;
 mod issuers;
+mod mfa;
 mod providers;
 mod routes;
 mod rules;
@@ -39,6 +40,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         routes,
         providers,
         issuers,
+        mfa,
     } = file;
     // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
@@ -58,6 +60,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         routes: checker.routes(routes, &issuers, &providers),
         providers,
         issuers,
+        mfa: mfa.map(|mfa| checker.mfa(mfa)),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)

@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod cases;
+mod factors;
 mod federated;
 pub(crate) mod redis_server;
 
@@ -21,6 +22,7 @@ use crate::sessions::sqlite::SqliteStore;
 use crate::sessions::store::{NewSession, Origin, RevocationKind, SEED_BYTES, Store, Timing};
 use api_keys::*;
 use cases::*;
+use factors::*;
 use federated::*;
 use redis_server::RedisServer;
 
@@ -182,5 +184,8 @@ contract! {
         an_api_key_reads_back_as_stored_and_never_as_the_key,
         deleting_an_api_key_records_its_revocation_once,
         uses_only_raise_last_used_at_of_existing_keys,
+        factors_read_back_as_stored_and_belong_to_one_user,
+        only_its_owner_deletes_a_factor,
+        a_step_up_renews_how_a_live_session_was_proved_and_nothing_else,
     }
 }

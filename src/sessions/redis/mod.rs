@@ -34,6 +34,7 @@
 
 mod api_keys;
 mod decode;
+mod factors;
 mod federated;
 mod feed;
 mod revocations;
@@ -51,8 +52,8 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Value
 use tokio::sync::Mutex;
 
 use super::store::{
-    Advance, ApiKeyRecord, FeedNews, IdpLink, NewSession, Revocation, RevocationKind, SEED_BYTES,
-    SessionRecord, Store, StoreError, StoreFuture, Timing,
+    Advance, ApiKeyRecord, FactorRecord, FeedNews, IdpLink, NewSession, Revocation, RevocationKind,
+    SEED_BYTES, SessionRecord, Store, StoreError, StoreFuture, Timing,
 };
 use crate::secret::Secret;
 use decode::*;
@@ -411,6 +412,32 @@ impl Store for RedisStore {
 
     fn touch_api_keys<'a>(&'a self, uses: &'a [(String, u64)]) -> StoreFuture<'a, ()> {
         Box::pin(self.touch_keys(uses))
+    }
+
+    fn put_factor<'a>(&'a self, factor: &'a FactorRecord) -> StoreFuture<'a, bool> {
+        Box::pin(self.put_factor_record(factor))
+    }
+
+    fn factor<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<FactorRecord>> {
+        Box::pin(self.one_factor(id))
+    }
+
+    fn factors_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<FactorRecord>> {
+        Box::pin(self.factors_of_user(sub))
+    }
+
+    fn delete_factor<'a>(&'a self, sub: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(self.delete_factor_record(sub, id))
+    }
+
+    fn renew_authentication<'a>(
+        &'a self,
+        sid: &'a str,
+        auth_time: u64,
+        amr: &'a [String],
+        timing: Timing,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(self.renew(sid, auth_time, amr, timing))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

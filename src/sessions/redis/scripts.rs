@@ -240,6 +240,18 @@ return redis.call('HGETALL', KEYS[1])
 "#
 );
 
+/// Step-up. KEYS: session. ARGV: now, idle_ttl, auth_time, amr (space-separated).
+/// Returns 1 when the session was live and renewed.
+const RENEW: &str = concat!(
+    prelude!(),
+    r#"
+local s = load_session(KEYS[1])
+if not s or not is_live(s, tonumber(ARGV[1]), tonumber(ARGV[2])) then return 0 end
+redis.call('HSET', KEYS[1], 'auth_time', ARGV[3], 'amr', ARGV[4])
+return 1
+"#
+);
+
 /// KEYS: user set, revocations, feed.
 /// ARGV: prefix, sub, now, idle_ttl, revocation_ttl, keep_until.
 /// Returns the revoked sessions as a flat list of sid, created_at.
@@ -458,6 +470,7 @@ return 1
 );
 
 pub(super) struct Scripts {
+    pub renew: Script,
     pub create_api_key: Script,
     pub delete_api_key: Script,
     pub api_keys: Script,
@@ -478,6 +491,7 @@ pub(super) struct Scripts {
 /// Built once: `Script::new` hashes the source for EVALSHA. `invoke_async` loads a script
 /// that Redis does not know (a restarted server) and retries, so nothing else is needed.
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    renew: Script::new(RENEW),
     create_api_key: Script::new(CREATE_API_KEY),
     delete_api_key: Script::new(DELETE_API_KEY),
     api_keys: Script::new(API_KEYS),

@@ -11,6 +11,7 @@
 //! operation already running there: it completes (or rolls back) as a whole, never halfway.
 
 mod api_keys;
+mod factors;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -21,8 +22,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::store::{
-    Advance, ApiKeyRecord, IdpLink, NewSession, Origin, Revocation, RevocationKind, SessionRecord, Store,
-    StoreError, StoreFuture, Timing,
+    Advance, ApiKeyRecord, FactorRecord, IdpLink, NewSession, Origin, Revocation, RevocationKind,
+    SessionRecord, Store, StoreError, StoreFuture, Timing,
 };
 use crate::secret::Secret;
 
@@ -164,6 +165,37 @@ impl Store for SqliteStore {
     fn touch_api_keys<'a>(&'a self, uses: &'a [(String, u64)]) -> StoreFuture<'a, ()> {
         let uses = uses.to_vec();
         self.run(move |conn| api_keys::touch(conn, &uses))
+    }
+
+    fn put_factor<'a>(&'a self, factor: &'a FactorRecord) -> StoreFuture<'a, bool> {
+        let factor = factor.clone();
+        self.run(move |conn| factors::put(conn, &factor))
+    }
+
+    fn factor<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<FactorRecord>> {
+        let id = id.to_owned();
+        self.run(move |conn| factors::one(conn, &id))
+    }
+
+    fn factors_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<FactorRecord>> {
+        let sub = sub.to_owned();
+        self.run(move |conn| factors::of(conn, &sub))
+    }
+
+    fn delete_factor<'a>(&'a self, sub: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        let (sub, id) = (sub.to_owned(), id.to_owned());
+        self.run(move |conn| factors::delete(conn, &sub, &id))
+    }
+
+    fn renew_authentication<'a>(
+        &'a self,
+        sid: &'a str,
+        auth_time: u64,
+        amr: &'a [String],
+        timing: Timing,
+    ) -> StoreFuture<'a, bool> {
+        let (sid, amr) = (sid.to_owned(), amr.to_vec());
+        self.run(move |conn| factors::renew(conn, &sid, auth_time, &amr, timing))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -8,10 +8,10 @@ use super::db_error;
 use crate::sessions::store::StoreError;
 
 /// The schema this build writes; a database with a newer one is refused, not guessed at.
-pub(super) const CURRENT_VERSION: u64 = 3;
+pub(super) const CURRENT_VERSION: u64 = 4;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`; append, never edit.
-const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2, V3];
+const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2, V3, V4];
 
 /// STRICT tables make SQLite refuse a value of the wrong type instead of storing it, so a
 /// bug cannot write what `get` would later have to report as corrupt.
@@ -69,6 +69,21 @@ const V3: &str = "
         expires_at INTEGER,
         last_used_at INTEGER
     ) STRICT, WITHOUT ROWID;
+";
+
+/// Second factors (SPEC 13): TOTP secrets (sealed before they get here) and passkeys, one
+/// row each, their data opaque to the store.
+const V4: &str = "
+    CREATE TABLE factors (
+        id TEXT PRIMARY KEY,
+        sub TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        label TEXT NOT NULL,
+        data BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX factors_by_sub ON factors (sub);
 ";
 
 /// How long a statement waits for another connection (another process on the same file)

@@ -185,9 +185,10 @@ async fn a_version_1_database_migrates_and_its_sessions_read_as_password_logins(
         .expect("a version 1 session");
     }
     let store = SqliteStore::open(&path).expect("the store opens and migrates");
-    assert_eq!(schema::stored_version(&store.lock()).expect("version"), 3);
+    assert_eq!(schema::stored_version(&store.lock()).expect("version"), 4);
     let record = store.get("s1").await.expect("get").expect("present");
     assert_eq!(record.origin, Origin::local(T0));
     assert_eq!(record.seed.expose(), &seed_for("s1"));
     assert_eq!(store.api_keys().await.expect("the version 3 table"), []);
+    assert_eq!(store.factors_of("alice").await.expect("the version 4 table"), []);
 }

@@ -79,8 +79,14 @@ impl PasswordCheck {
         if session.origin.idp != LOCAL_IDP {
             return Standing::Unknown;
         }
+        self.standing_of(&session.sub)
+    }
+
+    /// Whether the users file still lets `sub` in, and with which role; `Unknown` with a
+    /// password checker, which answers only for a password.
+    pub fn standing_of(&self, sub: &str) -> Standing {
         match self {
-            PasswordCheck::File(users) => match users.current().get(&session.sub) {
+            PasswordCheck::File(users) => match users.current().get(sub) {
                 Some(user) if !user.disabled => Standing::Active {
                     role: user.role.clone(),
                 },

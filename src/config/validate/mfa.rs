@@ -1,0 +1,69 @@
+//! Checks of `[mfa]` (SPEC 13): where the key for TOTP secrets at rest comes from, and the name
+//! authenticator apps show.
+
+use toml::Spanned;
+
+use super::Checker;
+use crate::config::file::MfaFile;
+use crate::config::*;
+
+/// Longer names are cut off by authenticator apps.
+const MAX_ISSUER_CHARS: usize = 64;
+
+impl Checker<'_> {
+    pub(super) fn mfa(&mut self, mfa: Spanned<MfaFile>) -> MfaConfig {
+        let span = mfa.span();
+        let MfaFile {
+            key_file,
+            key_env,
+            generate_if_missing,
+            issuer,
+        } = mfa.into_inner();
+        let generate_if_missing = generate_if_missing.unwrap_or(false);
+        let key = match (key_file, key_env) {
+            (Some(file), None) => {
+                let path = self.resolve(file.get_ref());
+                if !generate_if_missing && !path.is_file() {
+                    let message = format!(
+                        "{} does not exist (create it with `portcullis keygen --alg HS256 --out {}`)",
+                        path.display(),
+                        file.get_ref()
+                    );
+                    self.error(file.span(), message);
+                }
+                SecretSource::File(path)
+            }
+            (None, Some(env)) if generate_if_missing => {
+                self.error(
+                    env.span(),
+                    "generate_if_missing needs key_file: a variable cannot be written",
+                );
+                SecretSource::Env(env.into_inner())
+            }
+            (None, Some(env)) => SecretSource::Env(env.into_inner()),
+            (Some(file), Some(_)) => {
+                self.error(file.span(), "give key_file or key_env, not both");
+                SecretSource::File(self.resolve(file.get_ref()))
+            }
+            (None, None) => {
+                self.problems.missing(&span, "[mfa]", "key_file");
+                SecretSource::Env(String::new())
+            }
+        };
+        MfaConfig {
+            key,
+            generate_if_missing,
+            issuer: self.value(issuer.as_ref(), "Portcullis", issuer_label),
+        }
+    }
+}
+
+fn issuer_label(text: &str) -> Result<String, String> {
+    let printable = text.chars().all(|c| !c.is_control()) && !text.trim().is_empty();
+    match printable && text.chars().count() <= MAX_ISSUER_CHARS && !text.contains(':') {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "issuer {text:?} must be 1 to {MAX_ISSUER_CHARS} printable characters without ':'"
+        )),
+    }
+}

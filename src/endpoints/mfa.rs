@@ -1,0 +1,218 @@
+//! TOTP second factors (SPEC 13): enrolment, confirmation with recovery codes, removal, and
+//! the second step of a password login (`POST /auth/login/mfa`). Codes are rate limited like
+//! passwords, per client address and per user.
+
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::auth::{Delivery, deliver, same_origin};
+use super::body::{BodyKind, Fields};
+use super::json;
+use super::sessions::caller;
+use crate::auth::Identity;
+use crate::auth::tokens::{LOCAL_AMR, unix_now};
+use crate::context::{RequestCtx, Target};
+use crate::error::GatewayError;
+use crate::mfa::pending::PendingLogin;
+use crate::mfa::{OTP_AMR, Totp};
+use crate::proxy::ResponseBody;
+use crate::sessions::service::Standing;
+use crate::sessions::store::{FactorKind, Origin};
+use crate::sessions::users::Authenticated;
+
+/// `POST /auth/mfa/totp/enroll`: a new secret for the caller's app, unconfirmed.
+pub(super) async fn enroll(
+    ctx: &RequestCtx<'_>,
+    request: Request<Incoming>,
+    target: &Target,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let (caller, totp) = (caller(ctx, &request, Some(target))?, totp(ctx)?);
+    let enrolment = totp.enroll(store(ctx), &caller.sub, unix_now()).await?;
+    tracing::info!(target: "portcullis::audit", event = "totp_enrolment_begun", sub = %caller.sub);
+    let body = json!({ "secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri });
+    Ok(super::auth::no_store(json(StatusCode::OK, body)))
+}
+
+/// `POST /auth/mfa/totp/confirm {"code"}`: the first code proves the app holds the secret;
+/// the answer carries the ten recovery codes, the only time they are shown.
+pub(super) async fn confirm(
+    ctx: &RequestCtx<'_>,
+    request: Request<Incoming>,
+    target: &Target,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let (caller, code) = caller_and_code(ctx, request, target).await?;
+    let timing = ctx.runtime.timing(unix_now());
+    let codes = totp(ctx)?.confirm(store(ctx), &caller.sub, &code, timing).await?;
+    tracing::info!(target: "portcullis::audit", event = "totp_enrolled", sub = %caller.sub);
+    let body = json!({ "recovery_codes": codes });
+    Ok(super::auth::no_store(json(StatusCode::OK, body)))
+}
+
+/// `DELETE /auth/mfa/totp {"code"}`: only with a current code (or a recovery code), so a
+/// stolen session alone cannot take the second factor away.
+pub(super) async fn remove(
+    ctx: &RequestCtx<'_>,
+    request: Request<Incoming>,
+    target: &Target,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let (caller, code) = caller_and_code(ctx, request, target).await?;
+    let timing = ctx.runtime.timing(unix_now());
+    totp(ctx)?.remove(store(ctx), &caller.sub, &code, timing).await?;
+    tracing::info!(target: "portcullis::audit", event = "totp_removed", sub = %caller.sub);
+    Ok(super::sessions::no_content())
+}
+
+/// `POST /auth/login/mfa {"mfa_token","code"}` (JSON or the code page's form): finishes the
+/// password login the token names, with `amr` `["pwd","otp"]`.
+pub(super) async fn finish_login(
+    ctx: &RequestCtx<'_>,
+    request: Request<Incoming>,
+    target: &Target,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let runtime = ctx.runtime;
+    let cross_site = !same_origin(runtime, request.headers(), target);
+    let user_agent = super::auth::user_agent(request.headers());
+    let deadline = runtime.config.server.header_read_timeout;
+    let mut fields = Fields::read(request, deadline, &["mfa_token", "code"]).await?;
+    let token = fields.require("mfa_token", "the body needs mfa_token")?;
+    let code = fields.require("code", "the body needs code")?;
+    let now = unix_now();
+    let key = &runtime.tokens.keys().sealing_key;
+    let pending = PendingLogin::open(key, &token, now).ok_or(GatewayError::InvalidMfaToken)?;
+    let delivery = Delivery::from_pending(&pending);
+    if delivery != Delivery::Tokens && cross_site {
+        return Err(GatewayError::CrossSiteRequest);
+    }
+    check_code(ctx, &pending.sub, &code).await?;
+    let keep_until = pending.issued_at + crate::mfa::pending::LIFETIME_SECS;
+    let spent = store(ctx)
+        .use_once(
+            &format!("mfa-token:{}", pending.id),
+            keep_until,
+            runtime.timing(now),
+        )
+        .await?;
+    if !spent {
+        return Err(GatewayError::InvalidMfaToken);
+    }
+    let who = still_allowed(ctx, &pending)?;
+    let origin = Origin {
+        amr: vec![LOCAL_AMR.to_string(), OTP_AMR.to_string()],
+        ..Origin::local(now)
+    };
+    let (session, access) = super::auth::begin_session(ctx, &who, origin, user_agent).await?;
+    let ip = ctx.client;
+    tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip, second_factor = "totp");
+    ctx.shared.metrics.login("ok");
+    Ok(deliver(
+        runtime,
+        &delivery,
+        &who,
+        &access.token,
+        &session.refresh_token,
+    ))
+}
+
+/// A code of `sub`, rate limited like a password (per address and per user), audited when wrong.
+pub(super) async fn check_code(ctx: &RequestCtx<'_>, sub: &str, code: &str) -> Result<(), GatewayError> {
+    let ip = ctx.client;
+    ctx.runtime
+        .login_limits
+        .check(ip, sub)
+        .map_err(GatewayError::rate_limited)?;
+    let timing = ctx.runtime.timing(unix_now());
+    totp(ctx)?
+        .check(store(ctx), sub, code, timing)
+        .await
+        .inspect_err(|error| {
+            tracing::info!(target: "portcullis::audit", event = "login_failed", user = %sub, %ip, reason = %error);
+        })
+        .map_err(GatewayError::from)
+}
+
+/// The user behind a pending login, as the users file says now (disabled meanwhile: refused).
+fn still_allowed(ctx: &RequestCtx<'_>, pending: &PendingLogin) -> Result<Authenticated, GatewayError> {
+    let role = match ctx.runtime.passwords.standing_of(&pending.sub) {
+        Standing::Active { role } => role,
+        Standing::Unknown => pending.role.clone(),
+        Standing::Barred => return Err(GatewayError::InvalidCredentials),
+    };
+    Ok(Authenticated {
+        sub: pending.sub.clone(),
+        role,
+    })
+}
+
+async fn caller_and_code(
+    ctx: &RequestCtx<'_>,
+    request: Request<Incoming>,
+    target: &Target,
+) -> Result<(Arc<Identity>, String), GatewayError> {
+    let caller = caller(ctx, &request, Some(target))?;
+    let deadline = ctx.runtime.config.server.header_read_timeout;
+    let mut fields = Fields::read(request, deadline, &["code"]).await?;
+    if fields.kind != BodyKind::Json {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    let code = fields.require("code", "the body needs code")?;
+    ctx.runtime
+        .login_limits
+        .check(ctx.client, &caller.sub)
+        .map_err(GatewayError::rate_limited)?;
+    Ok((caller, code))
+}
+
+pub(super) fn totp<'r>(ctx: &RequestCtx<'r>) -> Result<&'r Totp, GatewayError> {
+    ctx.runtime.totp.as_ref().ok_or(GatewayError::MfaNotEnabled)
+}
+
+fn store<'r>(ctx: &RequestCtx<'r>) -> &'r dyn crate::sessions::store::Store {
+    ctx.shared.sessions.store().as_ref()
+}
+
+/// Whether `sub` must give a second factor after the password: a confirmed TOTP (while
+/// `[mfa]` is configured) or a passkey.
+pub(super) async fn enrolled(ctx: &RequestCtx<'_>, sub: &str) -> Result<bool, GatewayError> {
+    let factors = store(ctx).factors_of(sub).await?;
+    if factors.iter().any(|f| f.kind == FactorKind::Passkey) {
+        return Ok(true);
+    }
+    match (
+        &ctx.runtime.totp,
+        factors.iter().any(|f| f.kind == FactorKind::Totp),
+    ) {
+        (Some(totp), true) => Ok(totp.enrolled(store(ctx), sub).await?),
+        _ => Ok(false),
+    }
+}
+
+/// SPEC 13's answer to a password that needs its second factor: 401 `mfa_required` with the
+/// `mfa_token` for a script, the code page for the login form.
+pub(super) fn challenge(
+    ctx: &RequestCtx<'_>,
+    pending: &PendingLogin,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let key = &ctx.runtime.tokens.keys().sealing_key;
+    let token = pending.seal(key).ok_or(GatewayError::Internal)?;
+    tracing::info!(target: "portcullis::audit", event = "login_second_factor", sub = %pending.sub, ip = %ctx.client);
+    if pending.delivery == "redirect" {
+        return Ok(super::auth::page(crate::pages::second_factor(&token)));
+    }
+    let body = json!({
+        "error": "mfa_required",
+        "message": "a second factor is required: POST /auth/login/mfa with this mfa_token and a code",
+        "mfa_token": token,
+    });
+    Ok(super::auth::no_store(json(StatusCode::UNAUTHORIZED, body)))
+}
+
+/// Whether `sub` has a confirmed TOTP (false while `[mfa]` is not configured).
+pub(super) async fn totp_enrolled(ctx: &RequestCtx<'_>, sub: &str) -> Result<bool, GatewayError> {
+    match &ctx.runtime.totp {
+        Some(totp) => Ok(totp.enrolled(store(ctx), sub).await?),
+        None => Ok(false),
+    }
+}
