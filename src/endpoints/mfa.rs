@@ -86,7 +86,9 @@ pub(super) async fn finish_login(
     if delivery != Delivery::Tokens && cross_site {
         return Err(GatewayError::CrossSiteRequest);
     }
-    check_code(ctx, &pending.sub, &code).await?;
+    limit(ctx, &pending.sub)?;
+    // Each token is one attempt: spent before the code is looked at, so a code is never
+    // used up by a token that can no longer finish; a wrong code gets a new token.
     let keep_until = pending.issued_at + crate::mfa::pending::LIFETIME_SECS;
     let spent = store(ctx)
         .use_once(
@@ -97,6 +99,11 @@ pub(super) async fn finish_login(
         .await?;
     if !spent {
         return Err(GatewayError::InvalidMfaToken);
+    }
+    match check_code_unlimited(ctx, &pending.sub, &code).await {
+        Ok(()) => {}
+        Err(GatewayError::InvalidCode) => return another_attempt(ctx, &pending, now),
+        Err(error) => return Err(error),
     }
     let who = still_allowed(ctx, &pending)?;
     let origin = Origin {
@@ -118,12 +125,20 @@ pub(super) async fn finish_login(
 
 /// A code of `sub`, rate limited like a password (per address and per user), audited when wrong.
 pub(super) async fn check_code(ctx: &RequestCtx<'_>, sub: &str, code: &str) -> Result<(), GatewayError> {
-    let ip = ctx.client;
+    limit(ctx, sub)?;
+    check_code_unlimited(ctx, sub, code).await
+}
+
+/// Attempts at codes count against the login limits of the address and the user.
+fn limit(ctx: &RequestCtx<'_>, sub: &str) -> Result<(), GatewayError> {
     ctx.runtime
         .login_limits
-        .check(ip, sub)
-        .map_err(GatewayError::rate_limited)?;
-    let timing = ctx.runtime.timing(unix_now());
+        .check(ctx.client, sub)
+        .map_err(GatewayError::rate_limited)
+}
+
+async fn check_code_unlimited(ctx: &RequestCtx<'_>, sub: &str, code: &str) -> Result<(), GatewayError> {
+    let (ip, timing) = (ctx.client, ctx.runtime.timing(unix_now()));
     totp(ctx)?
         .check(store(ctx), sub, code, timing)
         .await
@@ -131,6 +146,32 @@ pub(super) async fn check_code(ctx: &RequestCtx<'_>, sub: &str, code: &str) -> R
             tracing::info!(target: "portcullis::audit", event = "login_failed", user = %sub, %ip, reason = %error);
         })
         .map_err(GatewayError::from)
+}
+
+/// A wrong code: 401 `invalid_code` with a new `mfa_token` for the next attempt (the code
+/// page again, saying so, for a browser).
+fn another_attempt(
+    ctx: &RequestCtx<'_>,
+    pending: &PendingLogin,
+    now: u64,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let next = PendingLogin::new(
+        &pending.sub,
+        &pending.role,
+        &pending.delivery,
+        &pending.return_to,
+        now,
+    )
+    .and_then(|next| next.seal(&ctx.runtime.tokens.keys().sealing_key))
+    .ok_or(GatewayError::Internal)?;
+    let wrong = GatewayError::InvalidCode;
+    if pending.delivery == "redirect" {
+        let mut response = super::auth::page(crate::pages::second_factor(&next, Some(&wrong.to_string())));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(response);
+    }
+    let body = json!({ "error": wrong.code(), "message": wrong.to_string(), "mfa_token": next });
+    Ok(super::auth::no_store(json(StatusCode::UNAUTHORIZED, body)))
 }
 
 /// The user behind a pending login, as the users file says now (disabled meanwhile: refused).
@@ -158,10 +199,7 @@ async fn caller_and_code(
         return Err(GatewayError::UnsupportedMediaType);
     }
     let code = fields.require("code", "the body needs code")?;
-    ctx.runtime
-        .login_limits
-        .check(ctx.client, &caller.sub)
-        .map_err(GatewayError::rate_limited)?;
+    limit(ctx, &caller.sub)?;
     Ok((caller, code))
 }
 
@@ -199,7 +237,7 @@ pub(super) fn challenge(
     let token = pending.seal(key).ok_or(GatewayError::Internal)?;
     tracing::info!(target: "portcullis::audit", event = "login_second_factor", sub = %pending.sub, ip = %ctx.client);
     if pending.delivery == "redirect" {
-        return Ok(super::auth::page(crate::pages::second_factor(&token)));
+        return Ok(super::auth::page(crate::pages::second_factor(&token, None)));
     }
     let body = json!({
         "error": "mfa_required",

@@ -44,11 +44,12 @@ pub(crate) fn continue_to(to: &str) -> String {
     render("continue.html", context! { title => "Signed in", to })
 }
 
-/// The second step of a password login: a TOTP or recovery code for `mfa_token`.
-pub(crate) fn second_factor(mfa_token: &str) -> String {
+/// The second step of a password login: a TOTP or recovery code for `mfa_token`, with what
+/// was wrong with the last one.
+pub(crate) fn second_factor(mfa_token: &str, problem: Option<&str>) -> String {
     render(
         "second_factor.html",
-        context! { title => "Two-step verification", mfa_token },
+        context! { title => "Two-step verification", mfa_token, problem },
     )
 }
 
@@ -112,7 +113,8 @@ mod tests {
             page.contains("content=\"0;url=") && !page.contains("b=\""),
             "{page}"
         );
-        let page = second_factor("tok\"en");
+        let page = second_factor("tok\"en", Some("wrong <code>"));
+        assert!(page.contains("wrong &lt;code&gt;"), "{page}");
         assert!(
             page.contains("name=\"code\"") && page.contains("tok&quot;en"),
             "{page}"
