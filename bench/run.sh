@@ -369,6 +369,48 @@ path = "/ext/"
 upstream = "http://127.0.0.1:$UP_PORT"
 accept = ["issuer:idp"]
 
+# Ten rules (SPEC 13), the last one allowing the bench user: every request consults all ten.
+[[routes]]
+name = "rules"
+path = "/rules/"
+upstream = "http://127.0.0.1:$UP_PORT"
+[[routes.rules]]
+effect = "deny"
+paths = ["/rules/denied"]
+[[routes.rules]]
+effect = "allow"
+roles = ["auditor"]
+methods = ["POST"]
+[[routes.rules]]
+effect = "deny"
+subjects = ["mallory", "eve"]
+[[routes.rules]]
+effect = "allow"
+roles = ["admin"]
+mfa = true
+[[routes.rules]]
+effect = "deny"
+from = ["203.0.113.0/24", "198.51.100.0/24"]
+[[routes.rules]]
+effect = "allow"
+idp = ["api_key"]
+paths = ["/rules/keys/"]
+[[routes.rules]]
+effect = "allow"
+roles = ["ops"]
+paths = ["/rules/ops/"]
+[[routes.rules]]
+effect = "deny"
+methods = ["DELETE"]
+[[routes.rules]]
+effect = "allow"
+roles = ["admin"]
+max_auth_age = "10m"
+[[routes.rules]]
+effect = "allow"
+methods = ["GET"]
+from = ["127.0.0.0/8"]
+
 [[issuers]]
 name = "idp"
 issuer = "https://idp.bench.invalid"
@@ -672,18 +714,20 @@ measure_uncached() {  # LABEL PID PORT: keep-alive load, a different HS256 token
   log "pass $PASS $label distinct tokens: ${rps} req/s p50 ${p50}ms p99 ${p99}ms ${cpu}µs/req (proxy core ${busy}% busy)"
 }
 
-MACHINE_LABELS=("Portcullis session token (beside the machine runs)" "Portcullis API key" "Portcullis RS256 issuer token")
+MACHINE_LABELS=("Portcullis session token (beside the machine runs)" "Portcullis API key" "Portcullis RS256 issuer token" "Portcullis session token, route with 10 rules")
 measure_machine() {  # PID SESSION_TOKEN KEY: back-to-back keep-alive runs (as the main table's)
-  # with the session token, an API key and another issuer's RS256 token (cached after its first
-  # request, as the session token is), in an order that rotates with the pass
-  local pid=$1 label path tok out c0 c1 cpu busy rps p50 p99 i k url hdr
-  for k in 0 1 2; do
-    i=$(( (k + PASS) % 3 ))
+  # with the session token, an API key, another issuer's RS256 token (cached after its first
+  # request, as the session token is) and the session token on a route with ten rules, in an
+  # order that rotates with the pass
+  local pid=$1 label path tok out c0 c1 cpu busy rps p50 p99 i k url hdr n=${#MACHINE_LABELS[@]}
+  for ((k = 0; k < n; k++)); do
+    i=$(( (k + PASS) % n ))
     label=${MACHINE_LABELS[$i]}
     case $i in
       0) path=/api/bench tok=$2 ;;
       1) path=/keys/bench tok=$3 ;;
       2) path=/ext/bench tok=$FOREIGN_TOK ;;
+      3) path=/rules/bench tok=$2 ;;
     esac
     url="https://127.0.0.1:$P_PORT$path" hdr=(-H "Authorization: Bearer $tok")
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "${hdr[@]}" "$url" >/dev/null   # warm-up
@@ -714,6 +758,8 @@ machine_behaviour() {  # SESSION_TOKEN: checks the machine-client routes; sets K
   check "portcullis API key identity injected, spoof stripped, Authorization dropped" \
     "$(body_of "$base/keys/bench" -H "Authorization: Bearer $KEY_" -H 'X-Auth-Sub: admin' -H 'X-Auth-Role: admin')" "sub=svc role=user auth="
   check "portcullis session token on the API-key route" "$(status_of "$base/keys/bench" -H "Authorization: Bearer $1")" 401
+  check "portcullis ten rules, the last allows" "$(status_of "$base/rules/bench" -H "Authorization: Bearer $1")" 200
+  check "portcullis ten rules, the first denies" "$(status_of "$base/rules/denied" -H "Authorization: Bearer $1")" 403
   check "portcullis RS256 issuer token" "$(status_of "$base/ext/bench" -H "Authorization: Bearer $FOREIGN_TOK")" 200
   check "portcullis tampered RS256 issuer token" "$(status_of "$base/ext/bench" -H "Authorization: Bearer $(tamper "$FOREIGN_TOK")")" 401
   check "portcullis RS256 issuer token identity injected, spoof stripped, Authorization dropped" \
@@ -1080,7 +1126,7 @@ span() {  # span LABEL COLUMN [FORMAT]: "min–max (±x% of the median)"
 each() {  # each LABEL COLUMN: "a / b / c" in pass order
   values "$1" "$2" | paste -sd/ - | sed 's|/| / |g'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a" || b=="n/a" || b+0==0) print "n/a"; else printf "%.2f", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN{ if (a=="n/a" || b=="n/a" || b+0==0) print "n/a"; else printf f, a/b }'; }  # A B [FORMAT]
 TROWS=()
 backend_table() {  # backend_table COLUMN_PREFIX LABEL...: one backend case's table (÷ HAProxy HS256)
   local pre=$1 l; shift
@@ -1130,10 +1176,12 @@ for alg in $ALGS; do
   target "$alg full handshakes per CPU-second, Portcullis ÷ HAProxy" "$(ratio "$pa" "$pb")" ge 1.0 "$pa vs $pb /s (= 1e6 ÷ CPU µs per \`Connection: close\` request)"
 done
 hs=$(med "${MACHINE_LABELS[0]}" m_cpu)
-for l in "${MACHINE_LABELS[@]:1}"; do
+for l in "${MACHINE_LABELS[@]:1:2}"; do
   a=$(med "$l" m_cpu)
   [ "$a" = n/a ] || target "$l CPU µs/req ÷ the session token's, same block (both cached)" "$(ratio "$a" "$hs")" le 1.0 "$a vs $hs µs/req, keep-alive"
 done
+a=$(med "${MACHINE_LABELS[3]}" m_cpu)
+[ "$a" = n/a ] || target "route with 10 rules CPU µs/req ÷ the same token on a route without rules, same block" "$(ratio "$a" "$hs" %.3f)" le 1.02 "$a vs $hs µs/req, keep-alive (issue 18: within 2 %)"
 target "proxied p99 during a failed-login flood ÷ quiet p99, Portcullis HS256" "$(med "$FLOOD_LABEL" fl_ratio %.2f)" le 2 \
   "$(med "$FLOOD_LABEL" fl_f_p99 %.2f) vs $(med "$FLOOD_LABEL" fl_q_p99 %.2f) ms; median of the per-pass ratios"
 
@@ -1170,7 +1218,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   echo "- layout: proxy pinned to CPU $PROXY_CPU (\`taskset -c $PROXY_CPU\`, all of its threads); wrk/h2load and the upstream (nginx \`return 200\`, 1 worker) on CPU $LOAD_CPU; all on 127.0.0.1"
   echo "- TLS: one ECDSA P-256 self-signed certificate for every peer; wrk speaks HTTP/1.1 without session resumption"
   echo "- tokens: minted by Portcullis' \`/auth/login\` (one per algorithm and pass); HAProxy verifies the very same token with the same key (\`jwt_verify\`), checks \`alg\`, \`typ\`, \`iss\`, \`aud\`, \`exp\`, \`nbf\`, strips client \`X-Auth-*\`, sets \`X-Auth-Sub/Role/Session\` from the claims and drops \`Authorization\`. nginx does no authentication (the floor)."
-  echo "- machine clients (current build, HS256 instance, SPEC 11): the same keep-alive run with an API key (\`Authorization: Bearer pcl_…\`, made through \`POST /admin/api-keys\`, route \`accept = [\"api_key\"]\`) and with another issuer's RS256 access token (minted by \`bench/mint_rs256.py\` with openssl, its JWKS served by the upstream nginx, route \`accept = [\"issuer:idp\"]\`). The three (session token, API key, RS256 token) run back to back in an order that rotates with the pass, and each machine case is compared with the session token's run of the same block; the RS256 token is verified once and then served from the verified-token cache, as the session token is; an API key costs a map lookup and one SHA-256 on every request."
+  echo "- machine clients (current build, HS256 instance, SPEC 11): the same keep-alive run with an API key (\`Authorization: Bearer pcl_…\`, made through \`POST /admin/api-keys\`, route \`accept = [\"api_key\"]\`) with another issuer's RS256 access token (minted by \`bench/mint_rs256.py\` with openssl, its JWKS served by the upstream nginx, route \`accept = [\"issuer:idp\"]\`), and with the session token on a route with ten \`[[routes.rules]]\` (SPEC 13) of which the last allows, so every request consults all ten. The four run back to back in an order that rotates with the pass, and each machine case is compared with the session token's run of the same block; the RS256 token is verified once and then served from the verified-token cache, as the session token is; an API key costs a map lookup and one SHA-256 on every request."
   echo "- checked before timing, in every pass: valid token 200 (HTTP/1.1 and h2), tampered signature 401, no token 401, identity headers injected and client copies stripped, on every authenticating peer; nginx 200 without a token; a wrong password 401 on the login-flood instance; on the machine-client routes an API key 200, the same key with another secret 401, the session token on the API-key route 401, the RS256 issuer token 200, that token tampered 401, and for both the identity headers injected, client copies stripped and \`Authorization\` dropped."
   echo
   echo "| peer | req/s | p50 ms | p99 ms | CPU µs/req | proxy core busy | 1-conn p50 ms | conn/s (\`Connection: close\`) | CPU µs/conn (+ over keep-alive = handshake) | h2 req/s (-m $STREAMS) | h2 CPU µs/req | idle KiB/conn ($IDLE_N held) |"
@@ -1286,7 +1334,7 @@ log "wrote $OUT (run took ${T_RUN}s)"
 if [ -n "$BASELINE" ]; then for l in "${AB_LINES[@]}"; do log "$l"; done; fi
 if [ -n "$(values "${MACHINE_LABELS[0]}" m_cpu)" ]; then
   hs=$(med "${MACHINE_LABELS[0]}" m_cpu)
-  log "machine clients, CPU µs/request (medians): session token (HS256, cached) $hs; API key $(med "${MACHINE_LABELS[1]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[1]}" m_cpu)" "$hs")x); RS256 issuer token (cached) $(med "${MACHINE_LABELS[2]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[2]}" m_cpu)" "$hs")x); goal <= 1.0"
+  log "machine clients, CPU µs/request (medians): session token (HS256, cached) $hs; API key $(med "${MACHINE_LABELS[1]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[1]}" m_cpu)" "$hs")x); RS256 issuer token (cached) $(med "${MACHINE_LABELS[2]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[2]}" m_cpu)" "$hs")x); goal <= 1.0; ten rules $(med "${MACHINE_LABELS[3]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[3]}" m_cpu)" "$hs" %.3f)x); goal <= 1.02"
 fi
 if ((${#TLS_LABELS[@]} + ${#TWO_LABELS[@]} + ${#FA_LABELS[@]})); then
   P="Portcullis HS256" H="HAProxy HS256" N="nginx (no auth)"
