@@ -15,7 +15,8 @@ use support::upstreams::Upstream;
 use support::{GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup, config::route, request};
 use totp_rs::TOTP;
 
-const MFA: &str = "[mfa]\nkey_file = \"mfa.key\"\ngenerate_if_missing = true\nissuer = \"Acme Corp\"\n";
+const MFA: &str = "[mfa]\nkey_file = \"mfa.key\"\ngenerate_if_missing = true\nissuer = \"Acme Corp\"\n\
+                   [headers]\namr = \"X-Auth-Amr\"\n";
 
 /// A gateway with TOTP, `limits` (a `[limits]` section), and the route `api` whose one rule
 /// needs a second factor.
@@ -143,10 +144,17 @@ async fn an_enrolled_user_logs_in_with_a_code_once_and_a_recovery_code_once() {
     let reused = finish(&gateway, &mfa_token(&gateway).await, &recovery[3]).await;
     assert_eq!(reused.json()["error"], "invalid_code", "{}", reused.text());
     // The session with a second factor passes the route's rule; the password-only one does not.
-    assert_eq!(
-        gateway.get_with_token("/api/x", &pair.access).await.status,
-        StatusCode::OK
-    );
+    let passed = gateway
+        .send(
+            request(Method::GET, "/api/x")
+                .bearer(&pair.access)
+                .header("x-auth-amr", "hwk")
+                .empty(),
+        )
+        .await;
+    assert_eq!(passed.status, StatusCode::OK);
+    // `[headers] amr` tells the backend how, and a client's copy never reaches it.
+    assert_eq!(passed.upstream_header("x-auth-amr"), ["pwd otp"]);
     let before = gateway.get_with_token("/api/x", &single_factor).await;
     assert_eq!(before.status, StatusCode::UNAUTHORIZED);
     assert_eq!(before.json()["error"], "insufficient_user_authentication");

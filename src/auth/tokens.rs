@@ -100,6 +100,8 @@ pub struct Identity {
     pub sub_header: HeaderValue,
     pub role_header: HeaderValue,
     pub sid_header: HeaderValue,
+    /// `amr` space-separated, for `[headers] amr`; `None` when there is none.
+    pub amr_header: Option<HeaderValue>,
 }
 
 /// A caller's values before they are checked as header values.
@@ -133,8 +135,13 @@ impl Identity {
             amr,
         } = claimed;
         header_value(&jti)?;
+        let amr_header = match amr.is_empty() {
+            true => None,
+            false => HeaderValue::from_str(&amr.join(" ")).ok(),
+        };
         Ok(Identity {
             kind,
+            amr_header,
             sub_header: header_value(&sub)?,
             role_header: header_value(&role)?,
             sid_header: header_value(&sid)?,

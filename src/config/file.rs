@@ -132,6 +132,7 @@ pub(super) struct HeadersFile {
     pub subject: Option<Text>,
     pub role: Option<Text>,
     pub session: Option<Text>,
+    pub amr: Option<Text>,
     pub forward_authorization: Option<bool>,
 }
 

@@ -181,6 +181,8 @@ pub struct HeadersConfig {
     pub subject: HeaderName,
     pub role: HeaderName,
     pub session: HeaderName,
+    /// SPEC 13: a header with the caller's `amr` (space-separated), when configured.
+    pub amr: Option<HeaderName>,
     pub forward_authorization: bool,
 }
 

@@ -15,14 +15,17 @@ pub enum IdentityField {
     Subject,
     Role,
     Session,
+    /// How the caller proved who they are (SPEC 13), only with `[headers] amr`.
+    Amr,
 }
 
 impl IdentityField {
-    fn value(self, identity: &Identity) -> &HeaderValue {
+    fn value(self, identity: &Identity) -> Option<&HeaderValue> {
         match self {
-            IdentityField::Subject => &identity.sub_header,
-            IdentityField::Role => &identity.role_header,
-            IdentityField::Session => &identity.sid_header,
+            IdentityField::Subject => Some(&identity.sub_header),
+            IdentityField::Role => Some(&identity.role_header),
+            IdentityField::Session => Some(&identity.sid_header),
+            IdentityField::Amr => identity.amr_header.as_ref(),
         }
     }
 }
@@ -35,13 +38,13 @@ pub struct IdentityHeaders {
 
 impl IdentityHeaders {
     pub fn new(config: &HeadersConfig) -> IdentityHeaders {
-        IdentityHeaders {
-            fields: vec![
-                (config.subject.clone(), IdentityField::Subject),
-                (config.role.clone(), IdentityField::Role),
-                (config.session.clone(), IdentityField::Session),
-            ],
-        }
+        let mut fields = vec![
+            (config.subject.clone(), IdentityField::Subject),
+            (config.role.clone(), IdentityField::Role),
+            (config.session.clone(), IdentityField::Session),
+        ];
+        fields.extend(config.amr.clone().map(|name| (name, IdentityField::Amr)));
+        IdentityHeaders { fields }
     }
 
     /// Removes every client copy (also `_` spellings, and of `X-Auth-Assertion`), then sets
@@ -51,7 +54,9 @@ impl IdentityHeaders {
         headers::strip_identity(headers, names.chain([&ASSERTION_HEADER]));
         if let Some(identity) = caller {
             for (name, field) in &self.fields {
-                headers.insert(name.clone(), field.value(identity).clone());
+                if let Some(value) = field.value(identity) {
+                    headers.insert(name.clone(), value.clone());
+                }
             }
         }
     }

@@ -244,12 +244,14 @@ impl Checker<'_> {
             subject,
             role,
             session,
+            amr,
             forward_authorization,
         } = file;
         HeadersConfig {
             subject: self.value(subject.as_ref(), "X-Auth-Sub", identity_header),
             role: self.value(role.as_ref(), "X-Auth-Role", identity_header),
             session: self.value(session.as_ref(), "X-Auth-Session", identity_header),
+            amr: amr.and_then(|name| self.optional(&name, identity_header)),
             forward_authorization: forward_authorization.unwrap_or(false),
         }
     }
@@ -324,13 +326,21 @@ impl Checker<'_> {
             self.error(0..0, message);
         }
         let headers = &config.headers;
-        if headers.subject == headers.role
-            || headers.subject == headers.session
-            || headers.role == headers.session
+        let names = [
+            Some(&headers.subject),
+            Some(&headers.role),
+            Some(&headers.session),
+            headers.amr.as_ref(),
+        ];
+        let names: Vec<_> = names.into_iter().flatten().collect();
+        if names
+            .iter()
+            .enumerate()
+            .any(|(i, name)| names[..i].contains(name))
         {
             self.error(
                 0..0,
-                "[headers] subject, role and session must be three different headers",
+                "[headers] subject, role, session (and amr) must be different headers",
             );
         }
     }
