@@ -37,6 +37,14 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub issuers: Vec<Spanned<IssuerFile>>,
     pub mfa: Option<Spanned<MfaFile>>,
+    pub webauthn: Option<Spanned<WebauthnFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebauthnFile {
+    pub rp_id: Option<Text>,
+    pub rp_name: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

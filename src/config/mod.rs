@@ -43,6 +43,17 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// `None`: no TOTP (its endpoints answer 404).
     pub mfa: Option<MfaConfig>,
+    /// `None`: no passkeys (their endpoints answer 404).
+    pub webauthn: Option<WebauthnConfig>,
+}
+
+/// `[webauthn]`: passkeys (SPEC 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnConfig {
+    /// The domain passkeys are bound to: the gateway's host or a parent domain of it.
+    pub rp_id: String,
+    /// The name browsers show when they ask to create a passkey.
+    pub rp_name: String,
 }
 
 /// `[mfa]`: TOTP second factors (SPEC 13).

@@ -110,12 +110,14 @@ async fn login_uncounted(
         .map_err(GatewayError::rate_limited)?;
     let who = check_password(ctx, &attempt).await?;
     let now = unix_now();
-    if mfa::enrolled(ctx, &who.sub).await? {
+    let factors = mfa::factors(ctx, &who.sub).await?;
+    if factors.any() {
         let pending = attempt
             .delivery
             .pending(&who, now)
             .ok_or(GatewayError::Internal)?;
-        return mfa::challenge(ctx, &pending).map(Outcome::SecondFactor);
+        tracing::info!(target: "portcullis::audit", event = "login_second_factor", sub = %who.sub, %ip);
+        return mfa::challenge(ctx, &pending, factors, None).map(Outcome::SecondFactor);
     }
     let (session, access) = begin_session(ctx, &who, Origin::local(now), user_agent).await?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip);
@@ -283,7 +285,12 @@ pub(super) fn redirect_with_cookies(
 /// provider on it). A route's `login_page = "/auth/login"` sends browsers here.
 pub(super) fn login_page<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> Response<ResponseBody> {
     let return_to = csrf::safe_return_to(query_param(request, "return_to").as_deref());
-    page(crate::pages::login(ctx.runtime.federation.configs(), &return_to))
+    let passkeys = ctx.runtime.config.webauthn.is_some();
+    page(crate::pages::login(
+        ctx.runtime.federation.configs(),
+        &return_to,
+        passkeys,
+    ))
 }
 
 /// One of the gateway's pages: never cached, never framed (clickjacking of its forms), and
@@ -297,13 +304,29 @@ pub(super) fn page(html: String) -> Response<ResponseBody> {
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+             form-action 'self'; frame-ancestors 'none'",
         ),
     );
     response
 }
 
 /// `GET /auth/me`: who the credential names.
+/// `GET /auth/passkeys.js`: the passkey buttons' script (the pages' CSP allows only our own).
+pub(super) fn passkeys_script() -> Response<ResponseBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+        crate::pages::PASSKEYS_JS.as_bytes(),
+    ))));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response
+}
+
 pub(super) fn me<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,

@@ -18,10 +18,40 @@ use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
 use crate::mfa::pending::PendingLogin;
 use crate::mfa::{OTP_AMR, Totp};
+use crate::pages::{ListedPasskey, SecondFactorPage};
 use crate::proxy::ResponseBody;
 use crate::sessions::service::Standing;
 use crate::sessions::store::{FactorKind, Origin};
 use crate::sessions::users::Authenticated;
+
+/// `GET /auth/mfa`: the page where the signed-in user sets up an authenticator app and
+/// passkeys.
+pub(super) async fn page<B>(
+    ctx: &RequestCtx<'_>,
+    request: &Request<B>,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let caller = caller(ctx, request, None)?;
+    let totp = match &ctx.runtime.totp {
+        Some(totp) => Some(totp.enrolled(store(ctx), &caller.sub).await?),
+        None => None,
+    };
+    let passkeys: Vec<ListedPasskey> = store(ctx)
+        .factors_of(&caller.sub)
+        .await?
+        .into_iter()
+        .filter(|f| f.kind == FactorKind::Passkey)
+        .map(|f| ListedPasskey {
+            id: f.id,
+            name: f.label,
+        })
+        .collect();
+    let passkeys = ctx.runtime.config.webauthn.as_ref().map(|_| passkeys.as_slice());
+    Ok(super::auth::page(crate::pages::factors(
+        &caller.sub,
+        totp,
+        passkeys,
+    )))
+}
 
 /// `POST /auth/mfa/totp/enroll`: a new secret for the caller's app, unconfirmed.
 pub(super) async fn enroll(
@@ -102,10 +132,10 @@ pub(super) async fn finish_login(
     }
     match check_code_unlimited(ctx, &pending.sub, &code).await {
         Ok(()) => {}
-        Err(GatewayError::InvalidCode) => return another_attempt(ctx, &pending, now),
+        Err(GatewayError::InvalidCode) => return another_attempt(ctx, &pending, now).await,
         Err(error) => return Err(error),
     }
-    let who = still_allowed(ctx, &pending)?;
+    let who = user_in_good_standing(ctx, &pending.sub, Some(&pending.role))?;
     let origin = Origin {
         amr: vec![LOCAL_AMR.to_string(), OTP_AMR.to_string()],
         ..Origin::local(now)
@@ -130,7 +160,7 @@ pub(super) async fn check_code(ctx: &RequestCtx<'_>, sub: &str, code: &str) -> R
 }
 
 /// Attempts at codes count against the login limits of the address and the user.
-fn limit(ctx: &RequestCtx<'_>, sub: &str) -> Result<(), GatewayError> {
+pub(super) fn limit(ctx: &RequestCtx<'_>, sub: &str) -> Result<(), GatewayError> {
     ctx.runtime
         .login_limits
         .check(ctx.client, sub)
@@ -148,9 +178,9 @@ async fn check_code_unlimited(ctx: &RequestCtx<'_>, sub: &str, code: &str) -> Re
         .map_err(GatewayError::from)
 }
 
-/// A wrong code: 401 `invalid_code` with a new `mfa_token` for the next attempt (the code
-/// page again, saying so, for a browser).
-fn another_attempt(
+/// A wrong code: 401 `invalid_code` with a new `mfa_token` for the next attempt (the
+/// second-factor page again, saying so, for a browser).
+async fn another_attempt(
     ctx: &RequestCtx<'_>,
     pending: &PendingLogin,
     now: u64,
@@ -162,27 +192,25 @@ fn another_attempt(
         &pending.return_to,
         now,
     )
-    .and_then(|next| next.seal(&ctx.runtime.tokens.keys().sealing_key))
     .ok_or(GatewayError::Internal)?;
-    let wrong = GatewayError::InvalidCode;
-    if pending.delivery == "redirect" {
-        let mut response = super::auth::page(crate::pages::second_factor(&next, Some(&wrong.to_string())));
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        return Ok(response);
-    }
-    let body = json!({ "error": wrong.code(), "message": wrong.to_string(), "mfa_token": next });
-    Ok(super::auth::no_store(json(StatusCode::UNAUTHORIZED, body)))
+    let factors = factors(ctx, &pending.sub).await?;
+    challenge(ctx, &next, factors, Some(GatewayError::InvalidCode))
 }
 
-/// The user behind a pending login, as the users file says now (disabled meanwhile: refused).
-fn still_allowed(ctx: &RequestCtx<'_>, pending: &PendingLogin) -> Result<Authenticated, GatewayError> {
-    let role = match ctx.runtime.passwords.standing_of(&pending.sub) {
-        Standing::Active { role } => role,
-        Standing::Unknown => pending.role.clone(),
-        Standing::Barred => return Err(GatewayError::InvalidCredentials),
+/// `sub` as the users file says now (disabled or gone since: refused); `fallback_role` when
+/// a password checker, not a file, holds the users, and `None` refuses then.
+pub(super) fn user_in_good_standing(
+    ctx: &RequestCtx<'_>,
+    sub: &str,
+    fallback_role: Option<&str>,
+) -> Result<Authenticated, GatewayError> {
+    let role = match (ctx.runtime.passwords.standing_of(sub), fallback_role) {
+        (Standing::Active { role }, _) => role,
+        (Standing::Unknown, Some(role)) => role.to_string(),
+        _ => return Err(GatewayError::InvalidCredentials),
     };
     Ok(Authenticated {
-        sub: pending.sub.clone(),
+        sub: sub.to_string(),
         role,
     })
 }
@@ -211,39 +239,76 @@ fn store<'r>(ctx: &RequestCtx<'r>) -> &'r dyn crate::sessions::store::Store {
     ctx.shared.sessions.store().as_ref()
 }
 
-/// Whether `sub` must give a second factor after the password: a confirmed TOTP (while
-/// `[mfa]` is configured) or a passkey.
-pub(super) async fn enrolled(ctx: &RequestCtx<'_>, sub: &str) -> Result<bool, GatewayError> {
-    let factors = store(ctx).factors_of(sub).await?;
-    if factors.iter().any(|f| f.kind == FactorKind::Passkey) {
-        return Ok(true);
-    }
-    match (
-        &ctx.runtime.totp,
-        factors.iter().any(|f| f.kind == FactorKind::Totp),
-    ) {
-        (Some(totp), true) => Ok(totp.enrolled(store(ctx), sub).await?),
-        _ => Ok(false),
+/// The second factors `sub` can give after the password.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Factors {
+    /// A confirmed TOTP, while `[mfa]` is configured.
+    pub totp: bool,
+    /// A passkey, while `[webauthn]` is configured.
+    pub passkeys: bool,
+}
+
+impl Factors {
+    pub(super) fn any(self) -> bool {
+        self.totp || self.passkeys
     }
 }
 
+pub(super) async fn factors(ctx: &RequestCtx<'_>, sub: &str) -> Result<Factors, GatewayError> {
+    let stored = store(ctx).factors_of(sub).await?;
+    let has = |kind| {
+        stored
+            .iter()
+            .any(|f: &crate::sessions::store::FactorRecord| f.kind == kind)
+    };
+    let passkeys = ctx.runtime.config.webauthn.is_some() && has(FactorKind::Passkey);
+    let totp = match &ctx.runtime.totp {
+        Some(totp) if has(FactorKind::Totp) => totp.enrolled(store(ctx), sub).await?,
+        _ => false,
+    };
+    Ok(Factors { totp, passkeys })
+}
+
 /// SPEC 13's answer to a password that needs its second factor: 401 `mfa_required` with the
-/// `mfa_token` for a script, the code page for the login form.
+/// `mfa_token` for a script, the second-factor page for the login form.
 pub(super) fn challenge(
     ctx: &RequestCtx<'_>,
     pending: &PendingLogin,
+    factors: Factors,
+    problem: Option<GatewayError>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let key = &ctx.runtime.tokens.keys().sealing_key;
     let token = pending.seal(key).ok_or(GatewayError::Internal)?;
-    tracing::info!(target: "portcullis::audit", event = "login_second_factor", sub = %pending.sub, ip = %ctx.client);
+    let message = problem.as_ref().map(ToString::to_string);
     if pending.delivery == "redirect" {
-        return Ok(super::auth::page(crate::pages::second_factor(&token, None)));
+        let page = SecondFactorPage {
+            mfa_token: &token,
+            return_to: &pending.return_to,
+            code: factors.totp,
+            passkeys: factors.passkeys,
+            problem: message.as_deref(),
+        };
+        let mut response = super::auth::page(crate::pages::second_factor(&page));
+        if problem.is_some() {
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+        }
+        return Ok(response);
     }
-    let body = json!({
-        "error": "mfa_required",
-        "message": "a second factor is required: POST /auth/login/mfa with this mfa_token and a code",
-        "mfa_token": token,
-    });
+    let methods: Vec<&str> = [("totp", factors.totp), ("passkey", factors.passkeys)]
+        .into_iter()
+        .filter_map(|(name, has)| has.then_some(name))
+        .collect();
+    let body = match problem {
+        Some(problem) => {
+            json!({ "error": problem.code(), "message": problem.to_string(), "mfa_token": token, "methods": methods })
+        }
+        None => json!({
+            "error": "mfa_required",
+            "message": "a second factor is required: POST /auth/login/mfa with this mfa_token and a code",
+            "mfa_token": token,
+            "methods": methods,
+        }),
+    };
     Ok(super::auth::no_store(json(StatusCode::UNAUTHORIZED, body)))
 }
 

@@ -8,6 +8,7 @@ mod body;
 pub(crate) mod cors;
 mod mfa;
 mod oidc;
+mod passkeys;
 pub(crate) mod redirect;
 mod sessions;
 mod step_up;
@@ -25,6 +26,8 @@ use crate::proxy::ResponseBody;
 
 /// `DELETE` under here ends one of the caller's own sessions.
 const OWN_SESSION: &str = "/auth/sessions/";
+/// `DELETE` under here removes one of the caller's own passkeys.
+const OWN_PASSKEY: &str = "/auth/passkeys/";
 
 /// The gateway endpoints of the public listener (phase 2 sends them here).
 pub(crate) async fn handle(
@@ -45,9 +48,24 @@ pub(crate) async fn handle(
         ("/auth/login", &Method::POST) => auth::login(ctx, request, target).await,
         ("/auth/login", &Method::GET) => Ok(auth::login_page(ctx, &request)),
         ("/auth/login/mfa", &Method::POST) => mfa::finish_login(ctx, request, target).await,
+        ("/auth/mfa", &Method::GET) => mfa::page(ctx, &request).await,
         ("/auth/mfa/totp/enroll", &Method::POST) => mfa::enroll(ctx, request, target).await,
         ("/auth/mfa/totp/confirm", &Method::POST) => mfa::confirm(ctx, request, target).await,
         ("/auth/mfa/totp", &Method::DELETE) => mfa::remove(ctx, request, target).await,
+        ("/auth/passkeys", &Method::GET) => passkeys::list(ctx, &request).await,
+        ("/auth/passkeys.js", &Method::GET) => Ok(auth::passkeys_script()),
+        ("/auth/passkeys/register/start", &Method::POST) => {
+            passkeys::register_start(ctx, request, target).await
+        }
+        ("/auth/passkeys/register/finish", &Method::POST) => {
+            passkeys::register_finish(ctx, request, target).await
+        }
+        ("/auth/passkeys/login/start", &Method::POST) => passkeys::login_start(ctx, request, target).await,
+        ("/auth/passkeys/login/finish", &Method::POST) => passkeys::login_finish(ctx, request, target).await,
+        (path, &Method::DELETE) if path.starts_with(OWN_PASSKEY) => {
+            let id = &path[OWN_PASSKEY.len()..];
+            passkeys::delete(ctx, &request, target, id).await
+        }
         ("/auth/step-up", &Method::GET) => step_up::page_for(ctx, &request).await,
         ("/auth/step-up", &Method::POST) => step_up::step_up(ctx, request, target).await,
         ("/auth/me", &Method::GET) => auth::me(ctx, &request),
@@ -74,6 +92,11 @@ fn allowed_method(path: &str) -> Option<&'static str> {
         "/auth/login/mfa" | "/auth/mfa/totp/enroll" | "/auth/mfa/totp/confirm" => Some("POST"),
         "/auth/mfa/totp" => Some("DELETE"),
         "/auth/step-up" => Some("GET, POST"),
+        "/auth/passkeys" | "/auth/passkeys.js" | "/auth/mfa" => Some("GET"),
+        path if path.starts_with("/auth/passkeys/register/") || path.starts_with("/auth/passkeys/login/") => {
+            Some("POST")
+        }
+        path if path.starts_with(OWN_PASSKEY) => Some("DELETE"),
         "/auth/me" | "/auth/sessions" | "/auth/verify" | "/.well-known/jwks.json" => Some("GET"),
         path if path.starts_with(OWN_SESSION) => Some("DELETE"),
         _ => None,

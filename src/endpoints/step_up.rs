@@ -29,11 +29,12 @@ pub(super) async fn page_for<B>(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let caller = caller(ctx, request, None)?;
     let return_to = csrf::safe_return_to(query_param(request, "return_to").as_deref());
-    let code = caller.idp == LOCAL_IDP && mfa::totp_enrolled(ctx, &caller.sub).await?;
+    let factors = mfa::factors(ctx, &caller.sub).await?;
+    let code = caller.idp == LOCAL_IDP && factors.totp;
     let wants_mfa = query_param(request, "acr_values").is_some_and(|v| v.split(' ').any(|v| v == "mfa"));
     let blocked = if caller.idp != LOCAL_IDP {
         Some("This session began through an identity provider: log out and sign in through it again.")
-    } else if wants_mfa && !mfa::enrolled(ctx, &caller.sub).await? {
+    } else if wants_mfa && !factors.any() {
         Some("This page needs a second factor, and none is enrolled for you yet.")
     } else {
         None
@@ -46,6 +47,7 @@ pub(super) async fn page_for<B>(
         sub: &caller.sub,
         return_to: &return_to,
         code,
+        passkeys: factors.passkeys,
         reason,
         blocked,
     };
@@ -146,7 +148,11 @@ async fn prove_again(
 }
 
 /// Renews the session's authentication in the store and signs an access token that carries it.
-async fn renew(ctx: &RequestCtx<'_>, caller: &Identity, amr: Vec<String>) -> Result<String, GatewayError> {
+pub(super) async fn renew(
+    ctx: &RequestCtx<'_>,
+    caller: &Identity,
+    amr: Vec<String>,
+) -> Result<String, GatewayError> {
     let now = unix_now();
     let store = ctx.shared.sessions.store();
     let renewed = store

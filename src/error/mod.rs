@@ -78,6 +78,10 @@ pub(crate) enum GatewayError {
     AlreadyEnrolled,
     #[error("no TOTP authenticator is enrolled")]
     NotEnrolled,
+    #[error("passkeys are not enabled on this gateway")]
+    PasskeysNotEnabled,
+    #[error("passkey refused: {0}")]
+    PasskeyRefused(&'static str),
     #[error("the refresh token is not valid")]
     InvalidGrant,
     /// Answered exactly like `InvalidGrant`; kept apart for metrics and logs.
@@ -238,7 +242,7 @@ impl GatewayError {
             CrossSiteRequest => "cross_site",
             RuleDenied => "rule_denied",
             StepUpRequired(_) => "step_up",
-            InvalidCode | InvalidMfaToken => "second_factor",
+            InvalidCode | InvalidMfaToken | PasskeyRefused(_) => "second_factor",
             _ => return None,
         })
     }
@@ -309,7 +313,9 @@ impl GatewayError {
             | BadLogoutToken(_) => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
-            NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled => StatusCode::NOT_FOUND,
+            NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled | PasskeysNotEnabled => {
+                StatusCode::NOT_FOUND
+            }
             AlreadyEnrolled | NotEnrolled => StatusCode::CONFLICT,
             AuthenticationRequired
             | LoginRequiredViaProxy { .. }
@@ -317,6 +323,7 @@ impl GatewayError {
             | InvalidCredentials
             | InvalidCode
             | InvalidMfaToken
+            | PasskeyRefused(_)
             | InvalidGrant
             | RefreshReuse
             | StepUpRequired(_) => StatusCode::UNAUTHORIZED,
@@ -352,7 +359,8 @@ impl GatewayError {
             | DuplicateCookie => "bad_request",
             HeadersTooLarge => "headers_too_large",
             UriTooLong => "uri_too_long",
-            NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled => "not_found",
+            NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled | PasskeysNotEnabled => "not_found",
+            PasskeyRefused(_) => "passkey_refused",
             AlreadyEnrolled => "already_enrolled",
             NotEnrolled => "not_enrolled",
             InvalidCode => "invalid_code",

@@ -54,6 +54,8 @@ fn every_error_maps_to_the_status_the_spec_names() {
         (MfaNotEnabled, 404),
         (AlreadyEnrolled, 409),
         (NotEnrolled, 409),
+        (PasskeysNotEnabled, 404),
+        (PasskeyRefused("x"), 401),
         (InvalidGrant, 401),
         (RefreshReuse, 401),
         (StoreUnavailable, 503),

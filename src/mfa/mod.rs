@@ -6,6 +6,7 @@
 pub(crate) mod pending;
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

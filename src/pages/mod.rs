@@ -16,6 +16,7 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("continue.html", include_str!("continue.html")),
         ("second_factor.html", include_str!("second_factor.html")),
         ("step_up.html", include_str!("step_up.html")),
+        ("factors.html", include_str!("factors.html")),
     ] {
         // Checked by this module's tests: a template that does not parse never ships.
         if let Err(error) = pages.add_template(name, source) {
@@ -25,14 +26,22 @@ static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     pages
 });
 
-/// The login page: the password form, and a button per provider (SPEC 10).
-pub(crate) fn login<'p>(providers: impl Iterator<Item = &'p ProviderConfig>, return_to: &str) -> String {
+/// The script of the passkey buttons, served at `/auth/passkeys.js`.
+pub(crate) const PASSKEYS_JS: &str = include_str!("passkeys.js");
+
+/// The login page: the password form, a passkey button when passkeys are on, and a button per
+/// provider (SPEC 10).
+pub(crate) fn login<'p>(
+    providers: impl Iterator<Item = &'p ProviderConfig>,
+    return_to: &str,
+    passkeys: bool,
+) -> String {
     let providers: Vec<Value> = providers
         .map(|p| context! { name => p.name.clone(), display_name => p.display_name.clone() })
         .collect();
     render(
         "login.html",
-        context! { title => "Sign in", providers, return_to },
+        context! { title => "Sign in", providers, return_to, passkeys },
     )
 }
 
@@ -44,12 +53,28 @@ pub(crate) fn continue_to(to: &str) -> String {
     render("continue.html", context! { title => "Signed in", to })
 }
 
-/// The second step of a password login: a TOTP or recovery code for `mfa_token`, with what
-/// was wrong with the last one.
-pub(crate) fn second_factor(mfa_token: &str, problem: Option<&str>) -> String {
+/// The second step of a password login: a TOTP or recovery code for `mfa_token` (or a
+/// passkey, when the user has one), with what was wrong with the last attempt.
+pub(crate) struct SecondFactorPage<'a> {
+    pub mfa_token: &'a str,
+    pub return_to: &'a str,
+    /// A TOTP is enrolled: the code form shows.
+    pub code: bool,
+    pub passkeys: bool,
+    pub problem: Option<&'a str>,
+}
+
+pub(crate) fn second_factor(page: &SecondFactorPage<'_>) -> String {
+    let SecondFactorPage {
+        mfa_token,
+        return_to,
+        code,
+        passkeys,
+        problem,
+    } = *page;
     render(
         "second_factor.html",
-        context! { title => "Two-step verification", mfa_token, problem },
+        context! { title => "Two-step verification", mfa_token, return_to, code, passkeys, problem },
     )
 }
 
@@ -59,6 +84,7 @@ pub(crate) struct StepUpPage<'a> {
     pub sub: &'a str,
     pub return_to: &'a str,
     pub code: bool,
+    pub passkeys: bool,
     pub reason: &'a str,
     pub blocked: Option<&'a str>,
 }
@@ -69,12 +95,40 @@ pub(crate) fn step_up(page: &StepUpPage<'_>) -> String {
         sub,
         return_to,
         code,
+        passkeys,
         reason,
         blocked,
     } = *page;
     render(
         "step_up.html",
-        context! { title => "Confirm it is you", sub, return_to, code, reason, blocked },
+        context! { title => "Confirm it is you", sub, return_to, code, passkeys, reason, blocked },
+    )
+}
+
+/// A passkey as the second-factor page lists it.
+pub(crate) struct ListedPasskey {
+    pub id: String,
+    pub name: String,
+}
+
+/// The second-factor page (`/auth/mfa`): the authenticator app and the passkeys of `sub`,
+/// for each kind that is configured.
+pub(crate) fn factors(sub: &str, totp: Option<bool>, passkeys: Option<&[ListedPasskey]>) -> String {
+    let listed: Vec<Value> = passkeys
+        .unwrap_or_default()
+        .iter()
+        .map(|p| context! { id => p.id.clone(), name => p.name.clone() })
+        .collect();
+    render(
+        "factors.html",
+        context! {
+            title => "Second factors",
+            sub,
+            totp_enabled => totp.is_some(),
+            totp => totp.unwrap_or(false),
+            passkeys_enabled => passkeys.is_some(),
+            passkeys => listed,
+        },
     )
 }
 
@@ -102,7 +156,7 @@ mod tests {
 
     #[test]
     fn every_page_renders_and_escapes_what_it_is_given() {
-        let page = login(std::iter::empty(), "/a?b=\"><script>");
+        let page = login(std::iter::empty(), "/a?b=\"><script>", false);
         assert!(
             page.contains("name=\"username\"") && page.contains("name=\"password\""),
             "{page}"
@@ -113,7 +167,15 @@ mod tests {
             page.contains("content=\"0;url=") && !page.contains("b=\""),
             "{page}"
         );
-        let page = second_factor("tok\"en", Some("wrong <code>"));
+        let second = SecondFactorPage {
+            mfa_token: "tok\"en",
+            return_to: "/",
+            code: true,
+            passkeys: true,
+            problem: Some("wrong <code>"),
+        };
+        let page = second_factor(&second);
+        assert!(page.contains("data-passkey=\"second-factor\""), "{page}");
         assert!(page.contains("wrong &lt;code&gt;"), "{page}");
         assert!(
             page.contains("name=\"code\"") && page.contains("tok&quot;en"),
@@ -123,6 +185,7 @@ mod tests {
             sub: "<alice>",
             return_to: "/x",
             code: true,
+            passkeys: false,
             reason: "why",
             blocked: None,
         };
@@ -135,6 +198,16 @@ mod tests {
             page.contains("&lt;alice&gt;") && !page.contains("<alice>"),
             "{page}"
         );
+        let listed = [ListedPasskey {
+            id: "a\"b".into(),
+            name: "<my key>".into(),
+        }];
+        let page = factors("alice", Some(false), Some(&listed));
+        assert!(
+            page.contains("data-totp=\"enroll\"") && page.contains("&lt;my key&gt;"),
+            "{page}"
+        );
+        assert!(!page.contains("<my key>"), "{page}");
         let page = error(403, "oidc_failed", "<b>no</b>");
         assert!(
             page.contains("403") && page.contains("&lt;b&gt;no") && !page.contains("<b>"),

@@ -1,10 +1,10 @@
-//! Checks of `[mfa]` (SPEC 13): where the key for TOTP secrets at rest comes from, and the name
-//! authenticator apps show.
+//! Checks of `[mfa]` and `[webauthn]` (SPEC 13): where the key for TOTP secrets at rest comes
+//! from, the name authenticator apps show, and the domain passkeys are bound to.
 
 use toml::Spanned;
 
 use super::Checker;
-use crate::config::file::MfaFile;
+use crate::config::file::{MfaFile, WebauthnFile};
 use crate::config::*;
 
 /// Longer names are cut off by authenticator apps.
@@ -58,12 +58,43 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    pub(super) fn webauthn(&mut self, webauthn: Spanned<WebauthnFile>) -> WebauthnConfig {
+        let span = webauthn.span();
+        let WebauthnFile { rp_id, rp_name } = webauthn.into_inner();
+        let rp_id = self.required(&rp_id, "rp_id", &span, "[webauthn]");
+        WebauthnConfig {
+            rp_id: self.value(rp_id, "localhost", relying_party_id),
+            rp_name: self.value(rp_name.as_ref(), "Portcullis", issuer_label),
+        }
+    }
+}
+
+/// A lower-case DNS name (no scheme, port or path), as WebAuthn's RP ID must be.
+fn relying_party_id(text: &str) -> Result<String, String> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    match text.len() <= 253 && text.split('.').all(label_ok) {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "rp_id {text:?} must be a lower-case domain name like \"example.com\" (no scheme or port)"
+        )),
+    }
+}
+
 fn issuer_label(text: &str) -> Result<String, String> {
     let printable = text.chars().all(|c| !c.is_control()) && !text.trim().is_empty();
     match printable && text.chars().count() <= MAX_ISSUER_CHARS && !text.contains(':') {
         true => Ok(text.to_string()),
         false => Err(format!(
-            "issuer {text:?} must be 1 to {MAX_ISSUER_CHARS} printable characters without ':'"
+            "{text:?} must be 1 to {MAX_ISSUER_CHARS} printable characters without ':'"
         )),
     }
 }

@@ -41,6 +41,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         providers,
         issuers,
         mfa,
+        webauthn,
     } = file;
     // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
@@ -61,6 +62,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         providers,
         issuers,
         mfa: mfa.map(|mfa| checker.mfa(mfa)),
+        webauthn: webauthn.map(|webauthn| checker.webauthn(webauthn)),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)
