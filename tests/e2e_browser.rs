@@ -198,6 +198,123 @@ async fn a_browser_signs_in_through_the_providers_pages_and_uses_the_api() {
     .await;
 }
 
+/// Passkeys (SPEC 13) in a real browser with Chromium's virtual authenticator (a CTAP2
+/// platform authenticator that verifies its user): a password session registers a passkey on
+/// the second-factor page, steps up with it when a rule asks for a second factor, and after
+/// logging out signs in with the passkey alone.
+#[tokio::test]
+async fn a_browser_registers_a_passkey_steps_up_with_it_and_signs_in_with_it_alone() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let run = async {
+        let echo = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let rules = "[[routes.rules]]\neffect = \"allow\"\nmfa = true\n";
+        let routes = [
+            config::route("api", "/api/", echo, "login_page = \"/auth/login\""),
+            format!(
+                "{}{rules}",
+                config::route("secure", "/secure/", echo, "login_page = \"/auth/login\"")
+            ),
+        ];
+        let rest = format!(
+            "[demo]\necho_listen = \"{echo}\"\n[webauthn]\nrp_id = \"localhost\"\n[headers]\namr = \"X-Auth-Amr\"\n{}",
+            routes.concat()
+        );
+        let gateway = Gateway::start(Setup::routes(rest)).await;
+        let origin = format!("https://localhost:{}", gateway.addr.port());
+        let (_browser, client) = Browser::start(chromium, chromedriver).await;
+        client
+            .issue_cmd(VirtualAuthenticator)
+            .await
+            .expect("a virtual authenticator");
+        passkey_scenario(&client, &origin).await;
+        client.close().await.expect("end the WebDriver session");
+    };
+    let ran = tokio::time::timeout(WHOLE_TEST, run).await;
+    ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
+}
+
+async fn passkey_scenario(client: &Client, origin: &str) {
+    // A password login on the gateway's own page.
+    client
+        .goto(&format!("{origin}/api/hello"))
+        .await
+        .expect("open /api/hello");
+    fill(client, "#username", "alice").await;
+    fill(client, "#password", "alice-password").await;
+    click(client, "button[type=submit]").await;
+    wait_for_path(client, "/api/hello").await;
+    assert_eq!(echo_header(&page_json(client).await, "x-auth-amr"), ["pwd"]);
+
+    // Register a passkey on the second-factor page.
+    client
+        .goto(&format!("{origin}/auth/mfa"))
+        .await
+        .expect("open /auth/mfa");
+    click(client, "#add-passkey").await;
+    let listed = client
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Css("#passkey-list li"))
+        .await;
+    let listed = listed.unwrap_or_else(|e| panic!("no passkey listed: {e}"));
+    assert!(listed.text().await.expect("text").starts_with("Passkey"));
+
+    // A rule asks for a second factor: the step-up page, then the passkey, then the page.
+    client
+        .goto(&format!("{origin}/secure/report"))
+        .await
+        .expect("open /secure/report");
+    wait_for_path(client, "/auth/step-up").await;
+    click(client, "button[data-passkey=step-up]").await;
+    wait_for_path(client, "/secure/report").await;
+    let report = page_json(client).await;
+    assert_eq!(echo_header(&report, "x-auth-amr"), ["hwk"], "{report}");
+    let session = echo_header(&report, "x-auth-session");
+
+    // Log out; then the passkey alone signs in, to a new session.
+    let logout = "fetch('/auth/logout', { method: 'POST' }).then(r => done(r.status), e => done(String(e)));";
+    assert_eq!(execute_async(client, logout).await, json!(204));
+    client
+        .goto(&format!("{origin}/api/hello"))
+        .await
+        .expect("open /api/hello");
+    wait_for_path(client, "/auth/login").await;
+    click(client, "button[data-passkey=login]").await;
+    wait_for_path(client, "/api/hello").await;
+    let landed = page_json(client).await;
+    assert_eq!(echo_header(&landed, "x-auth-sub"), ["alice"], "{landed}");
+    assert_eq!(echo_header(&landed, "x-auth-amr"), ["hwk"], "{landed}");
+    assert_ne!(echo_header(&landed, "x-auth-session"), session);
+}
+
+/// WebDriver's `Add Virtual Authenticator` (WebAuthn §11.3): a CTAP2 platform authenticator
+/// with resident keys that verifies its user and consents by itself.
+#[derive(Debug)]
+struct VirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (http::Method::POST, Some(options.to_string()))
+    }
+}
+
 /// Runs one browser scenario within `WHOLE_TEST` against a fresh demo gateway (see
 /// `demo_gateway`) and, if given, a provider; or skips it without the browser. The scenario
 /// gets the WebDriver client and the gateway's origin.
