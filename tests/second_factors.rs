@@ -92,7 +92,30 @@ async fn enrolled_alice(gateway: &Gateway) -> (String, TOTP, u64, Vec<String>) {
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text());
     let codes: Vec<String> =
         serde_json::from_value(confirmed.json()["recovery_codes"].clone()).expect("codes");
+    assert_secret_sealed_at_rest(gateway, &totp.secret, &codes);
     (token, totp, step, codes)
+}
+
+/// Neither the TOTP secret (raw, base32 or base64url) nor a recovery code is anywhere in the SQLite files.
+fn assert_secret_sealed_at_rest(gateway: &Gateway, secret: &[u8], codes: &[String]) {
+    let data = gateway.dir.path().join("data");
+    let files = std::fs::read_dir(&data).expect("the store's folder");
+    let stored: Vec<u8> = files
+        .flat_map(|f| std::fs::read(f.expect("entry").path()).unwrap_or_default())
+        .collect();
+    assert!(stored.len() > 4096, "the store holds nothing?");
+    let base32 = data_encoding::BASE32_NOPAD.encode(secret);
+    let needles = [
+        secret.to_vec(),
+        base32.into_bytes(),
+        codes[0].clone().into_bytes(),
+    ];
+    for needle in needles {
+        assert!(
+            !stored.windows(needle.len()).any(|w| w == needle),
+            "found in the store: {needle:?}"
+        );
+    }
 }
 
 /// A password login of alice that stops at the second factor: its `mfa_token`.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod h2raw;
 pub mod matrix;
 pub mod oidc;
+pub mod passkey;
 pub mod probe;
 pub mod raw;
 pub mod recorder;
