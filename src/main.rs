@@ -152,6 +152,13 @@ fn check_files(config: &config::Config) -> Result<(), String> {
     if !upstream_tls.is_empty() {
         return Err(upstream_tls.join("\n"));
     }
+    if let Some(mfa) = &config.mfa {
+        let to_be_written =
+            matches!(&mfa.key, config::SecretSource::File(path) if mfa.generate_if_missing && !path.exists());
+        if !to_be_written {
+            portcullis::mfa::Totp::load(mfa).map_err(|e| at_config(&format!("[mfa]: {e}")))?;
+        }
+    }
     if let config::UsersConfig::File(path) = &config.users {
         portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;
     }

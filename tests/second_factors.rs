@@ -405,3 +405,27 @@ async fn a_browser_steps_up_through_the_page_and_returns_where_it_was() {
     );
     assert_eq!(echo.counts.requests(), 1);
 }
+
+#[test]
+fn check_refuses_a_missing_or_short_mfa_key_and_a_bad_rp_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rest = "[mfa]\nkey_file = \"nowhere.key\"\n[webauthn]\nrp_id = \"https://Example.com:8443\"\n";
+    let (text, stderr) = support::config::refused_by_check(dir.path(), rest);
+    let at = |needle| support::config::position(&text, needle);
+    assert!(
+        stderr.contains(&format!("FILE:{}: ", at("\"nowhere.key\""))),
+        "{stderr}"
+    );
+    assert!(stderr.contains("portcullis keygen --alg HS256"), "{stderr}");
+    let rp_id = format!(
+        "FILE:{}: rp_id \"https://Example.com:8443\" must be a lower-case domain name",
+        at("\"https:")
+    );
+    assert!(stderr.contains(&rp_id), "{stderr}");
+    std::fs::write(dir.path().join("short.key"), "too short\n").expect("write");
+    let (_, stderr) = support::config::refused_by_check(dir.path(), "[mfa]\nkey_file = \"short.key\"\n");
+    assert!(
+        stderr.contains("[mfa]: the [mfa] key must hold at least 32 bytes of secret"),
+        "{stderr}"
+    );
+}
