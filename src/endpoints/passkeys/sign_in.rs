@@ -1,6 +1,5 @@
-//! Passkeys (SPEC 13): registering one (signed in), listing and deleting one's own, and the
-//! three ways to use one: a passwordless login (`amr` `["hwk"]`), the second factor of a
-//! password login (`["pwd","hwk"]`), and a step-up of the caller's session.
+//! Using a passkey: a passwordless login (`amr` `["hwk"]`), the second factor of a password
+//! login (`["pwd","hwk"]`), or a step-up of the caller's session.
 
 use http::header::SET_COOKIE;
 use http::{Request, Response, StatusCode};
@@ -8,33 +7,19 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Delivery, deliver, no_store, same_origin};
-use super::json;
-use super::sessions::{caller, no_content};
+use super::{config, key, passkey_ids, refused, relying_party, spend, started, store};
 use crate::auth::tokens::{LOCAL_AMR, unix_now};
 use crate::auth::{CredentialKind, cookies};
-use crate::config::WebauthnConfig;
 use crate::context::{RequestCtx, Target};
+use crate::endpoints::auth::{Delivery, deliver, no_store, same_origin};
+use crate::endpoints::json;
+use crate::endpoints::sessions::caller;
 use crate::error::GatewayError;
 use crate::mfa::PASSKEY_AMR;
 use crate::mfa::pending::PendingLogin;
-use crate::mfa::webauthn::{
-    self, AssertionCredential, Ceremony, Purpose, RegistrationCredential, RelyingParty, StoredPasskey,
-};
+use crate::mfa::webauthn::{self, AssertionCredential, Ceremony, Purpose, StoredPasskey};
 use crate::proxy::ResponseBody;
-use crate::secret::Secret;
 use crate::sessions::store::{FactorKind, FactorRecord, Origin, Store};
-
-/// Longest passkey name kept.
-const MAX_NAME_CHARS: usize = 64;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegisterFinish {
-    state: String,
-    credential: RegistrationCredential,
-    name: Option<String>,
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -55,114 +40,10 @@ struct LoginFinish {
     credential: AssertionCredential,
 }
 
-/// `POST /auth/passkeys/register/start`: creation options for a new passkey of the caller.
-pub(super) async fn register_start(
-    ctx: &RequestCtx<'_>,
-    request: Request<Incoming>,
-    target: &Target,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let (config, caller) = (config(ctx)?, caller(ctx, &request, Some(target))?);
-    let now = unix_now();
-    let mut ceremony = Ceremony::begin(Purpose::Register, now).ok_or(GatewayError::Internal)?;
-    ceremony.sub = Some(caller.sub.clone());
-    ceremony.user_handle = webauthn::user_handle(key(ctx), &caller.sub);
-    let existing = passkey_ids(store(ctx), &caller.sub).await?;
-    let rp = relying_party(config, target)?;
-    let options = webauthn::creation_options(
-        &rp.party(),
-        &caller.sub,
-        &ceremony.user_handle,
-        &ceremony.challenge,
-        &existing,
-    );
-    started(ctx, &ceremony, options)
-}
-
-/// `POST /auth/passkeys/register/finish {"state","credential","name"?}`: 201 with the new
-/// passkey's id and name.
-pub(super) async fn register_finish(
-    ctx: &RequestCtx<'_>,
-    request: Request<Incoming>,
-    target: &Target,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let config = config(ctx)?;
-    let caller = caller(ctx, &request, Some(target))?;
-    let body: RegisterFinish =
-        super::body::json(request, ctx.runtime.config.server.header_read_timeout).await?;
-    let now = unix_now();
-    let ceremony = open(ctx, &body.state, Purpose::Register, now).await?;
-    if ceremony.sub.as_deref() != Some(caller.sub.as_str()) {
-        return Err(GatewayError::PasskeyRefused(
-            "the ceremony was begun by someone else",
-        ));
-    }
-    let rp = relying_party(config, target)?;
-    let registered = webauthn::verify_registration(
-        &rp.party(),
-        &ceremony.challenge,
-        &ceremony.user_handle,
-        &body.credential,
-    )
-    .map_err(refused)?;
-    if store(ctx).factor(&registered.id).await?.is_some() {
-        return Err(GatewayError::PasskeyRefused("this passkey is registered already"));
-    }
-    let name = passkey_name(body.name.as_deref());
-    let record = FactorRecord {
-        id: registered.id.clone(),
-        sub: caller.sub.clone(),
-        kind: FactorKind::Passkey,
-        label: name.clone(),
-        data: serde_json::to_vec(&registered.passkey).map_err(|_| GatewayError::Internal)?,
-        created_at: now,
-        last_used_at: None,
-    };
-    if !store(ctx).put_factor(&record).await? {
-        return Err(GatewayError::PasskeyRefused("this passkey is registered already"));
-    }
-    tracing::info!(target: "portcullis::audit", event = "passkey_registered", sub = %caller.sub, id = %record.id);
-    let body = json!({ "id": record.id, "name": name, "created_at": now });
-    Ok(no_store(json(StatusCode::CREATED, body)))
-}
-
-/// `GET /auth/passkeys`: the caller's passkeys.
-pub(super) async fn list<B>(
-    ctx: &RequestCtx<'_>,
-    request: &Request<B>,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, None)?;
-    let factors = store(ctx).factors_of(&caller.sub).await?;
-    let listed: Vec<_> = factors
-        .iter()
-        .filter(|f| f.kind == FactorKind::Passkey)
-        .map(|f| json!({ "id": f.id, "name": f.label, "created_at": f.created_at, "last_used_at": f.last_used_at }))
-        .collect();
-    Ok(no_store(json(StatusCode::OK, serde_json::Value::Array(listed))))
-}
-
-/// `DELETE /auth/passkeys/{id}`: only the caller's own; another's (or none) is 404.
-pub(super) async fn delete<B>(
-    ctx: &RequestCtx<'_>,
-    request: &Request<B>,
-    target: &Target,
-    id: &str,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, Some(target))?;
-    let own = store(ctx)
-        .factor(id)
-        .await?
-        .is_some_and(|f| f.kind == FactorKind::Passkey && f.sub == caller.sub);
-    if !own || !store(ctx).delete_factor(&caller.sub, id).await? {
-        return Err(GatewayError::NoRoute);
-    }
-    tracing::info!(target: "portcullis::audit", event = "passkey_deleted", sub = %caller.sub, %id);
-    Ok(no_content())
-}
-
 /// `POST /auth/passkeys/login/start`: request options for a passwordless login (any passkey of
 /// this site), for the second factor of `mfa_token`'s login, or (`"step_up": true`) for the
 /// caller's step-up; the latter two allow only that user's passkeys.
-pub(super) async fn login_start(
+pub(in crate::endpoints) async fn login_start(
     ctx: &RequestCtx<'_>,
     request: Request<Incoming>,
     target: &Target,
@@ -170,9 +51,9 @@ pub(super) async fn login_start(
     let config = config(ctx)?;
     let cross_site = !same_origin(ctx.runtime, request.headers(), target);
     let headers = request.headers().clone();
-    let body: LoginStart = match super::body::kind(&request) {
-        super::body::BodyKind::Absent => LoginStart::default(),
-        _ => super::body::json(request, ctx.runtime.config.server.header_read_timeout).await?,
+    let body: LoginStart = match crate::endpoints::body::kind(&request) {
+        crate::endpoints::body::BodyKind::Absent => LoginStart::default(),
+        _ => crate::endpoints::body::json(request, ctx.runtime.config.server.header_read_timeout).await?,
     };
     let now = unix_now();
     let ceremony = match (&body.mfa_token, body.step_up) {
@@ -211,16 +92,17 @@ pub(super) async fn login_start(
 }
 
 /// `POST /auth/passkeys/login/finish {"state","credential"}`: finishes what `login/start` began.
-pub(super) async fn login_finish(
+pub(in crate::endpoints) async fn login_finish(
     ctx: &RequestCtx<'_>,
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let config = config(ctx)?;
-    let user_agent = super::auth::user_agent(request.headers());
+    let user_agent = crate::endpoints::auth::user_agent(request.headers());
     let cross_site = !same_origin(ctx.runtime, request.headers(), target);
     let headers = request.headers().clone();
-    let body: LoginFinish = super::body::json(request, ctx.runtime.config.server.header_read_timeout).await?;
+    let body: LoginFinish =
+        crate::endpoints::body::json(request, ctx.runtime.config.server.header_read_timeout).await?;
     let now = unix_now();
     let ceremony = open_any(ctx, &body.state, now).await?;
     let (record, passkey) = passkey_of(store(ctx), &body.credential.id).await?;
@@ -232,7 +114,7 @@ pub(super) async fn login_finish(
             "a passwordless login needs a discoverable passkey",
         ));
     }
-    super::mfa::limit(ctx, &record.sub)?;
+    crate::endpoints::mfa::limit(ctx, &record.sub)?;
     let rp = relying_party(config, target)?;
     let count = webauthn::verify_assertion(&rp.party(), &ceremony.challenge, &passkey, &body.credential)
         .map_err(refused)?;
@@ -285,12 +167,12 @@ async fn log_in(
             return Err(GatewayError::InvalidMfaToken);
         }
     }
-    let who = super::mfa::user_in_good_standing(ctx, sub, pending.map(|p| p.role.as_str()))?;
+    let who = crate::endpoints::mfa::user_in_good_standing(ctx, sub, pending.map(|p| p.role.as_str()))?;
     let origin = Origin {
         amr,
         ..Origin::local(now)
     };
-    let (session, access) = super::auth::begin_session(ctx, &who, origin, user_agent).await?;
+    let (session, access) = crate::endpoints::auth::begin_session(ctx, &who, origin, user_agent).await?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, ip = %ctx.client, second_factor = "passkey");
     ctx.shared.metrics.login("ok");
     Ok(deliver(
@@ -315,7 +197,7 @@ async fn step_up(
             "the step-up was begun for another session",
         ));
     }
-    let access = super::step_up::renew(ctx, &caller, vec![PASSKEY_AMR.to_string()]).await?;
+    let access = crate::endpoints::step_up::renew(ctx, &caller, vec![PASSKEY_AMR.to_string()]).await?;
     tracing::info!(target: "portcullis::audit", event = "step_up", sub = %caller.sub, sid = %caller.sid, ip = %ctx.client, with = "passkey");
     let runtime = ctx.runtime;
     let via_cookie = !headers.contains_key(http::header::AUTHORIZATION);
@@ -369,32 +251,6 @@ fn with_sub(
     Ok(ceremony)
 }
 
-/// The answer to a `start`: the options for the browser and the sealed state for `finish`.
-fn started(
-    ctx: &RequestCtx<'_>,
-    ceremony: &Ceremony,
-    options: serde_json::Value,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let state = ceremony.seal(key(ctx)).ok_or(GatewayError::Internal)?;
-    Ok(no_store(json(
-        StatusCode::OK,
-        json!({ "publicKey": options, "state": state }),
-    )))
-}
-
-async fn open(
-    ctx: &RequestCtx<'_>,
-    state: &str,
-    purpose: Purpose,
-    now: u64,
-) -> Result<Ceremony, GatewayError> {
-    let ceremony = Ceremony::open(key(ctx), state, Some(purpose), now).ok_or(
-        GatewayError::PasskeyRefused("the ceremony state is invalid or expired"),
-    )?;
-    spend(ctx, &ceremony, now).await?;
-    Ok(ceremony)
-}
-
 async fn open_any(ctx: &RequestCtx<'_>, state: &str, now: u64) -> Result<Ceremony, GatewayError> {
     let ceremony = Ceremony::open(key(ctx), state, None, now)
         .filter(|c| c.purpose != Purpose::Register)
@@ -403,18 +259,6 @@ async fn open_any(ctx: &RequestCtx<'_>, state: &str, now: u64) -> Result<Ceremon
         ))?;
     spend(ctx, &ceremony, now).await?;
     Ok(ceremony)
-}
-
-/// A ceremony finishes once, on every replica.
-async fn spend(ctx: &RequestCtx<'_>, ceremony: &Ceremony, now: u64) -> Result<(), GatewayError> {
-    let timing = ctx.runtime.timing(now);
-    match store(ctx)
-        .use_once(&ceremony.once_key(), ceremony.keep_until(), timing)
-        .await?
-    {
-        true => Ok(()),
-        false => Err(GatewayError::PasskeyRefused("the ceremony was finished already")),
-    }
 }
 
 async fn passkey_of(store: &dyn Store, id: &str) -> Result<(FactorRecord, StoredPasskey), GatewayError> {
@@ -439,80 +283,4 @@ async fn used(
     record.last_used_at = Some(now);
     store.put_factor(&record).await?;
     Ok(())
-}
-
-async fn passkey_ids(store: &dyn Store, sub: &str) -> Result<Vec<String>, GatewayError> {
-    let factors = store.factors_of(sub).await?;
-    Ok(factors
-        .into_iter()
-        .filter(|f| f.kind == FactorKind::Passkey)
-        .map(|f| f.id)
-        .collect())
-}
-
-fn passkey_name(given: Option<&str>) -> String {
-    let printable: String = given
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_NAME_CHARS)
-        .collect();
-    match printable.trim() {
-        "" => "Passkey".to_string(),
-        name => name.to_string(),
-    }
-}
-
-fn refused(error: webauthn::WebauthnError) -> GatewayError {
-    tracing::info!(target: "portcullis::audit", event = "passkey_refused", reason = %error);
-    GatewayError::PasskeyRefused("the passkey's answer does not verify")
-}
-
-/// The relying party for a request: `rp_id` from the config, the origin the browser is on.
-struct Party {
-    id: String,
-    name: String,
-    origin: String,
-}
-
-impl Party {
-    fn party(&self) -> RelyingParty<'_> {
-        RelyingParty {
-            id: &self.id,
-            name: &self.name,
-            origin: &self.origin,
-        }
-    }
-}
-
-/// Passkeys are bound to `rp_id`: the request's host must be it or under it.
-fn relying_party(config: &WebauthnConfig, target: &Target) -> Result<Party, GatewayError> {
-    let host = target.host.as_str();
-    let under = host == config.rp_id || host.ends_with(&format!(".{}", config.rp_id));
-    if !under {
-        return Err(GatewayError::PasskeyRefused(
-            "this host is not under [webauthn] rp_id",
-        ));
-    }
-    Ok(Party {
-        id: config.rp_id.clone(),
-        name: config.rp_name.clone(),
-        origin: format!("https://{}", target.authority),
-    })
-}
-
-fn config<'r>(ctx: &RequestCtx<'r>) -> Result<&'r WebauthnConfig, GatewayError> {
-    ctx.runtime
-        .config
-        .webauthn
-        .as_ref()
-        .ok_or(GatewayError::PasskeysNotEnabled)
-}
-
-fn key<'r>(ctx: &RequestCtx<'r>) -> &'r Secret<[u8; 32]> {
-    &ctx.runtime.tokens.keys().sealing_key
-}
-
-fn store<'r>(ctx: &RequestCtx<'r>) -> &'r dyn Store {
-    ctx.shared.sessions.store().as_ref()
 }
