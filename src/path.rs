@@ -198,6 +198,38 @@ fn pop_segment(out: &mut String) {
     out.truncate(keep);
 }
 
+/// Whether the normalised `path` is at or below `prefix`, by whole segments (`/api` matches
+/// `/api` and `/api/x`, never `/apix`): how routes and rules match paths.
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let bare = prefix.trim_end_matches('/');
+    if path.contains(';') || path.contains("%3B") {
+        return segments_match(bare, path);
+    }
+    match path.strip_prefix(bare) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// Segment by segment, ignoring `;parameters` in the path: servlet containers (Tomcat, Jetty,
+/// Spring) route `/admin;x=1` as `/admin`, so the gateway must put it under `/admin` too.
+/// The normaliser writes an escaped `;` as `%3B`, which a backend may decode first.
+fn segments_match(bare_prefix: &str, path: &str) -> bool {
+    let mut segments = path.split('/');
+    bare_prefix.split('/').all(|want| {
+        segments
+            .next()
+            .is_some_and(|segment| without_parameters(segment) == want)
+    })
+}
+
+fn without_parameters(segment: &str) -> &str {
+    match parameters_start(segment.as_bytes()) {
+        Some(start) => &segment[..start],
+        None => segment,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::PathRejection::*;

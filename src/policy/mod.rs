@@ -13,7 +13,7 @@ use http::Method;
 
 use crate::auth::{CredentialKind, Identity};
 use crate::config::{Effect, RuleConfig};
-use crate::routes::prefix_matches;
+use crate::path::prefix_matches;
 
 mod unmet;
 

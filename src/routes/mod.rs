@@ -19,6 +19,7 @@ use http::{HeaderValue, Method};
 
 use crate::auth::assertion::Assertions;
 use crate::config::{HostPattern, RouteConfig};
+use crate::path::prefix_matches;
 use crate::proxy::UpstreamPool;
 
 /// A configured route as the gateway uses it at request time: its settings, and the pool of
@@ -221,36 +222,6 @@ fn host_matches(pattern: Option<&HostPattern>, host: &str) -> bool {
         None => true,
         Some(HostPattern::Exact(name)) => name == host,
         Some(HostPattern::Wildcard(suffix)) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
-    }
-}
-
-pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
-    let bare = prefix.trim_end_matches('/');
-    if path.contains(';') || path.contains("%3B") {
-        return segments_match(bare, path);
-    }
-    match path.strip_prefix(bare) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
-}
-
-/// Segment by segment, ignoring `;parameters` in the path: servlet containers (Tomcat, Jetty,
-/// Spring) route `/admin;x=1` as `/admin`, so the gateway must put it under `/admin` too.
-/// The normaliser writes an escaped `;` as `%3B`, which a backend may decode first.
-fn segments_match(bare_prefix: &str, path: &str) -> bool {
-    let mut segments = path.split('/');
-    bare_prefix.split('/').all(|want| {
-        segments
-            .next()
-            .is_some_and(|segment| without_parameters(segment) == want)
-    })
-}
-
-fn without_parameters(segment: &str) -> &str {
-    match crate::path::parameters_start(segment.as_bytes()) {
-        Some(start) => &segment[..start],
-        None => segment,
     }
 }
 

@@ -143,7 +143,7 @@ fn rule_path(path: &str, route_path: &str) -> Result<String, String> {
     if normalized != path {
         return Err(format!("path {path:?} is not normalised; write {normalized:?}"));
     }
-    match crate::routes::prefix_matches(route_path, path) {
+    match crate::path::prefix_matches(route_path, path) {
         true => Ok(normalized),
         false => Err(format!(
             "path {path:?} is not below the route's path {route_path:?}: the rule could never see it"
