@@ -85,6 +85,14 @@ async fn a_passkey_signs_in_alone_once_per_ceremony_and_only_from_its_origin() {
         (&claims["sub"], &claims["amr"]),
         (&json!("alice"), &json!(["hwk"]))
     );
+    // A host under rp_id that the gateway does not serve cannot run a ceremony (`Host` is the
+    // client's to choose; a page on another subdomain must not pass for the gateway).
+    let mut elsewhere = request(Method::POST, "/auth/passkeys/login/start").json(&json!({}));
+    elsewhere
+        .headers_mut()
+        .insert("host", http::HeaderValue::from_static("phish.localhost"));
+    let refused = gateway.send(elsewhere).await;
+    assert_eq!(refused.json()["error"], "passkey_refused", "{}", refused.text());
     // The same ceremony twice: the second is refused.
     let started = post(&gateway, "/auth/passkeys/login/start", None, &json!({}))
         .await

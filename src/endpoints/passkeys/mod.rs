@@ -46,7 +46,7 @@ pub(super) async fn register_start(
     ceremony.sub = Some(caller.sub.clone());
     ceremony.user_handle = webauthn::user_handle(key(ctx), &caller.sub);
     let existing = passkey_ids(store(ctx), &caller.sub).await?;
-    let rp = relying_party(config, target)?;
+    let rp = relying_party(ctx, config, target)?;
     let options = webauthn::creation_options(
         &rp.party(),
         &caller.sub,
@@ -75,7 +75,7 @@ pub(super) async fn register_finish(
             "the ceremony was begun by someone else",
         ));
     }
-    let rp = relying_party(config, target)?;
+    let rp = relying_party(ctx, config, target)?;
     let registered = webauthn::verify_registration(
         &rp.party(),
         &ceremony.challenge,
@@ -220,19 +220,38 @@ impl Party {
     }
 }
 
-/// Passkeys are bound to `rp_id`: the request's host must be it or under it.
-fn relying_party(config: &WebauthnConfig, target: &Target) -> Result<Party, GatewayError> {
+/// Passkeys are bound to `rp_id`: the request's host must be it or under it, and a host the
+/// gateway serves (`public_host`, a route's host, or a name on its certificate), since the
+/// client chooses `Host`: a page on some other subdomain of `rp_id` must not be able to run
+/// a ceremony as if it were the gateway.
+fn relying_party(
+    ctx: &RequestCtx<'_>,
+    config: &WebauthnConfig,
+    target: &Target,
+) -> Result<Party, GatewayError> {
     let host = target.host.as_str();
     let under = host == config.rp_id || host.ends_with(&format!(".{}", config.rp_id));
-    if !under {
+    let public = ctx
+        .runtime
+        .config
+        .server
+        .public_host
+        .as_ref()
+        .is_some_and(|p| p.host().eq_ignore_ascii_case(host));
+    if !under || !(public || ctx.runtime.serves_host(host)) {
         return Err(GatewayError::PasskeyRefused(
-            "this host is not under [webauthn] rp_id",
+            "this host is not the gateway's under [webauthn] rp_id",
         ));
     }
+    // Browsers leave the default port out of an origin.
+    let origin = match target.authority.port_u16() {
+        Some(port) if port != 443 => format!("https://{host}:{port}"),
+        _ => format!("https://{host}"),
+    };
     Ok(Party {
         id: config.rp_id.clone(),
         name: config.rp_name.clone(),
-        origin: format!("https://{}", target.authority),
+        origin,
     })
 }
 

@@ -86,7 +86,7 @@ pub(in crate::endpoints) async fn login_start(
         Some(sub) => passkey_ids(store(ctx), sub).await?,
         None => Vec::new(),
     };
-    let rp = relying_party(config, target)?;
+    let rp = relying_party(ctx, config, target)?;
     let options = webauthn::request_options(&rp.party(), &ceremony.challenge, &allow);
     started(ctx, &ceremony, options)
 }
@@ -115,7 +115,7 @@ pub(in crate::endpoints) async fn login_finish(
         ));
     }
     crate::endpoints::mfa::limit(ctx, &record.sub)?;
-    let rp = relying_party(config, target)?;
+    let rp = relying_party(ctx, config, target)?;
     let count = webauthn::verify_assertion(&rp.party(), &ceremony.challenge, &passkey, &body.credential)
         .map_err(refused)?;
     used(store(ctx), record.clone(), passkey, count, now).await?;
