@@ -210,7 +210,11 @@ impl Totp {
         if record.sub != sub || record.kind != FactorKind::Totp {
             return Err(MfaError::Unreadable);
         }
-        let plain = sealed::open(&self.key, &purpose(sub), &record.data).ok_or(MfaError::Unreadable)?;
+        let Some(plain) = sealed::open(&self.key, &purpose(sub), &record.data) else {
+            // Fails closed (the login cannot finish), and says why: usually a changed key file.
+            tracing::error!(%sub, "a stored TOTP secret does not open with the [mfa] key: was the key replaced?");
+            return Err(MfaError::Unreadable);
+        };
         let data = serde_json::from_slice(&plain).map_err(|_| MfaError::Unreadable)?;
         Ok(Some((record, data)))
     }
