@@ -13,6 +13,9 @@ use super::{ConfigError, ConfigErrors};
 pub(crate) struct Problems<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Where each line after the first begins: `line_of` is a binary search, since every
+    /// route and rule asks for its line (a file may hold thousands).
+    line_starts: Vec<usize>,
     list: Vec<ConfigError>,
     /// Keys left out of the file's mirror for an unknown name or a wrong type.
     dropped: Dropped,
@@ -20,9 +23,13 @@ pub(crate) struct Problems<'a> {
 
 impl<'a> Problems<'a> {
     pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        let line_starts = memchr::memchr_iter(b'\n', text.as_bytes())
+            .map(|i| i + 1)
+            .collect();
         Problems {
             file,
             text,
+            line_starts,
             list: Vec::new(),
             dropped: Dropped::default(),
         }
@@ -77,7 +84,7 @@ impl<'a> Problems<'a> {
 
     /// The 1-based line of a byte offset.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        line_and_column(self.text, offset).0
+        self.line_starts.partition_point(|&start| start <= offset) + 1
     }
 
     /// `value` if nothing was wrong, else every problem in the order of the file.
@@ -103,4 +110,22 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_agrees_with_the_line_of_line_and_column() {
+        let text = "a\n\nbc\nd";
+        let problems = Problems::new(Path::new("f.toml"), text);
+        for offset in 0..=text.len() + 2 {
+            assert_eq!(
+                problems.line_of(offset),
+                line_and_column(text, offset).0,
+                "offset {offset}"
+            );
+        }
+    }
 }
