@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod assertion;
 pub mod cookies;
 pub mod csrf;
+pub mod dpop;
 pub mod foreign;
 pub mod identity;
 pub mod issuers;

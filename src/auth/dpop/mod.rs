@@ -1,0 +1,183 @@
+//! DPoP proofs (RFC 9449, SPEC 14): a `dpop+jwt` signed by the public key it carries, for
+//! this request (`htm`, `htu`), recent (`iat`), used once (`jti`, per replica), bound to the
+//! access token it comes with (`ath`) and to the key the token names (`cnf.jkt`).
+//!
+//! Cheap checks (size, shape, header, the key's form) run before the signature; the replay
+//! cache is consulted last, so a refused proof never takes a `jti`.
+
+mod jwk;
+mod replay;
+
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use jwk::ProofKey;
+pub use replay::ReplayCache;
+
+/// Proofs longer than this are refused unread: an RSA-4096 key makes one of about 1.5 KiB.
+const MAX_PROOF_BYTES: usize = 8192;
+/// Longest `jti` remembered.
+const MAX_JTI_BYTES: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DpopError {
+    #[error("the DPoP proof is malformed")]
+    Malformed,
+    #[error("the DPoP proof is not a dpop+jwt")]
+    WrongType,
+    #[error("the DPoP proof's algorithm is not ES256, EdDSA or RS256")]
+    BadAlgorithm,
+    #[error("the DPoP proof's jwk is not a usable public key")]
+    BadKey,
+    #[error("the DPoP proof's jwk holds a private key")]
+    PrivateKey,
+    #[error("the DPoP proof's signature is invalid")]
+    BadSignature,
+    #[error("the DPoP proof is for another method")]
+    WrongMethod,
+    #[error("the DPoP proof is for another URI")]
+    WrongUri,
+    #[error("the DPoP proof is too old or from the future")]
+    Stale,
+    #[error("the DPoP proof was used already")]
+    Replayed,
+    #[error("the DPoP proof is for another access token")]
+    WrongAccessToken,
+    #[error("the DPoP proof is signed by another key than the token's")]
+    WrongKey,
+}
+
+/// What a proof must say to be this request's.
+pub struct Expected<'a> {
+    pub method: &'a str,
+    /// `https://<host>[:<port>]<path>`, in the form `normalize_htu` gives.
+    pub uri: &'a str,
+    /// The access token the proof comes with (then `ath` is required and checked).
+    pub access_token: Option<&'a str>,
+    /// The thumbprint the access token names in `cnf.jkt`.
+    pub jkt: Option<&'a str>,
+    pub now: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    typ: String,
+    alg: String,
+    jwk: Map<String, Value>,
+}
+
+/// Other claims are allowed (RFC 9449 §4.2); these are the ones checked.
+#[derive(Deserialize)]
+struct Claims {
+    jti: String,
+    htm: String,
+    htu: String,
+    iat: u64,
+    ath: Option<String>,
+}
+
+/// Checks proofs against one window (`[dpop] max_age`) and one replay cache.
+pub struct DpopVerifier {
+    max_age: u64,
+    leeway: u64,
+    replays: ReplayCache,
+}
+
+impl DpopVerifier {
+    pub fn new(max_age: Duration, leeway: Duration) -> DpopVerifier {
+        let (max_age, leeway) = (max_age.as_secs(), leeway.as_secs());
+        DpopVerifier {
+            max_age,
+            leeway,
+            replays: ReplayCache::new(Duration::from_secs(max_age + 2 * leeway)),
+        }
+    }
+
+    /// The proof's key thumbprint, if `proof` proves `expected`.
+    pub fn verify(&self, proof: &str, expected: &Expected<'_>) -> Result<String, DpopError> {
+        let (key, claims) = signed_by_its_key(proof)?;
+        if claims.htm != expected.method {
+            return Err(DpopError::WrongMethod);
+        }
+        if normalize_htu(&claims.htu).as_deref() != Some(expected.uri) {
+            return Err(DpopError::WrongUri);
+        }
+        let oldest = expected.now.saturating_sub(self.max_age + self.leeway);
+        if claims.iat < oldest || claims.iat > expected.now + self.leeway {
+            return Err(DpopError::Stale);
+        }
+        if let Some(token) = expected.access_token {
+            let hash = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()));
+            if claims.ath.as_deref() != Some(hash.as_str()) {
+                return Err(DpopError::WrongAccessToken);
+            }
+        }
+        if expected.jkt.is_some_and(|jkt| jkt != key.thumbprint) {
+            return Err(DpopError::WrongKey);
+        }
+        match self.replays.first_use(&key.thumbprint, &claims.jti) {
+            true => Ok(key.thumbprint),
+            false => Err(DpopError::Replayed),
+        }
+    }
+}
+
+/// The proof's embedded key and claims, once its signature verifies with that key.
+fn signed_by_its_key(proof: &str) -> Result<(ProofKey, Claims), DpopError> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(DpopError::Malformed);
+    }
+    let (signing_input, signature) = proof.rsplit_once('.').ok_or(DpopError::Malformed)?;
+    let (header, payload) = signing_input.split_once('.').ok_or(DpopError::Malformed)?;
+    let header: Header = decode_json(header)?;
+    if header.typ != "dpop+jwt" {
+        return Err(DpopError::WrongType);
+    }
+    let alg = match header.alg.as_str() {
+        "ES256" => Algorithm::ES256,
+        "EdDSA" => Algorithm::EdDSA,
+        "RS256" => Algorithm::RS256,
+        _ => return Err(DpopError::BadAlgorithm),
+    };
+    let key = ProofKey::from_jwk(&header.jwk, alg)?;
+    let valid = jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, alg);
+    if !matches!(valid, Ok(true)) {
+        return Err(DpopError::BadSignature);
+    }
+    let claims: Claims = decode_json(payload)?;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_BYTES {
+        return Err(DpopError::Malformed);
+    }
+    Ok((key, claims))
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, DpopError> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| DpopError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| DpopError::Malformed)
+}
+
+/// `htu` compared as RFC 9449 §4.3 says: without query and fragment, after RFC 3986's syntax-
+/// and scheme-based normalisation (case of scheme and host, the default port, percent-escapes,
+/// dot segments). `None` for anything but an absolute `https` URI.
+pub fn normalize_htu(htu: &str) -> Option<String> {
+    let uri: http::Uri = htu.parse().ok()?;
+    if !uri.scheme_str()?.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let host = uri.host()?.to_ascii_lowercase();
+    let path = crate::path::normalize_path(uri.path()).ok()?;
+    Some(match uri.port_u16() {
+        Some(port) if port != 443 => format!("https://{host}:{port}{path}"),
+        _ => format!("https://{host}{path}"),
+    })
+}
+
+#[cfg(test)]
+mod tests;
