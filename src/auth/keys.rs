@@ -173,13 +173,8 @@ struct LoadedKey {
 /// HKDF-SHA256 of a signing key's secret material, for one purpose only: a different key
 /// than the signing key itself, that still agrees across replicas sharing the key file.
 fn sealing_key(config: &KeyConfig, material: &[u8]) -> Result<Secret<[u8; 32]>, KeyError> {
-    use aws_lc_rs::hkdf;
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis").extract(material);
-    let mut key = [0u8; 32];
-    prk.expand(&[b"portcullis sealed browser state v1"], hkdf::HKDF_SHA256)
-        .and_then(|okm| okm.fill(&mut key))
-        .map_err(|_| invalid(config, "cannot derive the sealing key"))?;
-    Ok(Secret::new(key))
+    super::sealed::derive_key(material, b"portcullis sealed browser state v1")
+        .ok_or_else(|| invalid(config, "cannot derive the sealing key"))
 }
 
 /// Writes the keys marked `generate_if_missing` whose files do not exist yet (development).

@@ -39,6 +39,18 @@ pub(crate) fn open(key: &Secret<[u8; 32]>, purpose: &[u8], sealed: &[u8]) -> Opt
     Some(body)
 }
 
+/// HKDF-SHA256 of secret `material` for the one use `info` names: a key of its own that
+/// still agrees across replicas sharing the material. `None` only if HKDF fails.
+pub(crate) fn derive_key(material: &[u8], info: &[u8]) -> Option<Secret<[u8; 32]>> {
+    use aws_lc_rs::hkdf;
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis").extract(material);
+    let mut key = [0u8; 32];
+    prk.expand(&[info], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut key))
+        .ok()?;
+    Some(Secret::new(key))
+}
+
 fn cipher(key: &Secret<[u8; 32]>) -> Option<LessSafeKey> {
     UnboundKey::new(&AES_256_GCM, key.expose())
         .ok()

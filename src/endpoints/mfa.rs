@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::auth::{Delivery, deliver, same_origin};
 use super::body::{BodyKind, Fields};
-use super::json;
 use super::sessions::caller;
+use super::{json, store};
 use crate::auth::Identity;
 use crate::auth::tokens::{LOCAL_AMR, unix_now};
 use crate::context::{RequestCtx, Target};
@@ -21,7 +21,7 @@ use crate::mfa::{OTP_AMR, Totp};
 use crate::pages::{ListedPasskey, SecondFactorPage};
 use crate::proxy::ResponseBody;
 use crate::sessions::service::Standing;
-use crate::sessions::store::{FactorKind, Origin};
+use crate::sessions::store::{FactorKind, FactorRecord, Origin};
 use crate::sessions::users::Authenticated;
 
 /// `GET /auth/mfa`: the page where the signed-in user sets up an authenticator app and
@@ -31,13 +31,15 @@ pub(super) async fn page<B>(
     request: &Request<B>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let caller = caller(ctx, request, None)?;
-    let totp = match &ctx.runtime.totp {
-        Some(totp) => Some(totp.enrolled(store(ctx), &caller.sub).await?),
-        None => None,
-    };
-    let passkeys: Vec<ListedPasskey> = store(ctx)
-        .factors_of(&caller.sub)
-        .await?
+    let stored = store(ctx).factors_of(&caller.sub).await?;
+    let totp = ctx
+        .runtime
+        .totp
+        .as_ref()
+        .map(|_| Factors::of(ctx, &stored))
+        .transpose()?
+        .map(|f| f.totp);
+    let passkeys: Vec<ListedPasskey> = stored
         .into_iter()
         .filter(|f| f.kind == FactorKind::Passkey)
         .map(|f| ListedPasskey {
@@ -235,10 +237,6 @@ pub(super) fn totp<'r>(ctx: &RequestCtx<'r>) -> Result<&'r Totp, GatewayError> {
     ctx.runtime.totp.as_ref().ok_or(GatewayError::MfaNotEnabled)
 }
 
-fn store<'r>(ctx: &RequestCtx<'r>) -> &'r dyn crate::sessions::store::Store {
-    ctx.shared.sessions.store().as_ref()
-}
-
 /// The second factors `sub` can give after the password.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Factors {
@@ -249,24 +247,26 @@ pub(super) struct Factors {
 }
 
 impl Factors {
+    /// What the stored factors of one user (`factors_of`) allow.
+    fn of(ctx: &RequestCtx<'_>, stored: &[FactorRecord]) -> Result<Factors, GatewayError> {
+        let passkeys =
+            ctx.runtime.config.webauthn.is_some() && stored.iter().any(|f| f.kind == FactorKind::Passkey);
+        let mut totp = false;
+        if let Some(vault) = &ctx.runtime.totp {
+            for record in stored.iter().filter(|f| f.kind == FactorKind::Totp) {
+                totp |= vault.confirmed(record)?;
+            }
+        }
+        Ok(Factors { totp, passkeys })
+    }
+
     pub(super) fn any(self) -> bool {
         self.totp || self.passkeys
     }
 }
 
 pub(super) async fn factors(ctx: &RequestCtx<'_>, sub: &str) -> Result<Factors, GatewayError> {
-    let stored = store(ctx).factors_of(sub).await?;
-    let has = |kind| {
-        stored
-            .iter()
-            .any(|f: &crate::sessions::store::FactorRecord| f.kind == kind)
-    };
-    let passkeys = ctx.runtime.config.webauthn.is_some() && has(FactorKind::Passkey);
-    let totp = match &ctx.runtime.totp {
-        Some(totp) if has(FactorKind::Totp) => totp.enrolled(store(ctx), sub).await?,
-        _ => false,
-    };
-    Ok(Factors { totp, passkeys })
+    Factors::of(ctx, &store(ctx).factors_of(sub).await?)
 }
 
 /// SPEC 13's answer to a password that needs its second factor: 401 `mfa_required` with the
@@ -310,12 +310,4 @@ pub(super) fn challenge(
         }),
     };
     Ok(super::auth::no_store(json(StatusCode::UNAUTHORIZED, body)))
-}
-
-/// Whether `sub` has a confirmed TOTP (false while `[mfa]` is not configured).
-pub(super) async fn totp_enrolled(ctx: &RequestCtx<'_>, sub: &str) -> Result<bool, GatewayError> {
-    match &ctx.runtime.totp {
-        Some(totp) => Ok(totp.enrolled(store(ctx), sub).await?),
-        None => Ok(false),
-    }
 }

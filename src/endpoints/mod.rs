@@ -111,6 +111,11 @@ fn query_param<B>(request: &Request<B>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The session store, for the endpoints that read and write it directly (second factors).
+fn store<'r>(ctx: &RequestCtx<'r>) -> &'r dyn crate::sessions::store::Store {
+    ctx.shared.sessions.store().as_ref()
+}
+
 /// A small JSON response for the gateway's own endpoints.
 pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));

@@ -72,10 +72,7 @@ pub(super) async fn step_up(
             "this session began through an identity provider: sign in through it again",
         ));
     }
-    ctx.runtime
-        .login_limits
-        .check(ctx.client, &caller.sub)
-        .map_err(GatewayError::rate_limited)?;
+    mfa::limit(ctx, &caller.sub)?;
     let amr = prove_again(ctx, &caller, &password, code.as_deref()).await?;
     let access = renew(ctx, &caller, amr).await?;
     tracing::info!(target: "portcullis::audit", event = "step_up", sub = %caller.sub, sid = %caller.sid, ip = %ctx.client);
@@ -102,18 +99,28 @@ pub(super) async fn step_up(
             headers.insert(SET_COOKIE, cookie());
             response
         }
-        (_, true) => {
-            let body = json!({ "sub": caller.sub, "role": caller.role, "expires_in": runtime.tokens.ttl() });
-            let mut response = no_store(json(StatusCode::OK, body));
-            response.headers_mut().insert(SET_COOKIE, cookie());
-            response
-        }
-        (_, false) => {
-            let body =
-                json!({ "access_token": access, "token_type": "Bearer", "expires_in": runtime.tokens.ttl() });
-            no_store(json(StatusCode::OK, body))
-        }
+        (_, via_cookie) => renewed(ctx, &caller, &access, via_cookie),
     })
+}
+
+/// The answer to a step-up by script: the new access token as the access cookie for a cookie
+/// session, else in the body. Password and passkey step-ups both end here.
+pub(super) fn renewed(
+    ctx: &RequestCtx<'_>,
+    caller: &Identity,
+    access: &str,
+    via_cookie: bool,
+) -> Response<ResponseBody> {
+    let ttl = ctx.runtime.tokens.ttl();
+    if !via_cookie {
+        let body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": ttl });
+        return no_store(json(StatusCode::OK, body));
+    }
+    let body = json!({ "sub": caller.sub, "role": caller.role, "expires_in": ttl });
+    let mut response = no_store(json(StatusCode::OK, body));
+    let cookie = cookies::set(&ctx.runtime.config.cookies.access_name, access, "/", ttl);
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    response
 }
 
 /// Checks the password of the session's user and, when they have a TOTP, a code; the
@@ -137,7 +144,7 @@ async fn prove_again(
         return Err(GatewayError::InvalidCredentials);
     }
     let mut amr = vec![LOCAL_AMR.to_string()];
-    if mfa::totp_enrolled(ctx, &caller.sub).await? {
+    if mfa::factors(ctx, &caller.sub).await?.totp {
         let code = code.ok_or(GatewayError::BadRequest(
             "a TOTP is enrolled: the body needs code",
         ))?;

@@ -75,7 +75,9 @@ impl Totp {
             ));
         }
         Ok(Totp {
-            key: derive_key(text.expose().as_bytes())?,
+            // HKDF of the file's text: any 32+ bytes of secret make a proper AES-256 key.
+            key: sealed::derive_key(text.expose().as_bytes(), b"portcullis totp secrets v1")
+                .ok_or("cannot derive the TOTP sealing key")?,
             issuer: config.issuer.clone(),
         })
     }
@@ -123,12 +125,9 @@ impl Totp {
         Ok(codes)
     }
 
-    /// Whether `sub` has a confirmed TOTP factor.
-    pub async fn enrolled(&self, store: &dyn Store, sub: &str) -> Result<bool, MfaError> {
-        Ok(self
-            .data(store, sub)
-            .await?
-            .is_some_and(|(_, data)| data.confirmed))
+    /// Whether a stored factor (of `factors_of`) is this gateway's confirmed TOTP.
+    pub fn confirmed(&self, record: &FactorRecord) -> Result<bool, MfaError> {
+        Ok(record.kind == FactorKind::Totp && self.open(record)?.confirmed)
     }
 
     /// Accepts a current TOTP code or an unused recovery code of `sub`, once.
@@ -204,10 +203,20 @@ impl Totp {
     }
 
     async fn data(&self, store: &dyn Store, sub: &str) -> Result<Option<(FactorRecord, TotpData)>, MfaError> {
-        let Some(record) = store.factor(&factor_id(sub)).await? else {
-            return Ok(None);
-        };
-        if record.sub != sub || record.kind != FactorKind::Totp {
+        match store.factor(&factor_id(sub)).await? {
+            Some(record) if record.sub == sub => {
+                let data = self.open(&record)?;
+                Ok(Some((record, data)))
+            }
+            Some(_) => Err(MfaError::Unreadable),
+            None => Ok(None),
+        }
+    }
+
+    /// What a stored TOTP factor holds.
+    fn open(&self, record: &FactorRecord) -> Result<TotpData, MfaError> {
+        let sub = &record.sub;
+        if record.kind != FactorKind::Totp || record.id != factor_id(sub) {
             return Err(MfaError::Unreadable);
         }
         let Some(plain) = sealed::open(&self.key, &purpose(sub), &record.data) else {
@@ -215,8 +224,7 @@ impl Totp {
             tracing::error!(%sub, "a stored TOTP secret does not open with the [mfa] key: was the key replaced?");
             return Err(MfaError::Unreadable);
         };
-        let data = serde_json::from_slice(&plain).map_err(|_| MfaError::Unreadable)?;
-        Ok(Some((record, data)))
+        serde_json::from_slice(&plain).map_err(|_| MfaError::Unreadable)
     }
 
     async fn save(
@@ -270,15 +278,4 @@ fn factor_id(sub: &str) -> String {
 /// Binds a sealed secret to its user: moved to another user's record, it does not open.
 fn purpose(sub: &str) -> Vec<u8> {
     format!("portcullis totp v1 {sub}").into_bytes()
-}
-
-/// HKDF-SHA256 of the key file's text: any 32+ bytes of secret make a proper AES-256 key.
-fn derive_key(material: &[u8]) -> Result<Secret<[u8; 32]>, String> {
-    use aws_lc_rs::hkdf;
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis").extract(material);
-    let mut key = [0u8; 32];
-    prk.expand(&[b"portcullis totp secrets v1"], hkdf::HKDF_SHA256)
-        .and_then(|okm| okm.fill(&mut key))
-        .map_err(|_| "cannot derive the TOTP sealing key".to_string())?;
-    Ok(Secret::new(key))
 }

@@ -37,8 +37,7 @@ pub fn looks_like(text: &str) -> bool {
 
 /// The stored form of a code: hex SHA-256 of its letters, lower case.
 pub fn hash(code: &str) -> String {
-    let digest = digest::digest(&digest::SHA256, &normalized(code));
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::tokens::hex(digest::digest(&digest::SHA256, &normalized(code)).as_ref())
 }
 
 fn normalized(text: &str) -> Vec<u8> {

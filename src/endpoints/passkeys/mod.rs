@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::no_store;
-use super::json;
 use super::sessions::{caller, no_content};
+use super::{json, store};
 use crate::auth::tokens::unix_now;
 use crate::config::WebauthnConfig;
 use crate::context::{RequestCtx, Target};
@@ -265,8 +265,4 @@ fn config<'r>(ctx: &RequestCtx<'r>) -> Result<&'r WebauthnConfig, GatewayError> 
 
 fn key<'r>(ctx: &RequestCtx<'r>) -> &'r Secret<[u8; 32]> {
     &ctx.runtime.tokens.keys().sealing_key
-}
-
-fn store<'r>(ctx: &RequestCtx<'r>) -> &'r dyn Store {
-    ctx.shared.sessions.store().as_ref()
 }

@@ -1,19 +1,17 @@
 //! Using a passkey: a passwordless login (`amr` `["hwk"]`), the second factor of a password
 //! login (`["pwd","hwk"]`), or a step-up of the caller's session.
 
-use http::header::SET_COOKIE;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{config, key, passkey_ids, refused, relying_party, spend, started, store};
+use super::{config, key, passkey_ids, refused, relying_party, spend, started};
+use crate::auth::CredentialKind;
 use crate::auth::tokens::{LOCAL_AMR, unix_now};
-use crate::auth::{CredentialKind, cookies};
 use crate::context::{RequestCtx, Target};
-use crate::endpoints::auth::{Delivery, deliver, no_store, same_origin};
-use crate::endpoints::json;
+use crate::endpoints::auth::{Delivery, deliver, same_origin};
 use crate::endpoints::sessions::caller;
+use crate::endpoints::store;
 use crate::error::GatewayError;
 use crate::mfa::PASSKEY_AMR;
 use crate::mfa::pending::PendingLogin;
@@ -199,29 +197,10 @@ async fn step_up(
     }
     let access = crate::endpoints::step_up::renew(ctx, &caller, vec![PASSKEY_AMR.to_string()]).await?;
     tracing::info!(target: "portcullis::audit", event = "step_up", sub = %caller.sub, sid = %caller.sid, ip = %ctx.client, with = "passkey");
-    let runtime = ctx.runtime;
     let via_cookie = !headers.contains_key(http::header::AUTHORIZATION);
-    let mut response = match via_cookie {
-        true => no_store(json(
-            StatusCode::OK,
-            json!({ "sub": caller.sub, "expires_in": runtime.tokens.ttl() }),
-        )),
-        false => {
-            let body =
-                json!({ "access_token": access, "token_type": "Bearer", "expires_in": runtime.tokens.ttl() });
-            no_store(json(StatusCode::OK, body))
-        }
-    };
-    if via_cookie {
-        let cookie = cookies::set(
-            &runtime.config.cookies.access_name,
-            &access,
-            "/",
-            runtime.tokens.ttl(),
-        );
-        response.headers_mut().insert(SET_COOKIE, cookie);
-    }
-    Ok(response)
+    Ok(crate::endpoints::step_up::renewed(
+        ctx, &caller, &access, via_cookie,
+    ))
 }
 
 /// The caller's session from request headers (bearer or same-origin cookie).
