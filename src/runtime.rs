@@ -9,6 +9,7 @@ use http::HeaderValue;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::admin_token::AdminToken;
 use crate::auth::dpop::{DpopVerifier, Nonces};
 use crate::auth::issuers::Issuers;
 use crate::auth::keys::{KeyError, KeySet};
@@ -46,6 +47,8 @@ pub(crate) struct Runtime {
     pub totp: Option<Totp>,
     /// DPoP proofs (SPEC 14); its replay cache carries over reloads.
     pub dpop: DpopVerifier,
+    /// What `/admin/*` requires, when `[admin]` names a token (SPEC 15).
+    pub admin_token: Option<AdminToken>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,8 @@ pub enum RuntimeError {
     Mfa(String),
     #[error("[dpop]: cannot derive the nonce key from the signing key")]
     DpopNonceKey,
+    #[error("[admin]: {0}")]
+    Admin(String),
     #[error("route {route:?}: {error}")]
     UpstreamTls {
         route: String,
@@ -102,6 +107,7 @@ impl Runtime {
         };
         let federation = Federation::build(&config.providers, previous.map(|p| &p.federation))?;
         let dpop = dpop_verifier(&config, &tokens, previous)?;
+        let admin_token = config.admin.token.as_ref().map(AdminToken::load).transpose();
         let limits = &config.limits;
         let totp = config
             .mfa
@@ -112,6 +118,7 @@ impl Runtime {
         Ok(Runtime {
             totp,
             dpop,
+            admin_token: admin_token.map_err(RuntimeError::Admin)?,
             federation,
             issuer_keys,
             routes: routes(&config, health, previous)?,

@@ -1,6 +1,7 @@
 //! Authentication: keys, access tokens, and turning a request's credential into an `Identity`.
 //! Nothing here does I/O on the request path.
 
+pub mod admin_token;
 pub mod api_keys;
 pub mod assertion;
 pub mod cookies;

@@ -40,6 +40,16 @@ pub(super) struct FileConfig {
     pub webauthn: Option<Spanned<WebauthnFile>>,
     #[serde(default)]
     pub dpop: DpopFile,
+    #[serde(default)]
+    pub admin: AdminFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminFile {
+    pub token_file: Option<Text>,
+    pub token_env: Option<Text>,
+    pub protect_metrics: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -46,6 +46,16 @@ pub struct Config {
     /// `None`: no passkeys (their endpoints answer 404).
     pub webauthn: Option<WebauthnConfig>,
     pub dpop: DpopConfig,
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: who may use the admin listener (SPEC 15).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AdminConfig {
+    /// `None`: `/admin/*` is open to whoever reaches the (loopback) listener.
+    pub token: Option<SecretSource>,
+    /// `/metrics` needs the token too.
+    pub protect_metrics: bool,
 }
 
 /// `[dpop]`: sender-constrained tokens (SPEC 14). DPoP proofs are always accepted; this tunes

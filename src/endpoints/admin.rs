@@ -17,6 +17,9 @@ use crate::runtime::Shared;
 
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
+    if let Err(error) = admitted(&shared, &path, request.headers()) {
+        return error.to_plain_response();
+    }
     let result = match (request.method(), path.as_str()) {
         (&Method::GET, "/healthz") => Ok(json(StatusCode::OK, json!({ "status": "ok" }))),
         (&Method::GET, "/readyz") => Ok(ready(&shared).await),
@@ -37,6 +40,23 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         _ => Err(GatewayError::NoRoute),
     };
     result.unwrap_or_else(|error| error.to_plain_response())
+}
+
+/// SPEC 15: with `[admin] token_file`, `/admin/*` (and `/metrics` with `protect_metrics`)
+/// needs the token; `/healthz` and `/readyz` stay open for probes.
+fn admitted(shared: &Shared, path: &str, headers: &http::HeaderMap) -> Result<(), GatewayError> {
+    let runtime = shared.runtime.load();
+    let Some(token) = &runtime.admin_token else {
+        return Ok(());
+    };
+    let guarded = path.starts_with("/admin/") || (path == "/metrics" && runtime.config.admin.protect_metrics);
+    if !guarded || token.admits(headers) {
+        return Ok(());
+    }
+    // Never the presented value: it may be a real token with a typo.
+    let presented = headers.contains_key(http::header::AUTHORIZATION);
+    tracing::warn!(target: "portcullis::audit", event = "admin_refused", %path, presented);
+    Err(GatewayError::AdminTokenRequired)
 }
 
 const API_KEYS: &str = "/admin/api-keys";

@@ -82,6 +82,8 @@ pub(crate) enum GatewayError {
     LoginRequiredViaProxy { location: HeaderValue },
     #[error("forward-auth answers only proxies in trusted_proxies")]
     UntrustedForwardAuth,
+    #[error("the admin API needs Authorization: Bearer <the admin token>")]
+    AdminTokenRequired,
     #[error("invalid username or password")]
     InvalidCredentials,
     #[error("the code is wrong, expired or used already")]
@@ -365,6 +367,7 @@ impl GatewayError {
             | PasskeyRefused(_)
             | InvalidGrant
             | RefreshReuse
+            | AdminTokenRequired
             | StepUpRequired(_) => StatusCode::UNAUTHORIZED,
             InsufficientScope | CrossSiteRequest | RuleDenied | OidcFailed(_) | UntrustedForwardAuth => {
                 StatusCode::FORBIDDEN
@@ -404,7 +407,7 @@ impl GatewayError {
             NotEnrolled => "not_enrolled",
             InvalidCode => "invalid_code",
             InvalidMfaToken => "invalid_mfa_token",
-            AuthenticationRequired => "unauthorized",
+            AuthenticationRequired | AdminTokenRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
             Dpop(failure) => failure.code(),
             DpopProofRefused(_) => "invalid_dpop_proof",
@@ -445,6 +448,7 @@ impl GatewayError {
             }
             GatewayError::InvalidToken(_) => "Bearer realm=\"portcullis\", error=\"invalid_token\"",
             GatewayError::InsufficientScope => "Bearer realm=\"portcullis\", error=\"insufficient_scope\"",
+            GatewayError::AdminTokenRequired => "Bearer realm=\"portcullis-admin\"",
             GatewayError::StepUpRequired(step_up) => return Some(step_up_challenge(step_up)),
             GatewayError::Dpop(failure) => return Some(failure.challenge()),
             GatewayError::UseDpopNonce {

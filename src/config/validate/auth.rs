@@ -1,11 +1,11 @@
-//! Checks of the `[tokens]` keys, the `[users]` source and `[dpop]`.
+//! Checks of the `[tokens]` keys, the `[users]` source, `[dpop]` and `[admin]`.
 
 use std::ops::Range;
 
 use toml::Spanned;
 
 use super::Checker;
-use crate::config::file::{DpopFile, KeyFile, StoreFile, TokensFile, UsersFile};
+use crate::config::file::{AdminFile, DpopFile, KeyFile, StoreFile, TokensFile, UsersFile};
 use crate::config::values::*;
 use crate::config::*;
 
@@ -58,6 +58,33 @@ impl Checker<'_> {
         DpopConfig {
             max_age,
             require_nonce: file.require_nonce.unwrap_or(false),
+        }
+    }
+
+    /// The admin token's source: a file that exists, or a variable.
+    pub(super) fn admin(&mut self, file: AdminFile) -> AdminConfig {
+        let token = match (file.token_file, file.token_env) {
+            (Some(path), None) => self.existing_file(&path).map(SecretSource::File),
+            (None, Some(name)) => Some(SecretSource::Env(name.into_inner())),
+            (Some(path), Some(_)) => {
+                self.error(path.span(), "give token_file or token_env, not both");
+                None
+            }
+            (None, None) => None,
+        };
+        let protect_metrics = match file.protect_metrics {
+            Some(protect) if *protect.get_ref() && token.is_none() => {
+                self.error(
+                    protect.span(),
+                    "protect_metrics = true needs token_file or token_env",
+                );
+                false
+            }
+            protect => protect.is_some_and(Spanned::into_inner),
+        };
+        AdminConfig {
+            token,
+            protect_metrics,
         }
     }
 

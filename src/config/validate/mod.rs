@@ -43,6 +43,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         mfa,
         webauthn,
         dpop,
+        admin,
     } = file;
     // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
@@ -65,6 +66,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         mfa: mfa.map(|mfa| checker.mfa(mfa)),
         webauthn: webauthn.map(|webauthn| checker.webauthn(webauthn)),
         dpop: checker.dpop(dpop),
+        admin: checker.admin(admin),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)
@@ -308,6 +310,14 @@ impl Checker<'_> {
     /// Problems that need more than one section to see.
     fn cross_checks(&mut self, config: &Config) {
         let server = &config.server;
+        if config.admin.token.is_none() && !server.admin_listen.ip().is_loopback() {
+            let message = format!(
+                "admin_listen {} is not a loopback address: set [admin] token_file (or token_env) \
+                 so that /admin/* needs a token",
+                server.admin_listen
+            );
+            self.error(0..0, message);
+        }
         let mut listeners = vec![server.listen, server.admin_listen];
         listeners.extend(server.redirect_listen);
         listeners.extend(config.demo.as_ref().map(|d| d.echo_listen));
