@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod h2raw;
 pub mod matrix;
+pub mod npm;
 pub mod oidc;
 pub mod passkey;
 pub mod probe;

@@ -1,0 +1,136 @@
+//! DPoP (SPEC 14) with a client no one here wrote: panva's `dpop` package, run by Node from
+//! tests/dpop-client, logs in, calls a `require_dpop` route, refreshes and calls it again
+//! against a real gateway and a real recording upstream.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::jwt::{claims_of, sid_of};
+use support::recorder::{Recorder, plain_responder};
+use support::{GENEROUS_LIMITS, Gateway, PROTECTED, Setup, config, npm, skip_without};
+
+/// The client's flow as test user `user` against a gateway whose `/api/` route to a recording
+/// upstream takes only DPoP-bound tokens, with `rest` in its config. The client's summary has
+/// `jkt` (its key's thumbprint), the tokens it got, and `steps`, one per answer. `None` (the
+/// test skips) when Node is missing outside CI.
+async fn flow(user: &str, rest: &str) -> Option<(Value, Gateway, Recorder)> {
+    if support::binary::which("node").is_none() {
+        skip_without("node");
+        return None;
+    }
+    let dir = npm::package_dir("dpop-client");
+    npm::install(&dir);
+    let upstream = Recorder::start(plain_responder).await;
+    let settings = "auth = \"required\"\nrequire_dpop = true";
+    let route = config::route("api", "/api/", upstream.addr, settings);
+    let gateway = Gateway::start(Setup::routes(format!("{route}{GENEROUS_LIMITS}{rest}"))).await;
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join("client.mjs"))
+        .arg(format!("https://127.0.0.1:{}", gateway.addr.port()))
+        .args([user, &format!("{user}-password"), PROTECTED])
+        .env(
+            "NODE_EXTRA_CA_CERTS",
+            gateway.dir.path().join("certs/gateway.crt"),
+        )
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the client finishes within 30 s")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the client failed:\n{stdout}\n{stderr}");
+    let summary: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"));
+    assert!(
+        summary.get("error").is_none(),
+        "the client's flow broke: {summary:#}"
+    );
+    Some((summary, gateway, upstream))
+}
+
+/// (step, attempt, status) of every answer the client got.
+fn answers(summary: &Value) -> Vec<(String, u64, u64)> {
+    let steps = summary["steps"].as_array().expect("steps");
+    let number = |step: &Value, name: &str| step[name].as_u64().unwrap_or_else(|| panic!("no {name}"));
+    steps
+        .iter()
+        .map(|s| {
+            let name = s["step"].as_str().expect("step name").to_string();
+            (name, number(s, "attempt"), number(s, "status"))
+        })
+        .collect()
+}
+
+/// Both access tokens are bound to the client's key, and the upstream got the user's identity
+/// once per call, for the session of the token of that call.
+fn assert_bound_and_forwarded(summary: &Value, upstream: &Recorder, user: &str, role: &str) {
+    let tokens = ["access_token", "refreshed_access_token"].map(|name| {
+        let token = summary[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name}: {summary:#}"));
+        let jkt = &claims_of(token)["cnf"]["jkt"];
+        assert_eq!(jkt, &summary["jkt"], "{name} is not bound to the client's key");
+        token.to_string()
+    });
+    let calls = upstream.requests();
+    assert_eq!(calls.len(), 2, "the upstream got {calls:#?}");
+    for (call, token) in calls.iter().zip(&tokens) {
+        assert_eq!(call.path, PROTECTED);
+        assert_eq!(call.header("x-auth-sub"), [user], "{call:#?}");
+        assert_eq!(call.header("x-auth-role"), [role], "{call:#?}");
+        assert_eq!(call.header("x-auth-session"), [sid_of(token)], "{call:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_real_dpop_client_logs_in_calls_and_refreshes_and_its_token_is_refused_as_bearer() {
+    let Some((summary, gateway, upstream)) = flow("bob", "").await else {
+        return;
+    };
+    let expected = ["login", "call", "refresh", "call after refresh"].map(|s| (s.to_string(), 1, 200));
+    assert_eq!(answers(&summary), expected, "{summary:#}");
+    let body = format!("up:{PROTECTED}");
+    for call in [1, 3] {
+        assert_eq!(summary["steps"][call]["body"], body.as_str(), "{summary:#}");
+    }
+    assert_bound_and_forwarded(&summary, &upstream, "bob", "user");
+
+    // The token that just worked with its proof is refused without one.
+    let access = summary["refreshed_access_token"].as_str().expect("token");
+    let reply = gateway.get_with_token(PROTECTED, access).await;
+    assert_eq!(
+        reply.status,
+        401,
+        "a DPoP-bound token worked as Bearer: {}",
+        reply.text()
+    );
+    assert_eq!(upstream.requests().len(), 2, "the upstream got the Bearer call");
+}
+
+#[tokio::test]
+async fn a_real_dpop_client_answers_the_nonce_challenge_and_goes_on() {
+    let Some((summary, _gateway, upstream)) = flow("alice", "[dpop]\nrequire_nonce = true\n").await else {
+        return;
+    };
+    let answers = answers(&summary);
+    assert_eq!(answers[0], ("login".to_string(), 1, 400), "{summary:#}");
+    let first = &summary["steps"][0];
+    assert_eq!(first["body"]["error"], "use_dpop_nonce", "{summary:#}");
+    let nonce = first["dpop_nonce"].as_str().unwrap_or_default();
+    assert!(
+        !nonce.is_empty(),
+        "a nonce challenge without DPoP-Nonce: {summary:#}"
+    );
+    // Every step ends in a 200, on the first try or on the retry with the nonce.
+    let last_of = |step: &str| answers.iter().rfind(|a| a.0 == step).map(|a| a.2);
+    for step in ["login", "call", "refresh", "call after refresh"] {
+        assert_eq!(last_of(step), Some(200), "{step}: {summary:#}");
+    }
+    assert_bound_and_forwarded(&summary, &upstream, "alice", "admin");
+}
