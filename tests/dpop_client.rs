@@ -12,11 +12,11 @@ use support::jwt::{claims_of, sid_of};
 use support::recorder::{Recorder, plain_responder};
 use support::{GENEROUS_LIMITS, Gateway, PROTECTED, Setup, config, npm, skip_without};
 
-/// The client's flow as test user `user` against a gateway whose `/api/` route to a recording
+/// The client's flow, with a proof key for `alg`, as test user `user` against a gateway whose `/api/` route to a recording
 /// upstream takes only DPoP-bound tokens, with `rest` in its config. The client's summary has
 /// `jkt` (its key's thumbprint), the tokens it got, and `steps`, one per answer. `None` (the
 /// test skips) when Node is missing outside CI.
-async fn flow(user: &str, rest: &str) -> Option<(Value, Gateway, Recorder)> {
+async fn flow(alg: &str, user: &str, rest: &str) -> Option<(Value, Gateway, Recorder)> {
     if support::binary::which("node").is_none() {
         skip_without("node");
         return None;
@@ -30,7 +30,7 @@ async fn flow(user: &str, rest: &str) -> Option<(Value, Gateway, Recorder)> {
     let run = tokio::process::Command::new("node")
         .arg(dir.join("client.mjs"))
         .arg(format!("https://127.0.0.1:{}", gateway.addr.port()))
-        .args([user, &format!("{user}-password"), PROTECTED])
+        .args([user, &format!("{user}-password"), PROTECTED, alg])
         .env(
             "NODE_EXTRA_CA_CERTS",
             gateway.dir.path().join("certs/gateway.crt"),
@@ -90,32 +90,44 @@ fn assert_bound_and_forwarded(summary: &Value, upstream: &Recorder, user: &str, 
 
 #[tokio::test]
 async fn a_real_dpop_client_logs_in_calls_and_refreshes_and_its_token_is_refused_as_bearer() {
-    let Some((summary, gateway, upstream)) = flow("bob", "").await else {
-        return;
-    };
-    let expected = ["login", "call", "refresh", "call after refresh"].map(|s| (s.to_string(), 1, 200));
-    assert_eq!(answers(&summary), expected, "{summary:#}");
-    let body = format!("up:{PROTECTED}");
-    for call in [1, 3] {
-        assert_eq!(summary["steps"][call]["body"], body.as_str(), "{summary:#}");
-    }
-    assert_bound_and_forwarded(&summary, &upstream, "bob", "user");
+    // The proof algorithms the gateway takes that `dpop` signs under the same name: its Ed25519
+    // proofs say alg "Ed25519" (RFC 9864), which the gateway refuses (it takes "EdDSA").
+    for alg in ["ES256", "RS256"] {
+        let Some((summary, gateway, upstream)) = flow(alg, "bob", "").await else {
+            return;
+        };
+        let expected = ["login", "call", "refresh", "call after refresh"].map(|s| (s.to_string(), 1, 200));
+        assert_eq!(answers(&summary), expected, "{alg}: {summary:#}");
+        let body = format!("up:{PROTECTED}");
+        for call in [1, 3] {
+            assert_eq!(
+                summary["steps"][call]["body"],
+                body.as_str(),
+                "{alg}: {summary:#}"
+            );
+        }
+        assert_bound_and_forwarded(&summary, &upstream, "bob", "user");
 
-    // The token that just worked with its proof is refused without one.
-    let access = summary["refreshed_access_token"].as_str().expect("token");
-    let reply = gateway.get_with_token(PROTECTED, access).await;
-    assert_eq!(
-        reply.status,
-        401,
-        "a DPoP-bound token worked as Bearer: {}",
-        reply.text()
-    );
-    assert_eq!(upstream.requests().len(), 2, "the upstream got the Bearer call");
+        // The token that just worked with its proof is refused without one.
+        let access = summary["refreshed_access_token"].as_str().expect("token");
+        let reply = gateway.get_with_token(PROTECTED, access).await;
+        let text = reply.text();
+        assert_eq!(
+            reply.status, 401,
+            "{alg}: a DPoP-bound token worked as Bearer: {text}"
+        );
+        assert_eq!(
+            upstream.requests().len(),
+            2,
+            "{alg}: the upstream got the Bearer call"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_real_dpop_client_answers_the_nonce_challenge_and_goes_on() {
-    let Some((summary, _gateway, upstream)) = flow("alice", "[dpop]\nrequire_nonce = true\n").await else {
+    let nonces = "[dpop]\nrequire_nonce = true\n";
+    let Some((summary, _gateway, upstream)) = flow("ES256", "alice", nonces).await else {
         return;
     };
     let answers = answers(&summary);

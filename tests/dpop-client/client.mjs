@@ -3,13 +3,16 @@
 // fresh proof, and answers a nonce challenge the way RFC 9449 section 8 tells a client to
 // (retry once with the nonce from `DPoP-Nonce`). It prints one JSON summary on stdout.
 //
-//   node client.mjs <gateway origin> <username> <password> <protected path>
+//   node client.mjs <gateway origin> <username> <password> <protected path> [alg]
+//
+// alg is the proof key's JWS algorithm as `dpop` names it (ES256, Ed25519, RS256, PS256),
+// ES256 if not given.
 //
 // The gateway's certificate is trusted through NODE_EXTRA_CA_CERTS.
 import { calculateThumbprint, generateKeyPair, generateProof } from 'dpop';
 
-const [origin, username, password, path] = process.argv.slice(2);
-const keypair = await generateKeyPair('ES256');
+const [origin, username, password, path, alg = 'ES256'] = process.argv.slice(2);
+const keypair = await generateKeyPair(alg);
 const summary = { jkt: await calculateThumbprint(keypair.publicKey), steps: [] };
 // The latest nonce the server gave; RFC 9449 lets any answer carry a new one.
 let nonce;
