@@ -12,10 +12,10 @@ use support::jwt::{claims_of, sid_of};
 use support::recorder::{Recorder, plain_responder};
 use support::{GENEROUS_LIMITS, Gateway, PROTECTED, Setup, config, npm, skip_without};
 
-/// The client's flow, with a proof key for `alg`, as test user `user` against a gateway whose `/api/` route to a recording
-/// upstream takes only DPoP-bound tokens, with `rest` in its config. The client's summary has
-/// `jkt` (its key's thumbprint), the tokens it got, and `steps`, one per answer. `None` (the
-/// test skips) when Node is missing outside CI.
+/// The client's flow, with a proof key for `alg`, as test user `user` against a gateway whose
+/// `/api/` route to a recording upstream takes only DPoP-bound tokens, with `rest` in its
+/// config. The client's summary has `jkt` (its key's thumbprint), the tokens it got, and
+/// `steps`, one per answer. `None` (the test skips) when Node is missing outside CI.
 async fn flow(alg: &str, user: &str, rest: &str) -> Option<(Value, Gateway, Recorder)> {
     if support::binary::which("node").is_none() {
         skip_without("node");
