@@ -708,6 +708,13 @@ async fn an_allowed_origin_gets_cors_with_credentials_on_auth_endpoints_and_no_o
         methods.contains("POST"),
         "Access-Control-Allow-Methods: {methods:?}"
     );
+    // A browser app binding its tokens with DPoP sends proofs and reads the nonce.
+    let headers = reply.header("access-control-allow-headers").unwrap_or_default();
+    assert!(
+        headers.contains("dpop"),
+        "Access-Control-Allow-Headers: {headers:?}"
+    );
+    assert_eq!(reply.header("access-control-expose-headers"), Some("dpop-nonce"));
 
     for origin in [
         "https://evil.com",

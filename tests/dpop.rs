@@ -393,3 +393,31 @@ fn check_refuses_dpop_settings_that_cannot_work() {
         assert!(stderr.contains(&format!("{at}: {message}")), "{rest}\n{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_step_up_of_a_bound_session_needs_the_key_and_keeps_the_binding() {
+    let (gateway, _echo) = api_gateway("").await;
+    let key = DpopKey::es256();
+    let pair = gateway.dpop_pair(&key, "bob").await;
+    let step_up = |proof: Option<String>| {
+        let authorization = format!("DPoP {}", pair.access);
+        let mut headers = vec![("authorization", authorization)];
+        headers.extend(proof.map(|proof| ("dpop", proof)));
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        request(Method::POST, "/auth/step-up")
+            .headers(&headers)
+            .json(&json!({ "password": "bob-password" }))
+    };
+    let without = gateway.send(step_up(None)).await;
+    assert_dpop_challenge(&without, "invalid_dpop_proof", "a step-up without the proof");
+    let proof = key.proof("POST", &htu("/auth/step-up"), Some(&pair.access));
+    let stepped = gateway.send(step_up(Some(proof))).await;
+    assert_eq!(stepped.status, 200, "{}", stepped.text());
+    assert_eq!(stepped.json()["token_type"], "DPoP");
+    let access = stepped.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    assert_eq!(bound_key(&access), Some(key.thumbprint()));
+    assert_eq!(get_protected(&gateway, &key, &access).await.status, 200);
+}

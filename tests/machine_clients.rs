@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use support::auth::assert_invalid_token;
 use support::binary::start_binary;
 use support::cases::assert_none_failed;
+use support::dpop::DpopKey;
 use support::jwt::{Key, claims_of, hmac, segment_of, sign_json, unsigned};
 use support::oidc::{ISSUER_NAME, Options, Planned, Provider};
 use support::redis::RedisServer;
@@ -214,6 +215,37 @@ async fn forged_and_stale_issuer_tokens_are_refused_without_reaching_the_backend
     assert_eq!(auth_failures(&gateway, "issuer_token_expired").await, 1.0);
     // Another `iss` is no issuer the gateway knows: its own tokens' check refuses it.
     assert_eq!(auth_failures(&gateway, "issuer_token_invalid").await, 6.0);
+}
+
+/// RFC 9449 §6.1: another issuer's token with `cnf.jkt` is held to its key like ours; one
+/// bound some other way (here to a client certificate) is refused, not taken as a bearer token.
+#[tokio::test]
+async fn an_issuer_token_bound_to_a_dpop_key_needs_a_proof_by_that_key() {
+    let Some((gateway, provider, _echo)) = with_issuer(Options::default()).await else {
+        return;
+    };
+    let genuine = provider.client_credentials("deploy").await;
+    let (header, mut claims) = (segment_of(&genuine, 0), claims_of(&genuine));
+    let idp_key = Key::load(KeyAlgorithm::Rs256, &provider.files.path("rs-1.pem"));
+    let key = DpopKey::es256();
+    claims["cnf"] = json!({ "jkt": key.thumbprint() });
+    let bound = sign_json(&header, &claims, &idp_key.encoding, Algorithm::RS256);
+    let as_bearer = gateway.get_with_token("/ci/x", &bound).await;
+    assert_eq!(as_bearer.status, 401, "{}", as_bearer.text());
+    assert_eq!(auth_failures(&gateway, "dpop_bound_as_bearer").await, 1.0);
+    let proof = key.proof("GET", "https://localhost/ci/x", Some(&bound));
+    let authorization = format!("DPoP {bound}");
+    let with_proof =
+        request(Method::GET, "/ci/x").headers(&[("authorization", &authorization), ("dpop", &proof)]);
+    let reply = gateway.send(with_proof.empty()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(identity(&reply).0, "ci:ci-runner");
+    claims["cnf"] = json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" });
+    let other_binding = sign_json(&header, &claims, &idp_key.encoding, Algorithm::RS256);
+    assert_invalid_token(
+        &gateway.get_with_token("/ci/x", &other_binding).await,
+        "a certificate-bound token",
+    );
 }
 
 #[tokio::test]

@@ -344,7 +344,6 @@ pub(super) fn page(html: String) -> Response<ResponseBody> {
     response
 }
 
-/// `GET /auth/me`: who the credential names.
 /// `GET /auth/passkeys.js`: the passkey buttons' script (the pages' CSP allows only our own).
 pub(super) fn passkeys_script() -> Response<ResponseBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
@@ -360,6 +359,7 @@ pub(super) fn passkeys_script() -> Response<ResponseBody> {
     response
 }
 
+/// `GET /auth/me`: who the credential names.
 pub(super) fn me<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,

@@ -114,7 +114,9 @@ pub(super) fn renewed(
 ) -> Response<ResponseBody> {
     let ttl = ctx.runtime.tokens.ttl();
     if !via_cookie {
-        let body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": ttl });
+        // A bound session's renewed token is bound to the same key (SPEC 14).
+        let token_type = if caller.jkt.is_some() { "DPoP" } else { "Bearer" };
+        let body = json!({ "access_token": access, "token_type": token_type, "expires_in": ttl });
         return no_store(json(StatusCode::OK, body));
     }
     let body = json!({ "sub": caller.sub, "role": caller.role, "expires_in": ttl });
