@@ -9,6 +9,7 @@ pub mod config;
 pub mod dpop;
 pub mod h2raw;
 pub mod matrix;
+pub mod npm;
 pub mod oidc;
 pub mod passkey;
 pub mod probe;
