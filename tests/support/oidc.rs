@@ -195,7 +195,7 @@ impl Planned {
     }
 
     async fn launch(self, gateway: Option<(u16, &Path)>, options: Options) -> Provider {
-        install_packages();
+        super::npm::install(&package_dir());
         let port = gateway.map_or(9, |(port, _)| port);
         let callback = |host: &str| format!("https://{host}/auth/oidc/{NAME}/callback");
         let mut config = json!({
@@ -540,39 +540,5 @@ impl Web {
 
 /// tests/oidc-provider, where the provider's package lives.
 fn package_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
-}
-
-/// `npm ci` from the committed lockfile, once per checkout (tests run in parallel, in several
-/// processes: a lock folder makes one of them install while the others wait).
-fn install_packages() {
-    let dir = package_dir();
-    let installed = dir.join("node_modules/.package-lock.json");
-    let lock = dir.join(".installing");
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        if installed.exists() {
-            return;
-        }
-        match std::fs::create_dir(&lock) {
-            Ok(()) => break,
-            Err(_) => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "waited 300 s for another npm ci"
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-        .current_dir(&dir)
-        .status();
-    let _ = std::fs::remove_dir(&lock);
-    assert!(
-        status.expect("run npm").success(),
-        "npm ci failed in {}",
-        dir.display()
-    );
+    super::npm::package_dir("oidc-provider")
 }
