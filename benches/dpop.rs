@@ -43,7 +43,7 @@ fn proof_verification(c: &mut Criterion) {
     let now = portcullis::auth::tokens::unix_now();
     let proofs = proofs(now);
     let window = Duration::from_secs(60);
-    let jkt = DpopVerifier::new(window, Duration::from_secs(5))
+    let jkt = DpopVerifier::new(window, Duration::from_secs(5), Default::default())
         .verify(
             &proofs[0],
             &Expected {
@@ -61,7 +61,7 @@ fn proof_verification(c: &mut Criterion) {
             let mut done = 0;
             while done < iterations {
                 // A fresh replay cache per round of the proofs: each jti is new to it.
-                let verifier = DpopVerifier::new(window, Duration::from_secs(5));
+                let verifier = DpopVerifier::new(window, Duration::from_secs(5), Default::default());
                 let round = (iterations - done).min(PROOFS as u64) as usize;
                 let expected = Expected {
                     method: "GET",

@@ -47,7 +47,7 @@ fn refresh(c: &mut Criterion) {
     c.bench_function("refresh/sqlite (rotate, fsync per commit)", |b| {
         b.iter(|| {
             let refreshed = runtime
-                .block_on(service.refresh(&token, timing(), |_| Standing::Unknown))
+                .block_on(service.refresh(&token, timing(), |_| Standing::Unknown, None))
                 .expect("refresh");
             token = refreshed.refresh_token;
         })

@@ -158,6 +158,7 @@ fn caller(question: &Question) -> Result<Option<Identity>, String> {
         idp,
         auth_time: now.saturating_sub(age),
         amr,
+        jkt: None,
     });
     identity
         .map(Some)

@@ -9,6 +9,7 @@ use http::HeaderValue;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::dpop::{DpopVerifier, Nonces};
 use crate::auth::issuers::Issuers;
 use crate::auth::keys::{KeyError, KeySet};
 use crate::auth::{AccessTokens, ApiKeys, Revocations, cookies};
@@ -43,6 +44,8 @@ pub(crate) struct Runtime {
     pub issuer_keys: IssuerKeyring,
     /// TOTP second factors, when `[mfa]` is configured.
     pub totp: Option<Totp>,
+    /// DPoP proofs (SPEC 14); its replay cache carries over reloads.
+    pub dpop: DpopVerifier,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,8 @@ pub enum RuntimeError {
     Issuer(#[from] IssuerError),
     #[error("[mfa]: {0}")]
     Mfa(String),
+    #[error("[dpop]: cannot derive the nonce key from the signing key")]
+    DpopNonceKey,
     #[error("route {route:?}: {error}")]
     UpstreamTls {
         route: String,
@@ -96,6 +101,7 @@ impl Runtime {
             },
         };
         let federation = Federation::build(&config.providers, previous.map(|p| &p.federation))?;
+        let dpop = dpop_verifier(&config, &tokens, previous)?;
         let limits = &config.limits;
         let totp = config
             .mfa
@@ -105,6 +111,7 @@ impl Runtime {
             .map_err(RuntimeError::Mfa)?;
         Ok(Runtime {
             totp,
+            dpop,
             federation,
             issuer_keys,
             routes: routes(&config, health, previous)?,
@@ -181,6 +188,25 @@ impl Runtime {
             &self.config.cookies.refresh_name,
         ]
     }
+}
+
+/// Proofs checked with `[dpop]`'s window and the tokens' leeway; nonces (when required) keyed
+/// from the signing key, so replicas sharing it accept each other's. The replay cache is the
+/// `previous` runtime's: a reload must not make a used proof usable again.
+fn dpop_verifier(
+    config: &Config,
+    tokens: &AccessTokens,
+    previous: Option<&Runtime>,
+) -> Result<DpopVerifier, RuntimeError> {
+    let replays = previous.map_or_else(Default::default, |p| p.dpop.replays().clone());
+    let verifier = DpopVerifier::new(config.dpop.max_age, config.tokens.leeway, replays);
+    if !config.dpop.require_nonce {
+        return Ok(verifier);
+    }
+    let material = tokens.keys().sealing_key.expose();
+    let key = crate::auth::sealed::derive_key(material, b"portcullis dpop nonces v1")
+        .ok_or(RuntimeError::DpopNonceKey)?;
+    Ok(verifier.with_nonces(Nonces::new(&key)))
 }
 
 /// The route table, each route with its upstream pool; an endpoint the `previous` runtime's

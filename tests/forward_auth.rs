@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use http::Method;
 use serde_json::Value;
+use support::dpop::DpopKey;
 use support::upstreams::Upstream;
 use support::{Gateway, Reply, Setup, config, eventually, request, skip_without};
 
@@ -140,6 +141,50 @@ async fn forwarded_headers_from_a_peer_outside_trusted_proxies_are_refused() {
     // The same caller through the proxy path is fine: only the decision endpoint is closed.
     assert_eq!(gateway.get_with_token("/app/page", &token).await.status, 200);
     assert_eq!(echo.counts.requests(), 1);
+}
+
+/// SPEC 14 behind a proxy: the proof must name the original request (method, the host and
+/// path the client used), which forward-auth reads from the forwarded headers.
+#[tokio::test]
+async fn a_dpop_bound_token_passes_forward_auth_only_with_a_proof_of_the_original_request() {
+    let (gateway, _echo) = gateway("127.0.0.1/32").await;
+    let key = DpopKey::es256();
+    let token = gateway.dpop_pair(&key, "bob").await.access;
+    let authorization = format!("DPoP {token}");
+    let ask = async |method: &str, htu: &str| {
+        let proof = key.proof(method, htu, Some(&token));
+        let extra = [
+            ("authorization", authorization.as_str()),
+            ("dpop", proof.as_str()),
+        ];
+        verify(&gateway, "POST", "/app/orders?id=7", &extra).await
+    };
+    let allowed = ask("POST", "https://app.example.com/app/orders").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.header("x-auth-sub"), Some("bob"));
+    for (what, method, htu) in [
+        ("the gateway's own URL", "POST", "https://localhost/auth/verify"),
+        (
+            "the verify request's method",
+            "GET",
+            "https://app.example.com/app/orders",
+        ),
+    ] {
+        let refused = ask(method, htu).await;
+        assert_eq!(refused.status, 401, "{what}");
+        let challenge = refused.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains("error=\"invalid_dpop_proof\""),
+            "{what}: {challenge}"
+        );
+    }
+    let (name, value) = bearer(&token);
+    assert_eq!(
+        verify(&gateway, "POST", "/app/orders", &[(name, &value)])
+            .await
+            .status,
+        401
+    );
 }
 
 #[tokio::test]

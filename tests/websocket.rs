@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 use support::browser::{self, OWN_ORIGIN};
+use support::dpop::DpopKey;
 use support::jwt::sid_of;
 use support::upstreams::{Counts, Upstream};
 use support::{ACCESS_COOKIE as ACCESS, ES256_TOKENS, GENEROUS_LIMITS, Gateway, Reply, RequestExt, Setup};
@@ -219,6 +220,28 @@ async fn assert_closed(ws: &mut Ws, what: &str) {
 }
 
 // === 1. the upgrade ===
+
+/// SPEC 14: an upgrade with a DPoP-bound token needs a proof of the upgrade request; a
+/// proof cannot open a second tunnel, and the token alone opens none.
+#[tokio::test]
+async fn a_dpop_bound_token_opens_a_tunnel_only_with_a_fresh_proof() {
+    let (gateway, _echo) = gateway().await;
+    let key = DpopKey::es256();
+    let pair = gateway.dpop_pair(&key, "bob").await;
+    let authorization = format!("DPoP {}", pair.access);
+    let proof = key.proof("GET", "https://localhost/ws/chat", Some(&pair.access));
+    let headers = [
+        ("authorization", authorization.as_str()),
+        ("dpop", proof.as_str()),
+    ];
+    let mut ws = tunnel(&gateway, &headers, "bob", &pair.sid()).await;
+    assert_echoes(&mut ws, "a DPoP tunnel").await;
+    let replayed = refused(&gateway, "/ws/chat", &headers, "the same proof again").await;
+    assert_eq!(replayed, StatusCode::UNAUTHORIZED);
+    let bearer = format!("Bearer {}", pair.access);
+    let as_bearer = refused(&gateway, "/ws/chat", &[("authorization", &bearer)], "as Bearer").await;
+    assert_eq!(as_bearer, StatusCode::UNAUTHORIZED);
+}
 
 #[tokio::test]
 async fn an_upgrade_with_a_bearer_token_gets_101_and_messages_pass_both_ways() {

@@ -133,6 +133,7 @@ impl ApiKeys {
             idp: API_KEY_IDP.to_string(),
             auth_time: record.created_at,
             amr: Vec::new(),
+            jkt: None,
         })?;
         let last_used = record.last_used_at.unwrap_or(0);
         let live = LiveKey {

@@ -9,25 +9,37 @@ use crate::config::CookiesConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
     Bearer(&'a str),
+    /// `Authorization: DPoP <token>`: the request carries a proof of the token's key too.
+    Dpop(&'a str),
     Cookie(&'a str),
+}
+
+impl<'a> Credential<'a> {
+    /// The access token, however it came.
+    pub fn token(self) -> &'a str {
+        match self {
+            Credential::Bearer(token) | Credential::Dpop(token) | Credential::Cookie(token) => token,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialError {
-    /// An `Authorization` header that is not exactly `Bearer <token>`.
+    /// An `Authorization` header that is not exactly `Bearer <token>` or `DPoP <token>`.
     MalformedAuthorization,
     /// Two cookies under the access cookie's name (cookie tossing).
     DuplicateCookie,
 }
 
-/// The bearer token, else (with cookies enabled) the access cookie; never the query string.
+/// The bearer (or DPoP) token, else (with cookies enabled) the access cookie; never the
+/// query string.
 /// A present but malformed `Authorization` is an error, never a fall-back to the cookie.
 pub fn credential<'h>(
     headers: &'h HeaderMap,
     cookies: &CookiesConfig,
 ) -> Result<Option<Credential<'h>>, CredentialError> {
     if let Some(value) = headers.get(AUTHORIZATION) {
-        return bearer(value.as_bytes()).map(|token| Some(Credential::Bearer(token)));
+        return authorization(value.as_bytes()).map(Some);
     }
     if !cookies.enabled {
         return Ok(None);
@@ -38,17 +50,20 @@ pub fn credential<'h>(
     }
 }
 
-/// `Bearer <token68>`: scheme in any case, exactly one space, one token.
-fn bearer(value: &[u8]) -> Result<&str, CredentialError> {
+/// `Bearer <token68>` or `DPoP <token68>`: scheme in any case, exactly one space, one token.
+fn authorization(value: &[u8]) -> Result<Credential<'_>, CredentialError> {
     let malformed = CredentialError::MalformedAuthorization;
     let text = std::str::from_utf8(value).map_err(|_| malformed)?;
     let (scheme, token) = text.split_once(' ').ok_or(malformed)?;
     let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
     let body = token.trim_end_matches('=');
-    let valid = scheme.eq_ignore_ascii_case("bearer") && !body.is_empty() && body.bytes().all(token68);
-    match valid {
-        true => Ok(token),
-        false => Err(malformed),
+    if body.is_empty() || !body.bytes().all(token68) {
+        return Err(malformed);
+    }
+    match scheme {
+        _ if scheme.eq_ignore_ascii_case("bearer") => Ok(Credential::Bearer(token)),
+        _ if scheme.eq_ignore_ascii_case("dpop") => Ok(Credential::Dpop(token)),
+        _ => Err(malformed),
     }
 }
 
@@ -77,6 +92,7 @@ mod tests {
         credential(&headers, &cookies()).map(|c| {
             c.map(|c| match c {
                 Credential::Bearer(t) => format!("bearer:{t}"),
+                Credential::Dpop(t) => format!("dpop:{t}"),
                 Credential::Cookie(t) => format!("cookie:{t}"),
             })
         })
@@ -92,6 +108,10 @@ mod tests {
             found(&[("authorization", "bEaReR abc")]),
             Ok(Some("bearer:abc".into()))
         );
+        assert_eq!(
+            found(&[("authorization", "DPoP abc.def")]),
+            Ok(Some("dpop:abc.def".into()))
+        );
         for bad in [
             "Bearer  abc",
             "Bearer",
@@ -100,6 +120,8 @@ mod tests {
             "Bearer a b",
             "Bearer a,b",
             "Bearerabc",
+            "DPoP  abc",
+            "DPoP",
         ] {
             assert_eq!(
                 found(&[("authorization", bad)]),

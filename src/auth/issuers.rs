@@ -94,6 +94,7 @@ impl Issuer {
         // `verify` made sure both are there.
         let (iat, exp) = (number("iat").unwrap_or(0), number("exp").unwrap_or(0));
         Identity::new(Claimed {
+            jkt: dpop_binding(claims)?,
             kind: self.kind.clone(),
             sid: format!("issuer:{}:{jti}", self.config.name),
             sub,
@@ -105,6 +106,19 @@ impl Issuer {
             auth_time: iat,
             amr: Vec::new(),
         })
+    }
+}
+
+/// `cnf.jkt` of a DPoP-bound token (RFC 9449 §6.1), which is then checked like ours. A token
+/// bound some other way (`cnf` without `jkt`, e.g. to a client certificate) is refused: we
+/// cannot check that binding, and accepting it as a bearer token would undo it.
+fn dpop_binding(claims: &Map<String, Value>) -> Result<Option<String>, TokenError> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Ok(None);
+    };
+    match cnf.get("jkt").and_then(Value::as_str) {
+        Some(jkt) if !jkt.is_empty() && jkt.len() <= 64 => Ok(Some(jkt.to_owned())),
+        _ => Err(TokenError::BadClaims),
     }
 }
 

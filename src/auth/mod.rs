@@ -36,7 +36,7 @@ pub fn identify(
     now: u64,
 ) -> Result<Option<Arc<Identity>>, TokenError> {
     let token = match credential(headers, cookies) {
-        Ok(Some(Credential::Bearer(token) | Credential::Cookie(token))) => token,
+        Ok(Some(credential)) => credential.token(),
         Ok(None) => return Ok(None),
         // A malformed `Authorization` or a tossed cookie is an invalid credential.
         Err(_) => return Err(TokenError::Malformed),

@@ -97,6 +97,8 @@ pub struct Identity {
     pub idp: String,
     pub auth_time: u64,
     pub amr: Vec<String>,
+    /// `cnf.jkt`: the token is DPoP-bound to the key with this thumbprint (SPEC 14).
+    pub jkt: Option<String>,
     pub sub_header: HeaderValue,
     pub role_header: HeaderValue,
     pub sid_header: HeaderValue,
@@ -116,6 +118,7 @@ pub struct Claimed {
     pub idp: String,
     pub auth_time: u64,
     pub amr: Vec<String>,
+    pub jkt: Option<String>,
 }
 
 impl Identity {
@@ -133,6 +136,7 @@ impl Identity {
             idp,
             auth_time,
             amr,
+            jkt,
         } = claimed;
         header_value(&jti)?;
         let amr_header = match amr.is_empty() {
@@ -154,6 +158,7 @@ impl Identity {
             idp,
             auth_time,
             amr,
+            jkt,
         })
     }
 }
@@ -166,6 +171,8 @@ pub struct Grant<'a> {
     pub idp: &'a str,
     pub auth_time: u64,
     pub amr: &'a [String],
+    /// The DPoP key the token is bound to, if any.
+    pub jkt: Option<&'a str>,
 }
 
 /// A freshly signed access token.
@@ -203,6 +210,15 @@ struct Claims {
     auth_time: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     amr: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+/// RFC 7800's confirmation claim, as RFC 9449 §6.1 uses it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirmation {
+    jkt: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -271,6 +287,7 @@ impl AccessTokens {
             idp: LOCAL_IDP,
             auth_time: now,
             amr: &amr,
+            jkt: None,
         };
         self.issue_grant(&grant, now)
     }
@@ -295,6 +312,7 @@ impl AccessTokens {
             idp: Some(grant.idp.to_string()),
             auth_time: Some(grant.auth_time),
             amr: Some(grant.amr.to_vec()),
+            cnf: grant.jkt.map(|jkt| Confirmation { jkt: jkt.to_string() }),
         };
         let claims = serde_json::to_vec(&claims).map_err(|_| TokenError::BadClaims)?;
         let token = self.sign(&header, &claims)?;
@@ -407,6 +425,7 @@ impl AccessTokens {
             idp: claims.idp.unwrap_or_else(|| LOCAL_IDP.to_string()),
             auth_time: claims.auth_time.unwrap_or(claims.iat),
             amr: claims.amr.unwrap_or_else(|| vec![LOCAL_AMR.to_string()]),
+            jkt: claims.cnf.map(|cnf| cnf.jkt),
         })
     }
 }

@@ -14,11 +14,12 @@ use crate::auth::tokens::unix_now;
 use crate::auth::{self, Credential, CredentialKind, Identity, TokenError, cookies, csrf};
 use crate::config::{Acceptable, AuthPolicy};
 use crate::context::{RequestCtx, Target};
-use crate::error::GatewayError;
+use crate::error::{DpopFailure, GatewayError};
 use crate::policy::{self, Decision, Facts, StepUp};
 use crate::proxy::upgrade;
 use crate::routes::Route;
 
+pub(crate) mod binding;
 pub(crate) mod rotation;
 
 use rotation::Asker;
@@ -27,17 +28,24 @@ use rotation::Asker;
 pub(crate) const STEP_UP_PAGE: &str = "/auth/step-up";
 
 /// The verified caller of a request that presents a credential, for the gateway's own
-/// endpoints: `Ok(None)` when it presents none.
+/// endpoints: `Ok(None)` when it presents none. A DPoP-bound token needs its proof here too.
 pub(crate) fn identify(
     ctx: &RequestCtx<'_>,
     headers: &HeaderMap,
+    target: &Target,
 ) -> Result<Option<Arc<Identity>>, GatewayError> {
-    let identity = auth::identify(&ctx.verifiers(), &ctx.runtime.config.cookies, headers, unix_now())?;
+    let credential = match auth::credential(headers, &ctx.runtime.config.cookies) {
+        Ok(Some(credential)) => credential,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let identity = ctx.verifiers().verify(credential.token(), unix_now())?;
     // The gateway's own endpoints act on sessions: API keys and other issuers' tokens have none.
-    match identity {
-        Some(identity) if identity.kind != CredentialKind::Session => Err(TokenError::NotAccepted.into()),
-        identity => Ok(identity),
+    if identity.kind != CredentialKind::Session {
+        return Err(TokenError::NotAccepted.into());
     }
+    binding::check(ctx, (&ctx.method, headers), target, credential, &identity, false)?;
+    Ok(Some(identity))
 }
 
 /// Phase 3. A protected route needs a valid credential; a public one forwards a valid
@@ -47,15 +55,15 @@ pub(crate) async fn authenticate<B>(
     ctx: &mut RequestCtx<'_>,
     route: &Route,
     request: &Request<B>,
+    target: &Target,
 ) -> Result<(), GatewayError> {
     let refused = |error| match route.auth {
         AuthPolicy::Required => Err(login_page_or(route, request, error)),
         AuthPolicy::Public => Ok(()),
     };
     let runtime = ctx.runtime;
-    let (token, via_cookie) = match auth::credential(request.headers(), &runtime.config.cookies) {
-        Ok(Some(Credential::Bearer(token))) => (token, false),
-        Ok(Some(Credential::Cookie(token))) => (token, true),
+    let credential = match auth::credential(request.headers(), &runtime.config.cookies) {
+        Ok(Some(credential)) => credential,
         // A browser drops the access cookie when its Max-Age (the token's lifetime) ends and
         // keeps sending only the refresh cookie: that is the usual case for a refresh.
         Ok(None)
@@ -68,18 +76,24 @@ pub(crate) async fn authenticate<B>(
                 false => refused(GatewayError::AuthenticationRequired),
             };
         }
+        Ok(None) if route.require_dpop => return refused(GatewayError::Dpop(DpopFailure::Required)),
         Ok(None) => return refused(GatewayError::AuthenticationRequired),
         Err(_) => return refused(GatewayError::InvalidToken(TokenError::Malformed)),
     };
-    let verified = match ctx.verifiers().verify(token, unix_now()) {
-        // Boxed like the refresh below: a fetch of an issuer's keys is rare and large.
-        Err(error @ (TokenError::Foreign(ForeignTokenError::UnknownKey) | TokenError::IssuerUnavailable)) => {
-            Box::pin(verify_with_newer_keys(ctx, token, error)).await
-        }
-        verified => verified,
-    };
-    match verified {
+    let (token, via_cookie) = (credential.token(), matches!(credential, Credential::Cookie(_)));
+    match verify(ctx, token).await {
         Ok(identity) if accepts(route, &identity.kind, via_cookie) => {
+            let request_line = (request.method(), request.headers());
+            if let Err(error) = binding::check(
+                ctx,
+                request_line,
+                target,
+                credential,
+                &identity,
+                route.require_dpop,
+            ) {
+                return refused(error);
+            }
             ctx.caller = Some(identity);
             ctx.via_cookie = via_cookie;
             Ok(())
@@ -97,6 +111,10 @@ pub(crate) async fn authenticate<B>(
                 false => refused(GatewayError::InvalidToken(TokenError::Expired)),
             }
         }
+        // Answered with a DPoP challenge to a client that spoke DPoP (RFC 9449 §7.1).
+        Err(error) if matches!(credential, Credential::Dpop(_)) => {
+            refused(GatewayError::Dpop(DpopFailure::Token(error)))
+        }
         Err(error) => refused(GatewayError::InvalidToken(error)),
     }
 }
@@ -111,6 +129,17 @@ fn accepts(route: &Route, kind: &CredentialKind, via_cookie: bool) -> bool {
         (Acceptable::Issuer(name), CredentialKind::Issuer(issuer)) => **name == **issuer,
         _ => false,
     })
+}
+
+/// The token verified from memory, or once more after fetching an issuer's newer keys.
+async fn verify(ctx: &RequestCtx<'_>, token: &str) -> Result<Arc<Identity>, TokenError> {
+    match ctx.verifiers().verify(token, unix_now()) {
+        // Boxed like the refresh: a fetch of an issuer's keys is rare and large.
+        Err(error @ (TokenError::Foreign(ForeignTokenError::UnknownKey) | TokenError::IssuerUnavailable)) => {
+            Box::pin(verify_with_newer_keys(ctx, token, error)).await
+        }
+        verified => verified,
+    }
 }
 
 /// A token of another issuer that names a key we do not hold (the issuer may have rotated
@@ -196,7 +225,7 @@ async fn transparent_refresh(ctx: &mut RequestCtx<'_>, headers: &HeaderMap) -> R
     let Ok(Some(refresh_token)) = cookies::find(headers, &runtime.config.cookies.refresh_name) else {
         return Ok(false);
     };
-    let rotated = match rotation::rotate(ctx, refresh_token, Asker::Transparent).await {
+    let rotated = match rotation::rotate(ctx, refresh_token, Asker::Transparent, None).await {
         Ok(rotated) => rotated,
         Err(limited @ GatewayError::RateLimited { .. }) => return Err(limited),
         Err(_) => return Ok(false),

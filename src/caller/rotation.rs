@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use crate::auth::dpop::DpopError;
 use crate::auth::tokens::unix_now;
 use crate::context::RequestCtx;
 use crate::error::{GatewayError, refresh_result};
@@ -28,14 +29,25 @@ pub(crate) struct Rotated {
 }
 
 /// Retires `token` and issues its successor pair (SPEC 5.3), counting the outcome in
-/// `portcullis_refreshes_total{result}`.
-pub(crate) async fn rotate(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Result<Rotated, GatewayError> {
-    let result = rotate_uncounted(ctx, token, asker).await;
+/// `portcullis_refreshes_total{result}`. `proven_key`: the thumbprint of the key the request's
+/// DPoP proof was signed with; a session bound to a key refreshes only with it (SPEC 14).
+pub(crate) async fn rotate(
+    ctx: &RequestCtx<'_>,
+    token: &str,
+    asker: Asker,
+    proven_key: Option<&str>,
+) -> Result<Rotated, GatewayError> {
+    let result = rotate_uncounted(ctx, token, asker, proven_key).await;
     ctx.shared.metrics.refresh(refresh_result(&result));
     result
 }
 
-async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Result<Rotated, GatewayError> {
+async fn rotate_uncounted(
+    ctx: &RequestCtx<'_>,
+    token: &str,
+    asker: Asker,
+    proven_key: Option<&str>,
+) -> Result<Rotated, GatewayError> {
     let (runtime, ip) = (ctx.runtime, ctx.client);
     // Keyed on the session the token names: a client cannot spread one session's refreshes
     // over several budgets, and an unparseable token never reaches the store anyway.
@@ -50,9 +62,9 @@ async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Re
     let refreshed = ctx
         .shared
         .sessions
-        .refresh(token, runtime.timing(now), standing)
+        .refresh(token, runtime.timing(now), standing, proven_key)
         .await
-        .map_err(|error| refresh_failed(error, ip, asker))?;
+        .map_err(|error| refresh_failed(error, ip, asker, proven_key))?;
     let access = runtime
         .tokens
         .issue_grant(&refreshed.grant(), now)
@@ -67,8 +79,10 @@ async fn rotate_uncounted(ctx: &RequestCtx<'_>, token: &str, asker: Asker) -> Re
     })
 }
 
-fn refresh_failed(error: RefreshError, ip: IpAddr, asker: Asker) -> GatewayError {
+fn refresh_failed(error: RefreshError, ip: IpAddr, asker: Asker, proven_key: Option<&str>) -> GatewayError {
     match error {
+        RefreshError::WrongKey if proven_key.is_none() => GatewayError::DpopProofRefused(DpopError::Missing),
+        RefreshError::WrongKey => GatewayError::DpopProofRefused(DpopError::WrongKey),
         RefreshError::Store(_) => GatewayError::StoreUnavailable,
         RefreshError::Reuse { sid, sub } => {
             let transparent = asker == Asker::Transparent;

@@ -38,6 +38,15 @@ pub(super) struct FileConfig {
     pub issuers: Vec<Spanned<IssuerFile>>,
     pub mfa: Option<Spanned<MfaFile>>,
     pub webauthn: Option<Spanned<WebauthnFile>>,
+    #[serde(default)]
+    pub dpop: DpopFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DpopFile {
+    pub max_age: Option<Text>,
+    pub require_nonce: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,6 +220,7 @@ pub(super) struct RouteFile {
     pub upstream_tls: Option<Spanned<UpstreamTlsFile>>,
     pub health_check: Option<Spanned<HealthCheckFile>>,
     pub assertion: Option<bool>,
+    pub require_dpop: Option<Spanned<bool>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RuleFile>>,
 }

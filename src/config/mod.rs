@@ -45,6 +45,17 @@ pub struct Config {
     pub mfa: Option<MfaConfig>,
     /// `None`: no passkeys (their endpoints answer 404).
     pub webauthn: Option<WebauthnConfig>,
+    pub dpop: DpopConfig,
+}
+
+/// `[dpop]`: sender-constrained tokens (SPEC 14). DPoP proofs are always accepted; this tunes
+/// how they are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopConfig {
+    /// How old a proof's `iat` may be.
+    pub max_age: Duration,
+    /// Proofs must carry a nonce the gateway issued (`DPoP-Nonce`).
+    pub require_nonce: bool,
 }
 
 /// `[webauthn]`: passkeys (SPEC 13).
@@ -340,6 +351,8 @@ pub struct RouteConfig {
     pub accept: Vec<Acceptable>,
     /// Whether requests carry a signed identity assertion (`X-Auth-Assertion`).
     pub assertion: bool,
+    /// Only DPoP-bound tokens with their proof are accepted: bearer credentials are refused.
+    pub require_dpop: bool,
     /// Decided in order after authentication; with rules, a request no rule matches is refused.
     pub rules: Vec<RuleConfig>,
     /// The line of its `[[routes]]` in the file, for `portcullis explain`.

@@ -14,9 +14,10 @@ use super::body::{self, BodyKind};
 use super::{json, mfa, query_param};
 use crate::auth::csrf;
 use crate::auth::tokens::{Grant, Issued, unix_now};
+use crate::caller::binding;
 use crate::caller::identify;
 use crate::context::{RequestCtx, Target};
-use crate::error::{GatewayError, login_result};
+use crate::error::{DPOP_NONCE, GatewayError, login_result};
 use crate::mfa::pending::PendingLogin;
 use crate::proxy::ResponseBody;
 use crate::runtime::Runtime;
@@ -38,6 +39,9 @@ struct JsonLogin {
 pub(super) enum Delivery {
     /// JSON token pair (API clients).
     Tokens,
+    /// JSON token pair bound to the key of the request's DPoP proof (SPEC 14), with a fresh
+    /// `DPoP-Nonce` when nonces are required.
+    DpopTokens { nonce: Option<HeaderValue> },
     /// Cookies and a JSON body without tokens (`"mode": "cookie"`).
     Cookies,
     /// Cookies and a 303 to a same-origin `return_to` (the HTML form).
@@ -60,9 +64,29 @@ impl Delivery {
         }
     }
 
+    /// Cookies are a browser's: a cross-site request must not set them (login CSRF).
+    pub(super) fn sets_cookies(&self) -> bool {
+        matches!(self, Delivery::Cookies | Delivery::Redirect(_))
+    }
+
+    /// The same delivery, bound to the key the request proved (`jkt`), if it proved one. Only
+    /// a token pair can be: a browser's cookies come with no key.
+    pub(super) fn bound(self, ctx: &RequestCtx<'_>, jkt: Option<&str>) -> Result<Delivery, GatewayError> {
+        match (self, jkt) {
+            (delivery, None) => Ok(delivery),
+            (Delivery::Tokens | Delivery::DpopTokens { .. }, Some(_)) => Ok(Delivery::DpopTokens {
+                nonce: binding::fresh_nonce(ctx),
+            }),
+            (_, Some(_)) => Err(GatewayError::BadRequest(
+                "a DPoP proof binds tokens the client holds: ask for the token pair, not cookies",
+            )),
+        }
+    }
+
     fn pending(&self, who: &Authenticated, now: u64) -> Option<PendingLogin> {
         let (name, return_to) = match self {
-            Delivery::Tokens => ("token", ""),
+            // The second step proves its own key, if it binds the session.
+            Delivery::Tokens | Delivery::DpopTokens { .. } => ("token", ""),
             Delivery::Cookies => ("cookie", ""),
             Delivery::Redirect(to) => ("redirect", to.as_str()),
         };
@@ -99,11 +123,13 @@ async fn login_uncounted(
     let (runtime, ip) = (ctx.runtime, ctx.client);
     let user_agent = user_agent(request.headers());
     let cross_site = !same_origin(runtime, request.headers(), target);
+    let jkt = binding::proven_key(ctx, request.headers(), target)?;
     let attempt = read_attempt(runtime, request).await?;
     // Cookie logins are a CSRF target (login CSRF plants the attacker's session).
-    if attempt.delivery != Delivery::Tokens && cross_site {
+    if attempt.delivery.sets_cookies() && cross_site {
         return Err(GatewayError::CrossSiteRequest);
     }
+    let delivery = attempt.delivery.clone().bound(ctx, jkt.as_deref())?;
     runtime
         .login_limits
         .check(ip, &attempt.username)
@@ -119,15 +145,13 @@ async fn login_uncounted(
         tracing::info!(target: "portcullis::audit", event = "login_second_factor", sub = %who.sub, %ip);
         return mfa::challenge(ctx, &pending, factors, None).map(Outcome::SecondFactor);
     }
-    let (session, access) = begin_session(ctx, &who, Origin::local(now), user_agent).await?;
+    let origin = Origin {
+        jkt,
+        ..Origin::local(now)
+    };
+    let (session, access) = begin_session(ctx, &who, origin, user_agent).await?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, %ip);
-    let response = deliver(
-        runtime,
-        &attempt.delivery,
-        &who,
-        &access.token,
-        &session.refresh_token,
-    );
+    let response = deliver(runtime, &delivery, &who, &access.token, &session.refresh_token);
     Ok(Outcome::LoggedIn(response))
 }
 
@@ -140,7 +164,14 @@ pub(super) fn deliver(
     refresh_token: &str,
 ) -> Response<ResponseBody> {
     match delivery {
-        Delivery::Tokens => token_pair(runtime, access_token, refresh_token),
+        Delivery::Tokens => token_pair(runtime, "Bearer", access_token, refresh_token),
+        Delivery::DpopTokens { nonce } => {
+            let mut response = token_pair(runtime, "DPoP", access_token, refresh_token);
+            if let Some(nonce) = nonce {
+                response.headers_mut().insert(DPOP_NONCE, nonce.clone());
+            }
+            response
+        }
         Delivery::Cookies => cookie_pair(runtime, who, access_token, refresh_token),
         Delivery::Redirect(to) => redirect_with_cookies(runtime, to, access_token, refresh_token),
     }
@@ -172,6 +203,7 @@ pub(super) async fn begin_session(
         idp: &origin.idp,
         auth_time: origin.auth_time,
         amr: &origin.amr,
+        jkt: origin.jkt.as_deref(),
     };
     let access = runtime
         .tokens
@@ -230,15 +262,16 @@ async fn check_password(ctx: &RequestCtx<'_>, attempt: &LoginAttempt) -> Result<
     })
 }
 
-/// SPEC 4's token pair, never cached.
-pub(super) fn token_pair(
+/// SPEC 4's token pair, never cached; `token_type` is `DPoP` for a bound pair (SPEC 14).
+fn token_pair(
     runtime: &Runtime,
+    token_type: &str,
     access_token: &str,
     refresh_token: &str,
 ) -> Response<ResponseBody> {
     let body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": runtime.tokens.ttl(),
         "refresh_token": refresh_token,
         "refresh_expires_in": runtime.config.tokens.refresh_ttl.as_secs(),
@@ -330,8 +363,9 @@ pub(super) fn passkeys_script() -> Response<ResponseBody> {
 pub(super) fn me<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let identity = identify(ctx, request.headers())?.ok_or(GatewayError::AuthenticationRequired)?;
+    let identity = identify(ctx, request.headers(), target)?.ok_or(GatewayError::AuthenticationRequired)?;
     let body = json!({
         "sub": identity.sub,
         "role": identity.role,

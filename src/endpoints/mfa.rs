@@ -29,8 +29,9 @@ use crate::sessions::users::Authenticated;
 pub(super) async fn page<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, None)?;
+    let caller = caller(ctx, request, target)?;
     let stored = store(ctx).factors_of(&caller.sub).await?;
     let totp = ctx
         .runtime
@@ -61,7 +62,7 @@ pub(super) async fn enroll(
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let (caller, totp) = (caller(ctx, &request, Some(target))?, totp(ctx)?);
+    let (caller, totp) = (caller(ctx, &request, target)?, totp(ctx)?);
     let enrolment = totp.enroll(store(ctx), &caller.sub, unix_now()).await?;
     tracing::info!(target: "portcullis::audit", event = "totp_enrolment_begun", sub = %caller.sub);
     let body = json!({ "secret": enrolment.secret, "otpauth_uri": enrolment.otpauth_uri });
@@ -107,6 +108,7 @@ pub(super) async fn finish_login(
     let runtime = ctx.runtime;
     let cross_site = !same_origin(runtime, request.headers(), target);
     let user_agent = super::auth::user_agent(request.headers());
+    let jkt = crate::caller::binding::proven_key(ctx, request.headers(), target)?;
     let deadline = runtime.config.server.header_read_timeout;
     let mut fields = Fields::read(request, deadline, &["mfa_token", "code"]).await?;
     let token = fields.require("mfa_token", "the body needs mfa_token")?;
@@ -115,9 +117,10 @@ pub(super) async fn finish_login(
     let key = &runtime.tokens.keys().sealing_key;
     let pending = PendingLogin::open(key, &token, now).ok_or(GatewayError::InvalidMfaToken)?;
     let delivery = Delivery::from_pending(&pending);
-    if delivery != Delivery::Tokens && cross_site {
+    if delivery.sets_cookies() && cross_site {
         return Err(GatewayError::CrossSiteRequest);
     }
+    let delivery = delivery.bound(ctx, jkt.as_deref())?;
     limit(ctx, &pending.sub)?;
     // Each token is one attempt: spent before the code is looked at, so a code is never
     // used up by a token that can no longer finish; a wrong code gets a new token.
@@ -140,6 +143,7 @@ pub(super) async fn finish_login(
     let who = user_in_good_standing(ctx, &pending.sub, Some(&pending.role))?;
     let origin = Origin {
         amr: vec![LOCAL_AMR.to_string(), OTP_AMR.to_string()],
+        jkt,
         ..Origin::local(now)
     };
     let (session, access) = super::auth::begin_session(ctx, &who, origin, user_agent).await?;
@@ -222,7 +226,7 @@ async fn caller_and_code(
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<(Arc<Identity>, String), GatewayError> {
-    let caller = caller(ctx, &request, Some(target))?;
+    let caller = caller(ctx, &request, target)?;
     let deadline = ctx.runtime.config.server.header_read_timeout;
     let mut fields = Fields::read(request, deadline, &["code"]).await?;
     if fields.kind != BodyKind::Json {

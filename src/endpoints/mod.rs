@@ -48,11 +48,11 @@ pub(crate) async fn handle(
         ("/auth/login", &Method::POST) => auth::login(ctx, request, target).await,
         ("/auth/login", &Method::GET) => Ok(auth::login_page(ctx, &request)),
         ("/auth/login/mfa", &Method::POST) => mfa::finish_login(ctx, request, target).await,
-        ("/auth/mfa", &Method::GET) => mfa::page(ctx, &request).await,
+        ("/auth/mfa", &Method::GET) => mfa::page(ctx, &request, target).await,
         ("/auth/mfa/totp/enroll", &Method::POST) => mfa::enroll(ctx, request, target).await,
         ("/auth/mfa/totp/confirm", &Method::POST) => mfa::confirm(ctx, request, target).await,
         ("/auth/mfa/totp", &Method::DELETE) => mfa::remove(ctx, request, target).await,
-        ("/auth/passkeys", &Method::GET) => passkeys::list(ctx, &request).await,
+        ("/auth/passkeys", &Method::GET) => passkeys::list(ctx, &request, target).await,
         ("/auth/passkeys.js", &Method::GET) => Ok(auth::passkeys_script()),
         ("/auth/passkeys/register/start", &Method::POST) => {
             passkeys::register_start(ctx, request, target).await
@@ -66,14 +66,14 @@ pub(crate) async fn handle(
             let id = &path[OWN_PASSKEY.len()..];
             passkeys::delete(ctx, &request, target, id).await
         }
-        ("/auth/step-up", &Method::GET) => step_up::page_for(ctx, &request).await,
+        ("/auth/step-up", &Method::GET) => step_up::page_for(ctx, &request, target).await,
         ("/auth/step-up", &Method::POST) => step_up::step_up(ctx, request, target).await,
-        ("/auth/me", &Method::GET) => auth::me(ctx, &request),
+        ("/auth/me", &Method::GET) => auth::me(ctx, &request, target),
         ("/.well-known/jwks.json", &Method::GET) => Ok(auth::jwks(ctx.runtime)),
         ("/auth/refresh", &Method::POST) => sessions::refresh(ctx, request, target).await,
         ("/auth/logout", &Method::POST) => sessions::logout(ctx, request, target).await,
         ("/auth/logout-all", &Method::POST) => sessions::logout_all(ctx, &request, target).await,
-        ("/auth/sessions", &Method::GET) => sessions::list(ctx, &request).await,
+        ("/auth/sessions", &Method::GET) => sessions::list(ctx, &request, target).await,
         (path, &Method::DELETE) if path.starts_with(OWN_SESSION) => {
             let sid = &path[OWN_SESSION.len()..];
             sessions::revoke_own(ctx, &request, target, sid).await

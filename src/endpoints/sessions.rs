@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{cookie_pair, same_origin, token_pair};
+use super::auth::{Delivery, cookie_pair, deliver, same_origin};
 use super::body::{self, BodyKind};
 use super::json;
 use crate::auth::tokens::unix_now;
@@ -39,6 +39,8 @@ pub(super) async fn refresh(
     let runtime = ctx.runtime;
     // No body, or an HTML form (a plain `<form method="post">` button): the cookies speak.
     let via_cookie = matches!(body::kind(&request), BodyKind::Absent | BodyKind::Form);
+    let jkt = crate::caller::binding::proven_key(ctx, request.headers(), target)
+        .inspect_err(|_| ctx.shared.metrics.refresh("invalid"))?;
     let token = match via_cookie {
         true => cookie_refresh_token(runtime, request.headers(), target),
         false => body::json(request, runtime.config.server.header_read_timeout)
@@ -47,16 +49,18 @@ pub(super) async fn refresh(
     };
     // A refresh refused before rotation (cross-site, tossed cookies, a bad body) counts too.
     let token = token.inspect_err(|_| ctx.shared.metrics.refresh("invalid"))?;
-    let rotated = rotation::rotate(ctx, &token, Asker::Endpoint).await?;
+    let rotated = rotation::rotate(ctx, &token, Asker::Endpoint, jkt.as_deref()).await?;
+    let who = Authenticated {
+        sub: rotated.sub,
+        role: rotated.role,
+    };
+    let (access, refresh) = (&rotated.access_token, &rotated.refresh_token);
     Ok(match via_cookie {
-        true => {
-            let who = Authenticated {
-                sub: rotated.sub,
-                role: rotated.role,
-            };
-            cookie_pair(runtime, &who, &rotated.access_token, &rotated.refresh_token)
+        true => cookie_pair(runtime, &who, access, refresh),
+        false => {
+            let delivery = Delivery::Tokens.bound(ctx, jkt.as_deref())?;
+            deliver(runtime, &delivery, &who, access, refresh)
         }
-        false => token_pair(runtime, &rotated.access_token, &rotated.refresh_token),
     })
 }
 
@@ -115,7 +119,7 @@ async fn logout_without_body(
 ) -> Result<Option<String>, GatewayError> {
     let (runtime, shared) = (ctx.runtime, ctx.shared);
     if headers.contains_key(http::header::AUTHORIZATION) {
-        let identity = identify(ctx, headers)?.ok_or(GatewayError::AuthenticationRequired)?;
+        let identity = identify(ctx, headers, target)?.ok_or(GatewayError::AuthenticationRequired)?;
         return Ok(Some(identity.sid.clone()));
     }
     let names = &runtime.config.cookies;
@@ -142,7 +146,7 @@ pub(super) async fn logout_all<B>(
     request: &Request<B>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, Some(target))?;
+    let caller = caller(ctx, request, target)?;
     let timing = ctx.runtime.timing(unix_now());
     let ended = ctx.shared.sessions.end_all(&caller.sub, timing).await?;
     tracing::info!(target: "portcullis::audit", event = "logout_all", sub = %caller.sub, sessions = ended.len());
@@ -152,8 +156,9 @@ pub(super) async fn logout_all<B>(
 pub(super) async fn list<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, None)?;
+    let caller = caller(ctx, request, target)?;
     let timing = ctx.runtime.timing(unix_now());
     let sessions = ctx.shared.sessions.list(&caller.sub, timing).await?;
     let body: Vec<_> = sessions.iter().map(|s| describe(s, Some(&caller.sid))).collect();
@@ -167,7 +172,7 @@ pub(super) async fn revoke_own<B>(
     target: &Target,
     sid: &str,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, Some(target))?;
+    let caller = caller(ctx, request, target)?;
     let sessions = &ctx.shared.sessions;
     let session = sessions.get(sid).await?;
     if session.is_none_or(|s| s.sub != caller.sub) {
@@ -186,16 +191,13 @@ pub(super) async fn revoke_own<B>(
 pub(super) fn caller<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
-    unsafe_at: Option<&Target>,
+    target: &Target,
 ) -> Result<Arc<Identity>, GatewayError> {
     let headers = request.headers();
-    let identity = identify(ctx, headers)?.ok_or(GatewayError::AuthenticationRequired)?;
+    let identity = identify(ctx, headers, target)?.ok_or(GatewayError::AuthenticationRequired)?;
     // A cookie rides along on cross-site requests; a state change needs our own origin.
     let via_cookie = !headers.contains_key(http::header::AUTHORIZATION);
-    if let Some(target) = unsafe_at
-        && via_cookie
-        && !same_origin(ctx.runtime, headers, target)
-    {
+    if !request.method().is_safe() && via_cookie && !same_origin(ctx.runtime, headers, target) {
         return Err(GatewayError::CrossSiteRequest);
     }
     Ok(identity)

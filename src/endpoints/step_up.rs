@@ -26,8 +26,9 @@ use crate::secret::Secret;
 pub(super) async fn page_for<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, None)?;
+    let caller = caller(ctx, request, target)?;
     let return_to = csrf::safe_return_to(query_param(request, "return_to").as_deref());
     let factors = mfa::factors(ctx, &caller.sub).await?;
     let code = caller.idp == LOCAL_IDP && factors.totp;
@@ -61,7 +62,7 @@ pub(super) async fn step_up(
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, &request, Some(target))?;
+    let caller = caller(ctx, &request, target)?;
     let via_cookie = !request.headers().contains_key(http::header::AUTHORIZATION);
     let deadline = ctx.runtime.config.server.header_read_timeout;
     let mut fields = Fields::read(request, deadline, &["password", "code", "return_to"]).await?;
@@ -175,6 +176,8 @@ pub(super) async fn renew(
         idp: LOCAL_IDP,
         auth_time: now,
         amr: &amr,
+        // A bound session's renewed token stays bound to the same key.
+        jkt: caller.jkt.as_deref(),
     };
     let issued = ctx
         .runtime

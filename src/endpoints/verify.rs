@@ -62,7 +62,9 @@ pub(super) async fn verify(
         }
         error => error,
     };
-    authenticate(ctx, route, &original).await.map_err(via_proxy)?;
+    authenticate(ctx, route, &original, &target)
+        .await
+        .map_err(via_proxy)?;
     authorize(ctx, route, &original, &target).map_err(via_proxy)?;
     let mut answer = Response::new(Either::Right(Full::default()));
     let headers = answer.headers_mut();

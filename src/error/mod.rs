@@ -8,6 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 
 use crate::auth::cookies;
+use crate::auth::dpop::DpopError;
 use crate::auth::foreign::ForeignTokenError;
 use crate::auth::{CredentialError, TokenError};
 use crate::federation::{FlowError, LogoutProblem, OidcFailure};
@@ -18,6 +19,9 @@ use crate::proxy::{ResponseBody, UpstreamError};
 use crate::server::framing::FramingViolation;
 use crate::sessions::store::StoreError;
 use crate::sessions::users::LoginError;
+
+/// RFC 9449 §8: where the gateway hands out its DPoP nonces.
+pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum GatewayError {
@@ -47,6 +51,18 @@ pub(crate) enum GatewayError {
     AuthenticationRequired,
     #[error("{0}")]
     InvalidToken(TokenError),
+    /// RFC 9449 §7.1: a request to a protected resource refused over DPoP.
+    #[error("{0}")]
+    Dpop(DpopFailure),
+    /// RFC 9449 §5: a bad proof at login or refresh (400, no challenge).
+    #[error("{0}")]
+    DpopProofRefused(DpopError),
+    /// RFC 9449 §8, §9: the proof must carry the nonce this answer gives in `DPoP-Nonce`.
+    #[error("a DPoP proof with the nonce in DPoP-Nonce is required")]
+    UseDpopNonce {
+        nonce: HeaderValue,
+        at_token_endpoint: bool,
+    },
     #[error("the caller's role is not allowed here")]
     InsufficientScope,
     #[error("cross-site request refused: Origin or Referer is not this site")]
@@ -228,16 +244,10 @@ impl GatewayError {
         use GatewayError::*;
         Some(match self {
             AuthenticationRequired | LoginRequired { .. } | LoginRequiredViaProxy { .. } => "missing",
-            InvalidToken(TokenError::Expired) => "expired",
-            InvalidToken(TokenError::Revoked) => "revoked",
-            InvalidToken(TokenError::NotAccepted) => "not_accepted",
-            InvalidToken(TokenError::ApiKeyInvalid) => "api_key_invalid",
-            InvalidToken(TokenError::ApiKeyExpired) => "api_key_expired",
-            InvalidToken(TokenError::Foreign(ForeignTokenError::Expired)) => "issuer_token_expired",
-            InvalidToken(TokenError::Foreign(_)) => "issuer_token_invalid",
-            InvalidToken(TokenError::Unmapped) => "issuer_token_unmapped",
-            InvalidToken(TokenError::IssuerUnavailable) => "issuer_unavailable",
-            InvalidToken(_) => "invalid_token",
+            InvalidToken(error) => token_reason(*error),
+            Dpop(failure) => failure.reason(),
+            DpopProofRefused(error) => error.reason(),
+            UseDpopNonce { .. } => DpopError::NonceRequired.reason(),
             InsufficientScope => "insufficient_scope",
             CrossSiteRequest => "cross_site",
             RuleDenied => "rule_denied",
@@ -245,6 +255,12 @@ impl GatewayError {
             InvalidCode | InvalidMfaToken | PasskeyRefused(_) => "second_factor",
             _ => return None,
         })
+    }
+
+    /// A refusal over DPoP (SPEC 14), audited with its reason; a request for a nonce is the
+    /// protocol's first step, not a refusal worth auditing.
+    pub(crate) fn is_dpop_refusal(&self) -> bool {
+        matches!(self, GatewayError::Dpop(_) | GatewayError::DpopProofRefused(_))
     }
 
     /// `portcullis_upstream_errors_total{kind}`, for failures of the upstream.
@@ -256,6 +272,22 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream => Some("no_healthy_endpoint"),
             _ => None,
         }
+    }
+}
+
+/// The failure reason of a token that did not verify.
+fn token_reason(error: TokenError) -> &'static str {
+    match error {
+        TokenError::Expired => "expired",
+        TokenError::Revoked => "revoked",
+        TokenError::NotAccepted => "not_accepted",
+        TokenError::ApiKeyInvalid => "api_key_invalid",
+        TokenError::ApiKeyExpired => "api_key_expired",
+        TokenError::Foreign(ForeignTokenError::Expired) => "issuer_token_expired",
+        TokenError::Foreign(_) => "issuer_token_invalid",
+        TokenError::Unmapped => "issuer_token_unmapped",
+        TokenError::IssuerUnavailable => "issuer_unavailable",
+        _ => "invalid_token",
     }
 }
 
@@ -310,7 +342,12 @@ impl GatewayError {
             | BadRequestBody
             | DuplicateCookie
             | OidcFailed(OidcFailure::BadCallback)
-            | BadLogoutToken(_) => StatusCode::BAD_REQUEST,
+            | BadLogoutToken(_)
+            | DpopProofRefused(_)
+            | UseDpopNonce {
+                at_token_endpoint: true,
+                ..
+            } => StatusCode::BAD_REQUEST,
             HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
             NoRoute | NoSuchSession | NoSuchApiKey | MfaNotEnabled | PasskeysNotEnabled => {
@@ -320,6 +357,8 @@ impl GatewayError {
             AuthenticationRequired
             | LoginRequiredViaProxy { .. }
             | InvalidToken(_)
+            | Dpop(_)
+            | UseDpopNonce { .. }
             | InvalidCredentials
             | InvalidCode
             | InvalidMfaToken
@@ -367,6 +406,9 @@ impl GatewayError {
             InvalidMfaToken => "invalid_mfa_token",
             AuthenticationRequired => "unauthorized",
             InvalidToken(_) => "invalid_token",
+            Dpop(failure) => failure.code(),
+            DpopProofRefused(_) => "invalid_dpop_proof",
+            UseDpopNonce { .. } => "use_dpop_nonce",
             InsufficientScope => "insufficient_scope",
             CrossSiteRequest => "cross_site_request",
             RuleDenied => "access_denied",
@@ -404,6 +446,11 @@ impl GatewayError {
             GatewayError::InvalidToken(_) => "Bearer realm=\"portcullis\", error=\"invalid_token\"",
             GatewayError::InsufficientScope => "Bearer realm=\"portcullis\", error=\"insufficient_scope\"",
             GatewayError::StepUpRequired(step_up) => return Some(step_up_challenge(step_up)),
+            GatewayError::Dpop(failure) => return Some(failure.challenge()),
+            GatewayError::UseDpopNonce {
+                at_token_endpoint: false,
+                ..
+            } => return Some(dpop::challenge_with("use_dpop_nonce", &self.to_string())),
             _ => return None,
         };
         Some(HeaderValue::from_static(fixed))
@@ -468,6 +515,9 @@ impl GatewayError {
             GatewayError::MethodNotAllowed { allow } => {
                 headers.insert(http::header::ALLOW, allow.clone());
             }
+            GatewayError::UseDpopNonce { nonce, .. } => {
+                headers.insert(DPOP_NONCE, nonce.clone());
+            }
             _ => {}
         }
         if self.closes_connection() {
@@ -479,6 +529,9 @@ impl GatewayError {
 
 #[cfg(test)]
 mod tests;
+
+mod dpop;
+pub(crate) use dpop::DpopFailure;
 
 fn step_up_message(step_up: &StepUp) -> &'static str {
     match (step_up.mfa, step_up.max_age) {

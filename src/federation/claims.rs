@@ -41,6 +41,7 @@ pub(crate) fn map(
             .filter(|sid| sid.len() <= MAX_SID_BYTES)
             .map(str::to_owned),
         idp_sub: Some(provider_sub.to_owned()),
+        jkt: None,
     };
     Ok(Mapped { sub, role, origin })
 }

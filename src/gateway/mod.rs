@@ -82,7 +82,7 @@ async fn pipeline(
         // Boxed: a large future that proxied requests need not carry.
         return Box::pin(endpoints::handle(ctx, request, &target)).await;
     };
-    authenticate(ctx, route, &request).await?;
+    authenticate(ctx, route, &request, &target).await?;
     authorize(ctx, route, &request, &target)?;
     // Only authenticated, authorised requests to a WebSocket route may ask for an upgrade.
     let on_upgrade =

@@ -61,6 +61,11 @@ fn count_failure(ctx: &RequestCtx<'_>, error: &GatewayError) {
     let metrics = &ctx.shared.metrics;
     if let Some(reason) = error.auth_failure_reason() {
         metrics.auth_failure(reason);
+        // A refused proof may be an attack with a stolen token: the audit log says so.
+        if error.is_dpop_refusal() {
+            let (route, client) = (ctx.route, ctx.client);
+            tracing::info!(target: "portcullis::audit", event = "dpop_refused", reason, route, %client);
+        }
     }
     if let Some(kind) = error.upstream_error_kind() {
         metrics.upstream_error(ctx.route, kind);

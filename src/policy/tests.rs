@@ -40,6 +40,7 @@ fn caller(kind: CredentialKind, role: &str, amr: &[&str], auth_age: u64) -> Iden
         idp: "local".into(),
         auth_time: NOW - auth_age,
         amr: amr.iter().map(|a| a.to_string()).collect(),
+        jkt: None,
     })
     .expect("valid identity")
 }

@@ -111,6 +111,7 @@ mod tests {
             idp: "local".into(),
             auth_time: 0,
             amr: vec!["pwd".into()],
+            jkt: None,
         })
         .expect("valid values");
         let mut map = spoofed();

@@ -245,6 +245,7 @@ mod tests {
             login_page: None,
             accept: vec![crate::config::Acceptable::Session],
             assertion: false,
+            require_dpop: false,
             rules: vec![],
             line: 1,
         }

@@ -59,6 +59,7 @@ impl Refreshed {
             idp: &self.origin.idp,
             auth_time: self.origin.auth_time,
             amr: &self.origin.amr,
+            jkt: self.origin.jkt.as_deref(),
         }
     }
 }
@@ -73,6 +74,10 @@ pub enum RefreshError {
     Reuse { sid: String, sub: String },
     #[error("the user may no longer refresh")]
     Barred,
+    /// The session is bound to a DPoP key the request did not prove, or to none while the
+    /// request proved one (SPEC 14). Nothing is rotated.
+    #[error("the session's DPoP key binding does not match the request's proof")]
+    WrongKey,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -198,11 +203,15 @@ impl SessionService {
 
     /// SPEC 5.3: rotate the live token, re-issue the live one for the token retired last
     /// within the grace, and revoke the session on any other reuse.
+    /// `proven_key`: the thumbprint of the DPoP key the request proved, checked against the
+    /// session's binding before anything changes, so a stolen refresh token without its key
+    /// neither rotates the session nor trips reuse detection.
     pub async fn refresh(
         &self,
         token: &str,
         timing: Timing,
         standing: impl Fn(&SessionRecord) -> Standing,
+        proven_key: Option<&str>,
     ) -> Result<Refreshed, RefreshError> {
         let presented = refresh_token::parse(token).ok_or(RefreshError::Invalid)?;
         let session = self
@@ -212,6 +221,9 @@ impl SessionService {
             .ok_or(RefreshError::Invalid)?;
         if !presented.is_signed_by(session.seed.expose()) {
             return Err(RefreshError::Invalid);
+        }
+        if session.origin.jkt.as_deref() != proven_key {
+            return Err(RefreshError::WrongKey);
         }
         let role = match standing(&session) {
             Standing::Barred => return Err(RefreshError::Barred),

@@ -41,6 +41,9 @@ pub struct Origin {
     /// The provider's session id (`sid`) and subject (`sub`), for back-channel logout.
     pub idp_sid: Option<String>,
     pub idp_sub: Option<String>,
+    /// The RFC 7638 thumbprint of the key a DPoP login bound the session to (SPEC 14): its
+    /// access tokens carry it as `cnf.jkt`, and only a proof by that key refreshes it.
+    pub jkt: Option<String>,
 }
 
 impl Origin {
@@ -52,6 +55,7 @@ impl Origin {
             amr: vec![LOCAL_AMR.to_string()],
             idp_sid: None,
             idp_sub: None,
+            jkt: None,
         }
     }
 }

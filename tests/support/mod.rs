@@ -6,6 +6,7 @@ pub mod browser;
 pub mod cases;
 pub mod client;
 pub mod config;
+pub mod dpop;
 pub mod h2raw;
 pub mod matrix;
 pub mod oidc;

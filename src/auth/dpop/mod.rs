@@ -6,8 +6,10 @@
 //! cache is consulted last, so a refused proof never takes a `jti`.
 
 mod jwk;
+mod nonce;
 mod replay;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::digest;
@@ -18,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use jwk::ProofKey;
+pub use nonce::Nonces;
 pub use replay::ReplayCache;
 
 /// Proofs longer than this are refused unread: an RSA-4096 key makes one of about 1.5 KiB.
@@ -27,6 +30,8 @@ const MAX_JTI_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DpopError {
+    #[error("a DPoP proof is required (one DPoP header)")]
+    Missing,
     #[error("the DPoP proof is malformed")]
     Malformed,
     #[error("the DPoP proof is not a dpop+jwt")]
@@ -51,6 +56,30 @@ pub enum DpopError {
     WrongAccessToken,
     #[error("the DPoP proof is signed by another key than the token's")]
     WrongKey,
+    #[error("the DPoP proof needs a current nonce from the gateway")]
+    NonceRequired,
+}
+
+impl DpopError {
+    /// The `reason` label of `portcullis_auth_failures_total` and of the audit event.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DpopError::Missing => "dpop_missing",
+            DpopError::Malformed => "dpop_malformed",
+            DpopError::WrongType => "dpop_wrong_type",
+            DpopError::BadAlgorithm => "dpop_bad_algorithm",
+            DpopError::BadKey => "dpop_bad_key",
+            DpopError::PrivateKey => "dpop_private_key",
+            DpopError::BadSignature => "dpop_bad_signature",
+            DpopError::WrongMethod => "dpop_wrong_method",
+            DpopError::WrongUri => "dpop_wrong_uri",
+            DpopError::Stale => "dpop_stale",
+            DpopError::Replayed => "dpop_replayed",
+            DpopError::WrongAccessToken => "dpop_wrong_ath",
+            DpopError::WrongKey => "dpop_wrong_key",
+            DpopError::NonceRequired => "dpop_nonce",
+        }
+    }
 }
 
 /// What a proof must say to be this request's.
@@ -81,23 +110,44 @@ struct Claims {
     htu: String,
     iat: u64,
     ath: Option<String>,
+    nonce: Option<String>,
 }
 
-/// Checks proofs against one window (`[dpop] max_age`) and one replay cache.
+/// Checks proofs against one window (`[dpop] max_age`), the server nonces when they are
+/// required, and a replay cache that outlives reloads.
 pub struct DpopVerifier {
     max_age: u64,
     leeway: u64,
-    replays: ReplayCache,
+    nonces: Option<Nonces>,
+    replays: Arc<ReplayCache>,
 }
 
 impl DpopVerifier {
-    pub fn new(max_age: Duration, leeway: Duration) -> DpopVerifier {
-        let (max_age, leeway) = (max_age.as_secs(), leeway.as_secs());
+    pub fn new(max_age: Duration, leeway: Duration, replays: Arc<ReplayCache>) -> DpopVerifier {
         DpopVerifier {
-            max_age,
-            leeway,
-            replays: ReplayCache::new(Duration::from_secs(max_age + 2 * leeway)),
+            max_age: max_age.as_secs(),
+            leeway: leeway.as_secs(),
+            nonces: None,
+            replays,
         }
+    }
+
+    /// Proofs must also carry a nonce these `nonces` issued recently.
+    pub fn with_nonces(self, nonces: Nonces) -> DpopVerifier {
+        DpopVerifier {
+            nonces: Some(nonces),
+            ..self
+        }
+    }
+
+    /// The replay cache, for the next verifier after a reload.
+    pub fn replays(&self) -> &Arc<ReplayCache> {
+        &self.replays
+    }
+
+    /// A fresh nonce for the `DPoP-Nonce` header, when nonces are required.
+    pub fn fresh_nonce(&self, now: u64) -> Option<String> {
+        self.nonces.as_ref().map(|nonces| nonces.issue(now))
     }
 
     /// The proof's key thumbprint, if `proof` proves `expected`.
@@ -122,10 +172,31 @@ impl DpopVerifier {
         if expected.jkt.is_some_and(|jkt| jkt != key.thumbprint) {
             return Err(DpopError::WrongKey);
         }
-        match self.replays.first_use(&key.thumbprint, &claims.jti) {
+        if let Some(nonces) = &self.nonces
+            && !claims
+                .nonce
+                .as_deref()
+                .is_some_and(|nonce| nonces.is_current(nonce, expected.now, self.leeway))
+        {
+            return Err(DpopError::NonceRequired);
+        }
+        // Remembered as long as the proof could pass the `iat` check, no longer.
+        let passes_until = claims.iat + self.max_age + self.leeway;
+        let remembered = Duration::from_secs(passes_until.saturating_sub(expected.now) + 1);
+        match self.replays.first_use(&key.thumbprint, &claims.jti, remembered) {
             true => Ok(key.thumbprint),
             false => Err(DpopError::Replayed),
         }
+    }
+}
+
+/// The `htu` a proof for a request to `authority` and (normalised) `path` must name, in the
+/// form `normalize_htu` gives: the default port left out, the host in lower case.
+pub fn request_htu(authority: &http::uri::Authority, path: &str) -> String {
+    let host = authority.host().to_ascii_lowercase();
+    match authority.port_u16() {
+        Some(port) if port != 443 => format!("https://{host}:{port}{path}"),
+        _ => format!("https://{host}{path}"),
     }
 }
 

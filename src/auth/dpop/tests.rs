@@ -5,6 +5,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed2551
 use serde_json::json;
 
 use super::*;
+use crate::secret::Secret;
 
 const NOW: u64 = 1_700_000_000;
 const URI: &str = "https://gw.example.com/api/x";
@@ -88,7 +89,7 @@ impl Signer {
 }
 
 fn verifier() -> DpopVerifier {
-    DpopVerifier::new(Duration::from_secs(60), Duration::from_secs(5))
+    DpopVerifier::new(Duration::from_secs(60), Duration::from_secs(5), Arc::default())
 }
 
 fn expected(jkt: Option<&str>) -> Expected<'_> {
@@ -250,5 +251,51 @@ fn htu_is_compared_after_rfc_3986_normalisation() {
         "https://gw.example.com/a%2fb",
     ] {
         assert_eq!(normalize_htu(refused), None, "{refused}");
+    }
+}
+
+#[test]
+fn with_nonces_a_proof_needs_a_current_one_of_ours() {
+    let signer = Signer::es256();
+    let jkt = signer.thumbprint();
+    let nonces = || Nonces::new(&Secret::new([7; 32]));
+    let verifier = verifier().with_nonces(nonces());
+    let with_nonce = |jti: &str, nonce: Value| signer.proof(jti, |_, claims| claims["nonce"] = nonce);
+    let fresh = verifier.fresh_nonce(NOW).expect("nonces are on");
+    let old = nonces().issue(NOW - nonce::NONCE_LIFETIME_SECS - 1);
+    let foreign = Nonces::new(&Secret::new([8; 32])).issue(NOW);
+    for (what, proof) in [
+        ("no nonce", signer.proof("a", |_, _| {})),
+        ("an expired one", with_nonce("b", json!(old))),
+        ("another key's", with_nonce("c", json!(foreign))),
+        ("not a nonce", with_nonce("d", json!("abc"))),
+    ] {
+        assert_eq!(
+            verifier.verify(&proof, &expected(Some(&jkt))),
+            Err(DpopError::NonceRequired),
+            "{what}"
+        );
+    }
+    // A nonce issued by another replica with the same key, a few minutes ago, passes.
+    let earlier = nonces().issue(NOW - 200);
+    for (jti, nonce) in [("a", fresh), ("e", earlier)] {
+        assert_eq!(
+            verifier.verify(&with_nonce(jti, json!(nonce)), &expected(Some(&jkt))),
+            Ok(jkt.clone())
+        );
+    }
+}
+
+#[test]
+fn request_htu_matches_what_normalize_htu_makes_of_the_same_uri() {
+    for (authority, path) in [
+        ("GW.example.com", "/a"),
+        ("gw.example.com:443", "/a/b"),
+        ("gw.example.com:8443", "/"),
+        ("[::1]:8443", "/x"),
+    ] {
+        let authority: http::uri::Authority = authority.parse().expect("authority");
+        let htu = request_htu(&authority, path);
+        assert_eq!(normalize_htu(&format!("https://{authority}{path}")), Some(htu));
     }
 }

@@ -1,11 +1,11 @@
-//! Checks of the `[tokens]` keys and the `[users]` source.
+//! Checks of the `[tokens]` keys, the `[users]` source and `[dpop]`.
 
 use std::ops::Range;
 
 use toml::Spanned;
 
 use super::Checker;
-use crate::config::file::{KeyFile, StoreFile, TokensFile, UsersFile};
+use crate::config::file::{DpopFile, KeyFile, StoreFile, TokensFile, UsersFile};
 use crate::config::values::*;
 use crate::config::*;
 
@@ -43,6 +43,21 @@ impl Checker<'_> {
                 leeway => Ok(leeway),
             }),
             keys,
+        }
+    }
+
+    /// A window longer than an hour lets a captured proof be replayed to another replica for
+    /// that long, and keeps that much in every replica's replay cache.
+    pub(super) fn dpop(&mut self, file: DpopFile) -> DpopConfig {
+        let max_age = self.value(file.max_age.as_ref(), "60s", |text| match parse_duration(text)? {
+            age if age.is_zero() || age.as_secs() > 3600 => {
+                Err("max_age must be between 1s and 1h".to_string())
+            }
+            age => Ok(age),
+        });
+        DpopConfig {
+            max_age,
+            require_nonce: file.require_nonce.unwrap_or(false),
         }
     }
 

@@ -42,6 +42,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         issuers,
         mfa,
         webauthn,
+        dpop,
     } = file;
     // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
@@ -63,6 +64,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         issuers,
         mfa: mfa.map(|mfa| checker.mfa(mfa)),
         webauthn: webauthn.map(|webauthn| checker.webauthn(webauthn)),
+        dpop: checker.dpop(dpop),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)

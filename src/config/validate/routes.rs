@@ -83,6 +83,7 @@ impl Checker<'_> {
             upstream_tls,
             health_check,
             assertion,
+            require_dpop,
             rules,
         } = file;
         let name = self.required(&name, "name", span, "[[routes]]");
@@ -103,6 +104,8 @@ impl Checker<'_> {
         let methods = methods.map(|list| self.methods(list));
         let path = self.value(path, "/", route_path);
         let rules = self.rules(rules, &RuleScope::new(&path, providers, issuers));
+        let accept = self.accept(accept, issuers);
+        let require_dpop = require_dpop.is_some_and(|require| self.require_dpop(require, &accept));
         RouteConfig {
             name: self.value(name, "invalid-route", route_name),
             host: host.and_then(|h| self.optional(&h, host_pattern)),
@@ -115,11 +118,25 @@ impl Checker<'_> {
             timeout: self.value(timeout.as_ref(), "30s", parse_duration),
             websocket: websocket.unwrap_or(false),
             login_page: login_page.and_then(|page| self.optional(&page, login_page_path)),
-            accept: self.accept(accept, issuers),
+            accept,
             assertion: assertion.unwrap_or(false),
+            require_dpop,
             rules,
             line: self.problems.line_of(span.start),
         }
+    }
+
+    /// DPoP-bound tokens are session tokens (or another issuer's with `cnf.jkt`): a route
+    /// that takes only API keys could then take nothing.
+    fn require_dpop(&mut self, require: Spanned<bool>, accept: &[Acceptable]) -> bool {
+        let only_api_keys = accept.iter().all(|a| *a == Acceptable::ApiKey);
+        if *require.get_ref() && only_api_keys {
+            self.error(
+                require.span(),
+                "require_dpop = true refuses API keys, the only credential this route accepts",
+            );
+        }
+        *require.get_ref()
     }
 
     fn auth(&mut self, auth: Option<Spanned<String>>, roles: &[Spanned<String>]) -> AuthPolicy {

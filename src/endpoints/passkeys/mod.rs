@@ -40,7 +40,7 @@ pub(super) async fn register_start(
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let (config, caller) = (config(ctx)?, caller(ctx, &request, Some(target))?);
+    let (config, caller) = (config(ctx)?, caller(ctx, &request, target)?);
     let now = unix_now();
     let mut ceremony = Ceremony::begin(Purpose::Register, now).ok_or(GatewayError::Internal)?;
     ceremony.sub = Some(caller.sub.clone());
@@ -65,7 +65,7 @@ pub(super) async fn register_finish(
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let config = config(ctx)?;
-    let caller = caller(ctx, &request, Some(target))?;
+    let caller = caller(ctx, &request, target)?;
     let body: RegisterFinish =
         super::body::json(request, ctx.runtime.config.server.header_read_timeout).await?;
     let now = unix_now();
@@ -108,8 +108,9 @@ pub(super) async fn register_finish(
 pub(super) async fn list<B>(
     ctx: &RequestCtx<'_>,
     request: &Request<B>,
+    target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, None)?;
+    let caller = caller(ctx, request, target)?;
     let factors = store(ctx).factors_of(&caller.sub).await?;
     let listed: Vec<_> = factors
         .iter()
@@ -126,7 +127,7 @@ pub(super) async fn delete<B>(
     target: &Target,
     id: &str,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let caller = caller(ctx, request, Some(target))?;
+    let caller = caller(ctx, request, target)?;
     let own = store(ctx)
         .factor(id)
         .await?

@@ -99,6 +99,7 @@ pub(in crate::endpoints) async fn login_finish(
     let user_agent = crate::endpoints::auth::user_agent(request.headers());
     let cross_site = !same_origin(ctx.runtime, request.headers(), target);
     let headers = request.headers().clone();
+    let jkt = crate::caller::binding::proven_key(ctx, &headers, target)?;
     let body: LoginFinish =
         crate::endpoints::body::json(request, ctx.runtime.config.server.header_read_timeout).await?;
     let now = unix_now();
@@ -125,18 +126,24 @@ pub(in crate::endpoints) async fn login_finish(
                 None if ceremony.delivery == "cookie" => Delivery::Cookies,
                 None => Delivery::Tokens,
             };
-            if delivery != Delivery::Tokens && cross_site {
+            if delivery.sets_cookies() && cross_site {
                 return Err(GatewayError::CrossSiteRequest);
             }
+            let delivery = delivery.bound(ctx, jkt.as_deref())?;
             let amr = match purpose {
                 Purpose::SecondFactor => vec![LOCAL_AMR.to_string(), PASSKEY_AMR.to_string()],
                 _ => vec![PASSKEY_AMR.to_string()],
+            };
+            let origin = Origin {
+                amr,
+                jkt,
+                ..Origin::local(now)
             };
             log_in(
                 ctx,
                 &record.sub,
                 ceremony.pending.as_ref(),
-                amr,
+                origin,
                 &delivery,
                 user_agent,
             )
@@ -150,7 +157,7 @@ async fn log_in(
     ctx: &RequestCtx<'_>,
     sub: &str,
     pending: Option<&PendingLogin>,
-    amr: Vec<String>,
+    origin: Origin,
     delivery: &Delivery,
     user_agent: Option<String>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
@@ -166,10 +173,6 @@ async fn log_in(
         }
     }
     let who = crate::endpoints::mfa::user_in_good_standing(ctx, sub, pending.map(|p| p.role.as_str()))?;
-    let origin = Origin {
-        amr,
-        ..Origin::local(now)
-    };
     let (session, access) = crate::endpoints::auth::begin_session(ctx, &who, origin, user_agent).await?;
     tracing::info!(target: "portcullis::audit", event = "login_ok", sub = %who.sub, sid = %session.sid, ip = %ctx.client, second_factor = "passkey");
     ctx.shared.metrics.login("ok");
@@ -211,7 +214,7 @@ fn caller_of(
 ) -> Result<std::sync::Arc<crate::auth::Identity>, GatewayError> {
     let mut request = Request::new(());
     *request.headers_mut() = headers.clone();
-    let caller = caller(ctx, &request, Some(target))?;
+    let caller = caller(ctx, &request, target)?;
     match caller.kind {
         CredentialKind::Session => Ok(caller),
         _ => Err(GatewayError::AuthenticationRequired),

@@ -13,6 +13,7 @@ fn federated(sid: &str, idp: &str, idp_sid: Option<&str>, idp_sub: &str) -> NewS
         amr: vec!["fed".to_owned(), "mfa".to_owned()],
         idp_sid: idp_sid.map(str::to_owned),
         idp_sub: Some(idp_sub.to_owned()),
+        jkt: None,
     };
     session
 }
@@ -30,6 +31,17 @@ pub(super) async fn a_session_reads_back_with_how_it_began(s: Subject) {
     store.advance("sso", 0, at(T0 + 1)).await.expect("advance");
     let revoked = store.revoke_session("sso", at(T0 + 2)).await.expect("revoke");
     assert_eq!(revoked.expect("it was live").origin, session.origin);
+    // A DPoP login's key binding (SPEC 14) survives rotation and step-up renewal.
+    let mut bound = new_session("bound", "bob", T0);
+    bound.origin.jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned());
+    store.create(bound.clone()).await.expect("create");
+    store.advance("bound", 0, at(T0 + 1)).await.expect("advance");
+    let amr = ["pwd".to_owned(), "otp".to_owned()];
+    let renewed = store.renew_authentication("bound", T0 + 2, &amr, at(T0 + 2));
+    assert!(renewed.await.expect("renew"));
+    let read = store.get("bound").await.expect("get").expect("present");
+    assert_eq!(read.origin.jkt, bound.origin.jkt);
+    assert_eq!(local.origin.jkt, None);
 }
 
 pub(super) async fn a_back_channel_logout_ends_only_the_sessions_it_names(s: Subject) {

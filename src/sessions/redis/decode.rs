@@ -121,6 +121,7 @@ pub(super) fn record_from_fields(sid: &str, fields: &[Field<'_>]) -> Result<Sess
         ),
         idp_sid: optional_string("idp_sid")?,
         idp_sub: optional_string("idp_sub")?,
+        jkt: optional_string("jkt")?,
     };
     let seed: [u8; SEED_BYTES] = required("seed")?
         .try_into()

@@ -31,7 +31,7 @@ impl Keys {
     }
 }
 
-/// The session hash fields that record `origin`.
+/// The session hash fields that record `origin` (and its key binding).
 pub(super) fn origin_fields(origin: &Origin) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("idp", origin.idp.clone()),
@@ -40,6 +40,7 @@ pub(super) fn origin_fields(origin: &Origin) -> Vec<(&'static str, String)> {
     ];
     fields.extend(origin.idp_sid.clone().map(|sid| ("idp_sid", sid)));
     fields.extend(origin.idp_sub.clone().map(|sub| ("idp_sub", sub)));
+    fields.extend(origin.jkt.clone().map(|jkt| ("jkt", jkt)));
     fields
 }
 

@@ -29,7 +29,7 @@ use crate::secret::Secret;
 
 /// The columns `record_from_row` decodes, in its order.
 const COLUMNS: &str = "sid, sub, role, seed, generation, rotated_at, created_at, last_used_at, expires_at, \
-                       user_agent, ip, revoked_at, idp, auth_time, amr, idp_sid, idp_sub";
+                       user_agent, ip, revoked_at, idp, auth_time, amr, idp_sid, idp_sub, jkt";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -445,8 +445,9 @@ fn purge(conn: &mut Connection, timing: Timing) -> Result<u64, StoreError> {
 fn insert_session(conn: &Connection, session: &NewSession) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO sessions (sid, sub, role, seed, generation, rotated_at, created_at, last_used_at,
-                               expires_at, user_agent, ip, revoked_at, idp, auth_time, amr, idp_sid, idp_sub)
-         VALUES (?1, ?2, ?3, ?4, 0, ?9, ?5, ?5, ?6, ?7, ?8, NULL, ?10, ?11, ?12, ?13, ?14)",
+                               expires_at, user_agent, ip, revoked_at, idp, auth_time, amr, idp_sid, idp_sub,
+                               jkt)
+         VALUES (?1, ?2, ?3, ?4, 0, ?9, ?5, ?5, ?6, ?7, ?8, NULL, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut stmt| {
         let origin = &session.origin;
@@ -465,6 +466,7 @@ fn insert_session(conn: &Connection, session: &NewSession) -> Result<(), StoreEr
             origin.amr.join(" "),
             origin.idp_sid,
             origin.idp_sub,
+            origin.jkt,
         ])
     })
     .map_err(db_error)?;
@@ -519,6 +521,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
                 .collect(),
             idp_sid: row.get(15)?,
             idp_sub: row.get(16)?,
+            jkt: row.get(17)?,
         },
     })
 }

@@ -8,10 +8,10 @@ use super::db_error;
 use crate::sessions::store::StoreError;
 
 /// The schema this build writes; a database with a newer one is refused, not guessed at.
-pub(super) const CURRENT_VERSION: u64 = 4;
+pub(super) const CURRENT_VERSION: u64 = 5;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`; append, never edit.
-const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2, V3, V4];
+const MIGRATIONS: [&str; CURRENT_VERSION as usize] = [V1, V2, V3, V4, V5];
 
 /// STRICT tables make SQLite refuse a value of the wrong type instead of storing it, so a
 /// bug cannot write what `get` would later have to report as corrupt.
@@ -84,6 +84,11 @@ const V4: &str = "
         last_used_at INTEGER
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX factors_by_sub ON factors (sub);
+";
+
+/// DPoP (SPEC 14): the thumbprint of the key a session is bound to; NULL for a bearer session.
+const V5: &str = "
+    ALTER TABLE sessions ADD COLUMN jkt TEXT;
 ";
 
 /// How long a statement waits for another connection (another process on the same file)

@@ -185,8 +185,9 @@ async fn a_version_1_database_migrates_and_its_sessions_read_as_password_logins(
         .expect("a version 1 session");
     }
     let store = SqliteStore::open(&path).expect("the store opens and migrates");
-    assert_eq!(schema::stored_version(&store.lock()).expect("version"), 4);
+    assert_eq!(schema::stored_version(&store.lock()).expect("version"), 5);
     let record = store.get("s1").await.expect("get").expect("present");
+    // Sessions from before DPoP are bearer sessions (`jkt` NULL).
     assert_eq!(record.origin, Origin::local(T0));
     assert_eq!(record.seed.expose(), &seed_for("s1"));
     assert_eq!(store.api_keys().await.expect("the version 3 table"), []);
