@@ -170,7 +170,11 @@ mod tests {
         let (made, loaded) = (load_or_make_key(&path), load_or_make_key(&path));
         assert_eq!(made, loaded);
         let (first, second) = (Prover::new(&made), Prover::new(&loaded));
-        let verifier = DpopVerifier::new(Duration::from_secs(60), Duration::from_secs(5));
+        let verifier = DpopVerifier::new(
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Default::default(),
+        );
         let now = now();
         let expected = |method, access_token, jkt| Expected {
             method,
