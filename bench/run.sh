@@ -4,6 +4,7 @@
 #   sudo bench/run.sh                                          # defaults below
 #   DURATION=3 IDLE_N=300 UNCACHED_N=20000 PASSES=1 bench/run.sh  # quick run
 #   BASELINE=main bench/run.sh                                 # A/B: also the build of a revision
+#   DPOP_CASE=0 bench/run.sh                                   # without the DPoP case (issue 19)
 #
 # Everything listens on 127.0.0.1 only. The proxy under test is pinned to CPU $PROXY_CPU,
 # the load generator (and the cheap nginx upstream) to CPU $LOAD_CPU. The whole sequence runs
@@ -44,6 +45,10 @@ UPSTREAM_CASES=${UPSTREAM_CASES:-1}
 UPSTREAM_TLS=${UPSTREAM_TLS:-$UPSTREAM_CASES}    # every peer to one https:// upstream (verified against a test CA)
 UPSTREAM_TWO=${UPSTREAM_TWO:-$UPSTREAM_CASES}    # every peer to two upstreams, least-request balancing
 FORWARD_AUTH=${FORWARD_AUTH:-$UPSTREAM_CASES}    # nginx auth_request to Portcullis /auth/verify vs to HAProxy
+# Issue 19's DPoP case (SPEC 14): the ES256 instance with a DPoP-bound token and a new proof on
+# every request, beside HAProxy's ES256 bearer run; 1 (run) or 0 (skip)
+DPOP_CASE=${DPOP_CASE:-1}
+DPOP_WARM_PROOFS=${DPOP_WARM_PROOFS:-60000}  # proofs made for the 2 s warm-up (more than it can send)
 
 UP_PORT=${UP_PORT:-18080}; P_PORT=${P_PORT:-18443}; P_ADMIN=${P_ADMIN:-18901}
 H_PORT=${H_PORT:-18444}; N_PORT=${N_PORT:-18445}
@@ -70,7 +75,7 @@ if ((${#need[@]})); then
 fi
 [[ "$PASSES" =~ ^[1-9][0-9]*$ ]] || die "PASSES must be a positive integer (got '$PASSES')"
 [[ "$FLOOD_CONNS" =~ ^[0-9]+$ ]] || die "FLOOD_CONNS must be a number (got '$FLOOD_CONNS')"
-for v in UPSTREAM_TLS UPSTREAM_TWO FORWARD_AUTH; do
+for v in UPSTREAM_TLS UPSTREAM_TWO FORWARD_AUTH DPOP_CASE; do
   [[ "${!v}" =~ ^[01]$ ]] || die "$v must be 0 or 1 (got '${!v}')"
 done
 [ "$(nproc --all)" -ge 2 ] || die "needs at least 2 CPUs (one for the proxy, one for the load)"
@@ -90,6 +95,15 @@ fi
 log "cargo build --release"
 (cd "$ROOT" && cargo build --release --quiet)
 BIN=$ROOT/target/release/portcullis
+if [ "$DPOP_CASE" = 1 ] && { [[ " $ALGS " != *" ES256 "* ]] || [[ " $PEERS " != *" portcullis "* ]]; }; then
+  log "DPOP_CASE: needs ES256 in ALGS and portcullis in PEERS; skipping the DPoP case"
+  DPOP_CASE=0
+fi
+if [ "$DPOP_CASE" = 1 ]; then
+  log "cargo build --release --example dpop_proofs"
+  (cd "$ROOT" && cargo build --release --quiet --example dpop_proofs)
+fi
+PROVER=$ROOT/target/release/examples/dpop_proofs
 
 build_baseline() {  # release build of $BASE_SHA into $BASE_BIN, unless an earlier run left it there
   local wt=$BASE_DIR/src
@@ -420,6 +434,15 @@ algorithms = ["RS256"]
 role_claim = "scope"
 role_map = [["bench", "user"]]
 EOF
+  # The DPoP case's proofs are made right before its warm-up and its timed run; the iat window
+  # covers the run however long DURATION is (the default 60 s covers up to about 30 s).
+  if [ "$DPOP_CASE" = 1 ] && [ "$alg" = ES256 ] && [ -z "${2:-}" ]; then
+    cat >>"$cfg" <<EOF
+
+[dpop]
+max_age = "$((DURATION <= 30 ? 60 : (DURATION + 30 > 3600 ? 3600 : DURATION + 30)))s"
+EOF
+  fi
   echo "$cfg"
 }
 
@@ -766,6 +789,67 @@ machine_behaviour() {  # SESSION_TOKEN: checks the machine-client routes; sets K
     "$(body_of "$base/ext/bench" -H "Authorization: Bearer $FOREIGN_TOK" -H 'X-Auth-Sub: admin' -H 'X-Auth-Role: admin')" "sub=svc role=user auth="
 }
 
+DPOP_LABEL="Portcullis ES256, DPoP-bound token + a new ES256 proof per request"
+dpop_proofs() {  # COUNT FILE: COUNT new proofs (GET /api/bench, bound to $DTOK_), made on the load CPU
+  taskset -c "$LOAD_CPU" "$PROVER" --key "$WORK/dpop.pem" proofs --htu "https://127.0.0.1:$P_PORT/api/bench" \
+    --method GET --token "$DTOK_" --count "$1" --out "$2"
+}
+dpop_login() {  # sets DTOK_: an access token bound to $WORK/dpop.pem (made by the first login)
+  local url="https://127.0.0.1:$P_PORT/auth/login" answer
+  answer=$(curl -sk "$url" -H 'content-type: application/json' \
+    -H "DPoP: $("$PROVER" --key "$WORK/dpop.pem" login --htu "$url")" \
+    -d '{"username":"bench","password":"bench-password"}')
+  DTOK_=$(python3 -c 'import json,sys; a=json.load(sys.stdin); assert a["token_type"] == "DPoP", a; print(a["access_token"])' \
+    <<<"$answer") || die "DPoP login to Portcullis failed: $answer"
+}
+dpop_behaviour() {  # checks the DPoP-bound token $DTOK_ with proofs of its key on /api/bench
+  local url="https://127.0.0.1:$P_PORT/api/bench" p auth=(-H "Authorization: DPoP $DTOK_")
+  dpop_proofs 4 "$WORK/dpop-check.txt"
+  mapfile -t p <"$WORK/dpop-check.txt"
+  check "portcullis DPoP token with a new proof" "$(status_of "$url" "${auth[@]}" -H "DPoP: ${p[0]}")" 200
+  check "portcullis DPoP token with that proof again (replay)" "$(status_of "$url" "${auth[@]}" -H "DPoP: ${p[0]}")" 401
+  check "portcullis DPoP token with a tampered proof" "$(status_of "$url" "${auth[@]}" -H "DPoP: $(tamper "${p[1]}")")" 401
+  check "portcullis DPoP token without a proof" "$(status_of "$url" "${auth[@]}")" 401
+  check "portcullis DPoP-bound token as Bearer" "$(status_of "$url" -H "Authorization: Bearer $DTOK_")" 401
+  check "portcullis DPoP proof for POST on a GET" "$(status_of "$url" "${auth[@]}" -H "DPoP: ${p[2]}" -X POST)" 401
+  check "portcullis DPoP identity injected, spoof stripped, Authorization dropped" \
+    "$(body_of "$url" "${auth[@]}" -H "DPoP: ${p[3]}" -H 'X-Auth-Sub: admin' -H 'X-Auth-Role: admin')" "sub=bench role=user auth="
+  rm -f "$WORK/dpop-check.txt"
+}
+measure_dpop() {  # PID: warm-up, then the main table's keep-alive run with $DTOK_ and a new proof
+  # per request (bench/dpop.lua). The proofs are made before each wrk starts, on the load CPU
+  # while the proxy idles: the warm-up's $DPOP_WARM_PROOFS, then twice what the warm-up's rate
+  # needs for $DURATION s. A proof used twice would be refused (401, counted as non-2xx).
+  local pid=$1 label=$DPOP_LABEL url="https://127.0.0.1:$P_PORT/api/bench" out c0 c1 reqs n cpu busy
+  local warm=$WORK/dpop-warm.txt run=$WORK/dpop-run.txt hdr=(-H "Authorization: DPoP $DTOK_")
+  dpop_proofs "$DPOP_WARM_PROOFS" "$warm"
+  out=$(PROOFS_FILE=$warm taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -s "$HERE/dpop.lua" "${hdr[@]}" "$url")
+  printf '== pass %s: %s warm-up (%s proofs)\n%s\n' "$PASS" "$label" "$DPOP_WARM_PROOFS" "$out" >>"$RAW"
+  [ "$(wrk_num "$out" non2xx)" = 0 ] || NOTES+=("- pass $PASS, $label, warm-up: $(wrk_num "$out" non2xx) non-2xx responses.")
+  n=$(awk -v r="$(wrk_num "$out" rps)" -v d="$DURATION" 'BEGIN{printf "%.0f", 2 * r * d + 1000}')
+  dpop_proofs "$n" "$run"
+  c0=$(cpu_ticks "$pid")
+  out=$(PROOFS_FILE=$run taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$HERE/dpop.lua" "${hdr[@]}" "$url")
+  c1=$(cpu_ticks "$pid")
+  printf '== pass %s: %s keep-alive (%s proofs)\n%s\n' "$PASS" "$label" "$n" "$out" >>"$RAW"
+  rm -f "$warm" "$run"
+  reqs=$(wrk_num "$out" requests)
+  if [ "$reqs" -gt "$n" ]; then
+    log "WARN $label: $reqs requests but only $n proofs: some were sent twice"
+    NOTES+=("- pass $PASS, $label: $reqs requests but only $n proofs, so some proofs were sent twice (and refused).")
+  fi
+  if [ "$(wrk_num "$out" non2xx)" != 0 ]; then
+    log "WARN $label: $(wrk_num "$out" non2xx) non-2xx responses"
+    NOTES+=("- pass $PASS, $label: $(wrk_num "$out" non2xx) non-2xx responses.")
+  fi
+  cpu=$(per_req_us $((c1 - c0)) "$reqs")
+  busy=$(busy_pct $((c1 - c0)) "$(wrk_num "$out" wall)")
+  busy_note "$label" keep-alive "$busy"
+  record "$label" d_cpu "$cpu"; record "$label" d_rps "$(wrk_num "$out" rps)"; record "$label" d_busy "$busy"
+  record "$label" d_p50 "$(wrk_num "$out" p50)"; record "$label" d_p99 "$(wrk_num "$out" p99)"
+  log "pass $PASS $label: $(wrk_num "$out" rps) req/s p50 $(wrk_num "$out" p50)ms p99 $(wrk_num "$out" p99)ms ${cpu}µs/req (proxy core ${busy}% busy; $reqs requests, $n proofs)"
+}
+
 FLOOD_LABEL="Portcullis HS256"
 THREADS_SEEN=""
 measure_flood() {  # PID TOKEN: proxied p99 quiet, then while $FLOOD_CONNS connections send failed logins
@@ -1054,6 +1138,12 @@ for PASS in $(seq 1 "$PASSES"); do
       [ "$FAIL" = 0 ] || die "behaviour check failed for portcullis-$alg: not benchmarking a broken config"
     fi
     want portcullis && measure_portcullis Portcullis "$ppid" "$tok" "portcullis-$alg"
+    if [ "$DPOP_CASE" = 1 ] && [ "$alg" = ES256 ]; then
+      dpop_login
+      dpop_behaviour
+      [ "$FAIL" = 0 ] || die "behaviour check failed for Portcullis' DPoP case"
+      measure_dpop "$ppid"
+    fi
     if want portcullis && [ "$alg" = HS256 ]; then
       machine_behaviour "$tok"
       [ "$FAIL" = 0 ] || die "behaviour check failed for Portcullis' machine clients"
@@ -1182,6 +1272,9 @@ for l in "${MACHINE_LABELS[@]:1:2}"; do
 done
 a=$(med "${MACHINE_LABELS[3]}" m_cpu)
 [ "$a" = n/a ] || target "route with 10 rules CPU µs/req ÷ the same token on a route without rules, same block" "$(ratio "$a" "$hs" %.3f)" le 1.02 "$a vs $hs µs/req, keep-alive (issue 18: within 2 %)"
+a=$(med "$DPOP_LABEL" d_cpu) b=$(med "HAProxy ES256" cpu)
+[ "$a" = n/a ] || target "DPoP request CPU ≤ HAProxy ES256 bearer CPU: Portcullis DPoP ÷ HAProxy ES256 bearer, CPU µs/req (keep-alive)" \
+  "$(ratio "$a" "$b")" le 1.0 "$a vs $b µs/req; a new ES256 proof per request against a verified ES256 token per request"
 target "proxied p99 during a failed-login flood ÷ quiet p99, Portcullis HS256" "$(med "$FLOOD_LABEL" fl_ratio %.2f)" le 2 \
   "$(med "$FLOOD_LABEL" fl_f_p99 %.2f) vs $(med "$FLOOD_LABEL" fl_q_p99 %.2f) ms; median of the per-pass ratios"
 
@@ -1213,7 +1306,7 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); the whole run took $((T_RUN / 60)) min $((T_RUN % 60)) s"
   echo "- machine: $(nproc) CPUs ($(nproc --all) online), ${CPU_MODEL:-unknown CPU}, $(uname -sr)"
   echo "- versions: $("$BIN" --version 2>/dev/null || echo "portcullis $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)"), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), h2load $(h2load --version | awk '{print $NF}'), $(openssl version | cut -d' ' -f1-2)${BASELINE:+; baseline \`$BASE_LABEL\` = $("$BASE_BIN" --version 2>/dev/null || echo portcullis) at $BASE_SHA}"
-  echo "- command: \`${BASELINE:+BASELINE=$BASELINE }PASSES=$PASSES DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS IDLE_N=$IDLE_N UNCACHED_N=$UNCACHED_N FLOOD_CONNS=$FLOOD_CONNS UPSTREAM_TLS=$UPSTREAM_TLS UPSTREAM_TWO=$UPSTREAM_TWO FORWARD_AUTH=$FORWARD_AUTH ALGS=\"$ALGS\" PEERS=\"$PEERS\" bench/run.sh\`"
+  echo "- command: \`${BASELINE:+BASELINE=$BASELINE }PASSES=$PASSES DURATION=$DURATION CONNS=$CONNS STREAMS=$STREAMS IDLE_N=$IDLE_N UNCACHED_N=$UNCACHED_N FLOOD_CONNS=$FLOOD_CONNS UPSTREAM_TLS=$UPSTREAM_TLS UPSTREAM_TWO=$UPSTREAM_TWO FORWARD_AUTH=$FORWARD_AUTH DPOP_CASE=$DPOP_CASE ALGS=\"$ALGS\" PEERS=\"$PEERS\" bench/run.sh\`"
   echo "- **every figure below is the median of $PASSES passes**; each pass starts every proxy afresh and runs the whole sequence; the spread table shows how far the passes were apart"
   echo "- layout: proxy pinned to CPU $PROXY_CPU (\`taskset -c $PROXY_CPU\`, all of its threads); wrk/h2load and the upstream (nginx \`return 200\`, 1 worker) on CPU $LOAD_CPU; all on 127.0.0.1"
   echo "- TLS: one ECDSA P-256 self-signed certificate for every peer; wrk speaks HTTP/1.1 without session resumption"
@@ -1268,6 +1361,17 @@ CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
     for l in "${MACHINE_LABELS[@]}"; do
       echo "| $l | $(med "$l" m_rps %.0f) | $(med "$l" m_p50 %.3f) | $(med "$l" m_p99 %.2f) | $(med "$l" m_cpu) | $(ratio "$(med "$l" m_cpu)" "$(med "${MACHINE_LABELS[0]}" m_cpu)") | $(med "$l" m_busy %.0f%%) | $(each "$l" m_cpu) |"
     done
+    echo
+  fi
+  if [ -n "$(values "$DPOP_LABEL" d_cpu)" ]; then
+    echo "DPoP (issue 19, SPEC 14; \`DPOP_CASE=0\` skips it): the current build's ES256 instance, right after its main-table runs, with an access token from a DPoP login (\`POST /auth/login\` with a \`DPoP\` proof, so the token carries \`cnf.jkt\`) sent as \`Authorization: DPoP …\` together with a \`DPoP\` proof that is new on every request: ES256, its own \`jti\`, \`htm\` GET, \`htu\` https://127.0.0.1:$P_PORT/api/bench, \`iat\` and \`ath\`. wrk's Lua cannot sign, so \`examples/dpop_proofs.rs\` makes the proofs before each wrk starts (on CPU $LOAD_CPU while the proxy idles) and \`bench/dpop.lua\` sends one line of that file per request: $DPOP_WARM_PROOFS for the 2 s warm-up, then twice the warm-up's rate × ${DURATION} s for the timed run (\`wrk -t1 -c$CONNS -d$DURATION --latency\`); a proof sent twice would be refused and show as non-2xx. The gateway verifies the proof's signature on every request (and records its \`jti\`); the access token is served from the verified-token cache after its first request. HAProxy's ES256 row of the main table, from the same passes, verifies its bearer token's ES256 signature on every request."
+    echo
+    echo "| case | req/s | p50 ms | p99 ms | CPU µs/req | ÷ HAProxy ES256 bearer | proxy core busy | CPU µs/req per pass | HAProxy ES256 per pass |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    l=$DPOP_LABEL
+    echo "| $l | $(med "$l" d_rps %.0f) | $(med "$l" d_p50 %.3f) | $(med "$l" d_p99 %.2f) | $(med "$l" d_cpu) | $(ratio "$(med "$l" d_cpu)" "$(med "HAProxy ES256" cpu)") | $(med "$l" d_busy %.0f%%) | $(each "$l" d_cpu) | $(each "HAProxy ES256" cpu) |"
+    echo
+    echo "Checked before timing, in every pass: the DPoP login answers \`token_type\` DPoP; the bound token with a new proof 200, the same proof again 401 (replay), a tampered proof 401, no proof 401, the bound token as Bearer 401, a GET proof on a POST 401, and the identity headers injected with client copies stripped and \`Authorization\` dropped."
     echo
   fi
   if [ -n "$(values "$FLOOD_LABEL" fl_ratio)" ]; then
@@ -1335,6 +1439,9 @@ if [ -n "$BASELINE" ]; then for l in "${AB_LINES[@]}"; do log "$l"; done; fi
 if [ -n "$(values "${MACHINE_LABELS[0]}" m_cpu)" ]; then
   hs=$(med "${MACHINE_LABELS[0]}" m_cpu)
   log "machine clients, CPU µs/request (medians): session token (HS256, cached) $hs; API key $(med "${MACHINE_LABELS[1]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[1]}" m_cpu)" "$hs")x); RS256 issuer token (cached) $(med "${MACHINE_LABELS[2]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[2]}" m_cpu)" "$hs")x); goal <= 1.0; ten rules $(med "${MACHINE_LABELS[3]}" m_cpu) ($(ratio "$(med "${MACHINE_LABELS[3]}" m_cpu)" "$hs" %.3f)x); goal <= 1.02"
+fi
+if [ -n "$(values "$DPOP_LABEL" d_cpu)" ]; then
+  log "DPoP, CPU µs/request (medians): Portcullis ES256 DPoP-bound token + a new proof per request $(med "$DPOP_LABEL" d_cpu), HAProxy ES256 bearer $(med "HAProxy ES256" cpu) ($(ratio "$(med "$DPOP_LABEL" d_cpu)" "$(med "HAProxy ES256" cpu)")x); goal <= 1.0"
 fi
 if ((${#TLS_LABELS[@]} + ${#TWO_LABELS[@]} + ${#FA_LABELS[@]})); then
   P="Portcullis HS256" H="HAProxy HS256" N="nginx (no auth)"
