@@ -48,7 +48,7 @@ fn assert_dpop_challenge(reply: &Reply, error: &str, what: &str) {
     assert_eq!(reply.status, 401, "{what}: {}", reply.text());
     let challenge = reply.header("www-authenticate").unwrap_or_default();
     assert!(
-        challenge.starts_with("DPoP realm=\"portcullis\", algs=\"ES256 EdDSA RS256\"")
+        challenge.starts_with("DPoP realm=\"portcullis\", algs=\"ES256 EdDSA Ed25519 RS256\"")
             && challenge.contains(&format!("error=\"{error}\"")),
         "{what}: WWW-Authenticate {challenge:?}"
     );
@@ -80,6 +80,11 @@ async fn a_dpop_login_binds_every_token_of_the_session_to_its_key() {
     let reply = get_protected(&gateway, &key, access).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.upstream_header("x-auth-sub"), ["bob"]);
+    // Like the token, the proof stays at the gateway (without forward_authorization).
+    assert!(
+        reply.upstream_header("dpop").is_empty(),
+        "the proof reached the upstream"
+    );
     // The gateway's own endpoints want the proof too.
     let me = dpop_request(
         Method::GET,
@@ -253,7 +258,7 @@ async fn a_require_dpop_route_takes_only_bound_tokens_with_their_proof() {
     assert_eq!(anonymous.status, 401);
     assert_eq!(
         anonymous.header("www-authenticate"),
-        Some("DPoP realm=\"portcullis\", algs=\"ES256 EdDSA RS256\"")
+        Some("DPoP realm=\"portcullis\", algs=\"ES256 EdDSA Ed25519 RS256\"")
     );
     // An unbound token is not made DPoP by its scheme.
     let key = DpopKey::es256();

@@ -10,7 +10,8 @@ use crate::auth::{Credential, Identity};
 use crate::context::{RequestCtx, Target};
 use crate::error::{DpopFailure, GatewayError};
 
-const DPOP: HeaderName = HeaderName::from_static("dpop");
+/// RFC 9449 §4.1: the proof's header.
+pub(crate) const DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Where a proof is checked: its refusals are answered differently (RFC 9449 §5 and §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,7 @@ pub(crate) enum DpopFailure {
 }
 
 /// The algorithms a proof may use (SPEC 14), as the challenge's `algs` lists them.
-const CHALLENGE: &str = "DPoP realm=\"portcullis\", algs=\"ES256 EdDSA RS256\"";
+const CHALLENGE: &str = "DPoP realm=\"portcullis\", algs=\"ES256 EdDSA Ed25519 RS256\"";
 
 impl DpopFailure {
     /// The OAuth error code: the body's `error` and the challenge's.

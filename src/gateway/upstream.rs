@@ -1,6 +1,7 @@
 //! Phase 5: the request the upstream receives. Identity and forwarding headers are the
 //! gateway's alone: every client copy is stripped before the verified values are set.
 
+use crate::caller::binding::DPOP;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::uri::PathAndQuery;
@@ -41,8 +42,11 @@ pub(super) fn upstream_request(
     if let Some(assertion) = caller::assertion(ctx, route)? {
         headers.insert(ASSERTION_HEADER, assertion);
     }
+    // The DPoP proof goes with the token: an upstream that gets one gets both (and could
+    // check them itself); one that does not gets neither.
     if !config.headers.forward_authorization {
         headers.remove(AUTHORIZATION);
+        headers.remove(DPOP);
     }
     headers::strip_own_cookies(headers, &runtime.own_cookies());
     let peer_ip = connection.peer.ip().to_canonical();

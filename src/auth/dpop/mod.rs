@@ -36,7 +36,7 @@ pub enum DpopError {
     Malformed,
     #[error("the DPoP proof is not a dpop+jwt")]
     WrongType,
-    #[error("the DPoP proof's algorithm is not ES256, EdDSA or RS256")]
+    #[error("the DPoP proof's algorithm is not ES256, EdDSA (Ed25519) or RS256")]
     BadAlgorithm,
     #[error("the DPoP proof's jwk is not a usable public key")]
     BadKey,
@@ -213,7 +213,8 @@ fn signed_by_its_key(proof: &str) -> Result<(ProofKey, Claims), DpopError> {
     }
     let alg = match header.alg.as_str() {
         "ES256" => Algorithm::ES256,
-        "EdDSA" => Algorithm::EdDSA,
+        // RFC 9864's fully specified name for the same algorithm (panva's `dpop` uses it).
+        "EdDSA" | "Ed25519" => Algorithm::EdDSA,
         "RS256" => Algorithm::RS256,
         _ => return Err(DpopError::BadAlgorithm),
     };

@@ -127,6 +127,11 @@ fn a_good_proof_passes_once_and_names_its_key() {
         });
         assert_eq!(verifier.verify(&bare, &login), Ok(jkt));
     }
+    // Ed25519 under RFC 9864's name for it.
+    let signer = Signer::EdDsa(Ed25519KeyPair::generate().expect("key"));
+    let jkt = signer.thumbprint();
+    let renamed = signer.proof("j3", |header, _| header["alg"] = json!("Ed25519"));
+    assert_eq!(verifier().verify(&renamed, &expected(Some(&jkt))), Ok(jkt));
 }
 
 #[test]
