@@ -1,4 +1,4 @@
-//! The command line: `run` (the default) and `check`.
+//! The command line: `run` (the default), `check`, the tools, and `admin` (the admin API).
 
 use std::path::PathBuf;
 
@@ -29,6 +29,58 @@ pub enum Command {
     /// Show the route a request takes and each of its rules' verdict for a caller; exit 0
     /// when allowed, 1 when refused (or a step-up is needed), 2 when the question is invalid.
     Explain(ExplainArgs),
+    /// Call the admin API of the gateway the config describes (its admin_listen, its [admin]
+    /// token); print the answer's JSON; exit 1 when the gateway refuses, 2 when unreachable.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub action: AdminAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// A user's live sessions.
+    Sessions {
+        #[arg(long)]
+        sub: String,
+    },
+    /// End one session (--session ID) or every session and token of a user (--sub NAME).
+    Revoke {
+        #[arg(long, conflicts_with = "sub", required_unless_present = "sub")]
+        session: Option<String>,
+        #[arg(long)]
+        sub: Option<String>,
+    },
+    /// API keys (SPEC 11).
+    #[command(subcommand)]
+    ApiKeys(ApiKeysAction),
+    /// Reload gateway.toml and users.toml now.
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysAction {
+    /// Every key (never the key itself).
+    List,
+    /// A new key for a machine client; the key is shown once.
+    Create {
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// How long it lasts, e.g. 90d (default: until deleted).
+        #[arg(long, value_parser = portcullis::config::values::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Revoke a key on every replica.
+    Delete { id: String },
 }
 
 #[derive(Debug, clap::Args)]

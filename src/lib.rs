@@ -9,6 +9,7 @@
 #![warn(unreachable_pub, rust_2018_idioms)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines, clippy::large_futures))]
 
+pub mod admin_client;
 pub mod auth;
 pub(crate) mod caller;
 pub mod config;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use portcullis::config;
 
-use cli::{Cli, Command, ConfigArg, ExplainArgs, KeygenArgs};
+use cli::{AdminAction, AdminArgs, ApiKeysAction, Cli, Command, ConfigArg, ExplainArgs, KeygenArgs};
+use portcullis::admin_client::{AdminClient, Call};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -17,6 +18,69 @@ fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Keygen(args) => keygen(args),
         Command::Explain(args) => explain(args),
+        Command::Admin(args) => admin(args),
+    }
+}
+
+fn admin(args: AdminArgs) -> ExitCode {
+    let client = config::load(&args.config.path())
+        .map_err(|errors| errors.to_string())
+        .and_then(|config| AdminClient::for_config(&config));
+    let client = match client {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let answer = match runtime {
+        Ok(runtime) => runtime.block_on(client.send(admin_call(args.action))),
+        Err(e) => Err(format!("cannot start: {e}")),
+    };
+    match answer {
+        Ok((status, body)) if status.is_success() => {
+            if !body.is_null() {
+                println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!(
+                "{status}: {}",
+                body["message"].as_str().unwrap_or(&body.to_string())
+            );
+            ExitCode::FAILURE
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn admin_call(action: AdminAction) -> Call {
+    match action {
+        AdminAction::Sessions { sub } => Call::sessions_of(&sub),
+        AdminAction::Revoke {
+            session: Some(sid), ..
+        } => Call::revoke_session(&sid),
+        AdminAction::Revoke { sub, .. } => Call::revoke_user(&sub.unwrap_or_default()),
+        AdminAction::ApiKeys(ApiKeysAction::List) => Call::get("/admin/api-keys".into()),
+        AdminAction::ApiKeys(ApiKeysAction::Create {
+            sub,
+            role,
+            name,
+            expires_in,
+        }) => Call {
+            body: Some(serde_json::json!({
+                "sub": sub, "role": role, "name": name,
+                "expires_in": expires_in.map(|d| d.as_secs()),
+            })),
+            ..Call::without_body(http::Method::POST, "/admin/api-keys".into())
+        },
+        AdminAction::ApiKeys(ApiKeysAction::Delete { id }) => Call::delete_api_key(&id),
+        AdminAction::Reload => Call::without_body(http::Method::POST, "/admin/reload".into()),
     }
 }
 
@@ -158,6 +222,10 @@ fn check_files(config: &config::Config) -> Result<(), String> {
         if !to_be_written {
             portcullis::mfa::Totp::load(mfa).map_err(|e| at_config(&format!("[mfa]: {e}")))?;
         }
+    }
+    if let Some(token) = &config.admin.token {
+        portcullis::auth::admin_token::AdminToken::load(token)
+            .map_err(|e| at_config(&format!("[admin]: {e}")))?;
     }
     if let config::UsersConfig::File(path) = &config.users {
         portcullis::sessions::users::UsersFile::load(path).map_err(|e| e.to_string())?;

@@ -137,3 +137,92 @@ fn check_refuses_an_open_admin_listener_off_loopback_and_a_short_token() {
     assert!(stderr.contains("the admin token must be at least 32"), "{stderr}");
     assert!(!stderr.contains("letmein"), "the token is printed: {stderr}");
 }
+
+/// `portcullis admin …` with the config at `config`: exit code, stdout, stderr.
+fn admin_cli(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = portcullis()
+        .args(["admin", "--config"])
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run portcullis admin");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test]
+async fn the_admin_cli_reads_the_address_and_token_from_the_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("admin.token"), TOKEN).expect("token file");
+    let rest = format!(
+        "{}\n[admin]\ntoken_file = \"admin.token\"\n",
+        support::ES256_TOKENS
+    );
+    let (_binary, client) = start_binary(dir.path(), "", &rest).await;
+    let config = dir.path().join("gateway.toml");
+    let pair = client.pair("alice").await;
+    let cli = |args: &'static [&'static str]| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || admin_cli(&config, args))
+    };
+    let (code, listed, _) = cli(&["sessions", "--sub", "alice"]).await.expect("cli");
+    assert_eq!(code, Some(0));
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON on stdout");
+    assert_eq!(listed[0]["id"], pair.sid(), "{listed}");
+    let (code, created, _) = cli(&[
+        "api-keys",
+        "create",
+        "--sub",
+        "ci",
+        "--role",
+        "deployer",
+        "--name",
+        "CI",
+        "--expires-in",
+        "1d",
+    ])
+    .await
+    .expect("cli");
+    assert_eq!(code, Some(0));
+    let created: serde_json::Value = serde_json::from_str(&created).expect("JSON");
+    assert!(
+        created["key"].as_str().is_some_and(|key| key.starts_with("pcl_")),
+        "{created}"
+    );
+    let (code, keys, _) = cli(&["api-keys", "list"]).await.expect("cli");
+    assert_eq!(code, Some(0));
+    assert!(keys.contains(created["id"].as_str().expect("id")), "{keys}");
+    assert_eq!(
+        client.get_with_token("/auth/me", &pair.access).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(cli(&["revoke", "--sub", "alice"]).await.expect("cli").0, Some(0));
+    let me = client.get_with_token("/auth/me", &pair.access).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "revoked by the CLI");
+    let (code, _, stderr) = cli(&["revoke", "--session", "no-such-session"])
+        .await
+        .expect("cli");
+    assert_eq!(code, Some(1), "a refusal: {stderr}");
+    assert!(stderr.contains("404"), "{stderr}");
+    // A config whose token is not the gateway's is refused like anyone else.
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(dir.path().join("wrong.token"), TOKEN.replace('a', "b")).expect("token");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("admin.token", "wrong.token");
+    std::fs::write(&wrong, text).expect("config");
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || admin_cli(&wrong, &["api-keys", "list"]))
+        .await
+        .expect("cli");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+}
+
+#[test]
+fn the_admin_cli_says_when_the_listener_cannot_be_reached() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = for_binary(dir.path(), "", "");
+    let (code, _, stderr) = admin_cli(&config.path, &["reload"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot reach the admin listener"), "{stderr}");
+}
