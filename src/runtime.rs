@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigErrors, UsersConfig};
 use crate::federation::{Federation, FederationError, IssuerError, IssuerKeyring};
 use crate::limits::{HashPool, KeyedLimiter, LoginLimiter};
 use crate::mfa::Totp;
+use crate::pages::Pages;
 use crate::proxy::{IdentityHeaders, UpstreamClient, UpstreamPool};
 use crate::routes::{Route, RouteTable};
 use crate::sessions::service::SessionService;
@@ -49,6 +50,8 @@ pub(crate) struct Runtime {
     pub dpop: DpopVerifier,
     /// What `/admin/*` requires, when `[admin]` names a token (SPEC 15).
     pub admin_token: Option<AdminToken>,
+    /// The gateway's pages as `[ui]` brands them.
+    pub pages: Pages,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,8 @@ pub enum RuntimeError {
     DpopNonceKey,
     #[error("[admin]: {0}")]
     Admin(String),
+    #[error("[ui]: {0}")]
+    Ui(String),
     #[error("route {route:?}: {error}")]
     UpstreamTls {
         route: String,
@@ -119,6 +124,7 @@ impl Runtime {
             totp,
             dpop,
             admin_token: admin_token.map_err(RuntimeError::Admin)?,
+            pages: Pages::load(&config.ui).map_err(RuntimeError::Ui)?,
             federation,
             issuer_keys,
             routes: routes(&config, health, previous)?,

@@ -42,6 +42,16 @@ pub(super) struct FileConfig {
     pub dpop: DpopFile,
     #[serde(default)]
     pub admin: AdminFile,
+    #[serde(default)]
+    pub ui: UiFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UiFile {
+    pub title: Option<Text>,
+    pub logo_file: Option<Text>,
+    pub template_dir: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -47,6 +47,18 @@ pub struct Config {
     pub webauthn: Option<WebauthnConfig>,
     pub dpop: DpopConfig,
     pub admin: AdminConfig,
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: how the gateway's pages look (SPEC 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiConfig {
+    /// The name every page shows (default "Portcullis").
+    pub title: String,
+    /// Shown at the top of every page, served at `/auth/logo`.
+    pub logo_file: Option<PathBuf>,
+    /// Files named like the built-in templates (`login.html`, `layout.html`, ...) replace them.
+    pub template_dir: Option<PathBuf>,
 }
 
 /// `[admin]`: who may use the admin listener (SPEC 15).

@@ -106,25 +106,69 @@ pub(super) async fn login(
     request: Request<Incoming>,
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let result = login_uncounted(ctx, request, target).await;
+    let mut from_form = None;
+    let result = login_uncounted(ctx, request, target, &mut from_form).await;
     let label = match &result {
         Ok(Outcome::SecondFactor(_)) => "mfa_required",
         _ => login_result(&result),
     };
     ctx.shared.metrics.login(label);
-    result.map(|(Outcome::LoggedIn(response) | Outcome::SecondFactor(response))| response)
+    match (result, from_form) {
+        (Err(error), Some(return_to)) if form_problem(&error).is_some() => {
+            Ok(login_form_again(ctx, &return_to, &error))
+        }
+        (result, _) => result.map(|(Outcome::LoggedIn(response) | Outcome::SecondFactor(response))| response),
+    }
 }
 
+/// What the login form says about a failed attempt, in words for a person: never which of
+/// the username or the password was wrong.
+fn form_problem(error: &GatewayError) -> Option<&'static str> {
+    Some(match error {
+        GatewayError::InvalidCredentials => "The username or password is not right.",
+        GatewayError::RateLimited { .. } => "Too many attempts. Wait a minute, then try again.",
+        GatewayError::LoginOverloaded | GatewayError::CheckerUnavailable | GatewayError::StoreUnavailable => {
+            "Signing in is not possible right now. Try again shortly."
+        }
+        _ => return None,
+    })
+}
+
+/// The login page again, with the problem, the failure's status and its `Retry-After`.
+fn login_form_again(ctx: &RequestCtx<'_>, return_to: &str, error: &GatewayError) -> Response<ResponseBody> {
+    let runtime = ctx.runtime;
+    let passkeys = runtime.config.webauthn.is_some();
+    let html = runtime.pages.login(
+        runtime.federation.configs(),
+        return_to,
+        passkeys,
+        form_problem(error),
+    );
+    let mut response = page(html);
+    *response.status_mut() = error.status();
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// `from_form`: set to the form's `return_to` once the request is known to be the HTML form.
 async fn login_uncounted(
     ctx: &RequestCtx<'_>,
     request: Request<Incoming>,
     target: &Target,
+    from_form: &mut Option<String>,
 ) -> Result<Outcome, GatewayError> {
     let (runtime, ip) = (ctx.runtime, ctx.client);
     let user_agent = user_agent(request.headers());
     let cross_site = !same_origin(runtime, request.headers(), target);
     let jkt = binding::proven_key(ctx, request.headers(), target)?;
     let attempt = read_attempt(runtime, request).await?;
+    if let Delivery::Redirect(return_to) = &attempt.delivery {
+        *from_form = Some(return_to.clone());
+    }
     // Cookie logins are a CSRF target (login CSRF plants the attacker's session).
     if attempt.delivery.sets_cookies() && cross_site {
         return Err(GatewayError::CrossSiteRequest);
@@ -319,11 +363,27 @@ pub(super) fn redirect_with_cookies(
 pub(super) fn login_page<B>(ctx: &RequestCtx<'_>, request: &Request<B>) -> Response<ResponseBody> {
     let return_to = csrf::safe_return_to(query_param(request, "return_to").as_deref());
     let passkeys = ctx.runtime.config.webauthn.is_some();
-    page(crate::pages::login(
-        ctx.runtime.federation.configs(),
-        &return_to,
-        passkeys,
-    ))
+    page(
+        ctx.runtime
+            .pages
+            .login(ctx.runtime.federation.configs(), &return_to, passkeys, None),
+    )
+}
+
+/// `GET /auth/logo`: `[ui] logo_file`. Served as an image only: an SVG opened on its own
+/// runs no script (`sandbox`) and loads nothing.
+pub(super) fn logo(runtime: &Runtime) -> Result<Response<ResponseBody>, GatewayError> {
+    let logo = runtime.pages.logo().ok_or(GatewayError::NoRoute)?;
+    let mut response = Response::new(Either::Right(Full::new(logo.bytes.clone())));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(logo.content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    Ok(response)
 }
 
 /// One of the gateway's pages: never cached, never framed (clickjacking of its forms), and
@@ -337,8 +397,8 @@ pub(super) fn page(html: String) -> Response<ResponseBody> {
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
-             form-action 'self'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; \
+             style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
     response

@@ -32,7 +32,22 @@ pub(super) async fn page<B>(
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let caller = caller(ctx, request, target)?;
-    let stored = store(ctx).factors_of(&caller.sub).await?;
+    let (totp, passkeys) = second_factors(ctx, &caller.sub).await?;
+    let passkeys = passkeys.as_deref();
+    Ok(super::auth::page(ctx.runtime.pages.factors(
+        &caller.sub,
+        totp,
+        passkeys,
+    )))
+}
+
+/// What the pages show of `sub`'s second factors: whether a TOTP is set up (`None` without
+/// `[mfa]`) and their passkeys (`None` without `[webauthn]`).
+pub(super) async fn second_factors(
+    ctx: &RequestCtx<'_>,
+    sub: &str,
+) -> Result<(Option<bool>, Option<Vec<ListedPasskey>>), GatewayError> {
+    let stored = store(ctx).factors_of(sub).await?;
     let totp = ctx
         .runtime
         .totp
@@ -40,7 +55,7 @@ pub(super) async fn page<B>(
         .map(|_| Factors::of(ctx, &stored))
         .transpose()?
         .map(|f| f.totp);
-    let passkeys: Vec<ListedPasskey> = stored
+    let passkeys = stored
         .into_iter()
         .filter(|f| f.kind == FactorKind::Passkey)
         .map(|f| ListedPasskey {
@@ -48,12 +63,7 @@ pub(super) async fn page<B>(
             name: f.label,
         })
         .collect();
-    let passkeys = ctx.runtime.config.webauthn.as_ref().map(|_| passkeys.as_slice());
-    Ok(super::auth::page(crate::pages::factors(
-        &caller.sub,
-        totp,
-        passkeys,
-    )))
+    Ok((totp, ctx.runtime.config.webauthn.as_ref().map(|_| passkeys)))
 }
 
 /// `POST /auth/mfa/totp/enroll`: a new secret for the caller's app, unconfirmed.
@@ -292,7 +302,7 @@ pub(super) fn challenge(
             passkeys: factors.passkeys,
             problem: message.as_deref(),
         };
-        let mut response = super::auth::page(crate::pages::second_factor(&page));
+        let mut response = super::auth::page(ctx.runtime.pages.second_factor(&page));
         if problem.is_some() {
             *response.status_mut() = StatusCode::UNAUTHORIZED;
         }

@@ -1,6 +1,7 @@
 //! Requests the gateway answers itself: `/auth/*` and the JWKS on the public listener
 //! (dispatched here, by path and method), the admin listener, and the plain-HTTP redirect.
 
+mod account;
 pub(crate) mod admin;
 mod api_keys;
 mod auth;
@@ -69,6 +70,11 @@ pub(crate) async fn handle(
         ("/auth/step-up", &Method::GET) => step_up::page_for(ctx, &request, target).await,
         ("/auth/step-up", &Method::POST) => step_up::step_up(ctx, request, target).await,
         ("/auth/me", &Method::GET) => auth::me(ctx, &request, target),
+        (account::PAGE, &Method::GET) => account::show(ctx, &request, target).await,
+        ("/auth/account/revoke", &Method::POST) => account::revoke(ctx, request, target).await,
+        ("/auth/account/logout", &Method::POST) => account::sign_out(ctx, &request, target, false).await,
+        ("/auth/account/logout-all", &Method::POST) => account::sign_out(ctx, &request, target, true).await,
+        ("/auth/logo", &Method::GET) => auth::logo(ctx.runtime),
         ("/.well-known/jwks.json", &Method::GET) => Ok(auth::jwks(ctx.runtime)),
         ("/auth/refresh", &Method::POST) => sessions::refresh(ctx, request, target).await,
         ("/auth/logout", &Method::POST) => sessions::logout(ctx, request, target).await,
@@ -89,6 +95,8 @@ fn allowed_method(path: &str) -> Option<&'static str> {
     match path {
         "/auth/login" => Some("GET, POST"),
         "/auth/refresh" | "/auth/logout" | "/auth/logout-all" => Some("POST"),
+        "/auth/account/revoke" | "/auth/account/logout" | "/auth/account/logout-all" => Some("POST"),
+        "/auth/account" | "/auth/logo" => Some("GET"),
         "/auth/login/mfa" | "/auth/mfa/totp/enroll" | "/auth/mfa/totp/confirm" => Some("POST"),
         "/auth/mfa/totp" => Some("DELETE"),
         "/auth/step-up" => Some("GET, POST"),

@@ -137,7 +137,7 @@ async fn callback_checked(
 /// For a browser: the session cookies on a page that goes on to `to` by itself (see
 /// `pages::continue_to` for why not a redirect).
 fn continue_page(runtime: &Runtime, to: &str, access: &str, refresh: &str) -> Response<ResponseBody> {
-    let page = crate::pages::continue_to(to);
+    let page = runtime.pages.continue_to(to);
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(page))));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

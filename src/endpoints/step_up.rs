@@ -52,7 +52,7 @@ pub(super) async fn page_for<B>(
         reason,
         blocked,
     };
-    Ok(page(crate::pages::step_up(&page_values)))
+    Ok(page(ctx.runtime.pages.step_up(&page_values)))
 }
 
 /// `POST /auth/step-up` with `password` (and `code` when a TOTP is enrolled), as the page's

@@ -460,7 +460,7 @@ impl GatewayError {
         Some(HeaderValue::from_static(fixed))
     }
 
-    fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         match self {
             GatewayError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             GatewayError::LoginOverloaded
@@ -489,8 +489,8 @@ impl GatewayError {
     }
 
     /// The same status and headers with an HTML page, for a browser navigating a gateway page.
-    pub(crate) fn to_page_response(&self) -> Response<ResponseBody> {
-        let page = crate::pages::error(self.status().as_u16(), self.code(), &self.to_string());
+    pub(crate) fn to_page_response(&self, pages: &crate::pages::Pages) -> Response<ResponseBody> {
+        let page = pages.error(self.status().as_u16(), self.code(), &self.to_string());
         let mut response = self.to_plain_response();
         *response.body_mut() = Full::new(Bytes::from(page));
         let content_type = HeaderValue::from_static("text/html; charset=utf-8");

@@ -32,7 +32,7 @@ pub(super) fn respond(
     let mut response = result.unwrap_or_else(|error| {
         count_failure(&ctx, &error);
         match ctx.html_errors {
-            true => error.to_page_response(),
+            true => error.to_page_response(&ctx.runtime.pages),
             false => error.to_response(),
         }
     });

@@ -1,10 +1,11 @@
 //! Checks of `[mfa]` and `[webauthn]` (SPEC 13): where the key for TOTP secrets at rest comes
-//! from, the name authenticator apps show, and the domain passkeys are bound to.
+//! from, the name authenticator apps show, and the domain passkeys are bound to; and of `[ui]`
+//! (SPEC 15), what people see of the gateway.
 
 use toml::Spanned;
 
 use super::Checker;
-use crate::config::file::{MfaFile, WebauthnFile};
+use crate::config::file::{MfaFile, UiFile, WebauthnFile};
 use crate::config::*;
 
 /// Longer names are cut off by authenticator apps.
@@ -70,6 +71,35 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// The logo must be an image a browser shows; the template folder must exist (the
+    /// templates themselves are parsed when the pages load, which `check` does too).
+    pub(super) fn ui(&mut self, ui: UiFile) -> UiConfig {
+        let logo_file = ui.logo_file.and_then(|file| {
+            let known = crate::pages::logo_content_type(file.get_ref()).is_some();
+            if !known {
+                self.error(
+                    file.span(),
+                    "logo_file must be .png, .svg, .jpg, .jpeg, .webp or .gif",
+                );
+            }
+            self.existing_file(&file).filter(|_| known)
+        });
+        let template_dir = ui.template_dir.map(|dir| {
+            let path = self.resolve(dir.get_ref());
+            if !path.is_dir() {
+                self.error(dir.span(), format!("{} is not a folder", path.display()));
+            }
+            path
+        });
+        UiConfig {
+            title: self.value(ui.title.as_ref(), "Portcullis", page_title),
+            logo_file,
+            template_dir,
+        }
+    }
+}
+
 /// A lower-case DNS name (no scheme, port or path), as WebAuthn's RP ID must be.
 fn relying_party_id(text: &str) -> Result<String, String> {
     let label_ok = |label: &str| {
@@ -85,6 +115,16 @@ fn relying_party_id(text: &str) -> Result<String, String> {
         true => Ok(text.to_string()),
         false => Err(format!(
             "rp_id {text:?} must be a lower-case domain name like \"example.com\" (no scheme or port)"
+        )),
+    }
+}
+
+fn page_title(text: &str) -> Result<String, String> {
+    let printable = text.chars().all(|c| !c.is_control()) && !text.trim().is_empty();
+    match printable && text.chars().count() <= MAX_ISSUER_CHARS {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "title {text:?} must be 1 to {MAX_ISSUER_CHARS} printable characters"
         )),
     }
 }

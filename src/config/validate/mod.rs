@@ -44,6 +44,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         webauthn,
         dpop,
         admin,
+        ui,
     } = file;
     // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
@@ -67,6 +68,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         webauthn: webauthn.map(|webauthn| checker.webauthn(webauthn)),
         dpop: checker.dpop(dpop),
         admin: checker.admin(admin),
+        ui: checker.ui(ui),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)
