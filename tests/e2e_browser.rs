@@ -1,7 +1,8 @@
 //! End to end in headless Chromium (SPEC 1 "Browsers", 4, 6, 10): log in through the shipped
 //! demo form, see that `document.cookie` holds no token, call the protected API from the demo
 //! app page, let the access token expire and see the session go on through `/auth/refresh`, log
-//! out, and see the API refuse; and sign in through a real OpenID provider's pages.
+//! out, and see the API refuse; sign in through a real OpenID provider's pages; passkeys; and
+//! the account page signing out another browser (SPEC 15), with screenshots of the pages.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
 //! test fails under `CI`, and elsewhere prints that it skips and passes.
@@ -42,6 +43,7 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--ignore-certificate-errors",
+    "--window-size=900,1000",
 ];
 
 #[tokio::test]
@@ -312,6 +314,103 @@ impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
             "isUserVerified": true,
         });
         (http::Method::POST, Some(options.to_string()))
+    }
+}
+
+/// SPEC 15 in two real browsers (two Chromium profiles, so two sessions of one user): the
+/// account page of one lists both and signs the other out, whose next page load goes to the
+/// login page. Screenshots of the login and account pages go to `target/screenshots/`, and
+/// also to `$PORTCULLIS_SCREENSHOTS` when set (the README's come from `docs/screenshots`).
+#[tokio::test]
+async fn the_account_page_signs_out_another_browser() {
+    let Some((chromium, chromedriver)) = browser_programs() else {
+        return;
+    };
+    let run = async {
+        let echo = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let api = config::route("api", "/api/", echo, "login_page = \"/auth/login\"");
+        let rest = format!("[demo]\necho_listen = \"{echo}\"\n[ui]\ntitle = \"Acme Intranet\"\n{api}");
+        let gateway = Gateway::start(Setup::routes(rest)).await;
+        let origin = format!("https://localhost:{}", gateway.addr.port());
+        let (_here_browser, here) = Browser::start(chromium.clone(), chromedriver.clone()).await;
+        let (_there_browser, there) = Browser::start(chromium, chromedriver).await;
+        sign_in_on_the_login_page(&here, &origin, true).await;
+        sign_in_on_the_login_page(&there, &origin, false).await;
+        here.goto(&format!("{origin}/auth/account"))
+            .await
+            .expect("open the account page");
+        wait_for_heading(&here, "Your account").await;
+        let sessions = here
+            .find_all(Locator::Css(".sessions > li"))
+            .await
+            .expect("sessions");
+        assert_eq!(sessions.len(), 2, "both browsers' sessions are listed");
+        let current = here
+            .find_all(Locator::Css(".sessions > li[aria-current]"))
+            .await
+            .expect("current");
+        assert_eq!(current.len(), 1, "exactly one is this browser's");
+        screenshot(&here, "account.png").await;
+        click(&here, ".sessions > li:not([aria-current]) form button").await;
+        wait_for_path(&here, "/auth/account").await;
+        assert!(
+            text_of(&here, "main")
+                .await
+                .contains("That device is signed out.")
+        );
+        assert_eq!(
+            here.find_all(Locator::Css(".sessions > li"))
+                .await
+                .expect("sessions")
+                .len(),
+            1
+        );
+        // The other browser's next page load asks it to sign in again.
+        there
+            .goto(&format!("{origin}/api/hello"))
+            .await
+            .expect("open /api/hello");
+        wait_for_path(&there, "/auth/login").await;
+        here.goto(&format!("{origin}/api/hello"))
+            .await
+            .expect("open /api/hello");
+        wait_for_path(&here, "/api/hello").await;
+        for client in [here, there] {
+            client.close().await.expect("end the WebDriver session");
+        }
+    };
+    let ran = tokio::time::timeout(WHOLE_TEST, run).await;
+    ran.unwrap_or_else(|_| panic!("the browser test took more than {WHOLE_TEST:?}"));
+}
+
+/// From a protected page to the gateway's own login page and back, as alice; `capture`: a
+/// screenshot of the login page first.
+async fn sign_in_on_the_login_page(client: &Client, origin: &str, capture: bool) {
+    client
+        .goto(&format!("{origin}/api/hello"))
+        .await
+        .expect("open /api/hello");
+    wait_for_path(client, "/auth/login").await;
+    if capture {
+        screenshot(client, "login.png").await;
+    }
+    fill(client, "#username", "alice").await;
+    fill(client, "#password", "alice-password").await;
+    click(client, "form button[type=submit]").await;
+    wait_for_path(client, "/api/hello").await;
+}
+
+/// Saves the page as `name` under target/screenshots and `$PORTCULLIS_SCREENSHOTS`.
+async fn screenshot(client: &Client, name: &str) {
+    let png = client
+        .screenshot()
+        .await
+        .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+    let mut dirs = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")];
+    dirs.extend(std::env::var_os("PORTCULLIS_SCREENSHOTS").map(PathBuf::from));
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(dir.join(name), &png).expect("write the screenshot");
     }
 }
 
