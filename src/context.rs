@@ -13,6 +13,7 @@ use crate::auth::{Identity, Verifiers};
 use crate::proxy::headers;
 use crate::runtime::{Runtime, Shared};
 use crate::server::ConnectionInfo;
+use crate::telemetry::trace::TraceContext;
 
 pub(crate) struct RequestCtx<'r> {
     pub shared: &'r Shared,
@@ -22,6 +23,8 @@ pub(crate) struct RequestCtx<'r> {
     pub started: Instant,
     pub method: Method,
     pub request_id: HeaderValue,
+    /// Its place in a W3C trace: continued from the client's `traceparent`, or begun here.
+    pub trace: TraceContext,
     /// SPEC 6's client address, computed once: rate limits, sessions and the log all use it.
     pub client: IpAddr,
     /// The route's name for metrics and the log: `-` before routing, `gateway` for `/auth/*`.
@@ -58,6 +61,8 @@ impl<'r> RequestCtx<'r> {
             started: Instant::now(),
             method: request.method().clone(),
             request_id: headers::request_id(request.headers()),
+            // Begun traces are sampled: the backends decide whether to record their part.
+            trace: TraceContext::of(request.headers(), true),
             client: headers::client_ip(connection.peer, request.headers(), trusted),
             route: "-",
             caller: None,

@@ -154,3 +154,58 @@ async fn text_logs_in_a_file_are_plain_and_name_the_client_behind_a_trusted_prox
     assert!(access_line.contains("client=203.0.113.7"), "{access_line}");
     assert!(access_line.contains("peer=127.0.0.1:"), "{access_line}");
 }
+
+/// SPEC 15: a client's `traceparent` is continued (same trace, the gateway's span as the
+/// upstream's parent, `tracestate` passed on), an invalid or missing one begins a trace, and
+/// the access line names the trace.
+#[tokio::test]
+async fn a_trace_is_continued_or_begun_and_named_in_the_access_log() {
+    let echo = Upstream::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!("{ES256_TOKENS}\n{}", public_route("open", "/", echo.addr));
+    let (binary, client) = start_binary(dir.path(), "", &rest).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let traced = request(Method::GET, "/traced")
+        .headers(&[("traceparent", &parent), ("tracestate", "vendor=abc")])
+        .empty();
+    let reply = client.send(traced).await;
+    let sent = reply.upstream_header("traceparent");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let fields: Vec<&str> = sent[0].split('-').collect();
+    assert_eq!((fields[0], fields[1], fields[3]), ("00", trace, "01"), "{sent:?}");
+    assert!(
+        fields[2].len() == 16 && fields[2] != "00f067aa0ba902b7",
+        "the gateway's own span: {sent:?}"
+    );
+    assert_eq!(reply.upstream_header("tracestate"), ["vendor=abc"]);
+
+    let invalid = request(Method::GET, "/untraced")
+        .headers(&[
+            ("traceparent", "00-zz-00f067aa0ba902b7-01"),
+            ("tracestate", "vendor=abc"),
+        ])
+        .empty();
+    let reply = client.send(invalid).await;
+    let begun = reply.upstream_header("traceparent");
+    assert!(begun.len() == 1 && !begun[0].contains(trace), "{begun:?}");
+    assert!(
+        reply.upstream_header("tracestate").is_empty(),
+        "state of no trace"
+    );
+    let begun_id = begun[0].split('-').nth(1).expect("a trace id").to_string();
+
+    let log = binary.log();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("portcullis::access"))
+        .collect();
+    assert!(
+        access.iter().any(|l| l.contains(&format!("trace_id={trace}"))),
+        "{log}"
+    );
+    assert!(
+        access.iter().any(|l| l.contains(&format!("trace_id={begun_id}"))),
+        "{log}"
+    );
+}

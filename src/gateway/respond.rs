@@ -85,6 +85,7 @@ fn log_and_count(ctx: &RequestCtx<'_>, response: &Response<ResponseBody>) {
         status,
         latency_us = latency.as_micros() as u64,
         request_id = ctx.request_id.to_str().unwrap_or("-"),
+        trace_id = %ctx.trace.trace_id(),
         client = %ctx.client,
         peer = %ctx.connection.peer,
         sub = ctx.caller.as_ref().map_or("-", |identity| identity.sub.as_str()),

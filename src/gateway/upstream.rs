@@ -16,6 +16,7 @@ use crate::proxy::RequestBody;
 use crate::proxy::headers::{self, Forwarding, X_REQUEST_ID};
 use crate::proxy::upgrade;
 use crate::routes::{self, Route};
+use crate::telemetry::trace::{TRACEPARENT, TRACESTATE};
 
 pub(super) fn upstream_request(
     ctx: &RequestCtx<'_>,
@@ -63,6 +64,11 @@ pub(super) fn upstream_request(
     };
     headers::set_forwarding(headers, &forwarding);
     headers.insert(X_REQUEST_ID, ctx.request_id.clone());
+    // The upstream's parent span is the gateway's; a trace begun here has no state yet.
+    headers.insert(TRACEPARENT, ctx.trace.traceparent());
+    if !ctx.trace.continued() {
+        headers.remove(TRACESTATE);
+    }
     if asks_upgrade {
         upgrade::ask_for_upgrade(headers);
     }

@@ -2,6 +2,7 @@
 //! Prometheus metrics in `metrics`.
 
 pub mod metrics;
+pub mod trace;
 
 use std::io::IsTerminal;
 
