@@ -374,6 +374,22 @@ pub(super) fn endpoint(text: &str) -> Result<super::Endpoint, String> {
     }
 }
 
+/// The `Content-Type` of a logo file, by its extension; `None` for anything else.
+pub fn logo_content_type(file: &str) -> Option<&'static str> {
+    let extension = std::path::Path::new(file)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::path::Path;
 use bytes::Bytes;
 use minijinja::{Environment, Value, context};
 
+use crate::config::values::logo_content_type;
 use crate::config::{ProviderConfig, UiConfig};
 
 pub(crate) use account::{AccountPage, ListedSession};
@@ -39,19 +40,6 @@ pub(crate) struct Pages {
 pub(crate) struct Logo {
     pub bytes: Bytes,
     pub content_type: &'static str,
-}
-
-/// The `Content-Type` of a logo file, by its extension; `None` for anything else.
-pub(crate) fn logo_content_type(file: &str) -> Option<&'static str> {
-    let extension = Path::new(file).extension()?.to_str()?.to_ascii_lowercase();
-    Some(match extension.as_str() {
-        "png" => "image/png",
-        "svg" => "image/svg+xml",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "gif" => "image/gif",
-        _ => return None,
-    })
 }
 
 impl Pages {

@@ -61,15 +61,14 @@ impl TraceContext {
         self.flags & SAMPLED != 0
     }
 
-    /// `00-<trace id>-<the gateway's span>-<flags>`, for the upstream.
+    /// `00-<trace id>-<the gateway's span>-<flags>`, for the upstream: written into a buffer
+    /// on the stack (every proxied request sends one), then copied once into the header.
     pub fn traceparent(&self) -> HeaderValue {
-        let text = format!(
-            "00-{}-{}-{:02x}",
-            Hex(&self.trace_id),
-            Hex(&self.span_id),
-            self.flags
-        );
-        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""))
+        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        write_hex(&mut text[3..35], &self.trace_id);
+        write_hex(&mut text[36..52], &self.span_id);
+        write_hex(&mut text[53..55], &[self.flags]);
+        HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(""))
     }
 
     /// The trace id as 32 lower-case hex digits (for the access log).
@@ -110,6 +109,15 @@ fn parse(value: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
     let parent_id = hex_bytes::<8>(&head[36..52])?;
     let flags = hex_bytes::<1>(&head[53..55])?[0];
     (trace_id != [0; 16] && parent_id != [0; 8]).then_some((trace_id, parent_id, flags))
+}
+
+/// `bytes` as lower-case hex digits into `out` (twice as long).
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
 }
 
 /// `N` bytes from exactly `2N` lower-case hex digits.

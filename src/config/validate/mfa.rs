@@ -6,6 +6,7 @@ use toml::Spanned;
 
 use super::Checker;
 use crate::config::file::{MfaFile, UiFile, WebauthnFile};
+use crate::config::values::logo_content_type;
 use crate::config::*;
 
 /// Longer names are cut off by authenticator apps.
@@ -76,7 +77,7 @@ impl Checker<'_> {
     /// templates themselves are parsed when the pages load, which `check` does too).
     pub(super) fn ui(&mut self, ui: UiFile) -> UiConfig {
         let logo_file = ui.logo_file.and_then(|file| {
-            let known = crate::pages::logo_content_type(file.get_ref()).is_some();
+            let known = logo_content_type(file.get_ref()).is_some();
             if !known {
                 self.error(
                     file.span(),
