@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use http::uri::Authority;
 use http::{HeaderValue, Method, Request};
@@ -13,6 +13,7 @@ use crate::auth::{Identity, Verifiers};
 use crate::proxy::headers;
 use crate::runtime::{Runtime, Shared};
 use crate::server::ConnectionInfo;
+use crate::telemetry::export::{Kind, SpanRecord};
 use crate::telemetry::trace::TraceContext;
 
 pub(crate) struct RequestCtx<'r> {
@@ -25,6 +26,8 @@ pub(crate) struct RequestCtx<'r> {
     pub request_id: HeaderValue,
     /// Its place in a W3C trace: continued from the client's `traceparent`, or begun here.
     pub trace: TraceContext,
+    /// When the request began on the wall clock, if its spans are exported (SPEC 15).
+    pub span_started: Option<SystemTime>,
     /// SPEC 6's client address, computed once: rate limits, sessions and the log all use it.
     pub client: IpAddr,
     /// The route's name for metrics and the log: `-` before routing, `gateway` for `/auth/*`.
@@ -54,6 +57,9 @@ impl<'r> RequestCtx<'r> {
         request: &Request<B>,
     ) -> RequestCtx<'r> {
         let trusted = &runtime.config.server.trusted_proxies;
+        // Begun traces are sampled: the backends decide whether to record their part.
+        let trace = TraceContext::of(request.headers(), true);
+        let exported = shared.spans.is_some() && trace.sampled();
         RequestCtx {
             shared,
             runtime,
@@ -61,8 +67,8 @@ impl<'r> RequestCtx<'r> {
             started: Instant::now(),
             method: request.method().clone(),
             request_id: headers::request_id(request.headers()),
-            // Begun traces are sampled: the backends decide whether to record their part.
-            trace: TraceContext::of(request.headers(), true),
+            trace,
+            span_started: exported.then(SystemTime::now),
             client: headers::client_ip(connection.peer, request.headers(), trusted),
             route: "-",
             caller: None,
@@ -76,6 +82,29 @@ impl<'r> RequestCtx<'r> {
 }
 
 impl<'r> RequestCtx<'r> {
+    /// The wall-clock start of a phase whose span is exported; `None` (and no clock read)
+    /// when this request's spans are not.
+    pub(crate) fn span_start(&self) -> Option<SystemTime> {
+        self.span_started.map(|_| SystemTime::now())
+    }
+
+    /// Hands the span of a phase that began at `start` (from `span_start`) to the exporter.
+    pub(crate) fn finish_span(
+        &self,
+        name: &str,
+        kind: Kind,
+        start: Option<SystemTime>,
+        attributes: Vec<(&'static str, String)>,
+        error: bool,
+    ) {
+        if let (Some(spans), Some(start)) = (&self.shared.spans, start) {
+            let mut span = SpanRecord::child(&self.trace, name, kind, start);
+            span.attributes = attributes;
+            span.error = error;
+            spans.record(span);
+        }
+    }
+
     /// What this request's credential is checked against.
     pub(crate) fn verifiers(&self) -> Verifiers<'r> {
         Verifiers {

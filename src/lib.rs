@@ -147,6 +147,7 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, Stri
     auth::keys::generate_missing(&config.tokens).map_err(runtime::RuntimeError::from)?;
     mfa::generate_missing_key(config.mfa.as_ref()).map_err(runtime::RuntimeError::from)?;
     let metrics = telemetry::metrics::Metrics::new();
+    let metrics_dropped = metrics.spans_dropped();
     let runtime = Runtime::build(config.clone(), &client, &metrics.upstream_health(), None)?;
     let revocations = Arc::new(auth::Revocations::new());
     let api_keys = Arc::new(auth::ApiKeys::new());
@@ -169,6 +170,10 @@ async fn build_shared(config: &Config, life: &Lifecycle) -> Result<(Shared, Stri
         reload_lock: tokio::sync::Mutex::new(()),
         // Tunnels close when the shutdown grace is over.
         shutdown: life.abort.clone(),
+        spans: config.telemetry.otlp_endpoint.as_ref().map(|endpoint| {
+            let service = config.telemetry.service_name.clone();
+            telemetry::export::start(endpoint, service, metrics_dropped, life.abort.clone())
+        }),
     };
     Ok((shared, position))
 }

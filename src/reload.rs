@@ -116,6 +116,8 @@ fn keep_restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!("server.idle_timeout", old.idle_timeout, next.idle_timeout);
     keep!("server.shutdown_grace", old.shutdown_grace, next.shutdown_grace);
     keep!("store", running.store, new.store);
+    // The span exporter is started once per process.
+    keep!("telemetry", running.telemetry, new.telemetry);
     // The log subscriber is installed once per process.
     keep!("log", running.log, new.log);
     let (old_demo, new_demo) = (

@@ -24,6 +24,7 @@ use crate::routes::{Route, RouteTable};
 use crate::sessions::service::SessionService;
 use crate::sessions::store::Timing;
 use crate::sessions::users::{PasswordCheck, Users, UsersFile};
+use crate::telemetry::export::Spans;
 use crate::telemetry::metrics::{Metrics, UpstreamHealth};
 use crate::tls;
 
@@ -264,4 +265,6 @@ pub(crate) struct Shared {
     pub reload_lock: tokio::sync::Mutex<()>,
     /// Cancelled when the shutdown grace is over: long-lived tunnels close then.
     pub shutdown: CancellationToken,
+    /// Where finished spans go, with `[telemetry] otlp_endpoint` (SPEC 15).
+    pub spans: Option<Spans>,
 }

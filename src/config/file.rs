@@ -44,6 +44,15 @@ pub(super) struct FileConfig {
     pub admin: AdminFile,
     #[serde(default)]
     pub ui: UiFile,
+    #[serde(default)]
+    pub telemetry: TelemetryFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TelemetryFile {
+    pub otlp_endpoint: Option<Text>,
+    pub service_name: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

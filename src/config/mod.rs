@@ -48,6 +48,16 @@ pub struct Config {
     pub dpop: DpopConfig,
     pub admin: AdminConfig,
     pub ui: UiConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: span export (SPEC 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector (`http://host:4318`); `None`: spans are not exported.
+    pub otlp_endpoint: Option<http::Uri>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
 }
 
 /// `[ui]`: how the gateway's pages look (SPEC 15).

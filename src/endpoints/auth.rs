@@ -290,6 +290,7 @@ async fn read_attempt(runtime: &Runtime, request: Request<Incoming>) -> Result<L
 }
 
 async fn check_password(ctx: &RequestCtx<'_>, attempt: &LoginAttempt) -> Result<Authenticated, GatewayError> {
+    let start = ctx.span_start();
     let checked = ctx
         .runtime
         .passwords
@@ -299,6 +300,8 @@ async fn check_password(ctx: &RequestCtx<'_>, attempt: &LoginAttempt) -> Result<
             attempt.password.expose(),
         )
         .await;
+    let kind = crate::telemetry::export::Kind::Internal;
+    ctx.finish_span("password hashing", kind, start, Vec::new(), false);
     checked.map_err(|error| {
         let ip = ctx.client;
         tracing::info!(target: "portcullis::audit", event = "login_failed", user = %attempt.username, %ip, reason = %error);

@@ -33,6 +33,7 @@ use crate::proxy::{ResponseBody, upgrade};
 use crate::routes::{Destination, Route};
 use crate::runtime::Shared;
 use crate::server::{ConnectionInfo, PublicService};
+use crate::telemetry::export::Kind;
 use early::early_checks;
 use forward::forward;
 use respond::{UpgradeAsked, respond};
@@ -82,13 +83,31 @@ async fn pipeline(
         // Boxed: a large future that proxied requests need not carry.
         return Box::pin(endpoints::handle(ctx, request, &target)).await;
     };
-    authenticate(ctx, route, &request, &target).await?;
+    let start = ctx.span_start();
+    let authenticated = authenticate(ctx, route, &request, &target).await;
+    ctx.finish_span(
+        "authenticate",
+        Kind::Internal,
+        start,
+        Vec::new(),
+        authenticated.is_err(),
+    );
+    authenticated?;
     authorize(ctx, route, &request, &target)?;
     // Only authenticated, authorised requests to a WebSocket route may ask for an upgrade.
     let on_upgrade =
         (route.websocket && upgrade::is_websocket(&request)).then(|| hyper::upgrade::on(&mut request));
     let upstream = upstream_request(ctx, route, &target, request, on_upgrade.is_some())?;
-    forward(ctx, route, upstream, on_upgrade).await
+    let start = ctx.span_start();
+    let forwarded = forward(ctx, route, upstream, on_upgrade).await;
+    if start.is_some() {
+        let status = forwarded
+            .as_ref()
+            .map_or(0, |response| response.status().as_u16());
+        let attributes = vec![("http.response.status_code", status.to_string())];
+        ctx.finish_span("upstream", Kind::Client, start, attributes, forwarded.is_err());
+    }
+    forwarded
 }
 
 /// Phase 2: the route the request goes to, or `None` for the gateway's own endpoints.

@@ -10,6 +10,7 @@ use crate::endpoints::cors;
 use crate::error::GatewayError;
 use crate::proxy::ResponseBody;
 use crate::proxy::headers::X_REQUEST_ID;
+use crate::telemetry::export::{Kind, SpanRecord};
 
 /// On every response of the public listener (unless the upstream set its own).
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
@@ -75,6 +76,7 @@ fn count_failure(ctx: &RequestCtx<'_>, error: &GatewayError) {
 fn log_and_count(ctx: &RequestCtx<'_>, response: &Response<ResponseBody>) {
     let latency = ctx.started.elapsed();
     let status = response.status().as_u16();
+    export_request_span(ctx, status);
     ctx.shared
         .metrics
         .request(ctx.route, status, latency.as_secs_f64());
@@ -90,4 +92,27 @@ fn log_and_count(ctx: &RequestCtx<'_>, response: &Response<ResponseBody>) {
         peer = %ctx.connection.peer,
         sub = ctx.caller.as_ref().map_or("-", |identity| identity.sub.as_str()),
     );
+}
+
+/// The request's own span (its id is the one the upstream was told), when exported.
+fn export_request_span(ctx: &RequestCtx<'_>, status: u16) {
+    let (Some(spans), Some(start)) = (&ctx.shared.spans, ctx.span_started) else {
+        return;
+    };
+    let mut span = SpanRecord::child(
+        &ctx.trace,
+        &format!("{} {}", ctx.method, ctx.route),
+        Kind::Server,
+        start,
+    );
+    span.span_id = ctx.trace.span_id;
+    span.parent_id = ctx.trace.parent_id;
+    span.attributes = vec![
+        ("http.request.method", ctx.method.to_string()),
+        ("http.route", ctx.route.to_string()),
+        ("http.response.status_code", status.to_string()),
+        ("client.address", ctx.client.to_string()),
+    ];
+    span.error = status >= 500;
+    spans.record(span);
 }

@@ -88,6 +88,7 @@ pub struct Metrics {
     config_reloads: Family<Labels<1>, Counter>,
     upstream_healthy: Family<Labels<2>, Gauge>,
     open_connections: Gauge,
+    spans_dropped: Counter,
 }
 
 // === impl Metrics ===
@@ -107,6 +108,7 @@ impl Metrics {
             config_reloads: Family::default(),
             upstream_healthy: Family::default(),
             open_connections: Gauge::default(),
+            spans_dropped: Counter::default(),
         };
         metrics.seed();
         metrics.register()
@@ -163,6 +165,11 @@ impl Metrics {
 
     pub fn refresh(&self, result: &str) {
         self.refreshes.get_or_create(&labels([("result", result)])).inc();
+    }
+
+    /// The dropped-spans counter, for the span exporter (SPEC 15).
+    pub fn spans_dropped(&self) -> Counter {
+        self.spans_dropped.clone()
     }
 
     pub fn upstream_error(&self, route: &str, kind: &str) {
@@ -270,6 +277,8 @@ impl Metrics {
             "Open downstream connections",
             self.open_connections.clone(),
         );
+        let help = "Spans not exported: the queue was full or the collector did not take them";
+        r.register("trace_spans_dropped", help, self.spans_dropped.clone());
         self
     }
 }

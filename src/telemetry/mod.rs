@@ -1,6 +1,7 @@
 //! Logging setup (human-readable lines by default, JSON with `[log] format = "json"`) and the
 //! Prometheus metrics in `metrics`.
 
+pub mod export;
 pub mod metrics;
 pub mod trace;
 

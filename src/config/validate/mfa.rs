@@ -5,7 +5,7 @@
 use toml::Spanned;
 
 use super::Checker;
-use crate::config::file::{MfaFile, UiFile, WebauthnFile};
+use crate::config::file::{MfaFile, TelemetryFile, UiFile, WebauthnFile};
 use crate::config::values::logo_content_type;
 use crate::config::*;
 
@@ -98,6 +98,31 @@ impl Checker<'_> {
             logo_file,
             template_dir,
         }
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn telemetry(&mut self, file: TelemetryFile) -> TelemetryConfig {
+        TelemetryConfig {
+            otlp_endpoint: file
+                .otlp_endpoint
+                .and_then(|url| self.optional(&url, collector_url)),
+            service_name: self.value(file.service_name.as_ref(), "portcullis", page_title),
+        }
+    }
+}
+
+/// `http://host:port` of an OTLP/HTTP collector, without a path (`/v1/traces` is added).
+fn collector_url(text: &str) -> Result<http::Uri, String> {
+    let url: http::Uri = text.parse().map_err(|_| format!("{text:?} is not a URL"))?;
+    let plain = url.scheme_str() == Some("http") && url.host().is_some();
+    let bare = matches!(url.path(), "" | "/") && url.query().is_none();
+    match plain && bare {
+        true => Ok(url),
+        false => Err(format!(
+            "otlp_endpoint {text:?} must be http://host:port (an OTLP/HTTP collector, usually on \
+             the same host; https is not supported yet)"
+        )),
     }
 }
 

@@ -45,6 +45,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         dpop,
         admin,
         ui,
+        telemetry,
     } = file;
     // Before the routes: their `accept` names issuers, their rules providers.
     let issuers = checker.issuers(issuers);
@@ -69,6 +70,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<Config, ConfigErrors> 
         dpop: checker.dpop(dpop),
         admin: checker.admin(admin),
         ui: checker.ui(ui),
+        telemetry: checker.telemetry(telemetry),
     };
     checker.cross_checks(&config);
     checker.problems.finish(config)
