@@ -7,8 +7,8 @@ use http::header::{LOCATION, SET_COOKIE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::auth::page;
 use super::body::Fields;
+use super::html::page;
 use super::sessions::caller;
 use crate::auth::tokens::unix_now;
 use crate::context::{RequestCtx, Target};

@@ -34,7 +34,7 @@ pub(super) async fn page<B>(
     let caller = caller(ctx, request, target)?;
     let (totp, passkeys) = second_factors(ctx, &caller.sub).await?;
     let passkeys = passkeys.as_deref();
-    Ok(super::auth::page(ctx.runtime.pages.factors(
+    Ok(super::html::page(ctx.runtime.pages.factors(
         &caller.sub,
         totp,
         passkeys,
@@ -302,7 +302,7 @@ pub(super) fn challenge(
             passkeys: factors.passkeys,
             problem: message.as_deref(),
         };
-        let mut response = super::auth::page(ctx.runtime.pages.second_factor(&page));
+        let mut response = super::html::page(ctx.runtime.pages.second_factor(&page));
         if problem.is_some() {
             *response.status_mut() = StatusCode::UNAUTHORIZED;
         }

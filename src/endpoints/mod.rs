@@ -7,6 +7,7 @@ mod api_keys;
 mod auth;
 mod body;
 pub(crate) mod cors;
+mod html;
 mod mfa;
 mod oidc;
 mod passkeys;
@@ -47,14 +48,14 @@ pub(crate) async fn handle(
     match (target.path.as_str(), request.method()) {
         (_, &Method::OPTIONS) if ctx.cors.is_some() => Ok(cors::preflight()),
         ("/auth/login", &Method::POST) => auth::login(ctx, request, target).await,
-        ("/auth/login", &Method::GET) => Ok(auth::login_page(ctx, &request)),
+        ("/auth/login", &Method::GET) => Ok(html::login_page(ctx, &request)),
         ("/auth/login/mfa", &Method::POST) => mfa::finish_login(ctx, request, target).await,
         ("/auth/mfa", &Method::GET) => mfa::page(ctx, &request, target).await,
         ("/auth/mfa/totp/enroll", &Method::POST) => mfa::enroll(ctx, request, target).await,
         ("/auth/mfa/totp/confirm", &Method::POST) => mfa::confirm(ctx, request, target).await,
         ("/auth/mfa/totp", &Method::DELETE) => mfa::remove(ctx, request, target).await,
         ("/auth/passkeys", &Method::GET) => passkeys::list(ctx, &request, target).await,
-        ("/auth/passkeys.js", &Method::GET) => Ok(auth::passkeys_script()),
+        ("/auth/passkeys.js", &Method::GET) => Ok(html::passkeys_script()),
         ("/auth/passkeys/register/start", &Method::POST) => {
             passkeys::register_start(ctx, request, target).await
         }
@@ -74,7 +75,7 @@ pub(crate) async fn handle(
         ("/auth/account/revoke", &Method::POST) => account::revoke(ctx, request, target).await,
         ("/auth/account/logout", &Method::POST) => account::sign_out(ctx, &request, target, false).await,
         ("/auth/account/logout-all", &Method::POST) => account::sign_out(ctx, &request, target, true).await,
-        ("/auth/logo", &Method::GET) => auth::logo(ctx.runtime),
+        ("/auth/logo", &Method::GET) => html::logo(ctx.runtime),
         ("/.well-known/jwks.json", &Method::GET) => Ok(auth::jwks(ctx.runtime)),
         ("/auth/refresh", &Method::POST) => sessions::refresh(ctx, request, target).await,
         ("/auth/logout", &Method::POST) => sessions::logout(ctx, request, target).await,

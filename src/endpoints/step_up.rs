@@ -8,8 +8,9 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::auth::{no_store, page};
+use super::auth::no_store;
 use super::body::{BodyKind, Fields};
+use super::html::page;
 use super::sessions::caller;
 use super::{json, mfa, query_param};
 use crate::auth::csrf;

@@ -43,7 +43,7 @@ impl DpopFailure {
     pub(super) fn reason(self) -> &'static str {
         match self {
             DpopFailure::Proof(error) => error.reason(),
-            DpopFailure::Token(error) => super::token_reason(error),
+            DpopFailure::Token(error) => super::labels::token_reason(error),
             DpopFailure::BoundTokenAsBearer => "dpop_bound_as_bearer",
             DpopFailure::NotBound => "dpop_not_bound",
             DpopFailure::BearerRefused => "dpop_required",

@@ -408,6 +408,8 @@ mod tests {
             "portcullis_revocations",
             "portcullis_config_reloads_total",
             "portcullis_open_connections",
+            // SPEC 15: spans the exporter could not deliver.
+            "portcullis_trace_spans_dropped_total",
         ];
         let samples = text.lines().filter(|line| !line.starts_with('#'));
         let names: Vec<&str> = samples.filter_map(|line| line.split(['{', ' ']).next()).collect();

@@ -32,10 +32,7 @@ impl TraceContext {
             (Some(value), None) => parse(value.as_bytes()),
             _ => None,
         };
-        let mut ids = [0u8; 24];
-        // Without an entropy source every id would be zero, which W3C calls invalid; a
-        // supported system always has one.
-        let _ = aws_lc_rs::rand::fill(&mut ids);
+        let ids = random_ids();
         let span_id = eight(&ids[16..]);
         match continued {
             Some((trace_id, parent_id, flags)) => TraceContext {
@@ -135,6 +132,31 @@ fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
         out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
     Some(out)
+}
+
+/// 24 random bytes for a trace id and a span id, from a per-thread wyrand generator seeded
+/// by the OS (through aws-lc) once per thread: ids must be unpredictable enough not to
+/// collide, not secret, and every request needs them, so no system call per request.
+fn random_ids() -> [u8; 24] {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+            let mut seed = [0u8; 8];
+            // Without an entropy source the seed stays 0: ids still differ per call.
+            let _ = aws_lc_rs::rand::fill(&mut seed);
+            u64::from_ne_bytes(seed)
+        });
+    }
+    STATE.with(|state| {
+        let mut ids = [0u8; 24];
+        for chunk in ids.chunks_mut(8) {
+            let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+            state.set(next);
+            let mixed = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
+            let word = ((mixed >> 64) as u64) ^ (mixed as u64);
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        ids
+    })
 }
 
 fn eight(bytes: &[u8]) -> [u8; 8] {
