@@ -33,11 +33,7 @@ pub struct Call {
 
 impl Call {
     pub fn get(path: String) -> Call {
-        Call {
-            method: Method::GET,
-            path,
-            body: None,
-        }
+        Call::without_body(Method::GET, path)
     }
 
     pub fn sessions_of(sub: &str) -> Call {
@@ -50,6 +46,15 @@ impl Call {
 
     pub fn revoke_user(sub: &str) -> Call {
         Call::without_body(Method::POST, format!("/admin/users/{}/revoke", escaped(sub)))
+    }
+
+    /// `POST /admin/api-keys`; `expires_in` in seconds, `None` for a key that lasts until deleted.
+    pub fn create_api_key(sub: &str, role: &str, name: &str, expires_in: Option<u64>) -> Call {
+        let body = serde_json::json!({ "sub": sub, "role": role, "name": name, "expires_in": expires_in });
+        Call {
+            body: Some(body),
+            ..Call::without_body(Method::POST, "/admin/api-keys".into())
+        }
     }
 
     pub fn delete_api_key(id: &str) -> Call {

@@ -72,13 +72,7 @@ fn admin_call(action: AdminAction) -> Call {
             role,
             name,
             expires_in,
-        }) => Call {
-            body: Some(serde_json::json!({
-                "sub": sub, "role": role, "name": name,
-                "expires_in": expires_in.map(|d| d.as_secs()),
-            })),
-            ..Call::without_body(http::Method::POST, "/admin/api-keys".into())
-        },
+        }) => Call::create_api_key(&sub, &role, &name, expires_in.map(|d| d.as_secs())),
         AdminAction::ApiKeys(ApiKeysAction::Delete { id }) => Call::delete_api_key(&id),
         AdminAction::Reload => Call::without_body(http::Method::POST, "/admin/reload".into()),
     }

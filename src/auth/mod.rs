@@ -23,27 +23,7 @@ pub use tokens::{AccessTokens, CredentialKind, Identity, TokenError};
 
 use std::sync::Arc;
 
-use http::HeaderMap;
-
-use crate::config::CookiesConfig;
 pub use revocation::Revocations;
-
-/// The verified caller of a request, if it presents a credential: `Ok(None)` means none was
-/// presented; a presented but invalid one is an error (the caller decides what public routes do).
-pub fn identify(
-    verifiers: &Verifiers<'_>,
-    cookies: &CookiesConfig,
-    headers: &HeaderMap,
-    now: u64,
-) -> Result<Option<Arc<Identity>>, TokenError> {
-    let token = match credential(headers, cookies) {
-        Ok(Some(credential)) => credential.token(),
-        Ok(None) => return Ok(None),
-        // A malformed `Authorization` or a tossed cookie is an invalid credential.
-        Err(_) => return Err(TokenError::Malformed),
-    };
-    verifiers.verify(token, now).map(Some)
-}
 
 /// What a presented credential is checked against.
 pub struct Verifiers<'a> {

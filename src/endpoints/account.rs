@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 
 use super::body::Fields;
 use super::html::page;
-use super::sessions::caller;
+use super::sessions::{caller, end_everywhere, end_own};
 use crate::auth::tokens::unix_now;
 use crate::context::{RequestCtx, Target};
 use crate::error::GatewayError;
@@ -76,16 +76,8 @@ pub(super) async fn revoke(
     let sid = Fields::read(request, deadline, &["sid"])
         .await?
         .require("sid", "the form needs sid")?;
-    let sessions = &ctx.shared.sessions;
     // Someone else's session, or an unknown one: nothing happens, and nothing is disclosed.
-    if sessions.get(&sid).await?.is_some_and(|s| s.sub == caller.sub)
-        && sessions
-            .end(&sid, ctx.runtime.timing(unix_now()))
-            .await?
-            .is_some()
-    {
-        tracing::info!(target: "portcullis::audit", event = "session_revoked", sub = %caller.sub, %sid, by = "owner");
-    }
+    end_own(ctx, &caller, &sid).await?;
     Ok(see_other("/auth/account?done=revoked", Vec::new()))
 }
 
@@ -98,12 +90,15 @@ pub(super) async fn sign_out<B>(
     everywhere: bool,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let caller = caller(ctx, request, target)?;
-    let timing = ctx.runtime.timing(unix_now());
-    let sessions = &ctx.shared.sessions;
     if everywhere {
-        let ended = sessions.end_all(&caller.sub, timing).await?;
-        tracing::info!(target: "portcullis::audit", event = "logout_all", sub = %caller.sub, sessions = ended.len());
-    } else if sessions.end(&caller.sid, timing).await?.is_some() {
+        end_everywhere(ctx, &caller).await?;
+    } else if ctx
+        .shared
+        .sessions
+        .end(&caller.sid, ctx.runtime.timing(unix_now()))
+        .await?
+        .is_some()
+    {
         tracing::info!(target: "portcullis::audit", event = "logout", sub = %caller.sub, sid = %caller.sid);
     }
     Ok(see_other(

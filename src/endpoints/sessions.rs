@@ -147,9 +147,7 @@ pub(super) async fn logout_all<B>(
     target: &Target,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let caller = caller(ctx, request, target)?;
-    let timing = ctx.runtime.timing(unix_now());
-    let ended = ctx.shared.sessions.end_all(&caller.sub, timing).await?;
-    tracing::info!(target: "portcullis::audit", event = "logout_all", sub = %caller.sub, sessions = ended.len());
+    end_everywhere(ctx, &caller).await?;
     Ok(no_content())
 }
 
@@ -173,18 +171,35 @@ pub(super) async fn revoke_own<B>(
     sid: &str,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let caller = caller(ctx, request, target)?;
+    match end_own(ctx, &caller, sid).await? {
+        true => Ok(no_content()),
+        false => Err(GatewayError::NoRoute),
+    }
+}
+
+/// Ends the caller's session `sid`; `false` when it is not a live session of theirs.
+pub(super) async fn end_own(
+    ctx: &RequestCtx<'_>,
+    caller: &Identity,
+    sid: &str,
+) -> Result<bool, GatewayError> {
     let sessions = &ctx.shared.sessions;
-    let session = sessions.get(sid).await?;
-    if session.is_none_or(|s| s.sub != caller.sub) {
-        return Err(GatewayError::NoRoute);
+    if sessions.get(sid).await?.is_none_or(|s| s.sub != caller.sub) {
+        return Ok(false);
     }
-    match sessions.end(sid, ctx.runtime.timing(unix_now())).await? {
-        Some(_) => {
-            tracing::info!(target: "portcullis::audit", event = "session_revoked", sub = %caller.sub, %sid, by = "owner");
-            Ok(no_content())
-        }
-        None => Err(GatewayError::NoRoute),
+    let ended = sessions.end(sid, ctx.runtime.timing(unix_now())).await?.is_some();
+    if ended {
+        tracing::info!(target: "portcullis::audit", event = "session_revoked", sub = %caller.sub, %sid, by = "owner");
     }
+    Ok(ended)
+}
+
+/// Ends every session of the caller and every access token issued to them until now.
+pub(super) async fn end_everywhere(ctx: &RequestCtx<'_>, caller: &Identity) -> Result<(), GatewayError> {
+    let timing = ctx.runtime.timing(unix_now());
+    let ended = ctx.shared.sessions.end_all(&caller.sub, timing).await?;
+    tracing::info!(target: "portcullis::audit", event = "logout_all", sub = %caller.sub, sessions = ended.len());
+    Ok(())
 }
 
 /// The caller's verified identity; these endpoints need one.

@@ -10,7 +10,7 @@ use crate::endpoints::cors;
 use crate::error::GatewayError;
 use crate::proxy::ResponseBody;
 use crate::proxy::headers::X_REQUEST_ID;
-use crate::telemetry::export::{Kind, SpanRecord};
+use crate::telemetry::export::SpanRecord;
 
 /// On every response of the public listener (unless the upstream set its own).
 const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
@@ -99,14 +99,8 @@ fn export_request_span(ctx: &RequestCtx<'_>, status: u16) {
     let (Some(spans), Some(start)) = (&ctx.shared.spans, ctx.span_started) else {
         return;
     };
-    let mut span = SpanRecord::child(
-        &ctx.trace,
-        &format!("{} {}", ctx.method, ctx.route),
-        Kind::Server,
-        start,
-    );
-    span.span_id = ctx.trace.span_id;
-    span.parent_id = ctx.trace.parent_id;
+    let name = format!("{} {}", ctx.method, ctx.route);
+    let mut span = SpanRecord::request(&ctx.trace, name, start);
     span.attributes = vec![
         ("http.request.method", ctx.method.to_string()),
         ("http.route", ctx.route.to_string()),

@@ -54,15 +54,31 @@ pub struct SpanRecord {
 }
 
 impl SpanRecord {
+    /// The request's own span in `trace`: the id the upstream was told, the caller's parent.
+    pub fn request(trace: &TraceContext, name: String, start: SystemTime) -> SpanRecord {
+        SpanRecord::new(trace, trace.span_id, trace.parent_id, name, Kind::Server, start)
+    }
+
     /// A child of the request span of `trace`, with a fresh id.
     pub fn child(trace: &TraceContext, name: &str, kind: Kind, start: SystemTime) -> SpanRecord {
-        let mut span_id = [0u8; 8];
-        let _ = aws_lc_rs::rand::fill(&mut span_id);
+        let (id, parent) = (super::trace::new_span_id(), Some(trace.span_id));
+        SpanRecord::new(trace, id, parent, name.to_string(), kind, start)
+    }
+
+    /// Ends now, no attributes, no error.
+    fn new(
+        trace: &TraceContext,
+        span_id: [u8; 8],
+        parent_id: Option<[u8; 8]>,
+        name: String,
+        kind: Kind,
+        start: SystemTime,
+    ) -> SpanRecord {
         SpanRecord {
             trace_id: trace.trace_id,
             span_id,
-            parent_id: Some(trace.span_id),
-            name: name.to_string(),
+            parent_id,
+            name,
             kind,
             start,
             end: SystemTime::now(),

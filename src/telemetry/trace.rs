@@ -159,6 +159,11 @@ fn random_ids() -> [u8; 24] {
     })
 }
 
+/// A fresh span id (for spans the gateway makes beside the request's own).
+pub fn new_span_id() -> [u8; 8] {
+    eight(&random_ids()[..8])
+}
+
 fn eight(bytes: &[u8]) -> [u8; 8] {
     bytes.try_into().unwrap_or([1; 8])
 }
