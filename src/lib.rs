@@ -22,7 +22,7 @@ pub(crate) mod federation;
 pub(crate) mod gateway;
 pub mod limits;
 pub mod mfa;
-pub(crate) mod pages;
+pub mod pages;
 pub mod path;
 pub mod policy;
 pub mod proxy;

@@ -217,6 +217,7 @@ fn check_files(config: &config::Config) -> Result<(), String> {
             portcullis::mfa::Totp::load(mfa).map_err(|e| at_config(&format!("[mfa]: {e}")))?;
         }
     }
+    portcullis::pages::Pages::load(&config.ui).map_err(|e| at_config(&format!("[ui]: {e}")))?;
     if let Some(token) = &config.admin.token {
         portcullis::auth::admin_token::AdminToken::load(token)
             .map_err(|e| at_config(&format!("[admin]: {e}")))?;

@@ -249,4 +249,12 @@ fn check_refuses_a_logo_it_cannot_show_and_a_missing_template_dir() {
         let (_, stderr) = refused_by_check(dir.path(), &format!("[ui]\n{ui}\n"));
         assert!(stderr.contains(message), "{ui}: {stderr}");
     }
+    // A replaced template that does not parse is found by check too, not only at start.
+    std::fs::create_dir(dir.path().join("broken")).expect("dir");
+    std::fs::write(dir.path().join("broken/login.html"), "{% if %}").expect("template");
+    let (_, stderr) = refused_by_check(dir.path(), "[ui]\ntemplate_dir = \"broken\"\n");
+    assert!(
+        stderr.contains("[ui]: ") && stderr.contains("broken/login.html"),
+        "{stderr}"
+    );
 }

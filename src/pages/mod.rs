@@ -31,7 +31,7 @@ const BUILT_IN: [(&str, &str); 8] = [
 const MAX_LOGO_BYTES: u64 = 256 * 1024;
 
 /// The pages as one `[ui]` section makes them.
-pub(crate) struct Pages {
+pub struct Pages {
     templates: Environment<'static>,
     logo: Option<Logo>,
 }
@@ -46,7 +46,7 @@ impl Pages {
     /// The built-in templates, those of `template_dir` in their place, the logo read: every
     /// error (a template that does not parse, an unknown template name, an unreadable logo)
     /// names its file.
-    pub(crate) fn load(ui: &UiConfig) -> Result<Pages, String> {
+    pub fn load(ui: &UiConfig) -> Result<Pages, String> {
         let mut templates = Environment::new();
         for (name, source) in BUILT_IN {
             templates
